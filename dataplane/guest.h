@@ -1,0 +1,66 @@
+// What the engine needs from a guest (thread guest now, KVM guest later): its RAM blocks,
+// run control, dirty tracking and state save/restore. Implemented in vm/.
+//
+// Threads: every method is called from the migration control thread only, except
+// verify_counters(), which any thread may call.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/bitmap.h"
+#include "dataplane/ram_block.h"
+#include "dataplane/status.h"
+#include "dataplane/wire.h"
+
+namespace tern {
+
+struct VerifyReport {
+  uint64_t pages_checked = 0;     // target pages whose content was checked
+  uint64_t mismatches = 0;        // pages whose content is wrong (torn, stale, misplaced)
+  uint64_t touched_checked = 0;   // postcopy: pages verified by the guest on first touch
+  uint64_t touched_mismatches = 0;
+  std::string first_mismatch;     // human-readable description of the first bad page, if any
+};
+
+class Guest {
+ public:
+  virtual ~Guest() = default;
+
+  // The guest's RAM, fixed for its lifetime.
+  virtual const std::vector<RamBlock*>& ram() const = 0;
+  Layout layout() const;
+
+  // Starts (or resumes) the vCPUs.
+  virtual Status start() = 0;
+  // Returns once every vCPU is stopped at a point where guest memory is consistent.
+  virtual void pause() = 0;
+  virtual bool running() const = 0;
+
+  // Dirty tracking. collect_dirty reports, into `bitmap`, every target page written since the
+  // previous call (or since start_dirty_log); a write that completed before the call began is
+  // always reported. Returns the number of target pages reported.
+  virtual Status start_dirty_log() = 0;
+  virtual void stop_dirty_log() = 0;
+  virtual uint64_t collect_dirty(MigrationBitmap& bitmap) = 0;
+
+  // vCPU and device state moved at switchover; load_state before start() on the destination.
+  virtual std::vector<uint8_t> save_state() = 0;
+  virtual Status load_state(const std::vector<uint8_t>& state) = 0;
+
+  // Checks every page of guest memory against the guest's own record (guest paused or done).
+  virtual VerifyReport verify() = 0;
+  // Counters of the guest's own first-touch checks so far (postcopy on the destination).
+  virtual VerifyReport verify_counters() const = 0;
+
+  // Short description for logs and summaries ("threads: 2 vCPUs, 1 GiB, 4K pages").
+  virtual std::string describe() const = 0;
+};
+
+// Creates the destination guest with RAM matching `layout` (not running, no state loaded).
+using GuestFactory = std::function<Result<std::unique_ptr<Guest>>(const Layout& layout)>;
+
+}  // namespace tern

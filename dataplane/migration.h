@@ -1,0 +1,124 @@
+// The engine's public face: start, watch, steer and cancel one live migration, as the source
+// (OutgoingMigration) or the destination (IncomingMigration). Names follow QEMU's QMP.
+//
+// Threads: every method may be called from any thread; each object runs its own control thread
+// and worker threads, and never exits the process.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "dataplane/guest.h"
+#include "dataplane/histogram.h"
+#include "dataplane/status.h"
+
+namespace tern {
+
+struct MigrationCapabilities {
+  bool postcopy_ram = false;      // "postcopy-ram"
+  bool postcopy_preempt = false;  // "postcopy-preempt": urgent pages may cut into a huge page
+};
+
+struct MigrationParameters {
+  uint32_t multifd_channels = 2;     // "multifd-channels": bulk channels
+  uint64_t max_bandwidth = 0;        // "max-bandwidth": bytes per second, 0 = unlimited
+  uint64_t downtime_limit_ms = 300;  // "downtime-limit"
+  uint32_t chunk_size = 64 * 1024;   // bytes per frame; a huge page is preemptible between chunks
+  uint32_t workers = 0;              // worker threads per side; 0 = min(bulk channels, cores)
+  bool pin_workers = true;           // pin workers to cores chosen with hwloc
+  uint32_t max_rounds = 30;          // precopy rounds before forcing switchover
+  std::chrono::milliseconds connect_timeout{10000};
+};
+
+// QMP status names: none, setup, active, postcopy-active, device, completed, failed,
+// cancelling, cancelled.
+enum class MigrationStatus { kNone, kSetup, kActive, kPostcopyActive, kDevice, kCompleted,
+                             kFailed, kCancelling, kCancelled };
+const char* status_name(MigrationStatus s);
+bool is_terminal(MigrationStatus s);
+
+// QEMU's MigrationStats fields (bytes unless named otherwise, times in ms).
+struct MigrationStats {
+  uint64_t transferred = 0;
+  uint64_t remaining = 0;
+  uint64_t total = 0;
+  uint64_t duplicate = 0;         // zero target pages sent as markers
+  uint64_t normal = 0;            // target pages sent with data
+  uint64_t normal_bytes = 0;
+  uint64_t dirty_pages_rate = 0;  // target pages per second, last round
+  double mbps = 0;                // throughput of the last interval, megabits per second
+  uint64_t dirty_sync_count = 0;
+  uint64_t postcopy_requests = 0;
+  uint64_t precopy_bytes = 0;
+  uint64_t postcopy_bytes = 0;
+  uint64_t downtime = 0;
+  uint64_t total_time = 0;
+  uint64_t setup_time = 0;
+  uint64_t expected_downtime = 0;
+  // tern extras
+  uint64_t urgent_pages = 0;      // host pages sent because a destination thread waited
+  uint64_t preemptions = 0;       // huge pages interrupted between chunks for urgent requests (S1)
+  uint64_t raised_requests = 0;   // requests served on the bulk channel holding the page (S3)
+  uint64_t discarded_pages = 0;   // stale host pages discarded at the switch to postcopy
+};
+
+struct MigrationInfo {
+  MigrationStatus status = MigrationStatus::kNone;
+  std::string error;              // set when failed
+  std::string transport;          // name of the transport in use
+  MigrationStats stats;
+  LatencyHistogram::Snapshot fault_latency;  // destination: fault read -> page placed
+  VerifyReport verify;            // destination: after completion
+  bool verified = false;
+};
+
+using StatusCallback = std::function<void(MigrationStatus, const std::string& detail)>;
+
+class OutgoingMigration {
+ public:
+  OutgoingMigration(Guest& guest, MigrationCapabilities caps, MigrationParameters params);
+  ~OutgoingMigration();  // cancels and joins if still running
+
+  // Connects to `uri` and starts migrating in the background. Errors in the URI or the
+  // transport name are returned here; later failures show in info().
+  Status start(const std::string& uri);
+  // Switch to postcopy at the next round boundary (needs the postcopy-ram capability).
+  Status start_postcopy();
+  // Cancels; the source guest keeps running untouched.
+  void cancel();
+  MigrationInfo info() const;
+  // Blocks until the migration reaches a terminal status, or the timeout passes.
+  MigrationStatus wait(std::chrono::milliseconds timeout = std::chrono::hours(24));
+  void on_status(StatusCallback cb);
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+class IncomingMigration {
+ public:
+  IncomingMigration(GuestFactory factory, MigrationParameters params);
+  ~IncomingMigration();
+
+  // Listens on `uri` and accepts one migration in the background. Returns the URI a source
+  // should connect to (wildcard ports resolved).
+  Result<std::string> start(const std::string& uri);
+  void cancel();
+  MigrationInfo info() const;
+  MigrationStatus wait(std::chrono::milliseconds timeout = std::chrono::hours(24));
+  void on_status(StatusCallback cb);
+  // The destination guest once the layout has arrived (nullptr before); owned by this object.
+  Guest* guest();
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tern

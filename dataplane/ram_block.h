@@ -1,0 +1,54 @@
+// A RAM block: one contiguous mapping of guest memory with one host page size (4 KiB anonymous
+// or 2 MiB hugetlb). Target pages are always 4 KiB. Owns its mapping.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "dataplane/status.h"
+
+namespace tern {
+
+inline constexpr uint32_t kSmallPage = 4096;
+inline constexpr uint32_t kHugePage = 2u << 20;
+
+class RamBlock {
+ public:
+  // Maps `size` bytes (a multiple of host_page_size). 2 MiB pages come from hugetlb; when too
+  // few are reserved the error says how many to reserve in /proc/sys/vm/nr_hugepages.
+  static Result<std::unique_ptr<RamBlock>> create(std::string name, uint64_t size,
+                                                  uint32_t host_page_size);
+  ~RamBlock();
+  RamBlock(const RamBlock&) = delete;
+  RamBlock& operator=(const RamBlock&) = delete;
+
+  const std::string& name() const { return name_; }
+  uint8_t* base() const { return base_; }
+  uint64_t size() const { return size_; }
+  uint32_t host_page_size() const { return host_page_size_; }
+  uint64_t host_pages() const { return size_ / host_page_size_; }
+  uint64_t target_pages() const { return size_ / 4096; }
+  uint32_t target_pages_per_host_page() const { return host_page_size_ / 4096; }
+  bool hugetlb() const { return host_page_size_ == kHugePage; }
+
+  // Drops the contents of [offset, offset+len) (host-page aligned) so the next access faults:
+  // MADV_DONTNEED. Used by the destination to discard stale pages before postcopy.
+  Status discard(uint64_t offset, uint64_t len);
+
+ private:
+  RamBlock(std::string name, uint8_t* base, uint64_t size, uint32_t host_page_size)
+      : name_(std::move(name)), base_(base), size_(size), host_page_size_(host_page_size) {}
+  std::string name_;
+  uint8_t* base_;
+  uint64_t size_;
+  uint32_t host_page_size_;
+};
+
+// Number of free 2 MiB hugetlb pages, from /proc/meminfo (0 if unknown).
+uint64_t free_huge_pages();
+// Makes sure at least `pages` 2 MiB pages are free, raising /proc/sys/vm/nr_hugepages if needed.
+// Returns what it did in words ("reserved 512 more 2 MiB pages"), or an error.
+Result<std::string> reserve_huge_pages(uint64_t pages);
+
+}  // namespace tern

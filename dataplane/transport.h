@@ -1,0 +1,122 @@
+// The two-tier transport interface (design section 4).
+//
+// Control tier: a Transport, created by name from the registry, listens or connects and hands
+// out Channels. Channel 0 carries control frames, channel 1 is the urgent (postcopy request)
+// channel, channels 2.. are bulk (precopy) channels.
+// Data tier: a Channel moves frames in bursts: post, flush (one doorbell per loop iteration),
+// poll_tx, poll_rx. One virtual call per burst, never per page; no allocation, exceptions or
+// logging on these calls. A Channel is owned by exactly one worker thread at a time.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dataplane/landing.h"
+#include "dataplane/status.h"
+#include "dataplane/wire.h"
+
+namespace tern {
+
+inline constexpr uint32_t kControlChannel = 0;
+inline constexpr uint32_t kUrgentChannel = 1;
+inline constexpr uint32_t kFirstBulkChannel = 2;
+
+struct TxFrame {
+  FrameHeader hdr;
+  // kPage: hdr.length bytes, referenced (zero-copy) until poll_tx counts this frame; the engine
+  // only sends from guest RAM or buffers it keeps alive. Other types: copied by post().
+  const void* payload = nullptr;
+};
+
+struct RxFrame {
+  FrameHeader hdr;
+  // kPage: where the payload landed (per the channel's Landing). kHello/kControl/kRequest with a
+  // payload: a channel-owned buffer valid until the next poll_rx. Otherwise nullptr.
+  uint8_t* data = nullptr;
+};
+
+class Channel {
+ public:
+  virtual ~Channel() = default;
+
+  // Queues up to n frames; returns how many were accepted (fewer when the send window is full).
+  virtual size_t post(const TxFrame* frames, size_t n) = 0;
+  // Pushes queued frames toward the peer. False once the channel has failed (see error()).
+  virtual bool flush() = 0;
+  // Number of posted frames completed since the last call (in post order): their payloads are
+  // no longer referenced.
+  virtual size_t poll_tx() = 0;
+  // Receives up to max frames into out. kPage payloads land where landing() says; when the
+  // landing is staged the call returns right after a frame flagged kFlagHostPageEnd, so the
+  // engine places that host page before the staging buffer is reused. A frame the landing
+  // refuses, or a malformed header, fails the channel (error()) and nothing is written.
+  virtual size_t poll_rx(RxFrame* out, size_t max) = 0;
+  // Frames posted but not yet handed to the peer (0 = nothing left to flush).
+  virtual size_t tx_pending() const = 0;
+  // Sticky: ok until the channel fails (peer closed, I/O error, protocol violation).
+  virtual const Status& error() const = 0;
+  // Readable when poll_rx may return frames, or -1. Idle workers block on it; the worker calls
+  // poll_rx afterwards, which also drains it.
+  virtual int wait_fd() const = 0;
+  // Index in the migration (0 control, 1 urgent, 2.. bulk), as announced in the hello.
+  virtual uint32_t index() const = 0;
+
+  // The landing table consulted by poll_rx. Set or changed only while the channel's worker is
+  // not inside poll_rx; it must outlive the channel's use of it.
+  void set_landing(const Landing* landing) { landing_ = landing; }
+  const Landing* landing() const { return landing_; }
+
+ protected:
+  const Landing* landing_ = nullptr;
+};
+
+using ChannelSet = std::vector<std::unique_ptr<Channel>>;
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual std::string_view name() const = 0;
+
+  // Destination: start listening on `address` (the URI without "name:"). Returns the URI a
+  // source should connect to, with any wildcard port resolved (e.g. "tcp:127.0.0.1:40111").
+  virtual Result<std::string> listen(const std::string& address) = 0;
+  // Destination: wait up to `timeout` for one source and accept all of its channels (the
+  // count comes from the first hello). Channels are returned ordered by index.
+  virtual Result<ChannelSet> accept(std::chrono::milliseconds timeout) = 0;
+  // Source: open `count` channels (>= 3) to `address`, each announced with a hello carrying
+  // its index, the count and `session_id`. Channels are returned ordered by index.
+  virtual Result<ChannelSet> connect(const std::string& address, uint32_t count,
+                                     uint64_t session_id, std::chrono::milliseconds timeout) = 0;
+  // Memory that pages are sent from or land in (RDMA registers it; others need nothing).
+  virtual Status register_memory(void* addr, size_t len) {
+    (void)addr;
+    (void)len;
+    return Status::ok();
+  }
+};
+
+struct ParsedUri {
+  std::string transport;  // "tcp", "loopback", "rdma", "dpdk"
+  std::string address;    // the rest after the first ':'
+};
+// "tcp:127.0.0.1:4444" -> {tcp, 127.0.0.1:4444}. Errors name the bad part.
+Result<ParsedUri> parse_uri(const std::string& uri);
+
+// Registry: transports compiled into this binary.
+std::vector<std::string> transport_names();
+// Unknown or compiled-out names are a kNotFound error that lists the available transports.
+Result<std::unique_ptr<Transport>> create_transport(std::string_view name);
+
+struct DefaultTransport {
+  std::string name;
+  std::string reason;  // printed to the user: why this one was chosen
+};
+// rdma if an RDMA device is present, else dpdk if it can start, else tcp.
+DefaultTransport choose_default_transport();
+
+}  // namespace tern

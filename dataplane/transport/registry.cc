@@ -1,0 +1,2 @@
+// Placeholder until the loopback and tcp transports land.
+#include "dataplane/transport.h"

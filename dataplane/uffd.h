@@ -1,0 +1,50 @@
+// userfaultfd, as the destination uses it in postcopy: register guest RAM for missing-page
+// faults, read fault addresses, and install whole host pages atomically (UFFDIO_COPY), or
+// zero pages (UFFDIO_ZEROPAGE for 4 KiB; a copy from a zeroed huge page for hugetlb, which has
+// no zeropage ioctl). Placement calls wake every thread waiting on the page.
+//
+// Threads: the ioctls are thread-safe; read_faults() from one fault thread only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "dataplane/status.h"
+
+namespace tern {
+
+class Userfault {
+ public:
+  // Opens a non-blocking userfaultfd (/dev/userfaultfd, else the syscall) and negotiates the
+  // API. The error says what is missing (kernel option, permission).
+  static Result<std::unique_ptr<Userfault>> open();
+  ~Userfault();
+  Userfault(const Userfault&) = delete;
+  Userfault& operator=(const Userfault&) = delete;
+
+  // Missing-page mode over [addr, addr+len); hugetlb ranges must be 2 MiB aligned.
+  Status register_range(void* addr, size_t len, uint32_t host_page_size);
+  Status unregister_range(void* addr, size_t len);
+  int fd() const { return fd_; }
+
+  // Data path. Reads up to max pending page-fault addresses (page-aligned to 4 KiB) without
+  // blocking. Returns the count, 0 when none are pending, or -errno.
+  int read_faults(uint64_t* addrs, int max);
+
+  // Installs len bytes (one whole host page) from src at dst and wakes its waiters.
+  // 0 on success, -EEXIST if the page is already present (waiters are woken anyway),
+  // else -errno. Retries internally on -EAGAIN.
+  int copy(void* dst, const void* src, size_t len);
+  // Installs a zero host page at dst (len = host page size), like copy().
+  int zero(void* dst, size_t len, uint32_t host_page_size);
+  // Wakes threads waiting on [addr, addr+len) (when the page was placed by other means).
+  int wake(void* addr, size_t len);
+
+ private:
+  explicit Userfault(int fd) : fd_(fd) {}
+  int fd_;
+  uint8_t* zero_huge_ = nullptr;  // lazily mapped 2 MiB of zeros for hugetlb zero placement
+};
+
+}  // namespace tern

@@ -1,0 +1,107 @@
+// tern wire format, version 1. Every frame starts with a fixed 32-byte little-endian header;
+// `length` payload bytes follow for frame types that carry a payload. The same frames travel
+// on every transport (loopback, tcp; rdma and dpdk map them onto their own primitives).
+// See docs/wire-protocol.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dataplane/status.h"
+
+namespace tern {
+
+inline constexpr uint16_t kWireMagic = 0x7e4e;  // "tern"
+inline constexpr uint8_t kWireVersion = 1;
+inline constexpr uint32_t kTargetPageSize = 4096;
+inline constexpr uint32_t kTargetPageShift = 12;
+inline constexpr uint32_t kHugePageBytes = 2u << 20;
+// Largest payload of a non-page frame (layout, discard list, device state).
+inline constexpr uint32_t kMaxControlPayload = 64u << 20;
+
+enum class FrameType : uint8_t {
+  kHello = 1,      // first frame on every channel: payload = HelloPayload
+  kPage = 2,       // page data: payload = `length` bytes for [offset, offset+length) of `block`
+  kZero = 3,       // [offset, offset+length) of `block` is all zeros; no payload
+  kRoundEnd = 4,   // source: every page of dirty round `round` was sent on this channel
+  kRequest = 5,    // destination -> source: please send the host page holding `offset`
+  kControl = 6,    // control message; `flags` holds a ControlType, payload per type
+};
+
+// Frame flags for kPage / kZero.
+inline constexpr uint32_t kFlagUrgent = 1u << 0;        // sent because a guest is waiting
+inline constexpr uint32_t kFlagHostPageEnd = 1u << 1;   // last frame of its host page
+
+enum class ControlType : uint32_t {
+  kLayout = 1,         // src -> dst: RAM layout (payload: encode_layout)
+  kLayoutAck = 2,      // dst -> src: layout accepted
+  kRoundAck = 3,       // dst -> src: every bulk channel delivered kRoundEnd(round)
+  kPostcopyStart = 4,  // src -> dst: payload = discard list (encode_ranges), then device state
+  kPostcopyAck = 5,    // dst -> src: stale pages discarded, guest running on destination
+  kDeviceState = 6,    // src -> dst: guest device/vCPU state (precopy switchover)
+  kComplete = 7,       // src -> dst: nothing more will be sent
+  kCompleteAck = 8,    // dst -> src: every page placed, guest running, verification summary
+  kError = 9,          // either way: payload = human-readable reason; the migration fails
+  kCancel = 10,        // src -> dst: migration cancelled
+};
+
+#pragma pack(push, 1)
+struct FrameHeader {
+  uint16_t magic;    // kWireMagic
+  uint8_t version;   // kWireVersion
+  uint8_t type;      // FrameType
+  uint32_t block;    // RAM block index in the layout (page, zero, request)
+  uint64_t offset;   // byte offset inside the block, target-page aligned
+  uint32_t length;   // payload bytes (kPage, kHello, kControl) or bytes covered (kZero)
+  uint32_t flags;    // kFlag* for pages, ControlType for kControl
+  uint32_t round;    // dirty round the data belongs to
+  uint32_t channel;  // sending channel index (checked against the receiving channel)
+};
+#pragma pack(pop)
+static_assert(sizeof(FrameHeader) == 32);
+
+struct HelloPayload {
+  uint32_t channel_index;  // 0 = control, 1 = urgent, 2.. = bulk
+  uint32_t channel_count;
+  uint64_t session_id;     // same on every channel of one migration
+};
+
+// One RAM block as the layout announces it.
+struct BlockInfo {
+  std::string name;
+  uint64_t size = 0;             // bytes, a multiple of host_page_size
+  uint32_t host_page_size = 0;   // 4096 or 2 MiB
+};
+
+struct Layout {
+  std::vector<BlockInfo> blocks;
+  uint64_t total_bytes() const;
+};
+
+// A [offset, offset+length) byte range of one block.
+struct Range {
+  uint32_t block;
+  uint64_t offset;
+  uint64_t length;
+};
+
+FrameHeader make_header(FrameType type, uint32_t block = 0, uint64_t offset = 0,
+                        uint32_t length = 0, uint32_t flags = 0, uint32_t round = 0,
+                        uint32_t channel = 0);
+
+// Checks magic, version, type and that `length` is within bounds for the type.
+// Cheap enough for the data path (no allocation).
+Status check_header(const FrameHeader& h);
+
+// Checks that a kPage/kZero/kRequest frame addresses target pages that lie inside one host
+// page of one block of `layout`. Anything else is a protocol error naming the bad field.
+Status check_page_frame(const FrameHeader& h, const Layout& layout);
+
+std::vector<uint8_t> encode_layout(const Layout& layout);
+Result<Layout> decode_layout(const uint8_t* data, size_t size);
+std::vector<uint8_t> encode_ranges(const std::vector<Range>& ranges);
+Result<std::vector<Range>> decode_ranges(const uint8_t* data, size_t size, const Layout& layout);
+
+}  // namespace tern

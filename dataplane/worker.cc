@@ -1,0 +1,133 @@
+#include "dataplane/worker.h"
+
+#include <hwloc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+
+namespace tern {
+
+Worker::Worker(std::string name, int cpu, BackoffPolicy policy)
+    : name_(std::move(name)), cpu_(cpu), policy_(policy) {
+  event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+Worker::~Worker() {
+  stop();
+  if (event_fd_ >= 0) close(event_fd_);
+}
+
+void Worker::add(Poller* poller) { pollers_.push_back(poller); }
+
+void Worker::start() {
+  stop_.store(false);
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::stop() {
+  if (!thread_.joinable()) return;
+  stop_.store(true);
+  wake();
+  thread_.join();
+}
+
+void Worker::wake() {
+  uint64_t one = 1;
+  ssize_t r = write(event_fd_, &one, sizeof one);
+  (void)r;
+}
+
+WorkerStats Worker::stats() const {
+  return {busy_polls_.load(), idle_polls_.load(), blocks_.load(), busy_ns_.load()};
+}
+
+static void pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+void Worker::run() {
+  pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
+  if (cpu_ >= 0) pin_to_cpu(cpu_);
+  uint32_t idle_run = 0;
+  uint64_t busy = 0, idle = 0;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    bool any_busy = false;
+    auto t0 = std::chrono::steady_clock::now();
+    for (Poller* p : pollers_) any_busy |= (p->poll() == PollResult::kBusy);
+    if (any_busy) {
+      ++busy;
+      idle_run = 0;
+      busy_ns_.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now() - t0).count(),
+                         std::memory_order_relaxed);
+      if ((busy & 1023) == 0) busy_polls_.store(busy, std::memory_order_relaxed);
+      continue;
+    }
+    ++idle;
+    if ((idle & 1023) == 0) idle_polls_.store(idle, std::memory_order_relaxed);
+    ++idle_run;
+    if (idle_run < policy_.spin_iterations) continue;
+    bool spin = false;
+    for (Poller* p : pollers_) spin |= p->keep_spinning();
+    if (spin || idle_run < policy_.spin_iterations + policy_.yield_iterations) {
+      sched_yield();
+      continue;
+    }
+    block();
+    idle_run = policy_.spin_iterations;  // after a block, poll and yield before blocking again
+  }
+  busy_polls_.store(busy);
+  idle_polls_.store(idle);
+}
+
+void Worker::block() {
+  std::vector<pollfd> fds;
+  fds.push_back({event_fd_, POLLIN, 0});
+  for (Poller* p : pollers_)
+    if (int fd = p->wait_fd(); fd >= 0) fds.push_back({fd, POLLIN, 0});
+  blocks_.fetch_add(1, std::memory_order_relaxed);
+  ::poll(fds.data(), fds.size(), policy_.block_timeout_ms);
+  if (fds[0].revents & POLLIN) {
+    uint64_t v;
+    ssize_t r = read(event_fd_, &v, sizeof v);
+    (void)r;
+  }
+}
+
+std::vector<int> choose_worker_cpus(int n, const std::string& near_pci) {
+  std::vector<int> cpus;
+  hwloc_topology_t topo;
+  if (hwloc_topology_init(&topo) != 0) return std::vector<int>(n, -1);
+  hwloc_topology_set_io_types_filter(topo, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+  if (hwloc_topology_load(topo) != 0) {
+    hwloc_topology_destroy(topo);
+    return std::vector<int>(n, -1);
+  }
+  hwloc_const_cpuset_t allowed = hwloc_topology_get_topology_cpuset(topo);
+  hwloc_bitmap_t near = hwloc_bitmap_dup(allowed);
+  if (!near_pci.empty()) {
+    hwloc_obj_t dev = hwloc_get_pcidev_by_busidstring(topo, near_pci.c_str());
+    hwloc_obj_t anc = dev ? hwloc_get_non_io_ancestor_obj(topo, dev) : nullptr;
+    if (anc && anc->cpuset && !hwloc_bitmap_iszero(anc->cpuset)) hwloc_bitmap_copy(near, anc->cpuset);
+  }
+  int ncores = hwloc_get_nbobjs_inside_cpuset_by_type(topo, near, HWLOC_OBJ_CORE);
+  for (int i = 0; i < ncores; ++i) {
+    hwloc_obj_t core = hwloc_get_obj_inside_cpuset_by_type(topo, near, HWLOC_OBJ_CORE, i);
+    if (core && core->cpuset) cpus.push_back(hwloc_bitmap_first(core->cpuset));
+  }
+  hwloc_bitmap_free(near);
+  hwloc_topology_destroy(topo);
+  if (cpus.empty()) return std::vector<int>(n, -1);
+  std::vector<int> out;
+  for (int i = 0; i < n; ++i) out.push_back(cpus[i % cpus.size()]);
+  return out;
+}
+
+}  // namespace tern

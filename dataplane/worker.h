@@ -1,0 +1,77 @@
+// Poll-mode worker: a (optionally pinned) thread that runs pollers in a loop. Each poll
+// reports busy or idle; after a run of idle iterations the worker backs off: spin, then
+// yield, then block on the pollers' wait fds and its own eventfd, so that an oversubscribed
+// 2-core host still makes progress. A poller that expects work soon (an outstanding postcopy
+// request) says so through keep_spinning(), and the worker then never blocks.
+//
+// Threads: add() before start(); wake() and stats() from any thread; poll() and the other
+// Poller methods run on the worker thread only.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tern {
+
+enum class PollResult { kIdle, kBusy };
+
+class Poller {
+ public:
+  virtual ~Poller() = default;
+  virtual PollResult poll() = 0;
+  // Fd readable when there may be work (or -1 for none).
+  virtual int wait_fd() const { return -1; }
+  // True while work is imminent and blocking would add wake-up latency.
+  virtual bool keep_spinning() const { return false; }
+};
+
+struct BackoffPolicy {
+  uint32_t spin_iterations = 2000;    // idle polls before yielding
+  uint32_t yield_iterations = 200;    // idle polls with sched_yield before blocking
+  int block_timeout_ms = 5;           // longest single block (bounds a missed wake-up)
+};
+
+struct WorkerStats {
+  uint64_t busy_polls = 0;
+  uint64_t idle_polls = 0;
+  uint64_t blocks = 0;       // times the worker blocked
+  uint64_t busy_ns = 0;      // time spent in polls that reported busy
+};
+
+class Worker {
+ public:
+  // cpu < 0: not pinned.
+  explicit Worker(std::string name, int cpu = -1, BackoffPolicy policy = {});
+  ~Worker();  // stops and joins
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void add(Poller* poller);
+  void start();
+  void stop();
+  // Ends a blocking wait early (any thread).
+  void wake();
+  WorkerStats stats() const;
+  const std::string& name() const { return name_; }
+
+ private:
+  void run();
+  void block();
+  std::string name_;
+  int cpu_;
+  BackoffPolicy policy_;
+  std::vector<Poller*> pollers_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  int event_fd_ = -1;
+  std::atomic<uint64_t> busy_polls_{0}, idle_polls_{0}, blocks_{0}, busy_ns_{0};
+};
+
+// CPUs for `n` workers: hwloc cores, spread, preferring the NUMA node nearest `near_pci`
+// (a PCI address of the NIC, or empty). Fewer cores than workers: CPUs repeat.
+std::vector<int> choose_worker_cpus(int n, const std::string& near_pci = "");
+
+}  // namespace tern

@@ -1,0 +1,111 @@
+#include "dataplane/wire.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "dataplane/landing.h"
+
+namespace tern {
+namespace {
+
+Layout two_blocks() {
+  Layout l;
+  l.blocks.push_back({"ram0", 8u << 20, 2u << 20});
+  l.blocks.push_back({"ram1", 64u << 10, 4096});
+  return l;
+}
+
+TEST(Wire, HeaderChecks) {
+  EXPECT_TRUE(check_header(make_header(FrameType::kPage, 0, 0, 4096)).is_ok());
+  FrameHeader h = make_header(FrameType::kPage, 0, 0, 4096);
+  h.magic = 0x1234;
+  EXPECT_EQ(check_header(h).code(), Code::kProtocol);
+  h = make_header(FrameType::kPage, 0, 0, 4096);
+  h.version = 9;
+  EXPECT_NE(check_header(h).message().find("version 9"), std::string::npos);
+  EXPECT_FALSE(check_header(make_header(FrameType::kPage, 0, 0, 100)).is_ok());
+  EXPECT_FALSE(check_header(make_header(FrameType::kPage, 0, 0, 0)).is_ok());
+  EXPECT_FALSE(check_header(make_header(FrameType::kPage, 0, 0, 4u << 20)).is_ok());
+  h = make_header(FrameType::kPage);
+  h.type = 77;
+  EXPECT_FALSE(check_header(h).is_ok());
+  EXPECT_FALSE(check_header(make_header(FrameType::kControl, 0, 0, kMaxControlPayload + 1)).is_ok());
+}
+
+TEST(Wire, PageFramesMustLieInsideOneHostPage) {
+  Layout l = two_blocks();
+  EXPECT_TRUE(check_page_frame(make_header(FrameType::kPage, 0, 0, 64u << 10), l).is_ok());
+  EXPECT_TRUE(check_page_frame(make_header(FrameType::kPage, 1, 60u << 10, 4096), l).is_ok());
+  // Out of range block, offset past the end, unaligned, crossing a host page.
+  EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 2, 0, 4096), l).is_ok());
+  EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 1, 64u << 10, 4096), l).is_ok());
+  EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 0, 100, 4096), l).is_ok());
+  EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 1, 0, 8192), l).is_ok());
+  EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 0, (2u << 20) - 4096, 8192), l).is_ok());
+  EXPECT_FALSE(
+      check_page_frame(make_header(FrameType::kPage, 0, ~uint64_t{0} - 4095, 4096), l).is_ok());
+}
+
+TEST(Wire, LandingRefusesWhatTheLayoutRefuses) {
+  std::vector<uint8_t> ram0(8u << 20), ram1(64u << 10), staging(2u << 20);
+  Landing landing({{ram0.data(), ram0.size(), 2u << 20}, {ram1.data(), ram1.size(), 4096}});
+  Layout l = two_blocks();
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 200000; ++i) {
+    FrameHeader h = make_header(FrameType::kPage, rng() % 3, rng() % (10u << 20),
+                                static_cast<uint32_t>((rng() % 3) * 4096 + (rng() % 2) * 100));
+    if (i % 3 == 0) h.offset &= ~uint64_t{4095};
+    bool ok = check_page_frame(h, l).is_ok() && h.length > 0 && h.length % 4096 == 0;
+    uint8_t* p = landing.resolve(h);
+    EXPECT_EQ(p != nullptr, ok) << h.block << " " << h.offset << " " << h.length;
+    if (p != nullptr) {
+      const BlockLanding& b = landing.blocks()[h.block];
+      EXPECT_GE(p, b.base);
+      EXPECT_LE(p + h.length, b.base + b.size);
+    }
+  }
+  landing.set_staging(staging.data());
+  EXPECT_EQ(landing.resolve(make_header(FrameType::kPage, 0, (2u << 20) + 8192, 4096)),
+            staging.data() + 8192);
+}
+
+TEST(Wire, LayoutRoundTripAndMalformedInput) {
+  Layout l = two_blocks();
+  auto bytes = encode_layout(l);
+  auto back = decode_layout(bytes.data(), bytes.size());
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  ASSERT_EQ(back->blocks.size(), 2u);
+  EXPECT_EQ(back->blocks[1].name, "ram1");
+  EXPECT_EQ(back->blocks[0].host_page_size, 2u << 20);
+  // Every truncation fails cleanly.
+  for (size_t n = 0; n < bytes.size(); ++n) EXPECT_FALSE(decode_layout(bytes.data(), n).is_ok());
+  // Random garbage never crashes and never yields an invalid layout.
+  std::mt19937 rng(1);
+  for (int i = 0; i < 2000; ++i) {
+    std::vector<uint8_t> junk(rng() % 64);
+    for (auto& b : junk) b = static_cast<uint8_t>(rng());
+    auto r = decode_layout(junk.data(), junk.size());
+    if (r.is_ok())
+      for (auto& b : r->blocks) EXPECT_EQ(b.size % b.host_page_size, 0u);
+  }
+}
+
+TEST(Wire, RangesAreCheckedAgainstLayout) {
+  Layout l = two_blocks();
+  std::vector<Range> good = {{0, 2u << 20, 2u << 20}, {1, 4096, 8192}};
+  auto bytes = encode_ranges(good);
+  auto back = decode_ranges(bytes.data(), bytes.size(), l);
+  ASSERT_TRUE(back.is_ok());
+  EXPECT_EQ(back->size(), 2u);
+  auto bad = encode_ranges({{0, 4096, 4096}});  // not a host page of a 2M block
+  EXPECT_FALSE(decode_ranges(bad.data(), bad.size(), l).is_ok());
+  bad = encode_ranges({{5, 0, 4096}});
+  EXPECT_FALSE(decode_ranges(bad.data(), bad.size(), l).is_ok());
+  bad = encode_ranges({{1, 60u << 10, 8192}});
+  EXPECT_FALSE(decode_ranges(bad.data(), bad.size(), l).is_ok());
+}
+
+}  // namespace
+}  // namespace tern
