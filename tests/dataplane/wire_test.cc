@@ -87,8 +87,9 @@ TEST(Wire, LayoutRoundTripAndMalformedInput) {
     std::vector<uint8_t> junk(rng() % 64);
     for (auto& b : junk) b = static_cast<uint8_t>(rng());
     auto r = decode_layout(junk.data(), junk.size());
-    if (r.is_ok())
+    if (r.is_ok()) {
       for (auto& b : r->blocks) EXPECT_EQ(b.size % b.host_page_size, 0u);
+    }
   }
 }
 
