@@ -1,0 +1,275 @@
+#include "dataplane/uffd.h"
+
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <string>
+
+#include "dataplane/ram_block.h"
+
+namespace tern {
+namespace {
+
+constexpr int kUffdFlags = O_CLOEXEC | O_NONBLOCK;
+constexpr uint64_t kTargetMask = ~uint64_t{kSmallPage - 1};
+
+// A new userfaultfd from /dev/userfaultfd (Linux >= 6.1; access is governed by the device's file
+// mode rather than vm.unprivileged_userfaultfd). Returns the fd, or -errno.
+int open_from_device() {
+  int dev = ::open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+  if (dev < 0) return -errno;
+  int fd = ioctl(dev, USERFAULTFD_IOC_NEW, kUffdFlags);
+  int err = errno;
+  close(dev);
+  return fd >= 0 ? fd : -err;
+}
+
+int open_from_syscall() {
+#ifdef SYS_userfaultfd
+  int fd = static_cast<int>(syscall(SYS_userfaultfd, kUffdFlags));
+  return fd >= 0 ? fd : -errno;
+#else
+  return -ENOSYS;
+#endif
+}
+
+// What a person can do about a failure to obtain a userfaultfd.
+std::string open_advice(int dev_err, int sys_err) {
+  std::string s = "cannot open a userfaultfd: /dev/userfaultfd: " +
+                  std::string(std::strerror(-dev_err)) +
+                  "; userfaultfd(2): " + std::strerror(-sys_err) + ". ";
+  if (sys_err == -ENOSYS)
+    return s + "The kernel was built without CONFIG_USERFAULTFD, or a seccomp filter blocks "
+               "the syscall (containers): use a kernel/runtime that allows userfaultfd.";
+  if (sys_err == -EPERM || sys_err == -EACCES)
+    return s + "Run as root (or with CAP_SYS_PTRACE), or allow unprivileged use with "
+               "'sysctl vm.unprivileged_userfaultfd=1', or grant this user read/write access "
+               "to /dev/userfaultfd.";
+  return s + "Check the process's open-file limit (ulimit -n) and available memory.";
+}
+
+// UFFDIO_API handshake; may be done once per fd. Returns 0 or -errno.
+int handshake(int fd, uint64_t features, uint64_t* ioctls) {
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = features;
+  if (ioctl(fd, UFFDIO_API, &api) != 0) return -errno;
+  *ioctls = api.ioctls;
+  return 0;
+}
+
+// Runs a placement ioctl (UFFDIO_COPY or UFFDIO_ZEROPAGE) over [dst, dst+len) to completion.
+// The kernel stops early with -EAGAIN when the mm changes under it or after a partial fill, and
+// writes the bytes done (or -errno) back into `done_field`; the rest is retried. On error the
+// kernel wakes nobody, so -EEXIST (someone placed the page first) wakes the waiters explicitly.
+template <typename Arg, typename Fill>
+int place(int fd, unsigned long request, uint64_t dst, uint64_t len, Fill fill,
+          __s64 Arg::*done_field) {
+  uint64_t done = 0;
+  while (done < len) {
+    Arg arg{};
+    fill(arg, dst + done, done, len - done);
+    if (ioctl(fd, request, &arg) == 0) return 0;
+    int err = errno;
+    if (err == EAGAIN || err == EINTR) {
+      if (arg.*done_field > 0) done += static_cast<uint64_t>(arg.*done_field);
+      continue;
+    }
+    if (err == EEXIST) {
+      uffdio_range range{dst, len};
+      ioctl(fd, UFFDIO_WAKE, &range);
+      return -EEXIST;
+    }
+    return -err;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Userfault>> Userfault::open() {
+  auto open_fd = []() -> Result<int> {
+    int fd = open_from_device();
+    if (fd >= 0) return fd;
+    int dev_err = fd;
+    fd = open_from_syscall();
+    if (fd >= 0) return fd;
+    return Status(Code::kUnavailable, open_advice(dev_err, fd));
+  };
+  Result<int> fd = open_fd();
+  if (!fd) return fd.status();
+
+  // Ask for hugetlb missing-mode faults; a kernel without them (< 4.11) rejects the whole
+  // handshake, and the fd cannot be handshaken twice, so retry on a fresh fd without them.
+  uint64_t features = UFFD_FEATURE_MISSING_HUGETLBFS;
+  uint64_t ioctls = 0;
+  int r = handshake(*fd, features, &ioctls);
+  if (r == -EINVAL) {
+    close(*fd);
+    fd = open_fd();
+    if (!fd) return fd.status();
+    features = 0;
+    r = handshake(*fd, features, &ioctls);
+  }
+  if (r != 0) {
+    close(*fd);
+    return Status(Code::kUnavailable, std::string("userfaultfd API handshake (UFFDIO_API) failed: ") +
+                                          std::strerror(-r) + "; the kernel is too old or "
+                                          "its userfaultfd support is restricted");
+  }
+  constexpr uint64_t kNeed = uint64_t{1} << _UFFDIO_REGISTER | uint64_t{1} << _UFFDIO_UNREGISTER;
+  if ((ioctls & kNeed) != kNeed) {
+    close(*fd);
+    return Status(Code::kUnavailable,
+                  "userfaultfd lacks UFFDIO_REGISTER/UNREGISTER: kernel too old for postcopy");
+  }
+  std::unique_ptr<Userfault> u(new Userfault(*fd));
+  u->features_ = features;
+  return u;
+}
+
+Userfault::~Userfault() {
+  if (fd_ >= 0) close(fd_);  // also wakes any thread still waiting on a registered page
+  if (zero_huge_ != nullptr) munmap(zero_huge_, kHugePage);
+}
+
+Status Userfault::register_range(void* addr, size_t len, uint32_t host_page_size) {
+  const auto a = reinterpret_cast<uint64_t>(addr);
+  if (host_page_size != kSmallPage && host_page_size != kHugePage)
+    return Status(Code::kInvalidArgument, "userfaultfd: host page size must be 4 KiB or 2 MiB, got " +
+                                              std::to_string(host_page_size));
+  if (len == 0 || a % host_page_size != 0 || len % host_page_size != 0)
+    return Status(Code::kInvalidArgument,
+                  "userfaultfd: range of " + std::to_string(len) + " bytes at " +
+                      std::to_string(a) + " is not aligned to its host page size " +
+                      std::to_string(host_page_size));
+  const bool huge = host_page_size == kHugePage;
+  if (huge && (features_ & UFFD_FEATURE_MISSING_HUGETLBFS) == 0)
+    return Status(Code::kUnavailable,
+                  "userfaultfd: this kernel cannot handle missing faults on hugetlb memory "
+                  "(no UFFD_FEATURE_MISSING_HUGETLBFS, needs Linux >= 4.11); use 4 KiB pages");
+
+  uffdio_register reg{};
+  reg.range.start = a;
+  reg.range.len = len;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  if (ioctl(fd_, UFFDIO_REGISTER, &reg) != 0) {
+    int err = errno;
+    if (err == EBUSY)
+      return Status(Code::kUnavailable,
+                    "userfaultfd: range is already registered with another userfaultfd");
+    if (err == EINVAL)
+      return Status(Code::kInvalidArgument,
+                    "userfaultfd: cannot register " + std::to_string(len) +
+                        " bytes: the range must be covered by private anonymous or hugetlb "
+                        "mappings aligned to their page size");
+    return errno_status("userfaultfd: UFFDIO_REGISTER", err);
+  }
+  // The kernel reports which placement ioctls the range supports; hugetlb has no ZEROPAGE.
+  uint64_t need = uint64_t{1} << _UFFDIO_COPY | uint64_t{1} << _UFFDIO_WAKE;
+  if (!huge) need |= uint64_t{1} << _UFFDIO_ZEROPAGE;
+  if ((reg.ioctls & need) != need) {
+    uffdio_range range{a, len};
+    ioctl(fd_, UFFDIO_UNREGISTER, &range);
+    return Status(Code::kUnavailable,
+                  std::string("userfaultfd: the range does not support ") +
+                      ((reg.ioctls & (uint64_t{1} << _UFFDIO_COPY)) == 0 ? "UFFDIO_COPY"
+                                                                          : "UFFDIO_ZEROPAGE") +
+                      (huge ? "" : " (is it hugetlb memory registered with 4 KiB pages?)"));
+  }
+  return Status::ok();
+}
+
+Status Userfault::unregister_range(void* addr, size_t len) {
+  uffdio_range range{reinterpret_cast<uint64_t>(addr), len};
+  if (ioctl(fd_, UFFDIO_UNREGISTER, &range) != 0)
+    return errno_status("userfaultfd: UFFDIO_UNREGISTER of " + std::to_string(len) + " bytes");
+  return Status::ok();
+}
+
+int Userfault::read_faults(uint64_t* addrs, int max) {
+  constexpr int kBatch = 32;  // 32 * 32 bytes on the stack
+  uffd_msg msgs[kBatch];
+  int n = 0;
+  while (n < max) {
+    const int want = std::min(kBatch, max - n);
+    ssize_t r = ::read(fd_, msgs, sizeof(uffd_msg) * want);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      return n > 0 ? n : -errno;
+    }
+    const int got = static_cast<int>(r / static_cast<ssize_t>(sizeof(uffd_msg)));
+    for (int i = 0; i < got; ++i) {
+      // Only missing-page faults are expected; other events need features we never ask for.
+      if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+        addrs[n++] = msgs[i].arg.pagefault.address & kTargetMask;
+    }
+    if (got < want) break;  // queue drained
+  }
+  return n;
+}
+
+int Userfault::copy(void* dst, const void* src, size_t len) {
+  const auto s = reinterpret_cast<uint64_t>(src);
+  return place<uffdio_copy>(
+      fd_, UFFDIO_COPY, reinterpret_cast<uint64_t>(dst), len,
+      [s](uffdio_copy& c, uint64_t d, uint64_t off, uint64_t rest) {
+        c.dst = d;
+        c.src = s + off;
+        c.len = rest;
+        c.mode = 0;
+      },
+      &uffdio_copy::copy);
+}
+
+int Userfault::zero(void* dst, size_t len, uint32_t host_page_size) {
+  if (host_page_size != kHugePage) {
+    return place<uffdio_zeropage>(
+        fd_, UFFDIO_ZEROPAGE, reinterpret_cast<uint64_t>(dst), len,
+        [](uffdio_zeropage& z, uint64_t d, uint64_t, uint64_t rest) {
+          z.range.start = d;
+          z.range.len = rest;
+          z.mode = 0;
+        },
+        &uffdio_zeropage::zeropage);
+  }
+  // hugetlb has no UFFDIO_ZEROPAGE: copy from 2 MiB of zeros. The source is mapped once, read
+  // only and pre-faulted onto the shared zero page, so it costs no memory and the copy never
+  // has to drop its locks to fault the source in.
+  std::atomic_ref<uint8_t*> zero_ref(zero_huge_);
+  uint8_t* zeros = zero_ref.load(std::memory_order_acquire);
+  if (zeros == nullptr) {
+    void* p = mmap(nullptr, kHugePage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                   -1, 0);
+    if (p == MAP_FAILED) return -errno;
+    uint8_t* expected = nullptr;
+    if (zero_ref.compare_exchange_strong(expected, static_cast<uint8_t*>(p),
+                                         std::memory_order_acq_rel)) {
+      zeros = static_cast<uint8_t*>(p);
+    } else {
+      munmap(p, kHugePage);  // another thread won the race
+      zeros = expected;
+    }
+  }
+  auto* d = static_cast<uint8_t*>(dst);
+  for (size_t off = 0; off < len; off += kHugePage) {
+    int r = copy(d + off, zeros, std::min<size_t>(kHugePage, len - off));
+    if (r != 0) return r;
+  }
+  return 0;
+}
+
+int Userfault::wake(void* addr, size_t len) {
+  uffdio_range range{reinterpret_cast<uint64_t>(addr), len};
+  return ioctl(fd_, UFFDIO_WAKE, &range) == 0 ? 0 : -errno;
+}
+
+}  // namespace tern

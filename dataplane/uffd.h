@@ -44,6 +44,7 @@ class Userfault {
  private:
   explicit Userfault(int fd) : fd_(fd) {}
   int fd_;
+  uint64_t features_ = 0;         // UFFD_FEATURE_* the kernel granted at open()
   uint8_t* zero_huge_ = nullptr;  // lazily mapped 2 MiB of zeros for hugetlb zero placement
 };
 
