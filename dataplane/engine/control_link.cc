@@ -1,0 +1,66 @@
+#include "dataplane/engine/control_link.h"
+
+#include <poll.h>
+
+#include <thread>
+
+namespace tern::engine {
+
+ControlLink::ControlLink(Channel* channel) : channel_(channel) { channel_->set_landing(&no_pages_); }
+
+const Status& ControlLink::error() const {
+  return error_.is_ok() ? channel_->error() : error_;
+}
+
+Status ControlLink::send(ControlType type, uint32_t round, const std::vector<uint8_t>& payload,
+                         std::chrono::milliseconds timeout) {
+  TxFrame f{make_header(FrameType::kControl, 0, 0, static_cast<uint32_t>(payload.size()),
+                        static_cast<uint32_t>(type), round, channel_->index()),
+            payload.empty() ? nullptr : payload.data()};
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (channel_->post(&f, 1) != 1) {
+    if (!channel_->error().is_ok()) return channel_->error();
+    if (!channel_->flush()) return channel_->error();
+    channel_->poll_tx();
+    if (std::chrono::steady_clock::now() > deadline)
+      return Status(Code::kTimeout, "control channel: peer is not reading");
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  while (channel_->tx_pending()) {
+    if (!channel_->flush()) return channel_->error();
+    channel_->poll_tx();
+    if (!channel_->tx_pending()) break;
+    if (std::chrono::steady_clock::now() > deadline)
+      return Status(Code::kTimeout, "control channel: peer is not reading");
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  channel_->poll_tx();
+  return Status::ok();
+}
+
+std::optional<ControlMessage> ControlLink::poll() {
+  if (!error_.is_ok()) return std::nullopt;
+  channel_->flush();  // keep any partially written message moving
+  RxFrame f;
+  if (channel_->poll_rx(&f, 1) != 1) return std::nullopt;
+  if (static_cast<FrameType>(f.hdr.type) != FrameType::kControl) {
+    error_ = Status(Code::kProtocol, "frame type " + std::to_string(f.hdr.type) +
+                                         " on the control channel");
+    return std::nullopt;
+  }
+  ControlMessage m{static_cast<ControlType>(f.hdr.flags), f.hdr.round, {}};
+  if (f.hdr.length && f.data) m.payload.assign(f.data, f.data + f.hdr.length);
+  return m;
+}
+
+void ControlLink::wait(std::chrono::milliseconds timeout) {
+  int fd = channel_->wait_fd();
+  if (fd < 0) {
+    std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(1)));
+    return;
+  }
+  pollfd p{fd, POLLIN, 0};
+  ::poll(&p, 1, static_cast<int>(timeout.count()));
+}
+
+}  // namespace tern::engine

@@ -1,0 +1,48 @@
+// Control messages on channel 0, for the session control threads (source and destination).
+// Blocking with deadlines: this is the control path, not the data path.
+//
+// Threads: the owning control thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dataplane/transport.h"
+
+namespace tern::engine {
+
+struct ControlMessage {
+  ControlType type;
+  uint32_t round = 0;
+  std::vector<uint8_t> payload;
+  std::string text() const { return std::string(payload.begin(), payload.end()); }
+};
+
+class ControlLink {
+ public:
+  explicit ControlLink(Channel* channel);
+
+  // Posts one control message and flushes it, waiting up to `timeout` for window space.
+  Status send(ControlType type, uint32_t round = 0, const std::vector<uint8_t>& payload = {},
+              std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  Status send_text(ControlType type, const std::string& text,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    return send(type, 0, std::vector<uint8_t>(text.begin(), text.end()), timeout);
+  }
+  // One received message, if any (non-blocking). A non-control frame fails the link.
+  std::optional<ControlMessage> poll();
+  // Blocks until the channel may have input or `timeout` passes.
+  void wait(std::chrono::milliseconds timeout);
+  // Sticky: the channel's error, or a protocol error seen by poll().
+  const Status& error() const;
+
+ private:
+  Channel* channel_;
+  Landing no_pages_;  // control channels receive no pages: any kPage frame is refused
+  Status error_;
+};
+
+}  // namespace tern::engine

@@ -1,0 +1,81 @@
+#include "dataplane/engine/fault_poller.h"
+
+#include <cerrno>
+#include <cstring>
+
+namespace tern::engine {
+
+namespace {
+constexpr int kBurst = 64;
+}
+
+FaultPoller::FaultPoller(RecvState& state, Channel* urgent) : state_(state), urgent_(urgent) {}
+
+void FaultPoller::fail(Status s) {
+  if (failed_.load(std::memory_order_relaxed)) return;
+  error_ = std::move(s);
+  failed_.store(true, std::memory_order_release);
+}
+
+PollResult FaultPoller::poll() {
+  if (!enabled_ || failed()) return PollResult::kIdle;
+  uint64_t addrs[kBurst];
+  int n = state_.uffd->read_faults(addrs, kBurst);
+  if (n < 0) {
+    fail(Status(Code::kIo, std::string("reading userfaultfd: ") + std::strerror(-n)));
+    return PollResult::kIdle;
+  }
+  if (n == 0) return PollResult::kIdle;
+  const uint64_t now = now_ns();
+  TxFrame requests[kBurst];
+  size_t nreq = 0;
+  for (int i = 0; i < n; ++i) {
+    auto* addr = reinterpret_cast<uint8_t*>(addrs[i]);
+    int b = state_.block_of(addr);
+    if (b < 0) continue;  // not guest RAM (cannot happen: only guest RAM is registered)
+    RamBlock* rb = state_.blocks[static_cast<uint32_t>(b)];
+    const uint32_t hp_size = rb->host_page_size();
+    const uint64_t hp = static_cast<uint64_t>(addr - rb->base()) / hp_size;
+    uint8_t* page = rb->base() + hp * hp_size;
+    AtomicBitmap& received = state_.received.block(static_cast<uint32_t>(b));
+    if (received.test(hp)) {
+      // Received as a zero marker in precopy and never written here: nothing to fetch.
+      int rc = state_.uffd->zero(page, hp_size, hp_size);
+      if (rc != 0 && rc != -EEXIST) {
+        fail(Status(Code::kIo, std::string("zero placement: ") + std::strerror(-rc)));
+        return PollResult::kIdle;
+      }
+      state_.counters.local_zero.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    std::atomic<uint64_t>& t = state_.fault_time[static_cast<uint32_t>(b)][hp];
+    uint64_t expected = 0;
+    if (!t.compare_exchange_strong(expected, now, std::memory_order_acq_rel))
+      continue;  // a request for this page is already out
+    if (received.test(hp)) {
+      // Placed between our check and the publish: take the fault time back, no request.
+      uint64_t mine = now;
+      t.compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+      continue;
+    }
+    state_.outstanding.fetch_add(1, std::memory_order_relaxed);
+    requests[nreq++] = {make_header(FrameType::kRequest, static_cast<uint32_t>(b),
+                                    hp * uint64_t{hp_size}, 0, 0, 0, urgent_->index()),
+                        nullptr};
+  }
+  size_t posted = 0;
+  while (posted < nreq) {
+    size_t k = urgent_->post(requests + posted, nreq - posted);
+    posted += k;
+    if (!urgent_->flush()) {
+      fail(urgent_->error());
+      return PollResult::kIdle;
+    }
+    if (k == 0) urgent_->poll_tx();
+  }
+  state_.counters.requests.fetch_add(nreq, std::memory_order_relaxed);
+  if (nreq) urgent_->poll_tx();
+  return PollResult::kBusy;
+}
+
+}  // namespace tern::engine

@@ -1,0 +1,393 @@
+// IncomingMigration: the destination's control thread. It accepts the channels, creates the
+// guest from the announced layout, acknowledges rounds, switches to postcopy (userfaultfd,
+// discard of stale pages, staged placement) and completes: loads the device state, starts
+// the guest and verifies its memory.
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "dataplane/engine/control_link.h"
+#include "dataplane/engine/fault_poller.h"
+#include "dataplane/engine/receiver.h"
+#include "dataplane/engine/recv_state.h"
+#include "dataplane/engine/session_common.h"
+#include "dataplane/migration.h"
+
+namespace tern {
+
+using engine::ControlLink;
+using engine::ControlMessage;
+using engine::FaultPoller;
+using engine::ReceiverPoller;
+using engine::RecvState;
+using engine::ms_since;
+using engine::seconds_since;
+using engine::StatusBoard;
+using engine::worker_count;
+using Clock = std::chrono::steady_clock;
+
+class IncomingMigration::Impl {
+ public:
+  Impl(GuestFactory factory, MigrationParameters params)
+      : factory_(std::move(factory)), params_(params) {}
+  ~Impl() {
+    cancel_requested_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+
+  Result<std::string> start(const std::string& uri);
+  void cancel() { cancel_requested_.store(true); }
+  MigrationInfo info() const;
+  Guest* guest() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return guest_.get();
+  }
+  StatusBoard board_;
+
+ private:
+  void run();
+  Status migrate();
+  Status accept();
+  Status setup(const ControlMessage& layout_msg);
+  Status check_health();
+  Status ack_rounds();
+  Status enter_postcopy(const ControlMessage& m);
+  Status complete_precopy(const ControlMessage& m);
+  Status complete_postcopy();
+  Status finish_and_verify();
+  void start_workers();
+  void stop_workers();
+
+  GuestFactory factory_;
+  const MigrationParameters params_;
+  std::string address_;
+  std::string transport_name_;
+  std::unique_ptr<Transport> transport_;
+  ChannelSet channels_;
+  std::unique_ptr<ControlLink> link_;
+  std::unique_ptr<Guest> guest_;  // guarded by mu_ for guest()
+  std::unique_ptr<RecvState> state_;
+  std::unique_ptr<Userfault> uffd_;
+  std::vector<std::unique_ptr<ReceiverPoller>> receivers_;
+  std::unique_ptr<FaultPoller> faults_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::thread thread_;
+  std::atomic<bool> cancel_requested_{false};
+  uint32_t rounds_acked_ = 0;
+  bool postcopy_ = false;
+
+  mutable std::mutex mu_;
+  Clock::time_point start_time_{};
+  uint64_t setup_time_ms_ = 0, total_time_ms_ = 0, downtime_ms_ = 0;
+  VerifyReport verify_;
+  bool verified_ = false;
+};
+
+Result<std::string> IncomingMigration::Impl::start(const std::string& uri) {
+  if (board_.get() != MigrationStatus::kNone)
+    return Status(Code::kInvalidArgument, "this destination already accepted a migration");
+  auto parsed = parse_uri(uri);
+  if (!parsed) return parsed.status();
+  auto transport = create_transport(parsed->transport);
+  if (!transport) return transport.status();
+  transport_ = std::move(*transport);
+  transport_name_ = parsed->transport;
+  auto bound = transport_->listen(parsed->address);
+  if (!bound) return bound.status();
+  thread_ = std::thread([this] { run(); });
+  return *bound;
+}
+
+void IncomingMigration::Impl::run() {
+  Status s = migrate();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    total_time_ms_ = ms_since(start_time_);
+  }
+  stop_workers();
+  if (s.is_ok()) {
+    board_.set(MigrationStatus::kCompleted);
+    return;
+  }
+  if (link_ && link_->error().is_ok() && s.code() != Code::kCancelled)
+    (void)link_->send_text(ControlType::kError, s.to_string(), std::chrono::milliseconds(500));
+  if (s.code() == Code::kCancelled) {
+    board_.set(MigrationStatus::kCancelled);
+  } else {
+    board_.set(MigrationStatus::kFailed, s.to_string());
+  }
+  // A failed incoming guest never runs: stop it if postcopy had started it.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (guest_ && guest_->running()) guest_->pause();
+  if (uffd_ && state_)
+    for (RamBlock* b : state_->blocks) (void)uffd_->unregister_range(b->base(), b->size());
+}
+
+Status IncomingMigration::Impl::accept() {
+  while (true) {
+    if (cancel_requested_.load()) return Status(Code::kCancelled, "cancelled while waiting");
+    auto chans = transport_->accept(std::chrono::milliseconds(200));
+    if (chans) {
+      channels_ = std::move(*chans);
+      break;
+    }
+    if (chans.status().code() != Code::kTimeout) return chans.status();
+  }
+  start_time_ = Clock::now();
+  board_.set(MigrationStatus::kSetup);
+  if (channels_.size() < kFirstBulkChannel + 1)
+    return Status(Code::kProtocol, "source opened only " + std::to_string(channels_.size()) +
+                                       " channels");
+  link_ = std::make_unique<ControlLink>(channels_[kControlChannel].get());
+  return Status::ok();
+}
+
+Status IncomingMigration::Impl::setup(const ControlMessage& m) {
+  auto layout = decode_layout(m.payload.data(), m.payload.size());
+  if (!layout) return layout.status();
+  auto guest = factory_(*layout);
+  if (!guest) return guest.status();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    guest_ = std::move(*guest);
+  }
+  const Layout mine = guest_->layout();
+  if (mine.blocks.size() != layout->blocks.size())
+    return Status(Code::kInternal, "destination guest does not match the announced layout");
+  for (size_t i = 0; i < mine.blocks.size(); ++i)
+    if (mine.blocks[i].size != layout->blocks[i].size ||
+        mine.blocks[i].host_page_size != layout->blocks[i].host_page_size)
+      return Status(Code::kInternal, "destination block '" + mine.blocks[i].name +
+                                         "' does not match the announced layout");
+  for (RamBlock* b : guest_->ram())
+    if (Status s = transport_->register_memory(b->base(), b->size()); !s.is_ok()) return s;
+  state_ = std::make_unique<RecvState>(guest_->ram(), *layout);
+  for (size_t c = kUrgentChannel; c < channels_.size(); ++c)
+    receivers_.push_back(std::make_unique<ReceiverPoller>(*state_, channels_[c].get()));
+  faults_ = std::make_unique<FaultPoller>(*state_, channels_[kUrgentChannel].get());
+  start_workers();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    setup_time_ms_ = ms_since(start_time_);
+  }
+  if (Status s = link_->send(ControlType::kLayoutAck); !s.is_ok()) return s;
+  board_.set(MigrationStatus::kActive);
+  return Status::ok();
+}
+
+void IncomingMigration::Impl::start_workers() {
+  const uint32_t bulk = static_cast<uint32_t>(channels_.size()) - kFirstBulkChannel;
+  const uint32_t n = std::min(worker_count(params_), bulk);
+  std::vector<int> cpus = params_.pin_workers ? choose_worker_cpus(static_cast<int>(n))
+                                              : std::vector<int>(n, -1);
+  // The source pins its urgent worker first; the destination's goes last, so that on one host
+  // the two urgent paths land on different cores.
+  std::reverse(cpus.begin(), cpus.end());
+  workers_.clear();
+  for (uint32_t w = 0; w < n; ++w)
+    workers_.push_back(std::make_unique<Worker>("tern-recv" + std::to_string(w), cpus[w]));
+  workers_[0]->add(faults_.get());
+  workers_[0]->add(receivers_[0].get());  // the urgent channel's receiver
+  for (uint32_t k = 0; k < bulk; ++k) workers_[k % n]->add(receivers_[1 + k].get());
+  for (auto& w : workers_) w->start();
+}
+
+void IncomingMigration::Impl::stop_workers() {
+  for (auto& w : workers_) w->stop();
+}
+
+Status IncomingMigration::Impl::check_health() {
+  if (cancel_requested_.load()) {
+    if (postcopy_) return Status::ok();  // postcopy cannot be cancelled: the guest runs here
+    return Status(Code::kCancelled, "cancelled on the destination");
+  }
+  for (auto& r : receivers_)
+    if (r->failed()) return r->error();
+  if (faults_ && faults_->failed()) return faults_->error();
+  if (!link_->error().is_ok()) return link_->error();
+  return Status::ok();
+}
+
+// Acknowledges every round whose end every bulk channel has delivered.
+Status IncomingMigration::Impl::ack_rounds() {
+  uint32_t done = UINT32_MAX;
+  for (size_t i = 1; i < receivers_.size(); ++i) done = std::min(done, receivers_[i]->last_round_end());
+  while (rounds_acked_ < done) {
+    ++rounds_acked_;
+    if (Status s = link_->send(ControlType::kRoundAck, rounds_acked_); !s.is_ok()) return s;
+  }
+  return Status::ok();
+}
+
+Status IncomingMigration::Impl::migrate() {
+  if (Status s = accept(); !s.is_ok()) return s;
+  bool have_layout = false;
+  while (true) {
+    if (Status s = check_health(); !s.is_ok()) return s;
+    if (have_layout)
+      if (Status s = ack_rounds(); !s.is_ok()) return s;
+    auto m = link_->poll();
+    if (!m) {
+      if (!link_->error().is_ok()) return link_->error();
+      link_->wait(std::chrono::milliseconds(1));
+      continue;
+    }
+    switch (m->type) {
+      case ControlType::kLayout:
+        if (have_layout) return Status(Code::kProtocol, "second layout message");
+        if (Status s = setup(*m); !s.is_ok()) return s;
+        have_layout = true;
+        break;
+      case ControlType::kPostcopyStart:
+        if (!have_layout || postcopy_) return Status(Code::kProtocol, "unexpected postcopy start");
+        if (Status s = enter_postcopy(*m); !s.is_ok()) return s;
+        break;
+      case ControlType::kDeviceState:
+        if (!have_layout || postcopy_) return Status(Code::kProtocol, "unexpected device state");
+        return complete_precopy(*m);
+      case ControlType::kComplete:
+        if (!postcopy_) return Status(Code::kProtocol, "complete before postcopy");
+        return complete_postcopy();
+      case ControlType::kError:
+        return Status(Code::kProtocol, "source failed: " + m->text());
+      case ControlType::kCancel:
+        return Status(Code::kCancelled, "source cancelled the migration");
+      default:
+        return Status(Code::kProtocol, "unexpected control message " +
+                                           std::to_string(static_cast<uint32_t>(m->type)));
+    }
+  }
+}
+
+Status IncomingMigration::Impl::enter_postcopy(const ControlMessage& m) {
+  auto t0 = Clock::now();
+  if (m.payload.size() < 8) return Status(Code::kProtocol, "postcopy start without payload");
+  uint64_t n;
+  std::memcpy(&n, m.payload.data(), 8);
+  if (n > m.payload.size() - 8) return Status(Code::kProtocol, "postcopy start: bad discard size");
+  auto discard = decode_ranges(m.payload.data() + 8, n, state_->layout);
+  if (!discard) return discard.status();
+  std::vector<uint8_t> device(m.payload.begin() + 8 + static_cast<long>(n), m.payload.end());
+
+  auto uffd = Userfault::open();
+  if (!uffd) return uffd.status();
+  uffd_ = std::move(*uffd);
+  stop_workers();  // receivers change landing and placement while no worker runs them
+  for (RamBlock* b : state_->blocks)
+    if (Status s = uffd_->register_range(b->base(), b->size(), b->host_page_size()); !s.is_ok())
+      return s;
+  for (const Range& r : *discard) {
+    RamBlock* b = state_->blocks[r.block];
+    for (uint64_t off = r.offset; off < r.offset + r.length; off += b->host_page_size())
+      state_->received.block(r.block).clear(off / b->host_page_size());
+    if (Status s = b->discard(r.offset, r.length); !s.is_ok()) return s;
+  }
+  state_->uffd = uffd_.get();
+  for (auto& r : receivers_) r->enter_postcopy();
+  faults_->enable();
+  postcopy_ = true;
+  if (Status s = guest_->load_state(device); !s.is_ok()) return s;
+  start_workers();
+  if (Status s = guest_->start(); !s.is_ok()) return s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    downtime_ms_ = ms_since(t0);
+  }
+  if (Status s = link_->send(ControlType::kPostcopyAck); !s.is_ok()) return s;
+  board_.set(MigrationStatus::kPostcopyActive);
+  return Status::ok();
+}
+
+Status IncomingMigration::Impl::complete_precopy(const ControlMessage& m) {
+  board_.set(MigrationStatus::kDevice);
+  if (Status s = guest_->load_state(m.payload); !s.is_ok()) return s;
+  stop_workers();
+  return finish_and_verify();
+}
+
+Status IncomingMigration::Impl::complete_postcopy() {
+  // Every host page must be in place before the guest stops depending on the source.
+  const uint64_t total = state_->total_host_pages();
+  auto last_progress = Clock::now();
+  uint64_t last = 0;
+  while (true) {
+    uint64_t have = state_->received.dirty_host_pages();
+    if (have == total) break;
+    if (have != last) {
+      last = have;
+      last_progress = Clock::now();
+    }
+    if (Status s = check_health(); !s.is_ok()) return s;
+    if (seconds_since(last_progress) > 60)
+      return Status(Code::kTimeout, std::to_string(total - have) +
+                                        " host pages never arrived after the source completed");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  stop_workers();
+  for (RamBlock* b : state_->blocks) (void)uffd_->unregister_range(b->base(), b->size());
+  return finish_and_verify();
+}
+
+// Device state is loaded: verify every page (guest not running), start it, acknowledge.
+Status IncomingMigration::Impl::finish_and_verify() {
+  if (guest_->running()) guest_->pause();
+  VerifyReport v = guest_->verify();
+  VerifyReport touched = guest_->verify_counters();
+  v.touched_checked = touched.touched_checked;
+  v.touched_mismatches = touched.touched_mismatches;
+  if (v.first_mismatch.empty()) v.first_mismatch = touched.first_mismatch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    verify_ = v;
+    verified_ = true;
+  }
+  if (Status s = guest_->start(); !s.is_ok()) return s;
+  std::string summary = "pages_checked=" + std::to_string(v.pages_checked) +
+                        " mismatches=" + std::to_string(v.mismatches + v.touched_mismatches);
+  return link_->send_text(ControlType::kCompleteAck, summary);
+}
+
+MigrationInfo IncomingMigration::Impl::info() const {
+  MigrationInfo i;
+  i.status = board_.get();
+  i.error = board_.error();
+  i.transport = transport_name_;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_) {
+    const auto& c = state_->counters;
+    MigrationStats& s = i.stats;
+    s.transferred = c.bytes.load();
+    s.total = state_->layout.total_bytes();
+    s.duplicate = c.zero_pages.load();
+    s.normal = c.normal_pages.load();
+    s.normal_bytes = s.normal * kTargetPageSize;
+    s.postcopy_requests = c.requests.load();
+    s.precopy_bytes = c.precopy_bytes.load();
+    s.postcopy_bytes = c.postcopy_bytes.load();
+    s.dirty_sync_count = rounds_acked_;
+    i.fault_latency = state_->fault_latency.snapshot();
+  }
+  i.stats.setup_time = setup_time_ms_;
+  i.stats.downtime = downtime_ms_;
+  i.stats.total_time = is_terminal(i.status) ? total_time_ms_
+                       : (start_time_ == Clock::time_point{}) ? 0 : ms_since(start_time_);
+  i.verify = verify_;
+  i.verified = verified_;
+  return i;
+}
+
+IncomingMigration::IncomingMigration(GuestFactory factory, MigrationParameters params)
+    : impl_(std::make_unique<Impl>(std::move(factory), params)) {}
+IncomingMigration::~IncomingMigration() = default;
+Result<std::string> IncomingMigration::start(const std::string& uri) { return impl_->start(uri); }
+void IncomingMigration::cancel() { impl_->cancel(); }
+MigrationInfo IncomingMigration::info() const { return impl_->info(); }
+MigrationStatus IncomingMigration::wait(std::chrono::milliseconds timeout) {
+  return impl_->board_.wait(timeout);
+}
+void IncomingMigration::on_status(StatusCallback cb) { impl_->board_.on_status(std::move(cb)); }
+Guest* IncomingMigration::guest() { return impl_->guest(); }
+
+}  // namespace tern

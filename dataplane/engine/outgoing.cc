@@ -1,0 +1,424 @@
+// OutgoingMigration: the source's control thread. It connects, announces the layout, runs
+// dirty rounds (the workers send; this thread syncs dirty pages between rounds and decides
+// when to switch over), and switches to postcopy on request.
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "dataplane/engine/control_link.h"
+#include "dataplane/engine/send_state.h"
+#include "dataplane/engine/sender.h"
+#include "dataplane/engine/session_common.h"
+#include "dataplane/migration.h"
+
+namespace tern {
+
+using engine::ControlLink;
+using engine::ControlMessage;
+using engine::SendCounters;
+using engine::SenderPoller;
+using engine::SendState;
+using engine::ms_since;
+using engine::seconds_since;
+using engine::StatusBoard;
+using engine::worker_count;
+using Clock = std::chrono::steady_clock;
+
+class OutgoingMigration::Impl {
+ public:
+  Impl(Guest& guest, MigrationCapabilities caps, MigrationParameters params)
+      : guest_(guest), caps_(caps), params_(params) {}
+  ~Impl() {
+    cancel();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  Status start(const std::string& uri);
+  Status start_postcopy() {
+    if (!caps_.postcopy_ram)
+      return Status(Code::kInvalidArgument, "postcopy-ram capability is not enabled");
+    MigrationStatus s = board_.get();
+    if (s != MigrationStatus::kActive && s != MigrationStatus::kSetup)
+      return Status(Code::kInvalidArgument,
+                    std::string("cannot start postcopy in state ") + status_name(s));
+    postcopy_requested_.store(true);
+    return Status::ok();
+  }
+  void cancel() {
+    if (is_terminal(board_.get()) || board_.get() == MigrationStatus::kNone) return;
+    cancel_requested_.store(true);
+  }
+  MigrationInfo info() const;
+  StatusBoard board_;
+
+ private:
+  void run();
+  Status migrate();
+  Status connect_and_setup();
+  Status run_round(uint32_t round);
+  Status wait_for(ControlType type, uint32_t round, std::chrono::milliseconds timeout,
+                  ControlMessage* out = nullptr);
+  Status check_health();
+  Status precopy_switchover();
+  Status postcopy_switch();
+  void start_workers();
+  void stop_workers();
+  void update_rate();
+
+  Guest& guest_;
+  const MigrationCapabilities caps_;
+  const MigrationParameters params_;
+  std::string address_;
+  std::unique_ptr<Transport> transport_;
+  ChannelSet channels_;
+  std::unique_ptr<ControlLink> link_;
+  std::unique_ptr<SendState> state_;
+  SendCounters counters_;
+  std::vector<std::unique_ptr<SenderPoller>> senders_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  Layout layout_;
+  std::thread thread_;
+  std::atomic<bool> postcopy_requested_{false};
+  std::atomic<bool> cancel_requested_{false};
+  bool paused_by_us_ = false;
+  bool postcopy_started_ = false;
+  uint32_t round_ = 0;
+
+  // Statistics written by the control thread, read by info() under mu_.
+  mutable std::mutex mu_;
+  Clock::time_point start_time_{};
+  uint64_t setup_time_ms_ = 0, downtime_ms_ = 0, total_time_ms_ = 0, expected_downtime_ms_ = 0;
+  uint64_t dirty_sync_count_ = 0, dirty_pages_rate_ = 0;
+  double mbps_ = 0;
+  uint64_t total_bytes_ = 0;
+  uint64_t counters_discarded_ = 0;
+  std::string transport_name_;
+  Clock::time_point rate_time_{};
+  uint64_t rate_bytes_ = 0;
+};
+
+Status OutgoingMigration::Impl::start(const std::string& uri) {
+  if (board_.get() != MigrationStatus::kNone)
+    return Status(Code::kInvalidArgument, "a migration was already started on this guest");
+  if (caps_.postcopy_preempt && !caps_.postcopy_ram)
+    return Status(Code::kInvalidArgument, "postcopy-preempt needs the postcopy-ram capability");
+  if (params_.multifd_channels == 0 || params_.multifd_channels > 64)
+    return Status(Code::kInvalidArgument, "multifd-channels must be between 1 and 64");
+  if (params_.chunk_size < kTargetPageSize || params_.chunk_size % kTargetPageSize ||
+      params_.chunk_size > kHugePage)
+    return Status(Code::kInvalidArgument, "chunk size must be a multiple of 4 KiB up to 2 MiB");
+  auto parsed = parse_uri(uri);
+  if (!parsed) return parsed.status();
+  auto transport = create_transport(parsed->transport);
+  if (!transport) return transport.status();
+  transport_ = std::move(*transport);
+  transport_name_ = parsed->transport;
+  address_ = parsed->address;
+  layout_ = guest_.layout();
+  total_bytes_ = layout_.total_bytes();
+  start_time_ = Clock::now();
+  board_.set(MigrationStatus::kSetup);
+  thread_ = std::thread([this] { run(); });
+  return Status::ok();
+}
+
+void OutgoingMigration::Impl::run() {
+  Status s = migrate();
+  if (state_) state_->stop.store(true);
+  stop_workers();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    total_time_ms_ = ms_since(start_time_);
+  }
+  if (s.is_ok()) {
+    guest_.stop_dirty_log();
+    board_.set(MigrationStatus::kCompleted);
+    return;
+  }
+  if (link_ && s.code() != Code::kProtocol) {
+    if (s.code() == Code::kCancelled)
+      (void)link_->send_text(ControlType::kCancel, "cancelled by the source",
+                             std::chrono::milliseconds(500));
+    else if (link_->error().is_ok())
+      (void)link_->send_text(ControlType::kError, s.to_string(), std::chrono::milliseconds(500));
+  }
+  guest_.stop_dirty_log();
+  // The source guest keeps running untouched, unless postcopy already moved it.
+  if (paused_by_us_ && !postcopy_started_) (void)guest_.start();
+  if (s.code() == Code::kCancelled) {
+    board_.set(MigrationStatus::kCancelled);
+  } else {
+    std::string msg = s.to_string();
+    if (postcopy_started_)
+      msg += " (postcopy had started: the guest's memory is split between the hosts; the source "
+             "stays paused)";
+    board_.set(MigrationStatus::kFailed, msg);
+  }
+}
+
+Status OutgoingMigration::Impl::connect_and_setup() {
+  std::random_device rd;
+  const uint64_t session = (uint64_t{rd()} << 32) | rd();
+  const uint32_t count = kFirstBulkChannel + params_.multifd_channels;
+  auto chans = transport_->connect(address_, count, session, params_.connect_timeout);
+  if (!chans) return chans.status();
+  channels_ = std::move(*chans);
+  if (channels_.size() != count)
+    return Status(Code::kInternal, "transport returned " + std::to_string(channels_.size()) +
+                                       " channels, asked for " + std::to_string(count));
+  link_ = std::make_unique<ControlLink>(channels_[kControlChannel].get());
+  if (Status s = link_->send(ControlType::kLayout, 0, encode_layout(layout_)); !s.is_ok()) return s;
+  if (Status s = wait_for(ControlType::kLayoutAck, 0, std::chrono::seconds(60)); !s.is_ok())
+    return s;
+  for (RamBlock* b : guest_.ram())
+    if (Status s = transport_->register_memory(b->base(), b->size()); !s.is_ok()) return s;
+  return Status::ok();
+}
+
+void OutgoingMigration::Impl::start_workers() {
+  const uint32_t n = std::min(worker_count(params_), params_.multifd_channels);
+  std::vector<int> cpus = params_.pin_workers ? choose_worker_cpus(static_cast<int>(n))
+                                              : std::vector<int>(n, -1);
+  std::vector<std::vector<SenderPoller::BulkChannel>> lanes(n);
+  for (uint32_t k = 0; k < params_.multifd_channels; ++k)
+    lanes[k % n].push_back({channels_[kFirstBulkChannel + k].get(), k});
+  for (uint32_t w = 0; w < n; ++w) {
+    Channel* urgent = w == 0 ? channels_[kUrgentChannel].get() : nullptr;
+    senders_.push_back(std::make_unique<SenderPoller>(*state_, counters_, layout_, urgent,
+                                                      std::move(lanes[w]), 1.0 / n));
+    workers_.push_back(std::make_unique<Worker>("tern-send" + std::to_string(w), cpus[w]));
+    workers_.back()->add(senders_.back().get());
+    workers_.back()->start();
+  }
+}
+
+void OutgoingMigration::Impl::stop_workers() {
+  for (auto& w : workers_) w->stop();
+}
+
+Status OutgoingMigration::Impl::check_health() {
+  if (cancel_requested_.load()) return Status(Code::kCancelled, "cancelled");
+  for (auto& s : senders_)
+    if (s->failed()) return s->error();
+  if (!link_->error().is_ok()) return link_->error();
+  return Status::ok();
+}
+
+// Waits for one control message of `type` (and `round`), failing on kError/kCancel from the
+// destination, on a worker failure, on cancel, or after `timeout`.
+Status OutgoingMigration::Impl::wait_for(ControlType type, uint32_t round,
+                                         std::chrono::milliseconds timeout, ControlMessage* out) {
+  auto deadline = Clock::now() + timeout;
+  while (true) {
+    if (Status s = check_health(); !s.is_ok()) return s;
+    while (auto m = link_->poll()) {
+      if (m->type == ControlType::kError)
+        return Status(Code::kProtocol, "destination failed: " + m->text());
+      if (m->type == ControlType::kCancel)
+        return Status(Code::kCancelled, "destination cancelled: " + m->text());
+      if (m->type == type && (round == 0 || m->round == round)) {
+        if (out) *out = std::move(*m);
+        return Status::ok();
+      }
+    }
+    if (!link_->error().is_ok()) return link_->error();
+    if (Clock::now() > deadline)
+      return Status(Code::kTimeout, "destination did not answer in time");
+    update_rate();
+    link_->wait(std::chrono::milliseconds(2));
+  }
+}
+
+void OutgoingMigration::Impl::update_rate() {
+  auto now = Clock::now();
+  double dt = std::chrono::duration<double>(now - rate_time_).count();
+  if (dt < 0.5) return;
+  uint64_t bytes = counters_.bytes.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(mu_);
+  mbps_ = static_cast<double>(bytes - rate_bytes_) * 8 / dt / 1e6;
+  rate_bytes_ = bytes;
+  rate_time_ = now;
+}
+
+Status OutgoingMigration::Impl::run_round(uint32_t round) {
+  round_ = round;
+  state_->cursor.store(0, std::memory_order_relaxed);
+  state_->round.store(round, std::memory_order_release);
+  for (auto& w : workers_) w->wake();
+  while (true) {
+    if (Status s = check_health(); !s.is_ok()) return s;
+    // migrate-start-postcopy stops the precopy round early: unsent pages stay dirty.
+    if (postcopy_requested_.load() && !state_->postcopy.load())
+      state_->cursor.store(state_->total_host_pages, std::memory_order_relaxed);
+    bool done = true;
+    for (uint32_t k = 0; k < params_.multifd_channels; ++k)
+      done &= state_->slots[k].round_done.load(std::memory_order_acquire) == round;
+    if (done) break;
+    while (auto m = link_->poll()) {
+      if (m->type == ControlType::kError)
+        return Status(Code::kProtocol, "destination failed: " + m->text());
+      if (m->type == ControlType::kCancel)
+        return Status(Code::kCancelled, "destination cancelled: " + m->text());
+      if (m->type == ControlType::kRoundAck) continue;  // early ack of this round: cannot be
+    }
+    update_rate();
+    link_->wait(std::chrono::milliseconds(1));
+  }
+  return wait_for(ControlType::kRoundAck, round, std::chrono::seconds(120));
+}
+
+Status OutgoingMigration::Impl::migrate() {
+  if (Status s = connect_and_setup(); !s.is_ok()) return s;
+  state_ = std::make_unique<SendState>(guest_.ram(), params_.multifd_channels);
+  state_->chunk_size = params_.chunk_size;
+  state_->max_bandwidth.store(params_.max_bandwidth);
+  // Dirty logging starts before the first full pass, so no write is missed (S5 ordering).
+  if (Status s = guest_.start_dirty_log(); !s.is_ok()) return s;
+  state_->dirty.set_all();
+  start_workers();
+  rate_time_ = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    setup_time_ms_ = ms_since(start_time_);
+  }
+  board_.set(MigrationStatus::kActive);
+
+  for (uint32_t round = 1;; ++round) {
+    auto t0 = Clock::now();
+    uint64_t bytes0 = counters_.bytes.load();
+    if (Status s = run_round(round); !s.is_ok()) return s;
+    double dt = std::max(seconds_since(t0), 1e-6);
+    double bandwidth = static_cast<double>(counters_.bytes.load() - bytes0) / dt;
+    uint64_t dirtied = guest_.collect_dirty(state_->dirty);
+    uint64_t remaining = state_->dirty.dirty_bytes();
+    uint64_t expected_ms =
+        bandwidth > 0 ? static_cast<uint64_t>(static_cast<double>(remaining) / bandwidth * 1e3) : 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++dirty_sync_count_;
+      dirty_pages_rate_ = static_cast<uint64_t>(static_cast<double>(dirtied) / dt);
+      expected_downtime_ms_ = expected_ms;
+    }
+    if (postcopy_requested_.load()) return postcopy_switch();
+    if (expected_ms <= params_.downtime_limit_ms || round >= params_.max_rounds)
+      return precopy_switchover();
+  }
+}
+
+Status OutgoingMigration::Impl::precopy_switchover() {
+  board_.set(MigrationStatus::kDevice);
+  auto t0 = Clock::now();
+  guest_.pause();
+  paused_by_us_ = true;
+  guest_.collect_dirty(state_->dirty);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++dirty_sync_count_;
+  }
+  if (Status s = run_round(round_ + 1); !s.is_ok()) return s;
+  if (Status s = link_->send(ControlType::kDeviceState, 0, guest_.save_state()); !s.is_ok())
+    return s;
+  if (Status s = wait_for(ControlType::kCompleteAck, 0, std::chrono::seconds(120)); !s.is_ok())
+    return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  downtime_ms_ = ms_since(t0);
+  return Status::ok();
+}
+
+Status OutgoingMigration::Impl::postcopy_switch() {
+  auto t0 = Clock::now();
+  guest_.pause();
+  paused_by_us_ = true;
+  guest_.collect_dirty(state_->dirty);
+  // Stale pages: dirty now but sent before. The destination discards them so they fault.
+  std::vector<Range> discard;
+  uint64_t discarded = 0;
+  for (uint32_t b = 0; b < state_->blocks.size(); ++b) {
+    const AtomicBitmap& dirty = state_->dirty.block(b);
+    const AtomicBitmap& sent = state_->sent.block(b);
+    const uint64_t hp_size = state_->blocks[b]->host_page_size();
+    for (size_t p = dirty.find_next_set(0); p < dirty.size(); p = dirty.find_next_set(p + 1)) {
+      if (!sent.test(p)) continue;
+      ++discarded;
+      if (!discard.empty() && discard.back().block == b &&
+          discard.back().offset + discard.back().length == p * hp_size)
+        discard.back().length += hp_size;
+      else
+        discard.push_back({b, p * hp_size, hp_size});
+    }
+  }
+  std::vector<uint8_t> ranges = encode_ranges(discard);
+  std::vector<uint8_t> device = guest_.save_state();
+  std::vector<uint8_t> payload(8);
+  uint64_t n = ranges.size();
+  std::memcpy(payload.data(), &n, 8);
+  payload.insert(payload.end(), ranges.begin(), ranges.end());
+  payload.insert(payload.end(), device.begin(), device.end());
+  state_->preempt.store(caps_.postcopy_preempt);
+  state_->postcopy.store(true, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++dirty_sync_count_;
+    counters_discarded_ = discarded;
+  }
+  if (Status s = link_->send(ControlType::kPostcopyStart, 0, payload); !s.is_ok()) return s;
+  postcopy_started_ = true;
+  board_.set(MigrationStatus::kPostcopyActive);
+  if (Status s = wait_for(ControlType::kPostcopyAck, 0, std::chrono::seconds(120)); !s.is_ok())
+    return s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    downtime_ms_ = ms_since(t0);
+  }
+  if (Status s = run_round(round_ + 1); !s.is_ok()) return s;
+  if (Status s = link_->send(ControlType::kComplete); !s.is_ok()) return s;
+  return wait_for(ControlType::kCompleteAck, 0, std::chrono::seconds(300));
+}
+
+MigrationInfo OutgoingMigration::Impl::info() const {
+  MigrationInfo i;
+  i.status = board_.get();
+  i.error = board_.error();
+  std::lock_guard<std::mutex> lock(mu_);
+  i.transport = transport_name_;
+  MigrationStats& s = i.stats;
+  s.transferred = counters_.bytes.load();
+  s.total = total_bytes_;
+  s.remaining = state_ ? state_->dirty.dirty_bytes() : total_bytes_;
+  if (i.status == MigrationStatus::kCompleted) s.remaining = 0;
+  s.duplicate = counters_.zero_pages.load();
+  s.normal = counters_.normal_pages.load();
+  s.normal_bytes = s.normal * kTargetPageSize;
+  s.dirty_pages_rate = dirty_pages_rate_;
+  s.mbps = mbps_;
+  s.dirty_sync_count = dirty_sync_count_;
+  s.postcopy_requests = counters_.requests.load();
+  s.precopy_bytes = counters_.precopy_bytes.load();
+  s.postcopy_bytes = counters_.postcopy_bytes.load();
+  s.downtime = downtime_ms_;
+  s.total_time = is_terminal(i.status) ? total_time_ms_ : ms_since(start_time_);
+  s.setup_time = setup_time_ms_;
+  s.expected_downtime = expected_downtime_ms_;
+  s.urgent_pages = counters_.urgent_pages.load();
+  s.preemptions = counters_.preemptions.load();
+  s.raised_requests = counters_.raised.load();
+  s.discarded_pages = counters_discarded_;
+  return i;
+}
+
+OutgoingMigration::OutgoingMigration(Guest& guest, MigrationCapabilities caps,
+                                     MigrationParameters params)
+    : impl_(std::make_unique<Impl>(guest, caps, params)) {}
+OutgoingMigration::~OutgoingMigration() = default;
+Status OutgoingMigration::start(const std::string& uri) { return impl_->start(uri); }
+Status OutgoingMigration::start_postcopy() { return impl_->start_postcopy(); }
+void OutgoingMigration::cancel() { impl_->cancel(); }
+MigrationInfo OutgoingMigration::info() const { return impl_->info(); }
+MigrationStatus OutgoingMigration::wait(std::chrono::milliseconds timeout) {
+  return impl_->board_.wait(timeout);
+}
+void OutgoingMigration::on_status(StatusCallback cb) { impl_->board_.on_status(std::move(cb)); }
+
+}  // namespace tern

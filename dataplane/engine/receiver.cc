@@ -1,0 +1,144 @@
+#include "dataplane/engine/receiver.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace tern::engine {
+
+namespace {
+constexpr size_t kBurst = 32;
+}
+
+ReceiverPoller::ReceiverPoller(RecvState& state, Channel* channel)
+    : state_(state), channel_(channel), staged_landing_(state.direct.blocks()) {
+  channel_->set_landing(&state_.direct);
+}
+
+ReceiverPoller::~ReceiverPoller() {
+  if (staging_.buffer) munmap(staging_.buffer, kHugePage);
+}
+
+void ReceiverPoller::fail(Status s) {
+  if (failed_.load(std::memory_order_relaxed)) return;
+  error_ = Status(s.code(), "channel " + std::to_string(channel_->index()) + ": " + s.message());
+  failed_.store(true, std::memory_order_release);
+}
+
+void ReceiverPoller::enter_postcopy() {
+  if (!staging_.buffer) {
+    void* p = mmap(nullptr, kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      fail(errno_status("staging buffer"));
+      return;
+    }
+    staging_.buffer = static_cast<uint8_t*>(p);
+  }
+  staging_.reset();
+  staged_landing_.set_staging(staging_.buffer);
+  channel_->set_landing(&staged_landing_);
+  postcopy_ = true;
+}
+
+PollResult ReceiverPoller::poll() {
+  if (failed()) return PollResult::kIdle;
+  RxFrame frames[kBurst];
+  size_t n = channel_->poll_rx(frames, kBurst);
+  if (n == 0) {
+    if (!channel_->error().is_ok()) fail(channel_->error());
+    return PollResult::kIdle;
+  }
+  for (size_t i = 0; i < n && !failed(); ++i) handle(frames[i]);
+  return PollResult::kBusy;
+}
+
+void ReceiverPoller::handle(const RxFrame& f) {
+  const FrameHeader& h = f.hdr;
+  const auto type = static_cast<FrameType>(h.type);
+  if (h.channel != channel_->index()) {
+    fail(Status(Code::kProtocol, "frame says channel " + std::to_string(h.channel)));
+    return;
+  }
+  if (type == FrameType::kRoundEnd) {
+    last_round_end_.store(h.round, std::memory_order_release);
+    return;
+  }
+  if (type != FrameType::kPage && type != FrameType::kZero) {
+    fail(Status(Code::kProtocol, "unexpected frame type " + std::to_string(h.type)));
+    return;
+  }
+  // kPage payloads were checked by the landing; kZero frames are checked here.
+  if (Status s = check_page_frame(h, state_.layout); !s.is_ok()) {
+    fail(s);
+    return;
+  }
+  const bool zero = type == FrameType::kZero;
+  const uint64_t pages = h.length / kTargetPageSize;
+  state_.counters.bytes.fetch_add(sizeof(FrameHeader) + (zero ? 0 : h.length),
+                                  std::memory_order_relaxed);
+  (zero ? state_.counters.zero_pages : state_.counters.normal_pages)
+      .fetch_add(pages, std::memory_order_relaxed);
+  (postcopy_ ? state_.counters.postcopy_bytes : state_.counters.precopy_bytes)
+      .fetch_add(sizeof(FrameHeader) + (zero ? 0 : h.length), std::memory_order_relaxed);
+  if (postcopy_) {
+    stage(h, zero);
+    return;
+  }
+  // Precopy, direct landing. A zero run needs writing only if the page held data before.
+  RamBlock* rb = state_.blocks[h.block];
+  const uint64_t hp = h.offset / rb->host_page_size();
+  if (zero && state_.received.block(h.block).test(hp)) std::memset(rb->base() + h.offset, 0, h.length);
+  if (h.flags & kFlagHostPageEnd) state_.received.block(h.block).set(hp);
+}
+
+void ReceiverPoller::stage(const FrameHeader& h, bool zero) {
+  RamBlock* rb = state_.blocks[h.block];
+  const uint32_t hp_size = rb->host_page_size();
+  const uint64_t hp = h.offset / hp_size;
+  StagingPage& s = staging_;
+  if (s.block < 0) {
+    s.block = static_cast<int32_t>(h.block);
+    s.hp = hp;
+    s.host_page_size = hp_size;
+  } else if (s.block != static_cast<int32_t>(h.block) || s.hp != hp) {
+    // S2: a host page travels wholly on one channel; another page may not start before it ends.
+    fail(Status(Code::kProtocol, "frame for host page " + std::to_string(hp) + " of block " +
+                                     std::to_string(h.block) + " while host page " +
+                                     std::to_string(s.hp) + " of block " +
+                                     std::to_string(s.block) + " is incomplete"));
+    return;
+  }
+  const uint32_t in_page = static_cast<uint32_t>(h.offset % hp_size);
+  if (zero) {
+    if (s.buffer_dirty) std::memset(s.buffer + in_page, 0, h.length);
+  } else {
+    s.all_zero = false;
+    s.buffer_dirty = true;
+  }
+  for (uint32_t t = in_page / kTargetPageSize, e = t + h.length / kTargetPageSize; t < e; ++t) {
+    if (!s.have.test(t)) {
+      s.have.set(t);
+      ++s.target_pages;
+    }
+  }
+  if (s.target_pages == hp_size / kTargetPageSize) place_staged();
+}
+
+void ReceiverPoller::place_staged() {
+  StagingPage& s = staging_;
+  RamBlock* rb = state_.blocks[static_cast<uint32_t>(s.block)];
+  uint8_t* dst = rb->base() + s.hp * s.host_page_size;
+  int rc = s.all_zero ? state_.uffd->zero(dst, s.host_page_size, s.host_page_size)
+                      : state_.uffd->copy(dst, s.buffer, s.host_page_size);
+  if (rc != 0 && rc != -EEXIST) {
+    fail(Status(Code::kIo, std::string("placing host page ") + std::to_string(s.hp) +
+                               " of block '" + rb->name() + "': " + std::strerror(-rc)));
+    return;
+  }
+  state_.counters.placed_pages.fetch_add(1, std::memory_order_relaxed);
+  state_.page_placed(static_cast<uint32_t>(s.block), s.hp);
+  s.reset();
+}
+
+}  // namespace tern::engine

@@ -1,0 +1,76 @@
+// The destination's per-channel receiver: a Poller that takes frames off one urgent or bulk
+// channel and puts pages in place.
+//
+// Precopy: payloads land straight in guest RAM (the guest is not running here yet).
+// Postcopy (S2): payloads land in this channel's staging host page, which records the host
+// address, the target pages received and whether all were zero; once the whole host page is
+// there it is installed at once with UFFDIO_COPY (or zero placement), so a guest thread never
+// sees part of a huge page. A host page in progress on this channel is never mixed with
+// another one: a frame for a different page before it completes fails the migration.
+//
+// Threads: poll() on the owning worker; enter_postcopy() only while that worker is stopped;
+// last_round_end()/failed()/error() from the control thread.
+#pragma once
+
+#include <atomic>
+#include <bitset>
+#include <cstdint>
+
+#include "dataplane/engine/recv_state.h"
+#include "dataplane/transport.h"
+#include "dataplane/worker.h"
+
+namespace tern::engine {
+
+// One staging host page (S2).
+struct StagingPage {
+  uint8_t* buffer = nullptr;      // one host page of the largest size, owned by the receiver
+  int32_t block = -1;             // page being assembled, -1 = empty
+  uint64_t hp = 0;
+  uint32_t host_page_size = 0;
+  std::bitset<512> have;          // target pages received so far
+  uint32_t target_pages = 0;      // == have.count()
+  bool all_zero = true;
+  bool buffer_dirty = false;      // buffer holds bytes of an earlier page
+
+  void reset() {
+    block = -1;
+    have.reset();
+    target_pages = 0;
+    all_zero = true;
+  }
+};
+
+class ReceiverPoller : public Poller {
+ public:
+  ReceiverPoller(RecvState& state, Channel* channel);
+  ~ReceiverPoller() override;
+
+  PollResult poll() override;
+  int wait_fd() const override { return channel_->wait_fd(); }
+
+  // Switches to staged landing and userfaultfd placement. Worker stopped; state.uffd set.
+  void enter_postcopy();
+  uint32_t last_round_end() const { return last_round_end_.load(std::memory_order_acquire); }
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  const Status& error() const { return error_; }
+  uint32_t channel_index() const { return channel_->index(); }
+  const StagingPage& staging() const { return staging_; }
+
+ private:
+  void handle(const RxFrame& f);
+  void stage(const FrameHeader& h, bool zero);
+  void place_staged();
+  void fail(Status s);
+
+  RecvState& state_;
+  Channel* channel_;
+  Landing staged_landing_;
+  StagingPage staging_;
+  bool postcopy_ = false;
+  std::atomic<uint32_t> last_round_end_{0};
+  std::atomic<bool> failed_{false};
+  Status error_;
+};
+
+}  // namespace tern::engine

@@ -1,0 +1,383 @@
+#include "dataplane/engine/sender.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace tern::engine {
+
+namespace {
+constexpr uint64_t kStripe = 16;       // host pages a lane takes from the cursor at once
+constexpr int kPrecopyChunkBudget = 8; // chunks per lane per poll when nothing is urgent
+constexpr uint32_t kMaxRequests = 32;
+}  // namespace
+
+bool is_zero_target_page(const uint8_t* p) {
+  const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
+  if (w[0] | w[1]) return false;  // most data pages end here
+  for (size_t i = 0; i < kTargetPageSize / 8; i += 8) {
+    uint64_t acc = w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
+    if (acc) return false;
+  }
+  return true;
+}
+
+SendState::SendState(std::vector<RamBlock*> blocks_in, uint32_t bulk)
+    : blocks(std::move(blocks_in)),
+      dirty([&] {
+        std::vector<uint32_t> v;
+        for (auto* b : blocks) v.push_back(b->host_page_size());
+        return v;
+      }(), [&] {
+        std::vector<uint64_t> v;
+        for (auto* b : blocks) v.push_back(b->size());
+        return v;
+      }()),
+      sent([&] {
+        std::vector<uint32_t> v;
+        for (auto* b : blocks) v.push_back(b->host_page_size());
+        return v;
+      }(), [&] {
+        std::vector<uint64_t> v;
+        for (auto* b : blocks) v.push_back(b->size());
+        return v;
+      }()),
+      slots(new BulkSlot[bulk]),
+      bulk_channels(bulk) {
+  for (auto* b : blocks) {
+    block_start.push_back(total_host_pages);
+    total_host_pages += b->host_pages();
+  }
+}
+
+void SendState::locate(uint64_t global, uint32_t* block, uint64_t* hp) const {
+  auto it = std::upper_bound(block_start.begin(), block_start.end(), global);
+  uint32_t b = static_cast<uint32_t>(it - block_start.begin() - 1);
+  *block = b;
+  *hp = global - block_start[b];
+}
+
+SenderPoller::SenderPoller(SendState& state, SendCounters& counters, const Layout& layout,
+                           Channel* urgent, std::vector<BulkChannel> bulk, double bandwidth_share)
+    : state_(state),
+      counters_(counters),
+      layout_(layout),
+      owns_urgent_(urgent != nullptr),
+      bulk_(bulk.size()),
+      bandwidth_share_(bandwidth_share) {
+  if (urgent) {
+    urgent_.channel = urgent;
+    urgent_.index = urgent->index();
+    urgent_.urgent = true;
+  }
+  for (size_t i = 0; i < bulk.size(); ++i) {
+    bulk_[i].channel = bulk[i].channel;
+    bulk_[i].slot = &state_.slots[bulk[i].slot];
+    bulk_[i].index = bulk[i].channel->index();
+  }
+  bucket_time_ = std::chrono::steady_clock::now();
+}
+
+int SenderPoller::wait_fd() const { return owns_urgent_ ? urgent_.channel->wait_fd() : -1; }
+
+void SenderPoller::fail(Status s) {
+  if (failed_.load(std::memory_order_relaxed)) return;
+  error_ = std::move(s);
+  failed_.store(true, std::memory_order_release);
+}
+
+bool SenderPoller::urgent_work_pending() const {
+  return owns_urgent_ && (queue_head_ != queue_tail_ || urgent_.key != 0 ||
+                          urgent_.backlog_head != urgent_.backlog_tail);
+}
+
+bool SenderPoller::bulk_mid_page() const {
+  for (const Lane& l : bulk_)
+    if (l.key != 0 && l.next != 0) return true;
+  return false;
+}
+
+PollResult SenderPoller::poll() {
+  if (failed() || state_.stop.load(std::memory_order_relaxed)) return PollResult::kIdle;
+  bool busy = false;
+  if (owns_urgent_) busy |= poll_requests();
+
+  // S1: urgent requests go first; with preemption they may cut into a bulk huge page, without
+  // it they wait for the bulk channels to reach a host-page boundary.
+  const bool preempt = state_.preempt.load(std::memory_order_relaxed);
+  if (urgent_work_pending() && (preempt || !bulk_mid_page())) {
+    if (bulk_mid_page()) counters_.preemptions.fetch_add(1, std::memory_order_relaxed);
+    busy |= serve_urgent();
+  }
+
+  const bool postcopy = state_.postcopy.load(std::memory_order_relaxed);
+  const int budget = (owns_urgent_ && postcopy) ? 1 : kPrecopyChunkBudget;
+  for (Lane& lane : bulk_) {
+    if (preempt && urgent_work_pending()) break;  // urgent work still queued: come back
+    busy |= step_bulk(lane, budget);
+  }
+
+  // One doorbell per channel per loop iteration.
+  auto flush = [&](Lane& l) {
+    if (!l.channel) return;
+    if (l.dirty_tx || l.channel->tx_pending()) {
+      if (!l.channel->flush()) fail(l.channel->error());
+      l.dirty_tx = false;
+    }
+    l.channel->poll_tx();
+  };
+  if (owns_urgent_) flush(urgent_);
+  for (Lane& l : bulk_) flush(l);
+  return busy ? PollResult::kBusy : PollResult::kIdle;
+}
+
+bool SenderPoller::poll_requests() {
+  RxFrame frames[kMaxRequests];
+  size_t n = urgent_.channel->poll_rx(frames, kMaxRequests);
+  if (n == 0) {
+    if (!urgent_.channel->error().is_ok()) fail(urgent_.channel->error());
+    return false;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const FrameHeader& h = frames[i].hdr;
+    if (static_cast<FrameType>(h.type) != FrameType::kRequest) {
+      fail(Status(Code::kProtocol, "unexpected frame type " + std::to_string(h.type) +
+                                       " on the urgent channel"));
+      return true;
+    }
+    if (!state_.postcopy.load(std::memory_order_acquire)) {
+      fail(Status(Code::kProtocol, "page request received before postcopy started"));
+      return true;
+    }
+    if (Status s = check_page_frame(h, layout_); !s.is_ok()) {
+      fail(Status(Code::kProtocol, "page request: " + s.message()));
+      return true;
+    }
+    counters_.requests.fetch_add(1, std::memory_order_relaxed);
+    const uint32_t block = h.block;
+    const uint64_t hp = h.offset / state_.blocks[block]->host_page_size();
+    const uint64_t key = page_key(block, hp);
+    Request req{0, -1};
+    if (state_.dirty.claim(block, hp)) {
+      state_.sent.block(block).set(hp);
+      req.key = key;
+    } else {
+      // S3: partly sent on a bulk channel? Raise it there; never drop, never postpone.
+      for (uint32_t k = 0; k < state_.bulk_channels; ++k) {
+        if (state_.slots[k].in_progress.load(std::memory_order_acquire) == key) {
+          state_.slots[k].raised.store(true, std::memory_order_release);
+          counters_.raised.fetch_add(1, std::memory_order_relaxed);
+          req.key = key;
+          for (size_t j = 0; j < bulk_.size(); ++j)
+            if (bulk_[j].slot == &state_.slots[k]) req.raise_lane = static_cast<int32_t>(j);
+          break;
+        }
+      }
+      if (req.raise_lane < 0) {
+        // Already sent (in flight), or raised on another worker's lane: either way it lands.
+        if (req.key == 0) counters_.stale_requests.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+    }
+    if (queue_tail_ - queue_head_ == kQueue) {
+      fail(Status(Code::kInternal, "page request queue overflow"));
+      return true;
+    }
+    queue_[queue_tail_++ % kQueue] = req;
+  }
+  return true;
+}
+
+bool SenderPoller::serve_urgent() {
+  bool busy = false;
+  while (true) {
+    if (!drain(urgent_)) return true;  // channel full: resume next poll
+    if (urgent_.key != 0) {
+      send_chunk(urgent_);
+      busy = true;
+      continue;
+    }
+    if (queue_head_ == queue_tail_) return busy;
+    Request r = queue_[queue_head_++ % kQueue];
+    busy = true;
+    if (r.raise_lane >= 0) {
+      // S3: the page is partly on this bulk channel: finish it there, now, flagged urgent.
+      Lane& lane = bulk_[static_cast<size_t>(r.raise_lane)];
+      if (lane.key == r.key) lane.urgent = true;
+      while (lane.key == r.key) {
+        if (!drain(lane)) {
+          queue_[--queue_head_ % kQueue] = r;  // retry this entry first next time
+          return true;
+        }
+        send_chunk(lane);
+      }
+      continue;
+    }
+    uint32_t block = key_block(r.key);
+    start_page(urgent_, block, key_page(r.key), r.key);
+    counters_.urgent_pages.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+bool SenderPoller::step_bulk(Lane& lane, int budget) {
+  bool busy = false;
+  if (!drain(lane)) return true;
+  for (int i = 0; i < budget; ++i) {
+    if (lane.key == 0) {
+      const uint32_t round = state_.round.load(std::memory_order_acquire);
+      if (round == 0 || lane.slot->round_done.load(std::memory_order_relaxed) == round)
+        return busy;
+      if (!tokens_available()) return busy;
+      if (!next_dirty_page(lane)) {
+        // Every page of this round that this lane claimed has been posted: mark the round end.
+        TxFrame f{make_header(FrameType::kRoundEnd, 0, 0, 0, 0, round, lane.index), nullptr};
+        if (lane.channel->post(&f, 1) != 1) return true;
+        lane.dirty_tx = true;
+        lane.slot->round_done.store(round, std::memory_order_release);
+        return true;
+      }
+    } else if (lane.slot->raised.load(std::memory_order_acquire)) {
+      lane.urgent = true;
+    }
+    send_chunk(lane);
+    busy = true;
+    if (!drain(lane)) return true;
+  }
+  return busy;
+}
+
+bool SenderPoller::next_dirty_page(Lane& lane) {
+  const uint32_t round = state_.round.load(std::memory_order_acquire);
+  if (lane.round != round) {
+    lane.round = round;
+    lane.stripe_next = lane.stripe_end = 0;
+  }
+  while (true) {
+    if (lane.stripe_next >= lane.stripe_end) {
+      uint64_t start = state_.cursor.fetch_add(kStripe, std::memory_order_relaxed);
+      if (start >= state_.total_host_pages) return false;
+      lane.stripe_next = start;
+      lane.stripe_end = std::min(start + kStripe, state_.total_host_pages);
+    }
+    uint32_t block;
+    uint64_t hp;
+    state_.locate(lane.stripe_next, &block, &hp);
+    const uint64_t block_base = state_.block_start[block];
+    const uint64_t limit =
+        std::min(lane.stripe_end, block_base + state_.blocks[block]->host_pages()) - block_base;
+    AtomicBitmap& map = state_.dirty.block(block);
+    uint64_t found = map.find_next_set(hp);
+    if (found >= limit) {
+      lane.stripe_next = block_base + limit;
+      continue;
+    }
+    lane.stripe_next = block_base + found + 1;
+    const uint64_t key = page_key(block, found);
+    // Publish before claiming so that a request racing with the claim finds this lane (S3).
+    lane.slot->in_progress.store(key, std::memory_order_release);
+    if (!state_.dirty.claim(block, found)) {
+      lane.slot->in_progress.store(0, std::memory_order_release);
+      continue;
+    }
+    state_.sent.block(block).set(found);
+    start_page(lane, block, found, key);
+    return true;
+  }
+}
+
+void SenderPoller::start_page(Lane& lane, uint32_t block, uint64_t hp, uint64_t key) {
+  lane.key = key;
+  lane.block = block;
+  lane.hp = hp;
+  lane.next = 0;
+  if (lane.slot) lane.urgent = lane.slot->raised.load(std::memory_order_acquire);
+  counters_.host_pages.fetch_add(1, std::memory_order_relaxed);
+}
+
+void SenderPoller::send_chunk(Lane& lane) {
+  RamBlock* rb = state_.blocks[lane.block];
+  const uint32_t hp_size = rb->host_page_size();
+  const uint8_t* page = rb->base() + lane.hp * hp_size;
+  const uint32_t end = std::min<uint32_t>(lane.next + state_.chunk_size, hp_size);
+  const uint32_t round = state_.round.load(std::memory_order_relaxed);
+  const bool postcopy = state_.postcopy.load(std::memory_order_relaxed);
+  const uint32_t flags = lane.urgent ? kFlagUrgent : 0;
+  const uint64_t page_off = lane.hp * uint64_t{hp_size};
+  uint64_t bytes = 0, normal = 0, zero = 0;
+
+  uint32_t run_start = lane.next;
+  bool run_zero = is_zero_target_page(page + run_start);
+  auto emit = [&](uint32_t from, uint32_t to, bool zero_run) {
+    const uint32_t len = to - from;
+    uint32_t f = flags | (to == hp_size ? kFlagHostPageEnd : 0);
+    TxFrame fr{make_header(zero_run ? FrameType::kZero : FrameType::kPage, lane.block,
+                           page_off + from, len, f, round, lane.index),
+               zero_run ? nullptr : page + from};
+    lane.backlog[lane.backlog_tail++ % kBacklog] = fr;
+    bytes += sizeof(FrameHeader) + (zero_run ? 0 : len);
+    (zero_run ? zero : normal) += len / kTargetPageSize;
+  };
+  for (uint32_t off = run_start + kTargetPageSize; off < end; off += kTargetPageSize) {
+    bool z = is_zero_target_page(page + off);
+    if (z != run_zero) {
+      emit(run_start, off, run_zero);
+      run_start = off;
+      run_zero = z;
+    }
+  }
+  emit(run_start, end, run_zero);
+  lane.next = end;
+
+  counters_.bytes.fetch_add(bytes, std::memory_order_relaxed);
+  counters_.normal_pages.fetch_add(normal, std::memory_order_relaxed);
+  counters_.zero_pages.fetch_add(zero, std::memory_order_relaxed);
+  (postcopy ? counters_.postcopy_bytes : counters_.precopy_bytes)
+      .fetch_add(bytes, std::memory_order_relaxed);
+  charge(bytes);
+  if (end == hp_size) finish_page(lane);
+  drain(lane);
+}
+
+void SenderPoller::finish_page(Lane& lane) {
+  lane.key = 0;
+  lane.next = 0;
+  if (lane.slot) {
+    lane.slot->in_progress.store(0, std::memory_order_release);
+    lane.slot->raised.store(false, std::memory_order_release);
+    lane.urgent = false;
+  }
+}
+
+bool SenderPoller::drain(Lane& lane) {
+  while (lane.backlog_head != lane.backlog_tail) {
+    size_t head = lane.backlog_head % kBacklog;
+    size_t contiguous = std::min(lane.backlog_tail - lane.backlog_head, kBacklog - head);
+    size_t n = lane.channel->post(&lane.backlog[head], contiguous);
+    if (n) lane.dirty_tx = true;
+    lane.backlog_head += n;
+    if (n < contiguous) {
+      if (!lane.channel->error().is_ok()) fail(lane.channel->error());
+      // Window full: push what we have so the peer can make room.
+      if (!lane.channel->flush()) fail(lane.channel->error());
+      lane.channel->poll_tx();
+      return false;
+    }
+  }
+  return true;
+}
+
+bool SenderPoller::tokens_available() {
+  const uint64_t max_bw = state_.max_bandwidth.load(std::memory_order_relaxed);
+  if (max_bw == 0) return true;
+  auto now = std::chrono::steady_clock::now();
+  double rate = static_cast<double>(max_bw) * bandwidth_share_;
+  double dt = std::chrono::duration<double>(now - bucket_time_).count();
+  bucket_time_ = now;
+  tokens_ = std::min(tokens_ + dt * rate, rate * 0.01);  // at most 10 ms of burst
+  return tokens_ > 0;
+}
+
+void SenderPoller::charge(uint64_t bytes) {
+  if (state_.max_bandwidth.load(std::memory_order_relaxed)) tokens_ -= static_cast<double>(bytes);
+}
+
+}  // namespace tern::engine

@@ -1,0 +1,103 @@
+// The source's per-worker sender: a Poller that sends dirty host pages on the bulk channels it
+// owns and, on the one worker that owns the urgent channel, serves postcopy page requests.
+//
+// S1: with postcopy-preempt, a bulk channel sends one chunk per poll while urgent work is
+//     pending, so urgent requests cut into a huge page between chunks; the interrupted page
+//     resumes where it stopped once every queued request is served.
+// S3: a request for a page that a bulk channel has partly sent is not dropped or postponed: it
+//     takes its place in the request queue and, when served, that bulk channel finishes the
+//     page at once with the urgent flag.
+//
+// Threads: poll() runs on the owning worker only; failed()/error() from the control thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "dataplane/engine/send_state.h"
+#include "dataplane/transport.h"
+#include "dataplane/worker.h"
+
+namespace tern::engine {
+
+class SenderPoller : public Poller {
+ public:
+  struct BulkChannel {
+    Channel* channel;
+    uint32_t slot;  // index into SendState::slots
+  };
+  // `urgent` is the urgent channel if this poller owns it, else nullptr. `bandwidth_share` is
+  // the fraction of max_bandwidth this poller may use.
+  SenderPoller(SendState& state, SendCounters& counters, const Layout& layout, Channel* urgent,
+               std::vector<BulkChannel> bulk, double bandwidth_share);
+
+  PollResult poll() override;
+  int wait_fd() const override;
+  bool keep_spinning() const override { return urgent_work_pending(); }
+
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  // Valid once failed() is true.
+  const Status& error() const { return error_; }
+
+ private:
+  static constexpr size_t kBacklog = 96;   // frames of one chunk that the channel did not take
+  static constexpr size_t kQueue = 8192;   // queued page requests
+
+  // A channel and the host page it is sending.
+  struct Lane {
+    Channel* channel = nullptr;
+    BulkSlot* slot = nullptr;  // bulk lanes only
+    uint32_t index = 0;        // channel index on the wire
+    uint64_t key = 0;          // page_key of the current page, 0 = none
+    uint32_t block = 0;
+    uint64_t hp = 0;
+    uint32_t next = 0;         // byte offset of the next chunk inside the host page
+    bool urgent = false;       // frames carry kFlagUrgent
+    std::array<TxFrame, kBacklog> backlog{};
+    size_t backlog_head = 0, backlog_tail = 0;
+    uint64_t stripe_next = 0, stripe_end = 0;  // claimed part of the round's page space
+    uint32_t round = 0;        // round the stripe belongs to
+    bool dirty_tx = false;     // posted since the last flush
+  };
+  struct Request {
+    uint64_t key;        // the requested page
+    int32_t raise_lane;  // S3: bulk lane (index into bulk_) to finish now, or -1
+  };
+
+  bool poll_requests();
+  bool serve_urgent();
+  bool step_bulk(Lane& lane, int chunk_budget);
+  bool next_dirty_page(Lane& lane);
+  void start_page(Lane& lane, uint32_t block, uint64_t hp, uint64_t key);
+  // Builds the frames of the next chunk of lane's page into its backlog and posts them.
+  void send_chunk(Lane& lane);
+  bool drain(Lane& lane);  // posts backlog; true when empty
+  void finish_page(Lane& lane);
+  bool bulk_mid_page() const;
+  bool urgent_work_pending() const;
+  bool tokens_available();
+  void charge(uint64_t bytes);
+  void fail(Status s);
+
+  SendState& state_;
+  SendCounters& counters_;
+  const Layout& layout_;
+  bool owns_urgent_;
+  Lane urgent_;
+  std::vector<Lane> bulk_;
+  std::array<Request, kQueue> queue_{};
+  size_t queue_head_ = 0, queue_tail_ = 0;
+  double bandwidth_share_;
+  std::chrono::steady_clock::time_point bucket_time_{};
+  double tokens_ = 0;
+  std::atomic<bool> failed_{false};
+  Status error_;
+};
+
+// True if the 4 KiB target page is all zeros (early exit on the first non-zero word).
+bool is_zero_target_page(const uint8_t* p);
+
+}  // namespace tern::engine

@@ -1,0 +1,49 @@
+#include "dataplane/engine/session_common.h"
+
+#include <algorithm>
+#include <thread>
+
+namespace tern::engine {
+
+void StatusBoard::set(MigrationStatus s, const std::string& detail) {
+  std::vector<StatusCallback> cbs;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (status_ == s) return;
+    if (is_terminal(status_)) return;  // terminal states are final
+    status_ = s;
+    if (s == MigrationStatus::kFailed) error_ = detail;
+    cbs = callbacks_;
+  }
+  cv_.notify_all();
+  for (auto& cb : cbs) cb(s, detail);
+}
+
+MigrationStatus StatusBoard::get() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return status_;
+}
+
+std::string StatusBoard::error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return error_;
+}
+
+MigrationStatus StatusBoard::wait(std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return is_terminal(status_); });
+  return status_;
+}
+
+void StatusBoard::on_status(StatusCallback cb) {
+  std::lock_guard<std::mutex> lock(mu_);
+  callbacks_.push_back(std::move(cb));
+}
+
+uint32_t worker_count(const MigrationParameters& p) {
+  if (p.workers) return p.workers;
+  uint32_t cores = std::max(1u, std::thread::hardware_concurrency());
+  return std::max(1u, std::min(p.multifd_channels, cores));
+}
+
+}  // namespace tern::engine

@@ -1,0 +1,45 @@
+// Pieces both session control threads use: status bookkeeping with waiters and callbacks,
+// worker layout, and small helpers.
+//
+// Threads: StatusBoard methods from any thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dataplane/migration.h"
+
+namespace tern::engine {
+
+class StatusBoard {
+ public:
+  void set(MigrationStatus s, const std::string& detail = "");
+  MigrationStatus get() const;
+  std::string error() const;
+  MigrationStatus wait(std::chrono::milliseconds timeout) const;
+  void on_status(StatusCallback cb);
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  MigrationStatus status_ = MigrationStatus::kNone;
+  std::string error_;
+  std::vector<StatusCallback> callbacks_;
+};
+
+// Worker count for a side: the parameter, else one per bulk channel up to the core count.
+uint32_t worker_count(const MigrationParameters& p);
+
+inline double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+inline uint64_t ms_since(std::chrono::steady_clock::time_point t) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now() - t)
+                                   .count());
+}
+
+}  // namespace tern::engine
