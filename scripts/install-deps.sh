@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tern needs to build, test and benchmark, and only those that
+# are missing. Idempotent; prints nothing when everything is already installed.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential g++ pkg-config meson ninja-build python3
+  libhwloc-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  util-linux  # setarch: TSan runs tests with ASLR off on kernels with large mmap_rnd_bits
+)
+
+. "$(dirname "$0")/lib.sh"
+
+command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: tern's scripts expect Debian 12"
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+  [ "${status:0:2}" = "ii" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+info "install-deps: installing missing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+as_root apt-get update -qq
+as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  "${missing[@]}" </dev/null

@@ -1,0 +1,50 @@
+# Shared helpers for tern's scripts. Source it: `. "$(dirname "$0")/lib.sh"`.
+# Sets TERN_ROOT (the repository root) and cds there.
+
+TERN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$TERN_ROOT" || exit 1
+
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  _bold=$'\e[1m' _red=$'\e[31m' _green=$'\e[32m' _yellow=$'\e[33m' _off=$'\e[0m'
+else
+  _bold='' _red='' _green='' _yellow='' _off=''
+fi
+
+info() { printf '%s\n' "$*"; }
+warn() { printf '%swarning:%s %s\n' "$_yellow" "$_off" "$*" >&2; }
+die() { printf '%serror:%s %s\n' "$_red" "$_off" "$*" >&2; exit 1; }
+ok() { printf '%s%s%s\n' "$_green" "$*" "$_off"; }
+bad() { printf '%s%s%s\n' "$_red" "$*" "$_off"; }
+header() { printf '\n%s==== %s ====%s\n' "$_bold" "$*" "$_off"; }
+
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root for: $* (run as root or install sudo)"
+  fi
+}
+
+# Configures (or reconfigures, keeping objects) a meson build dir. Extra args: meson options.
+# Re-runs are incremental: an existing dir is reconfigured with the given options, not wiped.
+meson_setup() {
+  local dir=$1
+  shift
+  if [ -f "$dir/meson-private/coredata.dat" ]; then
+    meson setup --reconfigure "$dir" "$@" >"$dir.setup.log" 2>&1 ||
+      meson setup --wipe "$dir" "$@" >"$dir.setup.log" 2>&1
+  else
+    meson setup "$dir" "$@" >"$dir.setup.log" 2>&1
+  fi
+  local rc=$?
+  # What meson left out and why (rdma, dpdk, ...), so it shows in every run.
+  grep -E '^Message:' "$dir.setup.log" | sed 's/^Message: /  /'
+  if [ $rc -ne 0 ]; then
+    tail -n 30 "$dir.setup.log" >&2
+    return $rc
+  fi
+  rm -f "$dir.setup.log"
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Runs tern's whole test suite: installs missing Debian packages, then builds and tests
+#   1. normal     build/       debugoptimized, every suite
+#   2. asan       build-asan/  ASan+UBSan, every suite, TERN_TEST_SCALE=small
+#   3. tsan       build-tsan/  TSan, suite 'unit' (the concurrent parts)
+# and ends with one line "N passed, M failed[, K skipped]" summed over the stages (GoogleTest
+# cases). Exits non-zero if anything failed. Build dirs are reused, so re-runs are incremental.
+set -uo pipefail
+
+usage() {
+  cat <<'TXT'
+usage: scripts/test.sh [--quick] [--no-sanitizers] [--no-deps] [--stage NAME]...
+
+  --quick           normal build only (same as --no-sanitizers)
+  --no-sanitizers   skip the ASan+UBSan and TSan stages
+  --no-deps         do not check or install Debian packages
+  --stage NAME      run only this stage (normal, asan, tsan); repeatable
+
+environment:
+  TERN_BUILD_PREFIX   build dir prefix (default "build": build/, build-asan/, build-tsan/)
+  TERN_JOBS           ninja -j (default 2)
+  MESON_TEST_ARGS     extra arguments for `meson test` (e.g. "--repeat 3")
+TXT
+}
+
+stages=(normal asan tsan)
+deps=1
+chosen=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick | --no-sanitizers) stages=(normal) ;;
+    --no-deps) deps=0 ;;
+    --stage)
+      [ $# -ge 2 ] || { usage >&2; exit 2; }
+      chosen+=("$2")
+      shift
+      ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+  shift
+done
+[ ${#chosen[@]} -gt 0 ] && stages=("${chosen[@]}")
+
+. "$(dirname "$0")/lib.sh"
+
+prefix=${TERN_BUILD_PREFIX:-build}
+jobs=${TERN_JOBS:-2}
+read -r -a extra_test_args <<<"${MESON_TEST_ARGS:-}"
+total_pass=0 total_fail=0 total_skip=0
+declare -a stage_lines=()
+start_all=$SECONDS
+
+if [ $deps -eq 1 ]; then
+  "$TERN_ROOT/scripts/install-deps.sh" || die "installing Debian packages failed"
+fi
+
+# Suites defined in a configured build dir, one per line, without the "tern:" prefix.
+list_suites() {
+  meson introspect --tests "$1" | python3 -c '
+import json, sys
+print("\n".join(sorted({s.split(":", 1)[-1] for t in json.load(sys.stdin) for s in t["suite"]})))'
+}
+
+# run_stage NAME DIR "SUITES|all" "SKIP_REASONS" ENV... -- MESON_OPTIONS...
+# SKIP_REASONS: "suite=reason;suite=reason" for suites this stage leaves out on purpose.
+run_stage() {
+  local name=$1 dir=$2 want=$3 skips=$4
+  shift 4
+  local -a env=() opts=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do env+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  opts=("$@")
+  local t0=$SECONDS
+
+  header "stage $name: $dir (${opts[*]:-default options})"
+  if ! meson_setup "$dir" "${opts[@]}"; then
+    bad "stage $name: meson setup failed (log above: $dir.setup.log)"
+    stage_result "$name" 0 1 0 "meson setup failed" $t0
+    return
+  fi
+  info "  building: ninja -C $dir -j $jobs"
+  if ! ninja -C "$dir" -j "$jobs" >"$dir.build.log" 2>&1; then
+    grep -E -A12 'error|FAILED' "$dir.build.log" | head -n 80
+    bad "stage $name: build failed (full log: $dir.build.log)"
+    stage_result "$name" 0 1 0 "build failed" $t0
+    return
+  fi
+  info "  built in $((SECONDS - t0))s"
+  rm -f "$dir.build.log"
+
+  # Which suites to run: the ones asked for that exist, minus the ones skipped with a reason.
+  local -a present=() run=()
+  mapfile -t present < <(list_suites "$dir")
+  local s reason
+  if [ "$want" = all ]; then want="${present[*]}"; fi
+  for s in $want; do
+    if ! printf '%s\n' "${present[@]}" | grep -qx "$s"; then
+      info "  suite $s: no tests defined yet"
+      continue
+    fi
+    reason=$(tr ';' '\n' <<<"$skips" | sed -n "s/^$s=//p")
+    if [ -n "$reason" ]; then
+      info "  suite $s: skipped in this stage: $reason"
+      continue
+    fi
+    run+=("$s")
+  done
+  for s in "${present[@]}"; do
+    case " $want " in *" $s "*) ;; *)
+      reason=$(tr ';' '\n' <<<"$skips" | sed -n "s/^$s=//p")
+      info "  suite $s: not run in this stage${reason:+: $reason}" ;;
+    esac
+  done
+  if [ ${#run[@]} -eq 0 ]; then
+    info "  no suites to run"
+    stage_result "$name" 0 0 0 "" $t0
+    return
+  fi
+
+  info "  suites: ${run[*]}"
+  local -a suite_args=()
+  for s in "${run[@]}"; do suite_args+=(--suite "$s"); done
+  local log="$dir/meson-logs/testlog.json"
+  rm -f "$log"
+  env "${env[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs "${suite_args[@]}" \
+    "${stage_test_args[@]}" "${extra_test_args[@]}" 2>&1 | grep -vE '^(Expected Fail|Unexpected Pass|Full log written)'
+  local summary counts p f k
+  summary=$(python3 "$TERN_ROOT/scripts/testlog-summary.py" "$log" "$name")
+  counts=$(tail -n 1 <<<"$summary")
+  sed '$d' <<<"$summary"
+  read -r _ p f k <<<"$counts"
+  if [ ! -f "$log" ]; then
+    bad "stage $name: meson test wrote no log"
+    f=$((f + 1))
+  fi
+  stage_result "$name" "$p" "$f" "$k" "" $t0
+}
+
+stage_result() {
+  local name=$1 p=$2 f=$3 k=$4 note=$5 t0=$6
+  total_pass=$((total_pass + p)) total_fail=$((total_fail + f)) total_skip=$((total_skip + k))
+  local line
+  line=$(printf '%-7s %4d passed, %d failed, %d skipped  (%ds)%s' "$name" "$p" "$f" "$k" \
+    $((SECONDS - t0)) "${note:+  $note}")
+  stage_lines+=("$line")
+  if [ "$f" -eq 0 ]; then ok "stage $line"; else bad "stage $line"; fi
+}
+
+# TSan maps its shadow at fixed addresses; kernels with large mmap_rnd_bits can place the
+# binary inside it ("unexpected memory mapping"). Running with ASLR off avoids that.
+tsan_wrapper=()
+if setarch "$(uname -m)" -R true 2>/dev/null; then
+  tsan_wrapper=(--wrapper "setarch $(uname -m) -R")
+fi
+
+sanitizer_env=(
+  "ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:print_summary=1"
+  "UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1"
+  "TERN_TEST_SCALE=small"
+)
+
+for stage in "${stages[@]}"; do
+  stage_test_args=()
+  case $stage in
+    normal)
+      run_stage normal "$prefix" all "" -- -Dbuildtype=debugoptimized
+      ;;
+    asan)
+      run_stage asan "$prefix-asan" all "" "${sanitizer_env[@]}" -- \
+        -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
+        -Dbench=disabled
+      ;;
+    tsan)
+      stage_test_args=("${tsan_wrapper[@]}")
+      run_stage tsan "$prefix-tsan" unit \
+        "integration=runs in the normal and asan stages; TSan slows the large guests 5-15x" \
+        "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1" "TERN_TEST_SCALE=small" -- \
+        -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false -Dbench=disabled
+      ;;
+    *) die "unknown stage '$stage' (normal, asan, tsan)" ;;
+  esac
+done
+
+header "summary ($((SECONDS - start_all))s)"
+for l in "${stage_lines[@]}"; do info "  $l"; done
+if [ "$total_skip" -gt 0 ]; then
+  echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+else
+  echo "$total_pass passed, $total_fail failed"
+fi
+[ "$total_fail" -eq 0 ]
