@@ -1,0 +1,163 @@
+// The thread guest: a guest to migrate without KVM. N vCPU threads write self-checking pages
+// (vm/page_content.h) into one RAM block according to a WorkloadSpec, with a KVM-shaped software
+// dirty ring per vCPU (vm/dirty_ring.h) and a reaper thread that harvests full rings.
+//
+// RAM layout (block 0, "ram"): target pages [0, table_pages) hold the version table, one
+// uint32 per target page of the block (the version of that page, 0 = never written); data pages
+// follow. The table lives in guest RAM so it migrates with the guest. Each vCPU owns a disjoint
+// slice of the working set, so every page has a single writer. One write (a vCPU "operation"):
+//   1. fill_page(page p, version v+1)      2. table[p].store(v+1, release)
+//   3. if dirty logging: log(p), log(table page holding table[p])
+// A write is "complete" when step 3 is done; pause() stops vCPUs only between writes.
+//
+// Destination: make_thread_guest_factory() creates the RAM for a Layout (untouched: no page of
+// guest RAM is read or written until start()); load_state() restores the workload and arms the
+// first-touch check: before a vCPU first reads or writes a page after start(), it checks the
+// page against the table (both may fault in postcopy) and counts the result (verify_counters()).
+//
+// Threads: the Guest methods and run_ops() from one control thread; vcpu_stats(),
+// verify_counters(), set_ring_full_penalty(), page_version() and snapshot_versions() from any
+// thread. vCPU threads and the reaper are internal.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dataplane/bitmap.h"
+#include "dataplane/guest.h"
+#include "vm/dirty_ring.h"
+#include "vm/workload.h"
+
+namespace tern {
+
+struct VcpuStats {
+  uint64_t ops = 0;              // completed operations (writes + reads)
+  uint64_t writes = 0;
+  uint64_t reads = 0;
+  uint64_t dirty_pushes = 0;     // entries pushed to the dirty ring
+  uint64_t ring_full_exits = 0;
+  uint64_t stall_ns = 0;         // time stalled waiting for a harvest at ring-full exits
+  uint64_t penalty_ns = 0;       // time slept for the ring-full penalty (dirty limit)
+};
+
+class ThreadGuest : public Guest {
+ public:
+  // Source guest: RAM per spec (zeroed, all versions 0), vCPUs created but not running.
+  static Result<std::unique_ptr<ThreadGuest>> create(const WorkloadSpec& spec);
+  // Destination guest: RAM matching `layout` (one block), no workload until load_state().
+  static Result<std::unique_ptr<ThreadGuest>> create_incoming(const Layout& layout);
+  ~ThreadGuest() override;
+
+  // Guest.
+  const std::vector<RamBlock*>& ram() const override { return ram_view_; }
+  Status start() override;
+  void pause() override;
+  bool running() const override { return running_; }
+  Status start_dirty_log() override;
+  void stop_dirty_log() override;
+  uint64_t collect_dirty(MigrationBitmap& bitmap) override;
+  // Requires the guest paused (or never started); returns an empty vector otherwise.
+  std::vector<uint8_t> save_state() override;
+  Status load_state(const std::vector<uint8_t>& state) override;
+  VerifyReport verify() override;
+  VerifyReport verify_counters() const override;
+  std::string describe() const override;
+
+  // Runs the vCPUs until each has completed `ops_per_vcpu` operations in total (since creation,
+  // carried over by save/load), then pauses. Deterministic: the same spec and seed give the same
+  // memory whatever the timing. Requires a workload (create() or load_state()).
+  Status run_ops(uint64_t ops_per_vcpu);
+
+  // Dirty limit (S4) hook: a vCPU sleeps this long at each ring-full exit. 0 = none.
+  void set_ring_full_penalty(uint32_t vcpu, uint64_t microseconds);
+  uint32_t vcpus() const { return static_cast<uint32_t>(vcpus_.size()); }
+  VcpuStats vcpu_stats(uint32_t vcpu) const;
+  bool has_workload() const { return has_workload_; }
+  const WorkloadSpec& spec() const { return spec_; }
+
+  // Geometry, in target pages of block 0.
+  uint64_t target_pages() const { return target_pages_; }
+  uint64_t table_pages() const { return table_pages_; }
+  uint64_t working_set_pages() const { return wss_pages_; }
+  // Version of page `page` as recorded in the in-RAM table (atomic load; any thread).
+  uint32_t page_version(uint64_t page) const;
+  // Copies the whole version table with atomic loads (any thread, vCPUs may run).
+  void snapshot_versions(std::vector<uint32_t>& out) const;
+
+ private:
+  struct Vcpu;
+  explicit ThreadGuest(std::unique_ptr<RamBlock> block);
+  Status setup_workload(const WorkloadSpec& spec);  // creates vCPUs; RAM untouched
+  void spawn_threads();
+  void join_threads();
+
+  // vCPU side (vm/thread_guest_vcpu.cc).
+  void vcpu_main(Vcpu& v);
+  bool wait_runnable(Vcpu& v);  // parks while paused / op budget reached; false = exit
+  void sleep_until(std::chrono::steady_clock::time_point deadline);
+  void do_op(Vcpu& v);
+  uint64_t next_page(Vcpu& v);
+  void log_page(Vcpu& v, uint64_t page);
+  void ring_full_exit(Vcpu& v);
+  void check_first_touch(uint64_t page);
+  void reaper_main();
+
+  uint32_t* table() const { return reinterpret_cast<uint32_t*>(block_->base()); }
+  uint8_t* page_ptr(uint64_t page) const { return block_->base() + page * kSmallPage; }
+
+  // Written at creation / load_state (control thread, vCPU threads not running).
+  std::unique_ptr<RamBlock> block_;
+  std::vector<RamBlock*> ram_view_;
+  uint64_t target_pages_ = 0;
+  uint64_t table_pages_ = 0;
+  uint64_t wss_pages_ = 0;
+  WorkloadSpec spec_;
+  bool has_workload_ = false;
+  bool check_touch_ = false;  // destination: verify pages on first touch
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;
+
+  // Control thread only.
+  bool running_ = false;
+  bool threads_started_ = false;
+
+  // Run control: pause_req_/exit_ written under run_mu_ (pause_req_ also read lock-free by
+  // vCPUs between writes); parked_ under run_mu_.
+  std::mutex run_mu_;
+  std::condition_variable run_cv_;     // vCPUs wait: resume, exit, burst sleep
+  std::condition_variable parked_cv_;  // control waits: all parked
+  std::atomic<bool> pause_req_{true};
+  bool exit_ = false;
+  uint32_t parked_ = 0;
+  std::atomic<uint64_t> stop_at_{UINT64_MAX};  // op budget per vCPU (run_ops)
+
+  // Dirty tracking. logging_: control writes, vCPUs read. logged_[p]: one flag per target page,
+  // set by the vCPU that pushes p (exchange), cleared by collect_dirty after marking p.
+  std::atomic<bool> logging_{false};
+  std::unique_ptr<std::atomic<uint8_t>[]> logged_;
+  std::mutex harvest_mu_;             // serializes ring harvests; guards accumulator_
+  std::vector<DirtyGfn> accumulator_;  // entries the reaper took from full rings
+  std::vector<DirtyGfn> batch_;       // collect_dirty's scratch (control thread)
+
+  // Reaper: woken through reap_req_ (atomic wait/notify) by vCPUs at ring-full exits.
+  std::atomic<uint32_t> reap_req_{0};
+  std::atomic<bool> reaper_exit_{false};
+  std::thread reaper_;
+
+  // Destination first-touch check (any vCPU; counters readable from any thread).
+  AtomicBitmap touched_;
+  std::atomic<uint64_t> touched_checked_{0};
+  std::atomic<uint64_t> touched_mismatches_{0};
+  mutable std::mutex touch_mu_;  // guards touch_first_mismatch_
+  std::string touch_first_mismatch_;
+};
+
+// Destination factory for IncomingMigration: ThreadGuest::create_incoming.
+GuestFactory make_thread_guest_factory();
+
+}  // namespace tern
