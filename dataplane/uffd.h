@@ -29,7 +29,8 @@ class Userfault {
   int fd() const { return fd_; }
 
   // Data path. Reads up to max pending page-fault addresses (page-aligned to 4 KiB) without
-  // blocking. Returns the count, 0 when none are pending, or -errno.
+  // blocking. Returns the count, 0 when none are pending, or -errno. For hugetlb the kernel
+  // reports the start of the 2 MiB page, not the faulting 4 KiB page.
   int read_faults(uint64_t* addrs, int max);
 
   // Installs len bytes (one whole host page) from src at dst and wakes its waiters.
