@@ -1,0 +1,101 @@
+// Internal base of the loopback and tcp channels: the parts both share (index, sticky error,
+// header validation on receive, hiding the hello from poll_tx), so that the hello exchange in
+// hello.h can drive either. Not part of the public transport interface.
+//
+// Threads: like Channel, one owner thread at a time. set_index() and hide_tx_completions() are
+// called by the transport's connect()/accept() before the channel is handed out.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "dataplane/transport.h"
+
+namespace tern::detail {
+
+inline constexpr uint32_t kUnknownIndex = std::numeric_limits<uint32_t>::max();
+
+// Payload bytes that follow a header on the wire. kZero and kRequest use `length` for the
+// bytes they cover and carry no payload; unknown types carry none (check_header rejects them).
+inline uint32_t payload_length(const FrameHeader& h) {
+  switch (static_cast<FrameType>(h.type)) {
+    case FrameType::kPage:
+    case FrameType::kHello:
+    case FrameType::kControl:
+      return h.length;
+    default:
+      return 0;
+  }
+}
+
+class RawChannel : public Channel {
+ public:
+  uint32_t index() const override { return index_; }
+  const Status& error() const override { return error_; }
+
+  // Before the hello: the index is unknown and frames of any channel field are accepted.
+  void set_index(uint32_t index) { index_ = index; }
+  // The next `n` completions poll_tx would report belong to frames the transport sent itself
+  // (the hello); poll_tx swallows them so the engine only sees its own frames.
+  void hide_tx_completions(size_t n) { hidden_tx_ += n; }
+
+ protected:
+  // First failure wins (errors are sticky). Cold path: may allocate.
+  void fail(Status s) {
+    if (error_.is_ok()) error_ = std::move(s);
+  }
+  void fail_peer_closed() {
+    fail(Status(Code::kIo, "peer closed channel " + std::to_string(index_)));
+  }
+  bool failed() const { return !error_.is_ok(); }
+
+  // Receive-side checks shared by every transport: check_header, then the channel field. On
+  // failure the channel fails and false is returned. No allocation unless it fails.
+  bool accept_header(const FrameHeader& h) {
+    Status s = check_header(h);
+    if (!s.is_ok()) {
+      fail(Status(s.code(), "channel " + std::to_string(index_) + ": " + s.message()));
+      return false;
+    }
+    if (index_ != kUnknownIndex && h.channel != index_) {
+      fail(Status(Code::kProtocol, "frame says channel " + std::to_string(h.channel) +
+                                       " but arrived on channel " + std::to_string(index_)));
+      return false;
+    }
+    return true;
+  }
+  // Where a kPage payload goes; nullptr (and the channel failed) when the landing refuses it.
+  uint8_t* land_page(const FrameHeader& h) {
+    uint8_t* dst = landing_ ? landing_->resolve(h) : nullptr;
+    if (dst == nullptr) {
+      fail(Status(Code::kProtocol,
+                  landing_ == nullptr
+                      ? "channel " + std::to_string(index_) + ": page frame but no landing is set"
+                      : "channel " + std::to_string(index_) + ": page frame for block " +
+                            std::to_string(h.block) + " offset " + std::to_string(h.offset) +
+                            " length " + std::to_string(h.length) +
+                            " lies outside the landing (block, offset or length out of range)"));
+    }
+    return dst;
+  }
+  // Applies the hidden-completion budget to `n` raw completions.
+  size_t visible_tx(size_t n) {
+    size_t hide = n < hidden_tx_ ? n : hidden_tx_;
+    hidden_tx_ -= hide;
+    return n - hide;
+  }
+  // Staged landing: poll_rx stops after the last frame (page or zero) of a host page, so the
+  // engine places it before the next page frame reuses the staging buffer.
+  bool ends_staged_batch(const FrameHeader& h) const {
+    const auto t = static_cast<FrameType>(h.type);
+    return landing_ != nullptr && landing_->staged() &&
+           (t == FrameType::kPage || t == FrameType::kZero) && (h.flags & kFlagHostPageEnd);
+  }
+
+  uint32_t index_ = kUnknownIndex;
+  size_t hidden_tx_ = 0;
+  Status error_;
+};
+
+}  // namespace tern::detail

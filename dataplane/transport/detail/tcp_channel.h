@@ -1,0 +1,77 @@
+// tcp channel datapath: one non-blocking TCP connection per channel.
+//
+// Send: post() queues frame descriptors in a bounded ring (kPage payloads borrowed, others
+// copied into the slot); flush() hands as many queued frames as the socket takes to one
+// sendmsg (header + payload iovecs), resuming a partially written frame next time. A frame is
+// complete (poll_tx) once the kernel holds all of its bytes.
+// Receive: a state machine (header -> payload). Headers and small payloads are batched through
+// a small receive buffer to save syscalls; a page payload is read straight into the address its
+// Landing resolves, checked before a byte of it is read. wait_fd() is the socket.
+//
+// Threads: one owner thread at a time (Channel contract). The fd is owned and closed here.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "dataplane/transport/detail/raw_channel.h"
+
+namespace tern::detail {
+
+class TcpChannel final : public RawChannel {
+ public:
+  // Takes ownership of `fd`: a connected, non-blocking stream socket.
+  explicit TcpChannel(int fd);
+  ~TcpChannel() override;
+  TcpChannel(const TcpChannel&) = delete;
+  TcpChannel& operator=(const TcpChannel&) = delete;
+
+  size_t post(const TxFrame* frames, size_t n) override;
+  bool flush() override;
+  size_t poll_tx() override;
+  size_t poll_rx(RxFrame* out, size_t max) override;
+  size_t tx_pending() const override { return posted_ - sent_; }
+  int wait_fd() const override { return fd_; }
+
+ private:
+  static constexpr uint32_t kSlots = 1024;     // frames queued on the send side
+  static constexpr size_t kRxBuffer = 64 << 10;  // batches headers and small payloads
+  // Frames with payloads at least this big are read with only a header's worth of look-ahead,
+  // so that their bytes land directly (one copy); smaller ones go through the buffer.
+  static constexpr uint32_t kDirectPayload = 16 << 10;
+
+  struct Slot {
+    FrameHeader hdr;
+    const uint8_t* payload = nullptr;  // borrowed (kPage) or owned.data()
+    uint32_t length = 0;               // payload bytes on the wire
+    std::vector<uint8_t> owned;
+  };
+  enum class RxState { kHeader, kPayload };
+
+  // Reads into [rx_end_, rx_end_ + want) of the buffer. >0 bytes, 0 nothing now, -1 failed.
+  ssize_t read_buffer(size_t want);
+  // Moves the current payload on (buffer first, then the socket). True when it is complete.
+  bool advance_payload();
+  void fail_io(const char* what, int err);
+
+  int fd_;
+  // Send side (owner thread only).
+  std::unique_ptr<std::array<Slot, kSlots>> slots_;
+  uint64_t posted_ = 0;     // frames queued
+  uint64_t sent_ = 0;       // frames the kernel holds completely
+  uint64_t tx_seen_ = 0;    // completions already reported
+  size_t sent_bytes_ = 0;   // bytes of frame `sent_` already written
+  // Receive side (owner thread only).
+  std::unique_ptr<uint8_t[]> rx_buf_;
+  size_t rx_begin_ = 0, rx_end_ = 0;  // unparsed bytes in rx_buf_
+  size_t lookahead_ = kRxBuffer;      // bytes to read beyond the current need
+  RxState state_ = RxState::kHeader;
+  FrameHeader cur_{};                 // header of the frame being received
+  uint8_t* dst_ = nullptr;            // where its payload goes
+  uint32_t need_ = 0, got_ = 0;       // payload bytes in total / received
+  std::vector<uint8_t> rx_control_;   // non-page payloads (control tier, may grow)
+};
+
+}  // namespace tern::detail

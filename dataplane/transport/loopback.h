@@ -1,0 +1,50 @@
+// The loopback transport: source and destination engines in one process ("loopback:" or
+// "loopback:NAME"). A listening LoopbackTransport registers NAME in a process-wide rendezvous
+// table; a connecting one finds it there, builds a ring pair per channel (see
+// detail/loopback_channel.h) and hands the far ends to the listener's backlog, hello first,
+// exactly as a tcp source would. It behaves like the real transports (hellos, back-pressure,
+// peer close, hostile frames fail the channel), so the engine and the conformance suite run
+// unchanged on it.
+//
+// Threads: a LoopbackTransport is used by one control thread at a time; listeners and
+// connectors may be on different threads.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/transport.h"
+
+namespace tern {
+
+namespace detail {
+struct LoopbackListener;
+}
+
+class LoopbackTransport final : public Transport {
+ public:
+  LoopbackTransport() = default;
+  ~LoopbackTransport() override;  // stops listening; unaccepted channels see a peer close
+
+  std::string_view name() const override { return "loopback"; }
+  // `address` is NAME ("" means "default"). A NAME already listened on is kUnavailable.
+  Result<std::string> listen(const std::string& address) override;
+  Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
+  Result<ChannelSet> connect(const std::string& address, uint32_t count, uint64_t session_id,
+                             std::chrono::milliseconds timeout) override;
+
+  // Opens one channel per entry of `hellos` and sends that hello unchanged; channels come
+  // back in the order of `hellos`. connect() is the well-formed case; tests use this to play
+  // a source that breaks the hello rules.
+  Result<ChannelSet> connect_with_hellos(const std::string& address,
+                                         const std::vector<HelloPayload>& hellos,
+                                         std::chrono::milliseconds timeout);
+
+ private:
+  std::shared_ptr<detail::LoopbackListener> listener_;
+  std::string listen_name_;
+};
+
+}  // namespace tern

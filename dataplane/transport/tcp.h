@@ -1,0 +1,44 @@
+// The tcp transport ("tcp:HOST:PORT"): one TCP connection per channel, TCP_NODELAY,
+// non-blocking sockets, large socket buffers. The datapath is in detail/tcp_channel.h.
+// Works wherever sockets do; it is the fallback when neither rdma nor dpdk is available.
+//
+// Threads: a TcpTransport is used by one control thread at a time.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "dataplane/transport.h"
+
+namespace tern {
+
+class TcpTransport final : public Transport {
+ public:
+  TcpTransport() = default;
+  ~TcpTransport() override;  // closes the listening socket
+  TcpTransport(const TcpTransport&) = delete;
+  TcpTransport& operator=(const TcpTransport&) = delete;
+
+  std::string_view name() const override { return "tcp"; }
+  // `address` is HOST:PORT (IPv6 as [ADDR]:PORT); port 0 picks a free port. Returns the URI
+  // with the real port, e.g. "tcp:127.0.0.1:40111".
+  Result<std::string> listen(const std::string& address) override;
+  // Accepts connections until one session's channels are complete. A connection whose hello
+  // does not fit the session (other session, count, duplicate index) fails the accept.
+  Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
+  Result<ChannelSet> connect(const std::string& address, uint32_t count, uint64_t session_id,
+                             std::chrono::milliseconds timeout) override;
+
+  // Opens one connection per entry of `hellos` and sends that hello unchanged; channels come
+  // back in the order of `hellos` (tests use it to play a source that breaks the rules).
+  Result<ChannelSet> connect_with_hellos(const std::string& address,
+                                         const std::vector<HelloPayload>& hellos,
+                                         std::chrono::milliseconds timeout);
+
+ private:
+  int listen_fd_ = -1;
+  std::string listen_uri_;
+};
+
+}  // namespace tern

@@ -1,0 +1,180 @@
+#include "tests/transport/harness.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <future>
+
+#include "dataplane/transport/loopback.h"
+#include "dataplane/transport/tcp.h"
+
+namespace tern::testing {
+namespace {
+
+std::string unique_loopback_name() {
+  static std::atomic<int> n{0};
+  return "conformance-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+}
+
+template <typename T>
+auto connect_hellos_of() {
+  return [](Transport& t, const std::string& address, const std::vector<HelloPayload>& hellos,
+            std::chrono::milliseconds timeout) {
+    return static_cast<T&>(t).connect_with_hellos(address, hellos, timeout);
+  };
+}
+
+const std::vector<Harness>& all() {
+  static const std::vector<Harness> kAll = {
+      {"loopback", unique_loopback_name, connect_hellos_of<LoopbackTransport>(), {"a:b"}},
+      {"tcp",
+       [] { return std::string("127.0.0.1:0"); },
+       connect_hellos_of<TcpTransport>(),
+       {"127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", ":4444",
+        "127.0.0.1:0"}},
+  };
+  return kAll;
+}
+
+std::string address_of(const std::string& uri) {
+  auto p = parse_uri(uri);
+  EXPECT_TRUE(p.is_ok()) << p.status().to_string();
+  return p ? p->address : "";
+}
+
+}  // namespace
+
+const Harness& harness(const std::string& name) {
+  for (const Harness& h : all())
+    if (h.name == name) return h;
+  ADD_FAILURE() << "no harness for " << name;
+  return all().front();
+}
+
+std::vector<std::string> harness_names() {
+  std::vector<std::string> v;
+  for (const Harness& h : all()) v.push_back(h.name);
+  return v;
+}
+
+Connected connect_pair(const Harness& h, uint32_t count, uint64_t session) {
+  Connected c;
+  auto dst = create_transport(h.name);
+  auto src = create_transport(h.name);
+  EXPECT_TRUE(dst && src);
+  if (!dst || !src) return c;
+  c.dst_transport = std::move(*dst);
+  c.src_transport = std::move(*src);
+  auto uri = c.dst_transport->listen(h.listen_address());
+  EXPECT_TRUE(uri.is_ok()) << uri.status().to_string();
+  if (!uri) return c;
+  auto accepted = std::async(std::launch::async, [&] { return c.dst_transport->accept(5s); });
+  auto conn = c.src_transport->connect(address_of(*uri), count, session, 5s);
+  auto acc = accepted.get();
+  EXPECT_TRUE(conn.is_ok()) << conn.status().to_string();
+  EXPECT_TRUE(acc.is_ok()) << acc.status().to_string();
+  if (conn) c.src = std::move(*conn);
+  if (acc) c.dst = std::move(*acc);
+  return c;
+}
+
+Status accept_with_hellos(const Harness& h, const std::vector<HelloPayload>& hellos) {
+  auto dst = create_transport(h.name);
+  auto src = create_transport(h.name);
+  if (!dst || !src) return Status(Code::kInternal, "cannot create " + h.name);
+  auto uri = (*dst)->listen(h.listen_address());
+  if (!uri) return uri.status();
+  auto accepted = std::async(std::launch::async, [&] { return (*dst)->accept(2s); });
+  auto conn = h.connect_with_hellos(**src, address_of(*uri), hellos, 2s);
+  EXPECT_TRUE(conn.is_ok()) << conn.status().to_string();
+  auto acc = accepted.get();
+  return acc ? Status::ok() : acc.status();
+}
+
+namespace {
+void wait_readable(const Channel& rx, int ms) {
+  pollfd pfd{rx.wait_fd(), POLLIN, 0};
+  if (pfd.fd >= 0) ::poll(&pfd, 1, ms);
+}
+
+void record(const RxFrame* in, size_t n, std::vector<Received>& out) {
+  for (size_t i = 0; i < n; ++i) {
+    Received r{in[i].hdr, in[i].data, {}};
+    if (in[i].data && static_cast<FrameType>(in[i].hdr.type) != FrameType::kPage)
+      r.payload.assign(in[i].data, in[i].data + in[i].hdr.length);
+    out.push_back(std::move(r));
+  }
+}
+}  // namespace
+
+std::vector<Received> transfer(Channel& tx, Channel& rx, const std::vector<TxFrame>& frames,
+                               std::chrono::milliseconds timeout, size_t batch,
+                               std::vector<size_t>* batches) {
+  std::vector<Received> got;
+  std::vector<RxFrame> buf(batch);
+  size_t posted = 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (got.size() < frames.size() && std::chrono::steady_clock::now() < deadline) {
+    bool progress = false;
+    if (posted < frames.size()) {
+      size_t k = tx.post(frames.data() + posted, frames.size() - posted);
+      posted += k;
+      progress |= k > 0;
+    }
+    if (!tx.flush()) break;
+    tx.poll_tx();
+    size_t r = rx.poll_rx(buf.data(), batch);
+    if (r && batches) batches->push_back(r);
+    record(buf.data(), r, got);
+    if (!rx.error().is_ok()) break;
+    progress |= r > 0;
+    if (!progress) wait_readable(rx, 1);
+  }
+  return got;
+}
+
+void poll_until_error(Channel& rx, std::chrono::milliseconds timeout,
+                      std::vector<Received>* got) {
+  RxFrame buf[16];
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (rx.error().is_ok() && std::chrono::steady_clock::now() < deadline) {
+    size_t r = rx.poll_rx(buf, 16);
+    if (got) record(buf, r, *got);
+    if (r == 0 && rx.error().is_ok()) wait_readable(rx, 5);
+  }
+}
+
+Guarded::Guarded(size_t size, uint8_t fill) : size_(size), mem_(size + 2 * kGuard, kGuardByte) {
+  std::memset(data(), fill, size);
+}
+
+bool Guarded::guards_intact() const {
+  auto ok = [](auto b, auto e) { return std::all_of(b, e, [](uint8_t v) { return v == kGuardByte; }); };
+  return ok(mem_.begin(), mem_.begin() + kGuard) && ok(mem_.end() - kGuard, mem_.end());
+}
+
+bool Guarded::all(uint8_t v) const {
+  return std::all_of(mem_.begin() + kGuard, mem_.end() - kGuard,
+                     [v](uint8_t x) { return x == v; });
+}
+
+void fill_pattern(uint8_t* p, size_t n, uint64_t seq) {
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = (seq * 0x9E3779B97F4A7C15ull) ^ (i * 0xBF58476D1CE4E5B9ull);
+    std::memcpy(p + i, &v, std::min<size_t>(8, n - i));
+  }
+}
+
+bool check_pattern(const uint8_t* p, size_t n, uint64_t seq) {
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = (seq * 0x9E3779B97F4A7C15ull) ^ (i * 0xBF58476D1CE4E5B9ull);
+    if (std::memcmp(p + i, &v, std::min<size_t>(8, n - i)) != 0) return false;
+  }
+  return true;
+}
+
+}  // namespace tern::testing
