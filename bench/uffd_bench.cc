@@ -25,8 +25,8 @@ constexpr uint64_t kBenchHugePages = 16;  // a block of 8 plus slack; never more
 class Pool {
  public:
   explicit Pool(size_t bytes) : bytes_(bytes) {
-    void* p = mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
     if (p == MAP_FAILED) return;
     raw_ = static_cast<uint8_t*>(p);
     base_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw_) + kHugePage - 1) &
@@ -48,8 +48,9 @@ class Pool {
 
 void set_per_op(benchmark::State& state, uint64_t bytes_per_op) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes_per_op));
-  state.counters["s_per_op"] = benchmark::Counter(
-      static_cast<double>(state.iterations()), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["s_per_op"] =
+      benchmark::Counter(static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 void BM_Memcpy(benchmark::State& state) {
@@ -63,8 +64,7 @@ void BM_Memcpy(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     // Different slots for source and destination so neither stays cached between passes.
-    std::memcpy(dst.base() + ((i + slots / 2) % slots) * len, src.base() + (i % slots) * len,
-                len);
+    std::memcpy(dst.base() + ((i + slots / 2) % slots) * len, src.base() + (i % slots) * len, len);
     benchmark::ClobberMemory();
     ++i;
   }
@@ -155,7 +155,12 @@ void BM_BareUffdFault(benchmark::State& state) {
   state.counters["p99_us"] = f.p99_us;
   state.counters["faults"] = f.samples;
 }
-BENCHMARK(BM_BareUffdFault)->ArgName("spinning")->Arg(1)->Arg(0)->Iterations(1)->UseRealTime()
+BENCHMARK(BM_BareUffdFault)
+    ->ArgName("spinning")
+    ->Arg(1)
+    ->Arg(0)
+    ->Iterations(1)
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -129,8 +129,8 @@ inline FaultLatency measure_bare_uffd_faults(int n, bool spinning_handler) {
       (void)*p;
       auto t1 = std::chrono::steady_clock::now();
       if (i >= kWarmup)
-        ns[static_cast<size_t>(i - kWarmup)] =
-            static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+        ns[static_cast<size_t>(i - kWarmup)] = static_cast<double>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
     }
   });
   toucher.join();

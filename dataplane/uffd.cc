@@ -42,16 +42,18 @@ int open_from_syscall() {
 
 // What a person can do about a failure to obtain a userfaultfd.
 std::string open_advice(int dev_err, int sys_err) {
-  std::string s = "cannot open a userfaultfd: /dev/userfaultfd: " +
-                  std::string(std::strerror(-dev_err)) +
-                  "; userfaultfd(2): " + std::strerror(-sys_err) + ". ";
+  std::string s =
+      "cannot open a userfaultfd: /dev/userfaultfd: " + std::string(std::strerror(-dev_err)) +
+      "; userfaultfd(2): " + std::strerror(-sys_err) + ". ";
   if (sys_err == -ENOSYS)
-    return s + "The kernel was built without CONFIG_USERFAULTFD, or a seccomp filter blocks "
-               "the syscall (containers): use a kernel/runtime that allows userfaultfd.";
+    return s +
+           "The kernel was built without CONFIG_USERFAULTFD, or a seccomp filter blocks "
+           "the syscall (containers): use a kernel/runtime that allows userfaultfd.";
   if (sys_err == -EPERM || sys_err == -EACCES)
-    return s + "Run as root (or with CAP_SYS_PTRACE), or allow unprivileged use with "
-               "'sysctl vm.unprivileged_userfaultfd=1', or grant this user read/write access "
-               "to /dev/userfaultfd.";
+    return s +
+           "Run as root (or with CAP_SYS_PTRACE), or allow unprivileged use with "
+           "'sysctl vm.unprivileged_userfaultfd=1', or grant this user read/write access "
+           "to /dev/userfaultfd.";
   return s + "Check the process's open-file limit (ulimit -n) and available memory.";
 }
 
@@ -120,9 +122,11 @@ Result<std::unique_ptr<Userfault>> Userfault::open() {
   }
   if (r != 0) {
     close(*fd);
-    return Status(Code::kUnavailable, std::string("userfaultfd API handshake (UFFDIO_API) failed: ") +
-                                          std::strerror(-r) + "; the kernel is too old or "
-                                          "its userfaultfd support is restricted");
+    return Status(Code::kUnavailable,
+                  std::string("userfaultfd API handshake (UFFDIO_API) failed: ") +
+                      std::strerror(-r) +
+                      "; the kernel is too old or "
+                      "its userfaultfd support is restricted");
   }
   constexpr uint64_t kNeed = uint64_t{1} << _UFFDIO_REGISTER | uint64_t{1} << _UFFDIO_UNREGISTER;
   if ((ioctls & kNeed) != kNeed) {
@@ -143,13 +147,14 @@ Userfault::~Userfault() {
 Status Userfault::register_range(void* addr, size_t len, uint32_t host_page_size) {
   const auto a = reinterpret_cast<uint64_t>(addr);
   if (host_page_size != kSmallPage && host_page_size != kHugePage)
-    return Status(Code::kInvalidArgument, "userfaultfd: host page size must be 4 KiB or 2 MiB, got " +
-                                              std::to_string(host_page_size));
-  if (len == 0 || a % host_page_size != 0 || len % host_page_size != 0)
     return Status(Code::kInvalidArgument,
-                  "userfaultfd: range of " + std::to_string(len) + " bytes at " +
-                      std::to_string(a) + " is not aligned to its host page size " +
+                  "userfaultfd: host page size must be 4 KiB or 2 MiB, got " +
                       std::to_string(host_page_size));
+  if (len == 0 || a % host_page_size != 0 || len % host_page_size != 0)
+    return Status(Code::kInvalidArgument, "userfaultfd: range of " + std::to_string(len) +
+                                              " bytes at " + std::to_string(a) +
+                                              " is not aligned to its host page size " +
+                                              std::to_string(host_page_size));
   const bool huge = host_page_size == kHugePage;
   if (huge && (features_ & UFFD_FEATURE_MISSING_HUGETLBFS) == 0)
     return Status(Code::kUnavailable,
@@ -181,7 +186,7 @@ Status Userfault::register_range(void* addr, size_t len, uint32_t host_page_size
     return Status(Code::kUnavailable,
                   std::string("userfaultfd: the range does not support ") +
                       ((reg.ioctls & (uint64_t{1} << _UFFDIO_COPY)) == 0 ? "UFFDIO_COPY"
-                                                                          : "UFFDIO_ZEROPAGE") +
+                                                                         : "UFFDIO_ZEROPAGE") +
                       (huge ? "" : " (is it hugetlb memory registered with 4 KiB pages?)"));
   }
   return Status::ok();
@@ -247,8 +252,8 @@ int Userfault::zero(void* dst, size_t len, uint32_t host_page_size) {
   std::atomic_ref<uint8_t*> zero_ref(zero_huge_);
   uint8_t* zeros = zero_ref.load(std::memory_order_acquire);
   if (zeros == nullptr) {
-    void* p = mmap(nullptr, kHugePage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-                   -1, 0);
+    void* p =
+        mmap(nullptr, kHugePage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (p == MAP_FAILED) return -errno;
     uint8_t* expected = nullptr;
     if (zero_ref.compare_exchange_strong(expected, static_cast<uint8_t*>(p),
