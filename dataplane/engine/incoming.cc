@@ -330,9 +330,13 @@ Status IncomingMigration::Impl::complete_postcopy() {
   return finish_and_verify();
 }
 
-// Device state is loaded: verify every page (guest not running), start it, acknowledge.
+// Device state is loaded: start the guest here and acknowledge (that ends the downtime), then
+// check every page of its memory with the guest briefly paused.
 Status IncomingMigration::Impl::finish_and_verify() {
-  if (guest_->running()) guest_->pause();
+  if (!guest_->running())
+    if (Status s = guest_->start(); !s.is_ok()) return s;
+  if (Status s = link_->send_text(ControlType::kCompleteAck, "running"); !s.is_ok()) return s;
+  guest_->pause();
   VerifyReport v = guest_->verify();
   VerifyReport touched = guest_->verify_counters();
   v.touched_checked = touched.touched_checked;
@@ -343,10 +347,7 @@ Status IncomingMigration::Impl::finish_and_verify() {
     verify_ = v;
     verified_ = true;
   }
-  if (Status s = guest_->start(); !s.is_ok()) return s;
-  std::string summary = "pages_checked=" + std::to_string(v.pages_checked) +
-                        " mismatches=" + std::to_string(v.mismatches + v.touched_mismatches);
-  return link_->send_text(ControlType::kCompleteAck, summary);
+  return guest_->start();
 }
 
 MigrationInfo IncomingMigration::Impl::info() const {

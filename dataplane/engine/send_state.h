@@ -60,6 +60,10 @@ struct SendState {
   std::atomic<bool> stop{false};        // (ctl) cancel: senders stop sending
   std::atomic<uint64_t> max_bandwidth{0};  // (ctl) bytes/s for the whole source, 0 = unlimited
   uint32_t chunk_size = 64 * 1024;      // (ctl, fixed while running)
+  // Host pages a lane takes from the cursor at once: about kStripeBytes, at least one page, so
+  // that channels share a round evenly and contend on the cursor rarely.
+  static constexpr uint64_t kStripeBytes = 1 << 20;
+  uint64_t stripe_pages = 1;            // (fixed)
 
   std::unique_ptr<BulkSlot[]> slots;    // one per bulk channel
   uint32_t bulk_channels;

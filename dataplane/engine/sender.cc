@@ -6,7 +6,6 @@
 namespace tern::engine {
 
 namespace {
-constexpr uint64_t kStripe = 16;       // host pages a lane takes from the cursor at once
 constexpr int kPrecopyChunkBudget = 8; // chunks per lane per poll when nothing is urgent
 constexpr uint32_t kMaxRequests = 32;
 }  // namespace
@@ -43,10 +42,13 @@ SendState::SendState(std::vector<RamBlock*> blocks_in, uint32_t bulk)
       }()),
       slots(new BulkSlot[bulk]),
       bulk_channels(bulk) {
+  uint32_t largest = kSmallPage;
   for (auto* b : blocks) {
     block_start.push_back(total_host_pages);
     total_host_pages += b->host_pages();
+    largest = std::max(largest, b->host_page_size());
   }
+  stripe_pages = std::max<uint64_t>(1, kStripeBytes / largest);
 }
 
 void SendState::locate(uint64_t global, uint32_t* block, uint64_t* hp) const {
@@ -253,10 +255,10 @@ bool SenderPoller::next_dirty_page(Lane& lane) {
   }
   while (true) {
     if (lane.stripe_next >= lane.stripe_end) {
-      uint64_t start = state_.cursor.fetch_add(kStripe, std::memory_order_relaxed);
+      uint64_t start = state_.cursor.fetch_add(state_.stripe_pages, std::memory_order_relaxed);
       if (start >= state_.total_host_pages) return false;
       lane.stripe_next = start;
-      lane.stripe_end = std::min(start + kStripe, state_.total_host_pages);
+      lane.stripe_end = std::min(start + state_.stripe_pages, state_.total_host_pages);
     }
     uint32_t block;
     uint64_t hp;

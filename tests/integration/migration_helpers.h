@@ -1,0 +1,41 @@
+// Shared pieces of the end-to-end migration tests: guest sizes by scale, unique endpoints,
+// and running one whole migration between two engines in this process.
+#pragma once
+
+#include <cstdlib>
+#include <string>
+
+#include "dataplane/migration.h"
+#include "dataplane/ram_block.h"
+#include "vm/thread_guest.h"
+#include "vm/workload.h"
+
+namespace tern::testing_support {
+
+// TERN_TEST_SCALE=small (sanitizer builds) shrinks the guests.
+inline bool small_scale() {
+  const char* s = std::getenv("TERN_TEST_SCALE");
+  return s && std::string(s) == "small";
+}
+inline uint64_t guest_bytes() { return small_scale() ? (128ull << 20) : (1ull << 30); }
+
+// A listen URI for `transport` that no other test uses.
+inline std::string listen_uri(const std::string& transport) {
+  static int counter = 0;
+  if (transport == "tcp") return "tcp:127.0.0.1:0";
+  return "loopback:it-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+}
+
+// Reserves hugetlb pages for source + destination; returns "" or why it could not.
+inline std::string reserve_for(uint64_t ram_bytes, uint32_t page_size) {
+  if (page_size != kHugePage) return "";
+  auto r = reserve_huge_pages(2 * (ram_bytes / kHugePage) + 8);
+  return r.is_ok() ? "" : r.status().to_string();
+}
+
+struct MigrationRun {
+  MigrationInfo source, destination;
+  bool source_running_after = false;
+};
+
+}  // namespace tern::testing_support

@@ -1,0 +1,105 @@
+// End to end: a thread guest that keeps writing is migrated between two engines over a real
+// transport, in precopy, postcopy and postcopy-preempt, with 4K and 2M host pages; the
+// destination checks every page (and, in postcopy, every page the guest touched first).
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "tests/integration/migration_helpers.h"
+
+namespace tern {
+namespace {
+
+using namespace testing_support;
+
+struct Case {
+  std::string transport;
+  std::string mode;  // precopy | postcopy | preempt
+  uint32_t page;
+};
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  return info.param.transport + "_" + info.param.mode + "_" +
+         (info.param.page == kHugePage ? "2M" : "4K");
+}
+
+class EndToEnd : public ::testing::TestWithParam<Case> {};
+
+TEST_P(EndToEnd, EveryPageArrivesIntact) {
+  const Case& c = GetParam();
+  const uint64_t ram = guest_bytes();
+  if (std::string why = reserve_for(ram, c.page); !why.empty())
+    GTEST_SKIP() << "2M pages need hugetlb: " << why;
+
+  WorkloadSpec spec;
+  spec.vcpus = 2;
+  spec.ram_bytes = ram;
+  spec.page_size = c.page;
+  spec.wss_fraction = 0.25;
+  spec.rate = 5000;  // target pages per second per vCPU: the guest dirties while it moves
+  spec.pattern = Pattern::kRandom;
+  auto guest = ThreadGuest::create(spec);
+  ASSERT_TRUE(guest.is_ok()) << guest.status().to_string();
+  ASSERT_TRUE((*guest)->start().is_ok());
+
+  MigrationParameters params;
+  params.multifd_channels = 2;
+  params.downtime_limit_ms = 100;
+  IncomingMigration incoming(make_thread_guest_factory(), params);
+  auto uri = incoming.start(listen_uri(c.transport));
+  ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
+
+  MigrationCapabilities caps;
+  caps.postcopy_ram = c.mode != "precopy";
+  caps.postcopy_preempt = c.mode == "preempt";
+  OutgoingMigration outgoing(**guest, caps, params);
+  ASSERT_TRUE(outgoing.start(*uri).is_ok());
+  if (caps.postcopy_ram) {
+    // Switch early, in the middle of the first pass, so that most pages arrive by request or
+    // by background push while the destination guest already runs.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    Status s = outgoing.start_postcopy();
+    ASSERT_TRUE(s.is_ok()) << s.to_string();
+  }
+  MigrationStatus src = outgoing.wait(std::chrono::minutes(5));
+  MigrationStatus dst = incoming.wait(std::chrono::minutes(1));
+  MigrationInfo si = outgoing.info(), di = incoming.info();
+  ASSERT_EQ(src, MigrationStatus::kCompleted) << si.error << " / destination: " << di.error;
+  ASSERT_EQ(dst, MigrationStatus::kCompleted) << di.error;
+
+  ASSERT_TRUE(di.verified);
+  EXPECT_EQ(di.verify.mismatches, 0u) << di.verify.first_mismatch;
+  EXPECT_EQ(di.verify.touched_mismatches, 0u) << di.verify.first_mismatch;
+  EXPECT_GT(di.verify.pages_checked, 0u);
+  EXPECT_GE(si.stats.transferred, si.stats.normal_bytes);
+  EXPECT_GT(si.stats.duplicate, 0u);  // untouched pages travel as zero markers
+  if (caps.postcopy_ram) {
+    EXPECT_GT(di.stats.postcopy_requests, 0u) << "the destination guest never faulted";
+    EXPECT_GT(di.fault_latency.total, 0u);
+    EXPECT_GT(di.verify.touched_checked, 0u);
+    EXPECT_GT(si.stats.postcopy_bytes, 0u);
+  }
+  std::cout << "[ figures  ] " << case_name({c, 0}) << ": " << si.stats.transferred / 1048576
+            << " MiB in " << si.stats.total_time << " ms, downtime " << si.stats.downtime
+            << " ms, rounds " << si.stats.dirty_sync_count << ", requests "
+            << si.stats.postcopy_requests << ", preemptions " << si.stats.preemptions
+            << ", fault p50/p99 " << di.fault_latency.quantile_us(0.5) << "/"
+            << di.fault_latency.quantile_us(0.99) << " us\n";
+  Guest* dest = incoming.guest();
+  ASSERT_NE(dest, nullptr);
+  EXPECT_TRUE(dest->running());
+  dest->pause();
+}
+
+std::vector<Case> all_cases() {
+  std::vector<Case> v;
+  for (std::string t : {"loopback", "tcp"})
+    for (std::string m : {"precopy", "postcopy", "preempt"})
+      for (uint32_t p : {kSmallPage, kHugePage}) v.push_back({t, m, p});
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Migrations, EndToEnd, ::testing::ValuesIn(all_cases()), case_name);
+
+}  // namespace
+}  // namespace tern
