@@ -45,6 +45,7 @@ TEST_P(EndToEnd, EveryPageArrivesIntact) {
   MigrationParameters params;
   params.multifd_channels = 2;
   params.downtime_limit_ms = 100;
+  params.workers = 1;  // one poll-mode worker per side: both sides share this 2-core host
   IncomingMigration incoming(make_thread_guest_factory(), params);
   auto uri = incoming.start(listen_uri(c.transport));
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
