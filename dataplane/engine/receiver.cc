@@ -46,7 +46,10 @@ PollResult ReceiverPoller::poll() {
   RxFrame frames[kBurst];
   size_t n = channel_->poll_rx(frames, kBurst);
   if (n == 0) {
-    if (!channel_->error().is_ok()) fail(channel_->error());
+    if (!channel_->error().is_ok() && !failed()) {
+      error_ = channel_->error();  // already names the channel
+      failed_.store(true, std::memory_order_release);
+    }
     return PollResult::kIdle;
   }
   for (size_t i = 0; i < n && !failed(); ++i) handle(frames[i]);

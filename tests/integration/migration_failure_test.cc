@@ -27,8 +27,14 @@ WorkloadSpec small_spec() {
 class Failures : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Failures, CancelInPrecopyLeavesSourceRunningAndIntact) {
-  auto guest = ThreadGuest::create(small_spec());
+  WorkloadSpec spec = small_spec();
+  spec.wss_fraction = 1.0;
+  spec.pattern = Pattern::kSequential;
+  spec.rate = 0;
+  auto guest = ThreadGuest::create(spec);
   ASSERT_TRUE(guest.is_ok()) << guest.status().to_string();
+  // Fill memory first so that the migration has real bytes to move under its bandwidth cap.
+  ASSERT_TRUE((*guest)->run_ops(spec.ram_bytes / kTargetPageSize / spec.vcpus).is_ok());
   ASSERT_TRUE((*guest)->start().is_ok());
   MigrationParameters params;
   params.max_bandwidth = 32ull << 20;  // slow enough to cancel in the middle
