@@ -1,0 +1,158 @@
+#include "control/engine_host.h"
+
+namespace tern::control {
+namespace {
+
+bool in_progress(MigrationStatus s) { return s != MigrationStatus::kNone && !is_terminal(s); }
+
+}  // namespace
+
+Result<std::unique_ptr<EngineHost>> EngineHost::source(std::unique_ptr<Guest> guest) {
+  std::unique_ptr<EngineHost> h(new EngineHost(Role::kSource));
+  if (!guest->running()) {
+    if (Status s = guest->start(); !s) return s;
+  }
+  h->guest_ = std::move(guest);
+  return h;
+}
+
+std::unique_ptr<EngineHost> EngineHost::destination(GuestFactory factory) {
+  std::unique_ptr<EngineHost> h(new EngineHost(Role::kDestination));
+  h->factory_ = std::move(factory);
+  return h;
+}
+
+EngineHost::~EngineHost() { cancel_and_wait(); }
+
+void EngineHost::cancel_and_wait() {
+  if (out_ && in_progress(out_->info().status)) {
+    out_->cancel();
+    (void)out_->wait(std::chrono::seconds(30));
+  }
+  if (in_ && in_progress(in_->info().status)) {
+    in_->cancel();
+    (void)in_->wait(std::chrono::seconds(30));
+  }
+}
+
+void EngineHost::set_status_sink(StatusSink sink) {
+  std::lock_guard<std::mutex> lock(sink_mu_);
+  sink_ = std::move(sink);
+}
+
+void EngineHost::forward(MigrationStatus s, const std::string& detail) {
+  std::lock_guard<std::mutex> lock(sink_mu_);
+  if (sink_) sink_(s, detail);
+}
+
+Status EngineHost::migrate(const std::string& uri, const MigrationCapabilities& caps,
+                           const MigrationParameters& params) {
+  if (out_) {
+    MigrationStatus s = out_->info().status;
+    if (in_progress(s)) {
+      return {Code::kInvalidArgument, "there's a migration process in progress (status " +
+                                          std::string(status_name(s)) + ")"};
+    }
+    if (s == MigrationStatus::kCompleted) {
+      return {Code::kInvalidArgument,
+              "the guest has already migrated away (the last migration completed)"};
+    }
+  }
+  if (!guest_->running()) {
+    return {Code::kUnavailable, "the guest is not running"};
+  }
+  verification_.reset();
+  auto next = std::make_unique<OutgoingMigration>(*guest_, caps, params);
+  next->on_status([this](MigrationStatus s, const std::string& d) { forward(s, d); });
+  // Keep the previous (terminal) migration alive until the new one replaces it.
+  std::swap(out_, next);
+  return out_->start(uri);
+}
+
+Result<std::string> EngineHost::migrate_incoming(const std::string& uri,
+                                                 const MigrationParameters& params) {
+  if (in_) {
+    return Status(Code::kInvalidArgument,
+                  "already waiting for a migration on " + incoming_uri_ +
+                      " (one incoming migration per ternd)");
+  }
+  auto next = std::make_unique<IncomingMigration>(factory_, params);
+  next->on_status([this](MigrationStatus s, const std::string& d) { forward(s, d); });
+  Result<std::string> listening = next->start(uri);
+  if (!listening) return listening.status();
+  in_ = std::move(next);
+  incoming_uri_ = *listening;
+  return listening;
+}
+
+Status EngineHost::start_postcopy() {
+  if (!out_) return {Code::kInvalidArgument, "no migration is running"};
+  return out_->start_postcopy();
+}
+
+Status EngineHost::cancel() {
+  // QEMU's migrate_cancel succeeds when there is nothing to cancel; so does this.
+  if (out_) out_->cancel();
+  if (in_) in_->cancel();
+  return Status::ok();
+}
+
+MigrationInfo EngineHost::info() const {
+  if (out_) return out_->info();
+  if (in_) return in_->info();
+  return MigrationInfo{};
+}
+
+Guest* EngineHost::guest() {
+  if (role_ == Role::kSource) return guest_.get();
+  return in_ ? in_->guest() : nullptr;
+}
+
+Result<GuestInfo> EngineHost::guest_info(bool verify) {
+  GuestInfo g;
+  Guest* guest = this->guest();
+  MigrationInfo mi = info();
+  if (verify) {
+    if (guest == nullptr) {
+      return Status(Code::kUnavailable, "no guest yet: the destination is waiting for a source");
+    }
+    if (in_progress(mi.status)) {
+      return Status(Code::kUnavailable, std::string("cannot verify while migrating (status ") +
+                                            status_name(mi.status) + ")");
+    }
+    if (role_ == Role::kDestination && mi.status != MigrationStatus::kCompleted) {
+      return Status(Code::kUnavailable, std::string("the destination guest is incomplete (status ") +
+                                            status_name(mi.status) + "); nothing to verify");
+    }
+    // verify() wants the guest paused; the engine no longer drives it at this point.
+    bool was_running = guest->running();
+    if (was_running) guest->pause();
+    VerifyReport v = guest->verify();
+    VerifyReport touched = guest->verify_counters();
+    v.touched_checked = touched.touched_checked;
+    v.touched_mismatches = touched.touched_mismatches;
+    if (v.first_mismatch.empty()) v.first_mismatch = touched.first_mismatch;
+    verification_ = v;
+    if (was_running) {
+      if (Status s = guest->start(); !s) return s;
+    }
+  }
+  if (guest != nullptr) {
+    g.present = true;
+    g.description = guest->describe();
+    g.running = guest->running();
+    g.counters = guest->verify_counters();
+  }
+  if (verification_) {
+    g.verification = verification_;
+  } else if (mi.verified) {
+    g.verification = mi.verify;  // the engine's check at completion, before the guest ran
+  }
+  return g;
+}
+
+std::vector<std::string> EngineHost::transports() const { return transport_names(); }
+
+DefaultTransport EngineHost::default_transport() const { return choose_default_transport(); }
+
+}  // namespace tern::control

@@ -1,0 +1,60 @@
+// MigrationHost over the real engine (dataplane/migration.h): a source hosting a running guest,
+// or a destination that builds its guest from the incoming RAM layout.
+//
+// Threads: the MigrationHost methods run on ternd's QMP thread; status callbacks arrive on
+// engine threads and are forwarded to the sink as they come.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "control/migration_host.h"
+#include "dataplane/guest.h"
+#include "dataplane/migration.h"
+
+namespace tern::control {
+
+class EngineHost : public MigrationHost {
+ public:
+  // Source: takes the guest (already running or not; it is started here if not).
+  static Result<std::unique_ptr<EngineHost>> source(std::unique_ptr<Guest> guest);
+  // Destination: `factory` builds the guest when a source sends its layout.
+  static std::unique_ptr<EngineHost> destination(GuestFactory factory);
+  ~EngineHost() override;
+
+  Role role() const override { return role_; }
+  Status migrate(const std::string& uri, const MigrationCapabilities& caps,
+                 const MigrationParameters& params) override;
+  Result<std::string> migrate_incoming(const std::string& uri,
+                                       const MigrationParameters& params) override;
+  Status start_postcopy() override;
+  Status cancel() override;
+  MigrationInfo info() const override;
+  std::string incoming_uri() const override { return incoming_uri_; }
+  Result<GuestInfo> guest_info(bool verify) override;
+  std::vector<std::string> transports() const override;
+  DefaultTransport default_transport() const override;
+  void set_status_sink(StatusSink sink) override;
+
+  // Blocks until the current migration ends (for shutdown); no-op when none.
+  void cancel_and_wait();
+
+ private:
+  explicit EngineHost(Role role) : role_(role) {}
+  Guest* guest();
+  void forward(MigrationStatus s, const std::string& detail);
+
+  const Role role_;
+  std::unique_ptr<Guest> guest_;             // source only
+  GuestFactory factory_;                     // destination only
+  std::unique_ptr<OutgoingMigration> out_;   // the current or last outgoing migration
+  std::unique_ptr<IncomingMigration> in_;    // the (one) incoming migration
+  std::string incoming_uri_;
+  std::optional<VerifyReport> verification_;  // last verify run through query-guest
+  std::mutex sink_mu_;
+  StatusSink sink_;                          // guarded by sink_mu_
+};
+
+}  // namespace tern::control

@@ -1,0 +1,61 @@
+// What the QMP commands drive: the daemon's one guest and its migrations. EngineHost
+// (engine_host.h) implements it over OutgoingMigration / IncomingMigration; tests may provide
+// their own implementation with the same contracts.
+//
+// Threads: every method is called from the daemon's main (QMP) thread. The status callback
+// given to set_status_sink() may run on engine threads.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dataplane/migration.h"
+#include "dataplane/status.h"
+#include "dataplane/transport.h"
+
+namespace tern::control {
+
+enum class Role { kSource, kDestination };
+inline const char* role_name(Role r) { return r == Role::kSource ? "source" : "destination"; }
+
+struct GuestInfo {
+  bool present = false;        // destination: false until the RAM layout has arrived
+  std::string description;     // Guest::describe()
+  bool running = false;
+  VerifyReport counters;       // Guest::verify_counters(): first-touch checks so far
+  std::optional<VerifyReport> verification;  // a full verify(), once one has run
+};
+
+class MigrationHost {
+ public:
+  virtual ~MigrationHost() = default;
+  virtual Role role() const = 0;
+
+  // Source: starts migrating the guest to `uri`. Fails if a migration is under way or the
+  // guest already migrated away; a failed or cancelled migration may be retried.
+  virtual Status migrate(const std::string& uri, const MigrationCapabilities& caps,
+                         const MigrationParameters& params) = 0;
+  // Destination: listens on `uri`; returns the URI a source should use (port 0 resolved).
+  virtual Result<std::string> migrate_incoming(const std::string& uri,
+                                               const MigrationParameters& params) = 0;
+  virtual Status start_postcopy() = 0;
+  virtual Status cancel() = 0;
+  // The current (or last) migration; status kNone when there was none.
+  virtual MigrationInfo info() const = 0;
+  // Destination: the URI being listened on ("" when not listening).
+  virtual std::string incoming_uri() const = 0;
+  // `verify`: run a full Guest::verify() now (destination, after completion only).
+  virtual Result<GuestInfo> guest_info(bool verify) = 0;
+
+  // Transports compiled in, and the one used when a URI names none.
+  virtual std::vector<std::string> transports() const = 0;
+  virtual DefaultTransport default_transport() const = 0;
+
+  // Called on every status change with the new status and a detail (error text when failed).
+  using StatusSink = std::function<void(MigrationStatus, const std::string& detail)>;
+  virtual void set_status_sink(StatusSink sink) = 0;
+};
+
+}  // namespace tern::control

@@ -1,0 +1,230 @@
+#include "control/migration_json.h"
+
+#include <cmath>
+
+namespace tern::control {
+namespace {
+
+double one_decimal(double v) { return std::round(v * 10.0) / 10.0; }
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+struct ParamSpec {
+  const char* name;
+  uint64_t min;
+  uint64_t max;
+};
+
+// Limits a user can act on; the engine re-checks what it depends on.
+constexpr ParamSpec kParams[] = {
+    {"multifd-channels", 1, 64},
+    {"max-bandwidth", 0, UINT64_MAX},
+    {"downtime-limit", 1, 2'000'000},
+    {"x-chunk-size", 4096, 2u << 20},
+    {"x-workers", 0, 256},
+    {"x-max-rounds", 1, 100'000},
+};
+
+}  // namespace
+
+const char* qmp_status_name(MigrationStatus s) {
+  switch (s) {
+    case MigrationStatus::kNone: return "none";
+    case MigrationStatus::kSetup: return "setup";
+    case MigrationStatus::kActive: return "active";
+    case MigrationStatus::kPostcopyActive: return "postcopy-active";
+    case MigrationStatus::kDevice: return "device";
+    case MigrationStatus::kCompleted: return "completed";
+    case MigrationStatus::kFailed: return "failed";
+    case MigrationStatus::kCancelling: return "cancelling";
+    case MigrationStatus::kCancelled: return "cancelled";
+  }
+  return "none";
+}
+
+std::optional<MigrationStatus> parse_qmp_status(const std::string& name) {
+  for (int i = 0; i <= static_cast<int>(MigrationStatus::kCancelled); ++i) {
+    auto s = static_cast<MigrationStatus>(i);
+    if (name == qmp_status_name(s)) return s;
+  }
+  return std::nullopt;
+}
+
+bool is_terminal_status(const std::string& name) {
+  return name == "completed" || name == "failed" || name == "cancelled";
+}
+
+Json fault_latency_json(const LatencyHistogram::Snapshot& s) {
+  Json buckets = Json::array();
+  int last = -1;
+  for (int i = 0; i < LatencyHistogram::kBuckets; ++i) {
+    if (s.counts[i] != 0) last = i;
+  }
+  for (int i = 0; i <= last; ++i) {
+    buckets.push_back({{"le", LatencyHistogram::Snapshot::bucket_upper_us(i)},
+                       {"count", s.counts[i]}});
+  }
+  double mean = s.total ? static_cast<double>(s.sum_ns) / 1000.0 / static_cast<double>(s.total) : 0;
+  return {{"unit", "us"},
+          {"buckets", buckets},
+          {"count", s.total},
+          {"p50", s.quantile_us(0.50)},
+          {"p99", s.quantile_us(0.99)},
+          {"max", one_decimal(static_cast<double>(s.max_ns) / 1000.0)},
+          {"mean", one_decimal(mean)}};
+}
+
+Json verify_json(const VerifyReport& r) {
+  Json j = {{"pages-checked", r.pages_checked},
+            {"mismatches", r.mismatches},
+            {"touched-checked", r.touched_checked},
+            {"touched-mismatches", r.touched_mismatches}};
+  if (!r.first_mismatch.empty()) j["first-mismatch"] = r.first_mismatch;
+  return j;
+}
+
+Json query_migrate_json(const MigrationInfo& info) {
+  Json j = {{"status", qmp_status_name(info.status)}};
+  if (info.status == MigrationStatus::kNone) return j;
+  const MigrationStats& s = info.stats;
+  j["total-time"] = s.total_time;
+  j["setup-time"] = s.setup_time;
+  j["downtime"] = s.downtime;
+  j["expected-downtime"] = s.expected_downtime;
+  j["ram"] = {
+      {"transferred", s.transferred},
+      {"remaining", s.remaining},
+      {"total", s.total},
+      {"duplicate", s.duplicate},
+      {"normal", s.normal},
+      {"normal-bytes", s.normal_bytes},
+      {"dirty-pages-rate", s.dirty_pages_rate},
+      {"mbps", one_decimal(s.mbps)},
+      {"dirty-sync-count", s.dirty_sync_count},
+      {"postcopy-requests", s.postcopy_requests},
+      {"precopy-bytes", s.precopy_bytes},
+      {"postcopy-bytes", s.postcopy_bytes},
+      {"page-size", 4096},
+      {"urgent-pages", s.urgent_pages},
+      {"preemptions", s.preemptions},
+      {"raised-requests", s.raised_requests},
+      {"discarded-pages", s.discarded_pages},
+  };
+  if (info.status == MigrationStatus::kFailed) {
+    j["error-desc"] = info.error.empty() ? "migration failed (no reason given)" : info.error;
+  }
+  j["postcopy-fault-latency"] = fault_latency_json(info.fault_latency);
+  j["transport"] = info.transport;
+  return j;
+}
+
+std::vector<std::string> capability_names() { return {"postcopy-ram", "postcopy-preempt"}; }
+
+Json capabilities_json(const MigrationCapabilities& caps) {
+  return Json::array({{{"capability", "postcopy-ram"}, {"state", caps.postcopy_ram}},
+                      {{"capability", "postcopy-preempt"}, {"state", caps.postcopy_preempt}}});
+}
+
+Status apply_capabilities(const Json& list, MigrationCapabilities& caps) {
+  if (!list.is_array()) {
+    return {Code::kInvalidArgument,
+            "'capabilities' must be an array of {\"capability\": NAME, \"state\": BOOL}"};
+  }
+  MigrationCapabilities next = caps;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const Json& e = list[i];
+    std::string where = "capabilities[" + std::to_string(i) + "]";
+    if (!e.is_object() || !e.contains("capability") || !e.contains("state")) {
+      return {Code::kInvalidArgument,
+              where + " must be an object {\"capability\": NAME, \"state\": BOOL}"};
+    }
+    if (!e["capability"].is_string()) {
+      return {Code::kInvalidArgument, where + ".capability must be a string"};
+    }
+    if (!e["state"].is_boolean()) {
+      return {Code::kInvalidArgument, where + ".state must be a boolean"};
+    }
+    std::string name = e["capability"];
+    bool state = e["state"];
+    if (name == "postcopy-ram") {
+      next.postcopy_ram = state;
+    } else if (name == "postcopy-preempt") {
+      next.postcopy_preempt = state;
+    } else {
+      return {Code::kInvalidArgument, "unknown capability '" + name +
+                                          "'; known capabilities: " + join(capability_names())};
+    }
+  }
+  if (next.postcopy_preempt && !next.postcopy_ram) {
+    return {Code::kInvalidArgument, "postcopy-preempt requires postcopy-ram to be on as well"};
+  }
+  caps = next;
+  return Status::ok();
+}
+
+std::vector<std::string> parameter_names() {
+  std::vector<std::string> names;
+  for (const auto& p : kParams) names.emplace_back(p.name);
+  return names;
+}
+
+Json parameters_json(const MigrationParameters& p) {
+  return {{"multifd-channels", p.multifd_channels},
+          {"max-bandwidth", p.max_bandwidth},
+          {"downtime-limit", p.downtime_limit_ms},
+          {"x-chunk-size", p.chunk_size},
+          {"x-workers", p.workers},
+          {"x-max-rounds", p.max_rounds}};
+}
+
+Status apply_parameters(const Json& args, MigrationParameters& params) {
+  if (!args.is_object()) return {Code::kInvalidArgument, "arguments must be an object"};
+  MigrationParameters next = params;
+  for (const auto& [key, value] : args.items()) {
+    const ParamSpec* spec = nullptr;
+    for (const auto& p : kParams) {
+      if (key == p.name) spec = &p;
+    }
+    if (spec == nullptr) {
+      return {Code::kInvalidArgument,
+              "unknown parameter '" + key + "'; known parameters: " + join(parameter_names())};
+    }
+    if (!value.is_number_unsigned() && !(value.is_number_integer() && value.get<int64_t>() >= 0)) {
+      return {Code::kInvalidArgument,
+              "parameter '" + key + "' must be a non-negative integer, got " + value.dump()};
+    }
+    uint64_t v = value.get<uint64_t>();
+    if (v < spec->min || v > spec->max) {
+      return {Code::kInvalidArgument, "parameter '" + key + "' must be in [" +
+                                          std::to_string(spec->min) + ", " +
+                                          std::to_string(spec->max) + "], got " +
+                                          std::to_string(v)};
+    }
+    if (key == "multifd-channels") {
+      next.multifd_channels = static_cast<uint32_t>(v);
+    } else if (key == "max-bandwidth") {
+      next.max_bandwidth = v;
+    } else if (key == "downtime-limit") {
+      next.downtime_limit_ms = v;
+    } else if (key == "x-chunk-size") {
+      if (v % 4096 != 0 || (v & (v - 1)) != 0) {
+        return {Code::kInvalidArgument,
+                "parameter 'x-chunk-size' must be a power of two multiple of 4096, got " +
+                    std::to_string(v)};
+      }
+      next.chunk_size = static_cast<uint32_t>(v);
+    } else if (key == "x-workers") {
+      next.workers = static_cast<uint32_t>(v);
+    } else if (key == "x-max-rounds") {
+      next.max_rounds = static_cast<uint32_t>(v);
+    }
+  }
+  params = next;
+  return Status::ok();
+}
+
+}  // namespace tern::control

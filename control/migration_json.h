@@ -1,0 +1,56 @@
+// The JSON shapes of the migration API (QEMU's QMP names), built from the engine's structs in
+// dataplane/migration.h and parsed back from QMP arguments. Pure functions; no I/O.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "dataplane/guest.h"
+#include "dataplane/histogram.h"
+#include "dataplane/migration.h"
+#include "dataplane/status.h"
+
+namespace tern::control {
+
+using Json = nlohmann::json;
+
+// QMP status names ("none", "setup", "active", "postcopy-active", "device", "completed",
+// "failed", "cancelling", "cancelled"). Kept here so the control library links without the
+// engine; it matches tern::status_name().
+const char* qmp_status_name(MigrationStatus s);
+std::optional<MigrationStatus> parse_qmp_status(const std::string& name);
+bool is_terminal_status(const std::string& name);  // completed, failed, cancelled
+
+// The query-migrate reply: QEMU's MigrationInfo shape plus tern extras ("transport",
+// "postcopy-fault-latency", and in "ram" "urgent-pages", "preemptions", "raised-requests",
+// "discarded-pages"). Status "none" yields {"status": "none"} only. "error-desc" is present
+// only when failed.
+Json query_migrate_json(const MigrationInfo& info);
+
+// {"unit": "us", "buckets": [{"le": 1, "count": n}, ...], "count", "p50", "p99", "max", "mean"}:
+// bucket "le" is the bucket's upper bound in microseconds; buckets run up to the last non-empty
+// one; p50/p99 are bucket upper bounds (0 when empty); max and mean are exact (us, one decimal).
+Json fault_latency_json(const LatencyHistogram::Snapshot& s);
+
+// {"pages-checked", "mismatches", "touched-checked", "touched-mismatches", "first-mismatch"?}
+Json verify_json(const VerifyReport& r);
+
+// Capabilities tern knows, in QMP order.
+std::vector<std::string> capability_names();
+// [{"capability": "postcopy-ram", "state": false}, ...]
+Json capabilities_json(const MigrationCapabilities& caps);
+// Applies a migrate-set-capabilities "capabilities" array onto `caps`. All or nothing: on any
+// error `caps` is untouched and the message names the offending entry.
+Status apply_capabilities(const Json& list, MigrationCapabilities& caps);
+
+// Parameters tern knows: "multifd-channels", "max-bandwidth", "downtime-limit", "x-chunk-size",
+// "x-workers", "x-max-rounds".
+std::vector<std::string> parameter_names();
+Json parameters_json(const MigrationParameters& params);
+// Applies migrate-set-parameters arguments onto `params`; all or nothing, like the above.
+Status apply_parameters(const Json& args, MigrationParameters& params);
+
+}  // namespace tern::control

@@ -1,0 +1,112 @@
+#include "control/qmp_protocol.h"
+
+#include <sys/time.h>
+
+namespace tern::control {
+
+Json make_greeting(const std::string& role) {
+  return {{"QMP",
+           {{"version", {{"qemu", {{"major", 0}, {"minor", 1}, {"micro", 0}}}, {"package", "tern"}}},
+            {"capabilities", Json::array()},
+            {"tern", {{"role", role}}}}}};
+}
+
+Json make_return(const Json& value, const std::optional<Json>& id) {
+  Json j = {{"return", value}};
+  if (id) j["id"] = *id;
+  return j;
+}
+
+Json make_error(const std::string& desc, const std::optional<Json>& id,
+                const std::string& error_class) {
+  Json j = {{"error", {{"class", error_class}, {"desc", desc}}}};
+  if (id) j["id"] = *id;
+  return j;
+}
+
+Json timestamp_now() {
+  timeval tv{};
+  gettimeofday(&tv, nullptr);
+  return {{"seconds", static_cast<int64_t>(tv.tv_sec)},
+          {"microseconds", static_cast<int64_t>(tv.tv_usec)}};
+}
+
+Json make_event(const std::string& name, const Json& data) {
+  return {{"event", name}, {"data", data}, {"timestamp", timestamp_now()}};
+}
+
+Result<Request> parse_request(const std::string& line, std::optional<Json>* id_out) {
+  Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return Status(Code::kInvalidArgument, "JSON parse error: not a valid JSON object: " +
+                                              line.substr(0, 80));
+  }
+  if (!j.is_object()) {
+    return Status(Code::kInvalidArgument, "QMP input must be a JSON object");
+  }
+  Request r;
+  if (j.contains("id")) {
+    r.id = j["id"];
+    if (id_out) *id_out = r.id;
+  }
+  if (!j.contains("execute")) {
+    return Status(Code::kInvalidArgument, "QMP input lacks member 'execute'");
+  }
+  if (!j["execute"].is_string()) {
+    return Status(Code::kInvalidArgument, "QMP input member 'execute' must be a string");
+  }
+  r.execute = j["execute"].get<std::string>();
+  if (j.contains("arguments")) {
+    if (!j["arguments"].is_object()) {
+      return Status(Code::kInvalidArgument, "QMP input member 'arguments' must be an object");
+    }
+    r.arguments = j["arguments"];
+  }
+  for (const auto& [key, value] : j.items()) {
+    (void)value;
+    if (key != "execute" && key != "arguments" && key != "id") {
+      return Status(Code::kInvalidArgument, "QMP input member '" + key + "' is unexpected");
+    }
+  }
+  return r;
+}
+
+Result<std::string> ArgReader::string(const char* name) const {
+  if (!args_.contains(name)) {
+    return Status(Code::kInvalidArgument, std::string("missing argument '") + name + "'");
+  }
+  if (!args_[name].is_string()) {
+    return Status(Code::kInvalidArgument,
+                  std::string("argument '") + name + "' must be a string, got " +
+                      args_[name].dump());
+  }
+  return args_[name].get<std::string>();
+}
+
+Result<bool> ArgReader::boolean(const char* name, bool fallback) const {
+  if (!args_.contains(name)) return fallback;
+  if (!args_[name].is_boolean()) {
+    return Status(Code::kInvalidArgument,
+                  std::string("argument '") + name + "' must be a boolean, got " +
+                      args_[name].dump());
+  }
+  return args_[name].get<bool>();
+}
+
+Status ArgReader::only(std::initializer_list<const char*> known) const {
+  for (const auto& [key, value] : args_.items()) {
+    (void)value;
+    bool ok = false;
+    for (const char* k : known) ok = ok || key == k;
+    if (!ok) {
+      std::string list;
+      for (const char* k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+      return {Code::kInvalidArgument, "unknown argument '" + key + "'" +
+                                          (list.empty() ? " (this command takes none)"
+                                                        : " (known: " + list + ")")};
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace tern::control

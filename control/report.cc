@@ -1,0 +1,204 @@
+#include "control/report.h"
+
+#include <cstdio>
+
+namespace tern::control {
+namespace {
+
+uint64_t u64(const Json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key)) return 0;
+  const Json& v = j[key];
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer()) return static_cast<uint64_t>(std::max<int64_t>(0, v.get<int64_t>()));
+  if (v.is_number_float()) return static_cast<uint64_t>(std::max(0.0, v.get<double>()));
+  return 0;
+}
+
+double f64(const Json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return 0;
+  return j[key].get<double>();
+}
+
+std::string str(const Json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_string()) return "";
+  return j[key].get<std::string>();
+}
+
+const Json& ram_of(const Json& qm) {
+  static const Json kEmpty = Json::object();
+  return qm.is_object() && qm.contains("ram") ? qm["ram"] : kEmpty;
+}
+
+std::string pages(uint64_t n, uint64_t bytes) {
+  return std::to_string(n) + " (" + format_bytes(bytes) + ")";
+}
+
+std::string count_of(const Json& j, const char* key) { return std::to_string(u64(j, key)); }
+
+}  // namespace
+
+Progress progress_from(const Json& qm) {
+  const Json& ram = ram_of(qm);
+  Progress p;
+  p.status = str(qm, "status");
+  p.transferred = u64(ram, "transferred");
+  p.remaining = u64(ram, "remaining");
+  p.total = u64(ram, "total");
+  p.bytes_per_second = f64(ram, "mbps") * 1e6 / 8.0;
+  p.elapsed_ms = u64(qm, "total-time");
+  return p;
+}
+
+std::string describe_fault_latency(const Json& lat) {
+  uint64_t count = u64(lat, "count");
+  if (count == 0) return "no postcopy faults";
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%llu faults, p50 <= %llu us, p99 <= %llu us, max %.1f us",
+                static_cast<unsigned long long>(count),
+                static_cast<unsigned long long>(u64(lat, "p50")),
+                static_cast<unsigned long long>(u64(lat, "p99")), f64(lat, "max"));
+  return buf;
+}
+
+std::string render_query_migrate(const Json& qm) {
+  Rows rows;
+  rows.push_back({"status", str(qm, "status")});
+  if (qm.contains("incoming-uri")) rows.push_back({"incoming uri", str(qm, "incoming-uri")});
+  if (str(qm, "status") == "none" || !qm.contains("ram")) return format_table(rows);
+  if (!str(qm, "transport").empty()) rows.push_back({"transport", str(qm, "transport")});
+  if (qm.contains("error-desc")) rows.push_back({"error", str(qm, "error-desc")});
+  rows.push_back({"total time", format_duration_ms(u64(qm, "total-time"))});
+  rows.push_back({"setup time", format_duration_ms(u64(qm, "setup-time"))});
+  rows.push_back({"downtime", format_duration_ms(u64(qm, "downtime"))});
+  rows.push_back({"expected downtime", format_duration_ms(u64(qm, "expected-downtime"))});
+  const Json& ram = ram_of(qm);
+  rows.push_back({"ram:", ""});
+  rows.push_back({"  transferred", format_bytes(u64(ram, "transferred"))});
+  rows.push_back({"  remaining", format_bytes(u64(ram, "remaining"))});
+  rows.push_back({"  total", format_bytes(u64(ram, "total"))});
+  rows.push_back({"  throughput", format_rate(f64(ram, "mbps") * 1e6 / 8.0)});
+  rows.push_back({"  normal pages", pages(u64(ram, "normal"), u64(ram, "normal-bytes"))});
+  rows.push_back({"  zero pages", count_of(ram, "duplicate")});
+  rows.push_back({"  dirty pages rate", count_of(ram, "dirty-pages-rate") + " pages/s"});
+  rows.push_back({"  dirty syncs", count_of(ram, "dirty-sync-count")});
+  rows.push_back({"  precopy bytes", format_bytes(u64(ram, "precopy-bytes"))});
+  rows.push_back({"  postcopy bytes", format_bytes(u64(ram, "postcopy-bytes"))});
+  rows.push_back({"  postcopy requests", count_of(ram, "postcopy-requests")});
+  rows.push_back({"  urgent pages", count_of(ram, "urgent-pages")});
+  rows.push_back({"  preemptions", count_of(ram, "preemptions")});
+  rows.push_back({"  raised requests", count_of(ram, "raised-requests")});
+  rows.push_back({"  discarded pages", count_of(ram, "discarded-pages")});
+  if (qm.contains("postcopy-fault-latency")) {
+    rows.push_back({"postcopy fault latency", describe_fault_latency(qm["postcopy-fault-latency"])});
+  }
+  return format_table(rows);
+}
+
+Json make_summary(const Json& source_qm, const Json& destination_qm, const Json& guest,
+                  const std::string& uri, const std::string& transport_reason) {
+  Json verification = Json::object();
+  if (guest.is_object() && guest.contains("verification")) {
+    verification = guest["verification"];
+    verification["full-check"] = true;
+  } else if (guest.is_object() && guest.contains("counters")) {
+    verification = guest["counters"];
+    verification["full-check"] = false;
+  }
+  bool ok = verification.contains("pages-checked") && u64(verification, "mismatches") == 0 &&
+            u64(verification, "touched-mismatches") == 0;
+  verification["ok"] = ok;
+  Json transport = {{"name", str(source_qm, "transport")}};
+  if (transport["name"] == "") transport["name"] = str(destination_qm, "transport");
+  if (!uri.empty()) transport["uri"] = uri;
+  if (!transport_reason.empty()) transport["reason"] = transport_reason;
+  return {{"source", source_qm},
+          {"destination", destination_qm},
+          {"verification", verification},
+          {"transport", transport}};
+}
+
+bool summary_ok(const Json& summary, std::string* why) {
+  auto fail = [&](std::string reason) {
+    if (why) *why = std::move(reason);
+    return false;
+  };
+  for (const char* side : {"source", "destination"}) {
+    const Json& qm = summary.contains(side) ? summary[side] : Json::object();
+    std::string st = str(qm, "status");
+    if (st != "completed") {
+      std::string reason = std::string(side) + " status is '" + st + "'";
+      if (qm.contains("error-desc")) reason += ": " + str(qm, "error-desc");
+      return fail(reason);
+    }
+  }
+  const Json& v = summary.contains("verification") ? summary["verification"] : Json::object();
+  if (!v.contains("pages-checked")) return fail("the destination reported no page verification");
+  uint64_t bad = u64(v, "mismatches") + u64(v, "touched-mismatches");
+  if (bad != 0) {
+    std::string reason = std::to_string(bad) + " page mismatches";
+    if (v.contains("first-mismatch")) reason += " (first: " + str(v, "first-mismatch") + ")";
+    return fail(reason);
+  }
+  return true;
+}
+
+std::string render_summary(const Json& s) {
+  const Json& src = s["source"];
+  const Json& dst = s["destination"];
+  const Json& sram = ram_of(src);
+  const Json& dram = ram_of(dst);
+  std::vector<std::vector<std::string>> grid = {
+      {"", "source", "destination"},
+      {"status", str(src, "status"), str(dst, "status")},
+      {"total time", format_duration_ms(u64(src, "total-time")),
+       format_duration_ms(u64(dst, "total-time"))},
+      {"setup time", format_duration_ms(u64(src, "setup-time")),
+       format_duration_ms(u64(dst, "setup-time"))},
+      {"downtime", format_duration_ms(u64(src, "downtime")),
+       format_duration_ms(u64(dst, "downtime"))},
+      {"transferred", format_bytes(u64(sram, "transferred")),
+       format_bytes(u64(dram, "transferred"))},
+      {"ram total", format_bytes(u64(sram, "total")), format_bytes(u64(dram, "total"))},
+      {"throughput", format_rate(f64(sram, "mbps") * 1e6 / 8.0),
+       format_rate(f64(dram, "mbps") * 1e6 / 8.0)},
+      {"normal pages", count_of(sram, "normal"), count_of(dram, "normal")},
+      {"zero pages", count_of(sram, "duplicate"), count_of(dram, "duplicate")},
+      {"dirty syncs", count_of(sram, "dirty-sync-count"), count_of(dram, "dirty-sync-count")},
+      {"precopy bytes", format_bytes(u64(sram, "precopy-bytes")),
+       format_bytes(u64(dram, "precopy-bytes"))},
+      {"postcopy bytes", format_bytes(u64(sram, "postcopy-bytes")),
+       format_bytes(u64(dram, "postcopy-bytes"))},
+      {"postcopy requests", count_of(sram, "postcopy-requests"),
+       count_of(dram, "postcopy-requests")},
+      {"preemptions", count_of(sram, "preemptions"), count_of(dram, "preemptions")},
+  };
+  std::string out;
+  const Json& t = s["transport"];
+  out += "migration summary: transport " + str(t, "name");
+  if (t.contains("uri")) out += " (" + str(t, "uri") + ")";
+  out += "\n";
+  out += format_grid(grid);
+  // Faults happen on the destination; the source's histogram is empty.
+  const Json& lat = dst.contains("postcopy-fault-latency") ? dst["postcopy-fault-latency"]
+                                                            : Json::object();
+  out += "postcopy fault latency: " + describe_fault_latency(lat) + "\n";
+  const Json& v = s["verification"];
+  out += "page verification: ";
+  if (v.contains("pages-checked")) {
+    out += std::to_string(u64(v, "pages-checked")) + " pages checked, " +
+           std::to_string(u64(v, "mismatches")) + " mismatches";
+    if (u64(v, "touched-checked") > 0) {
+      out += "; first-touch: " + std::to_string(u64(v, "touched-checked")) + " checked, " +
+             std::to_string(u64(v, "touched-mismatches")) + " mismatches";
+    }
+    if (v.contains("first-mismatch")) out += "\n  first mismatch: " + str(v, "first-mismatch");
+  } else {
+    out += "not available";
+  }
+  out += "\n";
+  std::string why;
+  out += summary_ok(s, &why) ? "result: OK\n" : "result: FAILED (" + why + ")\n";
+  return out;
+}
+
+}  // namespace tern::control

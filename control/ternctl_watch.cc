@@ -1,0 +1,89 @@
+// ternctl watch: the progress bar (and the timed switch to postcopy for `migrate --wait`).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "control/migration_json.h"
+#include "control/report.h"
+#include "control/ternctl.h"
+
+namespace tern::control {
+
+using Clock = std::chrono::steady_clock;
+
+int watch_migration(QmpClient& client, const WatchOptions& options) {
+  const bool tty = isatty(STDOUT_FILENO) && !options.json;
+  const double interval = options.interval_s > 0 ? options.interval_s : (tty ? 0.2 : 1.0);
+  const auto start = Clock::now();
+  bool switched = false;
+  uint64_t last_transferred = 0;
+  auto last_time = start;
+  size_t last_width = 0;
+  std::string status = "none";
+  Json qm;
+  for (;;) {
+    Result<Json> r = client.execute("query-migrate");
+    if (!r) {
+      if (tty) std::cout << "\n";
+      std::cerr << "ternctl: query-migrate: " << r.status().message() << "\n";
+      return kExitCommand;
+    }
+    qm = *r;
+    status = qm.value("status", "none");
+    auto now = Clock::now();
+    double elapsed = std::chrono::duration<double>(now - start).count();
+
+    if (options.postcopy_after_s && !switched && status == "active") {
+      uint64_t syncs = qm.contains("ram") ? qm["ram"].value("dirty-sync-count", 0ull) : 0;
+      bool round_done = syncs >= 2;  // the first sync starts round 1; the second ends it
+      if (round_done || elapsed >= *options.postcopy_after_s) {
+        switched = true;
+        Result<Json> pc = client.execute("migrate-start-postcopy");
+        if (tty) std::cout << "\n";
+        if (pc) {
+          std::cerr << "ternctl: switching to postcopy ("
+                    << (round_done ? "first precopy round done" : "time limit reached")
+                    << " after " << format_duration_ms(static_cast<uint64_t>(elapsed * 1000))
+                    << ")\n";
+        } else {
+          std::cerr << "ternctl: migrate-start-postcopy: " << pc.status().message() << "\n";
+        }
+      }
+    }
+
+    Progress p = progress_from(qm);
+    if (p.bytes_per_second <= 0 && p.transferred > last_transferred) {
+      double dt = std::chrono::duration<double>(now - last_time).count();
+      if (dt > 0) p.bytes_per_second = static_cast<double>(p.transferred - last_transferred) / dt;
+    }
+    last_transferred = p.transferred;
+    last_time = now;
+
+    bool done = is_terminal_status(status);
+    if (options.json) {
+      std::cout << qm.dump() << "\n" << std::flush;
+    } else if (tty) {
+      std::string line = progress_line(p);
+      std::string pad = line.size() < last_width ? std::string(last_width - line.size(), ' ') : "";
+      last_width = line.size();
+      std::cout << "\r" << line << pad << std::flush;
+      if (done) std::cout << "\n";
+    } else {
+      std::cout << progress_line(p) << "\n" << std::flush;
+    }
+    if (done) break;
+    std::this_thread::sleep_for(std::chrono::duration<double>(interval));
+  }
+  if (status == "completed") return kExitOk;
+  if (!options.json) {
+    std::cerr << "ternctl: migration " << status;
+    if (qm.contains("error-desc")) std::cerr << ": " << qm["error-desc"].get<std::string>();
+    std::cerr << "\n";
+  }
+  return kExitFailed;
+}
+
+}  // namespace tern::control

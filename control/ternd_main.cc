@@ -1,0 +1,159 @@
+// ternd: hosts a guest (source, --guest threads,SPEC) or waits for one (destination,
+// --incoming URI), and serves the QMP-shaped API on a unix socket until "quit" or a signal.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "control/engine_host.h"
+#include "control/log.h"
+#include "control/migration_json.h"
+#include "control/qmp_commands.h"
+#include "control/qmp_server.h"
+#include "dataplane/transport.h"
+#include "vm/thread_guest.h"
+#include "vm/workload.h"
+
+namespace tern::control {
+namespace {
+
+QmpServer* g_server = nullptr;  // for the signal handler only; set while run() serves
+
+void on_signal(int) {
+  if (g_server != nullptr) g_server->stop();  // async-signal-safe
+}
+
+struct Options {
+  std::string socket;
+  std::string guest;
+  std::string incoming;
+  std::string log_level = "info";
+  bool pin = true;
+  bool print_default_transport = false;
+};
+
+Result<std::unique_ptr<Guest>> make_source_guest(const std::string& text) {
+  std::string kind = text.substr(0, text.find(','));
+  std::string spec = text.size() > kind.size() ? text.substr(kind.size() + 1) : "";
+  if (kind != "threads") {
+    return Status(Code::kInvalidArgument,
+                  "unknown guest kind '" + kind + "' in --guest; available: threads");
+  }
+  Result<WorkloadSpec> ws = parse_workload(spec);
+  if (!ws) return ws.status();
+  Result<std::unique_ptr<ThreadGuest>> g = ThreadGuest::create(*ws);
+  if (!g) return g.status();
+  return std::unique_ptr<Guest>(std::move(*g));
+}
+
+int serve(const Options& o) {
+  const bool source = !o.guest.empty();
+  set_log(*parse_log_level(o.log_level), source ? "ternd[source]" : "ternd[destination]");
+
+  std::unique_ptr<EngineHost> host;
+  if (source) {
+    Result<std::unique_ptr<Guest>> guest = make_source_guest(o.guest);
+    if (!guest) {
+      log(LogLevel::kError, "cannot create the guest: " + guest.status().message());
+      return 1;
+    }
+    Result<std::unique_ptr<EngineHost>> h = EngineHost::source(std::move(*guest));
+    if (!h) {
+      log(LogLevel::kError, "cannot start the guest: " + h.status().message());
+      return 1;
+    }
+    host = std::move(*h);
+  } else {
+    host = EngineHost::destination(make_thread_guest_factory());
+  }
+
+  Result<std::unique_ptr<QmpServer>> server =
+      QmpServer::listen(o.socket, make_greeting(role_name(host->role())));
+  if (!server) {
+    log(LogLevel::kError, server.status().message());
+    return 1;
+  }
+  QmpServer& srv = **server;
+
+  MigrationParameters params;
+  params.pin_workers = o.pin;
+  QmpCommands commands(*host, params, [&srv] { srv.stop(); });
+  srv.set_handler([&commands](const Request& r) {
+    log(LogLevel::kDebug, "command " + r.execute + " " + r.arguments.dump());
+    return commands.dispatch(r);
+  });
+  host->set_status_sink([&srv](MigrationStatus s, const std::string& detail) {
+    Json data = {{"status", qmp_status_name(s)}};
+    if (s == MigrationStatus::kFailed && !detail.empty()) data["error-desc"] = detail;
+    srv.broadcast(make_event("MIGRATION", data));
+    log(s == MigrationStatus::kFailed ? LogLevel::kWarn : LogLevel::kInfo,
+        std::string("migration ") + qmp_status_name(s) + (detail.empty() ? "" : ": " + detail));
+  });
+
+  if (source) {
+    Result<GuestInfo> g = host->guest_info(false);
+    log(LogLevel::kInfo, "guest running: " + (g ? g->description : std::string("?")));
+  }
+  if (!source && o.incoming != "defer") {
+    Result<std::string> uri = host->migrate_incoming(o.incoming, commands.parameters());
+    if (!uri) {
+      log(LogLevel::kError, "--incoming " + o.incoming + ": " + uri.status().message());
+      return 1;
+    }
+    log(LogLevel::kInfo, "waiting for a migration on " + *uri);
+  }
+  log(LogLevel::kInfo, std::string("QMP socket ") + o.socket);
+
+  g_server = &srv;
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  Status s = srv.run();
+  g_server = nullptr;
+  if (!s) log(LogLevel::kError, "QMP server: " + s.message());
+  host->cancel_and_wait();
+  log(LogLevel::kInfo, "exiting");
+  return s ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace tern::control
+
+int main(int argc, char** argv) {
+  tern::control::Options o;
+  CLI::App app{"ternd: live-migration daemon with a QMP-shaped JSON API on a unix socket"};
+  app.add_option("-s,--socket", o.socket, "QMP unix socket path");
+  auto* guest = app.add_option("--guest", o.guest,
+                               "source: host a guest, e.g. threads,vcpus=2,ram=1G,page=4K,"
+                               "wss=25%,rate=20000,pattern=random,seed=1");
+  auto* incoming = app.add_option("--incoming", o.incoming,
+                                  "destination: wait for a migration on URI (tcp:HOST:PORT; port 0 "
+                                  "picks a free one), or 'defer' for migrate-incoming");
+  guest->excludes(incoming);
+  app.add_option("--log-level", o.log_level, "error | warn | info | debug")
+      ->check(CLI::IsMember({"error", "warn", "info", "debug"}));
+  app.add_flag("--pin,!--no-pin", o.pin, "pin worker threads to cores (default on)");
+  app.add_flag("--print-default-transport", o.print_default_transport,
+               "print 'NAME: REASON' for the transport used when a URI names none, and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (o.print_default_transport) {
+    tern::DefaultTransport d = tern::choose_default_transport();
+    std::cout << d.name << ": " << d.reason << "\n";
+    return 0;
+  }
+  if (o.socket.empty() || (o.guest.empty() && o.incoming.empty())) {
+    std::cerr << "ternd: need --socket PATH and one of --guest threads,SPEC (source) or "
+                 "--incoming URI (destination)\n"
+              << "Run with --help for more information.\n";
+    return 2;
+  }
+  return tern::control::serve(o);
+}
