@@ -166,4 +166,4 @@ BENCHMARK(BM_BareUffdFault)
 }  // namespace
 }  // namespace tern
 
-BENCHMARK_MAIN();
+// main() comes from libbenchmark_main (bench/meson.build).
