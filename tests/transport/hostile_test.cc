@@ -52,15 +52,17 @@ class HostilePeer : public ::testing::TestWithParam<std::tuple<std::string, int>
 TEST_P(HostilePeer, FailsTheChannelAndWritesNothing) {
   const auto& [transport, which] = GetParam();
   const Hostile bad = hostile_frames()[which];
+  // Payloads and landing outlive the channels (declared first): frames the failed receiver
+  // never consumed stay referenced until the sending channel is destroyed.
+  std::vector<uint8_t> evil(kHugePageBytes + 8192, 0xEE);
+  std::vector<uint8_t> good(4096, 0x77);
+  Guarded dst(kBlock, 0);
+  Landing landing({{dst.data(), kBlock, static_cast<uint32_t>(kBlock)}});
   Connected c = connect_pair(harness(transport));
   ASSERT_EQ(c.src.size(), 3u);
   Channel& tx = *c.src[2];
   Channel& rx = *c.dst[2];
-  Guarded dst(kBlock, 0);
-  Landing landing({{dst.data(), kBlock, static_cast<uint32_t>(kBlock)}});
   rx.set_landing(&landing);
-  std::vector<uint8_t> evil(kHugePageBytes + 8192, 0xEE);
-  std::vector<uint8_t> good(4096, 0x77);
   // One good frame first: it lands; the hostile one that follows must not.
   TxFrame frames[] = {{make_header(FrameType::kPage, 0, 0, 4096, 0, 0, 2), good.data()},
                       {bad.hdr, evil.data()},
@@ -98,13 +100,13 @@ class Throughput : public ::testing::TestWithParam<std::string> {};
 TEST_P(Throughput, MovesHundredsOfMiBAcrossThreads) {
   constexpr size_t kFrame = 64 << 10, kBlock = 8 << 20;
   constexpr uint64_t kTotal = 256ull << 20, kFrames = kTotal / kFrame;
+  std::vector<uint8_t> src(kBlock), dst(kBlock);  // outlive the channels
+  fill_pattern(src.data(), kBlock, 9);
+  Landing landing({{dst.data(), kBlock, static_cast<uint32_t>(kFrame)}});
   Connected c = connect_pair(harness(GetParam()));
   ASSERT_EQ(c.src.size(), 3u);
   Channel& tx = *c.src[2];
   Channel& rx = *c.dst[2];
-  std::vector<uint8_t> src(kBlock), dst(kBlock);
-  fill_pattern(src.data(), kBlock, 9);
-  Landing landing({{dst.data(), kBlock, static_cast<uint32_t>(kFrame)}});
   rx.set_landing(&landing);
   const auto t0 = std::chrono::steady_clock::now();
   const auto deadline = t0 + 20s;
