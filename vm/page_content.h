@@ -5,7 +5,8 @@
 //
 // Threads: pure functions. fill_page stores with relaxed atomic word stores so that a reader
 // copying the page concurrently (a migration worker, a test) is not a data race; the result of
-// such a copy may be torn, which check_page reports.
+// such a copy may be torn, which check_page reports. check_page needs the page quiescent
+// (no writer while it runs): the owning vCPU checks its own page, or the guest is paused.
 #pragma once
 
 #include <cstdint>

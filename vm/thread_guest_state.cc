@@ -4,7 +4,10 @@
 // State blob, version 1, little-endian:
 //   u64 magic "TERNTGST" | u32 version | u32 vcpus | u32 spec length | spec (to_string form)
 //   | per vCPU: u64 rng, cursor, ops, writes, reads | u64 FNV-1a of everything before
+#include <algorithm>
 #include <cstring>
+#include <functional>
+#include <thread>
 
 #include "vm/page_content.h"
 #include "vm/thread_guest.h"
@@ -121,21 +124,40 @@ Status ThreadGuest::load_state(const std::vector<uint8_t>& state) {
 VerifyReport ThreadGuest::verify() {
   VerifyReport rep = verify_counters();
   std::string first;
-  auto bad = [&](const std::string& why) {
-    if (rep.mismatches++ == 0) first = why;
-  };
   // The table's own entries (for the table pages) are never written.
   for (uint64_t p = 0; p < table_pages_; ++p)
-    if (uint32_t v = page_version(p); v != 0)
-      bad("page " + std::to_string(p) + ": version table page, but its table entry is " +
-          std::to_string(v));
-  std::string why;
-  for (uint64_t p = table_pages_; p < target_pages_; ++p) {
-    if (!check_page(page_ptr(p), p, page_version(p), rep.mismatches == 0 ? &why : nullptr))
-      bad(why);
+    if (uint32_t v = page_version(p); v != 0 && rep.mismatches++ == 0)
+      first = "page " + std::to_string(p) + ": version table page, but its table entry is " +
+              std::to_string(v);
+  // Data pages, split over a few threads (1 GiB takes ~0.3 s on one core, mostly faulting in
+  // never-written pages). Each part keeps its count and its first (lowest) bad page.
+  struct Part {
+    uint64_t begin, end, mismatches = 0;
+    std::string first;
+  };
+  const uint64_t n = target_pages_ - table_pages_;
+  const uint64_t parts = std::clamp<uint64_t>(std::thread::hardware_concurrency(), 1,
+                                              std::min<uint64_t>(4, n / 4096 + 1));
+  std::vector<Part> work;
+  for (uint64_t i = 0; i < parts; ++i)
+    work.push_back({table_pages_ + n * i / parts, table_pages_ + n * (i + 1) / parts});
+  auto run = [this](Part& part) {
+    std::string why;
+    for (uint64_t p = part.begin; p < part.end; ++p)
+      if (!check_page(page_ptr(p), p, page_version(p), part.mismatches ? nullptr : &why) &&
+          part.mismatches++ == 0)
+        part.first = why;
+  };
+  std::vector<std::thread> helpers;
+  for (uint64_t i = 1; i < parts; ++i) helpers.emplace_back(run, std::ref(work[i]));
+  run(work[0]);
+  for (auto& t : helpers) t.join();
+  for (const Part& part : work) {
+    if (part.mismatches && rep.mismatches == 0) first = part.first;
+    rep.mismatches += part.mismatches;
   }
-  rep.pages_checked = target_pages_ - table_pages_;
-  rep.first_mismatch = rep.mismatches ? first : rep.first_mismatch;
+  rep.pages_checked = n;
+  if (rep.mismatches) rep.first_mismatch = first;
   return rep;
 }
 

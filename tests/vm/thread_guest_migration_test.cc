@@ -88,6 +88,28 @@ TEST(ThreadGuestMigration, CorruptedPagesAreReported) {
       << touch.first_mismatch;
 }
 
+TEST(ThreadGuestMigration, VerifyReportsTheLowestBadPageOfALargeGuest) {
+  auto a = make_guest("vcpus=2,ram=64M,pattern=sequential");
+  ASSERT_TRUE(a->run_ops(a->working_set_pages() / 2));  // every data page written once
+  ThreadGuest& t = *a;
+  uint8_t* base = a->ram()[0]->base();
+  const uint64_t last = t.target_pages() - 1, early = t.table_pages() + 5;
+  ASSERT_EQ(t.page_version(last), 1u);
+  std::memcpy(base + last * 4096, base + early * 4096, 4096);  // a misplaced copy
+  base[early * 4096 + 4000] ^= 2;
+  VerifyReport rep = a->verify();
+  EXPECT_EQ(rep.pages_checked, t.target_pages() - t.table_pages());
+  EXPECT_EQ(rep.mismatches, 2u);
+  EXPECT_EQ(rep.first_mismatch.rfind("page " + std::to_string(early) + ": checksum", 0), 0u)
+      << rep.first_mismatch;
+  std::memset(base + early * 4096, 0, 4096);
+  fill_page(base + early * 4096, early, 1);
+  rep = a->verify();
+  EXPECT_EQ(rep.mismatches, 1u);
+  EXPECT_EQ(rep.first_mismatch, "page " + std::to_string(last) + ": header says page " +
+                                    std::to_string(early) + " (misplaced page)");
+}
+
 TEST(ThreadGuestMigration, LoadStateRejectsGarbage) {
   auto a = make_guest("vcpus=2,ram=8M");
   ASSERT_TRUE(a->run_ops(10));
