@@ -6,6 +6,11 @@
 // peer close, hostile frames fail the channel), so the engine and the conformance suite run
 // unchanged on it.
 //
+// Lifetime: destroying a sending channel ends its borrow of page payloads: the destructor copies
+// any published but unconsumed page payload (so frames flushed before a close still arrive, as
+// on tcp). Page memory must therefore stay valid until the channel is counted out by poll_tx
+// or destroyed, whichever comes first.
+//
 // Threads: a LoopbackTransport is used by one control thread at a time; listeners and
 // connectors may be on different threads.
 #pragma once
