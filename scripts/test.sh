@@ -62,11 +62,29 @@ import json, sys
 print("\n".join(sorted({s.split(":", 1)[-1] for t in json.load(sys.stdin) for s in t["suite"]})))'
 }
 
-# run_stage NAME DIR "SUITES|all" "SKIP_REASONS" ENV... -- MESON_OPTIONS...
+# Ninja targets (paths relative to DIR) that the tests of the given suites need.
+test_targets() {
+  local dir=$1
+  shift
+  python3 - "$dir" "$@" <<'PY'
+import json, os, subprocess, sys
+d, suites = sys.argv[1], set(sys.argv[2:])
+intro = lambda what: json.loads(subprocess.check_output(["meson", "introspect", what, d]))
+ids = {i for t in intro("--tests") if {s.split(":", 1)[-1] for s in t["suite"]} & suites
+       for i in t["depends"]}
+for t in intro("--targets"):
+    if t["id"] in ids:
+        for f in t["filename"]:
+            print(os.path.relpath(f, os.path.abspath(d)))
+PY
+}
+
+# run_stage NAME DIR "SUITES|all" "SKIP_REASONS" BUILD ENV... -- MESON_OPTIONS...
 # SKIP_REASONS: "suite=reason;suite=reason" for suites this stage leaves out on purpose.
+# BUILD: "all" builds every target; "tests" only what the stage's tests need.
 run_stage() {
-  local name=$1 dir=$2 want=$3 skips=$4
-  shift 4
+  local name=$1 dir=$2 want=$3 skips=$4 build=$5
+  shift 5
   local -a env=() opts=()
   while [ $# -gt 0 ] && [ "$1" != -- ]; do env+=("$1"); shift; done
   [ $# -gt 0 ] && shift
@@ -79,15 +97,6 @@ run_stage() {
     stage_result "$name" 0 1 0 "meson setup failed" $t0
     return
   fi
-  info "  building: ninja -C $dir -j $jobs"
-  if ! ninja -C "$dir" -j "$jobs" >"$dir.build.log" 2>&1; then
-    grep -E -A12 'error|FAILED' "$dir.build.log" | head -n 80
-    bad "stage $name: build failed (full log: $dir.build.log)"
-    stage_result "$name" 0 1 0 "build failed" $t0
-    return
-  fi
-  info "  built in $((SECONDS - t0))s"
-  rm -f "$dir.build.log"
 
   # Which suites to run: the ones asked for that exist, minus the ones skipped with a reason.
   local -a present=() run=()
@@ -112,6 +121,22 @@ run_stage() {
       info "  suite $s: not run in this stage${reason:+: $reason}" ;;
     esac
   done
+
+  local -a targets=()
+  if [ "$build" = tests ]; then
+    mapfile -t targets < <(test_targets "$dir" "${run[@]}")
+    if [ ${#targets[@]} -eq 0 ]; then
+      info "  no suites to run"
+      stage_result "$name" 0 0 0 "" $t0
+      return
+    fi
+  fi
+  if ! ninja -C "$dir" -j "$jobs" "${targets[@]}"; then
+    bad "stage $name: build failed (compiler errors above)"
+    stage_result "$name" 0 1 0 "build failed" $t0
+    return
+  fi
+  info "  built in $((SECONDS - t0))s"
   if [ ${#run[@]} -eq 0 ]; then
     info "  no suites to run"
     stage_result "$name" 0 0 0 "" $t0
@@ -124,7 +149,8 @@ run_stage() {
   local log="$dir/meson-logs/testlog.json"
   rm -f "$log"
   env "${env[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs "${suite_args[@]}" \
-    "${stage_test_args[@]}" "${extra_test_args[@]}" 2>&1 | grep -vE '^(Expected Fail|Unexpected Pass|Full log written)'
+    "${stage_test_args[@]}" "${extra_test_args[@]}" 2>&1 |
+    grep -vE '^(Expected Fail|Unexpected Pass|Full log written)'
   local summary counts p f k
   summary=$(python3 "$TERN_ROOT/scripts/testlog-summary.py" "$log" "$name")
   counts=$(tail -n 1 <<<"$summary")
@@ -164,17 +190,17 @@ for stage in "${stages[@]}"; do
   stage_test_args=()
   case $stage in
     normal)
-      run_stage normal "$prefix" all "" -- -Dbuildtype=debugoptimized
+      run_stage normal "$prefix" all "" all -- -Dbuildtype=debugoptimized
       ;;
     asan)
-      run_stage asan "$prefix-asan" all "" "${sanitizer_env[@]}" -- \
+      run_stage asan "$prefix-asan" all "" all "${sanitizer_env[@]}" -- \
         -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
         -Dbench=disabled
       ;;
     tsan)
       stage_test_args=("${tsan_wrapper[@]}")
       run_stage tsan "$prefix-tsan" unit \
-        "integration=runs in the normal and asan stages; TSan slows the large guests 5-15x" \
+        "integration=runs in the normal and asan stages; TSan slows the large guests 5-15x" tests \
         "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1" "TERN_TEST_SCALE=small" -- \
         -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false -Dbench=disabled
       ;;
