@@ -30,21 +30,25 @@ as_root() {
 
 # Configures (or reconfigures, keeping objects) a meson build dir. Extra args: meson options.
 # Re-runs are incremental: an existing dir is reconfigured with the given options, not wiped.
+# Prints meson's messages (parts left out and why); on failure, the end of meson's output.
 meson_setup() {
   local dir=$1
   shift
+  local log rc=0
+  log=$(mktemp)
   if [ -f "$dir/meson-private/coredata.dat" ]; then
-    meson setup --reconfigure "$dir" "$@" >"$dir.setup.log" 2>&1 ||
-      meson setup --wipe "$dir" "$@" >"$dir.setup.log" 2>&1
+    meson setup --reconfigure "$dir" "$@" >"$log" 2>&1 || rc=$?
+    # Made by another meson version: only then start the dir afresh.
+    if [ $rc -ne 0 ] && grep -qi 'incompatible' "$log"; then
+      rc=0
+      meson setup --wipe "$dir" "$@" >"$log" 2>&1 || rc=$?
+    fi
   else
-    meson setup "$dir" "$@" >"$dir.setup.log" 2>&1
+    meson setup "$dir" "$@" >"$log" 2>&1 || rc=$?
   fi
-  local rc=$?
   # What meson left out and why (rdma, dpdk, ...), so it shows in every run.
-  grep -E '^Message:' "$dir.setup.log" | sed 's/^Message: /  /'
-  if [ $rc -ne 0 ]; then
-    tail -n 30 "$dir.setup.log" >&2
-    return $rc
-  fi
-  rm -f "$dir.setup.log"
+  grep -E '^Message:' "$log" | sed 's/^Message: /  /'
+  [ $rc -eq 0 ] || tail -n 30 "$log" >&2
+  rm -f "$log"
+  return $rc
 }

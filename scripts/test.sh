@@ -93,7 +93,7 @@ run_stage() {
 
   header "stage $name: $dir (${opts[*]:-default options})"
   if ! meson_setup "$dir" "${opts[@]}"; then
-    bad "stage $name: meson setup failed (log above: $dir.setup.log)"
+    bad "stage $name: meson setup failed (errors above)"
     stage_result "$name" 0 1 0 "meson setup failed" $t0
     return
   fi
