@@ -35,6 +35,14 @@ std::string pages(uint64_t n, uint64_t bytes) {
 
 std::string count_of(const Json& j, const char* key) { return std::to_string(u64(j, key)); }
 
+// Bytes moved over the whole migration per second of total time.
+std::string average_rate(const Json& qm) {
+  uint64_t ms = u64(qm, "total-time");
+  if (ms == 0) return format_rate(0);
+  return format_rate(static_cast<double>(u64(ram_of(qm), "transferred")) * 1000.0 /
+                     static_cast<double>(ms));
+}
+
 }  // namespace
 
 Progress progress_from(const Json& qm) {
@@ -159,8 +167,7 @@ std::string render_summary(const Json& s) {
       {"transferred", format_bytes(u64(sram, "transferred")),
        format_bytes(u64(dram, "transferred"))},
       {"ram total", format_bytes(u64(sram, "total")), format_bytes(u64(dram, "total"))},
-      {"throughput", format_rate(f64(sram, "mbps") * 1e6 / 8.0),
-       format_rate(f64(dram, "mbps") * 1e6 / 8.0)},
+      {"avg throughput", average_rate(src), average_rate(dst)},
       {"normal pages", count_of(sram, "normal"), count_of(dram, "normal")},
       {"zero pages", count_of(sram, "duplicate"), count_of(dram, "duplicate")},
       {"dirty syncs", count_of(sram, "dirty-sync-count"), count_of(dram, "dirty-sync-count")},

@@ -1,0 +1,82 @@
+// A MigrationHost for command-layer tests: a small state machine with the engine's contracts
+// (migrate only from none/failed/cancelled, postcopy only from active with postcopy-ram, cancel
+// always succeeds, port 0 resolved on listen), and the status sink called on every change.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "control/migration_host.h"
+
+namespace tern::control {
+
+class HostDouble : public MigrationHost {
+ public:
+  explicit HostDouble(Role role) : role_(role) {}
+
+  Role role() const override { return role_; }
+  Status migrate(const std::string& uri, const MigrationCapabilities& caps,
+                 const MigrationParameters& params) override {
+    if (info_.status != MigrationStatus::kNone && !is_done()) {
+      return {Code::kInvalidArgument, "there's a migration process in progress"};
+    }
+    if (uri.rfind("tcp:", 0) != 0) return {Code::kNotFound, "unknown transport in " + uri};
+    caps_ = caps;
+    params_ = params;
+    last_uri_ = uri;
+    info_.transport = "tcp";
+    set(MigrationStatus::kActive);
+    return Status::ok();
+  }
+  Result<std::string> migrate_incoming(const std::string& uri,
+                                       const MigrationParameters& params) override {
+    params_ = params;
+    incoming_ = uri.substr(0, uri.rfind(':')) + ":40111";
+    return incoming_;
+  }
+  Status start_postcopy() override {
+    if (!caps_.postcopy_ram) return {Code::kInvalidArgument, "postcopy-ram is not enabled"};
+    set(MigrationStatus::kPostcopyActive);
+    return Status::ok();
+  }
+  Status cancel() override {
+    if (info_.status != MigrationStatus::kNone && !is_done()) set(MigrationStatus::kCancelled);
+    return Status::ok();
+  }
+  MigrationInfo info() const override { return info_; }
+  std::string incoming_uri() const override { return incoming_; }
+  Result<GuestInfo> guest_info(bool verify) override {
+    GuestInfo g;
+    g.present = true;
+    g.description = "double: 1 vCPU, 64 MiB";
+    g.running = true;
+    if (verify) g.verification = VerifyReport{16384, 0, 0, 0, ""};
+    return g;
+  }
+  std::vector<std::string> transports() const override { return {"loopback", "tcp"}; }
+  DefaultTransport default_transport() const override { return {"tcp", "test double"}; }
+  void set_status_sink(StatusSink sink) override { sink_ = std::move(sink); }
+
+  void set(MigrationStatus s) {
+    info_.status = s;
+    statuses.push_back(s);
+    if (sink_) sink_(s, "");
+  }
+  bool is_done() const {
+    return info_.status == MigrationStatus::kCompleted ||
+           info_.status == MigrationStatus::kFailed || info_.status == MigrationStatus::kCancelled;
+  }
+
+  std::vector<MigrationStatus> statuses;
+  MigrationCapabilities caps_;
+  MigrationParameters params_;
+  std::string last_uri_;
+
+ private:
+  Role role_;
+  MigrationInfo info_;
+  std::string incoming_;
+  StatusSink sink_;
+};
+
+}  // namespace tern::control

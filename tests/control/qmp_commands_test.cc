@@ -1,0 +1,146 @@
+#include "control/qmp_commands.h"
+
+#include <gtest/gtest.h>
+
+#include "host_double.h"
+
+namespace tern::control {
+namespace {
+
+class CommandsTest : public ::testing::Test {
+ protected:
+  Json run(const std::string& line) {
+    std::optional<Json> id;
+    Result<Request> r = parse_request(line, &id);
+    if (!r) return make_error(r.status().message(), id);
+    return commands.dispatch(*r);
+  }
+  static std::string desc(const Json& reply) {
+    return reply.contains("error") ? reply["error"]["desc"].get<std::string>() : "";
+  }
+
+  HostDouble host{Role::kSource};
+  bool quit = false;
+  QmpCommands commands{host, MigrationParameters{}, [this] { quit = true; }};
+};
+
+TEST_F(CommandsTest, UnknownCommandListsTheKnownOnes) {
+  Json r = run(R"({"execute": "migrate-pause", "id": 7})");
+  EXPECT_EQ(r["error"]["class"], "CommandNotFound");
+  EXPECT_EQ(r["id"], 7);
+  std::string d = desc(r);
+  for (const char* name : {"migrate", "query-migrate", "migrate-set-capabilities",
+                           "migrate-start-postcopy", "migrate_cancel", "query-guest", "quit"}) {
+    EXPECT_NE(d.find(name), std::string::npos) << name << " missing from: " << d;
+  }
+}
+
+TEST_F(CommandsTest, MalformedRequestsAreNamed) {
+  EXPECT_NE(desc(run("{not json")).find("JSON parse error"), std::string::npos);
+  EXPECT_NE(desc(run("[1,2]")).find("must be a JSON object"), std::string::npos);
+  EXPECT_NE(desc(run(R"({"arguments": {}})")).find("lacks member 'execute'"), std::string::npos);
+  EXPECT_NE(desc(run(R"({"execute": 3})")).find("'execute' must be a string"), std::string::npos);
+  Json r = run(R"({"execute": "migrate", "arguments": [1], "id": "a"})");
+  EXPECT_NE(desc(r).find("'arguments' must be an object"), std::string::npos);
+  EXPECT_EQ(r["id"], "a") << "the id is echoed even on a malformed request";
+  EXPECT_NE(desc(run(R"({"execute": "quit", "extra": 1})")).find("'extra' is unexpected"),
+            std::string::npos);
+}
+
+TEST_F(CommandsTest, WrongArgumentTypesNameTheArgument) {
+  EXPECT_EQ(desc(run(R"({"execute": "migrate", "arguments": {"uri": 5}})")),
+            "migrate: argument 'uri' must be a string, got 5");
+  EXPECT_EQ(desc(run(R"({"execute": "migrate"})")), "migrate: missing argument 'uri'");
+  EXPECT_NE(desc(run(R"({"execute": "migrate", "arguments": {"uri": "tcp:h:1", "bw": 1}})"))
+                .find("unknown argument 'bw' (known: uri, detach)"),
+            std::string::npos);
+  EXPECT_NE(desc(run(R"({"execute": "query-guest", "arguments": {"verify": "yes"}})"))
+                .find("argument 'verify' must be a boolean"),
+            std::string::npos);
+  EXPECT_NE(desc(run(R"({"execute": "query-migrate", "arguments": {"x": 1}})"))
+                .find("this command takes none"),
+            std::string::npos);
+}
+
+TEST_F(CommandsTest, MigrateUsesTheCapabilitiesAndParametersSetBefore) {
+  EXPECT_EQ(run(R"({"execute": "migrate-set-capabilities", "arguments": {"capabilities": [
+                  {"capability": "postcopy-ram", "state": true}]}})"),
+            Json({{"return", Json::object()}}));
+  EXPECT_EQ(run(R"({"execute": "migrate-set-parameters",
+                    "arguments": {"multifd-channels": 3, "downtime-limit": 20}})"),
+            Json({{"return", Json::object()}}));
+  Json r = run(R"({"execute": "migrate", "arguments": {"uri": "tcp:127.0.0.1:4444"}, "id": 1})");
+  ASSERT_TRUE(r.contains("return")) << r;
+  EXPECT_EQ(host.last_uri_, "tcp:127.0.0.1:4444");
+  EXPECT_TRUE(host.caps_.postcopy_ram);
+  EXPECT_EQ(host.params_.multifd_channels, 3u);
+  EXPECT_EQ(host.params_.downtime_limit_ms, 20u);
+
+  Json q = run(R"({"execute": "query-migrate"})")["return"];
+  EXPECT_EQ(q["status"], "active");
+  EXPECT_EQ(q["transport"], "tcp");
+  EXPECT_TRUE(q["ram"].contains("dirty-sync-count"));
+
+  // Changing capabilities or parameters mid-migration is refused, as in QEMU.
+  EXPECT_NE(desc(run(R"({"execute": "migrate-set-parameters",
+                         "arguments": {"multifd-channels": 4}})")).find("in progress"),
+            std::string::npos);
+  EXPECT_NE(desc(run(R"({"execute": "migrate", "arguments": {"uri": "tcp:h:1"}})"))
+                .find("in progress"),
+            std::string::npos);
+
+  ASSERT_TRUE(run(R"({"execute": "migrate-start-postcopy"})").contains("return"));
+  EXPECT_EQ(run(R"({"execute": "query-migrate"})")["return"]["status"], "postcopy-active");
+  ASSERT_TRUE(run(R"({"execute": "migrate_cancel"})").contains("return"));
+  EXPECT_EQ(host.info().status, MigrationStatus::kCancelled);
+}
+
+TEST_F(CommandsTest, PostcopyNeedsTheCapabilityAndARunningPrecopy) {
+  EXPECT_NE(desc(run(R"({"execute": "migrate-start-postcopy"})")).find("postcopy-ram is off"),
+            std::string::npos);
+  ASSERT_TRUE(run(R"({"execute": "migrate-set-capabilities", "arguments": {"capabilities": [
+                    {"capability": "postcopy-ram", "state": true}]}})").contains("return"));
+  EXPECT_NE(desc(run(R"({"execute": "migrate-start-postcopy"})"))
+                .find("no precopy migration is running (status none)"),
+            std::string::npos);
+}
+
+TEST_F(CommandsTest, QueriesReturnQemuShapes) {
+  Json caps = run(R"({"execute": "query-migrate-capabilities"})")["return"];
+  ASSERT_EQ(caps.size(), 2u);
+  EXPECT_EQ(caps[0], Json({{"capability", "postcopy-ram"}, {"state", false}}));
+  Json params = run(R"({"execute": "query-migrate-parameters"})")["return"];
+  EXPECT_EQ(params["multifd-channels"], 2);
+  EXPECT_EQ(params["downtime-limit"], 300);
+  EXPECT_EQ(run(R"({"execute": "query-migrate"})")["return"], Json({{"status", "none"}}));
+  Json t = run(R"({"execute": "query-transports"})")["return"];
+  EXPECT_EQ(t["default"]["name"], "tcp");
+  Json g = run(R"({"execute": "query-guest", "arguments": {"verify": true}})")["return"];
+  EXPECT_EQ(g["role"], "source");
+  EXPECT_EQ(g["verification"]["pages-checked"], 16384);
+  EXPECT_EQ(g["verification"]["mismatches"], 0);
+}
+
+TEST_F(CommandsTest, RoleMismatchesAreExplained) {
+  EXPECT_NE(desc(run(R"({"execute": "migrate-incoming", "arguments": {"uri": "tcp:h:0"}})"))
+                .find("this ternd is a source"),
+            std::string::npos);
+  HostDouble dst(Role::kDestination);
+  QmpCommands dc(dst, MigrationParameters{}, nullptr);
+  Json r = dc.dispatch(Request{"migrate", {{"uri", "tcp:h:1"}}, std::nullopt});
+  EXPECT_NE(desc(r).find("this ternd is a destination"), std::string::npos);
+  r = dc.dispatch(Request{"migrate-incoming", {{"uri", "tcp:127.0.0.1:0"}}, std::nullopt});
+  EXPECT_EQ(r["return"]["uri"], "tcp:127.0.0.1:40111");
+  r = dc.dispatch(Request{"query-migrate", Json::object(), std::nullopt});
+  EXPECT_EQ(r["return"]["incoming-uri"], "tcp:127.0.0.1:40111");
+  r = dc.dispatch(Request{"query-incoming", Json::object(), std::nullopt});
+  EXPECT_EQ(r["return"]["listening"], true);
+}
+
+TEST_F(CommandsTest, QuitCallsBack) {
+  EXPECT_EQ(run(R"({"execute": "quit", "id": 2})"), Json({{"return", Json::object()}, {"id", 2}}));
+  EXPECT_TRUE(quit);
+}
+
+}  // namespace
+}  // namespace tern::control
