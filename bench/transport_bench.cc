@@ -128,4 +128,4 @@ BENCHMARK_CAPTURE(BM_ChannelBulk, tcp_pages_4k, "tcp", 4u << 10)->Unit(benchmark
 }  // namespace
 }  // namespace tern
 
-BENCHMARK_MAIN();
+// main() comes from libbenchmark_main (bench/meson.build).
