@@ -63,9 +63,9 @@ Status ThreadGuest::setup_workload(const WorkloadSpec& spec) {
   uint64_t wss = spec.wss_bytes ? spec.wss_bytes / kSmallPage
                                 : static_cast<uint64_t>(static_cast<double>(target_pages_) *
                                                         spec.wss_fraction);
-  wss = std::clamp<uint64_t>(wss, spec.vcpus, data_pages);
   if (data_pages < spec.vcpus)
     return Status(Code::kInvalidArgument, "thread guest: fewer data pages than vCPUs");
+  wss = std::clamp<uint64_t>(wss, spec.vcpus, data_pages);
   spec_ = spec;
   wss_pages_ = wss;
   vcpus_.clear();
