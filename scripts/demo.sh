@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# tern demo: installs missing packages, builds, then live-migrates a running thread guest between
+# two ternd daemons on this host (destination first, then source), with ternctl's progress bar
+# and a final summary: both sides' query-migrate figures, postcopy fault latency, and the
+# destination's check of every page. Exits non-zero if the migration fails or a page mismatches.
+set -uo pipefail
+
+usage() {
+  cat <<'TXT'
+usage: scripts/demo.sh [options]
+
+  --transport T      tcp, rdma, dpdk (default: what tern picks for this host, printed)
+  --postcopy         start in precopy, switch to postcopy after the first round (or ~1 s)
+  --preempt          postcopy-preempt: urgent pages cut into huge pages (implies --postcopy)
+  --ram SIZE         guest RAM (default 1G)
+  --page-size P      4K (default) or 2M (hugetlb pages are reserved for both sides)
+  --vcpus N          guest vCPUs (default 2)
+  --dirty-rate R     page writes per second per vCPU while migrating (default 20000)
+  --channels N       bulk channels, multifd-channels (default 2)
+  --json             print one JSON object on stdout (everything else goes to stderr):
+                     {"source": query-migrate, "destination": query-migrate,
+                      "verification": {...}, "transport": {...}}
+
+environment:
+  TERN_BUILD_DIR     build directory (default build)
+  TERN_NO_DEPS=1     do not check or install Debian packages
+TXT
+}
+
+transport="" postcopy=0 preempt=0 ram=1G page=4K vcpus=2 rate=20000 channels=2 json=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --transport) transport=${2:?--transport needs a value}; shift ;;
+    --postcopy) postcopy=1 ;;
+    --preempt) preempt=1; postcopy=1 ;;
+    --ram) ram=${2:?--ram needs a size}; shift ;;
+    --page-size) page=${2:?--page-size needs 4K or 2M}; shift ;;
+    --vcpus) vcpus=${2:?--vcpus needs a number}; shift ;;
+    --dirty-rate) rate=${2:?--dirty-rate needs a number}; shift ;;
+    --channels) channels=${2:?--channels needs a number}; shift ;;
+    --json) json=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "demo.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+. "$(dirname "$0")/lib.sh"  # cds to the repository root
+
+# In --json mode stdout carries the JSON object only; everything else goes to stderr.
+if [ $json -eq 1 ]; then exec 3>&2; else exec 3>&1; fi
+say() { printf '%s\n' "$*" >&3; }
+
+case $page in
+  4K | 4k) page=4K ;;
+  2M | 2m) page=2M ;;
+  *) die "--page-size must be 4K or 2M, got '$page'" ;;
+esac
+ram_bytes=$(numfmt --from=iec "${ram%[bB]}" 2>/dev/null) || die "--ram: bad size '$ram'"
+[[ $vcpus =~ ^[0-9]+$ ]] || die "--vcpus must be a number, got '$vcpus'"
+[[ $rate =~ ^[0-9]+$ ]] || die "--dirty-rate must be a number, got '$rate'"
+[[ $channels =~ ^[0-9]+$ ]] || die "--channels must be a number, got '$channels'"
+
+# 1. Packages and build.
+if [ "${TERN_NO_DEPS:-0}" != 1 ] && [ -x scripts/install-deps.sh ]; then
+  scripts/install-deps.sh >&3 || die "installing packages failed"
+fi
+build=${TERN_BUILD_DIR:-build}
+if [ ! -f "$build/build.ninja" ]; then
+  say "configuring $build/"
+  meson_setup "$build" >&3 || die "meson setup $build failed"
+fi
+say "building (ninja -C $build -j2)"
+log=$(mktemp)
+if ! ninja -C "$build" -j2 >"$log" 2>&1; then
+  tail -n 40 "$log" >&2
+  rm -f "$log"
+  die "build failed"
+fi
+rm -f "$log"
+ternd=$build/control/ternd
+ternctl=$build/control/ternctl
+[ -x "$ternd" ] || die "$ternd was not built (meson left it out: see 'meson setup $build')"
+
+# 2. Transport and URI.
+if [ -z "$transport" ]; then
+  choice=$("$ternd" --print-default-transport) || die "ternd --print-default-transport failed"
+  transport=${choice%%:*}
+  reason=${choice#*: }
+else
+  reason="chosen with --transport"
+fi
+case $transport in
+  loopback) die "the loopback transport joins two engines inside one process (tests only); use --transport tcp" ;;
+  dpdk) listen_uri="dpdk:" ;;
+  *) listen_uri="$transport:127.0.0.1:0" ;;
+esac
+say "transport: $transport ($reason)"
+
+# 3. Huge pages for 2M guests: both guests live on this host.
+hugepages_before=""
+if [ $page = 2M ]; then
+  per_side=$(( (ram_bytes + (2 << 20) - 1) / (2 << 20) ))
+  need=$(( 2 * per_side ))
+  free_pages=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+  if [ "$free_pages" -lt "$need" ]; then
+    hugepages_before=$(cat /proc/sys/vm/nr_hugepages)
+    want=$(( hugepages_before + need - free_pages ))
+    say "reserving 2 MiB hugetlb pages: $need needed ($per_side per guest, source and destination), $free_pages free; setting /proc/sys/vm/nr_hugepages $hugepages_before -> $want"
+    echo "$want" | as_root tee /proc/sys/vm/nr_hugepages >/dev/null ||
+      die "cannot write /proc/sys/vm/nr_hugepages (run as root)"
+    free_pages=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+    [ "$free_pages" -ge "$need" ] ||
+      die "the kernel gave only $free_pages free 2 MiB pages, $need needed (memory fragmented? try a smaller --ram)"
+  else
+    say "hugetlb: $need 2 MiB pages needed ($per_side per guest), $free_pages free: nothing to reserve"
+  fi
+fi
+
+# 4. Daemons, each on its own socket in a temp dir; stopped on exit.
+tmp=$(mktemp -d /tmp/tern-demo.XXXXXX)
+dst_pid="" src_pid=""
+cleanup() {
+  local pid
+  for sock in "$tmp/src.sock" "$tmp/dst.sock"; do
+    [ -S "$sock" ] && "$ternctl" --socket "$sock" --timeout 5 quit >/dev/null 2>&1
+  done
+  for pid in $src_pid $dst_pid; do
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  done
+  if [ -n "$hugepages_before" ]; then
+    echo "$hugepages_before" | as_root tee /proc/sys/vm/nr_hugepages >/dev/null &&
+      say "restored /proc/sys/vm/nr_hugepages to $hugepages_before"
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits for a daemon's socket; on death, shows its log and fails.
+wait_socket() {
+  local pid=$1 sock=$2 name=$3
+  for _ in $(seq 1 300); do
+    [ -S "$sock" ] && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 20 "$tmp/$name.log" >&2
+      die "$name ternd exited before opening its socket"
+    fi
+    sleep 0.1
+  done
+  die "$name ternd did not open $sock within 30 s"
+}
+
+spec="vcpus=$vcpus,ram=$ram,page=$page,wss=25%,rate=$rate,pattern=random,seed=1"
+"$ternd" --socket "$tmp/dst.sock" --incoming "$listen_uri" 2>"$tmp/dst.log" &
+dst_pid=$!
+wait_socket "$dst_pid" "$tmp/dst.sock" dst
+uri=$("$ternctl" --socket "$tmp/dst.sock" incoming) || die "cannot read the destination's URI"
+say "destination: ternd --incoming $listen_uri, listening on $uri"
+
+"$ternd" --socket "$tmp/src.sock" --guest "threads,$spec" 2>"$tmp/src.log" &
+src_pid=$!
+wait_socket "$src_pid" "$tmp/src.sock" src
+say "source:      ternd --guest threads,$spec"
+mode=precopy
+[ $postcopy -eq 1 ] && mode=postcopy
+[ $preempt -eq 1 ] && mode="postcopy + preempt"
+say "migrating ($mode, $channels bulk channels) ..."
+
+# 5. Migrate with the progress bar (on stderr in --json mode).
+args=(migrate "$uri" --channels "$channels" --wait)
+[ $postcopy -eq 1 ] && args+=(--postcopy --postcopy-after 1)
+[ $preempt -eq 1 ] && args+=(--preempt)
+"$ternctl" --socket "$tmp/src.sock" "${args[@]}" >&3
+migrate_rc=$?
+
+# 6. Summary (the JSON object alone on stdout with --json).
+say ""
+summary=(--socket "$tmp/src.sock" summary --destination "$tmp/dst.sock" --uri "$uri"
+         --transport-reason "$reason")
+if [ $json -eq 1 ]; then
+  "$ternctl" --json "${summary[@]}"
+else
+  "$ternctl" "${summary[@]}"
+fi
+summary_rc=$?
+if [ $migrate_rc -ne 0 ] || [ $summary_rc -ne 0 ]; then
+  for side in src dst; do
+    echo "---- $side ternd log (last lines) ----" >&2
+    tail -n 15 "$tmp/$side.log" >&2
+  done
+  exit 1
+fi
+exit 0
