@@ -1,6 +1,7 @@
 // ternctl watch: the progress bar (and the timed switch to postcopy for `migrate --wait`).
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -17,7 +18,10 @@ using Clock = std::chrono::steady_clock;
 int watch_migration(QmpClient& client, const WatchOptions& options) {
   const bool tty = isatty(STDOUT_FILENO) && !options.json;
   const double interval = options.interval_s > 0 ? options.interval_s : (tty ? 0.2 : 1.0);
+  // With a pending postcopy switch, sample often so the switch follows the end of round 1.
+  const double poll_s = options.postcopy_after_s ? std::min(interval, 0.05) : interval;
   const auto start = Clock::now();
+  auto last_print = start - std::chrono::hours(1);
   bool switched = false;
   uint64_t last_transferred = 0;
   auto last_time = start;
@@ -63,6 +67,12 @@ int watch_migration(QmpClient& client, const WatchOptions& options) {
     last_time = now;
 
     bool done = is_terminal_status(status);
+    bool print = done || std::chrono::duration<double>(now - last_print).count() >= interval * 0.95;
+    if (!print) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(poll_s));
+      continue;
+    }
+    last_print = now;
     if (options.json) {
       std::cout << qm.dump() << "\n" << std::flush;
     } else if (tty) {
@@ -75,7 +85,7 @@ int watch_migration(QmpClient& client, const WatchOptions& options) {
       std::cout << progress_line(p) << "\n" << std::flush;
     }
     if (done) break;
-    std::this_thread::sleep_for(std::chrono::duration<double>(interval));
+    std::this_thread::sleep_for(std::chrono::duration<double>(poll_s));
   }
   if (status == "completed") return kExitOk;
   if (!options.json) {
