@@ -87,7 +87,8 @@ class OutgoingMigration {
   Status start(const std::string& uri);
   // Switch to postcopy at the next round boundary (needs the postcopy-ram capability).
   Status start_postcopy();
-  // Cancels; the source guest keeps running untouched.
+  // Cancels; the source guest keeps running untouched. Refused (ignored) once postcopy has
+  // started, since the guest then runs on the destination.
   void cancel();
   MigrationInfo info() const;
   // Blocks until the migration reaches a terminal status, or the timeout passes.
