@@ -45,6 +45,18 @@ Status RamBlock::discard(uint64_t offset, uint64_t len) {
   return Status::ok();
 }
 
+std::vector<uint32_t> host_page_sizes(const std::vector<RamBlock*>& blocks) {
+  std::vector<uint32_t> v;
+  for (auto* b : blocks) v.push_back(b->host_page_size());
+  return v;
+}
+
+std::vector<uint64_t> block_sizes(const std::vector<RamBlock*>& blocks) {
+  std::vector<uint64_t> v;
+  for (auto* b : blocks) v.push_back(b->size());
+  return v;
+}
+
 static uint64_t meminfo_value(const std::string& key) {
   std::ifstream in("/proc/meminfo");
   std::string line;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dataplane/status.h"
 
@@ -44,6 +45,10 @@ class RamBlock {
   uint64_t size_;
   uint32_t host_page_size_;
 };
+
+// Per-block host page sizes and sizes, in block order (to size per-block bitmaps).
+std::vector<uint32_t> host_page_sizes(const std::vector<RamBlock*>& blocks);
+std::vector<uint64_t> block_sizes(const std::vector<RamBlock*>& blocks);
 
 // Number of free 2 MiB hugetlb pages, from /proc/meminfo (0 if unknown).
 uint64_t free_huge_pages();

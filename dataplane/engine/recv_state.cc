@@ -10,16 +10,6 @@ uint64_t now_ns() {
                                    .count());
 }
 
-static std::vector<uint32_t> page_sizes(const std::vector<RamBlock*>& blocks) {
-  std::vector<uint32_t> v;
-  for (auto* b : blocks) v.push_back(b->host_page_size());
-  return v;
-}
-static std::vector<uint64_t> sizes(const std::vector<RamBlock*>& blocks) {
-  std::vector<uint64_t> v;
-  for (auto* b : blocks) v.push_back(b->size());
-  return v;
-}
 static std::vector<BlockLanding> landings(const std::vector<RamBlock*>& blocks) {
   std::vector<BlockLanding> v;
   for (auto* b : blocks) v.push_back({b->base(), b->size(), b->host_page_size()});
@@ -30,7 +20,7 @@ RecvState::RecvState(std::vector<RamBlock*> blocks_in, Layout layout_in)
     : blocks(std::move(blocks_in)),
       layout(std::move(layout_in)),
       direct(landings(blocks)),
-      received(page_sizes(blocks), sizes(blocks)) {
+      received(host_page_sizes(blocks), block_sizes(blocks)) {
   for (auto* b : blocks) {
     auto arr = std::make_unique<std::atomic<uint64_t>[]>(b->host_pages());
     for (uint64_t i = 0; i < b->host_pages(); ++i) arr[i].store(0, std::memory_order_relaxed);

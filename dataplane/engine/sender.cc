@@ -22,24 +22,8 @@ bool is_zero_target_page(const uint8_t* p) {
 
 SendState::SendState(std::vector<RamBlock*> blocks_in, uint32_t bulk)
     : blocks(std::move(blocks_in)),
-      dirty([&] {
-        std::vector<uint32_t> v;
-        for (auto* b : blocks) v.push_back(b->host_page_size());
-        return v;
-      }(), [&] {
-        std::vector<uint64_t> v;
-        for (auto* b : blocks) v.push_back(b->size());
-        return v;
-      }()),
-      sent([&] {
-        std::vector<uint32_t> v;
-        for (auto* b : blocks) v.push_back(b->host_page_size());
-        return v;
-      }(), [&] {
-        std::vector<uint64_t> v;
-        for (auto* b : blocks) v.push_back(b->size());
-        return v;
-      }()),
+      dirty(host_page_sizes(blocks), block_sizes(blocks)),
+      sent(host_page_sizes(blocks), block_sizes(blocks)),
       slots(new BulkSlot[bulk]),
       bulk_channels(bulk) {
   uint32_t largest = kSmallPage;
