@@ -164,8 +164,7 @@ TEST(ThreadGuestMigration, LivePrecopyByMemcpyVerifies) {
   }
   a->pause();
   a->collect_dirty(bm);
-  uint64_t last = send();
-  EXPECT_GT(last, 0u);
+  send();
   a->stop_dirty_log();
   ASSERT_TRUE(b->load_state(a->save_state()));
   VerifyReport rep = b->verify();
