@@ -98,7 +98,7 @@ esac
 say "transport: $transport ($reason)"
 
 # 3. Huge pages for 2M guests: both guests live on this host.
-hugepages_before=""
+hugepages_before="" hugepages_set=""
 if [ $page = 2M ]; then
   per_side=$(( (ram_bytes + (2 << 20) - 1) / (2 << 20) ))
   need=$(( 2 * per_side ))
@@ -106,6 +106,7 @@ if [ $page = 2M ]; then
   if [ "$free_pages" -lt "$need" ]; then
     hugepages_before=$(cat /proc/sys/vm/nr_hugepages)
     want=$(( hugepages_before + need - free_pages ))
+    hugepages_set=$want
     say "reserving 2 MiB hugetlb pages: $need needed ($per_side per guest, source and destination), $free_pages free; setting /proc/sys/vm/nr_hugepages $hugepages_before -> $want"
     echo "$want" | as_root tee /proc/sys/vm/nr_hugepages >/dev/null ||
       die "cannot write /proc/sys/vm/nr_hugepages (run as root)"
@@ -129,7 +130,8 @@ cleanup() {
     for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   done
-  if [ -n "$hugepages_before" ]; then
+  # Give the reserved pages back, unless someone else changed the pool meanwhile.
+  if [ -n "$hugepages_before" ] && [ "$(cat /proc/sys/vm/nr_hugepages)" = "$hugepages_set" ]; then
     echo "$hugepages_before" | as_root tee /proc/sys/vm/nr_hugepages >/dev/null &&
       say "restored /proc/sys/vm/nr_hugepages to $hugepages_before"
   fi
