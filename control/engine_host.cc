@@ -72,9 +72,8 @@ Status EngineHost::migrate(const std::string& uri, const MigrationCapabilities& 
 Result<std::string> EngineHost::migrate_incoming(const std::string& uri,
                                                  const MigrationParameters& params) {
   if (in_) {
-    return Status(Code::kInvalidArgument,
-                  "already waiting for a migration on " + incoming_uri_ +
-                      " (one incoming migration per ternd)");
+    return Status(Code::kInvalidArgument, "already waiting for a migration on " + incoming_uri_ +
+                                              " (one incoming migration per ternd)");
   }
   auto next = std::make_unique<IncomingMigration>(factory_, params);
   next->on_status([this](MigrationStatus s, const std::string& d) { forward(s, d); });
@@ -121,8 +120,9 @@ Result<GuestInfo> EngineHost::guest_info(bool verify) {
                                             status_name(mi.status) + ")");
     }
     if (role_ == Role::kDestination && mi.status != MigrationStatus::kCompleted) {
-      return Status(Code::kUnavailable, std::string("the destination guest is incomplete (status ") +
-                                            status_name(mi.status) + "); nothing to verify");
+      return Status(Code::kUnavailable,
+                    std::string("the destination guest is incomplete (status ") +
+                        status_name(mi.status) + "); nothing to verify");
     }
     // verify() wants the guest paused; the engine no longer drives it at this point.
     bool was_running = guest->running();

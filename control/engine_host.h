@@ -47,14 +47,14 @@ class EngineHost : public MigrationHost {
   void forward(MigrationStatus s, const std::string& detail);
 
   const Role role_;
-  std::unique_ptr<Guest> guest_;             // source only
-  GuestFactory factory_;                     // destination only
-  std::unique_ptr<OutgoingMigration> out_;   // the current or last outgoing migration
-  std::unique_ptr<IncomingMigration> in_;    // the (one) incoming migration
+  std::unique_ptr<Guest> guest_;            // source only
+  GuestFactory factory_;                    // destination only
+  std::unique_ptr<OutgoingMigration> out_;  // the current or last outgoing migration
+  std::unique_ptr<IncomingMigration> in_;   // the (one) incoming migration
   std::string incoming_uri_;
   std::optional<VerifyReport> verification_;  // last verify run through query-guest
   std::mutex sink_mu_;
-  StatusSink sink_;                          // guarded by sink_mu_
+  StatusSink sink_;  // guarded by sink_mu_
 };
 
 }  // namespace tern::control

@@ -63,8 +63,8 @@ std::optional<uint64_t> parse_size(std::string_view text) {
   double value = std::strtod(number.c_str(), nullptr);
   std::string suffix(text.substr(i));
   for (char& c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (suffix.size() > 1 && suffix.back() == 'B') suffix.pop_back();   // "MB", "MIB"
-  if (suffix.size() > 1 && suffix.back() == 'I') suffix.pop_back();   // "MI"
+  if (suffix.size() > 1 && suffix.back() == 'B') suffix.pop_back();  // "MB", "MIB"
+  if (suffix.size() > 1 && suffix.back() == 'I') suffix.pop_back();  // "MI"
   double mult = 1;
   if (suffix.empty() || suffix == "B") {
     mult = 1;

@@ -11,14 +11,18 @@ namespace {
 
 LogLevel g_level = LogLevel::kInfo;  // written once at startup (set_log), read-only after
 std::string g_prefix = "ternd";
-std::mutex g_mu;                     // keeps lines from interleaving
+std::mutex g_mu;  // keeps lines from interleaving
 
 const char* level_name(LogLevel l) {
   switch (l) {
-    case LogLevel::kError: return "error";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kDebug: return "debug";
+    case LogLevel::kError:
+      return "error";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kDebug:
+      return "debug";
   }
   return "?";
 }

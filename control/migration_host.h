@@ -21,10 +21,10 @@ enum class Role { kSource, kDestination };
 inline const char* role_name(Role r) { return r == Role::kSource ? "source" : "destination"; }
 
 struct GuestInfo {
-  bool present = false;        // destination: false until the RAM layout has arrived
-  std::string description;     // Guest::describe()
+  bool present = false;     // destination: false until the RAM layout has arrived
+  std::string description;  // Guest::describe()
   bool running = false;
-  VerifyReport counters;       // Guest::verify_counters(): first-touch checks so far
+  VerifyReport counters;                     // Guest::verify_counters(): first-touch checks so far
   std::optional<VerifyReport> verification;  // a full verify(), once one has run
 };
 

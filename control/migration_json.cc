@@ -33,15 +33,24 @@ constexpr ParamSpec kParams[] = {
 
 const char* qmp_status_name(MigrationStatus s) {
   switch (s) {
-    case MigrationStatus::kNone: return "none";
-    case MigrationStatus::kSetup: return "setup";
-    case MigrationStatus::kActive: return "active";
-    case MigrationStatus::kPostcopyActive: return "postcopy-active";
-    case MigrationStatus::kDevice: return "device";
-    case MigrationStatus::kCompleted: return "completed";
-    case MigrationStatus::kFailed: return "failed";
-    case MigrationStatus::kCancelling: return "cancelling";
-    case MigrationStatus::kCancelled: return "cancelled";
+    case MigrationStatus::kNone:
+      return "none";
+    case MigrationStatus::kSetup:
+      return "setup";
+    case MigrationStatus::kActive:
+      return "active";
+    case MigrationStatus::kPostcopyActive:
+      return "postcopy-active";
+    case MigrationStatus::kDevice:
+      return "device";
+    case MigrationStatus::kCompleted:
+      return "completed";
+    case MigrationStatus::kFailed:
+      return "failed";
+    case MigrationStatus::kCancelling:
+      return "cancelling";
+    case MigrationStatus::kCancelled:
+      return "cancelled";
   }
   return "none";
 }
@@ -65,8 +74,8 @@ Json fault_latency_json(const LatencyHistogram::Snapshot& s) {
     if (s.counts[i] != 0) last = i;
   }
   for (int i = 0; i <= last; ++i) {
-    buckets.push_back({{"le", LatencyHistogram::Snapshot::bucket_upper_us(i)},
-                       {"count", s.counts[i]}});
+    buckets.push_back(
+        {{"le", LatencyHistogram::Snapshot::bucket_upper_us(i)}, {"count", s.counts[i]}});
   }
   double mean = s.total ? static_cast<double>(s.sum_ns) / 1000.0 / static_cast<double>(s.total) : 0;
   return {{"unit", "us"},
@@ -155,8 +164,8 @@ Status apply_capabilities(const Json& list, MigrationCapabilities& caps) {
     } else if (name == "postcopy-preempt") {
       next.postcopy_preempt = state;
     } else {
-      return {Code::kInvalidArgument, "unknown capability '" + name +
-                                          "'; known capabilities: " + join(capability_names())};
+      return {Code::kInvalidArgument,
+              "unknown capability '" + name + "'; known capabilities: " + join(capability_names())};
     }
   }
   if (next.postcopy_preempt && !next.postcopy_ram) {
@@ -199,10 +208,9 @@ Status apply_parameters(const Json& args, MigrationParameters& params) {
     }
     uint64_t v = value.get<uint64_t>();
     if (v < spec->min || v > spec->max) {
-      return {Code::kInvalidArgument, "parameter '" + key + "' must be in [" +
-                                          std::to_string(spec->min) + ", " +
-                                          std::to_string(spec->max) + "], got " +
-                                          std::to_string(v)};
+      return {Code::kInvalidArgument,
+              "parameter '" + key + "' must be in [" + std::to_string(spec->min) + ", " +
+                  std::to_string(spec->max) + "], got " + std::to_string(v)};
     }
     if (key == "multifd-channels") {
       next.multifd_channels = static_cast<uint32_t>(v);

@@ -2,11 +2,10 @@
 // dataplane/migration.h and parsed back from QMP arguments. Pure functions; no I/O.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "dataplane/guest.h"
 #include "dataplane/histogram.h"

@@ -37,8 +37,8 @@ Result<std::unique_ptr<QmpClient>> QmpClient::connect(const std::string& path,
   Result<Json> greeting = client->read_message(deadline);
   if (!greeting) return greeting.status();
   if (!greeting->is_object() || !greeting->contains("QMP")) {
-    return Status(Code::kProtocol, path + " did not greet with a QMP banner: " +
-                                       greeting->dump().substr(0, 120));
+    return Status(Code::kProtocol,
+                  path + " did not greet with a QMP banner: " + greeting->dump().substr(0, 120));
   }
   client->greeting_ = *greeting;
   Result<Json> neg = client->execute("qmp_capabilities", Json::object(),

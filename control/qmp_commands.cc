@@ -8,9 +8,9 @@ namespace tern::control {
 namespace {
 
 bool in_progress(MigrationStatus s) {
-  return s != MigrationStatus::kNone && !(s == MigrationStatus::kCompleted ||
-                                          s == MigrationStatus::kFailed ||
-                                          s == MigrationStatus::kCancelled);
+  return s != MigrationStatus::kNone &&
+         !(s == MigrationStatus::kCompleted || s == MigrationStatus::kFailed ||
+           s == MigrationStatus::kCancelled);
 }
 
 Status wrong_role(const char* command, Role role) {
@@ -59,9 +59,9 @@ Json QmpCommands::dispatch(const Request& request) {
   if (it == table_.end()) {
     std::string known;
     for (const auto& n : command_names()) known += (known.empty() ? "" : ", ") + n;
-    return make_error("The command " + request.execute + " has not been found; known commands: " +
-                          known,
-                      request.id, "CommandNotFound");
+    return make_error(
+        "The command " + request.execute + " has not been found; known commands: " + known,
+        request.id, "CommandNotFound");
   }
   ArgReader args(request.arguments);
   Result<Json> r = (this->*(it->second))(args);
@@ -101,9 +101,8 @@ Result<Json> QmpCommands::cmd_query_incoming(const ArgReader& args) {
   if (Status s = args.only({}); !s) return s;
   if (host_.role() != Role::kDestination) return wrong_role("query-incoming", host_.role());
   std::string uri = host_.incoming_uri();
-  return Json{{"listening", !uri.empty()},
-              {"uri", uri},
-              {"status", qmp_status_name(host_.info().status)}};
+  return Json{
+      {"listening", !uri.empty()}, {"uri", uri}, {"status", qmp_status_name(host_.info().status)}};
 }
 
 Result<Json> QmpCommands::cmd_set_capabilities(const ArgReader& args) {

@@ -18,8 +18,7 @@ class QmpCommands {
  public:
   // `quit` is called by the "quit" command after its reply is built (the daemon stops its
   // server there). `host` must outlive this object.
-  QmpCommands(MigrationHost& host, MigrationParameters initial_params,
-              std::function<void()> quit);
+  QmpCommands(MigrationHost& host, MigrationParameters initial_params, std::function<void()> quit);
 
   // The reply for one request (never throws): {"return": ...} or {"error": ...}.
   Json dispatch(const Request& request);

@@ -5,10 +5,11 @@
 namespace tern::control {
 
 Json make_greeting(const std::string& role) {
-  return {{"QMP",
-           {{"version", {{"qemu", {{"major", 0}, {"minor", 1}, {"micro", 0}}}, {"package", "tern"}}},
-            {"capabilities", Json::array()},
-            {"tern", {{"role", role}}}}}};
+  return {
+      {"QMP",
+       {{"version", {{"qemu", {{"major", 0}, {"minor", 1}, {"micro", 0}}}, {"package", "tern"}}},
+        {"capabilities", Json::array()},
+        {"tern", {{"role", role}}}}}};
 }
 
 Json make_return(const Json& value, const std::optional<Json>& id) {
@@ -38,8 +39,8 @@ Json make_event(const std::string& name, const Json& data) {
 Result<Request> parse_request(const std::string& line, std::optional<Json>* id_out) {
   Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
-    return Status(Code::kInvalidArgument, "JSON parse error: not a valid JSON object: " +
-                                              line.substr(0, 80));
+    return Status(Code::kInvalidArgument,
+                  "JSON parse error: not a valid JSON object: " + line.substr(0, 80));
   }
   if (!j.is_object()) {
     return Status(Code::kInvalidArgument, "QMP input must be a JSON object");
@@ -76,9 +77,8 @@ Result<std::string> ArgReader::string(const char* name) const {
     return Status(Code::kInvalidArgument, std::string("missing argument '") + name + "'");
   }
   if (!args_[name].is_string()) {
-    return Status(Code::kInvalidArgument,
-                  std::string("argument '") + name + "' must be a string, got " +
-                      args_[name].dump());
+    return Status(Code::kInvalidArgument, std::string("argument '") + name +
+                                              "' must be a string, got " + args_[name].dump());
   }
   return args_[name].get<std::string>();
 }
@@ -86,9 +86,8 @@ Result<std::string> ArgReader::string(const char* name) const {
 Result<bool> ArgReader::boolean(const char* name, bool fallback) const {
   if (!args_.contains(name)) return fallback;
   if (!args_[name].is_boolean()) {
-    return Status(Code::kInvalidArgument,
-                  std::string("argument '") + name + "' must be a boolean, got " +
-                      args_[name].dump());
+    return Status(Code::kInvalidArgument, std::string("argument '") + name +
+                                              "' must be a boolean, got " + args_[name].dump());
   }
   return args_[name].get<bool>();
 }
@@ -101,9 +100,9 @@ Status ArgReader::only(std::initializer_list<const char*> known) const {
     if (!ok) {
       std::string list;
       for (const char* k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-      return {Code::kInvalidArgument, "unknown argument '" + key + "'" +
-                                          (list.empty() ? " (this command takes none)"
-                                                        : " (known: " + list + ")")};
+      return {Code::kInvalidArgument,
+              "unknown argument '" + key + "'" +
+                  (list.empty() ? " (this command takes none)" : " (known: " + list + ")")};
     }
   }
   return Status::ok();

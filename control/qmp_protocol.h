@@ -4,10 +4,9 @@
 // events are {"event": NAME, "data": {...}, "timestamp": {"seconds", "microseconds"}}.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "dataplane/status.h"
 

@@ -69,7 +69,9 @@ Result<std::unique_ptr<QmpServer>> QmpServer::listen(const std::string& path, Js
 }
 
 QmpServer::QmpServer(std::string path, int listen_fd, int wake_fd, Json greeting)
-    : path_(std::move(path)), listen_fd_(listen_fd), wake_fd_(wake_fd),
+    : path_(std::move(path)),
+      listen_fd_(listen_fd),
+      wake_fd_(wake_fd),
       greeting_(std::move(greeting)) {}
 
 QmpServer::~QmpServer() {
@@ -159,7 +161,8 @@ void QmpServer::read_client(Client& c) {
       c.in.erase(0, start);
       if (c.in.size() > kMaxLineBytes) {
         send(c, make_error("input line longer than " + std::to_string(kMaxLineBytes) +
-                               " bytes; closing the connection", std::nullopt));
+                               " bytes; closing the connection",
+                           std::nullopt));
         c.closing = true;
         return;
       }
@@ -181,8 +184,8 @@ void QmpServer::handle_line(Client& c, const std::string& line) {
   }
   if (req->execute == "qmp_capabilities") {
     if (c.negotiated) {
-      send(c, make_error("Capabilities negotiation is already complete, command ignored",
-                         req->id, "CommandNotFound"));
+      send(c, make_error("Capabilities negotiation is already complete, command ignored", req->id,
+                         "CommandNotFound"));
     } else {
       c.negotiated = true;
       send(c, make_return(Json::object(), req->id));

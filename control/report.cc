@@ -97,7 +97,8 @@ std::string render_query_migrate(const Json& qm) {
   rows.push_back({"  raised requests", count_of(ram, "raised-requests")});
   rows.push_back({"  discarded pages", count_of(ram, "discarded-pages")});
   if (qm.contains("postcopy-fault-latency")) {
-    rows.push_back({"postcopy fault latency", describe_fault_latency(qm["postcopy-fault-latency"])});
+    rows.push_back(
+        {"postcopy fault latency", describe_fault_latency(qm["postcopy-fault-latency"])});
   }
   return format_table(rows);
 }
@@ -186,8 +187,8 @@ std::string render_summary(const Json& s) {
   out += "\n";
   out += format_grid(grid);
   // Faults happen on the destination; the source's histogram is empty.
-  const Json& lat = dst.contains("postcopy-fault-latency") ? dst["postcopy-fault-latency"]
-                                                            : Json::object();
+  const Json& lat =
+      dst.contains("postcopy-fault-latency") ? dst["postcopy-fault-latency"] : Json::object();
   out += "postcopy fault latency: " + describe_fault_latency(lat) + "\n";
   const Json& v = s["verification"];
   out += "page verification: ";

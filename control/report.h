@@ -3,9 +3,8 @@
 // final output). Pure functions over JSON; no I/O.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "control/format.h"
 

@@ -10,13 +10,13 @@ namespace tern::control {
 
 // Process exit codes of ternctl.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1;      // the migration failed, was cancelled, or mismatched
-inline constexpr int kExitUsage = 2;       // bad command line
-inline constexpr int kExitCommand = 3;     // ternd refused the command or could not be reached
+inline constexpr int kExitFailed = 1;   // the migration failed, was cancelled, or mismatched
+inline constexpr int kExitUsage = 2;    // bad command line
+inline constexpr int kExitCommand = 3;  // ternd refused the command or could not be reached
 
 struct WatchOptions {
-  bool json = false;             // one query-migrate JSON per line instead of the bar
-  double interval_s = 0;         // 0: 0.2 s on a TTY, 1 s otherwise
+  bool json = false;      // one query-migrate JSON per line instead of the bar
+  double interval_s = 0;  // 0: 0.2 s on a TTY, 1 s otherwise
   // Switch to postcopy once the first precopy round is done or this many seconds passed.
   std::optional<double> postcopy_after_s;
 };

@@ -86,8 +86,8 @@ int cmd_migrate(QmpClient& c, const Options& o) {
   Json params = Json::object();
   if (o.channels) params["multifd-channels"] = *o.channels;
   if (o.downtime_limit) params["downtime-limit"] = *o.downtime_limit;
-  for (auto [key, text] : {std::pair{"max-bandwidth", o.max_bandwidth},
-                           std::pair{"x-chunk-size", o.chunk_size}}) {
+  for (auto [key, text] :
+       {std::pair{"max-bandwidth", o.max_bandwidth}, std::pair{"x-chunk-size", o.chunk_size}}) {
     if (text.empty()) continue;
     std::optional<uint64_t> v = parse_size(text);
     if (!v) {
@@ -145,17 +145,15 @@ int cmd_guest(QmpClient& c, const Options& o) {
     rows.push_back({"guest", g.value("description", "")});
     rows.push_back({"running", g.value("running", false) ? "yes" : "no"});
     const Json& k = g["counters"];
-    rows.push_back({"first-touch checks", std::to_string(k.value("touched-checked", 0ull)) +
-                                              " checked, " +
-                                              std::to_string(k.value("touched-mismatches", 0ull)) +
-                                              " mismatches"});
+    rows.push_back({"first-touch checks",
+                    std::to_string(k.value("touched-checked", 0ull)) + " checked, " +
+                        std::to_string(k.value("touched-mismatches", 0ull)) + " mismatches"});
   }
   if (g.contains("verification")) {
     const Json& v = g["verification"];
-    rows.push_back({"verification", std::to_string(v.value("pages-checked", 0ull)) +
-                                        " pages checked, " +
-                                        std::to_string(v.value("mismatches", 0ull)) +
-                                        " mismatches"});
+    rows.push_back(
+        {"verification", std::to_string(v.value("pages-checked", 0ull)) + " pages checked, " +
+                             std::to_string(v.value("mismatches", 0ull)) + " mismatches"});
     if (v.contains("first-mismatch")) rows.push_back({"first mismatch", v["first-mismatch"]});
   }
   std::cout << format_table(rows);
@@ -169,8 +167,8 @@ Result<Json> settled_query(QmpClient& c, const Options& o, std::chrono::seconds 
   for (;;) {
     Result<Json> q = c.execute("query-migrate", Json::object(), timeout(o));
     if (!q) return q;
-    if (is_terminal_status(q->value("status", "")) ||
-        q->value("status", "") == "none" || std::chrono::steady_clock::now() >= deadline) {
+    if (is_terminal_status(q->value("status", "")) || q->value("status", "") == "none" ||
+        std::chrono::steady_clock::now() >= deadline) {
       return q;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -227,8 +225,8 @@ int run(CLI::App& app, Options& o) {
   if (sub("set-parameter")) {
     std::optional<uint64_t> v = parameter_value(o.name, o.value);
     if (!v) {
-      std::cerr << "ternctl: set-parameter: '" << o.value << "' is not a valid value for "
-                << o.name << "\n";
+      std::cerr << "ternctl: set-parameter: '" << o.value << "' is not a valid value for " << o.name
+                << "\n";
       return kExitUsage;
     }
     return run_simple(c, o, "migrate-set-parameters", {{o.name, *v}},
@@ -242,7 +240,8 @@ int run(CLI::App& app, Options& o) {
       return kExitOk;
     }
     Rows rows;
-    for (const Json& e : *r) rows.push_back({e["capability"], e["state"].get<bool>() ? "on" : "off"});
+    for (const Json& e : *r)
+      rows.push_back({e["capability"], e["state"].get<bool>() ? "on" : "off"});
     std::cout << format_table(rows);
     return kExitOk;
   }
@@ -278,7 +277,8 @@ int run(CLI::App& app, Options& o) {
       print_json(*r);
     } else {
       std::string avail;
-      for (const auto& t : (*r)["available"]) avail += (avail.empty() ? "" : ", ") + t.get<std::string>();
+      for (const auto& t : (*r)["available"])
+        avail += (avail.empty() ? "" : ", ") + t.get<std::string>();
       std::cout << format_table({{"available", avail},
                                  {"default", (*r)["default"]["name"].get<std::string>()},
                                  {"reason", (*r)["default"]["reason"].get<std::string>()}});

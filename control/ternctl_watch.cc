@@ -49,9 +49,8 @@ int watch_migration(QmpClient& client, const WatchOptions& options) {
         if (tty) std::cout << "\n";
         if (pc) {
           std::cerr << "ternctl: switching to postcopy ("
-                    << (round_done ? "first precopy round done" : "time limit reached")
-                    << " after " << format_duration_ms(static_cast<uint64_t>(elapsed * 1000))
-                    << ")\n";
+                    << (round_done ? "first precopy round done" : "time limit reached") << " after "
+                    << format_duration_ms(static_cast<uint64_t>(elapsed * 1000)) << ")\n";
         } else {
           std::cerr << "ternctl: migrate-start-postcopy: " << pc.status().message() << "\n";
         }

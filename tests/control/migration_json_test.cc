@@ -95,10 +95,10 @@ TEST(FaultLatencyJson, PowerOfTwoBucketsAndQuantiles) {
 }
 
 TEST(StatusNames, RoundTripAndTerminal) {
-  for (auto s : {MigrationStatus::kNone, MigrationStatus::kSetup, MigrationStatus::kActive,
-                 MigrationStatus::kPostcopyActive, MigrationStatus::kDevice,
-                 MigrationStatus::kCompleted, MigrationStatus::kFailed,
-                 MigrationStatus::kCancelling, MigrationStatus::kCancelled}) {
+  for (auto s :
+       {MigrationStatus::kNone, MigrationStatus::kSetup, MigrationStatus::kActive,
+        MigrationStatus::kPostcopyActive, MigrationStatus::kDevice, MigrationStatus::kCompleted,
+        MigrationStatus::kFailed, MigrationStatus::kCancelling, MigrationStatus::kCancelled}) {
     EXPECT_EQ(parse_qmp_status(qmp_status_name(s)), s);
   }
   EXPECT_EQ(parse_qmp_status("bogus"), std::nullopt);
@@ -114,7 +114,8 @@ TEST(Capabilities, ApplyIsAllOrNothingAndNamesTheBadEntry) {
   ASSERT_TRUE(apply_capabilities(ok, caps).is_ok());
   EXPECT_TRUE(caps.postcopy_ram);
   EXPECT_TRUE(caps.postcopy_preempt);
-  EXPECT_EQ(capabilities_json(caps)[1], Json({{"capability", "postcopy-preempt"}, {"state", true}}));
+  EXPECT_EQ(capabilities_json(caps)[1],
+            Json({{"capability", "postcopy-preempt"}, {"state", true}}));
 
   MigrationCapabilities before = caps;
   Json bad = Json::parse(R"([{"capability": "postcopy-ram", "state": false},
@@ -131,15 +132,17 @@ TEST(Capabilities, ApplyIsAllOrNothingAndNamesTheBadEntry) {
   s = apply_capabilities(Json::object(), caps);
   EXPECT_FALSE(s.is_ok());
   MigrationCapabilities fresh;
-  s = apply_capabilities(
-      Json::parse(R"([{"capability": "postcopy-preempt", "state": true}])"), fresh);
+  s = apply_capabilities(Json::parse(R"([{"capability": "postcopy-preempt", "state": true}])"),
+                         fresh);
   EXPECT_NE(s.message().find("requires postcopy-ram"), std::string::npos);
 }
 
 TEST(Parameters, ApplyChecksTypesRangesAndNames) {
   MigrationParameters p;
   ASSERT_TRUE(apply_parameters(Json::parse(R"({"multifd-channels": 4, "max-bandwidth": 1000,
-      "downtime-limit": 50, "x-chunk-size": 131072})"), p).is_ok());
+      "downtime-limit": 50, "x-chunk-size": 131072})"),
+                               p)
+                  .is_ok());
   EXPECT_EQ(p.multifd_channels, 4u);
   EXPECT_EQ(p.max_bandwidth, 1000u);
   EXPECT_EQ(p.downtime_limit_ms, 50u);
@@ -150,7 +153,8 @@ TEST(Parameters, ApplyChecksTypesRangesAndNames) {
 
   Status s = apply_parameters(Json::parse(R"({"multifd-channels": "4"})"), p);
   EXPECT_NE(s.message().find("'multifd-channels' must be a non-negative integer"),
-            std::string::npos) << s.message();
+            std::string::npos)
+      << s.message();
   s = apply_parameters(Json::parse(R"({"multifd-channels": 0})"), p);
   EXPECT_NE(s.message().find("[1, 64]"), std::string::npos) << s.message();
   s = apply_parameters(Json::parse(R"({"x-chunk-size": 12288})"), p);

@@ -83,11 +83,12 @@ TEST_F(CommandsTest, MigrateUsesTheCapabilitiesAndParametersSetBefore) {
 
   // Changing capabilities or parameters mid-migration is refused, as in QEMU.
   EXPECT_NE(desc(run(R"({"execute": "migrate-set-parameters",
-                         "arguments": {"multifd-channels": 4}})")).find("in progress"),
-            std::string::npos);
-  EXPECT_NE(desc(run(R"({"execute": "migrate", "arguments": {"uri": "tcp:h:1"}})"))
+                         "arguments": {"multifd-channels": 4}})"))
                 .find("in progress"),
             std::string::npos);
+  EXPECT_NE(
+      desc(run(R"({"execute": "migrate", "arguments": {"uri": "tcp:h:1"}})")).find("in progress"),
+      std::string::npos);
 
   ASSERT_TRUE(run(R"({"execute": "migrate-start-postcopy"})").contains("return"));
   EXPECT_EQ(run(R"({"execute": "query-migrate"})")["return"]["status"], "postcopy-active");
@@ -99,7 +100,8 @@ TEST_F(CommandsTest, PostcopyNeedsTheCapabilityAndARunningPrecopy) {
   EXPECT_NE(desc(run(R"({"execute": "migrate-start-postcopy"})")).find("postcopy-ram is off"),
             std::string::npos);
   ASSERT_TRUE(run(R"({"execute": "migrate-set-capabilities", "arguments": {"capabilities": [
-                    {"capability": "postcopy-ram", "state": true}]}})").contains("return"));
+                    {"capability": "postcopy-ram", "state": true}]}})")
+                  .contains("return"));
   EXPECT_NE(desc(run(R"({"execute": "migrate-start-postcopy"})"))
                 .find("no precopy migration is running (status none)"),
             std::string::npos);

@@ -1,10 +1,9 @@
 // QmpServer and QmpClient over a real unix socket: greeting, negotiation, replies in order,
 // events pushed to negotiated clients, bad input, and quit.
+#include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <thread>
@@ -27,8 +26,8 @@ class SocketTest : public ::testing::Test {
     auto s = QmpServer::listen(path_, make_greeting("source"));
     ASSERT_TRUE(s.is_ok()) << s.status().to_string();
     server_ = std::move(*s);
-    commands_ = std::make_unique<QmpCommands>(host_, MigrationParameters{},
-                                              [this] { server_->stop(); });
+    commands_ =
+        std::make_unique<QmpCommands>(host_, MigrationParameters{}, [this] { server_->stop(); });
     server_->set_handler([this](const Request& r) { return commands_->dispatch(r); });
     host_.set_status_sink([this](MigrationStatus s, const std::string&) {
       server_->broadcast(make_event("MIGRATION", {{"status", qmp_status_name_for_test(s)}}));
@@ -72,12 +71,15 @@ TEST_F(SocketTest, GreetsAndRequiresNegotiation) {
   Json greeting = Json::parse(read_line(fd));
   EXPECT_TRUE(greeting.contains("QMP"));
   EXPECT_EQ(greeting["QMP"]["tern"]["role"], "source");
-  std::string req = R"({"execute": "query-migrate", "id": 1})" "\n";
+  std::string req = R"({"execute": "query-migrate", "id": 1})"
+                    "\n";
   ASSERT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
   Json r = Json::parse(read_line(fd));
   EXPECT_EQ(r["error"]["class"], "CommandNotFound");
   EXPECT_NE(r["error"]["desc"].get<std::string>().find("qmp_capabilities"), std::string::npos);
-  req = R"({"execute": "qmp_capabilities"})" "\n" R"({"execute": "query-migrate", "id": 2})"
+  req = R"({"execute": "qmp_capabilities"})"
+        "\n"
+        R"({"execute": "query-migrate", "id": 2})"
         "\n{oops\n";
   ASSERT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
   EXPECT_EQ(Json::parse(read_line(fd)), Json({{"return", Json::object()}}));

@@ -22,8 +22,11 @@ Json completed_qm(uint64_t total) {
 Json guest_with(uint64_t checked, uint64_t mismatches) {
   return {{"role", "destination"},
           {"present", true},
-          {"verification", {{"pages-checked", checked}, {"mismatches", mismatches},
-                            {"touched-checked", 5}, {"touched-mismatches", 0}}}};
+          {"verification",
+           {{"pages-checked", checked},
+            {"mismatches", mismatches},
+            {"touched-checked", 5},
+            {"touched-mismatches", 0}}}};
 }
 
 // The value of the row whose key (trimmed) is `key`, or "" when absent; checks alignment too.

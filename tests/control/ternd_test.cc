@@ -1,12 +1,11 @@
 // Integration: two real ternd processes (destination --incoming tcp:127.0.0.1:0, source hosting
 // a 64 MiB thread guest) driven over their QMP sockets; the migration must complete with every
 // page verified on the destination.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -32,8 +31,8 @@ class Ternd {
   Ternd(const std::string& dir, const std::string& name, std::vector<std::string> args)
       : socket_(dir + "/" + name + ".sock") {
     const char* bin = std::getenv("TERND");
-    std::vector<std::string> argv = {bin ? bin : "ternd", "--socket", socket_, "--no-pin",
-                                     "--log-level", "warn"};
+    std::vector<std::string> argv = {bin ? bin : "ternd", "--socket",    socket_,
+                                     "--no-pin",          "--log-level", "warn"};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
