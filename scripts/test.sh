@@ -80,7 +80,7 @@ PY
 }
 
 # run_stage NAME DIR "SUITES|all" "SKIP_REASONS" BUILD ENV... -- MESON_OPTIONS...
-# SKIP_REASONS: "suite=reason;suite=reason" for suites this stage leaves out on purpose.
+# SKIP_REASONS: "suite=reason|suite=reason" for suites this stage leaves out on purpose.
 # BUILD: "all" builds every target; "tests" only what the stage's tests need.
 run_stage() {
   local name=$1 dir=$2 want=$3 skips=$4 build=$5
@@ -108,7 +108,7 @@ run_stage() {
       info "  suite $s: no tests defined yet"
       continue
     fi
-    reason=$(tr ';' '\n' <<<"$skips" | sed -n "s/^$s=//p")
+    reason=$(tr '|' '\n' <<<"$skips" | sed -n "s/^$s=//p")
     if [ -n "$reason" ]; then
       info "  suite $s: skipped in this stage: $reason"
       continue
@@ -117,7 +117,7 @@ run_stage() {
   done
   for s in "${present[@]}"; do
     case " $want " in *" $s "*) ;; *)
-      reason=$(tr ';' '\n' <<<"$skips" | sed -n "s/^$s=//p")
+      reason=$(tr '|' '\n' <<<"$skips" | sed -n "s/^$s=//p")
       info "  suite $s: not run in this stage${reason:+: $reason}" ;;
     esac
   done
@@ -146,9 +146,11 @@ run_stage() {
   info "  suites: ${run[*]}"
   local -a suite_args=()
   for s in "${run[@]}"; do suite_args+=(--suite "$s"); done
+  # --logbase: with --wrapper meson would name the log after the wrapper.
   local log="$dir/meson-logs/testlog.json"
   rm -f "$log"
-  env "${env[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs "${suite_args[@]}" \
+  env "${env[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs --logbase testlog \
+    "${suite_args[@]}" \
     "${stage_test_args[@]}" "${extra_test_args[@]}" 2>&1 |
     grep -vE '^(Expected Fail|Unexpected Pass|Full log written)'
   local summary counts p f k
