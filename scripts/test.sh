@@ -146,19 +146,18 @@ run_stage() {
   info "  suites: ${run[*]}"
   local -a suite_args=()
   for s in "${run[@]}"; do suite_args+=(--suite "$s"); done
-  # --logbase: with --wrapper meson would name the log after the wrapper.
-  local log="$dir/meson-logs/testlog.json"
-  rm -f "$log"
-  env "${env[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs --logbase testlog \
-    "${suite_args[@]}" \
+  # The log is testlog.json, or testlog-<wrapper>.json under --wrapper: the one left after rm.
+  rm -f "$dir"/meson-logs/testlog*.json
+  env "${env[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs "${suite_args[@]}" \
     "${stage_test_args[@]}" "${extra_test_args[@]}" 2>&1 |
     grep -vE '^(Expected Fail|Unexpected Pass|Full log written)'
-  local summary counts p f k
+  local log summary counts p f k
+  log=$(ls "$dir"/meson-logs/testlog*.json 2>/dev/null | head -n 1)
   summary=$(python3 "$TERN_ROOT/scripts/testlog-summary.py" "$log" "$name")
   counts=$(tail -n 1 <<<"$summary")
   sed '$d' <<<"$summary"
   read -r _ p f k <<<"$counts"
-  if [ ! -f "$log" ]; then
+  if [ -z "$log" ]; then
     bad "stage $name: meson test wrote no log"
     f=$((f + 1))
   fi
