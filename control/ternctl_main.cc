@@ -1,6 +1,7 @@
 // ternctl: the command line over ternd's QMP socket. Human tables and a progress bar by default,
 // --json for scripts. Exit codes in control/ternctl.h.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -196,7 +197,9 @@ int cmd_summary(QmpClient& src, const Options& o) {
 }
 
 int run(CLI::App& app, Options& o) {
-  Result<std::unique_ptr<QmpClient>> conn = QmpClient::connect(o.socket, timeout(o));
+  // A socket that does not exist yet is waited for briefly (a daemon still starting).
+  Result<std::unique_ptr<QmpClient>> conn =
+      QmpClient::connect(o.socket, std::min(timeout(o), std::chrono::milliseconds(5000)));
   if (!conn) return fail("connect", conn.status());
   QmpClient& c = **conn;
   auto sub = [&](const char* n) { return app.got_subcommand(n); };

@@ -116,6 +116,7 @@ int serve(const Options& o) {
   g_server = nullptr;
   if (!s) log(LogLevel::kError, "QMP server: " + s.message());
   host->cancel_and_wait();
+  host->set_status_sink(nullptr);  // the server goes away before the host
   log(LogLevel::kInfo, "exiting");
   return s ? 0 : 1;
 }
