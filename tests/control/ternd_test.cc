@@ -165,6 +165,7 @@ TEST_F(TerndTest, PostcopyPreemptOverTcpCompletes) {
   EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);
   EXPECT_EQ((*dg)["verification"]["touched-mismatches"], 0) << dg->dump(2);
   EXPECT_TRUE(dq.contains("postcopy-fault-latency"));
+  EXPECT_GT(sq["ram"]["postcopy-bytes"].get<uint64_t>(), 0u) << "never reached postcopy";
 }
 
 TEST_F(TerndTest, FailedMigrationLeavesTheSourceRunningAndReportsWhy) {
