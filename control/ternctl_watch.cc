@@ -42,7 +42,7 @@ int watch_migration(QmpClient& client, const WatchOptions& options) {
 
     if (options.postcopy_after_s && !switched && status == "active") {
       uint64_t syncs = qm.contains("ram") ? qm["ram"].value("dirty-sync-count", 0ull) : 0;
-      bool round_done = syncs >= 2;  // the first sync starts round 1; the second ends it
+      bool round_done = syncs >= 1;  // the engine syncs the dirty log at the end of each round
       if (round_done || elapsed >= *options.postcopy_after_s) {
         switched = true;
         Result<Json> pc = client.execute("migrate-start-postcopy");
