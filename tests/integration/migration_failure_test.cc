@@ -67,6 +67,8 @@ TEST_P(Failures, CancelInPrecopyLeavesSourceRunningAndIntact) {
 
 // A hostile source: valid hello and layout, then a page frame beyond the end of the block.
 TEST_P(Failures, HostilePageOutsideGuestRamFailsDestinationWithoutWriting) {
+  // Outlives the channels: a loopback channel reads unread page payloads when destroyed.
+  std::vector<uint8_t> page(4096, 0xAB);
   IncomingMigration incoming(make_thread_guest_factory(), {});
   auto uri = incoming.start(listen_uri(GetParam()));
   ASSERT_TRUE(uri.is_ok());
@@ -93,7 +95,6 @@ TEST_P(Failures, HostilePageOutsideGuestRamFailsDestinationWithoutWriting) {
     std::this_thread::sleep_for(2ms);
   ASSERT_EQ(incoming.info().status, MigrationStatus::kActive);
 
-  std::vector<uint8_t> page(4096, 0xAB);
   TxFrame bad{make_header(FrameType::kPage, 0, 64ull << 20, 4096, kFlagHostPageEnd, 1, 2),
               page.data()};
   ASSERT_EQ(bulk.post(&bad, 1), 1u);
