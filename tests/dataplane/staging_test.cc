@@ -145,7 +145,9 @@ TEST(StagingSource, HostPageNeverSplitAcrossChannels) {
         uint64_t hp = f.hdr.offset / kHugePage;
         auto [it, fresh] = channel_of.emplace(hp, c);
         EXPECT_EQ(it->second, c) << "host page " << hp << " on two channels";
-        if (current[c] != ~0ull) EXPECT_EQ(current[c], hp) << "pages interleaved on channel " << c;
+        if (current[c] != ~0ull) {
+          EXPECT_EQ(current[c], hp) << "pages interleaved on channel " << c;
+        }
         current[c] = hp;
         if (f.hdr.flags & kFlagHostPageEnd) {
           completions[hp]++;
