@@ -57,6 +57,15 @@ std::vector<uint64_t> block_sizes(const std::vector<RamBlock*>& blocks) {
   return v;
 }
 
+Status RamBlock::populate() {
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
+  if (madvise(base_, size_, MADV_POPULATE_WRITE) != 0)
+    return errno_status("madvise(MADV_POPULATE_WRITE) on block '" + name_ + "'");
+  return Status::ok();
+}
+
 static uint64_t meminfo_value(const std::string& key) {
   std::ifstream in("/proc/meminfo");
   std::string line;

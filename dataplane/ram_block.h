@@ -36,6 +36,9 @@ class RamBlock {
   // Drops the contents of [offset, offset+len) (host-page aligned) so the next access faults:
   // MADV_DONTNEED. Used by the destination to discard stale pages before postcopy.
   Status discard(uint64_t offset, uint64_t len);
+  // Faults in the whole block now (MADV_POPULATE_WRITE), so that receiving pages later costs
+  // a copy and not a page fault plus kernel zeroing. The destination does this during setup.
+  Status populate();
 
  private:
   RamBlock(std::string name, uint8_t* base, uint64_t size, uint32_t host_page_size)

@@ -163,6 +163,12 @@ Status IncomingMigration::Impl::setup(const ControlMessage& m) {
                                          "' does not match the announced layout");
   for (RamBlock* b : guest_->ram())
     if (Status s = transport_->register_memory(b->base(), b->size()); !s.is_ok()) return s;
+  // Preallocate guest RAM now (like QEMU's mem-prealloc): receiving then costs a copy, not a
+  // fault and a kernel zeroing per page. Pages still missing at the switch to postcopy are
+  // dropped again there, so that the guest's first touch faults.
+  for (RamBlock* b : guest_->ram())
+    if (params_.preallocate)
+      if (Status s = b->populate(); !s.is_ok()) return s;
   state_ = std::make_unique<RecvState>(guest_->ram(), *layout);
   for (size_t c = kUrgentChannel; c < channels_.size(); ++c)
     receivers_.push_back(std::make_unique<ReceiverPoller>(*state_, channels_[c].get()));
@@ -278,11 +284,28 @@ Status IncomingMigration::Impl::enter_postcopy(const ControlMessage& m) {
   for (RamBlock* b : state_->blocks)
     if (Status s = uffd_->register_range(b->base(), b->size(), b->host_page_size()); !s.is_ok())
       return s;
+  // Stale pages are no longer received; then every host page that is not received (stale, or
+  // never sent but preallocated at setup) is dropped, so that the guest's touch faults.
   for (const Range& r : *discard) {
     RamBlock* b = state_->blocks[r.block];
     for (uint64_t off = r.offset; off < r.offset + r.length; off += b->host_page_size())
       state_->received.block(r.block).clear(off / b->host_page_size());
-    if (Status s = b->discard(r.offset, r.length); !s.is_ok()) return s;
+  }
+  for (uint32_t i = 0; i < state_->blocks.size(); ++i) {
+    RamBlock* b = state_->blocks[i];
+    const AtomicBitmap& got = state_->received.block(i);
+    for (uint64_t p = 0; p < got.size();) {
+      if (got.test(p)) {
+        ++p;
+        continue;
+      }
+      uint64_t end = p + 1;
+      while (end < got.size() && !got.test(end)) ++end;
+      if (Status s = b->discard(p * b->host_page_size(), (end - p) * b->host_page_size());
+          !s.is_ok())
+        return s;
+      p = end;
+    }
   }
   state_->uffd = uffd_.get();
   for (auto& r : receivers_) r->enter_postcopy();
