@@ -31,6 +31,7 @@ struct Options {
   std::string incoming;
   std::string log_level = "info";
   bool pin = true;
+  uint32_t workers = 0;
   bool print_default_transport = false;
 };
 
@@ -79,6 +80,7 @@ int serve(const Options& o) {
 
   MigrationParameters params;
   params.pin_workers = o.pin;
+  params.workers = o.workers;
   QmpCommands commands(*host, params, [&srv] { srv.stop(); });
   srv.set_handler([&commands](const Request& r) {
     log(LogLevel::kDebug, "command " + r.execute + " " + r.arguments.dump());
@@ -138,6 +140,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", o.log_level, "error | warn | info | debug")
       ->check(CLI::IsMember({"error", "warn", "info", "debug"}));
   app.add_flag("--pin,!--no-pin", o.pin, "pin worker threads to cores (default on)");
+  app.add_option("--workers", o.workers,
+                 "poll-mode worker threads (0 = one per bulk channel up to the core count; use 1 "
+                 "when both sides share a small host)")
+      ->check(CLI::Range(0, 256));
   app.add_flag("--print-default-transport", o.print_default_transport,
                "print 'NAME: REASON' for the transport used when a URI names none, and exit");
   try {
