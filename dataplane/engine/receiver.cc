@@ -44,7 +44,11 @@ void ReceiverPoller::enter_postcopy() {
 PollResult ReceiverPoller::poll() {
   if (failed()) return PollResult::kIdle;
   RxFrame frames[kBurst];
-  size_t n = channel_->poll_rx(frames, kBurst);
+  // While guest threads wait on requested pages, a bulk channel takes short bursts so the
+  // worker returns to the fault poller and the urgent channel sooner.
+  const bool waiting = channel_->index() != kUrgentChannel &&
+                       state_.outstanding.load(std::memory_order_relaxed) > 0;
+  size_t n = channel_->poll_rx(frames, waiting ? 2 : kBurst);
   if (n == 0) {
     if (!channel_->error().is_ok() && !failed()) {
       error_ = channel_->error();  // already names the channel
