@@ -108,6 +108,13 @@ ChannelSet HelloAssembler::take() {
   return out;
 }
 
+Status check_channel_count(uint32_t count) {
+  if (count < 3 || count > kMaxChannels)
+    return Status(Code::kInvalidArgument, "channel count " + std::to_string(count) +
+                                              " (need 3.." + std::to_string(kMaxChannels) + ")");
+  return Status::ok();
+}
+
 std::vector<HelloPayload> standard_hellos(uint32_t count, uint64_t session_id) {
   std::vector<HelloPayload> v(count);
   for (uint32_t i = 0; i < count; ++i) v[i] = {i, count, session_id};

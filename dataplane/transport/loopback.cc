@@ -110,10 +110,7 @@ Result<ChannelSet> LoopbackTransport::accept(std::chrono::milliseconds timeout) 
 Result<ChannelSet> LoopbackTransport::connect(const std::string& address, uint32_t count,
                                               uint64_t session_id,
                                               std::chrono::milliseconds timeout) {
-  if (count < 3 || count > detail::kMaxChannels)
-    return Status(Code::kInvalidArgument, "channel count " + std::to_string(count) +
-                                              " (need 3.." +
-                                              std::to_string(detail::kMaxChannels) + ")");
+  if (Status s = detail::check_channel_count(count); !s.is_ok()) return s;
   return connect_with_hellos(address, detail::standard_hellos(count, session_id), timeout);
 }
 

@@ -45,17 +45,8 @@ size_t TcpChannel::post(const TxFrame* frames, size_t n) {
                                               ": frame posted without its payload"));
       return i;
     }
-    slot.hdr = f.hdr;
+    store_frame(slot, f, len);  // a page is borrowed until the kernel holds it
     slot.length = len;
-    const auto* p = static_cast<const uint8_t*>(f.payload);
-    if (len == 0) {
-      slot.payload = nullptr;
-    } else if (static_cast<FrameType>(f.hdr.type) == FrameType::kPage) {
-      slot.payload = p;  // borrowed until the kernel holds it
-    } else {
-      slot.owned.assign(p, p + len);  // control tier: may grow once, then reused
-      slot.payload = slot.owned.data();
-    }
     ++posted_;
   }
   return n;

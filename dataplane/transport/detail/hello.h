@@ -53,6 +53,9 @@ class HelloAssembler {
   std::vector<std::unique_ptr<RawChannel>> slots_;
 };
 
+// kInvalidArgument unless 3 <= count <= kMaxChannels (control, urgent, at least one bulk).
+Status check_channel_count(uint32_t count);
+
 // The hellos connect() sends: indexes 0..count-1, all with `count` and `session_id`.
 std::vector<HelloPayload> standard_hellos(uint32_t count, uint64_t session_id);
 

@@ -29,6 +29,23 @@ inline uint32_t payload_length(const FrameHeader& h) {
   }
 }
 
+// Fills a send slot (any type with hdr, payload and owned members) from a posted frame: page
+// payloads are borrowed until the transport is done with them, others are copied (control
+// tier: the slot's buffer may grow once, then is reused).
+template <typename Slot>
+void store_frame(Slot& slot, const TxFrame& f, uint32_t len) {
+  slot.hdr = f.hdr;
+  const auto* p = static_cast<const uint8_t*>(f.payload);
+  if (len == 0) {
+    slot.payload = nullptr;
+  } else if (static_cast<FrameType>(f.hdr.type) == FrameType::kPage) {
+    slot.payload = p;
+  } else {
+    slot.owned.assign(p, p + len);
+    slot.payload = slot.owned.data();
+  }
+}
+
 class RawChannel : public Channel {
  public:
   uint32_t index() const override { return index_; }
