@@ -31,29 +31,8 @@ constexpr ParamSpec kParams[] = {
 
 }  // namespace
 
-const char* qmp_status_name(MigrationStatus s) {
-  switch (s) {
-    case MigrationStatus::kNone:
-      return "none";
-    case MigrationStatus::kSetup:
-      return "setup";
-    case MigrationStatus::kActive:
-      return "active";
-    case MigrationStatus::kPostcopyActive:
-      return "postcopy-active";
-    case MigrationStatus::kDevice:
-      return "device";
-    case MigrationStatus::kCompleted:
-      return "completed";
-    case MigrationStatus::kFailed:
-      return "failed";
-    case MigrationStatus::kCancelling:
-      return "cancelling";
-    case MigrationStatus::kCancelled:
-      return "cancelled";
-  }
-  return "none";
-}
+// QMP's names are the engine's own.
+const char* qmp_status_name(MigrationStatus s) { return status_name(s); }
 
 std::optional<MigrationStatus> parse_qmp_status(const std::string& name) {
   for (int i = 0; i <= static_cast<int>(MigrationStatus::kCancelled); ++i) {

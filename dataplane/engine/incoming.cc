@@ -88,13 +88,11 @@ class IncomingMigration::Impl {
 Result<std::string> IncomingMigration::Impl::start(const std::string& uri) {
   if (board_.get() != MigrationStatus::kNone)
     return Status(Code::kInvalidArgument, "this destination already accepted a migration");
-  auto parsed = parse_uri(uri);
-  if (!parsed) return parsed.status();
-  auto transport = create_transport(parsed->transport);
-  if (!transport) return transport.status();
-  transport_ = std::move(*transport);
-  transport_name_ = parsed->transport;
-  auto bound = transport_->listen(parsed->address);
+  auto opened = engine::open_transport(uri);
+  if (!opened) return opened.status();
+  transport_ = std::move(opened->transport);
+  transport_name_ = opened->name;
+  auto bound = transport_->listen(opened->address);
   if (!bound) return bound.status();
   thread_ = std::thread([this] { run(); });
   return *bound;

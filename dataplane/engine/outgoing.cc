@@ -109,13 +109,11 @@ Status OutgoingMigration::Impl::start(const std::string& uri) {
   if (params_.chunk_size < kTargetPageSize || params_.chunk_size % kTargetPageSize ||
       params_.chunk_size > kHugePage)
     return Status(Code::kInvalidArgument, "chunk size must be a multiple of 4 KiB up to 2 MiB");
-  auto parsed = parse_uri(uri);
-  if (!parsed) return parsed.status();
-  auto transport = create_transport(parsed->transport);
-  if (!transport) return transport.status();
-  transport_ = std::move(*transport);
-  transport_name_ = parsed->transport;
-  address_ = parsed->address;
+  auto opened = engine::open_transport(uri);
+  if (!opened) return opened.status();
+  transport_ = std::move(opened->transport);
+  transport_name_ = opened->name;
+  address_ = opened->address;
   layout_ = guest_.layout();
   total_bytes_ = layout_.total_bytes();
   start_time_ = Clock::now();

@@ -40,6 +40,14 @@ void StatusBoard::on_status(StatusCallback cb) {
   callbacks_.push_back(std::move(cb));
 }
 
+Result<OpenedTransport> open_transport(const std::string& uri) {
+  auto parsed = parse_uri(uri);
+  if (!parsed) return parsed.status();
+  auto transport = create_transport(parsed->transport);
+  if (!transport) return transport.status();
+  return OpenedTransport{std::move(*transport), parsed->transport, parsed->address};
+}
+
 uint32_t worker_count(const MigrationParameters& p) {
   if (p.workers) return p.workers;
   uint32_t cores = std::max(1u, std::thread::hardware_concurrency());

@@ -6,11 +6,13 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "dataplane/migration.h"
+#include "dataplane/transport.h"
 
 namespace tern::engine {
 
@@ -29,6 +31,14 @@ class StatusBoard {
   std::string error_;
   std::vector<StatusCallback> callbacks_;
 };
+
+// A transport created from a URI's name, with the rest of the URI.
+struct OpenedTransport {
+  std::unique_ptr<Transport> transport;
+  std::string name;     // "tcp", "loopback", ...
+  std::string address;  // the URI after "name:"
+};
+Result<OpenedTransport> open_transport(const std::string& uri);
 
 // Worker count for a side: the parameter, else one per bulk channel up to the core count.
 uint32_t worker_count(const MigrationParameters& p);
