@@ -26,6 +26,15 @@ struct VerifyReport {
   std::string first_mismatch;     // human-readable description of the first bad page, if any
 };
 
+// Cumulative per-vCPU dirty-ring counters (monotonic since the guest was created).
+struct DirtyRingCounters {
+  uint64_t dirty_pages = 0;      // entries pushed into the vCPU's dirty ring
+  uint64_t ring_full_exits = 0;  // exits because the ring was full
+  uint64_t ring_full_ns = 0;     // time spent in ring-full exits (harvest wait + penalty)
+  uint64_t penalty_ns = 0;       // part of ring_full_ns slept as dirty-limit penalty
+  uint64_t ops = 0;              // guest operations completed (reads and writes), for speed
+};
+
 class Guest {
  public:
   virtual ~Guest() = default;
@@ -58,6 +67,19 @@ class Guest {
 
   // Short description for logs and summaries ("threads: 2 vCPUs, 1 GiB, 4K pages").
   virtual std::string describe() const = 0;
+
+  // Dirty limit (S4). A guest whose vCPUs log writes into a dirty ring counts, per vCPU, the
+  // entries logged and the ring-full exits, and sleeps the penalty set here at each ring-full
+  // exit. Guests without a ring return 0 vCPUs and ignore penalties. Any thread may call these.
+  virtual uint32_t dirty_limit_vcpus() const { return 0; }
+  virtual DirtyRingCounters dirty_ring_counters(uint32_t vcpu) const {
+    (void)vcpu;
+    return {};
+  }
+  virtual void set_ring_full_penalty(uint32_t vcpu, uint64_t microseconds) {
+    (void)vcpu;
+    (void)microseconds;
+  }
 };
 
 // Creates the destination guest with RAM matching `layout` (not running, no state loaded).

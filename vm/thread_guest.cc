@@ -239,6 +239,15 @@ VcpuStats ThreadGuest::vcpu_stats(uint32_t vcpu) const {
   return s;
 }
 
+DirtyRingCounters ThreadGuest::dirty_ring_counters(uint32_t vcpu) const {
+  const VcpuStats s = vcpu_stats(vcpu);
+  return {.dirty_pages = s.dirty_pushes,
+          .ring_full_exits = s.ring_full_exits,
+          .ring_full_ns = s.stall_ns + s.penalty_ns,
+          .penalty_ns = s.penalty_ns,
+          .ops = s.ops};
+}
+
 uint32_t ThreadGuest::page_version(uint64_t page) const {
   return std::atomic_ref<uint32_t>(table()[page]).load(std::memory_order_acquire);
 }

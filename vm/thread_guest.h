@@ -74,8 +74,10 @@ class ThreadGuest : public Guest {
   // memory whatever the timing. Requires a workload (create() or load_state()).
   Status run_ops(uint64_t ops_per_vcpu);
 
-  // Dirty limit (S4) hook: a vCPU sleeps this long at each ring-full exit. 0 = none.
-  void set_ring_full_penalty(uint32_t vcpu, uint64_t microseconds);
+  // Dirty limit (S4): a vCPU sleeps its penalty at each ring-full exit. 0 = none.
+  uint32_t dirty_limit_vcpus() const override { return vcpus(); }
+  DirtyRingCounters dirty_ring_counters(uint32_t vcpu) const override;
+  void set_ring_full_penalty(uint32_t vcpu, uint64_t microseconds) override;
   uint32_t vcpus() const { return static_cast<uint32_t>(vcpus_.size()); }
   VcpuStats vcpu_stats(uint32_t vcpu) const;
   bool has_workload() const { return has_workload_; }
