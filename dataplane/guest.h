@@ -33,6 +33,11 @@ struct DirtyRingCounters {
   uint64_t ring_full_ns = 0;     // time spent in ring-full exits (harvest wait + penalty)
   uint64_t penalty_ns = 0;       // part of ring_full_ns slept as dirty-limit penalty
   uint64_t ops = 0;              // guest operations completed (reads and writes), for speed
+  // The latest ring-full exit: when it began (steady_clock, ns since its epoch; 0 = none yet) and
+  // dirty_pages at that moment, consistent with ring_full_exits. Windows from exit to exit
+  // span whole ring rounds, which is what the dirty limit measures.
+  uint64_t last_exit_ns = 0;
+  uint64_t pages_at_last_exit = 0;
 };
 
 class Guest {
@@ -79,6 +84,13 @@ class Guest {
   virtual void set_ring_full_penalty(uint32_t vcpu, uint64_t microseconds) {
     (void)vcpu;
     (void)microseconds;
+  }
+  // Keeps the dirty ring running (and counted) while a dirty limit is set, with or without a
+  // migration's dirty log; entries harvested while no dirty log is on are dropped. Called from
+  // the dirty limiter's callers' threads.
+  virtual Status set_dirty_limit_tracking(bool on) {
+    (void)on;
+    return Status::ok();
   }
 };
 

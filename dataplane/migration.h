@@ -20,6 +20,7 @@ namespace tern {
 struct MigrationCapabilities {
   bool postcopy_ram = false;      // "postcopy-ram"
   bool postcopy_preempt = false;  // "postcopy-preempt": urgent pages may cut into a huge page
+  bool dirty_limit = false;       // "dirty-limit": throttle vCPUs (S4) when precopy cannot keep up
 };
 
 struct MigrationParameters {
@@ -31,6 +32,8 @@ struct MigrationParameters {
   bool pin_workers = true;           // pin workers to cores chosen with hwloc
   bool preallocate = true;           // destination: fault in all guest RAM during setup
   uint32_t max_rounds = 30;          // precopy rounds before forcing switchover
+  uint64_t vcpu_dirty_limit = 1;     // "vcpu-dirty-limit": MB/s per vCPU under the dirty-limit cap
+  uint64_t vcpu_dirty_limit_period_ms = 1000;  // "x-vcpu-dirty-limit-period": throttle loop
   std::chrono::milliseconds connect_timeout{10000};
 };
 
@@ -64,6 +67,12 @@ struct MigrationStats {
   uint64_t preemptions = 0;       // huge pages interrupted between chunks for urgent requests (S1)
   uint64_t raised_requests = 0;   // requests served on the bulk channel holding the page (S3)
   uint64_t discarded_pages = 0;   // stale host pages discarded at the switch to postcopy
+  // Dirty limit (S4), while the dirty-limit capability throttles the guest: the largest penalty
+  // a vCPU sleeps per ring-full round, and the average time to fill a ring (microseconds).
+  uint64_t dirty_limit_throttle_time_per_round = 0;
+  uint64_t dirty_limit_ring_full_time = 0;
+  bool dirty_limit_active = false;  // the capability has turned the limit on
+  bool switchover_forced = false;   // precopy reached max-rounds without converging
 };
 
 struct MigrationInfo {
@@ -78,9 +87,14 @@ struct MigrationInfo {
 
 using StatusCallback = std::function<void(MigrationStatus, const std::string& detail)>;
 
+class DirtyLimiter;
+
 class OutgoingMigration {
  public:
-  OutgoingMigration(Guest& guest, MigrationCapabilities caps, MigrationParameters params);
+  // `limiter`: the guest's dirty limiter, if its owner has one (the dirty-limit capability then
+  // borrows it and gives back the limits it found); otherwise the migration makes its own.
+  OutgoingMigration(Guest& guest, MigrationCapabilities caps, MigrationParameters params,
+                    DirtyLimiter* limiter = nullptr);
   ~OutgoingMigration();  // cancels and joins if still running
 
   // Connects to `uri` and starts migrating in the background. Errors in the URI or the

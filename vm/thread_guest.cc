@@ -27,6 +27,7 @@ ThreadGuest::ThreadGuest(std::unique_ptr<RamBlock> block)
       touched_(block_->target_pages()) {
   ram_view_.push_back(block_.get());
   for (uint64_t i = 0; i < target_pages_; ++i) logged_[i].store(0, std::memory_order_relaxed);
+  pending_.assign((target_pages_ + 63) / 64, 0);
 }
 
 Result<std::unique_ptr<ThreadGuest>> ThreadGuest::create(const WorkloadSpec& spec) {
@@ -75,6 +76,7 @@ Status ThreadGuest::setup_workload(const WorkloadSpec& spec) {
     v->first_page = next;
     v->pages = wss / spec.vcpus + (i < wss % spec.vcpus ? 1 : 0);
     v->hot_pages = std::max<uint64_t>(1, v->pages * spec.hot_set_pct / 100);
+    v->reader = i >= spec.vcpus - spec.readers;
     next += v->pages;
     vcpus_.push_back(std::move(v));
   }
@@ -147,63 +149,78 @@ Status ThreadGuest::run_ops(uint64_t ops_per_vcpu) {
   return Status::ok();
 }
 
-Status ThreadGuest::start_dirty_log() {
-  {
-    // Drop what an earlier session left, rings first, then the flags (a vCPU racing with this
-    // can only leave an extra entry behind, never a set flag without an entry).
-    std::lock_guard lk(harvest_mu_);
-    batch_.clear();
-    for (auto& v : vcpus_) v->ring.harvest(batch_);
-    accumulator_.clear();
-  }
-  batch_.clear();
+// Entries in the rings and pending_ are dropped and every page is re-armed: callers change
+// modes only where nothing logged so far is needed (a migration's first round sends every page).
+void ThreadGuest::set_logging(bool migration, bool limit) {
+  const bool on = migration || limit;
+  if (!on) logging_.store(false, std::memory_order_seq_cst);
+  std::vector<DirtyGfn> dropped;
+  for (auto& v : vcpus_) v->ring.harvest(dropped);  // also releases stalled vCPUs
+  std::fill(pending_.begin(), pending_.end(), 0);
+  // Flags cleared with the rings empty (a vCPU racing with this can only leave an extra entry
+  // behind, never a set flag without an entry).
   for (uint64_t i = 0; i < target_pages_; ++i) logged_[i].store(0, std::memory_order_release);
-  // Writes that complete after this store are logged; the engine's first round sends every
-  // page anyway, so a write racing with the switch-on is covered by that round.
-  logging_.store(true, std::memory_order_seq_cst);
+  if (on) logging_.store(true, std::memory_order_seq_cst);
+  migration_log_ = migration;
+  limit_tracking_ = limit;
+}
+
+Status ThreadGuest::start_dirty_log() {
+  std::lock_guard lk(harvest_mu_);
+  set_logging(true, limit_tracking_);
   return Status::ok();
 }
 
 void ThreadGuest::stop_dirty_log() {
-  logging_.store(false, std::memory_order_seq_cst);
-  {
-    std::lock_guard lk(harvest_mu_);
-    batch_.clear();
-    for (auto& v : vcpus_) v->ring.harvest(batch_);  // also releases stalled vCPUs
-    accumulator_.clear();
-  }
-  batch_.clear();
-  for (uint64_t i = 0; i < target_pages_; ++i) logged_[i].store(0, std::memory_order_release);
+  std::lock_guard lk(harvest_mu_);
+  set_logging(false, limit_tracking_);
+}
+
+Status ThreadGuest::set_dirty_limit_tracking(bool on) {
+  std::lock_guard lk(harvest_mu_);
+  if (migration_log_)
+    limit_tracking_ = on;  // the rings run for the migration anyway; keep what it logged
+  else
+    set_logging(false, on);
+  return Status::ok();
 }
 
 // Why a write that completed before collect_dirty began is always reported. The vCPU's last
 // step of a write W to page p is log_page(p): flag = logged_[p].exchange(1, acq_rel), and if
 // flag was 0, push (p) to its ring (entry store, then head.store(release)); on a full ring it
-// stalls until the reaper moves the ring's entries to accumulator_ (under harvest_mu_).
+// stalls until the reaper harvests the ring (under harvest_mu_), marks p in pending_ and then
+// clears p's flag.
 //  (a) flag was 0: W's entry is in the ring (we read head with acquire after W completed, so we
-//      see it) or in accumulator_ (we take it under harvest_mu_). We mark p.
-//  (b) flag was 1: an entry E for p is pending from an earlier write. Only a collect that has
-//      harvested E clears the flag, and it marks p before it clears. If E is still in a ring or
-//      the accumulator, we harvest and mark it now. If an earlier collect C took E, then W's
-//      exchange read the flag before C's clear; C marked p before returning, and since C's
+//      see it) or in pending_ (we take it under harvest_mu_). We mark p.
+//  (b) flag was 1: an entry E for p is pending from an earlier write. Only a harvest that has
+//      taken E clears the flag, and it marks p (in the bitmap or in pending_) before it clears.
+//      If E is still in a ring or pending_, we mark it now. If an earlier collect C took E,
+//      W's exchange read the flag before C's clear; C marked p before returning, and since C's
 //      clear is an acq_rel RMW ordered after W's exchange, W happens-before C's return, so the
-//      engine, which sends only after C returned, sends W's content.
-// Each collect marks before it clears, and flags are only cleared for harvested entries, so a
-// set flag always means "p is in the bitmap or an entry for p is pending".
+//      engine, which sends only after C returned, sends W's content. If the reaper took E, it
+//      marked p in pending_ under harvest_mu_ before its clear, which W happens-before: this
+//      collect, taking harvest_mu_ after it, finds p in pending_.
+// Each harvest marks before it clears, and flags are only cleared for harvested entries, so a
+// set flag always means "p is in the bitmap, in pending_, or an entry for p is in a ring".
 uint64_t ThreadGuest::collect_dirty(MigrationBitmap& bitmap) {
   batch_.clear();
+  uint64_t n = 0;
   {
     std::lock_guard lk(harvest_mu_);
     for (auto& v : vcpus_) v->ring.harvest(batch_);
-    batch_.insert(batch_.end(), accumulator_.begin(), accumulator_.end());
-    accumulator_.clear();
+    for (const DirtyGfn& e : batch_) pending_[e.offset / 64] |= uint64_t{1} << (e.offset % 64);
+    for (size_t w = 0; w < pending_.size(); ++w) {
+      for (uint64_t bits = pending_[w]; bits != 0; bits &= bits - 1) {
+        bitmap.mark_target(0, w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits)));
+        ++n;
+      }
+      pending_[w] = 0;
+    }
   }
-  for (const DirtyGfn& e : batch_)
-    if (e.slot < bitmap.blocks()) bitmap.mark_target(e.slot, e.offset);
   // Clear after marking (see above): a write that finds the flag still set is covered by
   // this collect's mark; one that finds it clear pushes a new entry for the next collect.
   for (const DirtyGfn& e : batch_) logged_[e.offset].exchange(0, std::memory_order_acq_rel);
-  return batch_.size();
+  return n;
 }
 
 void ThreadGuest::reaper_main() {
@@ -212,8 +229,14 @@ void ThreadGuest::reaper_main() {
     uint32_t seen = reap_req_.load(std::memory_order_acquire);
     {
       std::lock_guard lk(harvest_mu_);
+      scratch.clear();
       for (auto& v : vcpus_)
-        if (v->ring.full()) v->ring.harvest(accumulator_);
+        if (v->ring.full()) v->ring.harvest(scratch);
+      // Kept for collect_dirty while a migration logs; dropped when only the dirty limit runs
+      // the rings. Either way the page is re-armed, so its next write is logged (and counted).
+      if (migration_log_)
+        for (const DirtyGfn& e : scratch) pending_[e.offset / 64] |= uint64_t{1} << (e.offset % 64);
+      for (const DirtyGfn& e : scratch) logged_[e.offset].exchange(0, std::memory_order_acq_rel);
     }
     if (reaper_exit_.load(std::memory_order_acquire)) break;
     reap_req_.wait(seen, std::memory_order_acquire);
@@ -240,12 +263,25 @@ VcpuStats ThreadGuest::vcpu_stats(uint32_t vcpu) const {
 }
 
 DirtyRingCounters ThreadGuest::dirty_ring_counters(uint32_t vcpu) const {
+  if (vcpu >= vcpus_.size()) return {};
+  const Vcpu& v = *vcpus_[vcpu];
+  // The exit record is read like a seqlock: retry while the vCPU is writing it.
+  uint64_t seq, exits, at_ns, at_pages;
+  do {
+    seq = v.exit_seq.load(std::memory_order_acquire);
+    exits = v.ring_full_exits.load(std::memory_order_relaxed);
+    at_ns = v.last_exit_ns.load(std::memory_order_relaxed);
+    at_pages = v.pages_at_last_exit.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+  } while ((seq & 1) != 0 || seq != v.exit_seq.load(std::memory_order_relaxed));
   const VcpuStats s = vcpu_stats(vcpu);
-  return {.dirty_pages = s.dirty_pushes,
-          .ring_full_exits = s.ring_full_exits,
+  return {.dirty_pages = std::max(s.dirty_pushes, at_pages),
+          .ring_full_exits = exits,
           .ring_full_ns = s.stall_ns + s.penalty_ns,
           .penalty_ns = s.penalty_ns,
-          .ops = s.ops};
+          .ops = s.ops,
+          .last_exit_ns = at_ns,
+          .pages_at_last_exit = at_pages};
 }
 
 uint32_t ThreadGuest::page_version(uint64_t page) const {

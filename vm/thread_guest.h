@@ -76,6 +76,7 @@ class ThreadGuest : public Guest {
 
   // Dirty limit (S4): a vCPU sleeps its penalty at each ring-full exit. 0 = none.
   uint32_t dirty_limit_vcpus() const override { return vcpus(); }
+  Status set_dirty_limit_tracking(bool on) override;
   DirtyRingCounters dirty_ring_counters(uint32_t vcpu) const override;
   void set_ring_full_penalty(uint32_t vcpu, uint64_t microseconds) override;
   uint32_t vcpus() const { return static_cast<uint32_t>(vcpus_.size()); }
@@ -138,13 +139,18 @@ class ThreadGuest : public Guest {
   uint32_t parked_ = 0;
   std::atomic<uint64_t> stop_at_{UINT64_MAX};  // op budget per vCPU (run_ops)
 
-  // Dirty tracking. logging_: control writes, vCPUs read. logged_[p]: one flag per target page,
-  // set by the vCPU that pushes p (exchange), cleared by collect_dirty after marking p.
+  // Dirty tracking. logging_ (vCPUs push to their rings) = migration_log_ || limit_tracking_;
+  // written under harvest_mu_, read by vCPUs. logged_[p]: one flag per target page, set by the
+  // vCPU that pushes p (exchange), cleared after p's entry is harvested (by collect_dirty after
+  // marking p, or by the reaper, like KVM_RESET_DIRTY_RINGS re-arms a harvested page).
+  void set_logging(bool migration, bool limit);  // harvest_mu_ held
   std::atomic<bool> logging_{false};
+  bool migration_log_ = false;   // harvest_mu_: harvested entries are kept for collect_dirty
+  bool limit_tracking_ = false;  // harvest_mu_: the dirty limit wants the rings running
   std::unique_ptr<std::atomic<uint8_t>[]> logged_;
-  std::mutex harvest_mu_;             // serializes ring harvests; guards accumulator_
-  std::vector<DirtyGfn> accumulator_;  // entries the reaper took from full rings
-  std::vector<DirtyGfn> batch_;       // collect_dirty's scratch (control thread)
+  std::mutex harvest_mu_;          // serializes ring harvests; guards pending_ and the bools above
+  std::vector<uint64_t> pending_;  // bitmap of pages the reaper harvested, for collect_dirty
+  std::vector<DirtyGfn> batch_;    // collect_dirty's scratch (control thread)
 
   // Reaper: woken through reap_req_ (atomic wait/notify) by vCPUs at ring-full exits.
   std::atomic<uint32_t> reap_req_{0};

@@ -18,6 +18,7 @@ struct ThreadGuest::Vcpu {
   uint64_t first_page = 0;  // first target page of this vCPU's slice of the working set
   uint64_t pages = 0;       // pages in the slice (>= 1)
   uint64_t hot_pages = 0;   // hotset: the first hot_pages of the slice are hot (>= 1)
+  bool reader = false;      // only reads (WorkloadSpec::readers)
 
   // Workload progress: the vCPU thread while it runs; the control thread while parked
   // (save_state / load_state), ordered by run_mu_.
@@ -32,6 +33,10 @@ struct ThreadGuest::Vcpu {
   std::atomic<uint64_t> ring_full_exits{0};
   std::atomic<uint64_t> stall_ns{0};
   std::atomic<uint64_t> penalty_ns{0};
+  // The latest ring-full exit (DirtyRingCounters): exits_seq is odd while the pair is written.
+  std::atomic<uint64_t> exit_seq{0};
+  std::atomic<uint64_t> last_exit_ns{0};
+  std::atomic<uint64_t> pages_at_last_exit{0};
 
   // Written by any thread (dirty limit controller); read by the vCPU at ring-full exits.
   std::atomic<uint64_t> penalty_us{0};

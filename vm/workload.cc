@@ -149,6 +149,9 @@ Result<WorkloadSpec> parse_workload(std::string_view text) {
     } else if (key == "read") {
       if (!parse_percent(val, n)) return bad(key, val, "a percentage 0..100");
       spec.read_pct = static_cast<uint32_t>(n);
+    } else if (key == "readers") {
+      if (!parse_u64(val, n) || n > 256) return bad(key, val, "a number of vCPUs 0..256");
+      spec.readers = static_cast<uint32_t>(n);
     } else if (key == "seed") {
       if (!parse_u64(val, n)) return bad(key, val, "an unsigned number");
       spec.seed = n;
@@ -159,7 +162,7 @@ Result<WorkloadSpec> parse_workload(std::string_view text) {
     } else {
       return Status(Code::kInvalidArgument,
                     "workload: unknown key '" + std::string(key) +
-                        "' (known: vcpus, ram, page, wss, rate, pattern, hot, read, seed, ring)");
+                        "' (known: vcpus, ram, page, wss, rate, pattern, hot, read, readers, seed, ring)");
     }
   }
   if (Status s = spec.validate(); !s) return s;
@@ -186,6 +189,9 @@ Status WorkloadSpec::validate() const {
   if (hot_write_pct > 100 || hot_set_pct == 0 || hot_set_pct > 100)
     return invalid("'hot' must be W/S with W in 0..100 and S in 1..100");
   if (read_pct > 100) return invalid("'read' must be 0..100%");
+  if (readers >= vcpus)
+    return invalid("'readers' (" + std::to_string(readers) + ") must leave at least one of the " +
+                   std::to_string(vcpus) + " vCPUs writing");
   if (ring_entries < 16 || ring_entries > 65536 || (ring_entries & (ring_entries - 1)))
     return invalid("'ring' must be a power of two in 16..65536");
   return Status::ok();
@@ -205,7 +211,8 @@ std::string WorkloadSpec::to_string() const {
          ",page=" + (page_size == kHugePage ? "2M" : "4K") + ",wss=" + wss +
          ",rate=" + std::to_string(rate) + ",pattern=" + pattern_name(pattern) +
          ",hot=" + std::to_string(hot_write_pct) + "/" + std::to_string(hot_set_pct) +
-         ",read=" + std::to_string(read_pct) + "%,seed=" + std::to_string(seed) +
+         ",read=" + std::to_string(read_pct) + "%,readers=" + std::to_string(readers) +
+         ",seed=" + std::to_string(seed) +
          ",ring=" + std::to_string(ring_entries);
 }
 
@@ -221,6 +228,7 @@ std::string WorkloadSpec::describe() const {
     s += " " + std::to_string(hot_write_pct) + "/" + std::to_string(hot_set_pct);
   s += rate ? ", " + std::to_string(rate) + " pages/s/vCPU" : std::string(", max rate");
   if (read_pct) s += ", " + std::to_string(read_pct) + "% reads";
+  if (readers) s += ", " + std::to_string(readers) + " read-only vCPU" + (readers == 1 ? "" : "s");
   return s;
 }
 

@@ -12,6 +12,7 @@
 //   pattern=sequential|random|hotset
 //   hot=W/S            hotset: W% of writes go to the first S% of each vCPU's working set
 //   read=P%            share of operations that read a page instead of writing it
+//   readers=N          the last N vCPUs only read (they never dirty a page)
 //   seed=N             PRNG seed (same seed, same page sequence)
 //   ring=N             software dirty ring entries per vCPU (power of two, 16..65536)
 //
@@ -44,6 +45,7 @@ struct WorkloadSpec {
   uint32_t hot_write_pct = 90;
   uint32_t hot_set_pct = 10;
   uint32_t read_pct = 0;
+  uint32_t readers = 0;
   uint64_t seed = 1;
   uint32_t ring_entries = 4096;
 

@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include "dataplane/dirty_limit.h"
 #include "dataplane/engine/control_link.h"
 #include "dataplane/engine/send_state.h"
 #include "dataplane/engine/sender.h"
@@ -28,8 +29,9 @@ using Clock = std::chrono::steady_clock;
 
 class OutgoingMigration::Impl {
  public:
-  Impl(Guest& guest, MigrationCapabilities caps, MigrationParameters params)
-      : guest_(guest), caps_(caps), params_(params) {}
+  Impl(Guest& guest, MigrationCapabilities caps, MigrationParameters params,
+       DirtyLimiter* limiter)
+      : guest_(guest), caps_(caps), params_(params), limiter_(limiter) {}
   ~Impl() {
     cancel();
     if (thread_.joinable()) thread_.join();
@@ -66,10 +68,23 @@ class OutgoingMigration::Impl {
   void start_workers();
   void stop_workers();
   void update_rate();
+  void consider_dirty_limit(uint64_t dirtied_pages, uint64_t sent_bytes);
+  void release_dirty_limit();
 
   Guest& guest_;
   const MigrationCapabilities caps_;
   const MigrationParameters params_;
+  // Dirty limit (S4): borrowed from the guest's owner or owned here; limits found before the
+  // capability turned it on are given back at the end. Control thread only, but for
+  // limit_on_, which info() reads.
+  DirtyLimiter* limiter_;
+  std::unique_ptr<DirtyLimiter> own_limiter_;
+  std::vector<VcpuDirtyLimit> saved_limits_;
+  uint32_t busy_rounds_ = 0;  // rounds in which the guest dirtied over half of what was sent
+  std::atomic<bool> limit_on_{false};
+  std::atomic<bool> limit_released_{false};
+  std::atomic<uint64_t> final_throttle_us_{0}, final_ring_full_us_{0};  // at release
+  std::atomic<bool> forced_{false};
   std::string address_;
   std::unique_ptr<Transport> transport_;
   ChannelSet channels_;
@@ -109,6 +124,18 @@ Status OutgoingMigration::Impl::start(const std::string& uri) {
   if (params_.chunk_size < kTargetPageSize || params_.chunk_size % kTargetPageSize ||
       params_.chunk_size > kHugePage)
     return Status(Code::kInvalidArgument, "chunk size must be a multiple of 4 KiB up to 2 MiB");
+  if (caps_.dirty_limit) {
+    if (params_.vcpu_dirty_limit == 0)
+      return Status(Code::kInvalidArgument, "vcpu-dirty-limit must be at least 1 MB/s");
+    if (!limiter_) {
+      own_limiter_ = std::make_unique<DirtyLimiter>(guest_);
+      limiter_ = own_limiter_.get();
+    }
+    if (!limiter_->supported())
+      return Status(Code::kInvalidArgument,
+                    "the dirty-limit capability needs a guest with a dirty ring (" +
+                        guest_.describe() + " has none)");
+  }
   auto opened = engine::open_transport(uri);
   if (!opened) return opened.status();
   transport_ = std::move(opened->transport);
@@ -126,6 +153,7 @@ void OutgoingMigration::Impl::run() {
   Status s = migrate();
   if (state_) state_->stop.store(true);
   stop_workers();
+  release_dirty_limit();
   {
     std::lock_guard<std::mutex> lock(mu_);
     total_time_ms_ = ms_since(start_time_);
@@ -301,9 +329,34 @@ Status OutgoingMigration::Impl::migrate() {
       expected_downtime_ms_ = expected_ms;
     }
     if (postcopy_requested_.load()) return postcopy_switch();
-    if (expected_ms <= params_.downtime_limit_ms || round >= params_.max_rounds)
+    if (expected_ms <= params_.downtime_limit_ms) return precopy_switchover();
+    if (round >= params_.max_rounds) {
+      forced_.store(true);
       return precopy_switchover();
+    }
+    consider_dirty_limit(dirtied, counters_.bytes.load() - bytes0);
   }
+}
+
+// The dirty-limit capability turns the limit on for every vCPU once the guest has dirtied more
+// than half of what a round sent, in two rounds: precopy alone would not catch up.
+void OutgoingMigration::Impl::consider_dirty_limit(uint64_t dirtied_pages, uint64_t sent_bytes) {
+  if (!caps_.dirty_limit || limit_on_.load()) return;
+  if (dirtied_pages * kTargetPageSize > sent_bytes / 2) ++busy_rounds_;
+  if (busy_rounds_ < 2) return;
+  saved_limits_ = limiter_->query();
+  (void)limiter_->set_period(std::chrono::milliseconds(params_.vcpu_dirty_limit_period_ms));
+  if (Status s = limiter_->set(std::nullopt, params_.vcpu_dirty_limit); s.is_ok())
+    limit_on_.store(true);
+}
+
+void OutgoingMigration::Impl::release_dirty_limit() {
+  if (!limit_on_.load()) return;
+  final_throttle_us_.store(limiter_->throttle_time_per_round_us());
+  final_ring_full_us_.store(limiter_->ring_full_time_us());
+  limit_released_.store(true);
+  (void)limiter_->cancel(std::nullopt);
+  for (const VcpuDirtyLimit& v : saved_limits_) (void)limiter_->set(v.cpu_index, v.limit_rate);
 }
 
 Status OutgoingMigration::Impl::precopy_switchover() {
@@ -404,12 +457,21 @@ MigrationInfo OutgoingMigration::Impl::info() const {
   s.preemptions = counters_.preemptions.load();
   s.raised_requests = counters_.raised.load();
   s.discarded_pages = counters_discarded_;
+  s.dirty_limit_active = limit_on_.load();
+  if (limit_released_.load()) {
+    s.dirty_limit_throttle_time_per_round = final_throttle_us_.load();
+    s.dirty_limit_ring_full_time = final_ring_full_us_.load();
+  } else if (s.dirty_limit_active) {
+    s.dirty_limit_throttle_time_per_round = limiter_->throttle_time_per_round_us();
+    s.dirty_limit_ring_full_time = limiter_->ring_full_time_us();
+  }
+  s.switchover_forced = forced_.load();
   return i;
 }
 
 OutgoingMigration::OutgoingMigration(Guest& guest, MigrationCapabilities caps,
-                                     MigrationParameters params)
-    : impl_(std::make_unique<Impl>(guest, caps, params)) {}
+                                     MigrationParameters params, DirtyLimiter* limiter)
+    : impl_(std::make_unique<Impl>(guest, caps, params, limiter)) {}
 OutgoingMigration::~OutgoingMigration() = default;
 Status OutgoingMigration::start(const std::string& uri) { return impl_->start(uri); }
 Status OutgoingMigration::start_postcopy() { return impl_->start_postcopy(); }

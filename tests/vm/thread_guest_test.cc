@@ -104,7 +104,10 @@ TEST(ThreadGuest, RingFullExitStallsAndIsCounted) {
   // Everything the vCPU pushed is still reported: 200 data pages + the table page.
   MigrationBitmap bm = make_bitmap(*g);
   EXPECT_EQ(g->collect_dirty(bm), 201u);
-  EXPECT_EQ(s.dirty_pushes, 201u);
+  // The table page is logged again after each harvest re-arms it (as KVM_RESET_DIRTY_RINGS
+  // does), once per ring round at most.
+  EXPECT_GE(s.dirty_pushes, 201u);
+  EXPECT_LE(s.dirty_pushes, 201u + s.ring_full_exits);
   for (uint64_t p = g->table_pages(); p < g->table_pages() + 200; ++p)
     ASSERT_TRUE(bm.block(0).test(p)) << p;
 }
