@@ -15,7 +15,8 @@ constexpr double kBand = 0.05;       // hold when within 5% of the limit
 constexpr double kFar = 0.25;        // proportional step when more than 25% away
 constexpr double kGain = 0.8;        // of the proportional step (damps overshoot)
 constexpr double kFixedStep = 0.05;  // of a ring round at the limit, when close
-constexpr int kMaxWindowPeriods = 5; // a window with one ring-full exit closes after this
+constexpr int kMaxWindowPeriods = 5; // a window with fewer exits than kMinExits closes after this
+constexpr uint64_t kMinExits = 3;    // ring rounds a window should span
 
 DirtyRingCounters minus(const DirtyRingCounters& a, const DirtyRingCounters& b) {
   return {.dirty_pages = a.dirty_pages - b.dirty_pages,
@@ -76,7 +77,7 @@ bool VcpuThrottle::observe(const DirtyRingCounters& now, double t, double limit_
   }
   const DirtyRingCounters d = minus(end, base_);
   const double open_s = t - base_t_;
-  if (d.ring_full_exits < 2 && !(d.ring_full_exits == 1 && open_s >= max_window_s)) {
+  if (d.ring_full_exits < kMinExits && !(d.ring_full_exits >= 1 && open_s >= max_window_s)) {
     current_mbps = pages_to_mbps(now.dirty_pages - base_.dirty_pages, open_s);
     if (open_s >= 4 * max_window_s) start(now, t);  // a vCPU that hardly writes: start over
     return false;

@@ -1,9 +1,9 @@
 // Dirty limit (S4): per-vCPU dirty-rate limits enforced by a throttle thread.
 //
 // Each period the throttle thread runs, for every limited vCPU:
-//   PREPARE    dirty pages and ring-full exits since the previous look (Guest::dirty_ring_counters;
-//              a window is extended until it holds a ring-full exit, since only those can be
-//              penalised), giving the vCPU's dirty rate and its time per ring-full round;
+//   PREPARE    dirty pages between ring-full exits (Guest::dirty_ring_counters), over a window of
+//              at least three ring rounds (VcpuThrottle), giving the vCPU's dirty rate and its
+//              time per ring round;
 //   CALCULATE  the next penalty (next_penalty below): far from the limit, a proportional step
 //              that pays back the time the vCPU ran ahead of its budget; close to it, a fixed
 //              step of 1/20 of a ring round at the limit; inside the +-5% band, no change, so
@@ -44,8 +44,8 @@ struct ThrottleWindow {
 uint64_t next_penalty_us(uint64_t current_us, double limit_mbps, const ThrottleWindow& w);
 
 // PREPARE and CALCULATE for one vCPU, without clock or guest (the limiter and the tests feed
-// it): cumulative counters go in at each look; a window closes once it holds at least two
-// ring-full exits (so it spans whole ring rounds), or after `max_window_s` with at least one,
+// it): cumulative counters go in at each look; a window closes once it holds at least three
+// ring-full exits (it spans whole ring rounds), or after `max_window_s` with at least one,
 // and then the penalty is recomputed.
 class VcpuThrottle {
  public:
