@@ -13,6 +13,7 @@ Result<std::unique_ptr<EngineHost>> EngineHost::source(std::unique_ptr<Guest> gu
     if (Status s = guest->start(); !s) return s;
   }
   h->guest_ = std::move(guest);
+  h->limiter_ = std::make_unique<DirtyLimiter>(*h->guest_);
   return h;
 }
 
@@ -62,7 +63,7 @@ Status EngineHost::migrate(const std::string& uri, const MigrationCapabilities& 
     return {Code::kUnavailable, "the guest is not running"};
   }
   verification_.reset();
-  auto next = std::make_unique<OutgoingMigration>(*guest_, caps, params);
+  auto next = std::make_unique<OutgoingMigration>(*guest_, caps, params, limiter_.get());
   next->on_status([this](MigrationStatus s, const std::string& d) { forward(s, d); });
   // Keep the previous (terminal) migration alive until the new one replaces it.
   std::swap(out_, next);
@@ -149,6 +150,36 @@ Result<GuestInfo> EngineHost::guest_info(bool verify) {
     g.verification = mi.verify;  // the engine's check at completion, before the guest ran
   }
   return g;
+}
+
+Status EngineHost::dirty_limit_usable() const {
+  if (role_ != Role::kSource)
+    return {Code::kInvalidArgument,
+            "the dirty limit applies to the source guest; this ternd is a destination"};
+  if (!limiter_->supported())
+    return {Code::kUnavailable, "the guest (" + guest_->describe() + ") has no dirty ring"};
+  return Status::ok();
+}
+
+Status EngineHost::set_vcpu_dirty_limit(std::optional<uint32_t> cpu, uint64_t mbps) {
+  if (Status s = dirty_limit_usable(); !s) return s;
+  if (out_ && in_progress(out_->info().status) && out_->info().stats.dirty_limit_active)
+    return {Code::kInvalidArgument,
+            "the migration's dirty-limit capability holds the limit until it ends"};
+  return limiter_->set(cpu, mbps);
+}
+
+Status EngineHost::cancel_vcpu_dirty_limit(std::optional<uint32_t> cpu) {
+  if (Status s = dirty_limit_usable(); !s) return s;
+  if (out_ && in_progress(out_->info().status) && out_->info().stats.dirty_limit_active)
+    return {Code::kInvalidArgument,
+            "the migration's dirty-limit capability holds the limit until it ends"};
+  return limiter_->cancel(cpu);
+}
+
+Result<std::vector<VcpuDirtyLimit>> EngineHost::query_vcpu_dirty_limit() const {
+  if (Status s = dirty_limit_usable(); !s) return s;
+  return limiter_->query();
 }
 
 std::vector<std::string> EngineHost::transports() const { return transport_names(); }

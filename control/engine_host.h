@@ -34,6 +34,9 @@ class EngineHost : public MigrationHost {
   MigrationInfo info() const override;
   std::string incoming_uri() const override { return incoming_uri_; }
   Result<GuestInfo> guest_info(bool verify) override;
+  Status set_vcpu_dirty_limit(std::optional<uint32_t> cpu, uint64_t mbps) override;
+  Status cancel_vcpu_dirty_limit(std::optional<uint32_t> cpu) override;
+  Result<std::vector<VcpuDirtyLimit>> query_vcpu_dirty_limit() const override;
   std::vector<std::string> transports() const override;
   DefaultTransport default_transport() const override;
   void set_status_sink(StatusSink sink) override;
@@ -47,7 +50,10 @@ class EngineHost : public MigrationHost {
   void forward(MigrationStatus s, const std::string& detail);
 
   const Role role_;
+  Status dirty_limit_usable() const;
+
   std::unique_ptr<Guest> guest_;            // source only
+  std::unique_ptr<DirtyLimiter> limiter_;   // source only; outlives out_, which borrows it
   GuestFactory factory_;                    // destination only
   std::unique_ptr<OutgoingMigration> out_;  // the current or last outgoing migration
   std::unique_ptr<IncomingMigration> in_;   // the (one) incoming migration

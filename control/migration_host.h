@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/dirty_limit.h"
 #include "dataplane/migration.h"
 #include "dataplane/status.h"
 #include "dataplane/transport.h"
@@ -48,6 +49,13 @@ class MigrationHost {
   virtual std::string incoming_uri() const = 0;
   // `verify`: run a full Guest::verify() now (destination, after completion only).
   virtual Result<GuestInfo> guest_info(bool verify) = 0;
+
+  // Dirty limit (S4) of the source guest (QMP set/cancel/query-vcpu-dirty-limit): one vCPU, or
+  // all when `cpu` is empty; rates in MB/s. Refused on a destination, for a guest without a
+  // dirty ring, and while a migration's dirty-limit capability holds the limit.
+  virtual Status set_vcpu_dirty_limit(std::optional<uint32_t> cpu, uint64_t mbps) = 0;
+  virtual Status cancel_vcpu_dirty_limit(std::optional<uint32_t> cpu) = 0;
+  virtual Result<std::vector<VcpuDirtyLimit>> query_vcpu_dirty_limit() const = 0;
 
   // Transports compiled in, and the one used when a URI names none.
   virtual std::vector<std::string> transports() const = 0;

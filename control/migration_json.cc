@@ -27,6 +27,8 @@ constexpr ParamSpec kParams[] = {
     {"x-chunk-size", 4096, 2u << 20},
     {"x-workers", 0, 256},
     {"x-max-rounds", 1, 100'000},
+    {"vcpu-dirty-limit", 1, 1'000'000},
+    {"x-vcpu-dirty-limit-period", 10, 60'000},
 };
 
 }  // namespace
@@ -105,16 +107,34 @@ Json query_migrate_json(const MigrationInfo& info) {
   if (info.status == MigrationStatus::kFailed) {
     j["error-desc"] = info.error.empty() ? "migration failed (no reason given)" : info.error;
   }
+  if (s.dirty_limit_active) {
+    j["dirty-limit-throttle-time-per-round"] = s.dirty_limit_throttle_time_per_round;
+    j["dirty-limit-ring-full-time"] = s.dirty_limit_ring_full_time;
+  }
+  j["x-switchover-forced"] = s.switchover_forced;
   j["postcopy-fault-latency"] = fault_latency_json(info.fault_latency);
   j["transport"] = info.transport;
   return j;
 }
 
-std::vector<std::string> capability_names() { return {"postcopy-ram", "postcopy-preempt"}; }
+std::vector<std::string> capability_names() {
+  return {"postcopy-ram", "postcopy-preempt", "dirty-limit"};
+}
 
 Json capabilities_json(const MigrationCapabilities& caps) {
   return Json::array({{{"capability", "postcopy-ram"}, {"state", caps.postcopy_ram}},
-                      {{"capability", "postcopy-preempt"}, {"state", caps.postcopy_preempt}}});
+                      {{"capability", "postcopy-preempt"}, {"state", caps.postcopy_preempt}},
+                      {{"capability", "dirty-limit"}, {"state", caps.dirty_limit}}});
+}
+
+Json dirty_limit_json(const std::vector<VcpuDirtyLimit>& limits) {
+  Json list = Json::array();
+  for (const VcpuDirtyLimit& v : limits)
+    list.push_back({{"cpu-index", v.cpu_index},
+                    {"limit-rate", v.limit_rate},
+                    {"current-rate", v.current_rate},
+                    {"x-penalty-us", v.penalty_us}});
+  return list;
 }
 
 Status apply_capabilities(const Json& list, MigrationCapabilities& caps) {
@@ -142,6 +162,8 @@ Status apply_capabilities(const Json& list, MigrationCapabilities& caps) {
       next.postcopy_ram = state;
     } else if (name == "postcopy-preempt") {
       next.postcopy_preempt = state;
+    } else if (name == "dirty-limit") {
+      next.dirty_limit = state;
     } else {
       return {Code::kInvalidArgument,
               "unknown capability '" + name + "'; known capabilities: " + join(capability_names())};
@@ -166,7 +188,9 @@ Json parameters_json(const MigrationParameters& p) {
           {"downtime-limit", p.downtime_limit_ms},
           {"x-chunk-size", p.chunk_size},
           {"x-workers", p.workers},
-          {"x-max-rounds", p.max_rounds}};
+          {"x-max-rounds", p.max_rounds},
+          {"vcpu-dirty-limit", p.vcpu_dirty_limit},
+          {"x-vcpu-dirty-limit-period", p.vcpu_dirty_limit_period_ms}};
 }
 
 Status apply_parameters(const Json& args, MigrationParameters& params) {
@@ -208,6 +232,10 @@ Status apply_parameters(const Json& args, MigrationParameters& params) {
       next.workers = static_cast<uint32_t>(v);
     } else if (key == "x-max-rounds") {
       next.max_rounds = static_cast<uint32_t>(v);
+    } else if (key == "vcpu-dirty-limit") {
+      next.vcpu_dirty_limit = v;
+    } else if (key == "x-vcpu-dirty-limit-period") {
+      next.vcpu_dirty_limit_period_ms = v;
     }
   }
   params = next;

@@ -9,6 +9,7 @@
 
 #include "dataplane/guest.h"
 #include "dataplane/histogram.h"
+#include "dataplane/dirty_limit.h"
 #include "dataplane/migration.h"
 #include "dataplane/status.h"
 
@@ -41,6 +42,8 @@ Json verify_json(const VerifyReport& r);
 std::vector<std::string> capability_names();
 // [{"capability": "postcopy-ram", "state": false}, ...]
 Json capabilities_json(const MigrationCapabilities& caps);
+// query-vcpu-dirty-limit: [{"cpu-index", "limit-rate", "current-rate", "x-penalty-us"}].
+Json dirty_limit_json(const std::vector<VcpuDirtyLimit>& limits);
 // Applies a migrate-set-capabilities "capabilities" array onto `caps`. All or nothing: on any
 // error `caps` is untouched and the message names the offending entry.
 Status apply_capabilities(const Json& list, MigrationCapabilities& caps);

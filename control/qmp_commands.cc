@@ -41,6 +41,9 @@ QmpCommands::QmpCommands(MigrationHost& host, MigrationParameters initial_params
       {"migrate-start-postcopy", &QmpCommands::cmd_start_postcopy},
       {"migrate_cancel", &QmpCommands::cmd_cancel},
       {"query-guest", &QmpCommands::cmd_query_guest},
+      {"set-vcpu-dirty-limit", &QmpCommands::cmd_set_dirty_limit},
+      {"cancel-vcpu-dirty-limit", &QmpCommands::cmd_cancel_dirty_limit},
+      {"query-vcpu-dirty-limit", &QmpCommands::cmd_query_dirty_limit},
       {"query-transports", &QmpCommands::cmd_query_transports},
       {"query-commands", &QmpCommands::cmd_query_commands},
       {"quit", &QmpCommands::cmd_quit},
@@ -173,6 +176,36 @@ Result<Json> QmpCommands::cmd_query_guest(const ArgReader& args) {
   }
   if (g->verification) j["verification"] = verify_json(*g->verification);
   return j;
+}
+
+Result<Json> QmpCommands::cmd_set_dirty_limit(const ArgReader& args) {
+  if (Status s = args.only({"cpu-index", "dirty-rate"}); !s) return s;
+  Result<std::optional<uint64_t>> cpu = args.unsigned_number("cpu-index", UINT32_MAX);
+  if (!cpu) return cpu.status();
+  Result<std::optional<uint64_t>> rate = args.unsigned_number("dirty-rate", UINT64_MAX);
+  if (!rate) return rate.status();
+  if (!*rate) return Status(Code::kInvalidArgument, "missing argument 'dirty-rate' (MB/s)");
+  std::optional<uint32_t> index;
+  if (*cpu) index = static_cast<uint32_t>(**cpu);
+  if (Status s = host_.set_vcpu_dirty_limit(index, **rate); !s) return s;
+  return Json::object();
+}
+
+Result<Json> QmpCommands::cmd_cancel_dirty_limit(const ArgReader& args) {
+  if (Status s = args.only({"cpu-index"}); !s) return s;
+  Result<std::optional<uint64_t>> cpu = args.unsigned_number("cpu-index", UINT32_MAX);
+  if (!cpu) return cpu.status();
+  std::optional<uint32_t> index;
+  if (*cpu) index = static_cast<uint32_t>(**cpu);
+  if (Status s = host_.cancel_vcpu_dirty_limit(index); !s) return s;
+  return Json::object();
+}
+
+Result<Json> QmpCommands::cmd_query_dirty_limit(const ArgReader& args) {
+  if (Status s = args.only({}); !s) return s;
+  Result<std::vector<VcpuDirtyLimit>> q = host_.query_vcpu_dirty_limit();
+  if (!q) return q.status();
+  return dirty_limit_json(*q);
 }
 
 Result<Json> QmpCommands::cmd_query_transports(const ArgReader& args) {

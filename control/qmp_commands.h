@@ -41,6 +41,9 @@ class QmpCommands {
   Result<Json> cmd_start_postcopy(const ArgReader& args);
   Result<Json> cmd_cancel(const ArgReader& args);
   Result<Json> cmd_query_guest(const ArgReader& args);
+  Result<Json> cmd_set_dirty_limit(const ArgReader& args);
+  Result<Json> cmd_cancel_dirty_limit(const ArgReader& args);
+  Result<Json> cmd_query_dirty_limit(const ArgReader& args);
   Result<Json> cmd_query_transports(const ArgReader& args);
   Result<Json> cmd_query_commands(const ArgReader& args);
   Result<Json> cmd_quit(const ArgReader& args);

@@ -92,6 +92,18 @@ Result<bool> ArgReader::boolean(const char* name, bool fallback) const {
   return args_[name].get<bool>();
 }
 
+Result<std::optional<uint64_t>> ArgReader::unsigned_number(const char* name, uint64_t max) const {
+  if (!args_.contains(name)) return std::optional<uint64_t>();
+  const Json& v = args_[name];
+  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
+    return Status(Code::kInvalidArgument, std::string("argument '") + name +
+                                              "' must be a non-negative integer, got " + v.dump());
+  if (v.get<uint64_t>() > max)
+    return Status(Code::kInvalidArgument, std::string("argument '") + name + "' must be at most " +
+                                              std::to_string(max) + ", got " + v.dump());
+  return std::optional<uint64_t>(v.get<uint64_t>());
+}
+
 Status ArgReader::only(std::initializer_list<const char*> known) const {
   for (const auto& [key, value] : args_.items()) {
     (void)value;

@@ -45,6 +45,8 @@ class ArgReader {
   const Json& raw() const { return args_; }
   Result<std::string> string(const char* name) const;
   Result<bool> boolean(const char* name, bool fallback) const;
+  // An optional non-negative integer no larger than `max` (empty when absent).
+  Result<std::optional<uint64_t>> unsigned_number(const char* name, uint64_t max) const;
   // Fails when an argument outside `known` is present: "unknown argument 'x' (known: a, b)".
   Status only(std::initializer_list<const char*> known) const;
 

@@ -37,6 +37,10 @@ struct Options {
   std::string raw_args;
   // guest
   bool verify = false;
+  // dirty limit
+  std::optional<uint32_t> cpu_index;
+  uint64_t dirty_rate = 0;
+  bool dirty_limit = false;
   // summary
   std::string destination;
   std::string transport_reason;
@@ -78,9 +82,11 @@ std::optional<uint64_t> parameter_value(const std::string& name, const std::stri
 }
 
 int cmd_migrate(QmpClient& c, const Options& o) {
-  if (o.postcopy || o.preempt) {
-    Json caps = Json::array({{{"capability", "postcopy-ram"}, {"state", true}}});
+  if (o.postcopy || o.preempt || o.dirty_limit) {
+    Json caps = Json::array();
+    if (o.postcopy || o.preempt) caps.push_back({{"capability", "postcopy-ram"}, {"state", true}});
     if (o.preempt) caps.push_back({{"capability", "postcopy-preempt"}, {"state", true}});
+    if (o.dirty_limit) caps.push_back({{"capability", "dirty-limit"}, {"state", true}});
     Result<Json> r = c.execute("migrate-set-capabilities", {{"capabilities", caps}}, timeout(o));
     if (!r) return fail("migrate-set-capabilities", r.status());
   }
@@ -261,6 +267,40 @@ int run(CLI::App& app, Options& o) {
     return kExitOk;
   }
   if (sub("guest")) return cmd_guest(c, o);
+  if (sub("set-dirty-limit")) {
+    Json args = {{"dirty-rate", o.dirty_rate}};
+    if (o.cpu_index) args["cpu-index"] = *o.cpu_index;
+    return run_simple(c, o, "set-vcpu-dirty-limit", args,
+                      (o.cpu_index ? "vCPU " + std::to_string(*o.cpu_index) : "every vCPU") +
+                          " limited to " + std::to_string(o.dirty_rate) + " MB/s");
+  }
+  if (sub("cancel-dirty-limit")) {
+    Json args = Json::object();
+    if (o.cpu_index) args["cpu-index"] = *o.cpu_index;
+    return run_simple(c, o, "cancel-vcpu-dirty-limit", args,
+                      std::string("dirty limit lifted from ") +
+                          (o.cpu_index ? "vCPU " + std::to_string(*o.cpu_index) : "every vCPU"));
+  }
+  if (sub("dirty-limit")) {
+    Result<Json> r = c.execute("query-vcpu-dirty-limit", Json::object(), timeout(o));
+    if (!r) return fail("query-vcpu-dirty-limit", r.status());
+    if (o.json) {
+      print_json(*r);
+      return kExitOk;
+    }
+    if (r->empty()) {
+      std::cout << "no vCPU is dirty-limited\n";
+      return kExitOk;
+    }
+    Rows rows;
+    for (const Json& e : *r)
+      rows.push_back({"vCPU " + e["cpu-index"].dump(),
+                      "limit " + e["limit-rate"].dump() + " MB/s, now " +
+                          e["current-rate"].dump() + " MB/s, penalty " +
+                          e["x-penalty-us"].dump() + " us per ring-full exit"});
+    std::cout << format_table(rows);
+    return kExitOk;
+  }
   if (sub("incoming")) {
     bool start = !o.uri.empty();
     Result<Json> r = start ? c.execute("migrate-incoming", {{"uri", o.uri}}, timeout(o))
@@ -323,6 +363,8 @@ int main(int argc, char** argv) {
   migrate->add_option("uri", o.uri, "destination, e.g. tcp:127.0.0.1:4444")->required();
   migrate->add_flag("--postcopy", o.postcopy, "enable postcopy-ram");
   migrate->add_flag("--preempt", o.preempt, "enable postcopy-preempt (implies --postcopy)");
+  migrate->add_flag("--dirty-limit", o.dirty_limit,
+                    "enable the dirty-limit capability (vCPUs throttled if precopy lags)");
   migrate->add_option("--channels", o.channels, "multifd-channels (bulk channels)");
   migrate->add_option("--max-bandwidth", o.max_bandwidth, "bytes/s, e.g. 500M; 0 = unlimited");
   migrate->add_option("--downtime-limit", o.downtime_limit, "milliseconds");
@@ -338,7 +380,7 @@ int main(int argc, char** argv) {
   auto* watch = app.add_subcommand("watch", "progress bar until the migration ends");
   watch->add_option("--interval", o.interval, "seconds between samples");
   auto* setcap = app.add_subcommand("set-capability", "migrate-set-capabilities NAME on|off");
-  setcap->add_option("name", o.name, "postcopy-ram | postcopy-preempt")->required();
+  setcap->add_option("name", o.name, "postcopy-ram | postcopy-preempt | dirty-limit")->required();
   setcap->add_option("state", o.value, "on | off")->required();
   auto* setpar = app.add_subcommand("set-parameter", "migrate-set-parameters NAME VALUE");
   setpar->add_option("name", o.name, "multifd-channels | max-bandwidth | downtime-limit | ...")
@@ -350,6 +392,12 @@ int main(int argc, char** argv) {
   guest->add_flag("--verify", o.verify, "destination: verify every page now");
   auto* incoming = app.add_subcommand("incoming", "print the destination URI, or listen on URI");
   incoming->add_option("uri", o.uri, "URI to listen on (migrate-incoming)");
+  auto* setlimit = app.add_subcommand("set-dirty-limit", "set-vcpu-dirty-limit RATE (MB/s)");
+  setlimit->add_option("rate", o.dirty_rate, "dirty-rate in MB/s (>= 1)")->required();
+  setlimit->add_option("--cpu-index", o.cpu_index, "one vCPU (default: every vCPU)");
+  auto* cancellimit = app.add_subcommand("cancel-dirty-limit", "cancel-vcpu-dirty-limit");
+  cancellimit->add_option("--cpu-index", o.cpu_index, "one vCPU (default: every vCPU)");
+  app.add_subcommand("dirty-limit", "query-vcpu-dirty-limit: limits and current rates");
   app.add_subcommand("transports", "transports compiled in and the default choice");
   auto* summary = app.add_subcommand("summary", "source + destination report after migrating");
   summary->add_option("--destination", o.destination, "destination ternd socket")->required();

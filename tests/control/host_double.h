@@ -53,6 +53,29 @@ class HostDouble : public MigrationHost {
     if (verify) g.verification = VerifyReport{16384, 0, 0, 0, ""};
     return g;
   }
+  // Dirty limit: a guest of two vCPUs with a ring, as the engine host's contract.
+  Status set_vcpu_dirty_limit(std::optional<uint32_t> cpu, uint64_t mbps) override {
+    if (role_ != Role::kSource) return {Code::kInvalidArgument, "destination"};
+    if (cpu && *cpu >= 2) return {Code::kInvalidArgument, "cpu-index out of range"};
+    if (mbps == 0) return {Code::kInvalidArgument, "dirty-rate must be at least 1"};
+    for (uint32_t i = 0; i < 2; ++i)
+      if (!cpu || *cpu == i) limits_[i] = mbps;
+    return Status::ok();
+  }
+  Status cancel_vcpu_dirty_limit(std::optional<uint32_t> cpu) override {
+    if (role_ != Role::kSource) return {Code::kInvalidArgument, "destination"};
+    if (cpu && *cpu >= 2) return {Code::kInvalidArgument, "cpu-index out of range"};
+    for (uint32_t i = 0; i < 2; ++i)
+      if (!cpu || *cpu == i) limits_[i] = 0;
+    return Status::ok();
+  }
+  Result<std::vector<VcpuDirtyLimit>> query_vcpu_dirty_limit() const override {
+    if (role_ != Role::kSource) return Status(Code::kInvalidArgument, "destination");
+    std::vector<VcpuDirtyLimit> out;
+    for (uint32_t i = 0; i < 2; ++i)
+      if (limits_[i]) out.push_back({i, limits_[i], limits_[i], 100});
+    return out;
+  }
   std::vector<std::string> transports() const override { return {"loopback", "tcp"}; }
   DefaultTransport default_transport() const override { return {"tcp", "test double"}; }
   void set_status_sink(StatusSink sink) override { sink_ = std::move(sink); }
@@ -75,6 +98,7 @@ class HostDouble : public MigrationHost {
  private:
   Role role_;
   MigrationInfo info_;
+  uint64_t limits_[2] = {0, 0};
   std::string incoming_;
   StatusSink sink_;
 };

@@ -109,11 +109,14 @@ TEST_F(CommandsTest, PostcopyNeedsTheCapabilityAndARunningPrecopy) {
 
 TEST_F(CommandsTest, QueriesReturnQemuShapes) {
   Json caps = run(R"({"execute": "query-migrate-capabilities"})")["return"];
-  ASSERT_EQ(caps.size(), 2u);
+  ASSERT_EQ(caps.size(), 3u);
   EXPECT_EQ(caps[0], Json({{"capability", "postcopy-ram"}, {"state", false}}));
+  EXPECT_EQ(caps[2], Json({{"capability", "dirty-limit"}, {"state", false}}));
   Json params = run(R"({"execute": "query-migrate-parameters"})")["return"];
   EXPECT_EQ(params["multifd-channels"], 2);
   EXPECT_EQ(params["downtime-limit"], 300);
+  EXPECT_EQ(params["vcpu-dirty-limit"], 1);
+  EXPECT_EQ(params["x-vcpu-dirty-limit-period"], 1000);
   EXPECT_EQ(run(R"({"execute": "query-migrate"})")["return"], Json({{"status", "none"}}));
   Json t = run(R"({"execute": "query-transports"})")["return"];
   EXPECT_EQ(t["default"]["name"], "tcp");
@@ -137,6 +140,43 @@ TEST_F(CommandsTest, RoleMismatchesAreExplained) {
   EXPECT_EQ(r["return"]["incoming-uri"], "tcp:127.0.0.1:40111");
   r = dc.dispatch(Request{"query-incoming", Json::object(), std::nullopt});
   EXPECT_EQ(r["return"]["listening"], true);
+}
+
+TEST_F(CommandsTest, DirtyLimitCommands) {
+  EXPECT_TRUE(run(R"({"execute": "set-vcpu-dirty-limit", "arguments": {"dirty-rate": 40}})")
+                  .contains("return"));
+  EXPECT_TRUE(run(R"({"execute": "set-vcpu-dirty-limit",
+                      "arguments": {"cpu-index": 1, "dirty-rate": 10}})")
+                  .contains("return"));
+  Json q = run(R"({"execute": "query-vcpu-dirty-limit"})")["return"];
+  ASSERT_EQ(q.size(), 2u);
+  EXPECT_EQ(q[0]["cpu-index"], 0);
+  EXPECT_EQ(q[0]["limit-rate"], 40);
+  EXPECT_EQ(q[1]["limit-rate"], 10);
+  EXPECT_TRUE(q[1].contains("current-rate"));
+  EXPECT_NE(desc(run(R"({"execute": "set-vcpu-dirty-limit", "arguments": {"cpu-index": 1}})"))
+                .find("missing argument 'dirty-rate'"),
+            std::string::npos);
+  EXPECT_NE(desc(run(R"({"execute": "set-vcpu-dirty-limit", "arguments": {"dirty-rate": -3}})"))
+                .find("must be a non-negative integer"),
+            std::string::npos);
+  EXPECT_TRUE(run(R"({"execute": "cancel-vcpu-dirty-limit", "arguments": {"cpu-index": 0}})")
+                  .contains("return"));
+  q = run(R"({"execute": "query-vcpu-dirty-limit"})")["return"];
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0]["cpu-index"], 1);
+  EXPECT_TRUE(run(R"({"execute": "cancel-vcpu-dirty-limit"})").contains("return"));
+  EXPECT_TRUE(run(R"({"execute": "query-vcpu-dirty-limit"})")["return"].empty());
+  EXPECT_TRUE(run(R"({"execute": "migrate-set-capabilities", "arguments": {"capabilities": [
+                    {"capability": "dirty-limit", "state": true}]}})")
+                  .contains("return"));
+  EXPECT_TRUE(run(R"({"execute": "migrate-set-parameters",
+                      "arguments": {"vcpu-dirty-limit": 8, "x-vcpu-dirty-limit-period": 200}})")
+                  .contains("return"));
+  EXPECT_NE(desc(run(R"({"execute": "migrate-set-parameters",
+                         "arguments": {"x-vcpu-dirty-limit-period": 1}})"))
+                .find("must be in [10, 60000]"),
+            std::string::npos);
 }
 
 TEST_F(CommandsTest, QuitCallsBack) {
