@@ -1,0 +1,77 @@
+// Dirty limit (S4) in a migration: a guest that dirties faster than the link does not converge
+// without the limit (precopy runs out of rounds and forces the switchover), and converges with
+// the dirty-limit capability; every page verifies either way.
+#include <gtest/gtest.h>
+
+#include "tests/integration/migration_helpers.h"
+
+namespace tern {
+namespace {
+
+using namespace testing_support;
+
+struct Outcome {
+  MigrationInfo source, destination;
+};
+
+Outcome migrate(bool dirty_limit) {
+  // Two vCPUs writing 32 MiB as fast as they can, over a link held to 32 MB/s.
+  auto guest = ThreadGuest::create(*parse_workload(
+      "vcpus=2,ram=128M,wss=32M,rate=0,pattern=random,ring=256,seed=11"));
+  EXPECT_TRUE(guest.is_ok()) << guest.status().to_string();
+  if (!guest.is_ok()) return {};
+  EXPECT_TRUE((*guest)->start().is_ok());
+
+  MigrationParameters params;
+  params.multifd_channels = 2;
+  params.workers = 1;
+  params.max_bandwidth = 32'000'000;
+  params.downtime_limit_ms = 100;
+  params.max_rounds = 6;
+  params.vcpu_dirty_limit = 1;
+  params.vcpu_dirty_limit_period_ms = 200;
+  IncomingMigration incoming(make_thread_guest_factory(), params);
+  auto uri = incoming.start(listen_uri("loopback"));
+  EXPECT_TRUE(uri.is_ok()) << uri.status().to_string();
+  MigrationCapabilities caps;
+  caps.dirty_limit = dirty_limit;
+  OutgoingMigration outgoing(**guest, caps, params);
+  EXPECT_TRUE(outgoing.start(*uri).is_ok());
+  EXPECT_EQ(outgoing.wait(std::chrono::minutes(3)), MigrationStatus::kCompleted)
+      << outgoing.info().error;
+  EXPECT_EQ(incoming.wait(std::chrono::minutes(1)), MigrationStatus::kCompleted)
+      << incoming.info().error;
+  return {outgoing.info(), incoming.info()};
+}
+
+void print(const char* what, const Outcome& o) {
+  const MigrationStats& s = o.source.stats;
+  std::printf("%s: %s after %lu syncs, total %lu ms, downtime %lu ms, %lu MB sent, "
+              "throttle %lu us/round, ring-full %lu us\n",
+              what, s.switchover_forced ? "forced switchover" : "converged",
+              static_cast<unsigned long>(s.dirty_sync_count),
+              static_cast<unsigned long>(s.total_time), static_cast<unsigned long>(s.downtime),
+              static_cast<unsigned long>(s.transferred >> 20),
+              static_cast<unsigned long>(s.dirty_limit_throttle_time_per_round),
+              static_cast<unsigned long>(s.dirty_limit_ring_full_time));
+}
+
+TEST(DirtyLimitMigration, ConvergesOnlyWithTheLimit) {
+  Outcome free_run = migrate(false);
+  print("without dirty limit", free_run);
+  EXPECT_TRUE(free_run.source.stats.switchover_forced) << "the guest should outrun the link";
+  EXPECT_FALSE(free_run.source.stats.dirty_limit_active);
+  EXPECT_EQ(free_run.destination.verify.mismatches, 0u) << free_run.destination.verify.first_mismatch;
+
+  Outcome limited = migrate(true);
+  print("with dirty limit", limited);
+  EXPECT_FALSE(limited.source.stats.switchover_forced) << "the limit should let precopy converge";
+  EXPECT_TRUE(limited.source.stats.dirty_limit_active);
+  EXPECT_GT(limited.source.stats.dirty_limit_throttle_time_per_round, 0u);
+  EXPECT_LE(limited.source.stats.downtime, free_run.source.stats.downtime + 100);
+  ASSERT_TRUE(limited.destination.verified);
+  EXPECT_EQ(limited.destination.verify.mismatches, 0u) << limited.destination.verify.first_mismatch;
+}
+
+}  // namespace
+}  // namespace tern
