@@ -1,0 +1,314 @@
+// KvmGuest: creation, boot image, run control, dirty tracking and counters. The vCPU threads
+// and the reaper are in kvm_guest_run.cc; state and verification in kvm_guest_state.cc.
+#include "vm/kvm/kvm_guest.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "vm/kvm/abi.h"
+#include "vm/kvm/kvm_guest_vcpu.h"
+
+namespace tern {
+
+extern const uint8_t kKvmGuestProgram[];
+extern const size_t kKvmGuestProgram_size;
+
+namespace {
+
+// KVM's own ring is large, so that the reaper (every millisecond) always drains it long before
+// it fills: kvm_pvm writes past the soft limit of a full ring and loses entries (docs/kvm.md).
+constexpr uint32_t kKernelRingEntries = 65536;
+
+}  // namespace
+
+KvmGuest::KvmGuest(std::unique_ptr<RamBlock> block)
+    : block_(std::move(block)), total_pages_(block_->target_pages()), pending_(total_pages_) {
+  ram_view_.push_back(block_.get());
+}
+
+KvmGuest::~KvmGuest() {
+  {
+    std::lock_guard lk(run_mu_);
+    exit_ = true;
+    pause_req_ = true;
+  }
+  run_cv_.notify_all();
+  for (auto& v : vcpus_)
+    if (v->thread.joinable()) v->thread.join();
+  reaper_exit_ = true;
+  if (reaper_.joinable()) reaper_.join();
+  vm_.reset();  // before the RAM it maps
+}
+
+Status KvmGuest::set_geometry(const WorkloadSpec& spec) {
+  if (Status s = spec.validate(); !s) return s;
+  if (spec.ram_bytes > TERN_KVM_MAX_RAM)
+    return Status(Code::kInvalidArgument, "kvm guest: ram=" + format_bytes(spec.ram_bytes) +
+                                              " is above the 16 GiB the page tables map");
+  if (spec.vcpus > TERN_KVM_MAX_VCPUS)
+    return Status(Code::kInvalidArgument, "kvm guest: at most " +
+                                              std::to_string(TERN_KVM_MAX_VCPUS) + " vCPUs");
+  if (spec.ram_bytes != block_->size() || spec.page_size != block_->host_page_size())
+    return Status(Code::kInvalidArgument, "kvm guest: workload RAM does not match the RAM block");
+  const uint64_t table_end = TERN_KVM_TABLE + total_pages_ * 4;
+  data_first_ = ((table_end + (2u << 20) - 1) & ~uint64_t{(2u << 20) - 1}) / 4096;
+  if (data_first_ + spec.vcpus > total_pages_)
+    return Status(Code::kInvalidArgument, "kvm guest: ram=" + format_bytes(spec.ram_bytes) +
+                                              " leaves no room for a working set (need >= 8 MiB)");
+  const uint64_t data_pages = total_pages_ - data_first_;
+  uint64_t wss = spec.wss_bytes ? spec.wss_bytes / 4096
+                                : static_cast<uint64_t>(static_cast<double>(total_pages_) *
+                                                        spec.wss_fraction);
+  wss = std::clamp<uint64_t>(wss, spec.vcpus, data_pages);
+  wss_pages_ = wss - wss % spec.vcpus;  // equal slices
+  spec_ = spec;
+  return Status::ok();
+}
+
+Status KvmGuest::write_boot_image(uint32_t batch) {
+  if (kKvmGuestProgram_size > TERN_KVM_CODE_MAX)
+    return Status(Code::kInternal, "kvm guest: guest program too large");
+  // Identity map of 16 GiB in 2 MiB pages; accessed/dirty bits preset so the CPU never writes
+  // the tables (those writes would be guest RAM changes of their own).
+  auto* pml4 = reinterpret_cast<uint64_t*>(gpa(TERN_KVM_PML4));
+  auto* pdpt = reinterpret_cast<uint64_t*>(gpa(TERN_KVM_PDPT));
+  pml4[0] = TERN_KVM_PDPT | 0x23;
+  for (uint64_t i = 0; i < TERN_KVM_PD_COUNT; ++i) {
+    pdpt[i] = (TERN_KVM_PD + i * 4096) | 0x23;
+    auto* pd = reinterpret_cast<uint64_t*>(gpa(TERN_KVM_PD + i * 4096));
+    for (uint64_t j = 0; j < 512; ++j) pd[j] = ((i * 512 + j) << 21) | 0xe3;
+  }
+  auto* gdt = reinterpret_cast<uint64_t*>(gpa(TERN_KVM_GDT));
+  gdt[0] = 0;
+  gdt[1] = 0x00af9b000000ffffull;  // 64-bit code, accessed
+  gdt[2] = 0x00cf93000000ffffull;  // data, accessed
+
+  auto* cfg = reinterpret_cast<tern_kvm_config*>(gpa(TERN_KVM_CONFIG));
+  cfg->magic = TERN_KVM_CONFIG_MAGIC;
+  cfg->vcpus = spec_.vcpus;
+  cfg->total_pages = total_pages_;
+  cfg->data_first_page = data_first_;
+  cfg->wss_pages = wss_pages_;
+  cfg->pattern = spec_.pattern == Pattern::kSequential ? TERN_KVM_SEQUENTIAL
+                 : spec_.pattern == Pattern::kHotset   ? TERN_KVM_HOTSET
+                                                       : TERN_KVM_RANDOM;
+  cfg->hot_write_pct = spec_.hot_write_pct;
+  cfg->hot_set_pct = spec_.hot_set_pct;
+  cfg->read_pct = spec_.read_pct;
+  cfg->batch = batch;
+  cfg->seed = spec_.seed;
+  std::memcpy(gpa(TERN_KVM_CODE), kKvmGuestProgram, kKvmGuestProgram_size);
+  return Status::ok();
+}
+
+Result<std::unique_ptr<KvmGuest>> KvmGuest::create(const WorkloadSpec& spec, Options opt) {
+  if (std::string why = kvm_unavailable_reason(); !why.empty())
+    return Status(Code::kUnavailable, "kvm guest: " + why);
+  auto block = RamBlock::create(kKvmBlockName, spec.ram_bytes, spec.page_size);
+  if (!block) return block.status();
+  std::unique_ptr<KvmGuest> g(new KvmGuest(std::move(block).value()));
+  if (Status s = g->set_geometry(spec); !s) return s;
+  if (Status s = g->write_boot_image(std::max<uint32_t>(opt.batch, 1)); !s) return s;
+  KvmVm::Options vo;
+  vo.vcpus = spec.vcpus;
+  vo.want_ring = opt.want_ring;
+  vo.ring_entries = std::max(kKernelRingEntries, spec.ring_entries);
+  auto vm = KvmVm::create(g->ram_view_, vo);
+  if (!vm) return vm.status();
+  g->vm_ = std::move(vm).value();
+  for (uint32_t i = 0; i < spec.vcpus; ++i) {
+    const uint64_t stack_top = TERN_KVM_STACKS + (i + 1) * TERN_KVM_STACK_SIZE - 8;
+    if (Status s = g->vm_->setup_long_mode(i, TERN_KVM_CODE, stack_top); !s) return s;
+    g->vcpus_.push_back(std::make_unique<Vcpu>(i));
+    g->vcpus_.back()->area = reinterpret_cast<tern_kvm_area*>(g->gpa(TERN_KVM_AREAS)) + i;
+  }
+  g->has_workload_ = true;
+  return g;
+}
+
+Result<std::unique_ptr<KvmGuest>> KvmGuest::create_incoming(const Layout& layout) {
+  if (layout.blocks.size() != 1 || layout.blocks[0].name != kKvmBlockName)
+    return Status(Code::kInvalidArgument,
+                  "kvm guest: the incoming layout is not a KVM guest's (one block 'kvm-ram')");
+  if (std::string why = kvm_unavailable_reason(); !why.empty())
+    return Status(Code::kUnavailable, "kvm guest: " + why);
+  const BlockInfo& b = layout.blocks[0];
+  if (b.size > TERN_KVM_MAX_RAM)
+    return Status(Code::kInvalidArgument, "kvm guest: incoming RAM above 16 GiB");
+  auto block = RamBlock::create(b.name, b.size, b.host_page_size);
+  if (!block) return block.status();
+  return std::unique_ptr<KvmGuest>(new KvmGuest(std::move(block).value()));
+}
+
+void KvmGuest::spawn_threads() {
+  parked_ = 0;
+  for (auto& v : vcpus_) v->thread = std::thread([this, vp = v.get()] { vcpu_main(*vp); });
+  reaper_ = std::thread([this] { reaper_main(); });
+  threads_started_ = true;
+}
+
+Status KvmGuest::start() {
+  if (!has_workload_) return Status(Code::kInvalidArgument, "kvm guest: no state loaded");
+  if (running_) return Status::ok();
+  if (std::string e = error(); !e.empty()) return Status(Code::kInternal, "kvm guest: " + e);
+  {
+    std::lock_guard lk(run_mu_);
+    pause_req_ = false;
+  }
+  if (!threads_started_) spawn_threads();
+  run_cv_.notify_all();
+  running_ = true;
+  return Status::ok();
+}
+
+void KvmGuest::pause() {
+  if (!threads_started_) return;
+  std::unique_lock lk(run_mu_);
+  pause_req_ = true;
+  run_cv_.notify_all();
+  parked_cv_.wait(lk, [&] { return parked_ == vcpus_.size(); });
+  running_ = false;
+}
+
+Status KvmGuest::run_ops(uint64_t ops_per_vcpu) {
+  stop_at_ = ops_per_vcpu;
+  if (Status s = start(); !s) return s;
+  {
+    std::unique_lock lk(run_mu_);
+    // Parked here means: budget reached (or failed). pause_req_ stays false meanwhile.
+    parked_cv_.wait(lk, [&] {
+      if (!error_.empty()) return true;
+      for (auto& v : vcpus_)
+        if (v->ops.load() < ops_per_vcpu) return false;
+      return parked_ == vcpus_.size();
+    });
+  }
+  pause();
+  stop_at_ = UINT64_MAX;
+  if (std::string e = error(); !e.empty()) return Status(Code::kInternal, "kvm guest: " + e);
+  return Status::ok();
+}
+
+std::string KvmGuest::error() const {
+  std::lock_guard lk(run_mu_);
+  return error_;
+}
+
+Status KvmGuest::start_dirty_log() {
+  std::lock_guard lk(harvest_mu_);
+  if (Status s = vm_->set_dirty_logging(true); !s) return s;
+  if (vm_->dirty_mode() == KvmDirtyMode::kBitmap) {
+    // The first KVM_GET_DIRTY_LOG reports everything written before; drop that.
+    scratch_.clear();
+    (void)vm_->get_dirty_log(scratch_);
+  }
+  pending_.clear_all();
+  logging_ = true;
+  return Status::ok();
+}
+
+void KvmGuest::stop_dirty_log() {
+  std::lock_guard lk(harvest_mu_);
+  logging_ = false;
+  (void)vm_->set_dirty_logging(false);
+  harvest_locked(true);
+  pending_.clear_all();
+}
+
+void KvmGuest::harvest_locked(bool reset) {
+  if (vm_->dirty_mode() != KvmDirtyMode::kRing) return;
+  bool any = false;
+  for (auto& v : vcpus_) {
+    scratch_.clear();
+    const uint64_t n = vm_->harvest(v->index, scratch_);
+    if (!n) continue;
+    any = true;
+    for (uint64_t p : scratch_)
+      if (p < total_pages_) pending_.set(p);
+    v->dirty_pages.fetch_add(n, std::memory_order_relaxed);
+    v->since_full += n;
+    if (v->since_full >= spec_.ring_entries) {
+      v->since_full = 0;
+      v->soft_full.store(true, std::memory_order_release);
+    }
+  }
+  if (any && reset) (void)vm_->reset_rings();
+}
+
+uint64_t KvmGuest::collect_dirty(MigrationBitmap& bitmap) {
+  // Writes still buffered in a CPU's page-modification log reach the ring at the vCPU's next
+  // exit: wait (briefly) until every running vCPU has passed a PROGRESS exit after this call.
+  if (running_ && vm_->dirty_mode() == KvmDirtyMode::kRing) {
+    std::vector<uint64_t> seen;
+    for (auto& v : vcpus_) seen.push_back(v->progress_exits.load());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+    for (auto& v : vcpus_)
+      while (v->progress_exits.load() == seen[v->index] && pause_req_ == false &&
+             std::chrono::steady_clock::now() < deadline)
+        std::this_thread::yield();
+  }
+  std::lock_guard lk(harvest_mu_);
+  if (vm_->dirty_mode() == KvmDirtyMode::kRing) {
+    harvest_locked(true);
+  } else {
+    scratch_.clear();
+    (void)vm_->get_dirty_log(scratch_);
+    for (uint64_t p : scratch_)
+      if (p < total_pages_) pending_.set(p);
+  }
+  uint64_t n = 0;
+  for (size_t p = pending_.find_next_set(0); p < pending_.size(); p = pending_.find_next_set(p + 1)) {
+    if (!pending_.test_and_clear(p)) continue;
+    bitmap.mark_target(0, p);
+    ++n;
+  }
+  return n;
+}
+
+uint32_t KvmGuest::page_version(uint64_t page) const {
+  return reinterpret_cast<const volatile uint32_t*>(gpa(TERN_KVM_TABLE))[page];
+}
+
+KvmVcpuCounters KvmGuest::vcpu_counters(uint32_t vcpu) const {
+  const Vcpu& v = *vcpus_[vcpu];
+  return {v.ops.load(), v.writes.load(), v.reads.load(), v.checks.load(), v.mismatches.load(),
+          v.progress_exits.load()};
+}
+
+uint32_t KvmGuest::dirty_limit_vcpus() const {
+  return vm_ && vm_->dirty_mode() == KvmDirtyMode::kRing ? vcpus() : 0;
+}
+
+DirtyRingCounters KvmGuest::dirty_ring_counters(uint32_t vcpu) const {
+  if (vcpu >= vcpus_.size()) return {};
+  const Vcpu& v = *vcpus_[vcpu];
+  return {v.dirty_pages.load(), v.ring_full_exits.load(), v.ring_full_ns.load(),
+          v.penalty_ns.load(), v.ops.load()};
+}
+
+void KvmGuest::set_ring_full_penalty(uint32_t vcpu, uint64_t microseconds) {
+  if (vcpu < vcpus_.size()) vcpus_[vcpu]->penalty_us.store(microseconds);
+}
+
+std::string KvmGuest::describe() const {
+  std::string d = "kvm: " + std::to_string(spec_.vcpus) + " vCPUs, " + format_bytes(block_->size()) +
+                  ", " + (block_->hugetlb() ? "2M" : "4K") + " pages";
+  if (has_workload_)
+    d += ", wss " + format_bytes(wss_pages_ * 4096) + ", " + pattern_name(spec_.pattern) +
+         (spec_.rate ? ", " + std::to_string(spec_.rate) + " pages/s/vCPU" : ", unpaced");
+  if (vm_)
+    d += vm_->dirty_mode() == KvmDirtyMode::kRing
+             ? std::string(", dirty ring") + (vm_->ring_acq_rel() ? " (acq-rel)" : "")
+             : std::string(", dirty bitmap");
+  return d;
+}
+
+GuestFactory make_kvm_guest_factory() {
+  return [](const Layout& layout) -> Result<std::unique_ptr<Guest>> {
+    auto g = KvmGuest::create_incoming(layout);
+    if (!g) return g.status();
+    return std::unique_ptr<Guest>(std::move(g).value());
+  };
+}
+
+}  // namespace tern
