@@ -15,10 +15,6 @@ extern const size_t kKvmGuestProgram_size;
 
 namespace {
 
-// KVM's own ring is large, so that the reaper (every millisecond) always drains it long before
-// it fills: kvm_pvm writes past the soft limit of a full ring and loses entries (docs/kvm.md).
-constexpr uint32_t kKernelRingEntries = 65536;
-
 }  // namespace
 
 KvmGuest::KvmGuest(std::unique_ptr<RamBlock> block)
@@ -112,7 +108,8 @@ Result<std::unique_ptr<KvmGuest>> KvmGuest::create(const WorkloadSpec& spec, Opt
   KvmVm::Options vo;
   vo.vcpus = spec.vcpus;
   vo.want_ring = opt.want_ring;
-  vo.ring_entries = std::max(kKernelRingEntries, spec.ring_entries);
+  vo.ring_entries = std::max(opt.kernel_ring_entries, spec.ring_entries);
+  g->reap_ms_ = opt.reap_ms;
   auto vm = KvmVm::create(g->ram_view_, vo);
   if (!vm) return vm.status();
   g->vm_ = std::move(vm).value();
@@ -143,7 +140,7 @@ Result<std::unique_ptr<KvmGuest>> KvmGuest::create_incoming(const Layout& layout
 void KvmGuest::spawn_threads() {
   parked_ = 0;
   for (auto& v : vcpus_) v->thread = std::thread([this, vp = v.get()] { vcpu_main(*vp); });
-  reaper_ = std::thread([this] { reaper_main(); });
+  if (reap_ms_) reaper_ = std::thread([this] { reaper_main(); });
   threads_started_ = true;
 }
 
@@ -272,7 +269,7 @@ uint32_t KvmGuest::page_version(uint64_t page) const {
 KvmVcpuCounters KvmGuest::vcpu_counters(uint32_t vcpu) const {
   const Vcpu& v = *vcpus_[vcpu];
   return {v.ops.load(), v.writes.load(), v.reads.load(), v.checks.load(), v.mismatches.load(),
-          v.progress_exits.load()};
+          v.progress_exits.load(), v.ring_overruns.load()};
 }
 
 uint32_t KvmGuest::dirty_limit_vcpus() const {

@@ -41,6 +41,7 @@ inline constexpr const char* kKvmBlockName = "kvm-ram";
 struct KvmVcpuCounters {
   uint64_t ops = 0, writes = 0, reads = 0, checks = 0, mismatches = 0;
   uint64_t progress_exits = 0;  // PROGRESS exits seen by this VMM (not migrated)
+  uint64_t ring_overruns = 0;   // KVM's ring was overrun (entries lost; all memory re-sent)
 };
 
 class KvmGuest : public Guest {
@@ -48,6 +49,10 @@ class KvmGuest : public Guest {
   struct Options {
     bool want_ring = true;  // false: KVM_GET_DIRTY_LOG even where the ring exists
     uint32_t batch = 16;    // guest operations between two PROGRESS exits
+    // KVM's ring per vCPU (entries; the host may cap it) and the reaper's period (0 = no
+    // reaper: rings drain only at collections and ring-full exits). Tests shrink these.
+    uint32_t kernel_ring_entries = 65536;
+    uint32_t reap_ms = 1;
   };
   // Source guest: RAM, page tables, config and program written; vCPUs ready, not running.
   static Result<std::unique_ptr<KvmGuest>> create(const WorkloadSpec& spec, Options opt);
@@ -116,6 +121,7 @@ class KvmGuest : public Guest {
   WorkloadSpec spec_;
   uint64_t total_pages_ = 0, data_first_ = 0, wss_pages_ = 0;
   bool has_workload_ = false;
+  uint32_t reap_ms_ = 1;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
 
   // Control thread only.

@@ -29,6 +29,8 @@ struct KvmGuest::Vcpu {
   std::atomic<bool> soft_full{false};
   std::atomic<uint64_t> ring_full_exits{0}, ring_full_ns{0}, penalty_ns{0};
   std::atomic<uint64_t> penalty_us{0};
+  uint32_t empty_full_exits = 0;  // consecutive KVM ring-full exits that found nothing (vCPU)
+  std::atomic<uint64_t> ring_overruns{0};
 
   // Pacing (vCPU thread): writes counted from `pace_writes` at `pace_start`.
   std::chrono::steady_clock::time_point pace_start;

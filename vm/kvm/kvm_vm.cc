@@ -136,7 +136,7 @@ uint64_t KvmVm::harvest(uint32_t vcpu, std::vector<uint64_t>& out) {
   if (!v.ring) return 0;
   uint64_t n = 0;
   const uint32_t mask = ring_entries_ - 1;
-  for (;;) {
+  for (uint32_t i = 0; i < ring_entries_; ++i) {  // at most one lap, even if KVM overran it
     kvm_dirty_gfn& e = v.ring[v.fetch & mask];
     // Acquire pairs with KVM's release of the DIRTY flag: slot/offset are valid once it shows.
     uint32_t flags = std::atomic_ref<uint32_t>(e.flags).load(std::memory_order_acquire);
@@ -146,6 +146,19 @@ uint64_t KvmVm::harvest(uint32_t vcpu, std::vector<uint64_t>& out) {
     std::atomic_ref<uint32_t>(e.flags).store(KVM_DIRTY_GFN_F_RESET, std::memory_order_release);
     ++v.fetch;
     ++n;
+  }
+  return n;
+}
+
+uint64_t KvmVm::unjam(uint32_t vcpu) {
+  Vcpu& v = vcpus_[vcpu];
+  if (!v.ring) return 0;
+  uint64_t n = 0;
+  for (; n < ring_entries_; ++n, ++v.fetch) {
+    kvm_dirty_gfn& e = v.ring[v.fetch & (ring_entries_ - 1)];
+    if (std::atomic_ref<uint32_t>(e.flags).load(std::memory_order_acquire) & KVM_DIRTY_GFN_F_DIRTY)
+      break;
+    std::atomic_ref<uint32_t>(e.flags).store(KVM_DIRTY_GFN_F_RESET, std::memory_order_release);
   }
   return n;
 }

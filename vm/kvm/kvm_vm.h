@@ -56,6 +56,11 @@ class KvmVm {
   // Ring mode: appends to `out` the guest page numbers (4 KiB, across slots) that vCPU `vcpu`
   // logged since the last harvest and marks them collected. Returns how many.
   uint64_t harvest(uint32_t vcpu, std::vector<uint64_t>& out);
+  // Ring mode, recovery from an overrun ring (kvm_pvm can write past a full ring): marks the
+  // entries from the harvest position up to the next dirty one as collected, so that
+  // KVM_RESET_DIRTY_RINGS can move past them. Entries were lost: the caller must treat all
+  // memory as dirty. Returns how many entries it skipped.
+  uint64_t unjam(uint32_t vcpu);
   // Ring mode: lets KVM re-protect the collected entries (KVM_RESET_DIRTY_RINGS).
   Status reset_rings();
   // Bitmap mode: KVM_GET_DIRTY_LOG on every slot (get-and-clear); appends dirty page numbers.
