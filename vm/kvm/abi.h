@@ -56,6 +56,7 @@ struct tern_kvm_config {
   uint64_t read_pct;        /* share of operations that only read (check) a page */
   uint64_t batch;           /* operations between two PROGRESS exits */
   uint64_t seed;
+  uint8_t vcpu_read_pct[TERN_KVM_MAX_VCPUS]; /* per-vCPU read share; 0xff = read_pct */
 };
 
 /* One per vCPU, written by the guest (its own), read by the VMM at its exits. Cumulative. */

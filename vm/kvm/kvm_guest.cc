@@ -18,7 +18,10 @@ namespace {
 }  // namespace
 
 KvmGuest::KvmGuest(std::unique_ptr<RamBlock> block)
-    : block_(std::move(block)), total_pages_(block_->target_pages()), pending_(total_pages_) {
+    : block_(std::move(block)),
+      total_pages_(block_->target_pages()),
+      pending_(total_pages_),
+      seen_(total_pages_) {
   ram_view_.push_back(block_.get());
 }
 
@@ -61,7 +64,7 @@ Status KvmGuest::set_geometry(const WorkloadSpec& spec) {
   return Status::ok();
 }
 
-Status KvmGuest::write_boot_image(uint32_t batch) {
+Status KvmGuest::write_boot_image(const Options& opt) {
   if (kKvmGuestProgram_size > TERN_KVM_CODE_MAX)
     return Status(Code::kInternal, "kvm guest: guest program too large");
   // Identity map of 16 GiB in 2 MiB pages; accessed/dirty bits preset so the CPU never writes
@@ -91,8 +94,16 @@ Status KvmGuest::write_boot_image(uint32_t batch) {
   cfg->hot_write_pct = spec_.hot_write_pct;
   cfg->hot_set_pct = spec_.hot_set_pct;
   cfg->read_pct = spec_.read_pct;
-  cfg->batch = batch;
+  cfg->batch = std::max<uint32_t>(opt.batch, 1);
   cfg->seed = spec_.seed;
+  if (opt.vcpu_read_pct.size() > TERN_KVM_MAX_VCPUS)
+    return Status(Code::kInvalidArgument, "kvm guest: more read shares than vCPUs");
+  std::memset(cfg->vcpu_read_pct, 0xff, sizeof cfg->vcpu_read_pct);
+  for (size_t i = 0; i < opt.vcpu_read_pct.size(); ++i) {
+    if (opt.vcpu_read_pct[i] > 100)
+      return Status(Code::kInvalidArgument, "kvm guest: a read share is above 100%");
+    cfg->vcpu_read_pct[i] = static_cast<uint8_t>(opt.vcpu_read_pct[i]);
+  }
   std::memcpy(gpa(TERN_KVM_CODE), kKvmGuestProgram, kKvmGuestProgram_size);
   return Status::ok();
 }
@@ -104,7 +115,7 @@ Result<std::unique_ptr<KvmGuest>> KvmGuest::create(const WorkloadSpec& spec, Opt
   if (!block) return block.status();
   std::unique_ptr<KvmGuest> g(new KvmGuest(std::move(block).value()));
   if (Status s = g->set_geometry(spec); !s) return s;
-  if (Status s = g->write_boot_image(std::max<uint32_t>(opt.batch, 1)); !s) return s;
+  if (Status s = g->write_boot_image(opt); !s) return s;
   KvmVm::Options vo;
   vo.vcpus = spec.vcpus;
   vo.want_ring = opt.want_ring;
@@ -212,24 +223,45 @@ void KvmGuest::stop_dirty_log() {
   pending_.clear_all();
 }
 
-void KvmGuest::harvest_locked(bool reset) {
+// Harvests every ring into pending_. KVM re-protects harvested pages only at the reset, and a
+// page written again before that logs nothing new on KVM with hardware paging; kvm_pvm, though,
+// logs a page again at every write fault, and it takes one after each exit. So the per-vCPU
+// count (dirty_pages, and the soft ring-full events it drives) counts a page once per reset
+// interval, through seen_, on every host: the first vCPU to log it since the last reset owns
+// that entry. The reset comes at collections, at real ring-full exits, once a vCPU has a
+// quarter of KVM's ring harvested but not reset (kvm_pvm must never see its ring near full),
+// and at least every second (so the rate does not fall to 0 once every page was seen).
+void KvmGuest::harvest_locked(bool force_reset) {
   if (vm_->dirty_mode() != KvmDirtyMode::kRing) return;
-  bool any = false;
+  const auto now = std::chrono::steady_clock::now();
+  bool reset = force_reset || now - last_reset_ >= std::chrono::seconds(1);
   for (auto& v : vcpus_) {
     scratch_.clear();
     const uint64_t n = vm_->harvest(v->index, scratch_);
+    v->unreset += n;
+    if (v->unreset >= vm_->ring_entries() / 4) reset = true;
     if (!n) continue;
-    any = true;
-    for (uint64_t p : scratch_)
-      if (p < total_pages_) pending_.set(p);
-    v->dirty_pages.fetch_add(n, std::memory_order_relaxed);
-    v->since_full += n;
+    uint64_t fresh = 0;
+    for (uint64_t p : scratch_) {
+      if (p >= total_pages_) continue;
+      pending_.set(p);
+      fresh += !seen_.test_and_set(p);
+    }
+    v->dirty_pages.fetch_add(fresh, std::memory_order_relaxed);
+    v->since_full += fresh;
     if (v->since_full >= spec_.ring_entries) {
       v->since_full = 0;
       v->soft_full.store(true, std::memory_order_release);
     }
   }
-  if (any && reset) (void)vm_->reset_rings();
+  if (reset) {
+    bool any = false;
+    for (auto& v : vcpus_) any |= v->unreset != 0;
+    if (any) (void)vm_->reset_rings();
+    for (auto& v : vcpus_) v->unreset = 0;
+    seen_.clear_all();
+    last_reset_ = now;
+  }
 }
 
 uint64_t KvmGuest::collect_dirty(MigrationBitmap& bitmap) {

@@ -53,6 +53,10 @@ class KvmGuest : public Guest {
     // reaper: rings drain only at collections and ring-full exits). Tests shrink these.
     uint32_t kernel_ring_entries = 65536;
     uint32_t reap_ms = 1;
+    // Per-vCPU share of reads (0..100) overriding the spec's read= for the first vCPUs, e.g.
+    // {0, 100}: vCPU 0 only writes, vCPU 1 only reads (dirty-limit tests). Lives in the config
+    // page, so it migrates with the guest.
+    std::vector<uint32_t> vcpu_read_pct;
   };
   // Source guest: RAM, page tables, config and program written; vCPUs ready, not running.
   static Result<std::unique_ptr<KvmGuest>> create(const WorkloadSpec& spec, Options opt);
@@ -98,7 +102,7 @@ class KvmGuest : public Guest {
   struct Vcpu;
   explicit KvmGuest(std::unique_ptr<RamBlock> block);
   Status set_geometry(const WorkloadSpec& spec);
-  Status write_boot_image(uint32_t batch);
+  Status write_boot_image(const Options& opt);
   void spawn_threads();
 
   // vCPU side (kvm_guest_run.cc).
@@ -144,6 +148,8 @@ class KvmGuest : public Guest {
   std::mutex harvest_mu_;
   std::vector<uint64_t> scratch_;
   AtomicBitmap pending_;  // 4 KiB pages harvested but not yet collected
+  AtomicBitmap seen_;     // pages counted since the last ring reset (per-vCPU dirty counts)
+  std::chrono::steady_clock::time_point last_reset_;
   std::atomic<bool> reaper_exit_{false};
   std::thread reaper_;
 

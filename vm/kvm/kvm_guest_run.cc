@@ -120,9 +120,14 @@ void KvmGuest::ring_full(Vcpu& v, bool real_exit) {
     std::lock_guard lk(harvest_mu_);
     scratch_.clear();
     const bool empty = vm_->harvest(v.index, scratch_) == 0;
-    for (uint64_t p : scratch_)
-      if (p < total_pages_) pending_.set(p);
-    v.dirty_pages.fetch_add(scratch_.size(), std::memory_order_relaxed);
+    uint64_t fresh = 0;
+    for (uint64_t p : scratch_) {
+      if (p >= total_pages_) continue;
+      pending_.set(p);
+      fresh += !seen_.test_and_set(p);
+    }
+    v.dirty_pages.fetch_add(fresh, std::memory_order_relaxed);
+    v.since_full += fresh;
     // KVM says full but nothing is there, twice in a row: the ring was overrun and KVM waits
     // on entries that were overwritten. Skip them, and since writes went unrecorded, report
     // every page dirty at the next collection.
@@ -175,7 +180,7 @@ void KvmGuest::reaper_main() {
     std::this_thread::sleep_for(std::chrono::milliseconds(reap_ms_));
     if (!logging_.load(std::memory_order_acquire)) continue;
     std::lock_guard lk(harvest_mu_);
-    harvest_locked(true);
+    harvest_locked(false);
   }
 }
 

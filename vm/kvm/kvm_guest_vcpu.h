@@ -22,10 +22,11 @@ struct KvmGuest::Vcpu {
   // Values at load_state (destination): the guest's own checks since arrival are the difference.
   uint64_t base_checks = 0, base_mismatches = 0;
 
-  // Dirty ring (S4). dirty_pages/since_full: reaper (under harvest_mu_); soft_full: reaper sets,
+  // Dirty ring (S4). dirty_pages/since_full/unreset: under harvest_mu_; soft_full: harvest sets,
   // vCPU clears; the rest: vCPU thread writes, any thread reads.
   std::atomic<uint64_t> dirty_pages{0};
   uint64_t since_full = 0;
+  uint64_t unreset = 0;  // entries harvested since the last KVM_RESET_DIRTY_RINGS
   std::atomic<bool> soft_full{false};
   std::atomic<uint64_t> ring_full_exits{0}, ring_full_ns{0}, penalty_ns{0};
   std::atomic<uint64_t> penalty_us{0};

@@ -33,7 +33,9 @@ void _start(uint64_t vcpu) {
   const uint64_t first = cfg->data_first_page + vcpu * per;
   uint64_t hot = per * cfg->hot_set_pct / 100;
   if (hot == 0) hot = 1;
-  const uint64_t pattern = cfg->pattern, read_pct = cfg->read_pct, hot_pct = cfg->hot_write_pct;
+  const uint64_t own_read = cfg->vcpu_read_pct[vcpu];
+  const uint64_t read_pct = own_read != 0xff ? own_read : cfg->read_pct;
+  const uint64_t pattern = cfg->pattern, hot_pct = cfg->hot_write_pct;
   const uint64_t batch = cfg->batch ? cfg->batch : 1;
   if (a->rng == 0) a->rng = (cfg->seed + 1) * 0x9e3779b97f4a7c15ull + vcpu * 0xbf58476d1ce4e5b9ull + 1;
 
