@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "dataplane/uffd.h"
 #include "tests/kvm/kvm_skip.h"
 #include "vm/kvm/kvm_guest.h"
 
@@ -246,6 +247,33 @@ TEST(KvmGuest, DirtyRateFigures) {
                   (*g)->dirty_ring_counters(0).dirty_pages / s);
     if (logging) (*g)->stop_dirty_log();
   }
+}
+
+// A destination vCPU blocked in a userfaultfd fault that nobody serves (a postcopy that failed):
+// once the engine lets go of the userfaultfd, as it does when it fails, the guest can be
+// destroyed; the vCPU thread is also kicked out of KVM_RUN with a signal (which releases a
+// blocked fault on KVM with hardware paging; kvm_pvm retries the fault in the kernel until the
+// userfaultfd goes away).
+TEST(KvmGuest, DestroyedAfterAFailedPostcopy) {
+  TERN_SKIP_WITHOUT_KVM();
+  auto a = KvmGuest::create(small_spec(1));
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  ASSERT_TRUE((*a)->run_ops(100).is_ok());
+  std::vector<uint8_t> state = (*a)->save_state();
+  auto b = KvmGuest::create_incoming((*a)->layout());
+  ASSERT_TRUE(b.is_ok());
+  auto uffd = Userfault::open();
+  if (!uffd) GTEST_SKIP() << "no userfaultfd: " << uffd.status().to_string();
+  RamBlock* ram = (*b)->ram()[0];
+  ASSERT_TRUE((*uffd)->register_range(ram->base(), ram->size(), ram->host_page_size()).is_ok());
+  ASSERT_TRUE((*b)->load_state(state).is_ok());
+  ASSERT_TRUE((*b)->start().is_ok());  // its first instruction fetch faults and waits
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ((*b)->vcpu_counters(0).progress_exits, 0u);
+  const auto t0 = std::chrono::steady_clock::now();
+  uffd->reset();
+  b->reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(6));
 }
 
 TEST(KvmGuest, RejectsAThreadGuestLayout) {

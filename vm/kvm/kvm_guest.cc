@@ -2,8 +2,12 @@
 // and the reaper are in kvm_guest_run.cc; state and verification in kvm_guest_state.cc.
 #include "vm/kvm/kvm_guest.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 
 #include "vm/kvm/abi.h"
 #include "vm/kvm/kvm_guest_vcpu.h"
@@ -15,7 +19,23 @@ extern const size_t kKvmGuestProgram_size;
 
 namespace {
 
+void kick_handler(int) {}
+
 }  // namespace
+
+int kvm_kick_signal() {
+  // SIGRTMIN + 5: a real-time signal glibc leaves free; its handler does nothing but make
+  // KVM_RUN return EINTR. Installed once, without SA_RESTART.
+  static std::once_flag once;
+  const int sig = SIGRTMIN + 5;
+  std::call_once(once, [sig] {
+    struct sigaction sa {};
+    sa.sa_handler = kick_handler;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(sig, &sa, nullptr);
+  });
+  return sig;
+}
 
 KvmGuest::KvmGuest(std::unique_ptr<RamBlock> block)
     : block_(std::move(block)),
@@ -31,9 +51,21 @@ KvmGuest::~KvmGuest() {
     exit_ = true;
     pause_req_ = true;
   }
+  quit_ = true;
   run_cv_.notify_all();
-  for (auto& v : vcpus_)
-    if (v->thread.joinable()) v->thread.join();
+  for (auto& v : vcpus_) {
+    if (!v->thread.joinable()) continue;
+    // A running vCPU parks at its next PROGRESS exit; one stuck in KVM_RUN (a page fault
+    // nobody serves) is kicked out: immediate_exit for the next entry, a signal for this one.
+    for (int i = 0; !v->done.load() && i < 5000; ++i) {
+      if (i % 10 == 9) {
+        vm_->run_area(v->index)->immediate_exit = 1;
+        ::pthread_kill(v->thread.native_handle(), kvm_kick_signal());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    v->thread.join();
+  }
   reaper_exit_ = true;
   if (reaper_.joinable()) reaper_.join();
   vm_.reset();  // before the RAM it maps

@@ -107,6 +107,7 @@ class KvmGuest : public Guest {
 
   // vCPU side (kvm_guest_run.cc).
   void vcpu_main(Vcpu& v);
+  void run_vcpu(Vcpu& v);
   bool park(Vcpu& v);  // false = exit the thread
   bool on_progress(Vcpu& v);
   void on_mismatch(Vcpu& v);
@@ -151,11 +152,17 @@ class KvmGuest : public Guest {
   AtomicBitmap seen_;     // pages counted since the last ring reset (per-vCPU dirty counts)
   std::chrono::steady_clock::time_point last_reset_;
   std::atomic<bool> reaper_exit_{false};
+  // Set by the destructor before it kicks vCPU threads out of KVM_RUN with a signal (a vCPU
+  // can be blocked in a userfaultfd fault that will never be served, e.g. a failed postcopy).
+  std::atomic<bool> quit_{false};
   std::thread reaper_;
 
   // Destination: the guest's own checks since load_state are counted against these.
   std::string first_mismatch_;  // under run_mu_
 };
+
+// The signal that kicks a vCPU thread out of KVM_RUN (installs its no-op handler once).
+int kvm_kick_signal();
 
 // Destination factory for IncomingMigration: KvmGuest::create_incoming.
 GuestFactory make_kvm_guest_factory();

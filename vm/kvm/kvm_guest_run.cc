@@ -24,10 +24,18 @@ std::string hex(uint64_t v) {
 }  // namespace
 
 void KvmGuest::vcpu_main(Vcpu& v) {
+  run_vcpu(v);
+  v.done.store(true, std::memory_order_release);
+}
+
+void KvmGuest::run_vcpu(Vcpu& v) {
   if (!park(v)) return;
   for (;;) {
     const int rc = vm_->run(v.index);
-    if (rc == -EINTR || rc == -EAGAIN) continue;
+    if (rc == -EINTR || rc == -EAGAIN) {
+      if (quit_.load(std::memory_order_acquire)) break;
+      continue;
+    }
     if (rc < 0) {
       fail(v, std::string("KVM_RUN failed: ") + std::strerror(-rc));
       if (!park(v)) return;

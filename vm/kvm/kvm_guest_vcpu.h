@@ -15,6 +15,7 @@ struct KvmGuest::Vcpu {
   explicit Vcpu(uint32_t i) : index(i) {}
   const uint32_t index;
   std::thread thread;
+  std::atomic<bool> done{false};  // vcpu_main returned
 
   // The guest program's counters as of the last PROGRESS exit (vCPU thread writes, any reads).
   std::atomic<uint64_t> ops{0}, writes{0}, reads{0}, checks{0}, mismatches{0};
