@@ -22,7 +22,11 @@ std::string kvm_unavailable_reason() {
   if (fd < 0)
     return std::string("/dev/kvm cannot be opened (") + std::strerror(errno) +
            "): this host has no KVM (load kvm_intel/kvm_amd, or use --guest threads,...)";
+  const int api = ::ioctl(fd, KVM_GET_API_VERSION, 0);
   ::close(fd);
+  if (api != KVM_API_VERSION)
+    return "/dev/kvm does not answer as KVM API " + std::to_string(KVM_API_VERSION) +
+           " (use --guest threads,...)";
   return "";
 }
 
