@@ -1,5 +1,6 @@
-// KvmGuest: creation, boot image, run control, dirty tracking and counters. The vCPU threads
-// and the reaper are in kvm_guest_run.cc; state and verification in kvm_guest_state.cc.
+// KvmGuest: creation, boot image, run control and counters. Dirty tracking is in
+// kvm_guest_dirty.cc, the vCPU threads and the reaper in kvm_guest_run.cc, state and
+// verification in kvm_guest_state.cc.
 #include "vm/kvm/kvm_guest.h"
 
 #include <pthread.h>
@@ -232,98 +233,6 @@ Status KvmGuest::run_ops(uint64_t ops_per_vcpu) {
 std::string KvmGuest::error() const {
   std::lock_guard lk(run_mu_);
   return error_;
-}
-
-Status KvmGuest::start_dirty_log() {
-  std::lock_guard lk(harvest_mu_);
-  if (Status s = vm_->set_dirty_logging(true); !s) return s;
-  if (vm_->dirty_mode() == KvmDirtyMode::kBitmap) {
-    // The first KVM_GET_DIRTY_LOG reports everything written before; drop that.
-    scratch_.clear();
-    (void)vm_->get_dirty_log(scratch_);
-  }
-  pending_.clear_all();
-  logging_ = true;
-  return Status::ok();
-}
-
-void KvmGuest::stop_dirty_log() {
-  std::lock_guard lk(harvest_mu_);
-  logging_ = false;
-  (void)vm_->set_dirty_logging(false);
-  harvest_locked(true);
-  pending_.clear_all();
-}
-
-// Harvests every ring into pending_. KVM re-protects harvested pages only at the reset, and a
-// page written again before that logs nothing new on KVM with hardware paging; kvm_pvm, though,
-// logs a page again at every write fault, and it takes one after each exit. So the per-vCPU
-// count (dirty_pages, and the soft ring-full events it drives) counts a page once per reset
-// interval, through seen_, on every host: the first vCPU to log it since the last reset owns
-// that entry. The reset comes at collections, at real ring-full exits, once a vCPU has a
-// quarter of KVM's ring harvested but not reset (kvm_pvm must never see its ring near full),
-// and at least every second (so the rate does not fall to 0 once every page was seen).
-void KvmGuest::harvest_locked(bool force_reset) {
-  if (vm_->dirty_mode() != KvmDirtyMode::kRing) return;
-  const auto now = std::chrono::steady_clock::now();
-  bool reset = force_reset || now - last_reset_ >= std::chrono::seconds(1);
-  for (auto& v : vcpus_) {
-    scratch_.clear();
-    const uint64_t n = vm_->harvest(v->index, scratch_);
-    v->unreset += n;
-    if (v->unreset >= vm_->ring_entries() / 4) reset = true;
-    if (!n) continue;
-    uint64_t fresh = 0;
-    for (uint64_t p : scratch_) {
-      if (p >= total_pages_) continue;
-      pending_.set(p);
-      fresh += !seen_.test_and_set(p);
-    }
-    v->dirty_pages.fetch_add(fresh, std::memory_order_relaxed);
-    v->since_full += fresh;
-    if (v->since_full >= spec_.ring_entries) {
-      v->since_full = 0;
-      v->soft_full.store(true, std::memory_order_release);
-    }
-  }
-  if (reset) {
-    bool any = false;
-    for (auto& v : vcpus_) any |= v->unreset != 0;
-    if (any) (void)vm_->reset_rings();
-    for (auto& v : vcpus_) v->unreset = 0;
-    seen_.clear_all();
-    last_reset_ = now;
-  }
-}
-
-uint64_t KvmGuest::collect_dirty(MigrationBitmap& bitmap) {
-  // Writes still buffered in a CPU's page-modification log reach the ring at the vCPU's next
-  // exit: wait (briefly) until every running vCPU has passed a PROGRESS exit after this call.
-  if (running_ && vm_->dirty_mode() == KvmDirtyMode::kRing) {
-    std::vector<uint64_t> seen;
-    for (auto& v : vcpus_) seen.push_back(v->progress_exits.load());
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
-    for (auto& v : vcpus_)
-      while (v->progress_exits.load() == seen[v->index] && pause_req_ == false &&
-             std::chrono::steady_clock::now() < deadline)
-        std::this_thread::yield();
-  }
-  std::lock_guard lk(harvest_mu_);
-  if (vm_->dirty_mode() == KvmDirtyMode::kRing) {
-    harvest_locked(true);
-  } else {
-    scratch_.clear();
-    (void)vm_->get_dirty_log(scratch_);
-    for (uint64_t p : scratch_)
-      if (p < total_pages_) pending_.set(p);
-  }
-  uint64_t n = 0;
-  for (size_t p = pending_.find_next_set(0); p < pending_.size(); p = pending_.find_next_set(p + 1)) {
-    if (!pending_.test_and_clear(p)) continue;
-    bitmap.mark_target(0, p);
-    ++n;
-  }
-  return n;
 }
 
 uint32_t KvmGuest::page_version(uint64_t page) const {
