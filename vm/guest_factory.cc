@@ -33,8 +33,9 @@ Result<std::unique_ptr<Guest>> make_source_guest(const std::string& text) {
     if (!g) return g.status();
     return std::unique_ptr<Guest>(std::move(g).value());
 #else
-    return Status(Code::kUnavailable,
-                  "this build has no KVM guest (x86-64 Linux only, -Dkvm); use --guest threads,...");
+    return Status(
+        Code::kUnavailable,
+        "this build has no KVM guest (x86-64 Linux only, -Dkvm); use --guest threads,...");
 #endif
   }
   auto g = ThreadGuest::create(*ws);

@@ -101,9 +101,9 @@ TEST_P(KvmEndToEnd, GuestChecksEveryPage) {
   std::cout << "[ figures  ] kvm " << case_name({c, 0}) << ": " << si.stats.transferred / 1048576
             << " MiB in " << si.stats.total_time << " ms, downtime " << si.stats.downtime
             << " ms, rounds " << si.stats.dirty_sync_count << ", requests "
-            << si.stats.postcopy_requests << ", fault p50/p99 "
-            << di.fault_latency.quantile_us(0.5) << "/" << di.fault_latency.quantile_us(0.99)
-            << " us, guest checks " << own.touched_checked << " (0 mismatches)\n";
+            << si.stats.postcopy_requests << ", fault p50/p99 " << di.fault_latency.quantile_us(0.5)
+            << "/" << di.fault_latency.quantile_us(0.99) << " us, guest checks "
+            << own.touched_checked << " (0 mismatches)\n";
 }
 
 std::vector<Case> all_cases() {

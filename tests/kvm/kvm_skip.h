@@ -5,8 +5,8 @@
 
 #include "vm/kvm/kvm_vm.h"
 
-#define TERN_SKIP_WITHOUT_KVM()                                      \
-  do {                                                               \
+#define TERN_SKIP_WITHOUT_KVM()                                           \
+  do {                                                                    \
     if (std::string why = ::tern::kvm_unavailable_reason(); !why.empty()) \
-      GTEST_SKIP() << "no KVM: " << why;                             \
+      GTEST_SKIP() << "no KVM: " << why;                                  \
   } while (0)

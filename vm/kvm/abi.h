@@ -61,14 +61,14 @@ struct tern_kvm_config {
 
 /* One per vCPU, written by the guest (its own), read by the VMM at its exits. Cumulative. */
 struct tern_kvm_area {
-  uint64_t rng;        /* xorshift64 state (0 = not started: seeded from config) */
-  uint64_t cursor;     /* sequential pattern position in the slice */
-  uint64_t ops;        /* operations done (reads + writes) */
+  uint64_t rng;    /* xorshift64 state (0 = not started: seeded from config) */
+  uint64_t cursor; /* sequential pattern position in the slice */
+  uint64_t ops;    /* operations done (reads + writes) */
   uint64_t writes;
   uint64_t reads;
-  uint64_t checks;     /* pages checked against the table (every operation checks) */
+  uint64_t checks; /* pages checked against the table (every operation checks) */
   uint64_t mismatches;
-  uint64_t bad_page;   /* last mismatch: page, word found, word expected */
+  uint64_t bad_page; /* last mismatch: page, word found, word expected */
   uint64_t bad_found;
   uint64_t bad_expected;
   uint64_t pad[22];

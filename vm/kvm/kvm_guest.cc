@@ -78,8 +78,8 @@ Status KvmGuest::set_geometry(const WorkloadSpec& spec) {
     return Status(Code::kInvalidArgument, "kvm guest: ram=" + format_bytes(spec.ram_bytes) +
                                               " is above the 16 GiB the page tables map");
   if (spec.vcpus > TERN_KVM_MAX_VCPUS)
-    return Status(Code::kInvalidArgument, "kvm guest: at most " +
-                                              std::to_string(TERN_KVM_MAX_VCPUS) + " vCPUs");
+    return Status(Code::kInvalidArgument,
+                  "kvm guest: at most " + std::to_string(TERN_KVM_MAX_VCPUS) + " vCPUs");
   if (spec.ram_bytes != block_->size() || spec.page_size != block_->host_page_size())
     return Status(Code::kInvalidArgument, "kvm guest: workload RAM does not match the RAM block");
   const uint64_t table_end = TERN_KVM_TABLE + total_pages_ * 4;
@@ -88,9 +88,9 @@ Status KvmGuest::set_geometry(const WorkloadSpec& spec) {
     return Status(Code::kInvalidArgument, "kvm guest: ram=" + format_bytes(spec.ram_bytes) +
                                               " leaves no room for a working set (need >= 8 MiB)");
   const uint64_t data_pages = total_pages_ - data_first_;
-  uint64_t wss = spec.wss_bytes ? spec.wss_bytes / 4096
-                                : static_cast<uint64_t>(static_cast<double>(total_pages_) *
-                                                        spec.wss_fraction);
+  uint64_t wss = spec.wss_bytes
+                     ? spec.wss_bytes / 4096
+                     : static_cast<uint64_t>(static_cast<double>(total_pages_) * spec.wss_fraction);
   wss = std::clamp<uint64_t>(wss, spec.vcpus, data_pages);
   wss_pages_ = wss - wss % spec.vcpus;  // equal slices
   spec_ = spec;
@@ -241,8 +241,8 @@ uint32_t KvmGuest::page_version(uint64_t page) const {
 
 KvmVcpuCounters KvmGuest::vcpu_counters(uint32_t vcpu) const {
   const Vcpu& v = *vcpus_[vcpu];
-  return {v.ops.load(), v.writes.load(), v.reads.load(), v.checks.load(), v.mismatches.load(),
-          v.progress_exits.load(), v.ring_overruns.load()};
+  return {v.ops.load(),        v.writes.load(),         v.reads.load(),        v.checks.load(),
+          v.mismatches.load(), v.progress_exits.load(), v.ring_overruns.load()};
 }
 
 uint32_t KvmGuest::dirty_limit_vcpus() const {
@@ -261,8 +261,9 @@ void KvmGuest::set_ring_full_penalty(uint32_t vcpu, uint64_t microseconds) {
 }
 
 std::string KvmGuest::describe() const {
-  std::string d = "kvm: " + std::to_string(spec_.vcpus) + " vCPUs, " + format_bytes(block_->size()) +
-                  ", " + (block_->hugetlb() ? "2M" : "4K") + " pages";
+  std::string d = "kvm: " + std::to_string(spec_.vcpus) + " vCPUs, " +
+                  format_bytes(block_->size()) + ", " + (block_->hugetlb() ? "2M" : "4K") +
+                  " pages";
   if (has_workload_)
     d += ", wss " + format_bytes(wss_pages_ * 4096) + ", " + pattern_name(spec_.pattern) +
          (spec_.rate ? ", " + std::to_string(spec_.rate) + " pages/s/vCPU" : ", unpaced");

@@ -91,7 +91,8 @@ uint64_t KvmGuest::collect_dirty(MigrationBitmap& bitmap) {
       if (p < total_pages_) pending_.set(p);
   }
   uint64_t n = 0;
-  for (size_t p = pending_.find_next_set(0); p < pending_.size(); p = pending_.find_next_set(p + 1)) {
+  for (size_t p = pending_.find_next_set(0); p < pending_.size();
+       p = pending_.find_next_set(p + 1)) {
     if (!pending_.test_and_clear(p)) continue;
     bitmap.mark_target(0, p);
     ++n;

@@ -10,9 +10,9 @@ namespace tern {
 namespace {
 
 uint64_t elapsed_ns(std::chrono::steady_clock::time_point t0) {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now() - t0)
-                                   .count());
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+          .count());
 }
 
 std::string hex(uint64_t v) {
@@ -87,9 +87,8 @@ bool KvmGuest::park(Vcpu& v) {
   std::unique_lock lk(run_mu_);
   ++parked_;
   parked_cv_.notify_all();
-  run_cv_.wait(lk, [&] {
-    return exit_ || (!v.failed && !pause_req_ && v.ops.load() < stop_at_.load());
-  });
+  run_cv_.wait(
+      lk, [&] { return exit_ || (!v.failed && !pause_req_ && v.ops.load() < stop_at_.load()); });
   --parked_;
   if (exit_) return false;
   v.pace_start = std::chrono::steady_clock::now();
@@ -106,8 +105,7 @@ bool KvmGuest::on_progress(Vcpu& v) {
   v.progress_exits.fetch_add(1, std::memory_order_release);
   if (v.soft_full.exchange(false, std::memory_order_acq_rel)) ring_full(v, false);
   if (spec_.rate) pace(v);
-  if (pause_req_.load(std::memory_order_acquire) || v.ops.load() >= stop_at_.load())
-    return park(v);
+  if (pause_req_.load(std::memory_order_acquire) || v.ops.load() >= stop_at_.load()) return park(v);
   return true;
 }
 
@@ -150,15 +148,17 @@ void KvmGuest::ring_full(Vcpu& v, bool real_exit) {
   }
   // Not recovered after many tries: KVM keeps the vCPU out. Better a clear error than a hang.
   if (real_exit && v.empty_full_exits > 10000) {
-    fail(v, "KVM's dirty ring is overrun and stays full (an emulating KVM such as kvm_pvm "
-            "writes past a full ring; give it a larger ring or a faster reaper)");
+    fail(v,
+         "KVM's dirty ring is overrun and stays full (an emulating KVM such as kvm_pvm "
+         "writes past a full ring; give it a larger ring or a faster reaper)");
     v.empty_full_exits = 0;
   }
   v.ring_full_exits.fetch_add(1, std::memory_order_relaxed);
   if (const uint64_t us = v.penalty_us.load(std::memory_order_relaxed)) {
     const auto p0 = std::chrono::steady_clock::now();
     std::unique_lock lk(run_mu_);
-    run_cv_.wait_until(lk, p0 + std::chrono::microseconds(us), [&] { return exit_ || pause_req_.load(); });
+    run_cv_.wait_until(lk, p0 + std::chrono::microseconds(us),
+                       [&] { return exit_ || pause_req_.load(); });
     lk.unlock();
     v.penalty_ns.fetch_add(elapsed_ns(p0), std::memory_order_relaxed);
   }

@@ -42,7 +42,9 @@ struct Reader {
   }
 };
 
-Status bad_state(const std::string& why) { return Status(Code::kProtocol, "kvm guest state: " + why); }
+Status bad_state(const std::string& why) {
+  return Status(Code::kProtocol, "kvm guest state: " + why);
+}
 
 }  // namespace
 
@@ -75,8 +77,11 @@ std::vector<uint8_t> KvmGuest::save_state() {
 
 Status KvmGuest::load_state(const std::vector<uint8_t>& state) {
   if (has_workload_) return Status(Code::kInvalidArgument, "kvm guest: state already loaded");
-  if (state.size() < 8 || fnv1a(state.data(), state.size() - 8) !=
-                              [&] { uint64_t h; std::memcpy(&h, state.data() + state.size() - 8, 8); return h; }())
+  if (state.size() < 8 || fnv1a(state.data(), state.size() - 8) != [&] {
+        uint64_t h;
+        std::memcpy(&h, state.data() + state.size() - 8, 8);
+        return h;
+      }())
     return bad_state("checksum mismatch or truncated");
   Reader r{state.data(), state.size() - 8};
   uint64_t magic = 0;
@@ -111,7 +116,8 @@ Status KvmGuest::load_state(const std::vector<uint8_t>& state) {
       st.msrs.emplace_back(index, value);
     }
     auto v = std::make_unique<Vcpu>(i);
-    if (!r.get(v->base_checks) || !r.get(v->base_mismatches)) return bad_state("truncated counters");
+    if (!r.get(v->base_checks) || !r.get(v->base_mismatches))
+      return bad_state("truncated counters");
     v->checks = v->base_checks;
     v->mismatches = v->base_mismatches;
     if (Status s = vm_->set_state(i, st); !s) return s;

@@ -47,10 +47,10 @@ struct OneMsr {
 
 const std::vector<uint32_t>& kvm_saved_msrs() {
   static const std::vector<uint32_t> msrs = {
-      0x10,                                // IA32_TSC
-      0x174,      0x175,      0x176,       // SYSENTER CS/ESP/EIP
+      0x10,                                            // IA32_TSC
+      0x174,      0x175,      0x176,                   // SYSENTER CS/ESP/EIP
       0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,  // STAR LSTAR CSTAR SFMASK
-      0xc0000100, 0xc0000101, 0xc0000102,  // FS/GS/KERNEL_GS base
+      0xc0000100, 0xc0000101, 0xc0000102,              // FS/GS/KERNEL_GS base
   };
   return msrs;
 }

@@ -53,11 +53,13 @@ Status KvmVm::init(const std::vector<RamBlock*>& blocks, const Options& opt) {
   // The ring must be enabled before the first vCPU exists. ACQ_REL is the form that allows
   // harvesting while the vCPU runs without a full barrier on the KVM side; plain RING otherwise.
   if (opt.want_ring) {
-    for (uint32_t cap : {uint32_t{KVM_CAP_DIRTY_LOG_RING_ACQ_REL}, uint32_t{KVM_CAP_DIRTY_LOG_RING}}) {
+    for (uint32_t cap :
+         {uint32_t{KVM_CAP_DIRTY_LOG_RING_ACQ_REL}, uint32_t{KVM_CAP_DIRTY_LOG_RING}}) {
       int max_bytes = ::ioctl(vm_fd_, KVM_CHECK_EXTENSION, cap);
       if (max_bytes <= 0) continue;
-      uint32_t entries = std::min<uint32_t>(std::bit_floor(std::max<uint32_t>(opt.ring_entries, 1024)),
-                                            static_cast<uint32_t>(max_bytes) / sizeof(kvm_dirty_gfn));
+      uint32_t entries =
+          std::min<uint32_t>(std::bit_floor(std::max<uint32_t>(opt.ring_entries, 1024)),
+                             static_cast<uint32_t>(max_bytes) / sizeof(kvm_dirty_gfn));
       kvm_enable_cap ec{};
       ec.cap = cap;
       ec.args[0] = uint64_t{entries} * sizeof(kvm_dirty_gfn);
@@ -95,9 +97,9 @@ Status KvmVm::init(const std::vector<RamBlock*>& blocks, const Options& opt) {
     if (!cpuid_.empty() && ::ioctl(vc.fd, KVM_SET_CPUID2, cpuid_.data()) != 0)
       return kvm_error("KVM_SET_CPUID2");
     if (mode_ == KvmDirtyMode::kRing) {
-      void* ring = ::mmap(nullptr, size_t{ring_entries_} * sizeof(kvm_dirty_gfn),
-                          PROT_READ | PROT_WRITE, MAP_SHARED, vc.fd,
-                          KVM_DIRTY_LOG_PAGE_OFFSET * ::getpagesize());
+      void* ring =
+          ::mmap(nullptr, size_t{ring_entries_} * sizeof(kvm_dirty_gfn), PROT_READ | PROT_WRITE,
+                 MAP_SHARED, vc.fd, KVM_DIRTY_LOG_PAGE_OFFSET * ::getpagesize());
       if (ring == MAP_FAILED) return kvm_error("mmap dirty ring");
       vc.ring = static_cast<kvm_dirty_gfn*>(ring);
     }
@@ -131,9 +133,7 @@ Status KvmVm::set_slots(uint32_t flags) {
 
 Status KvmVm::set_dirty_logging(bool on) { return set_slots(on ? KVM_MEM_LOG_DIRTY_PAGES : 0); }
 
-int KvmVm::run(uint32_t vcpu) {
-  return ::ioctl(vcpus_[vcpu].fd, KVM_RUN, 0) == 0 ? 0 : -errno;
-}
+int KvmVm::run(uint32_t vcpu) { return ::ioctl(vcpus_[vcpu].fd, KVM_RUN, 0) == 0 ? 0 : -errno; }
 
 uint64_t KvmVm::harvest(uint32_t vcpu, std::vector<uint64_t>& out) {
   Vcpu& v = vcpus_[vcpu];

@@ -92,7 +92,7 @@ class KvmVm {
   std::vector<RamBlock*> blocks_;
   std::vector<uint64_t> slot_gpa_;  // guest-physical base of each slot
   std::vector<Vcpu> vcpus_;
-  std::vector<uint8_t> cpuid_;      // kvm_cpuid2 + entries, set on every vCPU
+  std::vector<uint8_t> cpuid_;  // kvm_cpuid2 + entries, set on every vCPU
 };
 
 // Whether /dev/kvm can be opened here; "" if so, else the reason (for skips and errors).
