@@ -185,8 +185,12 @@ void KvmGuest::fail(Vcpu& v, const std::string& why) {
 // kvm_pvm writes past the soft limit of a full ring and loses entries (docs/kvm.md).
 void KvmGuest::reaper_main() {
   while (!reaper_exit_.load(std::memory_order_acquire)) {
+    if (!logging_.load(std::memory_order_acquire)) {
+      // Idle (no logging, e.g. on a destination): look again in 10 ms, not every millisecond.
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(reap_ms_));
-    if (!logging_.load(std::memory_order_acquire)) continue;
     std::lock_guard lk(harvest_mu_);
     harvest_locked(false);
   }
