@@ -229,7 +229,9 @@ TEST(KvmGuest, DirtyRateFigures) {
     auto g = KvmGuest::create(spec, opt);
     ASSERT_TRUE(g.is_ok()) << g.status().to_string();
     ASSERT_TRUE((*g)->run_ops(16384).is_ok());  // every page touched once before timing
-    if (logging) ASSERT_TRUE((*g)->start_dirty_log().is_ok());
+    if (logging) {
+      ASSERT_TRUE((*g)->start_dirty_log().is_ok());
+    }
     MigrationBitmap bm(host_page_sizes((*g)->ram()), block_sizes((*g)->ram()));
     if (logging) (*g)->collect_dirty(bm);
     const uint64_t ops0 = (*g)->vcpu_counters(0).ops;
