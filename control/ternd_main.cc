@@ -13,7 +13,7 @@
 #include "control/qmp_commands.h"
 #include "control/qmp_server.h"
 #include "dataplane/transport.h"
-#include "vm/thread_guest.h"
+#include "vm/guest_factory.h"
 #include "vm/workload.h"
 
 namespace tern::control {
@@ -35,20 +35,6 @@ struct Options {
   bool print_default_transport = false;
 };
 
-Result<std::unique_ptr<Guest>> make_source_guest(const std::string& text) {
-  std::string kind = text.substr(0, text.find(','));
-  std::string spec = text.size() > kind.size() ? text.substr(kind.size() + 1) : "";
-  if (kind != "threads") {
-    return Status(Code::kInvalidArgument,
-                  "unknown guest kind '" + kind + "' in --guest; available: threads");
-  }
-  Result<WorkloadSpec> ws = parse_workload(spec);
-  if (!ws) return ws.status();
-  Result<std::unique_ptr<ThreadGuest>> g = ThreadGuest::create(*ws);
-  if (!g) return g.status();
-  return std::unique_ptr<Guest>(std::move(*g));
-}
-
 int serve(const Options& o) {
   const bool source = !o.guest.empty();
   set_log(*parse_log_level(o.log_level), source ? "ternd[source]" : "ternd[destination]");
@@ -67,7 +53,7 @@ int serve(const Options& o) {
     }
     host = std::move(*h);
   } else {
-    host = EngineHost::destination(make_thread_guest_factory());
+    host = EngineHost::destination(make_guest_factory());
   }
 
   Result<std::unique_ptr<QmpServer>> server =
@@ -131,8 +117,9 @@ int main(int argc, char** argv) {
   CLI::App app{"ternd: live-migration daemon with a QMP-shaped JSON API on a unix socket"};
   app.add_option("-s,--socket", o.socket, "QMP unix socket path");
   auto* guest = app.add_option("--guest", o.guest,
-                               "source: host a guest, e.g. threads,vcpus=2,ram=1G,page=4K,"
-                               "wss=25%,rate=20000,pattern=random,seed=1");
+                               "source: host a guest, KIND,SPEC with KIND threads or kvm, e.g. "
+                               "threads,vcpus=2,ram=1G,page=4K,wss=25%,rate=20000,"
+                               "pattern=random,seed=1 or kvm,vcpus=2,ram=256M,wss=25%");
   auto* incoming = app.add_option("--incoming", o.incoming,
                                   "destination: wait for a migration on URI (tcp:HOST:PORT; port 0 "
                                   "picks a free one), or 'defer' for migrate-incoming");
@@ -157,7 +144,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (o.socket.empty() || (o.guest.empty() && o.incoming.empty())) {
-    std::cerr << "ternd: need --socket PATH and one of --guest threads,SPEC (source) or "
+    std::cerr << "ternd: need --socket PATH and one of --guest threads|kvm,SPEC (source) or "
                  "--incoming URI (destination)\n"
               << "Run with --help for more information.\n";
     return 2;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tern demo: installs missing packages, builds, then live-migrates a running thread guest between
+# tern demo: installs missing packages, builds, then live-migrates a running guest (thread guest,
+# or with --guest kvm a KVM virtual machine) between
 # two ternd daemons on this host (destination first, then source), with ternctl's progress bar
 # and a final summary: both sides' query-migrate figures, postcopy fault latency, and the
 # destination's check of every page. Exits non-zero if the migration fails or a page mismatches.
@@ -10,12 +11,16 @@ usage() {
 usage: scripts/demo.sh [options]
 
   --transport T      tcp, rdma, dpdk (default: what tern picks for this host, printed)
-  --postcopy         start in precopy, switch to postcopy after the first round (or ~1 s)
+  --postcopy         start in precopy, switch to postcopy after the first round (or ~1 s;
+                     with --guest kvm as soon as precopy is under way)
   --preempt          postcopy-preempt: urgent pages cut into huge pages (implies --postcopy)
-  --ram SIZE         guest RAM (default 1G)
+  --guest KIND       threads (default: plain threads, works anywhere) or kvm (a KVM virtual
+                     machine running tern's guest program; needs /dev/kvm)
+  --ram SIZE         guest RAM (default 1G; 256M with --guest kvm)
   --page-size P      4K (default) or 2M (hugetlb pages are reserved for both sides)
   --vcpus N          guest vCPUs (default 2)
-  --dirty-rate R     page writes per second per vCPU while migrating (default 20000)
+  --dirty-rate R     page writes per second per vCPU while migrating (default 20000; 2000
+                     with --guest kvm, sized for hosts that emulate guest code)
   --channels N       bulk channels, multifd-channels (default 2)
   --json             print one JSON object on stdout (everything else goes to stderr):
                      {"source": query-migrate, "destination": query-migrate,
@@ -27,12 +32,13 @@ environment:
 TXT
 }
 
-transport="" postcopy=0 preempt=0 ram=1G page=4K vcpus=2 rate=20000 channels=2 json=0
+transport="" postcopy=0 preempt=0 ram="" page=4K vcpus=2 rate="" channels=2 json=0 guest=threads
 while [ $# -gt 0 ]; do
   case $1 in
     --transport) transport=${2:?--transport needs a value}; shift ;;
     --postcopy) postcopy=1 ;;
     --preempt) preempt=1; postcopy=1 ;;
+    --guest) guest=${2:?--guest needs threads or kvm}; shift ;;
     --ram) ram=${2:?--ram needs a size}; shift ;;
     --page-size) page=${2:?--page-size needs 4K or 2M}; shift ;;
     --vcpus) vcpus=${2:?--vcpus needs a number}; shift ;;
@@ -51,6 +57,15 @@ done
 if [ $json -eq 1 ]; then exec 3>&2; else exec 3>&1; fi
 say() { printf '%s\n' "$*" >&3; }
 
+case $guest in
+  threads) : "${ram:=1G}" "${rate:=20000}" ;;
+  kvm)
+    : "${ram:=256M}" "${rate:=2000}"
+    [ -r /dev/kvm ] && [ -w /dev/kvm ] ||
+      die "--guest kvm needs /dev/kvm (read-write); this host has none: use --guest threads"
+    ;;
+  *) die "--guest must be threads or kvm, got '$guest'" ;;
+esac
 case $page in
   4K | 4k) page=4K ;;
   2M | 2m) page=2M ;;
@@ -161,10 +176,10 @@ wait_socket "$dst_pid" "$tmp/dst.sock" dst
 uri=$("$ternctl" --socket "$tmp/dst.sock" incoming) || die "cannot read the destination's URI"
 say "destination: ternd --incoming $listen_uri, listening on $uri"
 
-"$ternd" --socket "$tmp/src.sock" --workers 1 --guest "threads,$spec" 2>"$tmp/src.log" &
+"$ternd" --socket "$tmp/src.sock" --workers 1 --guest "$guest,$spec" 2>"$tmp/src.log" &
 src_pid=$!
 wait_socket "$src_pid" "$tmp/src.sock" src
-say "source:      ternd --guest threads,$spec"
+say "source:      ternd --guest $guest,$spec"
 mode=precopy
 [ $postcopy -eq 1 ] && mode=postcopy
 [ $preempt -eq 1 ] && mode="postcopy + preempt"
@@ -172,7 +187,11 @@ say "migrating ($mode, $channels bulk channels) ..."
 
 # 5. Migrate with the progress bar (on stderr in --json mode).
 args=(migrate "$uri" --channels "$channels" --wait)
-[ $postcopy -eq 1 ] && args+=(--postcopy --postcopy-after 1)
+# A KVM guest here dirties little (its code may be emulated) and precopy would converge before
+# the switch: switch at once, so that its vCPUs really fault pages in through userfaultfd.
+postcopy_after=1
+[ $guest = kvm ] && postcopy_after=0
+[ $postcopy -eq 1 ] && args+=(--postcopy --postcopy-after $postcopy_after)
 [ $preempt -eq 1 ] && args+=(--preempt)
 "$ternctl" --socket "$tmp/src.sock" "${args[@]}" >&3
 migrate_rc=$?

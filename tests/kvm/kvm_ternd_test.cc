@@ -1,0 +1,125 @@
+// Two real ternd processes, the source hosting a KVM guest (--guest kvm,...): a postcopy-preempt
+// migration over tcp completes, the destination ternd made a KVM guest from the incoming layout,
+// and both the guest's own checks and the destination's page check report 0 mismatches.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "control/qmp_client.h"
+#include "tests/kvm/kvm_skip.h"
+
+extern char** environ;
+
+namespace tern::control {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kGuest = "kvm,vcpus=2,ram=128M,page=4K,wss=16M,rate=2000,read=20%,seed=3";
+
+// One ternd child process; killed (SIGTERM, then SIGKILL) and reaped on destruction.
+class Ternd {
+ public:
+  Ternd(const std::string& dir, const std::string& name, std::vector<std::string> args)
+      : socket_(dir + "/" + name + ".sock") {
+    std::vector<std::string> argv = {std::getenv("TERND"), "--socket",    socket_,
+                                     "--no-pin",           "--log-level", "warn"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    if (posix_spawn(&pid_, cargv[0], nullptr, nullptr, cargv.data(), environ) != 0) pid_ = -1;
+  }
+  ~Ternd() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 100; ++i) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+      std::this_thread::sleep_for(50ms);
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  std::unique_ptr<QmpClient> connect() {
+    auto c = QmpClient::connect(socket_, 20s);
+    EXPECT_TRUE(c.is_ok()) << c.status().to_string();
+    return c ? std::move(*c) : nullptr;
+  }
+
+ private:
+  std::string socket_;
+  pid_t pid_ = -1;
+};
+
+Json wait_done(QmpClient& c, std::chrono::seconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  Json q;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = c.execute("query-migrate");
+    if (!r) return {{"status", "query failed: " + r.status().message()}};
+    q = *r;
+    std::string s = q["status"];
+    if (s == "completed" || s == "failed" || s == "cancelled") return q;
+    std::this_thread::sleep_for(100ms);
+  }
+  return q;
+}
+
+TEST(KvmTernd, PostcopyPreemptOverTcpWithAKvmGuest) {
+  TERN_SKIP_WITHOUT_KVM();
+  if (std::getenv("TERND") == nullptr) GTEST_SKIP() << "TERND (path to ternd) is not set";
+  char tmpl[] = "/tmp/tern-kvm-ternd-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  {
+    Ternd dst(dir, "dst", {"--incoming", "tcp:127.0.0.1:0"});
+    Ternd src(dir, "src", {"--guest", kGuest});
+    auto d = dst.connect();
+    auto s = src.connect();
+    ASSERT_TRUE(d && s);
+    auto g = s->execute("query-guest");
+    ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+    EXPECT_EQ(std::string((*g)["description"]).rfind("kvm:", 0), 0u) << g->dump(2);
+    std::string uri = (*d->execute("query-incoming"))["uri"];
+    Json caps = Json::array({{{"capability", "postcopy-ram"}, {"state", true}},
+                             {{"capability", "postcopy-preempt"}, {"state", true}}});
+    ASSERT_TRUE(s->execute("migrate-set-capabilities", {{"capabilities", caps}}).is_ok());
+    ASSERT_TRUE(s->execute("migrate-set-parameters", {{"max-bandwidth", 16 << 20}}).is_ok());
+    ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
+    bool switched = false;
+    for (int i = 0; i < 400 && !switched; ++i) {
+      auto q = s->execute("query-migrate");
+      ASSERT_TRUE(q.is_ok());
+      if ((*q)["status"] == "active") {
+        auto r = s->execute("migrate-start-postcopy");
+        ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+        switched = true;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_TRUE(switched);
+    Json sq = wait_done(*s, 120s);
+    ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
+    Json dq = wait_done(*d, 30s);
+    ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
+    EXPECT_GT(sq["ram"]["postcopy-requests"].get<uint64_t>(), 0u) << "no KVM fault reached tern";
+    auto dg = d->execute("query-guest");
+    ASSERT_TRUE(dg.is_ok());
+    EXPECT_EQ(std::string((*dg)["description"]).rfind("kvm:", 0), 0u) << dg->dump(2);
+    EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);
+    EXPECT_GT((*dg)["verification"]["touched-checked"].get<uint64_t>(), 0u) << dg->dump(2);
+    EXPECT_EQ((*dg)["verification"]["touched-mismatches"], 0) << dg->dump(2);
+  }
+  std::system(("rm -rf " + dir).c_str());
+}
+
+}  // namespace
+}  // namespace tern::control
