@@ -23,6 +23,10 @@ inline uint64_t guest_bytes() { return small_scale() ? (128ull << 20) : (1ull <<
 inline std::string listen_uri(const std::string& transport) {
   static int counter = 0;
   if (transport == "tcp") return "tcp:127.0.0.1:0";
+  if (transport == "rdma") {  // an address of the RDMA device's netdev (the VM's rxe0: 10.77.0.1)
+    const char* ip = std::getenv("TERN_RDMA_IP");
+    return std::string("rdma:") + (ip && *ip ? ip : "127.0.0.1") + ":0";
+  }
   return "loopback:it-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
 }
 

@@ -29,7 +29,7 @@ chroot /host /usr/bin/rdma link add rxe0 type rxe netdev rxenet ||
   echo "[init] rdma link add failed"
 echo "[init] up: $(cat /proc/uptime | cut -d' ' -f1) s since boot"
 chroot /host /bin/bash -c '. /tmp/job/env; export TERN_RDMA_IP=${TERN_RDMA_IP:-10.77.0.1}
-  export HOME=/tmp PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  export GTEST_COLOR=no HOME=/tmp PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
   ulimit -l unlimited; . /tmp/job/cwd; bash /tmp/job/cmd'
 echo $? >/job/rc
 sync
