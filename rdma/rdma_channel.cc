@@ -217,7 +217,9 @@ void RdmaChannel::return_slots() {
     }
     rx_reposted_ = rx_consumed_;
   }
-  if (rx_reposted_ > credit_out_ && sq_room(1)) {
+  // Credits go back in batches of kCreditBatch slots. No deadlock: a sender out of credits
+  // has kSlots - 1 > kCreditBatch slots unreturned, so the batch fills once they are consumed.
+  if (rx_reposted_ - credit_out_ >= kCreditBatch && sq_room(1)) {
     // The consumed count, RDMA-written into the peer's credit word (inline when possible).
     uint64_t* src = conn_->credit_source();
     *src = rx_reposted_;
@@ -238,8 +240,12 @@ size_t RdmaChannel::poll_rx(RxFrame* out, size_t max) {
   for (int pass = 0; pass < 2 && n == 0 && !failed(); ++pass) {
     if (pass == 1) {
       // Idle: consume the completion event and re-arm, then look once more, so that nothing
-      // that arrived before the re-arm waits behind a wait_fd that will not fire.
+      // that arrived before the re-arm waits behind a wait_fd that will not fire. Those are
+      // syscalls, so a spinning caller pays them once per kIdleCheck idle polls: skipping is
+      // safe because an armed CQ, or an unconsumed event, keeps wait_fd correct (at worst it
+      // stays readable for a few more polls).
       if (rx_consumed_ < rx_arrived_) break;
+      if (++idle_polls_ % kIdleCheck != 1) break;
       if (!conn_->rearm(false)) fail(Status(Code::kIo, "channel " + std::to_string(index_) +
                                                           ": ibv_req_notify_cq failed"));
       if (failed() || !drain_cq()) break;

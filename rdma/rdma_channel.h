@@ -49,6 +49,8 @@ class RdmaChannel final : public tern::detail::RawChannel {
  private:
   static constexpr uint32_t kQueue = 1024;  // frames queued on the send side
   static constexpr uint32_t kBurst = 64;    // work requests per chain
+  static constexpr uint32_t kIdleCheck = 32;   // idle polls per event/disconnect check
+  static constexpr uint32_t kCreditBatch = kSlots / 4;
 
   struct Slot {
     FrameHeader hdr;
@@ -94,6 +96,7 @@ class RdmaChannel final : public tern::detail::RawChannel {
   uint8_t* dst_ = nullptr;
   uint32_t need_ = 0, got_ = 0;
   std::vector<uint8_t> rx_control_;
+  uint32_t idle_polls_ = 0;
 };
 
 }  // namespace tern::rdma

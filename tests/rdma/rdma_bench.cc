@@ -74,14 +74,22 @@ int bw(uint64_t mib) {
         burst[k] = {make_header(FrameType::kPage, 0, off, kFrame, 0, 0, kFirstBulkChannel),
                     src.data() + off};
       }
-      posted += tx.post(burst, n);
+      const size_t accepted = tx.post(burst, n);
+      posted += accepted;
       tx.flush();
-      done += tx.poll_tx();
+      const size_t completed = tx.poll_tx();
+      done += completed;
+      // Like the engine's idle backoff: leave the CPU to rxe's kernel work when stalled.
+      if (accepted == 0 && completed == 0) std::this_thread::yield();
     }
   });
   RxFrame buf[32];
   uint64_t got = 0;
-  while (got < frames && rx.error().is_ok()) got += rx.poll_rx(buf, 32);
+  while (got < frames && rx.error().is_ok()) {
+    const size_t n = rx.poll_rx(buf, 32);
+    got += n;
+    if (n == 0) std::this_thread::yield();
+  }
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   sender.join();
   if (!rx.error().is_ok() || !tx.error().is_ok()) {
