@@ -55,6 +55,8 @@ RdmaTransport::RdmaTransport()
 RdmaTransport::~RdmaTransport() {
   stop_.store(true);
   if (acceptor_.joinable()) acceptor_.join();
+  waiting_.reset();
+  set_.reset();
   ready_.clear();
   listener_.reset();
   for (rdma::Region& r : regions_) rdma::ProtectionDomain::deregister(r);
@@ -98,25 +100,39 @@ void RdmaTransport::accept_loop() {
 Result<ChannelSet> RdmaTransport::accept(std::chrono::milliseconds timeout) {
   if (!listening_) return Status(Code::kInvalidArgument, "rdma: accept() before listen()");
   const auto deadline = Clock::now() + timeout;
-  tern::detail::HelloAssembler set;
-  while (!set.complete()) {
-    std::unique_ptr<rdma::Connection> conn;
-    {
+  // Setting up a queue pair takes far longer than a TCP handshake (hundreds of ms under an
+  // emulated CPU), so a session often spans several accept() calls: the channels accepted so
+  // far, and one still waiting for its hello, are kept across a timeout.
+  if (!set_) set_ = std::make_unique<tern::detail::HelloAssembler>();
+  auto timed_out = [&] {
+    return tern::detail::timeout_status(
+        "rdma accept on " + listen_uri_ + " (have " + set_->progress() + ")", timeout);
+  };
+  while (!set_->complete()) {
+    if (!waiting_) {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_until(lock, deadline, [&] { return !ready_.empty() || !acceptor_error_.is_ok(); });
       if (!acceptor_error_.is_ok()) return acceptor_error_;
-      if (ready_.empty())
-        return tern::detail::timeout_status(
-            "rdma accept on " + listen_uri_ + " (have " + set.progress() + ")", timeout);
-      conn = std::move(ready_.front());
+      if (ready_.empty()) return timed_out();
+      waiting_ = std::make_unique<rdma::RdmaChannel>(std::move(ready_.front()), memory_);
       ready_.pop_front();
     }
-    auto ch = std::make_unique<rdma::RdmaChannel>(std::move(conn), memory_);
-    auto hello = tern::detail::receive_hello(*ch, deadline);
-    if (!hello) return hello.status();
-    if (Status s = set.add(std::move(ch), *hello); !s.is_ok()) return s;
+    auto hello = tern::detail::receive_hello(*waiting_, deadline);
+    if (!hello && hello.status().code() == Code::kTimeout && waiting_->error().is_ok())
+      return timed_out();
+    if (!hello) {
+      waiting_.reset();
+      set_.reset();
+      return hello.status();
+    }
+    if (Status s = set_->add(std::move(waiting_), *hello); !s.is_ok()) {
+      set_.reset();
+      return s;
+    }
   }
-  return set.take();
+  ChannelSet out = set_->take();
+  set_.reset();
+  return out;
 }
 
 Result<ChannelSet> RdmaTransport::connect(const std::string& address, uint32_t count,

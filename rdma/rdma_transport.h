@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "dataplane/transport.h"
+#include "dataplane/transport/detail/hello.h"
 #include "rdma/memory_map.h"
 
 namespace tern {
@@ -32,6 +33,7 @@ namespace rdma {
 class Connection;
 class DeviceTable;
 class Listener;
+class RdmaChannel;
 struct Region;
 }  // namespace rdma
 
@@ -50,6 +52,7 @@ class RdmaTransport final : public Transport {
   std::string_view name() const override { return "rdma"; }
   // `address` is HOST:PORT (an address of an RDMA device's netdev); port 0 picks a free port.
   Result<std::string> listen(const std::string& address) override;
+  // A timeout keeps the channels accepted so far: the next accept() continues the session.
   Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
   Result<ChannelSet> connect(const std::string& address, uint32_t count, uint64_t session_id,
                              std::chrono::milliseconds timeout) override;
@@ -76,6 +79,9 @@ class RdmaTransport final : public Transport {
   std::condition_variable cv_;
   std::deque<std::unique_ptr<rdma::Connection>> ready_;
   Status acceptor_error_;
+  // accept() state kept across its timeouts (control thread only).
+  std::unique_ptr<tern::detail::HelloAssembler> set_;
+  std::unique_ptr<rdma::RdmaChannel> waiting_;  // accepted, hello not yet received
 };
 
 }  // namespace tern
