@@ -36,7 +36,7 @@ TEST_P(EndToEnd, EveryPageArrivesIntact) {
   spec.ram_bytes = ram;
   spec.page_size = c.page;
   spec.wss_fraction = 0.25;
-  spec.rate = 5000;  // target pages per second per vCPU: the guest dirties while it moves
+  spec.rate = dirty_rate();  // pages per second per vCPU: the guest dirties while it moves
   spec.pattern = Pattern::kRandom;
   auto guest = ThreadGuest::create(spec);
   ASSERT_TRUE(guest.is_ok()) << guest.status().to_string();
