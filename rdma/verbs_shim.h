@@ -153,6 +153,9 @@ class Connection {
   uint32_t max_inline() const { return max_inline_; }
   uint32_t sq_depth() const { return sq_depth_; }
   const RingInfo& peer() const { return peer_; }
+  // Tests: play a peer that announced another ring (e.g. a wrong rkey, to get a real error
+  // completion). Only before the channel is built on this connection.
+  void override_peer(const RingInfo& peer) { peer_ = peer; }
   const RingShape& shape() const { return shape_; }
   uint8_t* rx_ring() const { return rx_.addr; }
   uint8_t* tx_area() const { return tx_.addr; }
