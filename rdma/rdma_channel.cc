@@ -25,7 +25,7 @@ uint64_t op_code(Opcode op) {
 }
 }  // namespace
 
-RdmaChannel::RdmaChannel(std::unique_ptr<Connection> conn, std::shared_ptr<const MemoryMap> memory)
+RdmaChannel::RdmaChannel(std::unique_ptr<Connection> conn, std::shared_ptr<MemoryMap> memory)
     : conn_(std::move(conn)),
       memory_(std::move(memory)),
       sq_depth_(conn_->sq_depth()),

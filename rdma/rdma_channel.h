@@ -13,8 +13,8 @@
 // wait_fd() is an epoll fd over the CQ's completion channel and the CM event channel, so an
 // idle worker also wakes on a disconnect.
 //
-// Threads: one owner thread at a time (Channel contract). `memory` is written by the
-// transport's control thread only before the workers that use this channel start.
+// Threads: one owner thread at a time (Channel contract). `memory` is shared by the channels of
+// one transport (see memory_map.h).
 #pragma once
 
 #include <cstdint>
@@ -34,7 +34,7 @@ class RdmaChannel final : public tern::detail::RawChannel {
   static constexpr uint32_t kPayloadCap = 64u << 10;
   static constexpr RingShape kShape{kSlots, detail::kHeaderRoom + kPayloadCap};
 
-  RdmaChannel(std::unique_ptr<Connection> conn, std::shared_ptr<const MemoryMap> memory);
+  RdmaChannel(std::unique_ptr<Connection> conn, std::shared_ptr<MemoryMap> memory);
   ~RdmaChannel() override;  // sends the goodbye, waits briefly for it, disconnects
   RdmaChannel(const RdmaChannel&) = delete;
   RdmaChannel& operator=(const RdmaChannel&) = delete;
@@ -72,7 +72,7 @@ class RdmaChannel final : public tern::detail::RawChannel {
   void fail_completion(const Completion& c);
 
   std::unique_ptr<Connection> conn_;
-  std::shared_ptr<const MemoryMap> memory_;
+  std::shared_ptr<MemoryMap> memory_;
   int epoll_fd_ = -1;
   uint32_t sq_depth_;
   const RingInfo peer_;

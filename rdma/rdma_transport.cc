@@ -59,7 +59,6 @@ RdmaTransport::~RdmaTransport() {
   set_.reset();
   ready_.clear();
   listener_.reset();
-  for (rdma::Region& r : regions_) rdma::ProtectionDomain::deregister(r);
 }
 
 Result<std::string> RdmaTransport::listen(const std::string& address) {
@@ -167,17 +166,18 @@ Result<ChannelSet> RdmaTransport::connect_with_hellos(const std::string& address
 
 Status RdmaTransport::register_memory(void* addr, size_t len) {
   // Only a source sends from guest RAM; see the header for why a destination registers nothing.
+  // Nothing is pinned here: the channels register 64 MiB chunks as they first send from them.
   if (listening_ || len == 0) return Status::ok();
-  std::lock_guard<std::mutex> lock(devices_mu_);
-  // The device is the one the channels connected through; before any connect there is none.
-  Result<std::shared_ptr<rdma::ProtectionDomain>> pd =
-      Status(Code::kInvalidArgument, "rdma: register_memory before connect");
-  pd = devices_->first();
-  if (!pd) return pd.status();
-  auto r = (*pd)->register_region(addr, len, /*remote_write=*/false);
-  if (!r) return r.status();
-  regions_.push_back(*r);
-  memory_->add(addr, len, r->lkey);
+  std::shared_ptr<rdma::ProtectionDomain> pd;
+  {
+    std::lock_guard<std::mutex> lock(devices_mu_);
+    auto first = devices_->first();  // the device the channels connected through
+    if (!first) return first.status();
+    pd = *first;
+  }
+  memory_->add(addr, len, [pd](void* a, size_t n) {
+    return pd->register_region(a, n, /*remote_write=*/false);
+  });
   return Status::ok();
 }
 

@@ -4,8 +4,8 @@
 // small frames (requests, control) by inline SEND; see rdma_channel.h and
 // detail/slot_protocol.h. All ibv_*/rdma_* calls live in verbs_shim.cc.
 //
-// Memory: the source's register_memory() registers guest RAM so that pages are written from it
-// without a copy; the destination registers nothing of the guest (pages land in its slot rings
+// Memory: the source's register_memory() announces guest RAM, which the channels register in
+// 64 MiB chunks on first use, so that pages are written from it without a copy; the destination registers nothing of the guest (pages land in its slot rings
 // and are copied to where the Landing says: registering would pin guest RAM that postcopy
 // needs missing).
 //
@@ -68,8 +68,7 @@ class RdmaTransport final : public Transport {
 
   std::unique_ptr<rdma::DeviceTable> devices_;  // guarded by devices_mu_
   std::mutex devices_mu_;
-  std::shared_ptr<rdma::MemoryMap> memory_;     // control thread only (see memory_map.h)
-  std::vector<rdma::Region> regions_;
+  std::shared_ptr<rdma::MemoryMap> memory_;     // see memory_map.h for its threading
   bool listening_ = false;
   std::string listen_uri_;
   std::unique_ptr<rdma::Listener> listener_;    // acceptor thread only, once started

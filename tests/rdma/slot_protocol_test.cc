@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+#include <vector>
+
 #include "rdma/memory_map.h"
 
 namespace tern::rdma::detail {
@@ -48,19 +51,41 @@ TEST(SlotProtocol, CreditWindowKeepsOneSlotForTheGoodbye) {
   EXPECT_FALSE(w.reserve_free(1));
 }
 
-TEST(MemoryMap, FindsOnlyRangesInsideOneRegistration) {
+TEST(MemoryMap, RegistersChunksOnFirstUseOnly) {
   MemoryMap m;
   static uint8_t a[8192], b[4096];
-  m.add(a, sizeof(a), 7);
-  m.add(b, sizeof(b), 9);
+  std::vector<std::pair<const void*, size_t>> calls;
+  auto reg = [&](uint32_t key) {
+    return [&calls, key](void* p, size_t n) -> Result<Region> {
+      calls.emplace_back(p, n);
+      return Region{static_cast<uint8_t*>(p), n, key, 0, nullptr};
+    };
+  };
+  m.add(a, sizeof(a), reg(7));
+  m.add(b, sizeof(b), reg(9));
+  EXPECT_EQ(m.registered_chunks(), 0u);  // nothing pinned up front
   uint32_t key = 0;
   EXPECT_TRUE(m.lookup(a + 4096, 4096, &key));
   EXPECT_EQ(key, 7u);
+  EXPECT_TRUE(m.lookup(a, 4096, &key));  // same chunk: no second registration
+  EXPECT_EQ(calls.size(), 1u);
   EXPECT_TRUE(m.lookup(b, 4096, &key));
   EXPECT_EQ(key, 9u);
+  EXPECT_EQ(m.registered_chunks(), 2u);
   EXPECT_FALSE(m.lookup(a + 4096, 8192, &key));  // runs past the end
   uint8_t other[16];
   EXPECT_FALSE(m.lookup(other, 16, &key));
+}
+
+TEST(MemoryMap, AFailedRegistrationMeansCopy) {
+  MemoryMap m;
+  static uint8_t a[4096];
+  m.add(a, sizeof(a), [](void*, size_t) -> Result<Region> {
+    return Status(Code::kIo, "no memory");
+  });
+  uint32_t key = 0;
+  EXPECT_FALSE(m.lookup(a, 4096, &key));
+  EXPECT_FALSE(m.lookup(a, 4096, &key));
 }
 
 }  // namespace

@@ -19,7 +19,7 @@
 namespace tern::testing {
 namespace {
 
-std::string unique_loopback_name() {
+[[maybe_unused]] std::string unique_loopback_name() {
   static std::atomic<int> n{0};
   return "conformance-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
 }
@@ -34,7 +34,7 @@ auto connect_hellos_of() {
 
 // The rdma suite (tests/rdma) builds these same bodies with TERN_CONFORMANCE_RDMA into its own
 // binary, which runs where an RDMA device is (the soft-RoCE VM) and over rdma only.
-std::string rdma_host() {
+[[maybe_unused]] std::string rdma_host() {
   const char* ip = std::getenv("TERN_RDMA_IP");
   return ip && *ip ? ip : "127.0.0.1";
 }
