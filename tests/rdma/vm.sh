@@ -12,7 +12,8 @@
 # is a tmpfs and 2 MiB hugetlb pages can be reserved.
 #
 # Env: TERN_RDMA_CACHE, TERN_VM_MEM (default 2G), TERN_VM_SMP (default 2), TERN_VM_ACCEL
-# (default tcg: /dev/kvm here is kvm_pvm, which cannot boot a stock kernel at speed).
+# (default tcg: /dev/kvm here is kvm_pvm, which cannot boot a stock kernel at speed),
+# TERN_VM_CPU (default an SSE4.2 qemu64, see below).
 set -euo pipefail
 
 timeout_s=900
@@ -97,10 +98,14 @@ printf 'cd %q\n' "$PWD" >"$out/cwd"
 env | grep -E '^(TERN_|GTEST_)' | sed 's/^/export /' >"$out/env" || true
 
 accel=${TERN_VM_ACCEL:-tcg,thread=multi}
-log "booting QEMU ($accel, -smp ${TERN_VM_SMP:-2} -m ${TERN_VM_MEM:-2G})"
+# Not `-cpu max`: with AVX/AVX-512 advertised, glibc's memcpy and friends pick vector paths that
+# TCG emulates slowly; an SSE4.2 model moved rxe traffic 2x faster here (9 s vs 20 s for the
+# conformance suite's 256 MiB).
+cpu=qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt
+log "booting QEMU ($accel, -cpu ${TERN_VM_CPU:-$cpu}, -smp ${TERN_VM_SMP:-2} -m ${TERN_VM_MEM:-2G})"
 set +e
 timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 \
-  -accel "$accel" -cpu max -smp "${TERN_VM_SMP:-2}" -m "${TERN_VM_MEM:-2G}" -nic none \
+  -accel "$accel" -cpu "${TERN_VM_CPU:-$cpu}" -smp "${TERN_VM_SMP:-2}" -m "${TERN_VM_MEM:-2G}" -nic none \
   -nographic -no-reboot -display none -serial mon:stdio \
   -kernel "$kdir/vmlinux" -initrd "$initrd" \
   -append "console=ttyS0 quiet panic=-1 loglevel=3 tsc=reliable" \
