@@ -3,7 +3,7 @@
 # side in one soft-RoCE VM (or natively where an RDMA device is), printed as ratios.
 #   tests/rdma/bench.sh [BUILD_DIR]     (default: build)
 # Env: TERN_BENCH_MIB (default 128), TERN_BENCH_ITERS (round trips, default 2000),
-# TERN_BENCH_ROUNDS (alternating bandwidth runs, best of each counts; default 2).
+# TERN_BENCH_ROUNDS (alternating bandwidth runs; default 3).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:-build}" && pwd)
@@ -26,8 +26,9 @@ echo "== bench on $dev ($ip): $mib MiB of 64 KiB writes, $iters round trips"
 
 # ib_write_bw: 64 KiB RDMA writes, one QP, same total size as tern's run. The two alternate,
 # $rounds times each, and the best of each counts (the host's other load is noise).
-rounds=${TERN_BENCH_ROUNDS:-2}
+rounds=${TERN_BENCH_ROUNDS:-3}
 ref_bw=0 tern_bw=0
+ratios=()
 for r in $(seq "$rounds"); do
   timeout 120 ib_write_bw -d "$dev" -s 65536 -n "$n64k" -F >/tmp/bw_srv.txt 2>&1 &
   sleep 1
@@ -35,7 +36,8 @@ for r in $(seq "$rounds"); do
   wait
   x=$(awk '$1 == 65536 && NF >= 4 {print $4; exit}' /tmp/bw_cli.txt)
   y=$(timeout 120 "$bin" bw "$mib" | awk '/^MB\/s/ {print $2}')
-  echo "   round $r: ib_write_bw ${x:-?} MB/s, tern ${y:-?} MB/s"
+  echo "   round $r: ib_write_bw ${x:-?} MB/s, tern ${y:-?} MB/s, ratio $(awk -v a="${x:-0}" -v b="${y:-0}" 'BEGIN {printf "%.2f", (a > 0 ? b / a : 0)}')"
+  ratios+=("$(awk -v a="${x:-0}" -v b="${y:-0}" 'BEGIN {printf "%.3f", (a > 0 ? b / a : 0)}')")
   ref_bw=$(awk -v a="$ref_bw" -v b="${x:-0}" 'BEGIN {print (b > a ? b : a)}')
   tern_bw=$(awk -v a="$tern_bw" -v b="${y:-0}" 'BEGIN {print (b > a ? b : a)}')
 done
@@ -53,7 +55,8 @@ tern_rtt=$(timeout 120 "$bin" lat "$iters" | awk '/^rtt_us/ {print $3}')
 if [ -z "$ref_bw" ] || [ -z "$tern_bw" ] || [ -z "$ref_half" ] || [ -z "$tern_rtt" ]; then
   echo "bench: a run produced no figure"; tail -n 5 /tmp/bw_cli.txt /tmp/lat_cli.txt; exit 1
 fi
-awk -v rb="$ref_bw" -v tb="$tern_bw" -v rh="$ref_half" -v tr="$tern_rtt" 'BEGIN {
-  printf "bulk:   ib_write_bw %8.1f MB/s   tern %8.1f MB/s   ratio %.2f (target >= 0.90)\n", rb, tb, tb / rb
+med=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
+awk -v rb="$ref_bw" -v tb="$tern_bw" -v rh="$ref_half" -v tr="$tern_rtt" -v med="$med" 'BEGIN {
+  printf "bulk:   ib_write_bw %8.1f MB/s   tern %8.1f MB/s   ratio %.2f of the bests (target >= 0.90); median of the per-round ratios %.2f\n", rb, tb, tb / rb, med
   printf "urgent: ib_write_lat rtt %6.2f us  tern rtt %6.2f us  ratio %.2f (tern / ib_write_lat)\n", 2 * rh, tr, tr / (2 * rh)
 }'
