@@ -37,7 +37,7 @@ for r in $(seq "$rounds"); do
   x=$(awk '$1 == 65536 && NF >= 4 {print $4; exit}' /tmp/bw_cli.txt)
   y=$(timeout 120 "$bin" bw "$mib" | awk '/^MB\/s/ {print $2}')
   echo "   round $r: ib_write_bw ${x:-?} MB/s, tern ${y:-?} MB/s, ratio $(awk -v a="${x:-0}" -v b="${y:-0}" 'BEGIN {printf "%.2f", (a > 0 ? b / a : 0)}')"
-  ratios+=("$(awk -v a="${x:-0}" -v b="${y:-0}" 'BEGIN {printf "%.3f", (a > 0 ? b / a : 0)}')")
+  [ -n "$x" ] && [ -n "$y" ] && ratios+=("$(awk -v a="${x:-0}" -v b="${y:-0}" 'BEGIN {printf "%.3f", (a > 0 ? b / a : 0)}')")
   ref_bw=$(awk -v a="$ref_bw" -v b="${x:-0}" 'BEGIN {print (b > a ? b : a)}')
   tern_bw=$(awk -v a="$tern_bw" -v b="${y:-0}" 'BEGIN {print (b > a ? b : a)}')
 done
@@ -55,7 +55,7 @@ tern_rtt=$(timeout 120 "$bin" lat "$iters" | awk '/^rtt_us/ {print $3}')
 if [ -z "$ref_bw" ] || [ -z "$tern_bw" ] || [ -z "$ref_half" ] || [ -z "$tern_rtt" ]; then
   echo "bench: a run produced no figure"; tail -n 5 /tmp/bw_cli.txt /tmp/lat_cli.txt; exit 1
 fi
-med=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
+med=$(printf '%s\n' "${ratios[@]:-0}" | sort -n | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
 awk -v rb="$ref_bw" -v tb="$tern_bw" -v rh="$ref_half" -v tr="$tern_rtt" -v med="$med" 'BEGIN {
   printf "bulk:   ib_write_bw %8.1f MB/s   tern %8.1f MB/s   ratio %.2f of the bests (target >= 0.90); median of the per-round ratios %.2f\n", rb, tb, tb / rb, med
   printf "urgent: ib_write_lat rtt %6.2f us  tern rtt %6.2f us  ratio %.2f (tern / ib_write_lat)\n", 2 * rh, tr, tr / (2 * rh)
