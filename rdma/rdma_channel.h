@@ -30,7 +30,7 @@ namespace tern::rdma {
 
 class RdmaChannel final : public tern::detail::RawChannel {
  public:
-  static constexpr uint32_t kSlots = 64;
+  static constexpr uint32_t kSlots = 128;
   static constexpr uint32_t kPayloadCap = 64u << 10;
   static constexpr RingShape kShape{kSlots, detail::kHeaderRoom + kPayloadCap};
 
