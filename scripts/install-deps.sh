@@ -8,6 +8,10 @@ PACKAGES=(
   libhwloc-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   util-linux  # setarch: TSan runs tests with ASLR off on kernels with large mmap_rnd_bits
+  # rdma transport (libibverbs, librdmacm) and its test VM (tests/rdma: QEMU with a Debian
+  # kernel's soft-RoCE, busybox initramfs; ib_write_bw/ib_write_lat for the bench)
+  libibverbs-dev librdmacm-dev rdma-core ibverbs-providers ibverbs-utils perftest iproute2
+  qemu-system-x86 busybox-static xz-utils cpio
 )
 
 . "$(dirname "$0")/lib.sh"

@@ -36,7 +36,7 @@ TEST_P(EndToEnd, EveryPageArrivesIntact) {
   spec.ram_bytes = ram;
   spec.page_size = c.page;
   spec.wss_fraction = 0.25;
-  spec.rate = 5000;  // target pages per second per vCPU: the guest dirties while it moves
+  spec.rate = dirty_rate();  // pages per second per vCPU: the guest dirties while it moves
   spec.pattern = Pattern::kRandom;
   auto guest = ThreadGuest::create(spec);
   ASSERT_TRUE(guest.is_ok()) << guest.status().to_string();
@@ -92,9 +92,14 @@ TEST_P(EndToEnd, EveryPageArrivesIntact) {
   dest->pause();
 }
 
+// The rdma suite (tests/rdma) builds this file with TERN_IT_TRANSPORTS="rdma".
+#ifndef TERN_IT_TRANSPORTS
+#define TERN_IT_TRANSPORTS "loopback", "tcp"
+#endif
+
 std::vector<Case> all_cases() {
   std::vector<Case> v;
-  for (std::string t : {"loopback", "tcp"})
+  for (std::string t : {TERN_IT_TRANSPORTS})
     for (std::string m : {"precopy", "postcopy", "preempt"})
       for (uint32_t p : {kSmallPage, kHugePage}) v.push_back({t, m, p});
   return v;

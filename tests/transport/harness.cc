@@ -6,16 +6,20 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 
 #include "dataplane/transport/loopback.h"
 #include "dataplane/transport/tcp.h"
+#ifdef TERN_CONFORMANCE_RDMA
+#include "rdma/rdma_transport.h"
+#endif
 
 namespace tern::testing {
 namespace {
 
-std::string unique_loopback_name() {
+[[maybe_unused]] std::string unique_loopback_name() {
   static std::atomic<int> n{0};
   return "conformance-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
 }
@@ -28,14 +32,29 @@ auto connect_hellos_of() {
   };
 }
 
+// The rdma suite (tests/rdma) builds these same bodies with TERN_CONFORMANCE_RDMA into its own
+// binary, which runs where an RDMA device is (the soft-RoCE VM) and over rdma only.
+[[maybe_unused]] std::string rdma_host() {
+  const char* ip = std::getenv("TERN_RDMA_IP");
+  return ip && *ip ? ip : "127.0.0.1";
+}
+
 const std::vector<Harness>& all() {
   static const std::vector<Harness> kAll = {
+#ifdef TERN_CONFORMANCE_RDMA
+      {"rdma",
+       [] { return rdma_host() + ":0"; },
+       connect_hellos_of<RdmaTransport>(),
+       {"127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", ":4444",
+        "127.0.0.1:0"}},
+#else
       {"loopback", unique_loopback_name, connect_hellos_of<LoopbackTransport>(), {"a:b"}},
       {"tcp",
        [] { return std::string("127.0.0.1:0"); },
        connect_hellos_of<TcpTransport>(),
        {"127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", ":4444",
         "127.0.0.1:0"}},
+#endif
   };
   return kAll;
 }

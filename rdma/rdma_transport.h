@@ -1,0 +1,86 @@
+// The rdma transport ("rdma:HOST:PORT"): one RC queue pair per channel, connected with
+// librdmacm (which picks the device that owns HOST's address), each with its own CQ polled by
+// the channel's worker. Pages move by RDMA WRITE WITH IMM into the peer's registered slot ring;
+// small frames (requests, control) by inline SEND; see rdma_channel.h and
+// detail/slot_protocol.h. All ibv_*/rdma_* calls live in verbs_shim.cc.
+//
+// Memory: the source's register_memory() announces guest RAM, which the channels register in
+// 64 MiB chunks on first use, so that pages are written from it without a copy; the destination registers nothing of the guest (pages land in its slot rings
+// and are copied to where the Landing says: registering would pin guest RAM that postcopy
+// needs missing).
+//
+// Threads: one control thread uses a RdmaTransport; listen() starts an acceptor thread that
+// completes incoming connections (as a kernel TCP backlog would) and hands them to accept().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dataplane/transport.h"
+#include "dataplane/transport/detail/hello.h"
+#include "rdma/memory_map.h"
+
+namespace tern {
+
+namespace rdma {
+class Connection;
+class DeviceTable;
+class Listener;
+class RdmaChannel;
+struct Region;
+}  // namespace rdma
+
+// True when libibverbs sees at least one RDMA device (the default-transport choice).
+bool rdma_device_present();
+// Why (not) present: "device rxe0" or "no RDMA device (...)".
+std::string rdma_device_summary();
+
+class RdmaTransport final : public Transport {
+ public:
+  RdmaTransport();
+  ~RdmaTransport() override;
+  RdmaTransport(const RdmaTransport&) = delete;
+  RdmaTransport& operator=(const RdmaTransport&) = delete;
+
+  std::string_view name() const override { return "rdma"; }
+  // `address` is HOST:PORT (an address of an RDMA device's netdev); port 0 picks a free port.
+  Result<std::string> listen(const std::string& address) override;
+  // A timeout keeps the channels accepted so far: the next accept() continues the session.
+  Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
+  Result<ChannelSet> connect(const std::string& address, uint32_t count, uint64_t session_id,
+                             std::chrono::milliseconds timeout) override;
+  Status register_memory(void* addr, size_t len) override;
+
+  // Opens one channel per hello and sends it unchanged (tests play a rule-breaking source).
+  Result<ChannelSet> connect_with_hellos(const std::string& address,
+                                         const std::vector<HelloPayload>& hellos,
+                                         std::chrono::milliseconds timeout);
+
+ private:
+  void accept_loop();
+
+  std::unique_ptr<rdma::DeviceTable> devices_;  // guarded by devices_mu_
+  std::mutex devices_mu_;
+  std::shared_ptr<rdma::MemoryMap> memory_;     // see memory_map.h for its threading
+  bool listening_ = false;
+  std::string listen_uri_;
+  std::unique_ptr<rdma::Listener> listener_;    // acceptor thread only, once started
+  std::thread acceptor_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;                               // guards ready_, acceptor_error_
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<rdma::Connection>> ready_;
+  Status acceptor_error_;
+  // accept() state kept across its timeouts (control thread only).
+  std::unique_ptr<tern::detail::HelloAssembler> set_;
+  std::unique_ptr<rdma::RdmaChannel> waiting_;  // accepted, hello not yet received
+};
+
+}  // namespace tern
