@@ -1,0 +1,48 @@
+// One DPDK ethdev port that carries a migration's channels: a memif or other virtual device
+// probed from devargs, or one end of an in-process ring pair. Configured with one RX/TX queue
+// pair per channel slot and started; closed and removed when the last user lets go (the
+// transport and each channel hold a shared_ptr, so channels may outlive their transport).
+//
+// Threads: created and destroyed on the control path; queue q is used by the thread that owns
+// the channel on q only (DPDK queues are not thread-safe, one owner each).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "dataplane/status.h"
+#include "dpdk/detail/address.h"
+
+namespace tern::dpdk {
+
+struct RingPair;
+
+class Port {
+ public:
+  // Listener side (`listener`: memif server, ring-pair creator) or connector side.
+  static Result<std::shared_ptr<Port>> open(const Address& a, bool listener);
+  ~Port();
+  Port(const Port&) = delete;
+  Port& operator=(const Port&) = delete;
+
+  uint16_t id() const { return id_; }
+  uint16_t queues() const { return queues_; }
+  // memif: the peer is connected; other devices: always true once started.
+  bool link_up() const;
+  const std::string& name() const { return name_; }
+
+ private:
+  Port() = default;
+  Status configure(uint16_t queues);
+
+  uint16_t id_ = 0;
+  uint16_t queues_ = 0;
+  bool attached_ = false;  // id_ is ours to close
+  bool started_ = false;
+  bool has_link_state_ = false;
+  std::string name_;  // the process-unique device name
+  std::shared_ptr<RingPair> rings_;  // ring pairs: shared by both ends
+};
+
+}  // namespace tern::dpdk

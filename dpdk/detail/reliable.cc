@@ -1,0 +1,50 @@
+#include "dpdk/detail/reliable.h"
+
+namespace tern::dpdk {
+
+TxWindow::TxWindow(uint32_t capacity)
+    : slots_(capacity), cap_(capacity), mask_(capacity - 1), peer_wnd_end_(capacity) {}
+
+uint32_t TxWindow::push(Packet p) {
+  Slot& s = slots_[end_ & mask_];
+  s.pkt = p;
+  s.sent_us = 0;
+  s.sacked = false;
+  return end_++;
+}
+
+void TxWindow::advance_cursor(uint32_t n, uint64_t now_us) {
+  for (uint32_t i = 0; i < n; ++i) slots_[(cursor_ + i) & mask_].sent_us = now_us;
+  cursor_ += n;
+}
+
+RxWindow::RxWindow(uint32_t capacity)
+    : slots_(capacity, nullptr), cap_(capacity), mask_(capacity - 1) {}
+
+RxWindow::Verdict RxWindow::offer(uint32_t seq, Packet p) {
+  if (seq_lt(seq, next_)) return Verdict::kDuplicate;
+  if (!seq_lt(seq, next_ + cap_)) return Verdict::kBeyondWindow;
+  Packet& slot = slots_[seq & mask_];
+  if (slot != nullptr) return Verdict::kDuplicate;
+  slot = p;
+  if (seq_le(high_, seq)) high_ = seq + 1;
+  while (recv_next_ != next_ + cap_ && slots_[recv_next_ & mask_] != nullptr) ++recv_next_;
+  return Verdict::kStored;
+}
+
+void RxWindow::pop() {
+  slots_[next_ & mask_] = nullptr;
+  ++next_;
+}
+
+uint64_t RxWindow::sack() const {
+  uint64_t bits = 0;
+  for (uint32_t i = 0; i < 64; ++i) {
+    uint32_t seq = recv_next_ + 1 + i;
+    if (!seq_lt(seq, high_)) break;
+    if (slots_[seq & mask_] != nullptr) bits |= 1ull << i;
+  }
+  return bits;
+}
+
+}  // namespace tern::dpdk
