@@ -1,6 +1,7 @@
 #include "dpdk/dpdk_transport.h"
 
 #include <cstdlib>
+#include <fstream>
 #include <thread>
 
 #include "dataplane/transport/detail/hello.h"
@@ -42,6 +43,25 @@ bool wait_link(const dpdk::Port& port, Clock::time_point deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return true;
+}
+
+// True when a unix socket named `path` (abstract "@path" or a file) is listening on this host:
+// a memif client is only created once its server listens (a client whose connect failed
+// leaves the 22.11 PMD in a bad state).
+bool memif_server_listening(const std::string& path) {
+  std::ifstream in("/proc/net/unix");
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    // Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 = listening.
+    if (line.find(" 00010000 ") == std::string::npos) continue;
+    const size_t sp = line.rfind(' ');
+    if (sp == std::string::npos) continue;
+    std::string name = line.substr(sp + 1);
+    if (!name.empty() && name[0] == '@') name.erase(0, 1);
+    if (name == path) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -128,6 +148,18 @@ Result<ChannelSet> DpdkTransport::connect_with_hellos(const std::string& address
     return Status(Code::kInvalidArgument,
                   "dpdk: " + std::to_string(hellos.size()) + " channels but the port has " +
                       std::to_string(a->queues) + " queue pairs (one per channel; set queues=N)");
+  if (a->kind == dpdk::PortKind::kMemif) {
+    const std::string sock = dpdk::memif_socket_path(*a);
+    if (dpdk::memif_socket_retired(sock))
+      return Status(Code::kUnavailable, "dpdk: the memif server on socket " + sock +
+                                            " in this process is closed");
+    while (!memif_server_listening(sock)) {
+      if (Clock::now() >= deadline)
+        return Status(Code::kUnavailable, "dpdk: no memif server listens on socket " + sock +
+                                              " (start the destination first)");
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
   auto port = dpdk::Port::open(*a, false);
   if (!port) return port.status();
   if (!wait_link(**port, deadline))
@@ -140,6 +172,7 @@ Result<ChannelSet> DpdkTransport::connect_with_hellos(const std::string& address
     if (Status s = detail::send_hello(*ch, hellos[q], deadline); !s.is_ok()) return s;
     out.push_back(std::move(ch));
   }
+  connected_.push_back(std::move(*port));
   return out;
 }
 

@@ -50,6 +50,9 @@ class DpdkTransport final : public Transport {
 
  private:
   std::shared_ptr<dpdk::Port> listen_port_;
+  // Ports this transport connected: kept open while it lives, so closing a channel does not
+  // take the link (and frames still in its rings) down with it; the peer sees the FIN first.
+  std::vector<std::shared_ptr<dpdk::Port>> connected_;
   std::unique_ptr<dpdk::Address> listen_address_;
 };
 

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "dpdk/detail/eal.h"
@@ -74,6 +76,14 @@ DpdkChannel::~DpdkChannel() {
       }
     }
   }
+  if (std::getenv("TERN_DPDK_DEBUG"))
+    std::fprintf(stderr,
+                 "dpdk channel %u queue %u: sent %lu segments, %lu resent, %lu bad checksum, "
+                 "%lu duplicates, %lu injected drops; tx base %u cursor %u end %u; rx next %u "
+                 "ack %u; frames posted %lu built %lu completed %lu\n",
+                 index_, queue_, stats().segments_sent, stats().retransmits, stats().bad_checksum,
+                 stats().duplicates, stats().injected_drops, txw_.base(), txw_.cursor(), txw_.end(),
+                 rxw_.next(), rxw_.ack(), posted_, built_, completed_);
   txw_.clear(release);
   rxw_.clear(release);
   faults_.clear(release);

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "dpdk/detail/eal.h"
 
@@ -80,9 +81,38 @@ std::shared_ptr<RingPair> find_rings(const std::string& name) {
   return it == ring_table().end() ? nullptr : it->second.lock();
 }
 
+struct MemifPaths {
+  std::mutex mu;
+  std::set<std::string> used, retired;
+};
+MemifPaths& memif_paths() {
+  static auto* p = new MemifPaths;
+  return *p;
+}
+
+// A path no memif server of this process has listened on: `path`, else `path`-2, -3, ...
+std::string claim_memif_path(const std::string& path) {
+  std::lock_guard<std::mutex> lock(memif_paths().mu);
+  std::string p = path;
+  for (int n = 2; memif_paths().used.count(p); ++n) p = path + "-" + std::to_string(n);
+  memif_paths().used.insert(p);
+  return p;
+}
+
 }  // namespace
 
-Result<std::shared_ptr<Port>> Port::open(const Address& a, bool listener) {
+std::string memif_socket_path(const Address& a) {
+  for (const auto& [k, v] : a.pmd_args)
+    if (k == "socket") return v;
+  return "/run/memif.sock";  // the PMD's default
+}
+
+bool memif_socket_retired(const std::string& path) {
+  std::lock_guard<std::mutex> lock(memif_paths().mu);
+  return memif_paths().retired.count(path) != 0;
+}
+
+Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
   if (const Status& s = eal_start(); !s.is_ok()) return s;
   std::shared_ptr<Port> p(new Port);
   if (a.kind == PortKind::kRingPair) {
@@ -114,6 +144,23 @@ Result<std::shared_ptr<Port>> Port::open(const Address& a, bool listener) {
     // vdev names select the driver by prefix: keep the user's, made unique in this process.
     std::string prefix = a.device;
     while (!prefix.empty() && std::isdigit(static_cast<unsigned char>(prefix.back()))) prefix.pop_back();
+    if (a.kind == PortKind::kMemif && listener) {
+      const std::string path = claim_memif_path(memif_socket_path(a));
+      bool set = false;
+      for (auto& [k, v] : a.pmd_args)
+        if (k == "socket") v = path, set = true;
+      if (!set) a.pmd_args.emplace_back("socket", path);
+      p->memif_server_socket_ = path;
+    }
+    if (a.kind == PortKind::kMemif) {
+      // One memif buffer per segment: with the default 2 KiB buffers a segment spans five
+      // chained descriptors, and a ring that fills in the middle of a chain stalls the queue
+      // (seen with DPDK 22.11). 512 slots of 8.25 KiB per ring; both ends must agree.
+      bool bsize = false, rsize = false;
+      for (auto& [k, v] : a.pmd_args) bsize |= k == "bsize", rsize |= k == "rsize";
+      if (!bsize) a.pmd_args.emplace_back("bsize", std::to_string(kMaxFrameBytes + 128));
+      if (!rsize) a.pmd_args.emplace_back("rsize", "9");
+    }
     const std::string name = prefix + "_t" + unique_suffix();
     const std::string role = a.role.empty() ? (listener ? "server" : "client") : a.role;
     const std::string devargs = a.pmd_devargs(name, role);
@@ -171,6 +218,10 @@ bool Port::link_up() const {
 }
 
 Port::~Port() {
+  if (!memif_server_socket_.empty()) {
+    std::lock_guard<std::mutex> lock(memif_paths().mu);
+    memif_paths().retired.insert(memif_server_socket_);
+  }
   if (!attached_) return;
   if (started_) rte_eth_dev_stop(id_);
   rte_eth_dev_close(id_);

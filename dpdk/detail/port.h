@@ -20,8 +20,9 @@ struct RingPair;
 
 class Port {
  public:
-  // Listener side (`listener`: memif server, ring-pair creator) or connector side.
-  static Result<std::shared_ptr<Port>> open(const Address& a, bool listener);
+  // Listener side (`listener`: memif server, ring-pair creator) or connector side. A memif
+  // server may move to a fresh socket path (see memif_socket_path); `a` says which.
+  static Result<std::shared_ptr<Port>> open(Address& a, bool listener);
   ~Port();
   Port(const Port&) = delete;
   Port& operator=(const Port&) = delete;
@@ -43,6 +44,15 @@ class Port {
   bool has_link_state_ = false;
   std::string name_;  // the process-unique device name
   std::shared_ptr<RingPair> rings_;  // ring pairs: shared by both ends
+  std::string memif_server_socket_;  // memif server: the socket it listens on
 };
+
+// The memif socket of an address ("socket=", or the PMD's default).
+std::string memif_socket_path(const Address& a);
+// True when a memif server of this process listened on `path` and is gone. DPDK 22.11's memif
+// keeps a removed server's listening socket open with a freed interrupt handle, so a client
+// that connects there spins the EAL interrupt thread; such paths are refused, and a new server
+// in this process listens on a fresh path instead (listen() returns it in the URI).
+bool memif_socket_retired(const std::string& path);
 
 }  // namespace tern::dpdk
