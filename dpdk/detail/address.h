@@ -28,7 +28,7 @@ struct Address {
   std::string ring_name;
   uint16_t queues = 8;     // queue pairs: one per channel, so the most channels a link carries
   uint32_t window = 256;   // segments in flight per channel (a power of two)
-  uint32_t rto_us = 4000;  // retransmission timeout
+  uint32_t rto_us = 10000;  // retransmission timeout
   uint32_t idle_us = 200;  // an idle channel's wait_fd fires after this (no rx interrupts)
   FaultConfig faults;
 

@@ -406,10 +406,14 @@ size_t DpdkChannel::poll_rx(RxFrame* out, size_t max) {
   if (failed() || max == 0) return 0;
   const uint64_t now = now_us();
   drain_timer(now);
-  pump(now);
+  size_t pumped = pump(now);
   size_t n = 0;
   bool stop = false;
-  while (!stop && !failed() && rxw_.front() != nullptr) {
+  while (!stop && !failed()) {
+    if (rxw_.front() == nullptr) {
+      // A full burst may have more behind it.
+      if (pumped < kBurst || (pumped = pump(now)) == 0 || rxw_.front() == nullptr) break;
+    }
     if (fin_at_front()) {
       fail_peer_closed();
       break;
@@ -417,6 +421,9 @@ size_t DpdkChannel::poll_rx(RxFrame* out, size_t max) {
     // A new frame only while there is room for it in `out`.
     if (!cur_active_ && n == max) break;
     if (deliver(out[n], stop)) ++n;
+    // Open the sender's window as we go, not only when this call ends.
+    if (rxw_.wnd_end() - acked_wnd_end_ >= config_.window / 4)
+      send_control(static_cast<uint8_t>(SegKind::kAck), 0);
   }
   if (!failed()) {
     if (n == 0 && link_down_ && rxw_.front() == nullptr) {

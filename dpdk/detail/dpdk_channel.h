@@ -38,7 +38,7 @@ inline constexpr uint32_t kSegmentPayload = 8192;
 
 struct ChannelConfig {
   uint32_t window = 256;
-  uint32_t rto_us = 4000;
+  uint32_t rto_us = 10000;
   uint32_t idle_us = 200;
   FaultConfig faults;
 };

@@ -10,12 +10,24 @@ uint32_t TxWindow::push(Packet p) {
   s.pkt = p;
   s.sent_us = 0;
   s.sacked = false;
+  s.resent = false;
   return end_++;
 }
 
 void TxWindow::advance_cursor(uint32_t n, uint64_t now_us) {
   for (uint32_t i = 0; i < n; ++i) slots_[(cursor_ + i) & mask_].sent_us = now_us;
   cursor_ += n;
+}
+
+void TxWindow::sample_rtt(uint64_t rtt) {
+  if (srtt_us_ == 0) {
+    srtt_us_ = rtt;
+    rttvar_us_ = rtt / 2;
+    return;
+  }
+  const uint64_t diff = rtt > srtt_us_ ? rtt - srtt_us_ : srtt_us_ - rtt;
+  rttvar_us_ = (3 * rttvar_us_ + diff) / 4;
+  srtt_us_ = (7 * srtt_us_ + rtt) / 8;
 }
 
 RxWindow::RxWindow(uint32_t capacity)

@@ -44,8 +44,12 @@ class TxWindow {
   uint32_t on_ack(uint32_t ack, uint64_t sack, uint32_t wnd_end, uint64_t now_us,
                   Release&& release);
 
-  // Calls resend(seq, Packet) for segments to send again: unacked for `rto_us`, or (fast
+  // Calls resend(seq, Packet) for segments to send again: unacked for the timeout, or (fast
   // retransmit) below a SACKed segment and unsent for rto_us / 8. Updates their send time.
+  // The timeout adapts as in RFC 6298 (srtt + 4 rttvar from segments acked without a resend,
+  // never below rto_us) and doubles after each timeout-driven resend (up to 32x) until an ack
+  // makes progress: a peer that is only slow (a descheduled thread on a busy host) is not
+  // flooded with copies.
   template <typename Resend>
   uint32_t retransmit(uint64_t now_us, uint64_t rto_us, Resend&& resend);
 
@@ -54,6 +58,10 @@ class TxWindow {
   void clear(Release&& release);
 
   uint64_t last_ack_us() const { return last_ack_us_; }
+  uint64_t timeout_us(uint64_t rto_min_us) const {
+    const uint64_t adaptive = srtt_us_ + 4 * rttvar_us_;
+    return (adaptive > rto_min_us ? adaptive : rto_min_us) * backoff_;
+  }
   uint64_t retransmits() const { return retransmits_; }
 
  private:
@@ -61,7 +69,9 @@ class TxWindow {
     Packet pkt = nullptr;
     uint64_t sent_us = 0;
     bool sacked = false;
+    bool resent = false;
   };
+  void sample_rtt(uint64_t rtt_us);
   std::vector<Slot> slots_;
   uint32_t cap_, mask_;
   uint32_t base_ = 0, cursor_ = 0, end_ = 0;
@@ -69,6 +79,8 @@ class TxWindow {
   uint32_t high_sacked_ = 0;  // one past the highest SACKed seq (== base_ when none)
   uint64_t last_ack_us_ = 0;
   uint64_t retransmits_ = 0;
+  uint32_t backoff_ = 1;
+  uint64_t srtt_us_ = 0, rttvar_us_ = 0;
 };
 
 // Receiver side. Segments are stored by seq; [next, recv_next) are all present (received,
@@ -112,6 +124,11 @@ uint32_t TxWindow::on_ack(uint32_t ack, uint64_t sack, uint32_t wnd_end, uint64_
   last_ack_us_ = now_us;
   if (seq_lt(peer_wnd_end_, wnd_end) && seq_le(wnd_end, ack + 2 * cap_)) peer_wnd_end_ = wnd_end;
   uint32_t n = 0;
+  if (base_ != ack) {
+    backoff_ = 1;
+    const Slot& newest = slots_[(ack - 1) & mask_];
+    if (!newest.resent && newest.sent_us != 0) sample_rtt(now_us - newest.sent_us);
+  }
   while (base_ != ack) {
     Slot& s = slots_[base_ & mask_];
     release(s.pkt);
@@ -133,17 +150,22 @@ uint32_t TxWindow::on_ack(uint32_t ack, uint64_t sack, uint32_t wnd_end, uint64_
 template <typename Resend>
 uint32_t TxWindow::retransmit(uint64_t now_us, uint64_t rto_us, Resend&& resend) {
   uint32_t n = 0;
-  const uint64_t fast = rto_us / 8;
+  bool timed_out = false;
+  const uint64_t fast = rto_us / 8, timeout = timeout_us(rto_us);
   for (uint32_t seq = base_; seq != cursor_; ++seq) {
     Slot& s = slots_[seq & mask_];
     if (s.sacked) continue;
     const uint64_t age = now_us - s.sent_us;
-    if (age >= rto_us || (seq_lt(seq, high_sacked_) && age >= fast)) {
+    const bool expired = age >= timeout;
+    if (expired || (seq_lt(seq, high_sacked_) && age >= fast)) {
+      timed_out |= expired;
       resend(seq, s.pkt);
       s.sent_us = now_us;
+      s.resent = true;
       ++n;
     }
   }
+  if (timed_out && backoff_ < 32) backoff_ *= 2;
   retransmits_ += n;
   return n;
 }
