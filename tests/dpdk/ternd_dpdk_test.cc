@@ -174,10 +174,10 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"postcopy", "4K", "", "postcopy_4K"}, Case{"postcopy", "2M", "", "postcopy_2M"},
         Case{"preempt", "4K", "", "preempt_4K"}, Case{"preempt", "2M", "", "preempt_2M"},
         Case{"precopy", "4K", "loss=0.01,reorder=0.01,dup=0.01,seed=11", "precopy_4K_lossy1"},
-        Case{"precopy", "4K", "loss=0.05,reorder=0.05,dup=0.05,seed=12", "precopy_4K_lossy5"},
-        Case{"precopy", "2M", "loss=0.05,reorder=0.05,dup=0.05,seed=13", "precopy_2M_lossy5"},
+        Case{"precopy", "4K", "loss=0.05,reorder=0.05,dup=0.05,corrupt=0.01,seed=12", "precopy_4K_lossy5"},
+        Case{"precopy", "2M", "loss=0.05,reorder=0.05,dup=0.05,corrupt=0.01,seed=13", "precopy_2M_lossy5"},
         Case{"preempt", "4K", "loss=0.01,reorder=0.01,dup=0.01,seed=14", "preempt_4K_lossy1"},
-        Case{"preempt", "4K", "loss=0.05,reorder=0.05,dup=0.05,seed=15", "preempt_4K_lossy5"},
+        Case{"preempt", "4K", "loss=0.05,reorder=0.05,dup=0.05,corrupt=0.01,seed=15", "preempt_4K_lossy5"},
         Case{"preempt", "2M", "loss=0.01,reorder=0.01,dup=0.01,seed=16", "preempt_2M_lossy1"}),
     [](const auto& info) { return std::string(info.param.name); });
 
