@@ -1,5 +1,7 @@
 #include "dpdk/dpdk_transport.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <thread>
@@ -83,7 +85,11 @@ DpdkTransport::~DpdkTransport() = default;
 
 Result<std::string> DpdkTransport::listen(const std::string& address) {
   if (listen_port_) return Status(Code::kInvalidArgument, "dpdk: already listening");
-  auto a = address_of(address);
+  // "dpdk:" alone: memif on an abstract socket private to this process (the source learns it
+  // from the returned URI).
+  auto a = address_of(address.empty() ? "net_memif0,socket=/run/tern-" +
+                                            std::to_string(::getpid()) + ".sock"
+                                      : address);
   if (!a) return a.status();
   if (a->role == "client")
     return Status(Code::kInvalidArgument, "dpdk listen on '" + address +

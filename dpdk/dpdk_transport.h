@@ -4,6 +4,7 @@
 //   dpdk:net_memif0,socket=/run/tern.sock   two processes over memif (shared memory)
 //   dpdk:net_ring,name=NAME                 two transports of one process (tests)
 //   dpdk:net_af_packet0,iface=veth0         any virtual device DPDK can probe
+//   dpdk:                                   (listen only) memif on a fresh abstract socket
 //
 // The destination listens (memif server) and returns the URI the source connects with (memif
 // client, same socket and queue count). Channel i uses queue pair i; the first frame on each is
