@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
@@ -166,12 +167,19 @@ Result<ChannelSet> DpdkTransport::connect_with_hellos(const std::string& address
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   }
-  auto port = dpdk::Port::open(*a, false);
-  if (!port) return port.status();
-  if (!wait_link(**port, deadline))
-    return Status(Code::kUnavailable, "dpdk: no peer on '" + address +
-                                          "' within " + std::to_string(timeout.count()) +
-                                          " ms (start the destination first)");
+  // A memif client connects once, when started; if the handshake does not complete (seen
+  // rarely on a loaded host), a fresh client port tries again until the deadline.
+  Result<std::shared_ptr<dpdk::Port>> port = Status(Code::kInternal, "no port");
+  while (true) {
+    port = dpdk::Port::open(*a, false);
+    if (!port) return port.status();
+    const auto attempt = std::min(deadline, Clock::now() + std::chrono::seconds(2));
+    if (wait_link(**port, attempt)) break;
+    if (Clock::now() >= deadline)
+      return Status(Code::kUnavailable, "dpdk: no peer on '" + address + "' within " +
+                                            std::to_string(timeout.count()) +
+                                            " ms (start the destination first)");
+  }
   ChannelSet out;
   for (uint16_t q = 0; q < hellos.size(); ++q) {
     auto ch = std::make_unique<dpdk::DpdkChannel>(*port, q, config_of(*a));

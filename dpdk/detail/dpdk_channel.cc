@@ -20,7 +20,11 @@ constexpr uint32_t kBurst = 32;
 constexpr size_t kSegHeaderOffset = kEtherHeaderBytes;
 constexpr size_t kFrameHeaderOffset = kEtherHeaderBytes + sizeof(SegHeader);
 constexpr size_t kFragmentOffset = kEtherHeaderBytes + kDataHeaderBytes;
-constexpr auto kLinger = std::chrono::milliseconds(20);
+// A closing channel with unacknowledged frames (say the destination's last control reply)
+// resends them every kLingerResendUs for up to kLinger: the peer is usually still polling, and
+// after the channel is gone nobody would resend a lost segment.
+constexpr auto kLinger = std::chrono::milliseconds(200);
+constexpr uint64_t kLingerResendUs = 2000;
 
 // Locally administered MACs; the link is point to point, so they only need to be well formed.
 void write_ether(uint8_t* d) {
@@ -51,7 +55,7 @@ DpdkChannel::DpdkChannel(std::shared_ptr<Port> port, uint16_t queue, const Chann
 
 DpdkChannel::~DpdkChannel() {
   // A FIN after everything built so far, so the peer reports the close after the last frame;
-  // wait a little for the acks when data is still unacknowledged (like SO_LINGER).
+  // resend what is still unacknowledged for a while (like SO_LINGER).
   if (!failed() && !peer_fin_ && txw_.can_push()) {
     while (built_ < posted_ && build_segment()) {
     }
@@ -68,11 +72,21 @@ DpdkChannel::~DpdkChannel() {
       txw_.push(m);
       const auto until = std::chrono::steady_clock::now() + kLinger;
       transmit_new(now_us());
-      while (unacked && !txw_.empty() && !peer_fin_ && std::chrono::steady_clock::now() < until) {
+      while (unacked && !txw_.empty() && !peer_fin_ && !link_down_ &&
+             std::chrono::steady_clock::now() < until) {
         const uint64_t now = now_us();
         pump(now);
         service(now);
-        std::this_thread::sleep_for(std::chrono::microseconds(100));
+        rte_mbuf* batch[kBurst];
+        uint32_t n = 0;
+        txw_.retransmit(
+            now, kLingerResendUs,
+            [&](uint32_t, Packet p) {
+              if (n < kBurst) batch[n++] = static_cast<rte_mbuf*>(p);
+            },
+            true);
+        if (n) send_batch(batch, n, true);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
     }
   }

@@ -50,8 +50,9 @@ class TxWindow {
   // never below rto_us) and doubles after each timeout-driven resend (up to 32x) until an ack
   // makes progress: a peer that is only slow (a descheduled thread on a busy host) is not
   // flooded with copies.
+  // `fixed`: use rto_us as is (no estimate, no backoff), for a closing channel's last tries.
   template <typename Resend>
-  uint32_t retransmit(uint64_t now_us, uint64_t rto_us, Resend&& resend);
+  uint32_t retransmit(uint64_t now_us, uint64_t rto_us, Resend&& resend, bool fixed = false);
 
   // Every packet still held, for teardown.
   template <typename Release>
@@ -148,10 +149,10 @@ uint32_t TxWindow::on_ack(uint32_t ack, uint64_t sack, uint32_t wnd_end, uint64_
 }
 
 template <typename Resend>
-uint32_t TxWindow::retransmit(uint64_t now_us, uint64_t rto_us, Resend&& resend) {
+uint32_t TxWindow::retransmit(uint64_t now_us, uint64_t rto_us, Resend&& resend, bool fixed) {
   uint32_t n = 0;
   bool timed_out = false;
-  const uint64_t fast = rto_us / 8, timeout = timeout_us(rto_us);
+  const uint64_t fast = rto_us / 8, timeout = fixed ? rto_us : timeout_us(rto_us);
   for (uint32_t seq = base_; seq != cursor_; ++seq) {
     Slot& s = slots_[seq & mask_];
     if (s.sacked) continue;
@@ -165,7 +166,7 @@ uint32_t TxWindow::retransmit(uint64_t now_us, uint64_t rto_us, Resend&& resend)
       ++n;
     }
   }
-  if (timed_out && backoff_ < 32) backoff_ *= 2;
+  if (timed_out && !fixed && backoff_ < 32) backoff_ *= 2;
   retransmits_ += n;
   return n;
 }
