@@ -201,10 +201,16 @@ void DpdkChannel::send_control(uint8_t kind, uint32_t seq) {
 }
 
 void DpdkChannel::advance_frames() {
-  while (sent_frames_ < built_ && seq_lt(slots_[sent_frames_ % kSlots].last_seq, txw_.cursor()))
+  auto is_control = [](const Slot& s) {
+    return static_cast<FrameType>(s.hdr.type) == FrameType::kControl;
+  };
+  while (sent_frames_ < built_ && seq_lt(slots_[sent_frames_ % kSlots].last_seq, txw_.cursor())) {
+    control_in_flight_ += is_control(slots_[sent_frames_ % kSlots]);
     ++sent_frames_;
+  }
   while (completed_ < sent_frames_ && seq_lt(slots_[completed_ % kSlots].last_seq, txw_.base())) {
     Slot& s = slots_[completed_ % kSlots];
+    control_in_flight_ -= is_control(s);
     s.payload = nullptr;
     ++completed_;
   }

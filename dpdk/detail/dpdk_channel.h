@@ -60,7 +60,10 @@ class DpdkChannel final : public tern::detail::RawChannel {
   bool flush() override;
   size_t poll_tx() override;
   size_t poll_rx(RxFrame* out, size_t max) override;
-  size_t tx_pending() const override { return posted_ - sent_frames_; }
+  // Frames not yet sent, plus control frames sent but not yet acknowledged: the control tier
+  // waits for tx_pending() == 0 to know a message reached the peer, and keeps flushing (which
+  // resends) until then; a lost last reply would otherwise never be resent.
+  size_t tx_pending() const override { return posted_ - sent_frames_ + control_in_flight_; }
   int wait_fd() const override { return timer_fd_; }
 
   uint16_t queue() const { return queue_; }
@@ -103,6 +106,7 @@ class DpdkChannel final : public tern::detail::RawChannel {
   uint64_t sent_frames_ = 0;  // frames whose every segment went out at least once
   uint64_t completed_ = 0;    // frames whose every segment is acknowledged
   uint64_t reported_ = 0;     // completions returned by poll_tx
+  uint64_t control_in_flight_ = 0;  // kControl frames sent, not yet acknowledged
   TxWindow txw_;
   uint64_t last_scan_us_ = 0;
   uint64_t last_probe_us_ = 0;
