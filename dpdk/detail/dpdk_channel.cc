@@ -23,7 +23,7 @@ constexpr size_t kFragmentOffset = kEtherHeaderBytes + kDataHeaderBytes;
 // A closing channel with unacknowledged frames (say the destination's last control reply)
 // resends them every kLingerResendUs for up to kLinger: the peer is usually still polling, and
 // after the channel is gone nobody would resend a lost segment.
-constexpr auto kLinger = std::chrono::milliseconds(200);
+constexpr auto kLinger = std::chrono::milliseconds(50);
 constexpr uint64_t kLingerResendUs = 2000;
 
 // Locally administered MACs; the link is point to point, so they only need to be well formed.
@@ -56,10 +56,10 @@ DpdkChannel::DpdkChannel(std::shared_ptr<Port> port, uint16_t queue, const Chann
 DpdkChannel::~DpdkChannel() {
   // A FIN after everything built so far, so the peer reports the close after the last frame;
   // resend what is still unacknowledged for a while (like SO_LINGER).
-  if (!failed() && !peer_fin_ && txw_.can_push()) {
+  // Queues accept() opened but no hello claimed were never part of the session: no FIN.
+  if (index_ != tern::detail::kUnknownIndex && !failed() && !peer_fin_ && txw_.can_push()) {
     while (built_ < posted_ && build_segment()) {
     }
-    const bool unacked = !txw_.empty();
     rte_mbuf* m = rte_pktmbuf_alloc(packet_pool());
     if (m != nullptr) {
       uint8_t* d = reinterpret_cast<uint8_t*>(
@@ -72,7 +72,9 @@ DpdkChannel::~DpdkChannel() {
       txw_.push(m);
       const auto until = std::chrono::steady_clock::now() + kLinger;
       transmit_new(now_us());
-      while (unacked && !txw_.empty() && !peer_fin_ && !link_down_ &&
+      // Until the FIN (and so everything before it) is acknowledged, or the peer closed too;
+      // pumping meanwhile also acknowledges what the peer still resends to us.
+      while (!txw_.empty() && !peer_fin_ && !link_down_ &&
              std::chrono::steady_clock::now() < until) {
         const uint64_t now = now_us();
         pump(now);
@@ -249,10 +251,8 @@ void DpdkChannel::service(uint64_t now) {
 bool DpdkChannel::flush() {
   if (failed()) return false;
   const uint64_t now = now_us();
-  if (fin_at_front()) {
-    fail_peer_closed();
-    return false;
-  }
+  // A peer's FIN is reported by poll_rx, after the frames before it; flush keeps working so
+  // that a last reply can still be resent and acknowledged.
   if (link_down_) {
     fail(Status(Code::kIo, "peer closed channel " + std::to_string(index_) + " (link down)"));
     return false;

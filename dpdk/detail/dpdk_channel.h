@@ -54,7 +54,7 @@ struct ChannelStats {
 class DpdkChannel final : public tern::detail::RawChannel {
  public:
   DpdkChannel(std::shared_ptr<Port> port, uint16_t queue, const ChannelConfig& config);
-  ~DpdkChannel() override;  // sends a FIN after what was posted; lingers briefly for acks
+  ~DpdkChannel() override;  // sends a FIN after what was posted; lingers until it is acked
 
   size_t post(const TxFrame* frames, size_t n) override;
   bool flush() override;
@@ -63,7 +63,11 @@ class DpdkChannel final : public tern::detail::RawChannel {
   // Frames not yet sent, plus control frames sent but not yet acknowledged: the control tier
   // waits for tx_pending() == 0 to know a message reached the peer, and keeps flushing (which
   // resends) until then; a lost last reply would otherwise never be resent.
-  size_t tx_pending() const override { return posted_ - sent_frames_ + control_in_flight_; }
+  // Once the peer closed (FIN or link down) nothing more can be acknowledged: only unsent
+  // frames count then.
+  size_t tx_pending() const override {
+    return posted_ - sent_frames_ + (peer_fin_ || link_down_ ? 0 : control_in_flight_);
+  }
   int wait_fd() const override { return timer_fd_; }
 
   uint16_t queue() const { return queue_; }
