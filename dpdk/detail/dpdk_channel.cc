@@ -51,9 +51,21 @@ DpdkChannel::DpdkChannel(std::shared_ptr<Port> port, uint16_t queue, const Chann
       faults_(config.faults, queue) {
   timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   acked_wnd_end_ = rxw_.wnd_end();
+  last_touch_us_ = now_us();
+  port_->keep(this);
+}
+
+void DpdkChannel::keep_alive(uint64_t now) {
+  constexpr uint64_t kIdleUs = 5000;
+  if (now - last_touch_us_.load(std::memory_order_relaxed) < kIdleUs) return;
+  std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock() || failed()) return;
+  pump(now);
+  service(now);
 }
 
 DpdkChannel::~DpdkChannel() {
+  port_->unkeep(this);  // the keeper no longer calls us (it holds the port's list lock)
   // A FIN after everything built so far, so the peer reports the close after the last frame;
   // resend what is still unacknowledged for a while (like SO_LINGER).
   // Queues accept() opened but no hello claimed were never part of the session: no FIN.
@@ -116,6 +128,8 @@ ChannelStats DpdkChannel::stats() const {
 // ---- transmit ----
 
 size_t DpdkChannel::post(const TxFrame* frames, size_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_touch_us_.store(now_us(), std::memory_order_relaxed);
   if (failed()) return 0;
   const uint64_t room = kSlots - (posted_ - completed_);
   if (n > room) n = room;
@@ -203,16 +217,10 @@ void DpdkChannel::send_control(uint8_t kind, uint32_t seq) {
 }
 
 void DpdkChannel::advance_frames() {
-  auto is_control = [](const Slot& s) {
-    return static_cast<FrameType>(s.hdr.type) == FrameType::kControl;
-  };
-  while (sent_frames_ < built_ && seq_lt(slots_[sent_frames_ % kSlots].last_seq, txw_.cursor())) {
-    control_in_flight_ += is_control(slots_[sent_frames_ % kSlots]);
+  while (sent_frames_ < built_ && seq_lt(slots_[sent_frames_ % kSlots].last_seq, txw_.cursor()))
     ++sent_frames_;
-  }
   while (completed_ < sent_frames_ && seq_lt(slots_[completed_ % kSlots].last_seq, txw_.base())) {
     Slot& s = slots_[completed_ % kSlots];
-    control_in_flight_ -= is_control(s);
     s.payload = nullptr;
     ++completed_;
   }
@@ -249,6 +257,8 @@ void DpdkChannel::service(uint64_t now) {
 }
 
 bool DpdkChannel::flush() {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_touch_us_.store(now_us(), std::memory_order_relaxed);
   if (failed()) return false;
   const uint64_t now = now_us();
   // A peer's FIN is reported by poll_rx, after the frames before it; flush keeps working so
@@ -263,6 +273,8 @@ bool DpdkChannel::flush() {
 }
 
 size_t DpdkChannel::poll_tx() {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_touch_us_.store(now_us(), std::memory_order_relaxed);
   if (failed()) return 0;
   const uint64_t now = now_us();
   pump(now);
@@ -423,6 +435,8 @@ bool DpdkChannel::deliver(RxFrame& out, bool& stop) {
 }
 
 size_t DpdkChannel::poll_rx(RxFrame* out, size_t max) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_touch_us_.store(now_us(), std::memory_order_relaxed);
   if (failed() || max == 0) return 0;
   const uint64_t now = now_us();
   drain_timer(now);

@@ -20,6 +20,8 @@
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <mutex>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -63,15 +65,20 @@ class DpdkChannel final : public tern::detail::RawChannel {
   // Frames not yet sent, plus control frames sent but not yet acknowledged: the control tier
   // waits for tx_pending() == 0 to know a message reached the peer, and keeps flushing (which
   // resends) until then; a lost last reply would otherwise never be resent.
-  // Once the peer closed (FIN or link down) nothing more can be acknowledged: only unsent
-  // frames count then.
   size_t tx_pending() const override {
-    return posted_ - sent_frames_ + (peer_fin_ || link_down_ ? 0 : control_in_flight_);
+    std::lock_guard<std::mutex> lock(mu_);
+    return posted_ - sent_frames_;
   }
   int wait_fd() const override { return timer_fd_; }
 
   uint16_t queue() const { return queue_; }
   ChannelStats stats() const;
+
+  // Called by the port's keeper thread (port.h) every few milliseconds: when the owner has not
+  // touched the channel for a while, take in acks and peer data, resend overdue segments and
+  // answer with acks, so a channel the engine stopped polling (a finished session's control
+  // channel, say) still completes its last exchange. Never delivers frames.
+  void keep_alive(uint64_t now_us);
 
  private:
   static constexpr uint32_t kSlots = 512;
@@ -99,6 +106,10 @@ class DpdkChannel final : public tern::detail::RawChannel {
   void arm_timer(uint64_t now);
   void drain_timer(uint64_t now);
 
+  // Held by every public call and by keep_alive: the owner thread is the only regular user,
+  // so it is uncontended except when the keeper steps in on an idle channel.
+  mutable std::mutex mu_;
+  std::atomic<uint64_t> last_touch_us_{0};
   std::shared_ptr<Port> port_;
   const uint16_t port_id_;
   const uint16_t queue_;
@@ -110,7 +121,6 @@ class DpdkChannel final : public tern::detail::RawChannel {
   uint64_t sent_frames_ = 0;  // frames whose every segment went out at least once
   uint64_t completed_ = 0;    // frames whose every segment is acknowledged
   uint64_t reported_ = 0;     // completions returned by poll_tx
-  uint64_t control_in_flight_ = 0;  // kControl frames sent, not yet acknowledged
   TxWindow txw_;
   uint64_t last_scan_us_ = 0;
   uint64_t last_probe_us_ = 0;

@@ -8,11 +8,14 @@
 #include <rte_ring.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <pthread.h>
 #include <map>
 #include <mutex>
 #include <set>
 
+#include "dpdk/detail/dpdk_channel.h"
 #include "dpdk/detail/eal.h"
 
 namespace tern::dpdk {
@@ -217,7 +220,35 @@ bool Port::link_up() const {
   return link.link_status == RTE_ETH_LINK_UP;
 }
 
+void Port::keep(DpdkChannel* ch) {
+  std::lock_guard<std::mutex> lock(keep_mu_);
+  kept_.push_back(ch);
+  if (keeper_.joinable()) return;
+  keeper_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "tern-dpdk-keep");
+    std::unique_lock<std::mutex> lock(keep_mu_);
+    while (!keeper_stop_) {
+      keep_cv_.wait_for(lock, std::chrono::milliseconds(2));
+      const uint64_t now = now_us();
+      for (DpdkChannel* c : kept_) c->keep_alive(now);
+    }
+  });
+}
+
+void Port::unkeep(DpdkChannel* ch) {
+  std::lock_guard<std::mutex> lock(keep_mu_);
+  kept_.erase(std::remove(kept_.begin(), kept_.end(), ch), kept_.end());
+}
+
 Port::~Port() {
+  if (keeper_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(keep_mu_);
+      keeper_stop_ = true;
+    }
+    keep_cv_.notify_all();
+    keeper_.join();
+  }
   if (!memif_server_socket_.empty()) {
     std::lock_guard<std::mutex> lock(memif_paths().mu);
     memif_paths().retired.insert(memif_server_socket_);

@@ -8,7 +8,11 @@
 #pragma once
 
 #include <cstdint>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 #include <string>
 
 #include "dataplane/status.h"
@@ -17,6 +21,7 @@
 namespace tern::dpdk {
 
 struct RingPair;
+class DpdkChannel;
 
 class Port {
  public:
@@ -33,6 +38,11 @@ class Port {
   bool link_up() const;
   const std::string& name() const { return name_; }
 
+  // Channels on this port for the keeper thread, which calls keep_alive() on each every
+  // couple of milliseconds (started with the first channel, joined when the port goes).
+  void keep(DpdkChannel* ch);
+  void unkeep(DpdkChannel* ch);
+
  private:
   Port() = default;
   Status configure(uint16_t queues);
@@ -45,6 +55,12 @@ class Port {
   std::string name_;  // the process-unique device name
   std::shared_ptr<RingPair> rings_;  // ring pairs: shared by both ends
   std::string memif_server_socket_;  // memif server: the socket it listens on
+
+  std::mutex keep_mu_;
+  std::condition_variable keep_cv_;
+  std::vector<DpdkChannel*> kept_;  // guarded by keep_mu_
+  bool keeper_stop_ = false;        // guarded by keep_mu_
+  std::thread keeper_;
 };
 
 // The memif socket of an address ("socket=", or the PMD's default).
