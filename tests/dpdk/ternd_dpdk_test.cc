@@ -157,8 +157,9 @@ TEST_P(TerndOverMemif, EveryPageVerifies) {
   Json dq = wait_done(*d, 30s);
   ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
   EXPECT_EQ(sq["transport"], "dpdk");
-  if (mode != "precopy")
+  if (mode != "precopy") {
     EXPECT_GT(sq["ram"]["postcopy-bytes"].get<uint64_t>(), 0u) << "never reached postcopy";
+  }
   auto dg = d->execute("query-guest");
   ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
   ASSERT_TRUE(dg->contains("verification")) << dg->dump(2);
