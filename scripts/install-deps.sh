@@ -8,6 +8,8 @@ PACKAGES=(
   libhwloc-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   util-linux  # setarch: TSan runs tests with ASLR off on kernels with large mmap_rnd_bits
+  libdpdk-dev  # the dpdk transport (EAL, ethdev, memif and net_ring PMDs)
+  dpdk         # dpdk-testpmd: the memif forwarding reference in scripts/bench-dpdk.sh
 )
 
 . "$(dirname "$0")/lib.sh"
