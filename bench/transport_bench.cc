@@ -117,6 +117,7 @@ void BM_Memcpy(benchmark::State& state, uint32_t frame) {
 
 BENCHMARK_CAPTURE(BM_Memcpy, frames_64k, 64u << 10)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Memcpy, pages_4k, 4u << 10)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Memcpy, pages_2m, 2u << 20)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_ChannelBulk, loopback_frames_64k, "loopback", 64u << 10)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_ChannelBulk, loopback_pages_4k, "loopback", 4u << 10)

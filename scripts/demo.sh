@@ -107,7 +107,8 @@ else
 fi
 case $transport in
   loopback) die "the loopback transport joins two engines inside one process (tests only); use --transport tcp" ;;
-  dpdk) listen_uri="dpdk:" ;;
+  # memif between the two ternd processes; the socket name is abstract (no file to clean up).
+  dpdk) listen_uri="dpdk:net_memif0,socket=/run/tern-demo-$$.sock" ;;
   *) listen_uri="$transport:127.0.0.1:0" ;;
 esac
 say "transport: $transport ($reason)"

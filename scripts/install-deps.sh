@@ -12,6 +12,8 @@ PACKAGES=(
   # kernel's soft-RoCE, busybox initramfs; ib_write_bw/ib_write_lat for the bench)
   libibverbs-dev librdmacm-dev rdma-core ibverbs-providers ibverbs-utils perftest iproute2
   qemu-system-x86 busybox-static xz-utils cpio
+  libdpdk-dev  # the dpdk transport (EAL, ethdev, memif and net_ring PMDs)
+  dpdk         # dpdk-testpmd: the memif forwarding reference in scripts/bench-dpdk.sh
 )
 
 . "$(dirname "$0")/lib.sh"

@@ -61,7 +61,8 @@ Result<ParsedUri> parse_uri(const std::string& uri) {
     if (!(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9'))
       return Status(Code::kInvalidArgument, "transport name '" + p.transport + "' in URI '" +
                                                 uri + "' is not lowercase letters and digits");
-  if (p.transport != "loopback" && p.address.empty())
+  // loopback: the default name; dpdk: a memif listener on a fresh socket (destination only).
+  if (p.transport != "loopback" && p.transport != "dpdk" && p.address.empty())
     return Status(Code::kInvalidArgument,
                   "URI '" + uri + "' has no address after '" + p.transport + ":'");
   return p;

@@ -15,6 +15,12 @@
 #ifdef TERN_CONFORMANCE_RDMA
 #include "rdma/rdma_transport.h"
 #endif
+#ifdef TERN_HAVE_DPDK
+#include <cstdio>
+#include <cstdlib>
+
+#include "dpdk/dpdk_transport.h"
+#endif
 
 namespace tern::testing {
 namespace {
@@ -39,8 +45,37 @@ auto connect_hellos_of() {
   return ip && *ip ? ip : "127.0.0.1";
 }
 
+#if defined(TERN_HAVE_DPDK) && !defined(TERN_CONFORMANCE_RDMA)
+// dpdk links two transports of this process: over a net_ring pair by default, over memif
+// (real sockets and shared memory, both ends here) with TERN_TEST_DPDK_LINK=memif. Left out,
+// with the reason printed, where DPDK cannot start.
+std::vector<Harness> dpdk_harnesses() {
+#if defined(__SANITIZE_THREAD__)
+  std::printf("[ SKIPPED  ] dpdk conformance: DPDK's rings and mempools are not built with "
+              "TSan, so packets handed between threads look like data races\n");
+  return {};
+#endif
+  if (Status s = dpdk_can_start(); !s.is_ok()) {
+    std::printf("[ SKIPPED  ] dpdk conformance: %s\n", s.to_string().c_str());
+    return {};
+  }
+  const char* link = std::getenv("TERN_TEST_DPDK_LINK");
+  const bool memif = link != nullptr && std::string(link) == "memif";
+  auto address = [memif] {
+    static std::atomic<int> n{0};
+    const std::string tag = std::to_string(::getpid()) + "-" + std::to_string(n++);
+    return memif ? "net_memif0,socket=/run/tern-conformance-" + tag + ".sock"
+                 : "net_ring,name=conformance-" + tag;
+  };
+  return {{"dpdk", address, connect_hellos_of<DpdkTransport>(),
+           {"", "nosuch0", "net_ring", "net_ring,name=x,loss=2", "net_memif0,queues=1",
+            "net_memif0,role=server,socket=/run/x.sock"}}};
+}
+#endif
+
 const std::vector<Harness>& all() {
-  static const std::vector<Harness> kAll = {
+  static const std::vector<Harness> kAll = [] {
+    std::vector<Harness> v = {
 #ifdef TERN_CONFORMANCE_RDMA
       {"rdma",
        [] { return rdma_host() + ":0"; },
@@ -55,7 +90,12 @@ const std::vector<Harness>& all() {
        {"127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", ":4444",
         "127.0.0.1:0"}},
 #endif
-  };
+    };
+#if defined(TERN_HAVE_DPDK) && !defined(TERN_CONFORMANCE_RDMA)
+    for (Harness& h : dpdk_harnesses()) v.push_back(std::move(h));
+#endif
+    return v;
+  }();
   return kAll;
 }
 

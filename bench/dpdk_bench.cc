@@ -1,0 +1,196 @@
+// The dpdk transport over memif (both ends in this process, real memif rings and shared
+// memory) and over a net_ring pair: bulk throughput in 2 MiB host pages (sent as 2 MiB frames,
+// cut into 8 KiB segments) and 4 KiB pages, against BM_Memcpy in transport_bench.cc; and the
+// urgent request round trip while a bulk stream saturates the same link.
+// Sender and receiver are pumped from the benchmark thread, like BM_ChannelBulk, except the
+// round trip, where the source runs on its own thread. scripts/bench-dpdk.sh runs these
+// with memcpy and dpdk-testpmd memif forwarding side by side and prints ratios.
+#ifdef TERN_HAVE_DPDK
+#include <benchmark/benchmark.h>
+#include <poll.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <future>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dpdk/dpdk_transport.h"
+
+namespace tern {
+namespace {
+
+constexpr size_t kBytes = 16 * kHugePageBytes;  // 32 MiB per iteration
+
+struct Pair {
+  std::unique_ptr<Transport> src_t, dst_t;
+  ChannelSet src, dst;
+  std::string error;
+};
+
+Pair* pair_for(const std::string& link) {
+  static std::map<std::string, std::unique_ptr<Pair>> pairs;
+  auto& p = pairs[link];
+  if (p) return p.get();
+  p = std::make_unique<Pair>();
+  if (Status s = dpdk_can_start(); !s.is_ok()) {
+    p->error = s.to_string();
+    return p.get();
+  }
+  p->dst_t = std::make_unique<DpdkTransport>();
+  p->src_t = std::make_unique<DpdkTransport>();
+  const std::string tag = std::to_string(::getpid());
+  auto uri = p->dst_t->listen(link == "memif" ? "net_memif0,socket=/run/tern-bench-" + tag + ".sock"
+                                              : "net_ring,name=bench-" + tag);
+  if (!uri) {
+    p->error = uri.status().to_string();
+    return p.get();
+  }
+  auto accepted = std::async(std::launch::async,
+                             [&] { return p->dst_t->accept(std::chrono::seconds(5)); });
+  auto conn = p->src_t->connect(parse_uri(*uri)->address, 3, 1, std::chrono::seconds(5));
+  auto acc = accepted.get();
+  if (!conn || !acc) {
+    p->error = (!conn ? conn.status() : acc.status()).to_string();
+    return p.get();
+  }
+  p->src = std::move(*conn);
+  p->dst = std::move(*acc);
+  return p.get();
+}
+
+void BM_DpdkBulk(benchmark::State& state, const char* link, uint32_t frame) {
+  Pair* p = pair_for(link);
+  if (!p->error.empty()) {
+    state.SkipWithError(p->error.c_str());
+    return;
+  }
+  static std::vector<uint8_t> src(kBytes, 0x5a), dst(kBytes, 0);
+  Landing landing({{dst.data(), kBytes, kHugePageBytes}});
+  Channel& tx = *p->src[kFirstBulkChannel];
+  Channel& rx = *p->dst[kFirstBulkChannel];
+  rx.set_landing(&landing);
+  std::vector<TxFrame> frames;
+  for (uint64_t off = 0; off < kBytes; off += frame) {
+    const uint32_t flags = (off + frame) % kHugePageBytes == 0 ? kFlagHostPageEnd : 0;
+    frames.push_back({make_header(FrameType::kPage, 0, off, frame, flags, 0, kFirstBulkChannel),
+                      src.data() + off});
+  }
+  std::vector<RxFrame> rx_buf(64);
+  for (auto _ : state) {
+    size_t posted = 0, received = 0, completed = 0;
+    while (received < frames.size() || completed < frames.size()) {
+      if (posted < frames.size()) posted += tx.post(frames.data() + posted, frames.size() - posted);
+      if (!tx.flush()) break;
+      completed += tx.poll_tx();
+      received += rx.poll_rx(rx_buf.data(), rx_buf.size());
+      if (!rx.error().is_ok()) break;
+    }
+    if (!rx.error().is_ok() || !tx.error().is_ok()) {
+      state.SkipWithError((!rx.error().is_ok() ? rx.error() : tx.error()).to_string().c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(dst.data());
+  }
+  rx.set_landing(nullptr);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kBytes));
+}
+
+// dst requests a 4 KiB page on the urgent channel; a source thread answers it on the urgent
+// channel, streaming 2 MiB frames on the bulk channel meanwhile when `with_bulk` (dst drains
+// them between polls of the urgent channel).
+void BM_DpdkUrgentRoundTrip(benchmark::State& state, const char* link, bool with_bulk) {
+  Pair* p = pair_for(link);
+  if (!p->error.empty()) {
+    state.SkipWithError(p->error.c_str());
+    return;
+  }
+  constexpr size_t kBulk = 8 * kHugePageBytes;
+  // Static: frames still queued on the pair when a run ends reference them in the next run.
+  static std::vector<uint8_t> bulk_src(kBulk, 0x11), bulk_dst(kBulk), page_src(4096, 0x22),
+      page_dst(4096);
+  Landing bulk_landing({{bulk_dst.data(), kBulk, kHugePageBytes}});
+  Landing page_landing({{page_dst.data(), 4096, 4096}});
+  p->dst[kFirstBulkChannel]->set_landing(&bulk_landing);
+  p->dst[kUrgentChannel]->set_landing(&page_landing);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> bulk_bytes{0};
+  std::thread source([&] {
+    Channel& urgent = *p->src[kUrgentChannel];
+    Channel& bulk = *p->src[kFirstBulkChannel];
+    uint64_t off = 0;
+    RxFrame req[8];
+    while (!stop.load(std::memory_order_relaxed)) {
+      // Requests first (S1): answer every one before the next bulk frame.
+      size_t n = urgent.poll_rx(req, 8);
+      for (size_t i = 0; i < n; ++i) {
+        TxFrame f{make_header(FrameType::kPage, 0, 0, 4096, kFlagUrgent | kFlagHostPageEnd, 0,
+                              kUrgentChannel),
+                  page_src.data()};
+        while (urgent.post(&f, 1) == 0 && urgent.error().is_ok()) urgent.flush();
+      }
+      urgent.flush();
+      urgent.poll_tx();
+      // Idle pollers yield, as tern's workers do (two spinning threads on a busy 2-core host
+      // otherwise take turns by the scheduler's time slice).
+      if (!with_bulk) {
+        if (n == 0) sched_yield();
+        continue;
+      }
+      TxFrame b{make_header(FrameType::kPage, 0, off, kHugePageBytes, kFlagHostPageEnd, 0,
+                            kFirstBulkChannel),
+                bulk_src.data() + off};
+      if (bulk.post(&b, 1) == 1) off = (off + kHugePageBytes) % kBulk;
+      bulk.flush();
+      bulk.poll_tx();
+      if (!urgent.error().is_ok() || !bulk.error().is_ok()) return;
+    }
+  });
+  Channel& urgent = *p->dst[kUrgentChannel];
+  Channel& bulk = *p->dst[kFirstBulkChannel];
+  RxFrame got[64];
+  for (auto _ : state) {
+    TxFrame r{make_header(FrameType::kRequest, 0, 0, 4096, 0, 0, kUrgentChannel), nullptr};
+    while (urgent.post(&r, 1) == 0) urgent.flush();
+    urgent.flush();
+    bool answered = false;
+    while (!answered && urgent.error().is_ok() && bulk.error().is_ok()) {
+      answered = urgent.poll_rx(got, 1) == 1;
+      urgent.poll_tx();
+      size_t n = bulk.poll_rx(got + 1, 63);
+      for (size_t i = 0; i < n; ++i) bulk_bytes += got[1 + i].hdr.length;
+      if (!answered && n == 0) sched_yield();
+    }
+    if (!answered) {
+      state.SkipWithError("a channel failed");
+      break;
+    }
+  }
+  stop = true;
+  source.join();
+  p->dst[kFirstBulkChannel]->set_landing(nullptr);
+  p->dst[kUrgentChannel]->set_landing(nullptr);
+  state.counters["bulk_GBps"] = benchmark::Counter(static_cast<double>(bulk_bytes.load()) / 1e9,
+                                                   benchmark::Counter::kIsRate);
+}
+
+BENCHMARK_CAPTURE(BM_DpdkBulk, memif_pages_2m, "memif", kHugePageBytes)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_DpdkBulk, memif_pages_4k, "memif", 4u << 10)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_DpdkBulk, ring_pages_2m, "ring", kHugePageBytes)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_DpdkUrgentRoundTrip, memif_idle, "memif", false)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_DpdkUrgentRoundTrip, memif_under_bulk, "memif", true)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+}  // namespace
+}  // namespace tern
+#endif  // TERN_HAVE_DPDK

@@ -1,0 +1,491 @@
+#include "dpdk/detail/dpdk_channel.h"
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "dpdk/detail/eal.h"
+#include "dpdk/detail/port.h"
+
+namespace tern::dpdk {
+namespace {
+
+constexpr uint32_t kBurst = 32;
+constexpr size_t kSegHeaderOffset = kEtherHeaderBytes;
+constexpr size_t kFrameHeaderOffset = kEtherHeaderBytes + sizeof(SegHeader);
+constexpr size_t kFragmentOffset = kEtherHeaderBytes + kDataHeaderBytes;
+// A closing channel with unacknowledged frames (say the destination's last control reply)
+// resends them every kLingerResendUs for up to kLinger: the peer is usually still polling, and
+// after the channel is gone nobody would resend a lost segment.
+constexpr auto kLinger = std::chrono::milliseconds(50);
+constexpr uint64_t kLingerResendUs = 2000;
+
+// Locally administered MACs; the link is point to point, so they only need to be well formed.
+void write_ether(uint8_t* d) {
+  static const uint8_t kHdr[kEtherHeaderBytes] = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01,
+                                                  kEtherType >> 8, kEtherType & 0xff};
+  std::memcpy(d, kHdr, sizeof kHdr);
+}
+
+void release(Packet p) { rte_pktmbuf_free(static_cast<rte_mbuf*>(p)); }
+
+const SegHeader* seg_of(const rte_mbuf* m) {
+  return rte_pktmbuf_mtod_offset(m, const SegHeader*, kSegHeaderOffset);
+}
+
+}  // namespace
+
+DpdkChannel::DpdkChannel(std::shared_ptr<Port> port, uint16_t queue, const ChannelConfig& config)
+    : port_(std::move(port)),
+      port_id_(port_->id()),
+      queue_(queue),
+      config_(config),
+      txw_(config.window),
+      rxw_(config.window),
+      faults_(config.faults, queue) {
+  timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  acked_wnd_end_ = rxw_.wnd_end();
+  last_touch_us_ = now_us();
+  port_->keep(this);
+}
+
+void DpdkChannel::keep_alive(uint64_t now) {
+  constexpr uint64_t kIdleUs = 5000;
+  if (now - last_touch_us_.load(std::memory_order_relaxed) < kIdleUs) return;
+  std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock() || failed()) return;
+  pump(now);
+  service(now);
+}
+
+DpdkChannel::~DpdkChannel() {
+  port_->unkeep(this);  // the keeper no longer calls us (it holds the port's list lock)
+  // A FIN after everything built so far, so the peer reports the close after the last frame;
+  // resend what is still unacknowledged for a while (like SO_LINGER).
+  // Queues accept() opened but no hello claimed were never part of the session: no FIN.
+  if (index_ != tern::detail::kUnknownIndex && !failed() && !peer_fin_ && txw_.can_push()) {
+    while (built_ < posted_ && build_segment()) {
+    }
+    rte_mbuf* m = rte_pktmbuf_alloc(packet_pool());
+    if (m != nullptr) {
+      uint8_t* d = reinterpret_cast<uint8_t*>(
+          rte_pktmbuf_append(m, kEtherHeaderBytes + sizeof(SegHeader)));
+      write_ether(d);
+      SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kFin), 0, queue_, txw_.end(), 0, 0,
+                  0, 0, 0, 0, 0};
+      h.sum = segment_sum(h, 0);
+      std::memcpy(d + kSegHeaderOffset, &h, sizeof h);
+      txw_.push(m);
+      const auto until = std::chrono::steady_clock::now() + kLinger;
+      transmit_new(now_us());
+      // Until the FIN (and so everything before it) is acknowledged, or the peer closed too;
+      // pumping meanwhile also acknowledges what the peer still resends to us.
+      while (!txw_.empty() && !peer_fin_ && !link_down_ &&
+             std::chrono::steady_clock::now() < until) {
+        const uint64_t now = now_us();
+        pump(now);
+        service(now);
+        rte_mbuf* batch[kBurst];
+        uint32_t n = 0;
+        txw_.retransmit(
+            now, kLingerResendUs,
+            [&](uint32_t, Packet p) {
+              if (n < kBurst) batch[n++] = static_cast<rte_mbuf*>(p);
+            },
+            true);
+        if (n) send_batch(batch, n, true);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    }
+  }
+  if (std::getenv("TERN_DPDK_DEBUG"))
+    std::fprintf(stderr,
+                 "dpdk channel %u queue %u: sent %lu segments, %lu resent, %lu bad checksum, "
+                 "%lu duplicates, %lu injected drops; tx base %u cursor %u end %u; rx next %u "
+                 "ack %u; frames posted %lu built %lu completed %lu\n",
+                 index_, queue_, stats().segments_sent, stats().retransmits, stats().bad_checksum,
+                 stats().duplicates, stats().injected_drops, txw_.base(), txw_.cursor(), txw_.end(),
+                 rxw_.next(), rxw_.ack(), posted_, built_, completed_);
+  txw_.clear(release);
+  rxw_.clear(release);
+  faults_.clear(release);
+  if (timer_fd_ >= 0) ::close(timer_fd_);
+}
+
+ChannelStats DpdkChannel::stats() const {
+  ChannelStats s = stats_;
+  s.retransmits = txw_.retransmits();
+  s.injected_drops = faults_.dropped();
+  return s;
+}
+
+// ---- transmit ----
+
+size_t DpdkChannel::post(const TxFrame* frames, size_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_touch_us_.store(now_us(), std::memory_order_relaxed);
+  if (failed()) return 0;
+  const uint64_t room = kSlots - (posted_ - completed_);
+  if (n > room) n = room;
+  for (size_t i = 0; i < n; ++i) {
+    const TxFrame& f = frames[i];
+    const uint32_t len = tern::detail::payload_length(f.hdr);
+    if (len != 0 && f.payload == nullptr) {
+      fail(Status(Code::kInvalidArgument,
+                  "channel " + std::to_string(index_) + ": frame posted without its payload"));
+      return i;
+    }
+    Slot& s = slots_[posted_ % kSlots];
+    tern::detail::store_frame(s, f, len);
+    s.len = len;
+    s.built = 0;
+    ++posted_;
+  }
+  return n;
+}
+
+bool DpdkChannel::build_segment() {
+  if (built_ == posted_ || !txw_.can_push()) return false;
+  Slot& s = slots_[built_ % kSlots];
+  const uint32_t frag = std::min(kSegmentPayload, s.len - s.built);
+  rte_mbuf* m = rte_pktmbuf_alloc(packet_pool());
+  if (m == nullptr) return false;  // pool empty: acks will return buffers
+  auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kFragmentOffset + frag));
+  write_ether(d);
+  SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kData), 0, queue_, txw_.end(), 0, 0,
+              s.built, frag, 0, 0, 0};
+  std::memcpy(d + kFrameHeaderOffset, &s.hdr, sizeof(FrameHeader));
+  uint64_t sum = sum_bytes(d + kFrameHeaderOffset, sizeof(FrameHeader));
+  if (frag) sum = copy_sum(d + kFragmentOffset, s.payload + s.built, frag, sum);
+  h.sum = segment_sum(h, sum);
+  std::memcpy(d + kSegHeaderOffset, &h, sizeof h);
+  s.last_seq = txw_.push(m);
+  s.built += frag;
+  if (s.built == s.len) ++built_;
+  return true;
+}
+
+void DpdkChannel::send_batch(rte_mbuf** pkts, uint32_t n, bool keep) {
+  if (keep)
+    for (uint32_t i = 0; i < n; ++i) rte_mbuf_refcnt_update(pkts[i], 1);  // the window's ref
+  uint16_t sent = rte_eth_tx_burst(port_id_, queue_, pkts, static_cast<uint16_t>(n));
+  stats_.segments_sent += sent;
+  for (uint32_t i = sent; i < n; ++i) {
+    if (keep)
+      rte_mbuf_refcnt_update(pkts[i], -1);
+    else
+      rte_pktmbuf_free(pkts[i]);
+  }
+}
+
+void DpdkChannel::transmit_new(uint64_t now) {
+  rte_mbuf* batch[kBurst];
+  while (txw_.cursor() != txw_.end()) {
+    uint32_t n = std::min<uint32_t>(kBurst, txw_.end() - txw_.cursor());
+    for (uint32_t i = 0; i < n; ++i) {
+      batch[i] = static_cast<rte_mbuf*>(txw_.at(txw_.cursor() + i));
+      rte_mbuf_refcnt_update(batch[i], 1);
+    }
+    uint16_t sent = rte_eth_tx_burst(port_id_, queue_, batch, static_cast<uint16_t>(n));
+    for (uint32_t i = sent; i < n; ++i) rte_mbuf_refcnt_update(batch[i], -1);
+    stats_.segments_sent += sent;
+    txw_.advance_cursor(sent, now);
+    if (sent < n) break;  // the ring is full: the rest goes next time
+  }
+}
+
+void DpdkChannel::send_control(uint8_t kind, uint32_t seq) {
+  rte_mbuf* m = rte_pktmbuf_alloc(packet_pool());
+  if (m == nullptr) return;
+  auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kFrameHeaderOffset));
+  write_ether(d);
+  SegHeader h{kSegMagic, kind, 0, queue_, seq, rxw_.ack(), rxw_.wnd_end(), 0, 0, 0,
+              rxw_.sack(), 0};
+  h.sum = segment_sum(h, 0);
+  std::memcpy(d + kSegHeaderOffset, &h, sizeof h);
+  send_batch(&m, 1, false);
+  if (kind == static_cast<uint8_t>(SegKind::kAck)) {
+    acked_wnd_end_ = h.wnd_end;
+    need_ack_ = false;
+  }
+}
+
+void DpdkChannel::advance_frames() {
+  while (sent_frames_ < built_ && seq_lt(slots_[sent_frames_ % kSlots].last_seq, txw_.cursor()))
+    ++sent_frames_;
+  while (completed_ < sent_frames_ && seq_lt(slots_[completed_ % kSlots].last_seq, txw_.base())) {
+    Slot& s = slots_[completed_ % kSlots];
+    s.payload = nullptr;
+    ++completed_;
+  }
+}
+
+void DpdkChannel::service(uint64_t now) {
+  while (build_segment()) {
+    if (txw_.end() - txw_.cursor() >= kBurst) transmit_new(now);
+  }
+  transmit_new(now);
+  // Resends: scanned at most every rto/8 (the scan walks the whole window).
+  if (!txw_.empty() && now - last_scan_us_ >= config_.rto_us / 8) {
+    last_scan_us_ = now;
+    rte_mbuf* batch[kBurst];
+    uint32_t n = 0;
+    txw_.retransmit(now, config_.rto_us, [&](uint32_t, Packet p) {
+      if (n == kBurst) {
+        send_batch(batch, n, true);
+        n = 0;
+      }
+      batch[n++] = static_cast<rte_mbuf*>(p);
+    });
+    if (n) send_batch(batch, n, true);
+  }
+  // The receiver's window is closed and no ack came for an RTO: ask for one (it may be lost).
+  if (built_ < posted_ && txw_.peer_window_closed() && now - txw_.last_ack_us() >= config_.rto_us &&
+      now - last_probe_us_ >= config_.rto_us) {
+    last_probe_us_ = now;
+    send_control(static_cast<uint8_t>(SegKind::kProbe), 0);
+  }
+  if (need_ack_ || rxw_.wnd_end() - acked_wnd_end_ >= config_.window / 4)
+    send_control(static_cast<uint8_t>(SegKind::kAck), 0);
+  advance_frames();
+}
+
+bool DpdkChannel::flush() {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_touch_us_.store(now_us(), std::memory_order_relaxed);
+  if (failed()) return false;
+  const uint64_t now = now_us();
+  // A peer's FIN is reported by poll_rx, after the frames before it; flush keeps working so
+  // that a last reply can still be resent and acknowledged.
+  if (link_down_) {
+    fail(Status(Code::kIo, "peer closed channel " + std::to_string(index_) + " (link down)"));
+    return false;
+  }
+  pump(now);  // acks open the window (a sender may never call poll_tx)
+  service(now);
+  return !failed();
+}
+
+size_t DpdkChannel::poll_tx() {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_touch_us_.store(now_us(), std::memory_order_relaxed);
+  if (failed()) return 0;
+  const uint64_t now = now_us();
+  pump(now);
+  service(now);
+  const size_t done = completed_ - reported_;
+  reported_ = completed_;
+  return visible_tx(done);
+}
+
+// ---- receive ----
+
+void DpdkChannel::take_segment(rte_mbuf* m, uint64_t now) {
+  if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
+    rte_pktmbuf_free(m);
+    return;
+  }
+  const uint32_t len = rte_pktmbuf_data_len(m);
+  const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
+  if (len < kFrameHeaderOffset || d[12] != (kEtherType >> 8) || d[13] != (kEtherType & 0xff)) {
+    rte_pktmbuf_free(m);
+    return;
+  }
+  SegHeader h;
+  std::memcpy(&h, d + kSegHeaderOffset, sizeof h);
+  const auto kind = static_cast<SegKind>(h.kind);
+  uint64_t rest = 0;
+  bool ok = h.magic == kSegMagic && h.queue == queue_;
+  if (ok && kind == SegKind::kData) {
+    ok = len >= kFragmentOffset + static_cast<size_t>(h.frag_len) && h.frag_len <= kSegmentPayload;
+    if (ok) rest = sum_bytes(d + kFragmentOffset, h.frag_len, sum_bytes(d + kFrameHeaderOffset, sizeof(FrameHeader)));
+  }
+  if (ok && segment_sum(h, rest) != h.sum) {
+    ++stats_.bad_checksum;
+    ok = false;
+  }
+  if (!ok) {
+    rte_pktmbuf_free(m);
+    return;
+  }
+  switch (kind) {
+    case SegKind::kData:
+    case SegKind::kFin:
+      if (rxw_.offer(h.seq, m) != RxWindow::Verdict::kStored) {
+        ++stats_.duplicates;
+        rte_pktmbuf_free(m);
+      } else if (kind == SegKind::kFin) {
+        peer_fin_ = true;
+      }
+      need_ack_ = true;
+      return;
+    case SegKind::kAck:
+      txw_.on_ack(h.ack, h.sack, h.wnd_end, now, release);
+      break;
+    case SegKind::kProbe:
+      need_ack_ = true;
+      break;
+  }
+  rte_pktmbuf_free(m);
+}
+
+size_t DpdkChannel::pump(uint64_t now) {
+  rte_mbuf* raw[kBurst];
+  uint16_t n = rte_eth_rx_burst(port_id_, queue_, raw, kBurst);
+  if (n == 0 && !faults_.holding()) {
+    // Cheap enough every few hundred idle polls: is the peer still there?
+    if ((++idle_pumps_ & 255) == 0) {
+      if (port_->link_up())
+        link_seen_up_ = true;
+      else
+        link_down_ = link_seen_up_;
+    }
+    return 0;
+  }
+  if (config_.faults.any()) {
+    Packet out[2 * kBurst + FaultInjector::kMaxHeld];
+    size_t k = faults_.apply(
+        reinterpret_cast<Packet*>(raw), n, out, release,
+        [](Packet p) {
+          rte_mbuf_refcnt_update(static_cast<rte_mbuf*>(p), 1);
+          return p;
+        },
+        [](Packet& p, uint64_t r) {
+          // Corrupt a private copy: with net_ring the sender still holds this very buffer.
+          auto* m = static_cast<rte_mbuf*>(p);
+          rte_mbuf* c = rte_pktmbuf_copy(m, m->pool, 0, UINT32_MAX);
+          if (c == nullptr) return;
+          rte_pktmbuf_free(m);
+          auto* d = rte_pktmbuf_mtod(c, uint8_t*);
+          const uint32_t len = rte_pktmbuf_data_len(c);
+          d[kSegHeaderOffset + r % (len - kSegHeaderOffset)] ^= static_cast<uint8_t>(1u << (r >> 61));
+          p = c;
+        });
+    for (size_t i = 0; i < k; ++i) take_segment(static_cast<rte_mbuf*>(out[i]), now);
+  } else {
+    for (uint16_t i = 0; i < n; ++i) take_segment(raw[i], now);
+  }
+  link_seen_up_ = true;
+  return n;
+}
+
+bool DpdkChannel::fin_at_front() const {
+  auto* m = static_cast<const rte_mbuf*>(rxw_.front());
+  return m != nullptr && seg_of(m)->kind == static_cast<uint8_t>(SegKind::kFin);
+}
+
+// Consumes the in-order front segment. Returns true when it completed a frame (written to
+// `out`); `stop` asks poll_rx to return now. On a protocol error the channel fails.
+bool DpdkChannel::deliver(RxFrame& out, bool& stop) {
+  auto* m = static_cast<rte_mbuf*>(rxw_.front());
+  const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
+  SegHeader h;
+  std::memcpy(&h, d + kSegHeaderOffset, sizeof h);
+  FrameHeader fh;
+  std::memcpy(&fh, d + kFrameHeaderOffset, sizeof fh);
+  const auto type = static_cast<FrameType>(fh.type);
+  if (h.frag_off == 0) {
+    if (cur_active_ || !accept_header(fh)) {
+      if (cur_active_)
+        fail(Status(Code::kProtocol, "channel " + std::to_string(index_) +
+                                         ": a frame started before the previous one ended"));
+      return false;
+    }
+    const uint32_t len = tern::detail::payload_length(fh);
+    cur_hdr_ = fh;
+    cur_got_ = 0;
+    cur_dst_ = nullptr;
+    if (type == FrameType::kPage) {
+      cur_dst_ = land_page(fh);
+      if (cur_dst_ == nullptr) return false;
+    } else if (len != 0) {
+      rx_control_.resize(len);  // control tier: grows once, then reused
+      cur_dst_ = rx_control_.data();
+    }
+    cur_active_ = true;
+  } else if (!cur_active_ || h.frag_off != cur_got_ ||
+             std::memcmp(&fh, &cur_hdr_, sizeof fh) != 0) {
+    fail(Status(Code::kProtocol, "channel " + std::to_string(index_) +
+                                     ": fragment at offset " + std::to_string(h.frag_off) +
+                                     " does not continue the frame being received"));
+    return false;
+  }
+  const uint32_t len = tern::detail::payload_length(cur_hdr_);
+  if (h.frag_len > len - cur_got_) {
+    fail(Status(Code::kProtocol, "channel " + std::to_string(index_) +
+                                     ": fragment runs past the frame's length"));
+    return false;
+  }
+  if (h.frag_len) std::memcpy(cur_dst_ + cur_got_, d + kFragmentOffset, h.frag_len);
+  cur_got_ += h.frag_len;
+  rxw_.pop();
+  rte_pktmbuf_free(m);
+  if (cur_got_ != len) return false;
+  cur_active_ = false;
+  out.hdr = cur_hdr_;
+  out.data = cur_dst_;
+  stop = ends_staged_batch(cur_hdr_) || (type != FrameType::kPage && len != 0);
+  return true;
+}
+
+size_t DpdkChannel::poll_rx(RxFrame* out, size_t max) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_touch_us_.store(now_us(), std::memory_order_relaxed);
+  if (failed() || max == 0) return 0;
+  const uint64_t now = now_us();
+  drain_timer(now);
+  size_t pumped = pump(now);
+  size_t n = 0;
+  bool stop = false;
+  while (!stop && !failed()) {
+    if (rxw_.front() == nullptr) {
+      // A full burst may have more behind it.
+      if (pumped < kBurst || (pumped = pump(now)) == 0 || rxw_.front() == nullptr) break;
+    }
+    if (fin_at_front()) {
+      fail_peer_closed();
+      break;
+    }
+    // A new frame only while there is room for it in `out`.
+    if (!cur_active_ && n == max) break;
+    if (deliver(out[n], stop)) ++n;
+    // Open the sender's window as we go, not only when this call ends.
+    if (rxw_.wnd_end() - acked_wnd_end_ >= config_.window / 4)
+      send_control(static_cast<uint8_t>(SegKind::kAck), 0);
+  }
+  if (!failed()) {
+    if (n == 0 && link_down_ && rxw_.front() == nullptr) {
+      fail(Status(Code::kIo, "peer closed channel " + std::to_string(index_) + " (link down)"));
+    } else {
+      service(now);
+      if (n == 0 && rxw_.front() == nullptr) arm_timer(now);
+    }
+  }
+  return n;
+}
+
+void DpdkChannel::arm_timer(uint64_t now) {
+  if (timer_armed_ || timer_fd_ < 0) return;
+  itimerspec its{};
+  its.it_value.tv_sec = config_.idle_us / 1000000;
+  its.it_value.tv_nsec = (config_.idle_us % 1000000) * 1000;
+  ::timerfd_settime(timer_fd_, 0, &its, nullptr);
+  timer_armed_ = true;
+  timer_due_us_ = now + config_.idle_us;
+}
+
+void DpdkChannel::drain_timer(uint64_t now) {
+  if (!timer_armed_ || now < timer_due_us_) return;
+  uint64_t v;
+  ssize_t r = ::read(timer_fd_, &v, sizeof v);
+  (void)r;
+  timer_armed_ = false;
+}
+
+}  // namespace tern::dpdk

@@ -1,0 +1,92 @@
+#include "dpdk/detail/eal.h"
+
+#include <pthread.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_log.h>
+#include <rte_mbuf.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace tern::dpdk {
+namespace {
+
+// 16 Ki buffers of ~8.4 KiB (about 140 MiB of the EAL's anonymous memory, touched as used):
+// a channel holds at most `window` segments on each side.
+constexpr unsigned kPoolBuffers = 16383;
+
+struct Eal {
+  Status status;
+  rte_mempool* pool = nullptr;
+};
+
+Eal& eal() {
+  static Eal* e = new Eal;  // never destroyed: the EAL outlives static destructors
+  return *e;
+}
+
+Status init() {
+  // rte_eal_init pins the calling thread to the main lcore's CPU; tern pins its own workers,
+  // so give the caller its affinity back afterwards.
+  cpu_set_t saved;
+  CPU_ZERO(&saved);
+  const bool have_saved = pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) == 0;
+  int cpu = sched_getcpu();
+  if (cpu < 0) cpu = 0;
+  std::vector<std::string> args = {"tern",
+                                   "-l",
+                                   std::to_string(cpu),
+                                   "--no-huge",
+                                   "-m",
+                                   "512",
+                                   "--no-shconf",
+                                   "--no-pci",
+                                   "--no-telemetry",
+                                   "--file-prefix=tern-" + std::to_string(::getpid()),
+                                   "--log-level=*:error"};
+  if (const char* extra = std::getenv("TERN_DPDK_EAL_ARGS")) {
+    std::istringstream in(extra);
+    for (std::string a; in >> a;) args.push_back(a);
+  }
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int r = rte_eal_init(static_cast<int>(args.size()), argv.data());
+  if (have_saved) pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
+  if (r < 0)
+    return Status(Code::kUnavailable,
+                  std::string("DPDK EAL cannot start: ") + rte_strerror(rte_errno));
+  rte_mempool* pool = rte_pktmbuf_pool_create("tern_pkts", kPoolBuffers, 0, 0,
+                                              kMaxFrameBytes + RTE_PKTMBUF_HEADROOM,
+                                              SOCKET_ID_ANY);
+  if (pool == nullptr)
+    return Status(Code::kUnavailable, std::string("DPDK packet pool: ") + rte_strerror(rte_errno));
+  eal().pool = pool;
+  return Status::ok();
+}
+
+}  // namespace
+
+const Status& eal_start() {
+  static std::once_flag once;
+  std::call_once(once, [] { eal().status = init(); });
+  return eal().status;
+}
+
+rte_mempool* packet_pool() { return eal().pool; }
+
+uint64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace tern::dpdk

@@ -1,0 +1,262 @@
+#include "dpdk/detail/port.h"
+
+#include <rte_dev.h>
+#include <rte_errno.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <pthread.h>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "dpdk/detail/dpdk_channel.h"
+#include "dpdk/detail/eal.h"
+
+namespace tern::dpdk {
+
+// The rings joining two in-process ports: a2b[q] carries queue q from the listener to the
+// connector, b2a[q] the other way. Found by name through a process-local table (like a
+// loopback listener); freed, with any packets still in them, when both ports are gone.
+struct RingPair {
+  std::string name;
+  std::vector<rte_ring*> a2b, b2a;
+  ~RingPair() {
+    for (auto* v : {&a2b, &b2a})
+      for (rte_ring* r : *v) {
+        void* m;
+        while (rte_ring_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+        rte_ring_free(r);
+      }
+  }
+};
+
+namespace {
+
+constexpr uint16_t kRingDescriptors = 1024;
+
+std::string unique_suffix() {
+  static std::atomic<uint32_t> n{0};
+  return std::to_string(::getpid()) + "_" + std::to_string(n++);
+}
+
+// Ring pairs by name, so that a connector finds the listener's (weak: the listener owns it).
+std::mutex& rings_mu() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+std::map<std::string, std::weak_ptr<RingPair>>& ring_table() {
+  static auto* t = new std::map<std::string, std::weak_ptr<RingPair>>;
+  return *t;
+}
+
+Result<std::shared_ptr<RingPair>> make_rings(const std::string& name, uint16_t queues) {
+  std::lock_guard<std::mutex> lock(rings_mu());
+  auto& t = ring_table();
+  if (auto it = t.find(name); it != t.end() && !it->second.expired())
+    return Status(Code::kUnavailable, "dpdk net_ring name '" + name + "' is already listened on");
+  auto rp = std::make_shared<RingPair>();
+  rp->name = name;
+  const std::string tag = unique_suffix();
+  for (uint16_t q = 0; q < queues; ++q) {
+    for (auto* v : {&rp->a2b, &rp->b2a}) {
+      std::string rn = "tr" + tag + (v == &rp->a2b ? "a" : "b") + std::to_string(q);
+      rte_ring* r = rte_ring_create(rn.c_str(), kRingDescriptors, SOCKET_ID_ANY,
+                                    RING_F_SP_ENQ | RING_F_SC_DEQ);
+      if (r == nullptr)
+        return Status(Code::kUnavailable,
+                      "dpdk ring '" + rn + "': " + std::string(rte_strerror(rte_errno)));
+      v->push_back(r);
+    }
+  }
+  t[name] = rp;
+  return rp;
+}
+
+std::shared_ptr<RingPair> find_rings(const std::string& name) {
+  std::lock_guard<std::mutex> lock(rings_mu());
+  auto it = ring_table().find(name);
+  return it == ring_table().end() ? nullptr : it->second.lock();
+}
+
+struct MemifPaths {
+  std::mutex mu;
+  std::set<std::string> used, retired;
+};
+MemifPaths& memif_paths() {
+  static auto* p = new MemifPaths;
+  return *p;
+}
+
+// A path no memif server of this process has listened on: `path`, else `path`-2, -3, ...
+std::string claim_memif_path(const std::string& path) {
+  std::lock_guard<std::mutex> lock(memif_paths().mu);
+  std::string p = path;
+  for (int n = 2; memif_paths().used.count(p); ++n) p = path + "-" + std::to_string(n);
+  memif_paths().used.insert(p);
+  return p;
+}
+
+}  // namespace
+
+std::string memif_socket_path(const Address& a) {
+  for (const auto& [k, v] : a.pmd_args)
+    if (k == "socket") return v;
+  return "/run/memif.sock";  // the PMD's default
+}
+
+bool memif_socket_retired(const std::string& path) {
+  std::lock_guard<std::mutex> lock(memif_paths().mu);
+  return memif_paths().retired.count(path) != 0;
+}
+
+Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
+  if (const Status& s = eal_start(); !s.is_ok()) return s;
+  std::shared_ptr<Port> p(new Port);
+  if (a.kind == PortKind::kRingPair) {
+    if (listener) {
+      auto rp = make_rings(a.ring_name, a.queues);
+      if (!rp) return rp.status();
+      p->rings_ = std::move(*rp);
+    } else {
+      p->rings_ = find_rings(a.ring_name);
+      if (!p->rings_)
+        return Status(Code::kUnavailable, "no dpdk net_ring listener named '" + a.ring_name +
+                                              "' in this process (start the destination first)");
+      if (p->rings_->a2b.size() != a.queues)
+        return Status(Code::kInvalidArgument,
+                      "dpdk net_ring '" + a.ring_name + "' has " +
+                          std::to_string(p->rings_->a2b.size()) + " queues, not " +
+                          std::to_string(a.queues));
+    }
+    p->name_ = "tern_ring_" + unique_suffix();
+    auto& rx = listener ? p->rings_->b2a : p->rings_->a2b;
+    auto& tx = listener ? p->rings_->a2b : p->rings_->b2a;
+    int id = rte_eth_from_rings(p->name_.c_str(), rx.data(), a.queues, tx.data(), a.queues,
+                                SOCKET_ID_ANY);
+    if (id < 0)
+      return Status(Code::kUnavailable, "dpdk net_ring port: " + std::string(rte_strerror(rte_errno)));
+    p->id_ = static_cast<uint16_t>(id);
+    p->attached_ = true;
+  } else {
+    // vdev names select the driver by prefix: keep the user's, made unique in this process.
+    std::string prefix = a.device;
+    while (!prefix.empty() && std::isdigit(static_cast<unsigned char>(prefix.back()))) prefix.pop_back();
+    if (a.kind == PortKind::kMemif && listener) {
+      const std::string path = claim_memif_path(memif_socket_path(a));
+      bool set = false;
+      for (auto& [k, v] : a.pmd_args)
+        if (k == "socket") v = path, set = true;
+      if (!set) a.pmd_args.emplace_back("socket", path);
+      p->memif_server_socket_ = path;
+    }
+    if (a.kind == PortKind::kMemif) {
+      // One memif buffer per segment: with the default 2 KiB buffers a segment spans five
+      // chained descriptors, and a ring that fills in the middle of a chain stalls the queue
+      // (seen with DPDK 22.11). 512 slots of 8.25 KiB per ring; both ends must agree.
+      bool bsize = false, rsize = false;
+      for (auto& [k, v] : a.pmd_args) bsize |= k == "bsize", rsize |= k == "rsize";
+      if (!bsize) a.pmd_args.emplace_back("bsize", std::to_string(kMaxFrameBytes + 128));
+      if (!rsize) a.pmd_args.emplace_back("rsize", "9");
+    }
+    const std::string name = prefix + "_t" + unique_suffix();
+    const std::string role = a.role.empty() ? (listener ? "server" : "client") : a.role;
+    const std::string devargs = a.pmd_devargs(name, role);
+    if (int r = rte_dev_probe(devargs.c_str()); r < 0)
+      return Status(Code::kInvalidArgument,
+                    "dpdk cannot open device '" + devargs + "': " + rte_strerror(-r));
+    if (rte_eth_dev_get_port_by_name(name.c_str(), &p->id_) != 0) {
+      rte_eal_hotplug_remove("vdev", name.c_str());
+      return Status(Code::kInvalidArgument, "dpdk device '" + devargs + "' is not an ethdev");
+    }
+    p->name_ = name;
+    p->attached_ = true;
+    p->has_link_state_ = a.kind == PortKind::kMemif;
+  }
+  if (Status s = p->configure(a.queues); !s.is_ok()) return s;
+  return p;
+}
+
+Status Port::configure(uint16_t queues) {
+  rte_eth_dev_info info;
+  if (int r = rte_eth_dev_info_get(id_, &info); r != 0)
+    return Status(Code::kUnavailable, "dpdk port " + name_ + ": " + rte_strerror(-r));
+  if (info.max_rx_queues < queues || info.max_tx_queues < queues)
+    return Status(Code::kUnavailable,
+                  "dpdk port " + name_ + " has " + std::to_string(info.max_rx_queues) +
+                      " queue pairs; " + std::to_string(queues) +
+                      " asked (queues=N: one per channel)");
+  rte_eth_conf conf{};
+  if (int r = rte_eth_dev_configure(id_, queues, queues, &conf); r != 0)
+    return Status(Code::kUnavailable, "dpdk configure " + name_ + ": " + rte_strerror(-r));
+  uint16_t nrx = kRingDescriptors, ntx = kRingDescriptors;
+  rte_eth_dev_adjust_nb_rx_tx_desc(id_, &nrx, &ntx);
+  for (uint16_t q = 0; q < queues; ++q) {
+    if (int r = rte_eth_rx_queue_setup(id_, q, nrx, SOCKET_ID_ANY, nullptr, packet_pool()); r != 0)
+      return Status(Code::kUnavailable, "dpdk rx queue " + std::to_string(q) + " of " + name_ +
+                                            ": " + rte_strerror(-r));
+    if (int r = rte_eth_tx_queue_setup(id_, q, ntx, SOCKET_ID_ANY, nullptr); r != 0)
+      return Status(Code::kUnavailable, "dpdk tx queue " + std::to_string(q) + " of " + name_ +
+                                            ": " + rte_strerror(-r));
+  }
+  // Jumbo frames where the port allows them; memif and net_ring carry any size regardless.
+  (void)rte_eth_dev_set_mtu(id_, kMaxFrameBytes);
+  if (int r = rte_eth_dev_start(id_); r != 0)
+    return Status(Code::kUnavailable, "dpdk start " + name_ + ": " + rte_strerror(-r));
+  started_ = true;
+  queues_ = queues;
+  return Status::ok();
+}
+
+bool Port::link_up() const {
+  if (!has_link_state_) return true;
+  rte_eth_link link{};
+  if (rte_eth_link_get_nowait(id_, &link) != 0) return false;
+  return link.link_status == RTE_ETH_LINK_UP;
+}
+
+void Port::keep(DpdkChannel* ch) {
+  std::lock_guard<std::mutex> lock(keep_mu_);
+  kept_.push_back(ch);
+  if (keeper_.joinable()) return;
+  keeper_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "tern-dpdk-keep");
+    std::unique_lock<std::mutex> lock(keep_mu_);
+    while (!keeper_stop_) {
+      keep_cv_.wait_for(lock, std::chrono::milliseconds(2));
+      const uint64_t now = now_us();
+      for (DpdkChannel* c : kept_) c->keep_alive(now);
+    }
+  });
+}
+
+void Port::unkeep(DpdkChannel* ch) {
+  std::lock_guard<std::mutex> lock(keep_mu_);
+  kept_.erase(std::remove(kept_.begin(), kept_.end(), ch), kept_.end());
+}
+
+Port::~Port() {
+  if (keeper_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(keep_mu_);
+      keeper_stop_ = true;
+    }
+    keep_cv_.notify_all();
+    keeper_.join();
+  }
+  if (!memif_server_socket_.empty()) {
+    std::lock_guard<std::mutex> lock(memif_paths().mu);
+    memif_paths().retired.insert(memif_server_socket_);
+  }
+  if (!attached_) return;
+  if (started_) rte_eth_dev_stop(id_);
+  rte_eth_dev_close(id_);
+  if (!rings_) rte_eal_hotplug_remove("vdev", name_.c_str());
+}
+
+}  // namespace tern::dpdk

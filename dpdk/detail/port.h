@@ -1,0 +1,74 @@
+// One DPDK ethdev port that carries a migration's channels: a memif or other virtual device
+// probed from devargs, or one end of an in-process ring pair. Configured with one RX/TX queue
+// pair per channel slot and started; closed and removed when the last user lets go (the
+// transport and each channel hold a shared_ptr, so channels may outlive their transport).
+//
+// Threads: created and destroyed on the control path; queue q is used by the thread that owns
+// the channel on q only (DPDK queues are not thread-safe, one owner each).
+#pragma once
+
+#include <cstdint>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+#include <string>
+
+#include "dataplane/status.h"
+#include "dpdk/detail/address.h"
+
+namespace tern::dpdk {
+
+struct RingPair;
+class DpdkChannel;
+
+class Port {
+ public:
+  // Listener side (`listener`: memif server, ring-pair creator) or connector side. A memif
+  // server may move to a fresh socket path (see memif_socket_path); `a` says which.
+  static Result<std::shared_ptr<Port>> open(Address& a, bool listener);
+  ~Port();
+  Port(const Port&) = delete;
+  Port& operator=(const Port&) = delete;
+
+  uint16_t id() const { return id_; }
+  uint16_t queues() const { return queues_; }
+  // memif: the peer is connected; other devices: always true once started.
+  bool link_up() const;
+  const std::string& name() const { return name_; }
+
+  // Channels on this port for the keeper thread, which calls keep_alive() on each every
+  // couple of milliseconds (started with the first channel, joined when the port goes).
+  void keep(DpdkChannel* ch);
+  void unkeep(DpdkChannel* ch);
+
+ private:
+  Port() = default;
+  Status configure(uint16_t queues);
+
+  uint16_t id_ = 0;
+  uint16_t queues_ = 0;
+  bool attached_ = false;  // id_ is ours to close
+  bool started_ = false;
+  bool has_link_state_ = false;
+  std::string name_;  // the process-unique device name
+  std::shared_ptr<RingPair> rings_;  // ring pairs: shared by both ends
+  std::string memif_server_socket_;  // memif server: the socket it listens on
+
+  std::mutex keep_mu_;
+  std::condition_variable keep_cv_;
+  std::vector<DpdkChannel*> kept_;  // guarded by keep_mu_
+  bool keeper_stop_ = false;        // guarded by keep_mu_
+  std::thread keeper_;
+};
+
+// The memif socket of an address ("socket=", or the PMD's default).
+std::string memif_socket_path(const Address& a);
+// True when a memif server of this process listened on `path` and is gone. DPDK 22.11's memif
+// keeps a removed server's listening socket open with a freed interrupt handle, so a client
+// that connects there spins the EAL interrupt thread; such paths are refused, and a new server
+// in this process listens on a fresh path instead (listen() returns it in the URI).
+bool memif_socket_retired(const std::string& path);
+
+}  // namespace tern::dpdk

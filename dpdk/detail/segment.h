@@ -1,0 +1,108 @@
+// The DPDK transport's link format, below tern's wire frames (docs/dpdk.md): every Ethernet
+// frame carries one segment. A data segment holds the tern FrameHeader of the frame it belongs
+// to and one fragment of that frame's payload; ack and probe segments hold only the header.
+// Plain C++ (no DPDK): the reliability logic and its tests use it without an EAL.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "dataplane/wire.h"
+
+namespace tern::dpdk {
+
+inline constexpr uint16_t kEtherType = 0x88B5;  // IEEE local experimental
+inline constexpr size_t kEtherHeaderBytes = 14;
+inline constexpr uint16_t kSegMagic = 0x7e5d;
+
+enum class SegKind : uint8_t {
+  kData = 1,   // seq, frag_off, frag_len; followed by FrameHeader + fragment
+  kAck = 2,    // ack, sack, wnd_end: the receiver's state of the peer's stream
+  kFin = 3,    // seq: the sender's channel closed after every earlier seq
+  kProbe = 4,  // "answer with an ack" (a sender window-blocked with no ack in an RTO)
+};
+
+#pragma pack(push, 1)
+struct SegHeader {
+  uint16_t magic;     // kSegMagic
+  uint8_t kind;       // SegKind
+  uint8_t reserved0;
+  uint32_t queue;     // queue pair (= channel slot) the segment belongs to
+  uint32_t seq;       // kData, kFin
+  uint32_t ack;       // kAck: every seq before this one was received
+  uint32_t wnd_end;   // kAck: the receiver buffers seq < wnd_end
+  uint32_t frag_off;  // kData: offset of the fragment in the frame's payload
+  uint32_t frag_len;  // kData: fragment bytes after the FrameHeader
+  uint32_t reserved1;
+  uint64_t sack;      // kAck: bit i set = seq ack+1+i received
+  uint64_t sum;       // checksum of the segment with this field zero (see segment_sum)
+};
+#pragma pack(pop)
+static_assert(sizeof(SegHeader) == 48);
+
+// Bytes of a data segment before its fragment (after the Ethernet header).
+inline constexpr size_t kDataHeaderBytes = sizeof(SegHeader) + sizeof(FrameHeader);
+
+// Sequence comparison with wrap-around (RFC 1982 style).
+inline bool seq_lt(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) < 0; }
+inline bool seq_le(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) <= 0; }
+
+// Checksum: a 64-bit sum of little-endian 8-byte words (tail zero-padded) plus the length. It
+// catches every single-bit error and any burst shorter than 64 bits; it is cheap enough to run
+// fused with the copy that moves the fragment (copy_sum), so a page is read once.
+inline uint64_t sum_bytes(const uint8_t* p, size_t n, uint64_t acc = 0) {
+  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    uint64_t w[4];
+    std::memcpy(w, p + i, 32);
+    a0 += w[0], a1 += w[1], a2 += w[2], a3 += w[3];
+  }
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    a0 += w;
+  }
+  if (i < n) {
+    uint64_t w = 0;
+    std::memcpy(&w, p + i, n - i);
+    a1 += w;
+  }
+  return acc + a0 + (a1 << 1 | a1 >> 63) + (a2 << 2 | a2 >> 62) + (a3 << 3 | a3 >> 61) + n;
+}
+
+// memcpy(dst, src, n) and sum_bytes(src, n, acc) in one pass.
+inline uint64_t copy_sum(uint8_t* dst, const uint8_t* src, size_t n, uint64_t acc = 0) {
+  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    uint64_t w[4];
+    std::memcpy(w, src + i, 32);
+    std::memcpy(dst + i, w, 32);
+    a0 += w[0], a1 += w[1], a2 += w[2], a3 += w[3];
+  }
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, src + i, 8);
+    std::memcpy(dst + i, &w, 8);
+    a0 += w;
+  }
+  if (i < n) {
+    uint64_t w = 0;
+    std::memcpy(&w, src + i, n - i);
+    std::memcpy(dst + i, src + i, n - i);
+    a1 += w;
+  }
+  return acc + a0 + (a1 << 1 | a1 >> 63) + (a2 << 2 | a2 >> 62) + (a3 << 3 | a3 >> 61) + n;
+}
+
+// Checksum of a segment: its header (sum field taken as zero) then `rest` (FrameHeader and
+// fragment, or nothing). `rest_sum` is sum_bytes/copy_sum of rest, computed by the caller.
+inline uint64_t segment_sum(const SegHeader& h, uint64_t rest_sum) {
+  SegHeader c = h;
+  c.sum = 0;
+  return sum_bytes(reinterpret_cast<const uint8_t*>(&c), sizeof(c), rest_sum);
+}
+
+}  // namespace tern::dpdk

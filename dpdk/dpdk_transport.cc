@@ -1,0 +1,193 @@
+#include "dpdk/dpdk_transport.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+#include "dataplane/transport/detail/hello.h"
+#include "dpdk/detail/address.h"
+#include "dpdk/detail/dpdk_channel.h"
+#include "dpdk/detail/eal.h"
+#include "dpdk/detail/port.h"
+
+namespace tern {
+namespace {
+
+using detail::Clock;
+
+// Address plus the TERN_DPDK_FAULTS fault options (which an address's own options override).
+Result<dpdk::Address> address_of(const std::string& address) {
+  dpdk::FaultConfig env;
+  if (const char* spec = std::getenv("TERN_DPDK_FAULTS")) {
+    if (Status s = dpdk::parse_faults(spec, env); !s.is_ok())
+      return Status(s.code(), "TERN_DPDK_FAULTS: " + s.message());
+  }
+  auto a = dpdk::parse_address(address);
+  if (!a) return a.status();
+  if (!a->faults.any()) {
+    const uint64_t seed = a->faults.seed;
+    a->faults = env;
+    if (seed != 1) a->faults.seed = seed;
+  }
+  return a;
+}
+
+dpdk::ChannelConfig config_of(const dpdk::Address& a) {
+  return {a.window, a.rto_us, a.idle_us, a.faults};
+}
+
+// Waits until the port's peer is attached (memif: the client connected).
+bool wait_link(const dpdk::Port& port, Clock::time_point deadline) {
+  while (!port.link_up()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// True when a unix socket named `path` (abstract "@path" or a file) is listening on this host:
+// a memif client is only created once its server listens (a client whose connect failed
+// leaves the 22.11 PMD in a bad state).
+bool memif_server_listening(const std::string& path) {
+  std::ifstream in("/proc/net/unix");
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    // Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 = listening.
+    if (line.find(" 00010000 ") == std::string::npos) continue;
+    const size_t sp = line.rfind(' ');
+    if (sp == std::string::npos) continue;
+    std::string name = line.substr(sp + 1);
+    if (!name.empty() && name[0] == '@') name.erase(0, 1);
+    if (name == path) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Status dpdk_can_start() {
+  if (const Status& s = dpdk::eal_start(); !s.is_ok()) return s;
+  // The memif driver is a plugin: probing a throwaway server port proves it is loaded.
+  auto a = dpdk::parse_address("net_memif0,socket=/run/tern-probe-" +
+                               std::to_string(::getpid()) + ".sock,queues=3");
+  if (!a) return a.status();
+  auto port = dpdk::Port::open(*a, true);
+  if (!port)
+    return Status(Code::kUnavailable, "dpdk cannot create a memif port: " + port.status().message());
+  return Status::ok();
+}
+
+DpdkTransport::DpdkTransport() = default;
+DpdkTransport::~DpdkTransport() = default;
+
+Result<std::string> DpdkTransport::listen(const std::string& address) {
+  if (listen_port_) return Status(Code::kInvalidArgument, "dpdk: already listening");
+  // "dpdk:" alone: memif on an abstract socket private to this process (the source learns it
+  // from the returned URI).
+  auto a = address_of(address.empty() ? "net_memif0,socket=/run/tern-" +
+                                            std::to_string(::getpid()) + ".sock"
+                                      : address);
+  if (!a) return a.status();
+  if (a->role == "client")
+    return Status(Code::kInvalidArgument, "dpdk listen on '" + address +
+                                              "': the destination is the memif server (role=server)");
+  auto port = dpdk::Port::open(*a, true);
+  if (!port) return port.status();
+  listen_port_ = std::move(*port);
+  listen_address_ = std::make_unique<dpdk::Address>(*a);
+  return "dpdk:" + a->peer_address("client");
+}
+
+Result<ChannelSet> DpdkTransport::accept(std::chrono::milliseconds timeout) {
+  if (!listen_port_) return Status(Code::kInvalidArgument, "dpdk: accept() before listen()");
+  const auto deadline = Clock::now() + timeout;
+  const std::string where = "dpdk accept on " + listen_port_->name();
+  if (!wait_link(*listen_port_, deadline))
+    return detail::timeout_status(where + " (no peer attached)", timeout);
+  // One candidate channel per queue; each hello says which channel its queue carries.
+  std::vector<std::unique_ptr<dpdk::DpdkChannel>> pending;
+  for (uint16_t q = 0; q < listen_port_->queues(); ++q)
+    pending.push_back(
+        std::make_unique<dpdk::DpdkChannel>(listen_port_, q, config_of(*listen_address_)));
+  detail::HelloAssembler set;
+  while (!set.complete()) {
+    bool progress = false;
+    for (auto& ch : pending) {
+      if (!ch) continue;
+      auto hello = detail::receive_hello(*ch, Clock::now());
+      if (!hello) {
+        if (hello.status().code() == Code::kTimeout) continue;
+        return hello.status();
+      }
+      progress = true;
+      if (Status s = set.add(std::move(ch), *hello); !s.is_ok()) return s;
+      if (set.complete()) break;
+    }
+    if (set.complete()) break;
+    if (Clock::now() >= deadline)
+      return detail::timeout_status(where + " (have " + set.progress() + ")", timeout);
+    if (!progress) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  // Queues without a channel are dropped quietly: their peer side was never opened.
+  return set.take();
+}
+
+Result<ChannelSet> DpdkTransport::connect(const std::string& address, uint32_t count,
+                                          uint64_t session_id, std::chrono::milliseconds timeout) {
+  if (Status s = detail::check_channel_count(count); !s.is_ok()) return s;
+  return connect_with_hellos(address, detail::standard_hellos(count, session_id), timeout);
+}
+
+Result<ChannelSet> DpdkTransport::connect_with_hellos(const std::string& address,
+                                                      const std::vector<HelloPayload>& hellos,
+                                                      std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  auto a = address_of(address);
+  if (!a) return a.status();
+  if (a->role == "server")
+    return Status(Code::kInvalidArgument, "dpdk connect to '" + address +
+                                              "': the source is the memif client (role=client)");
+  if (hellos.size() > a->queues)
+    return Status(Code::kInvalidArgument,
+                  "dpdk: " + std::to_string(hellos.size()) + " channels but the port has " +
+                      std::to_string(a->queues) + " queue pairs (one per channel; set queues=N)");
+  if (a->kind == dpdk::PortKind::kMemif) {
+    const std::string sock = dpdk::memif_socket_path(*a);
+    if (dpdk::memif_socket_retired(sock))
+      return Status(Code::kUnavailable, "dpdk: the memif server on socket " + sock +
+                                            " in this process is closed");
+    while (!memif_server_listening(sock)) {
+      if (Clock::now() >= deadline)
+        return Status(Code::kUnavailable, "dpdk: no memif server listens on socket " + sock +
+                                              " (start the destination first)");
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+  // A memif client connects once, when started; if the handshake does not complete (seen
+  // rarely on a loaded host), a fresh client port tries again until the deadline.
+  Result<std::shared_ptr<dpdk::Port>> port = Status(Code::kInternal, "no port");
+  while (true) {
+    port = dpdk::Port::open(*a, false);
+    if (!port) return port.status();
+    const auto attempt = std::min(deadline, Clock::now() + std::chrono::seconds(2));
+    if (wait_link(**port, attempt)) break;
+    if (Clock::now() >= deadline)
+      return Status(Code::kUnavailable, "dpdk: no peer on '" + address + "' within " +
+                                            std::to_string(timeout.count()) +
+                                            " ms (start the destination first)");
+  }
+  ChannelSet out;
+  for (uint16_t q = 0; q < hellos.size(); ++q) {
+    auto ch = std::make_unique<dpdk::DpdkChannel>(*port, q, config_of(*a));
+    if (Status s = detail::send_hello(*ch, hellos[q], deadline); !s.is_ok()) return s;
+    out.push_back(std::move(ch));
+  }
+  connected_.push_back(std::move(*port));
+  return out;
+}
+
+}  // namespace tern

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Bulk throughput of the dpdk transport over memif against memcpy and against dpdk-testpmd
+# forwarding between two memif ports, measured in one run on this machine, printed as ratios;
+# plus the urgent request round trip under bulk load. Needs a build with the dpdk transport and
+# Google Benchmark (TERN_BUILD_DIR, default build).
+set -euo pipefail
+build=${TERN_BUILD_DIR:-build}
+bench=$build/bench/tern-bench-micro
+[ -x "$bench" ] || { echo "bench-dpdk: $bench not built" >&2; exit 1; }
+min_time=${TERN_BENCH_MIN_TIME:-1}
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+"$bench" --benchmark_filter='BM_Memcpy/pages_2m|BM_Memcpy/pages_4k|BM_DpdkBulk|BM_DpdkUrgent' \
+  --benchmark_min_time="$min_time" --benchmark_format=json 2>/dev/null >"$out"
+
+# testpmd: io forwarding between two memif ports of one process on one core, 8 KiB packets
+# (the size of a tern segment), started with a burst; RX bytes/s of both ports = bytes that
+# crossed memif per second.
+testpmd_gbps=""
+if command -v dpdk-testpmd >/dev/null; then
+  sock=/run/tern-bench-testpmd-$$.sock
+  tp=$(timeout 12 dpdk-testpmd -l 0-1 --no-huge -m 1024 --no-pci --no-shconf \
+        --file-prefix "tern-testpmd-$$" \
+        --vdev="net_memif0,role=server,socket=$sock,bsize=8448,rsize=9" \
+        --vdev="net_memif1,role=client,socket=$sock,bsize=8448,rsize=9" -- \
+        --mbuf-size=9000 --total-num-mbufs=16384 --forward-mode=io --tx-first --txpkts=8192 \
+        --stats-period=2 --burst=32 --nb-cores=1 2>/dev/null || true)
+  # Last report: one Rx-bps line per port.
+  testpmd_gbps=$(grep -o 'Rx-bps: *[0-9]*' <<<"$tp" | tail -2 | awk '{s += $2} END {if (NR) printf "%.3f", s / 8 / 1e9}')
+fi
+
+python3 - "$out" "${testpmd_gbps:-}" <<'PY'
+import json, sys
+runs = {b["name"]: b for b in json.load(open(sys.argv[1]))["benchmarks"]}
+def gbps(name):
+    b = runs.get(name)
+    return b["bytes_per_second"] / 1e9 if b and "bytes_per_second" in b else None
+memcpy2m, memcpy4k = gbps("BM_Memcpy/pages_2m"), gbps("BM_Memcpy/pages_4k")
+rows = [("memcpy 2M pages", memcpy2m, memcpy2m), ("memcpy 4K pages", memcpy4k, memcpy4k),
+        ("dpdk memif 2M pages", gbps("BM_DpdkBulk/memif_pages_2m"), memcpy2m),
+        ("dpdk memif 4K pages", gbps("BM_DpdkBulk/memif_pages_4k"), memcpy4k),
+        ("dpdk net_ring 2M pages", gbps("BM_DpdkBulk/ring_pages_2m"), memcpy2m)]
+tp = float(sys.argv[2]) if sys.argv[2] else None
+print("%-28s %8s %10s" % ("bulk (per core)", "GB/s", "vs memcpy"))
+for name, v, ref in rows:
+    if v is None: continue
+    print("%-28s %8.2f %9.0f%%" % (name, v, 100 * v / ref))
+if tp:
+    print("%-28s %8.2f %9.0f%%" % ("testpmd memif io fwd 8K", tp, 100 * tp / memcpy2m))
+    d = gbps("BM_DpdkBulk/memif_pages_2m")
+    if d: print("dpdk memif 2M / testpmd memif: %.0f%%" % (100 * d / tp))
+else:
+    print("testpmd: not measured (dpdk-testpmd missing or failed)")
+for key, what in (("memif_idle", "idle link"), ("memif_under_bulk", "under bulk load")):
+    u = runs.get("BM_DpdkUrgentRoundTrip/%s/real_time" % key)
+    if u:
+        print("urgent round trip, %s (memif): %.1f us real, %.1f us CPU%s" %
+              (what, u["real_time"], u["cpu_time"],
+               " (bulk %.2f GB/s meanwhile)" % u["bulk_GBps"] if u.get("bulk_GBps") else ""))
+PY
