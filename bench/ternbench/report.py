@@ -75,18 +75,23 @@ def _gnuplot(script, tmp):
         raise RuntimeError(f"gnuplot failed: {r.stderr.strip()[-400:]}")
 
 
-HEAD = ("set terminal pngcairo size 900,560 font 'DejaVu Sans,10'\n"
+HEAD = ("set terminal pngcairo size 1000,560 font 'DejaVu Sans,10'\n"
         "set grid\nset key outside right top\n")
 
 
 def plot_cdfs(results, plots, tmp):
-    """fault-cdf-TRANSPORT.png: host and guest fault-latency CDFs (runs merged) per row."""
+    """fault-cdf-TRANSPORT-PAGE.png: host (solid) and guest (dashed) fault-latency CDFs, runs
+    merged, one colour per row (bulk load, preemption)."""
     made = []
     rows = ok_rows(results, "postcopy")
-    for transport in sorted({r["params"]["transport"] for r in rows}):
+    keys = sorted({(r["params"]["transport"], str(r["params"].get("page", "4K"))) for r in rows})
+    for transport, page in keys:
         series = []
-        for r in [x for x in rows if x["params"]["transport"] == transport]:
-            for side in ("host", "guest"):
+        sel = [x for x in rows if (x["params"]["transport"], str(x["params"].get("page", "4K")))
+               == (transport, page)]
+        for colour, r in enumerate(sel, start=1):
+            label = f"bulk {bulk_label(r)}, preempt {_v(bool(r['params'].get('preempt')))}"
+            for side, dt in (("host", 1), ("guest", 2)):
                 h = stats.merge(_hist(run, f"hist-{side}") for run in r["runs"])
                 if not h:
                     continue
@@ -95,20 +100,18 @@ def plot_cdfs(results, plots, tmp):
                     f.write("0.5 0\n")
                     for le, frac in stats.cdf(h):
                         f.write(f"{le} {frac}\n")
-                series.append((dat, f"{side}: {axes_label(r, ('transport',))}"))
+                series.append(f"'{dat}' using 1:2 with steps lw 2 lc {colour} dt {dt} "
+                              f"title '{side}: {label}'")
         if not series:
             continue
-        png = f"fault-cdf-{transport}.png"
-        plots_cmd = ", ".join(
-            f"'{d}' using 1:2 with steps lw 2 dt {1 if t.startswith('host') else 2} title '{t}'"
-            for d, t in series)
+        png = f"fault-cdf-{transport}-{page}.png"
         _gnuplot(HEAD + f"set output '{os.path.join(plots, png)}'\n"
-                 f"set title 'Postcopy fault latency CDF, {transport} (solid: host, dashed: "
-                 "guest first touch; runs merged)'\n"
+                 f"set title 'Postcopy fault latency CDF, {transport}, {page} pages "
+                 "(solid: host, dashed: guest first touch; runs merged)'\n"
                  "set logscale x 2\nset xlabel 'latency (us, power-of-two bucket upper bound)'\n"
-                 "set ylabel 'fraction of faults'\nset yrange [0:1.02]\nset key below\n"
-                 f"plot {plots_cmd}\n", tmp)
-        made.append((f"Fault-latency CDF, {transport}", png))
+                 "set ylabel 'fraction of faults'\nset yrange [0:1.02]\n"
+                 f"plot {', '.join(series)}\n", tmp)
+        made.append((f"Fault-latency CDF, {transport}, {page} pages", png))
     return made
 
 
@@ -168,7 +171,7 @@ def plot_dirty(results, plots, tmp):
     _gnuplot(HEAD + f"set output '{os.path.join(plots, png)}'\n"
              "set title 'Whole migration time against the guest dirty rate (median, min..max)'\n"
              "set xlabel 'guest dirty rate requested (MB/s, all vCPUs)'\n"
-             "set ylabel 'total time (ms)'\nset yrange [0:*]\nset offsets 20,20,0,0\nset key below\n"
+             "set ylabel 'total time (ms)'\nset yrange [0:*]\nset offsets 20,20,0,0\n"
              f"plot {cmd}\n", tmp)
     return [("Migration time against dirty rate", png)]
 
@@ -245,6 +248,38 @@ def _references(results):
     out = table(["reference", "value", "source"], rows)
     if skipped:
         out += "\n" + table(["reference", "status", "reason"], skipped)
+    return out
+
+
+def _ratios(results):
+    """Headline ratios: each row's median over the reference of the same run."""
+    ref = {}
+    for x in results["references"]:
+        ref.update(x.get("metrics", {}))
+    b50, b99, rtt = (ref.get("uffd-spinning-p50-us"), ref.get("uffd-spinning-p99-us"),
+                     ref.get("tcp-rtt-p50-us"))
+    div = lambda a, b: fmt(a / b) if a and b else "-"  # noqa: E731
+    faults = [(r["params"]["transport"], r["params"].get("page", "4K"), bulk_label(r),
+               _v(bool(r["params"].get("preempt"))), div(med(r, "host-p50-us"), b50),
+               div(med(r, "host-p99-us"), b99), div(med(r, "guest-p50-us"), b50),
+               div(med(r, "guest-p99-us"), b99),
+               div(med(r, "host-p50-us"), rtt) if r["params"]["transport"] == "tcp" else "-")
+              for r in ok_rows(results, "postcopy")]
+    bulk = []
+    for r in ok_rows(results, "bulk"):
+        page = str(r["params"].get("page", "4K")).upper()
+        bulk.append((r["params"]["transport"], page, r["params"]["channels"],
+                     div(med(r, "throughput-GBps"), ref.get(f"memcpy-{page}-GBps"))))
+    out = "## Headline ratios\n\nMedians of each row over the reference of the same run.\n\n"
+    if faults:
+        out += ("Fault latency over the bare userfaultfd fault (spinning handler) and, for tcp, "
+                "over the TCP loopback round trip:\n\n" +
+                table(["transport", "page", "bulk", "preempt", "host p50 / bare p50",
+                       "host p99 / bare p99", "guest p50 / bare p50", "guest p99 / bare p99",
+                       "host p50 / tcp rtt p50"], faults) + "\n")
+    if bulk:
+        out += ("Bulk throughput over memcpy of the same page size:\n\n" +
+                table(["transport", "page", "channels", "GB/s / memcpy GB/s"], bulk))
     return out
 
 
@@ -340,6 +375,25 @@ def _not_run(results):
     return "## Rows not run or failed\n\n" + table(["row", "status", "reason"], rows)
 
 
+def conditions_warning(results):
+    """A banner when the figures are provisional: a loaded host, or a quick/partial run."""
+    m = results["machine"]
+    why = []
+    cores = m.get("cores") or 1
+    loads = [x[0] for x in (m.get("loadavg-start"), m.get("loadavg-end")) if x]
+    if loads and max(loads) > 0.5 * cores:
+        why.append(f"the host was loaded (1-minute load average {loads[0]:.1f} at the start, "
+                   f"{loads[-1]:.1f} at the end, on {cores} cores), so latencies and "
+                   "throughputs are noisy and pessimistic")
+    spec = os.path.basename(results.get("spec", ""))
+    if spec and spec != "default.toml":
+        why.append(f"it ran `{spec}`, not the default scenarios")
+    if not why:
+        return ""
+    return ("> **Provisional:** " + "; ".join(why) + ". Regenerate on an idle host with "
+            "`scripts/bench-report.sh`.\n")
+
+
 def render(results, md_path, plots, raw_rel, note=""):
     os.makedirs(plots, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="tern-bench-plot.")
@@ -359,14 +413,14 @@ def render(results, md_path, plots, raw_rel, note=""):
     plots_rel = os.path.relpath(plots, md_dir)
     spec = os.path.basename(results.get("spec", "default.toml"))
     parts = [INTRO.format(spec=spec, raw=raw_rel, plots=plots_rel, repeat=results.get("repeat"))]
+    warn = conditions_warning(results)
+    if warn:
+        parts.append(warn)
     if note:
         parts.append(note.strip() + "\n")
     parts.append("## Conditions\n\n" + _machine(results))
     parts.append("## References\n\n" + _references(results))
-    if results.get("ratios"):
-        parts.append("## Headline ratios\n\nMedians of the row over the reference of the same "
-                     "run.\n\n" + table(["ratio", "value"], [(k, fmt(v)) for k, v in
-                                                             results["ratios"].items()]))
+    parts.append(_ratios(results))
     parts.append(_fault_section(results))
     parts.append(_bulk_section(results))
     parts.append(_migration_section(

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Regenerates docs/benchmarks.md: installs missing packages (gnuplot among them), builds, runs
+# tern-bench's default scenarios (or --quick ones) against real ternd processes, keeps the raw
+# JSON in docs/bench/results.json and renders the Markdown report and PNG plots from it.
+set -uo pipefail
+
+usage() {
+  cat <<'TXT'
+usage: scripts/bench-report.sh [options]
+
+  --quick            bench/scenarios/quick.toml: every kind once, small guests (~2-3 min)
+  --spec FILE        another scenario file (default bench/scenarios/default.toml, ~10-15 min)
+  --repeat N         runs per row (default: the spec's)
+  --only REGEX       only rows/references whose name matches
+  --note TEXT        a paragraph about the conditions, printed at the top of the report
+  --report-only      do not run: re-render docs/benchmarks.md from docs/bench/results.json
+
+environment:
+  TERN_BUILD_DIR     build directory (default build)
+  TERN_JOBS          ninja -j (default 2)
+  TERN_NO_DEPS=1     do not check or install Debian packages
+
+Run as root (userfaultfd, hugetlb reservations for 2M rows), on an otherwise idle host.
+TXT
+}
+
+run_args=() note="" report_only=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) run_args+=(--quick) ;;
+    --spec) run_args+=(--spec "${2:?--spec needs a file}"); shift ;;
+    --repeat) run_args+=(--repeat "${2:?--repeat needs a number}"); shift ;;
+    --only) run_args+=(--only "${2:?--only needs a regex}"); shift ;;
+    --note) note=${2:?--note needs text}; shift ;;
+    --report-only) report_only=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "bench-report.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+. "$(dirname "$0")/lib.sh"  # cds to the repository root
+
+results=docs/bench/results.json
+if [ $report_only -eq 0 ]; then
+  if [ "${TERN_NO_DEPS:-0}" != 1 ] && [ -x scripts/install-deps.sh ]; then
+    scripts/install-deps.sh || die "installing packages failed"
+  fi
+  build=${TERN_BUILD_DIR:-build}
+  if [ ! -f "$build/build.ninja" ]; then
+    info "configuring $build/"
+    meson_setup "$build" || die "meson setup $build failed"
+  fi
+  info "building (ninja -C $build -j${TERN_JOBS:-2})"
+  log=$(mktemp)
+  if ! ninja -C "$build" -j"${TERN_JOBS:-2}" >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    rm -f "$log"
+    die "build failed"
+  fi
+  rm -f "$log"
+  [ "$(id -u)" -eq 0 ] || warn "not root: postcopy (userfaultfd) and 2M rows may fail or be skipped"
+  mkdir -p docs/bench
+  header "tern-bench run ${run_args[*]}"
+  start=$(date +%s)
+  bench/tern-bench run --build "$build" "${run_args[@]}" --out "$results.new"
+  rc=$?
+  [ -s "$results.new" ] || die "tern-bench wrote no results (exit $rc)"
+  mv "$results.new" "$results"
+  info "tern-bench: $(( $(date +%s) - start )) s"
+  [ $rc -eq 0 ] || warn "some rows failed in every run; they are listed in the report"
+fi
+[ -f "$results" ] || die "$results not found: run without --report-only first"
+header "report"
+bench/tern-bench report "$results" --markdown docs/benchmarks.md --plots docs/bench --note "$note" ||
+  die "rendering the report failed"
+ok "docs/benchmarks.md regenerated (plots and raw results in docs/bench/)"
