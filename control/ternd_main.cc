@@ -33,9 +33,12 @@ struct Options {
   bool pin = true;
   uint32_t workers = 0;
   bool print_default_transport = false;
+  bool prefill = false;
 };
 
-Result<std::unique_ptr<Guest>> make_source_guest(const std::string& text) {
+// With `prefill`, every working-set page holds data (version 1) before the guest starts, so a
+// migration moves data and not zero pages, whatever the guest's rate.
+Result<std::unique_ptr<Guest>> make_source_guest(const std::string& text, bool prefill) {
   std::string kind = text.substr(0, text.find(','));
   std::string spec = text.size() > kind.size() ? text.substr(kind.size() + 1) : "";
   if (kind != "threads") {
@@ -46,6 +49,9 @@ Result<std::unique_ptr<Guest>> make_source_guest(const std::string& text) {
   if (!ws) return ws.status();
   Result<std::unique_ptr<ThreadGuest>> g = ThreadGuest::create(*ws);
   if (!g) return g.status();
+  if (prefill) {
+    if (Status s = (*g)->prefill(); !s) return s;
+  }
   return std::unique_ptr<Guest>(std::move(*g));
 }
 
@@ -55,7 +61,7 @@ int serve(const Options& o) {
 
   std::unique_ptr<EngineHost> host;
   if (source) {
-    Result<std::unique_ptr<Guest>> guest = make_source_guest(o.guest);
+    Result<std::unique_ptr<Guest>> guest = make_source_guest(o.guest, o.prefill);
     if (!guest) {
       log(LogLevel::kError, "cannot create the guest: " + guest.status().message());
       return 1;
@@ -144,6 +150,9 @@ int main(int argc, char** argv) {
                  "poll-mode worker threads (0 = one per bulk channel up to the core count; use 1 "
                  "when both sides share a small host)")
       ->check(CLI::Range(0, 256));
+  app.add_flag("--prefill", o.prefill,
+               "source: write every working-set page once before the guest starts, so a "
+               "migration moves data (benchmarks)");
   app.add_flag("--print-default-transport", o.print_default_transport,
                "print 'NAME: REASON' for the transport used when a URI names none, and exit");
   try {
