@@ -12,7 +12,7 @@ import time
 
 from .daemons import SkipRow, require_transport
 
-MICRO_FILTER = r"^BM_Memcpy/(4096|2097152)$|^BM_BareUffdFault/spinning:(0|1)$"
+MICRO_FILTER = r"^BM_Memcpy/(4096|2097152)$|^BM_BareUffdFault/spinning:(0|1)"
 
 
 def micro(build):
@@ -32,7 +32,7 @@ def micro(build):
             size = "4K" if name.endswith("/4096") else "2M"
             out[f"memcpy-{size}-GBps"] = b["bytes_per_second"] / 1e9
         elif name.startswith("BM_BareUffdFault"):
-            kind = "spinning" if name.endswith(":1") else "blocking"
+            kind = "spinning" if "spinning:1" in name else "blocking"
             out[f"uffd-{kind}-p50-us"] = b["p50_us"]
             out[f"uffd-{kind}-p99-us"] = b["p99_us"]
     if not out:

@@ -191,7 +191,8 @@ Raw results: [`{raw}`]({raw}); plots in [`{plots}/`]({plots}/).
 
 **How to read it.** Every end-to-end row drives two real `ternd` processes on this host (a
 source hosting a thread guest, a destination), like `scripts/demo.sh`, and is repeated
-{repeat} times; a cell is the **median [min..max]** over the runs. Latencies are power-of-two
+{repeat} times; a cell is the **median [min..max]** over the runs (with an even count, the
+lower middle run). Latencies are power-of-two
 microsecond buckets (the value is the bucket's upper bound, as `query-migrate` reports it), so
 `p99 = 512` means "between 256 and 512 us". *Host* fault latency is the destination's
 fault-read-to-page-placed time (`postcopy-fault-latency`); *guest* latency is how long the
@@ -201,7 +202,8 @@ touches found their page already there). References (memcpy, a bare userfaultfd 
 loopback round trip) are measured in the same run, so compare ratios rather than absolute
 figures across machines. CPU seconds are each `ternd` process's user+system time during the
 migration (the source's includes the guest's vCPU threads); RSS overhead is peak resident
-memory (VmHWM + hugetlb) minus the guest's RAM (negative when the guest is not fully resident).
+memory (VmHWM + hugetlb pages) minus the guest RAM that is resident by design (all of it with
+2M pages and on the destination; the written working set and version table on a 4K source).
 Rows for a transport that is not built, or that this host cannot hold, are listed as skipped
 with the reason.
 """
@@ -256,8 +258,8 @@ def _ratios(results):
     ref = {}
     for x in results["references"]:
         ref.update(x.get("metrics", {}))
-    b50, b99, rtt = (ref.get("uffd-spinning-p50-us"), ref.get("uffd-spinning-p99-us"),
-                     ref.get("tcp-rtt-p50-us"))
+    b50, b99, rtt = (stats.bucket_bound(ref.get(k)) for k in
+                     ("uffd-spinning-p50-us", "uffd-spinning-p99-us", "tcp-rtt-p50-us"))
     div = lambda a, b: fmt(a / b) if a and b else "-"  # noqa: E731
     faults = [(r["params"]["transport"], r["params"].get("page", "4K"), bulk_label(r),
                _v(bool(r["params"].get("preempt"))), div(med(r, "host-p50-us"), b50),
@@ -273,7 +275,9 @@ def _ratios(results):
     out = "## Headline ratios\n\nMedians of each row over the reference of the same run.\n\n"
     if faults:
         out += ("Fault latency over the bare userfaultfd fault (spinning handler) and, for tcp, "
-                "over the TCP loopback round trip:\n\n" +
+                "over the TCP loopback round trip. Both sides of each ratio are power-of-two "
+                "bucket upper bounds (the references are put in the bucket they fall in), so "
+                "ratios are powers of two: 1 means the same bucket.\n\n" +
                 table(["transport", "page", "bulk", "preempt", "host p50 / bare p50",
                        "host p99 / bare p99", "guest p50 / bare p50", "guest p99 / bare p99",
                        "host p50 / tcp rtt p50"], faults) + "\n")

@@ -118,8 +118,10 @@ def _ref(result, key):
 def ratios(result):
     """Headline ratios against the references of the same run."""
     out = {}
-    bare50, bare99 = _ref(result, "uffd-spinning-p50-us"), _ref(result, "uffd-spinning-p99-us")
-    rtt = _ref(result, "tcp-rtt-p50-us")
+    # Fault figures are bucket bounds: so are the references they are divided by.
+    bare50 = stats.bucket_bound(_ref(result, "uffd-spinning-p50-us"))
+    bare99 = stats.bucket_bound(_ref(result, "uffd-spinning-p99-us"))
+    rtt = stats.bucket_bound(_ref(result, "tcp-rtt-p50-us"))
     for row in result["rows"]:
         s = row.get("summary") or {}
         name = row["name"]

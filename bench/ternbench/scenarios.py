@@ -56,7 +56,7 @@ def check_resources(row):
 
 def _migrate_args(row, uri):
     args = ["migrate", uri, "--channels", str(row.get("channels", 2))]
-    if row.get("postcopy") or row.get("preempt"):
+    if row["kind"] == "postcopy" or row.get("postcopy") or row.get("preempt"):
         args.append("--postcopy")
     if row.get("preempt"):
         args.append("--preempt")
@@ -71,6 +71,10 @@ def _migrate_args(row, uri):
 
 def _cost(row, pair, cpu0, cpu1, info, mem):
     ram = parse_size(row["ram"])
+    # Guest RAM resident by design: all of it with hugetlb pages and on the destination (every
+    # page placed); on a 4K source, what was written (the working set, prefilled) + version table.
+    guest = {"dst": ram, "src": ram if str(row.get("page", "4K")).upper() == "2M"
+             else min(ram, wss_bytes(row) + ram // 1024)}
     moved = info.get("ram", {}).get("transferred", 0)
     out = {}
     for side in ("src", "dst"):
@@ -79,7 +83,7 @@ def _cost(row, pair, cpu0, cpu1, info, mem):
         out[f"bytes-per-cpu-s-{side}"] = moved / cpu if cpu > 0 else None
         m = mem.get(side, {})
         resident = m.get("VmHWM", 0) + m.get("HugetlbPages", 0)
-        out[f"rss-overhead-mib-{side}"] = (resident - ram) / (1 << 20)
+        out[f"rss-overhead-mib-{side}"] = (resident - guest[side]) / (1 << 20)
     return out
 
 

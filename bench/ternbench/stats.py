@@ -7,7 +7,9 @@ def summarize(values):
     vals = [v for v in values if v is not None]
     if not vals:
         return None
-    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
+    # median_low: with an even count, the lower middle run, so a cell is always a value some
+    # run measured (a latency bucket bound stays a bucket bound).
+    return {"median": statistics.median_low(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
 
 
 def hist_counts(h):
@@ -68,6 +70,16 @@ def cdf(counts):
         seen += counts[le]
         pts.append((le, seen / total))
     return pts
+
+
+def bucket_bound(us):
+    """The histogram bucket upper bound (us) an exact latency falls under: bucket i counts
+    [2^(i-1), 2^i) us. References are put in buckets before they divide a bucketed figure."""
+    if us is None:
+        return None
+    if us < 1:
+        return 1
+    return 1 << (int(us).bit_length())
 
 
 def ratio_spread(pairs):
