@@ -400,6 +400,11 @@ def conditions_warning(results):
 
 def render(results, md_path, plots, raw_rel, note=""):
     os.makedirs(plots, exist_ok=True)
+    # Plots of an earlier report (a transport or page size that has no rows now) go away.
+    for name in os.listdir(plots):
+        if name.startswith(("fault-cdf-", "throughput-channels", "migration-dirty-rate")) and \
+                name.endswith(".png"):
+            os.remove(os.path.join(plots, name))
     tmp = tempfile.mkdtemp(prefix="tern-bench-plot.")
     figures = []
     try:
