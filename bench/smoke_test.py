@@ -17,8 +17,21 @@ def fail(msg):
     sys.exit(1)
 
 
+def userfaultfd_allowed():
+    if os.geteuid() == 0:
+        return True
+    try:
+        with open("/proc/sys/vm/unprivileged_userfaultfd") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
 def main():
     build, out = sys.argv[1], sys.argv[2]
+    if not userfaultfd_allowed():
+        print("SKIP: postcopy needs userfaultfd (root, or vm.unprivileged_userfaultfd=1)")
+        sys.exit(77)  # meson: skipped
     os.makedirs(out, exist_ok=True)
     results = os.path.join(out, "smoke.json")
     tb = os.path.join(HERE, "tern-bench")
