@@ -14,15 +14,23 @@ METRIC_SKIP = ("hist-",)
 
 
 class Progress:
+    """One line per step on stderr: count, elapsed, ETA. Skipped steps cost nothing, so
+    `free(n)` takes them out of the work the ETA is estimated from."""
+
     def __init__(self, total, quiet=False):
         self.total, self.done, self.t0, self.quiet = total, 0, time.monotonic(), quiet
+        self.work, self.worked = total, 0
 
-    def step(self, what, outcome):
+    def free(self, n):
+        self.work -= n
+
+    def step(self, what, outcome, worked=True):
         self.done += 1
+        self.worked += 1 if worked else 0
         if self.quiet:
             return
         el = time.monotonic() - self.t0
-        eta = el / self.done * (self.total - self.done)
+        eta = el / max(1, self.worked) * max(0, self.work - self.worked)
         print(f"[{self.done:3d}/{self.total}] {el:6.0f}s  eta {eta:4.0f}s  {what}: {outcome}",
               file=sys.stderr, flush=True)
 
@@ -83,7 +91,7 @@ def run_suite(root, build, repeat, refs, rows, only=None, quiet=False):
     for rep in range(repeat):
         for row, o in zip(rows, out):
             if o["status"] == "skipped":
-                prog.step(f"{row['name']} #{rep + 1}", "skipped")
+                prog.step(f"{row['name']} #{rep + 1}", "skipped", worked=False)
                 continue
             status, res = _attempt(scenarios.run, row, build)
             if status == "ok":
@@ -91,7 +99,9 @@ def run_suite(root, build, repeat, refs, rows, only=None, quiet=False):
                 prog.step(f"{row['name']} #{rep + 1}", _short(res))
             elif status == "skipped":
                 o["status"], o["reason"] = "skipped", res
-                prog.step(f"{row['name']} #{rep + 1}", "skipped: " + res.splitlines()[0])
+                prog.free(repeat - rep)
+                prog.step(f"{row['name']} #{rep + 1}", "skipped: " + res.splitlines()[0],
+                          worked=False)
             else:
                 o["errors"].append(res)
                 prog.step(f"{row['name']} #{rep + 1}", "FAILED: " + res.splitlines()[0])
