@@ -3,180 +3,11 @@ plots made with gnuplot: fault-latency CDFs per transport, throughput against ch
 migration time against dirty rate. Also the comparison mode's Markdown table."""
 import os
 import shutil
-import subprocess
 import tempfile
 
 from . import stats
-
-PAGE = 4096
-
-
-def fmt(v, digits=3):
-    if v is None:
-        return "-"
-    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) >= 100):
-        return f"{int(v)}"
-    if abs(v) >= 100:
-        return f"{v:.0f}"
-    return f"{v:.{digits}g}"
-
-
-def cell(summary, key, digits=3):
-    s = (summary or {}).get(key)
-    if not s:
-        return "-"
-    if s["n"] == 1 or s["min"] == s["max"]:
-        return fmt(s["median"], digits)
-    return f"{fmt(s['median'], digits)} [{fmt(s['min'], digits)}..{fmt(s['max'], digits)}]"
-
-
-def med(row, key):
-    s = (row.get("summary") or {}).get(key)
-    return s["median"] if s else None
-
-
-def table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(out) + "\n"
-
-
-def axes_label(row, skip=()):
-    return ", ".join(f"{k}={_v(row['axes'][k])}" for k in row["axes"] if k not in skip) or "-"
-
-
-def _v(v):
-    if isinstance(v, bool):
-        return "on" if v else "off"
-    return str(v)
-
-
-def _hist(run, key):
-    return {int(k): v for k, v in (run.get(key) or {}).items()}
-
-
-def bulk_label(row):
-    bw = row["params"].get("max_bandwidth", 0)
-    return "unlimited" if not bw else f"{bw}B/s"
-
-
-def ok_rows(results, kind):
-    return [r for r in results["rows"] if r["kind"] == kind and r["status"] in ("ok", "partial")]
-
-
-# ---- plots -------------------------------------------------------------------------------
-
-def _gnuplot(script, tmp):
-    path = os.path.join(tmp, "plot.gp")
-    with open(path, "w") as f:
-        f.write(script)
-    r = subprocess.run(["gnuplot", path], capture_output=True, text=True, timeout=120)
-    if r.returncode != 0:
-        raise RuntimeError(f"gnuplot failed: {r.stderr.strip()[-400:]}")
-
-
-HEAD = ("set terminal pngcairo size 1000,560 font 'DejaVu Sans,10'\n"
-        "set grid\nset key outside right top\n")
-
-
-def plot_cdfs(results, plots, tmp):
-    """fault-cdf-TRANSPORT-PAGE.png: host (solid) and guest (dashed) fault-latency CDFs, runs
-    merged, one colour per row (bulk load, preemption)."""
-    made = []
-    rows = ok_rows(results, "postcopy")
-    keys = sorted({(r["params"]["transport"], str(r["params"].get("page", "4K"))) for r in rows})
-    for transport, page in keys:
-        series = []
-        sel = [x for x in rows if (x["params"]["transport"], str(x["params"].get("page", "4K")))
-               == (transport, page)]
-        for colour, r in enumerate(sel, start=1):
-            label = f"bulk {bulk_label(r)}, preempt {_v(bool(r['params'].get('preempt')))}"
-            for side, dt in (("host", 1), ("guest", 2)):
-                h = stats.merge(_hist(run, f"hist-{side}") for run in r["runs"])
-                if not h:
-                    continue
-                dat = os.path.join(tmp, f"cdf{len(series)}.dat")
-                with open(dat, "w") as f:
-                    f.write("0.5 0\n")
-                    for le, frac in stats.cdf(h):
-                        f.write(f"{le} {frac}\n")
-                series.append(f"'{dat}' using 1:2 with steps lw 2 lc {colour} dt {dt} "
-                              f"title '{side}: {label}'")
-        if not series:
-            continue
-        png = f"fault-cdf-{transport}-{page}.png"
-        _gnuplot(HEAD + f"set output '{os.path.join(plots, png)}'\n"
-                 f"set title 'Postcopy fault latency CDF, {transport}, {page} pages "
-                 "(solid: host, dashed: guest first touch; runs merged)'\n"
-                 "set logscale x 2\nset xlabel 'latency (us, power-of-two bucket upper bound)'\n"
-                 "set ylabel 'fraction of faults'\nset yrange [0:1.02]\n"
-                 f"plot {', '.join(series)}\n", tmp)
-        made.append((f"Fault-latency CDF, {transport}, {page} pages", png))
-    return made
-
-
-def plot_throughput(results, plots, tmp):
-    rows = ok_rows(results, "bulk")
-    groups = {}
-    for r in rows:
-        key = (r["params"]["transport"], str(r["params"].get("page", "4K")))
-        groups.setdefault(key, []).append(r)
-    if not groups:
-        return []
-    series = []
-    for (transport, page), rs in sorted(groups.items()):
-        dat = os.path.join(tmp, f"tp{len(series)}.dat")
-        with open(dat, "w") as f:
-            for r in sorted(rs, key=lambda x: x["params"]["channels"]):
-                s = r["summary"].get("throughput-GBps")
-                if s:
-                    f.write(f"{r['params']['channels']} {s['median']} {s['min']} {s['max']}\n")
-        series.append((dat, f"{transport} {page}"))
-    png = "throughput-channels.png"
-    cmd = ", ".join(f"'{d}' using 1:2:3:4 with yerrorlines lw 2 title '{t}'" for d, t in series)
-    _gnuplot(HEAD + f"set output '{os.path.join(plots, png)}'\n"
-             "set title 'Bulk throughput against bulk channels (median, min..max)'\n"
-             "set xlabel 'bulk channels (multifd-channels)'\nset ylabel 'GB/s'\n"
-             "set xtics 1\nset yrange [0:*]\nset offsets 0.3,0.3,0,0\n"
-             f"plot {cmd}\n", tmp)
-    return [("Bulk throughput against channels", png)]
-
-
-def _dirty_rate_mbps(row):
-    p = row["params"]
-    return p.get("rate", 0) * p.get("vcpus", 1) * PAGE / 1e6
-
-
-def plot_dirty(results, plots, tmp):
-    rows = [r for r in ok_rows(results, "migration") if "rate" in r["axes"]]
-    if not rows:
-        return []
-    groups = {}
-    for r in rows:
-        lim = r["params"].get("dirty_limit") or 0
-        key = (r["params"]["transport"], str(r["params"]["ram"]), lim)
-        groups.setdefault(key, []).append(r)
-    series = []
-    for (transport, ram, lim), rs in sorted(groups.items()):
-        dat = os.path.join(tmp, f"dr{len(series)}.dat")
-        with open(dat, "w") as f:
-            for r in sorted(rs, key=_dirty_rate_mbps):
-                s = r["summary"].get("total-time-ms")
-                if s:
-                    f.write(f"{_dirty_rate_mbps(r)} {s['median']} {s['min']} {s['max']}\n")
-        what = f"dirty limit {lim} MB/s/vCPU" if lim else "no dirty limit"
-        series.append((dat, f"{transport} {ram}, {what}"))
-    png = "migration-dirty-rate.png"
-    cmd = ", ".join(f"'{d}' using 1:2:3:4 with yerrorlines lw 2 title '{t}'" for d, t in series)
-    _gnuplot(HEAD + f"set output '{os.path.join(plots, png)}'\n"
-             "set title 'Whole migration time against the guest dirty rate (median, min..max)'\n"
-             "set xlabel 'guest dirty rate requested (MB/s, all vCPUs)'\n"
-             "set ylabel 'total time (ms)'\nset yrange [0:*]\nset offsets 20,20,0,0\n"
-             f"plot {cmd}\n", tmp)
-    return [("Migration time against dirty rate", png)]
-
-
-# ---- markdown ----------------------------------------------------------------------------
+from .common import bulk_label, cell, dirty_rate_mbps, fmt, med, ok_rows, onoff, table
+from .plots import plot_cdfs, plot_dirty, plot_throughput
 
 INTRO = """# tern benchmarks
 
@@ -262,7 +93,7 @@ def _ratios(results):
                      ("uffd-spinning-p50-us", "uffd-spinning-p99-us", "tcp-rtt-p50-us"))
     div = lambda a, b: fmt(a / b) if a and b else "-"  # noqa: E731
     faults = [(r["params"]["transport"], r["params"].get("page", "4K"), bulk_label(r),
-               _v(bool(r["params"].get("preempt"))), div(med(r, "host-p50-us"), b50),
+               onoff(bool(r["params"].get("preempt"))), div(med(r, "host-p50-us"), b50),
                div(med(r, "host-p99-us"), b99), div(med(r, "guest-p50-us"), b50),
                div(med(r, "guest-p99-us"), b99),
                div(med(r, "host-p50-us"), rtt) if r["params"]["transport"] == "tcp" else "-")
@@ -296,7 +127,7 @@ def _fault_section(results):
         s = r["summary"]
         p = r["params"]
         body.append((p["transport"], p.get("page", "4K"), bulk_label(r),
-                     _v(bool(p.get("preempt"))), cell(s, "faults"),
+                     onoff(bool(p.get("preempt"))), cell(s, "faults"),
                      cell(s, "host-p50-us"), cell(s, "host-p90-us"), cell(s, "host-p99-us"),
                      cell(s, "host-p99.9-us"), cell(s, "guest-p50-us"), cell(s, "guest-p99-us"),
                      cell(s, "guest-p99.9-us"), cell(s, "cpu-s-dst")))
@@ -347,7 +178,7 @@ def _migration_section(results, axis, title, intro):
         p, s = r["params"], r["summary"]
         lim = p.get("dirty_limit") or 0
         body.append((p["transport"], p["ram"], p.get("page", "4K"),
-                     f"{_dirty_rate_mbps(r):.0f}", f"{lim} MB/s" if lim else "off",
+                     f"{dirty_rate_mbps(r):.0f}", f"{lim} MB/s" if lim else "off",
                      cell(s, "total-time-ms"), cell(s, "downtime-ms"), cell(s, "setup-time-ms"),
                      _mib(s, "transferred-bytes"), cell(s, "dirty-sync-count"),
                      cell(s, "switchover-forced"), cell(s, "cpu-s-src"), cell(s, "cpu-s-dst"),
