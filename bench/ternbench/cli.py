@@ -31,7 +31,7 @@ def _write(obj, path):
 def _common(p):
     p.add_argument("--spec", help="scenario file (default bench/scenarios/default.toml)")
     p.add_argument("--quick", action="store_true",
-                   help="bench/scenarios/quick.toml: a 2-3 minute smoke run")
+                   help="bench/scenarios/quick.toml: small guests, 2 runs per row")
     p.add_argument("--repeat", type=int, help="runs per row (default: the spec's, usually 5)")
     p.add_argument("--only", metavar="REGEX", help="rows and references whose name matches")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

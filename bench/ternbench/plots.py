@@ -49,7 +49,7 @@ def plot_cdfs(results, plots, tmp):
         _gnuplot(HEAD + f"set output '{os.path.join(plots, png)}'\n"
                  f"set title 'Postcopy fault latency CDF, {transport}, {page} pages "
                  "(solid: host, dashed: guest first touch; runs merged)'\n"
-                 "set logscale x 2\nset xlabel 'latency (us, power-of-two bucket upper bound)'\n"
+                 "set logscale x 2\nset format x '%.0f'\nset xtics rotate by -30\nset xlabel 'latency (us, power-of-two bucket upper bound)'\n"
                  "set ylabel 'fraction of faults'\nset yrange [0:1.02]\n"
                  f"plot {', '.join(series)}\n", tmp)
         made.append((f"Fault-latency CDF, {transport}, {page} pages", png))
