@@ -177,6 +177,9 @@ def _migration_section(results, axis, title, intro):
     rows = [r for r in ok_rows(results, "migration") if axis in r["axes"]]
     if not rows:
         return ""
+    rounds = sorted({str(r["params"]["max_rounds"]) for r in rows if r["params"].get("max_rounds")})
+    if rounds:
+        intro += f" Precopy rounds are capped at `x-max-rounds` {', '.join(rounds)}."
     body = []
     for r in rows:
         p, s = r["params"], r["summary"]
@@ -274,8 +277,8 @@ def render(results, md_path, plots, raw_rel, note=""):
         "beyond the guest's RAM."))
     parts.append(_migration_section(
         results, "rate", "Whole migrations against dirty rate",
-        "Precopy with `x-max-rounds` as in the spec; with the dirty limit, `--dirty-limit` and "
-        "`vcpu-dirty-limit` as shown."))
+        "Precopy; with the dirty limit, `ternctl migrate --dirty-limit` and `vcpu-dirty-limit` "
+        "as shown. Dirty MB/s is what the guest asks for (rate x vCPUs x 4 KiB)."))
     if figures:
         parts.append("## Plots\n\n" + "\n".join(f"### {t}\n\n![{t}]({plots_rel}/{png})\n"
                                                  for t, png in figures))
