@@ -13,7 +13,10 @@ usage: scripts/bench-report.sh [options]
   --repeat N         runs per row (default: the spec's)
   --only REGEX       only rows/references whose name matches
   --note TEXT        a paragraph about the conditions, printed at the top of the report
-  --report-only      do not run: re-render docs/benchmarks.md from docs/bench/results.json
+  --out-dir DIR      where benchmarks.md and bench/ (plots, results.json) go (default: docs
+                     for the default scenarios; BUILD/bench-report for --quick and --spec, so
+                     a smoke run does not overwrite the committed report)
+  --report-only      do not run: re-render DIR/benchmarks.md from DIR/bench/results.json
 
 environment:
   TERN_BUILD_DIR     build directory (default build)
@@ -24,11 +27,12 @@ Run as root (userfaultfd, hugetlb reservations for 2M rows), on an otherwise idl
 TXT
 }
 
-run_args=() note="" report_only=0
+run_args=() note="" report_only=0 out_dir="" not_default=0
 while [ $# -gt 0 ]; do
   case $1 in
-    --quick) run_args+=(--quick) ;;
-    --spec) run_args+=(--spec "${2:?--spec needs a file}"); shift ;;
+    --quick) run_args+=(--quick); not_default=1 ;;
+    --spec) run_args+=(--spec "${2:?--spec needs a file}"); not_default=1; shift ;;
+    --out-dir) out_dir=${2:?--out-dir needs a directory}; shift ;;
     --repeat) run_args+=(--repeat "${2:?--repeat needs a number}"); shift ;;
     --only) run_args+=(--only "${2:?--only needs a regex}"); shift ;;
     --note) note=${2:?--note needs text}; shift ;;
@@ -41,12 +45,15 @@ done
 
 . "$(dirname "$0")/lib.sh"  # cds to the repository root
 
-results=docs/bench/results.json
+build=${TERN_BUILD_DIR:-build}
+if [ -z "$out_dir" ]; then
+  if [ $not_default -eq 1 ]; then out_dir=$build/bench-report; else out_dir=docs; fi
+fi
+results=$out_dir/bench/results.json
 if [ $report_only -eq 0 ]; then
   if [ "${TERN_NO_DEPS:-0}" != 1 ] && [ -x scripts/install-deps.sh ]; then
     scripts/install-deps.sh || die "installing packages failed"
   fi
-  build=${TERN_BUILD_DIR:-build}
   if [ ! -f "$build/build.ninja" ]; then
     info "configuring $build/"
     meson_setup "$build" || die "meson setup $build failed"
@@ -60,7 +67,7 @@ if [ $report_only -eq 0 ]; then
   fi
   rm -f "$log"
   [ "$(id -u)" -eq 0 ] || warn "not root: postcopy (userfaultfd) and 2M rows may fail or be skipped"
-  mkdir -p docs/bench
+  mkdir -p "$out_dir/bench"
   header "tern-bench run ${run_args[*]}"
   start=$(date +%s)
   bench/tern-bench run --build "$build" "${run_args[@]}" --out "$results.new"
@@ -72,6 +79,6 @@ if [ $report_only -eq 0 ]; then
 fi
 [ -f "$results" ] || die "$results not found: run without --report-only first"
 header "report"
-bench/tern-bench report "$results" --markdown docs/benchmarks.md --plots docs/bench --note "$note" ||
-  die "rendering the report failed"
-ok "docs/benchmarks.md regenerated (plots and raw results in docs/bench/)"
+bench/tern-bench report "$results" --markdown "$out_dir/benchmarks.md" --plots "$out_dir/bench" \
+  --note "$note" || die "rendering the report failed"
+ok "$out_dir/benchmarks.md regenerated (plots and raw results in $out_dir/bench/)"
