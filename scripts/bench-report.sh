@@ -8,8 +8,8 @@ usage() {
   cat <<'TXT'
 usage: scripts/bench-report.sh [options]
 
-  --quick            bench/scenarios/quick.toml: every kind, small guests, 2 runs per row (77 s loaded)
-  --spec FILE        another scenario file (default bench/scenarios/default.toml; 24 min loaded)
+  --quick            bench/scenarios/quick.toml: every kind, small guests, 2 runs per row (31 s at load 7)
+  --spec FILE        another scenario file (default bench/scenarios/default.toml; 9 min at load 7)
   --repeat N         runs per row (default: the spec's)
   --only REGEX       only rows/references whose name matches
   --note TEXT        a paragraph about the conditions, printed at the top of the report

@@ -18,8 +18,8 @@ with
     scripts/bench-report.sh            # default scenarios (5 runs per row)
     scripts/bench-report.sh --quick    # every kind, small guests, 2 runs per row
 
-On the shared 2-core VM under load 9-22, the default suite took about 24 minutes and the quick
-one 77 s (plus the build); an idle host should take well under that. The wall time of this run
+On the shared 2-core VM the default suite took 8.8 minutes at load 6-8 (24 at load 9-22) and the
+quick one 31 s at load 7, plus the build. The wall time of this run
 is under *Conditions*.
 
 Raw results: [`{raw}`]({raw}); plots in [`{plots}/`]({plots}/).
