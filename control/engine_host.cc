@@ -132,6 +132,7 @@ Result<GuestInfo> EngineHost::guest_info(bool verify) {
     VerifyReport touched = guest->verify_counters();
     v.touched_checked = touched.touched_checked;
     v.touched_mismatches = touched.touched_mismatches;
+    v.first_touch_latency = touched.first_touch_latency;
     if (v.first_mismatch.empty()) v.first_mismatch = touched.first_mismatch;
     verification_ = v;
     if (was_running) {

@@ -74,6 +74,8 @@ Json verify_json(const VerifyReport& r) {
             {"touched-checked", r.touched_checked},
             {"touched-mismatches", r.touched_mismatches}};
   if (!r.first_mismatch.empty()) j["first-mismatch"] = r.first_mismatch;
+  if (r.first_touch_latency.total != 0)
+    j["first-touch-latency"] = fault_latency_json(r.first_touch_latency);
   return j;
 }
 

@@ -35,7 +35,8 @@ Json query_migrate_json(const MigrationInfo& info);
 // one; p50/p99 are bucket upper bounds (0 when empty); max and mean are exact (us, one decimal).
 Json fault_latency_json(const LatencyHistogram::Snapshot& s);
 
-// {"pages-checked", "mismatches", "touched-checked", "touched-mismatches", "first-mismatch"?}
+// {"pages-checked", "mismatches", "touched-checked", "touched-mismatches", "first-mismatch"?,
+//  "first-touch-latency"? (a fault_latency_json histogram, when the guest checked any touch)}
 Json verify_json(const VerifyReport& r);
 
 // Capabilities tern knows, in QMP order.

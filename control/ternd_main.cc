@@ -33,6 +33,7 @@ struct Options {
   bool pin = true;
   uint32_t workers = 0;
   bool print_default_transport = false;
+  bool prefill = false;
 };
 
 int serve(const Options& o) {
@@ -41,7 +42,7 @@ int serve(const Options& o) {
 
   std::unique_ptr<EngineHost> host;
   if (source) {
-    Result<std::unique_ptr<Guest>> guest = make_source_guest(o.guest);
+    Result<std::unique_ptr<Guest>> guest = make_source_guest(o.guest, o.prefill);
     if (!guest) {
       log(LogLevel::kError, "cannot create the guest: " + guest.status().message());
       return 1;
@@ -131,6 +132,9 @@ int main(int argc, char** argv) {
                  "poll-mode worker threads (0 = one per bulk channel up to the core count; use 1 "
                  "when both sides share a small host)")
       ->check(CLI::Range(0, 256));
+  app.add_flag("--prefill", o.prefill,
+               "source: write every working-set page once before the guest starts, so a "
+               "migration moves data (benchmarks)");
   app.add_flag("--print-default-transport", o.print_default_transport,
                "print 'NAME: REASON' for the transport used when a URI names none, and exit");
   try {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dataplane/bitmap.h"
+#include "dataplane/histogram.h"
 #include "dataplane/ram_block.h"
 #include "dataplane/status.h"
 #include "dataplane/wire.h"
@@ -24,6 +25,9 @@ struct VerifyReport {
   uint64_t touched_checked = 0;   // postcopy: pages verified by the guest on first touch
   uint64_t touched_mismatches = 0;
   std::string first_mismatch;     // human-readable description of the first bad page, if any
+  // Postcopy: how long each first touch waited for its page (the guest side of fault latency;
+  // pages already present count too, in the lowest buckets). Empty where nothing is checked.
+  LatencyHistogram::Snapshot first_touch_latency;
 };
 
 // Cumulative per-vCPU dirty-ring counters (monotonic since the guest was created).

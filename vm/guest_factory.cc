@@ -16,7 +16,7 @@ std::vector<std::string> guest_kinds() {
 #endif
 }
 
-Result<std::unique_ptr<Guest>> make_source_guest(const std::string& text) {
+Result<std::unique_ptr<Guest>> make_source_guest(const std::string& text, bool prefill) {
   const std::string kind = text.substr(0, text.find(','));
   const std::string spec = text.size() > kind.size() ? text.substr(kind.size() + 1) : "";
   if (kind != "threads" && kind != "kvm") {
@@ -28,6 +28,8 @@ Result<std::unique_ptr<Guest>> make_source_guest(const std::string& text) {
   Result<WorkloadSpec> ws = parse_workload(spec);
   if (!ws) return ws.status();
   if (kind == "kvm") {
+    if (prefill)
+      return Status(Code::kInvalidArgument, "--prefill is for thread guests only");
 #ifdef TERN_HAVE_KVM
     auto g = KvmGuest::create(*ws);
     if (!g) return g.status();
@@ -40,6 +42,8 @@ Result<std::unique_ptr<Guest>> make_source_guest(const std::string& text) {
   }
   auto g = ThreadGuest::create(*ws);
   if (!g) return g.status();
+  if (prefill)
+    if (Status s = (*g)->prefill(); !s) return s;
   return std::unique_ptr<Guest>(std::move(g).value());
 }
 

@@ -15,7 +15,9 @@ namespace tern {
 std::vector<std::string> guest_kinds();
 
 // Source guest from "KIND,SPEC" ("kvm,vcpus=2,ram=256M,wss=25%"); SPEC is vm/workload.h's.
-Result<std::unique_ptr<Guest>> make_source_guest(const std::string& text);
+// `prefill` (thread guests): every working-set page holds data (version 1) before the guest
+// starts, so a migration moves data and not zero pages, whatever the guest's rate.
+Result<std::unique_ptr<Guest>> make_source_guest(const std::string& text, bool prefill = false);
 
 // Destination factory: a KVM guest for a KVM guest's layout, else a thread guest.
 GuestFactory make_guest_factory();

@@ -73,6 +73,9 @@ class ThreadGuest : public Guest {
   // carried over by save/load), then pauses. Deterministic: the same spec and seed give the same
   // memory whatever the timing. Requires a workload (create() or load_state()).
   Status run_ops(uint64_t ops_per_vcpu);
+  // Writes version 1 of every working-set page never written yet, without running the vCPUs
+  // (benchmarks: a guest whose RAM holds data, whatever its rate). Guest paused; control thread.
+  Status prefill();
 
   // Dirty limit (S4): a vCPU sleeps its penalty at each ring-full exit. 0 = none.
   uint32_t dirty_limit_vcpus() const override { return vcpus(); }
@@ -161,6 +164,7 @@ class ThreadGuest : public Guest {
   AtomicBitmap touched_;
   std::atomic<uint64_t> touched_checked_{0};
   std::atomic<uint64_t> touched_mismatches_{0};
+  LatencyHistogram touch_latency_;  // first-touch wait: table entry + page read (may fault)
   mutable std::mutex touch_mu_;  // guards touch_first_mismatch_
   std::string touch_first_mismatch_;
 };

@@ -121,6 +121,18 @@ Status ThreadGuest::load_state(const std::vector<uint8_t>& state) {
   return Status::ok();
 }
 
+Status ThreadGuest::prefill() {
+  if (!has_workload_) return Status(Code::kUnavailable, "thread guest: no workload to prefill");
+  if (running_) return Status(Code::kUnavailable, "thread guest: prefill needs the guest paused");
+  for (uint64_t p = table_pages_; p < table_pages_ + wss_pages_; ++p) {
+    std::atomic_ref<uint32_t> version(table()[p]);
+    if (version.load(std::memory_order_relaxed) != 0) continue;
+    fill_page(page_ptr(p), p, 1);
+    version.store(1, std::memory_order_release);
+  }
+  return Status::ok();
+}
+
 VerifyReport ThreadGuest::verify() {
   VerifyReport rep = verify_counters();
   std::string first;
@@ -165,6 +177,7 @@ VerifyReport ThreadGuest::verify_counters() const {
   VerifyReport rep;
   rep.touched_checked = touched_checked_.load(std::memory_order_relaxed);
   rep.touched_mismatches = touched_mismatches_.load(std::memory_order_relaxed);
+  rep.first_touch_latency = touch_latency_.snapshot();
   if (rep.touched_mismatches) {
     std::lock_guard lk(touch_mu_);
     rep.first_mismatch = touch_first_mismatch_;

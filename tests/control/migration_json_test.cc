@@ -176,6 +176,20 @@ TEST(VerifyJson, NamesTheFirstMismatchOnlyWhenThereIsOne) {
   EXPECT_EQ(j["pages-checked"], 10);
   EXPECT_EQ(j["mismatches"], 1);
   EXPECT_EQ(j["first-mismatch"], r.first_mismatch);
+  EXPECT_FALSE(j.contains("first-touch-latency")) << "no touch checked, no histogram";
+}
+
+TEST(VerifyJson, CarriesTheFirstTouchLatencyHistogram) {
+  VerifyReport r;
+  r.touched_checked = 3;
+  r.first_touch_latency.counts[0] = 2;  // < 1 us: pages already there
+  r.first_touch_latency.counts[5] = 1;  // [16, 32) us: one fault
+  r.first_touch_latency.total = 3;
+  Json j = verify_json(r);
+  ASSERT_TRUE(j.contains("first-touch-latency"));
+  EXPECT_EQ(j["first-touch-latency"]["count"], 3);
+  EXPECT_EQ(j["first-touch-latency"]["p50"], 1);
+  EXPECT_EQ(j["first-touch-latency"]["p99"], 32);
 }
 
 }  // namespace

@@ -61,6 +61,9 @@ TEST(ThreadGuestMigration, SaveLoadContinuesTheSameSequence) {
   EXPECT_EQ(rep.touched_mismatches, 0u) << rep.first_mismatch;
   EXPECT_GT(as_thread(*b).vcpu_stats(0).reads, 0u);
   EXPECT_EQ(a->verify_counters().touched_checked, 0u) << "the source does not check on touch";
+  // Every checked first touch has its wait time in the histogram; the source records none.
+  EXPECT_EQ(b->verify_counters().first_touch_latency.total, rep.touched_checked);
+  EXPECT_EQ(a->verify_counters().first_touch_latency.total, 0u);
 }
 
 TEST(ThreadGuestMigration, CorruptedPagesAreReported) {

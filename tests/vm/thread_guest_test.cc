@@ -112,6 +112,21 @@ TEST(ThreadGuest, RingFullExitStallsAndIsCounted) {
     ASSERT_TRUE(bm.block(0).test(p)) << p;
 }
 
+TEST(ThreadGuest, PrefillWritesEveryWorkingSetPageOnce) {
+  auto g = make_guest("vcpus=2,ram=16M,wss=50%,rate=10,pattern=random,seed=5");
+  ASSERT_TRUE(g->prefill());
+  const uint64_t first = g->table_pages(), end = first + g->working_set_pages();
+  for (uint64_t p = first; p < end; ++p) ASSERT_EQ(g->page_version(p), 1u) << "page " << p;
+  EXPECT_EQ(g->page_version(end), 0u) << "pages outside the working set stay unwritten";
+  VerifyReport rep = g->verify();
+  EXPECT_EQ(rep.mismatches, 0u) << rep.first_mismatch;
+  ASSERT_TRUE(g->run_ops(50));  // the vCPUs carry on from version 1
+  EXPECT_EQ(g->verify().mismatches, 0u);
+  ASSERT_TRUE(g->start());
+  EXPECT_FALSE(g->prefill()) << "refused while running";
+  g->pause();
+}
+
 TEST(ThreadGuest, NoTrackingWhenDirtyLogIsOff) {
   auto g = make_guest("vcpus=2,ram=8M,ring=16");
   ASSERT_TRUE(g->run_ops(100));

@@ -1,0 +1,64 @@
+"""Helpers shared by the report's tables and plots: number formatting, row selection."""
+
+PAGE = 4096
+
+
+def fmt(v, digits=3):
+    if v is None:
+        return "-"
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) >= 100):
+        return f"{int(v)}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    return f"{v:.{digits}g}"
+
+
+def cell(summary, key, digits=3):
+    s = (summary or {}).get(key)
+    if not s:
+        return "-"
+    if s["n"] == 1 or s["min"] == s["max"]:
+        return fmt(s["median"], digits)
+    return f"{fmt(s['median'], digits)} [{fmt(s['min'], digits)}..{fmt(s['max'], digits)}]"
+
+
+def med(row, key):
+    s = (row.get("summary") or {}).get(key)
+    return s["median"] if s else None
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def axes_label(row, skip=()):
+    return ", ".join(f"{k}={onoff(row['axes'][k])}" for k in row["axes"] if k not in skip) or "-"
+
+
+def onoff(v):
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    return str(v)
+
+
+def run_hist(run, key):
+    return {int(k): v for k, v in (run.get(key) or {}).items()}
+
+
+def bulk_label(row):
+    bw = row["params"].get("max_bandwidth", 0)
+    return "unlimited" if not bw else f"{bw}B/s"
+
+
+def ok_rows(results, kind):
+    return [r for r in results["rows"] if r["kind"] == kind and r["status"] in ("ok", "partial")]
+
+
+# ---- markdown ----------------------------------------------------------------------------
+
+
+def dirty_rate_mbps(row):
+    p = row["params"]
+    return p.get("rate", 0) * p.get("vcpus", 1) * PAGE / 1e6

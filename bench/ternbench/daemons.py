@@ -1,0 +1,195 @@
+"""A source and a destination ternd on this host, as scripts/demo.sh starts them, plus the
+per-process cost figures (CPU seconds from /proc/PID/stat, VmRSS/VmHWM from /proc/PID/status)."""
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from .qmp import Qmp
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+class SkipRow(Exception):
+    """The row cannot run here (transport not built, not enough memory...): reported, not failed."""
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def mem_status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, rest = line.split(":", 1)
+            if key in ("VmRSS", "VmHWM", "HugetlbPages"):
+                out[key] = int(rest.split()[0]) * 1024
+    return out
+
+
+def hugepages_free():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("HugePages_Free:"):
+                return int(line.split()[1])
+    return 0
+
+
+class HugePages:
+    """Reserves 2 MiB pages for both guests and gives them back (as demo.sh does)."""
+
+    def __init__(self, need):
+        self.need, self.before, self.set_to = need, None, None
+
+    def __enter__(self):
+        free = hugepages_free()
+        if free < self.need:
+            with open("/proc/sys/vm/nr_hugepages") as f:
+                self.before = int(f.read())
+            self.set_to = self.before + self.need - free
+            try:
+                with open("/proc/sys/vm/nr_hugepages", "w") as f:
+                    f.write(str(self.set_to))
+            except OSError as e:
+                raise SkipRow(f"cannot reserve {self.need} hugetlb pages: {e}") from e
+            if hugepages_free() < self.need:
+                self.__exit__(None, None, None)
+                raise SkipRow(f"the kernel gave {hugepages_free()} free 2 MiB pages, "
+                              f"{self.need} needed")
+        return self
+
+    def __exit__(self, *exc):
+        if self.before is not None:
+            with open("/proc/sys/vm/nr_hugepages") as f:
+                now = int(f.read())
+            if now == self.set_to:
+                with open("/proc/sys/vm/nr_hugepages", "w") as f:
+                    f.write(str(self.before))
+            self.before = None
+
+
+def listen_uri(transport):
+    if transport == "dpdk":
+        return "dpdk:"
+    return f"{transport}:127.0.0.1:0"
+
+
+class Pair:
+    """Destination first, then source; both stopped (quit, then SIGKILL) on close()."""
+
+    def __init__(self, build, transport, guest_spec, workers=1, prefill=True, pin=True):
+        self.build = build
+        self.ternd = os.path.join(build, "control", "ternd")
+        self.ternctl = os.path.join(build, "control", "ternctl")
+        self.tmp = tempfile.mkdtemp(prefix="tern-bench.")
+        self.procs = {}
+        self.qmp = {}
+        self.transport = transport
+        common = ["--workers", str(workers)] + ([] if pin else ["--no-pin"])
+        try:
+            self._start("dst", ["--incoming", listen_uri(transport)] + common)
+            self.uri = self.qmp["dst"].execute("query-incoming")["uri"]
+            src_args = ["--guest", "threads," + guest_spec] + common
+            if prefill:
+                src_args.append("--prefill")
+            self._start("src", src_args, timeout=300)
+        except BaseException:
+            self.close()
+            raise
+
+    def log_tail(self, side, lines=8):
+        try:
+            with open(os.path.join(self.tmp, side + ".log")) as f:
+                return "".join(f.readlines()[-lines:]).strip()
+        except OSError:
+            return ""
+
+    def _start(self, side, args, timeout=30):
+        sock = os.path.join(self.tmp, side + ".sock")
+        log = open(os.path.join(self.tmp, side + ".log"), "w")
+        p = subprocess.Popen([self.ternd, "--socket", sock, *args], stdout=log, stderr=log,
+                             stdin=subprocess.DEVNULL)
+        log.close()
+        self.procs[side] = p
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(sock):
+            if p.poll() is not None:
+                raise RuntimeError(f"{side} ternd exited ({p.returncode}): {self.log_tail(side)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{side} ternd did not open its socket in {timeout} s")
+            time.sleep(0.05)
+        self.qmp[side] = Qmp(sock)
+
+    def sock(self, side):
+        return os.path.join(self.tmp, side + ".sock")
+
+    def ternctl_run(self, side, *args, timeout=60):
+        r = subprocess.run([self.ternctl, "--socket", self.sock(side), "--json", *args],
+                           capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"ternctl {' '.join(args)}: {(r.stderr or r.stdout).strip()}")
+        return r.stdout
+
+    def cpu(self):
+        return {s: cpu_seconds(p.pid) for s, p in self.procs.items()}
+
+    def mem(self):
+        return {s: mem_status(p.pid) for s, p in self.procs.items()}
+
+    def close(self):
+        for side in ("src", "dst"):
+            q = self.qmp.pop(side, None)
+            if q:
+                try:
+                    q.execute("quit")
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+                q.close()
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs = {}
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+_available = {}
+
+
+def available_transports(build):
+    """The transports compiled into this build's ternd (query-transports), cached per build."""
+    if build not in _available:
+        tmp = tempfile.mkdtemp(prefix="tern-bench-probe.")
+        sock = os.path.join(tmp, "probe.sock")
+        p = subprocess.Popen([os.path.join(build, "control", "ternd"), "--socket", sock,
+                              "--incoming", "defer", "--log-level", "error"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(200):
+                if os.path.exists(sock) or p.poll() is not None:
+                    break
+                time.sleep(0.05)
+            q = Qmp(sock)
+            _available[build] = q.execute("query-transports")["available"]
+            q.execute("quit")
+            q.close()
+        finally:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            shutil.rmtree(tmp, ignore_errors=True)
+    return _available[build]
+
+
+def require_transport(build, name):
+    if name not in available_transports(build):
+        raise SkipRow(f"not run: {name} transport not built "
+                      f"(this build has {', '.join(available_transports(build))})")

@@ -1,0 +1,63 @@
+"""A minimal QMP client over ternd's unix socket: one JSON object per line, both ways."""
+import json
+import socket
+import time
+
+
+class QmpError(Exception):
+    pass
+
+
+class Qmp:
+    def __init__(self, path, timeout=30.0):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+        self._read()  # greeting
+        self.execute("qmp_capabilities")
+
+    def _read(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise QmpError(f"{self.path}: ternd closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def execute(self, cmd, args=None):
+        msg = {"execute": cmd}
+        if args is not None:
+            msg["arguments"] = args
+        self.sock.sendall((json.dumps(msg) + "\n").encode())
+        while True:
+            reply = self._read()
+            if "event" in reply:
+                continue
+            if "error" in reply:
+                raise QmpError(f"{cmd}: {reply['error'].get('desc', reply['error'])}")
+            return reply.get("return")
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def wait_status(qmp, want, timeout, interval=0.05, on_sample=None):
+    """Polls query-migrate until status is in `want` (a set) or terminal; returns the reply."""
+    deadline = time.monotonic() + timeout
+    terminal = {"completed", "failed", "cancelled"}
+    while True:
+        info = qmp.execute("query-migrate")
+        if on_sample:
+            on_sample(info)
+        if info.get("status") in want or info.get("status") in terminal:
+            return info
+        if time.monotonic() > deadline:
+            raise QmpError(f"timed out after {timeout:.0f} s waiting for {sorted(want)} "
+                           f"(status {info.get('status')})")
+        time.sleep(interval)

@@ -1,0 +1,189 @@
+"""The end-to-end scenario kinds. Each run() starts a fresh ternd pair, migrates once and
+returns one run's metrics (a flat dict of numbers, plus histograms under "hist-*").
+
+  postcopy   fault latency: host side (destination postcopy-fault-latency) and guest side
+             (the thread guest's first-touch wait, counters.first-touch-latency)
+  bulk       precopy throughput of a prefilled, nearly idle guest (GB/s of RAM moved)
+  migration  a whole precopy migration: total time, downtime, setup time, bytes sent
+All kinds also report cost: CPU seconds of each ternd during the migration, bytes moved per
+CPU second, and resident memory beyond the guest's RAM.
+"""
+import time
+
+from . import daemons, stats
+from .qmp import QmpError, wait_status
+
+SIZE = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text):
+    text = str(text).strip().upper().removesuffix("IB").removesuffix("B")
+    if text and text[-1] in SIZE:
+        return int(float(text[:-1]) * SIZE[text[-1]])
+    return int(text)
+
+
+def guest_spec(row):
+    """The --guest threads,SPEC of a row (vm/workload.h keys)."""
+    keys = ["vcpus", "ram", "page", "wss", "rate", "pattern", "read", "readers", "seed", "ring"]
+    return ",".join(f"{k}={row[k]}" for k in keys if k in row)
+
+
+def wss_bytes(row):
+    ram = parse_size(row["ram"])
+    w = str(row.get("wss", "100%"))
+    if w.endswith("%"):
+        return int(ram * float(w[:-1]) / 100)
+    if "." in w:
+        return int(ram * float(w))
+    return min(ram, parse_size(w))
+
+
+def check_resources(row):
+    """Raises SkipRow when this host cannot hold the row's two guests. 4K guests are resident
+    only where written (the working set, prefilled) plus the version table; 2M guests are
+    hugetlb pages, which daemons.HugePages reserves."""
+    if str(row.get("page", "4K")).upper() == "2M":
+        return
+    ram = parse_size(row["ram"])
+    need = 2 * (wss_bytes(row) + ram // 1024) + (1 << 30)
+    from .machine import mem_available_bytes
+    have = mem_available_bytes()
+    if have < need:
+        raise daemons.SkipRow(f"needs about {need >> 20} MiB free for two {row['ram']} guests, "
+                              f"{have >> 20} MiB available")
+
+
+def _migrate_args(row, uri):
+    args = ["migrate", uri, "--channels", str(row.get("channels", 2))]
+    if row["kind"] == "postcopy" or row.get("postcopy") or row.get("preempt"):
+        args.append("--postcopy")
+    if row.get("preempt"):
+        args.append("--preempt")
+    if row.get("dirty_limit"):
+        args.append("--dirty-limit")
+    if row.get("max_bandwidth"):
+        args += ["--max-bandwidth", str(row["max_bandwidth"])]
+    if row.get("downtime_limit"):
+        args += ["--downtime-limit", str(row["downtime_limit"])]
+    return args
+
+
+def _cost(row, pair, cpu0, cpu1, info, mem):
+    ram = parse_size(row["ram"])
+    # Guest RAM resident by design: all of it with hugetlb pages and on the destination (every
+    # page placed); on a 4K source, what was written (the working set, prefilled) + version table.
+    guest = {"dst": ram, "src": ram if str(row.get("page", "4K")).upper() == "2M"
+             else min(ram, wss_bytes(row) + ram // 1024)}
+    moved = info.get("ram", {}).get("transferred", 0)
+    out = {}
+    for side in ("src", "dst"):
+        cpu = cpu1[side] - cpu0[side]
+        out[f"cpu-s-{side}"] = cpu
+        out[f"bytes-per-cpu-s-{side}"] = moved / cpu if cpu > 0 else None
+        m = mem.get(side, {})
+        resident = m.get("VmHWM", 0) + m.get("HugetlbPages", 0)
+        out[f"rss-overhead-mib-{side}"] = (resident - guest[side]) / (1 << 20)
+    return out
+
+
+def run(row, build):
+    """One run of one row; returns {metric: value} or raises (SkipRow / any error = failed)."""
+    daemons.require_transport(build, row["transport"])
+    if row["transport"] == "loopback":
+        raise daemons.SkipRow("loopback joins two engines in one process; ternd pairs need tcp, "
+                              "rdma or dpdk")
+    check_resources(row)
+    ram = parse_size(row["ram"])
+    huge = row.get("page", "4K").upper() == "2M"
+    need = 2 * (ram >> 21) if huge else 0
+    with daemons.HugePages(need) if huge else _null():
+        pair = daemons.Pair(build, row["transport"], guest_spec(row), row.get("workers", 1),
+                            prefill=row.get("prefill", True), pin=row.get("pin", True))
+        try:
+            return _run(row, pair, ram)
+        except Exception as e:
+            tail = pair.log_tail("src", 3) + "\n" + pair.log_tail("dst", 3)
+            raise RuntimeError(f"{e}\n{tail.strip()}") from e
+        finally:
+            pair.close()
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _run(row, pair, ram):
+    src, dst = pair.qmp["src"], pair.qmp["dst"]
+    if row.get("max_rounds"):
+        src.execute("migrate-set-parameters", {"x-max-rounds": int(row["max_rounds"])})
+    if row.get("dirty_limit"):
+        src.execute("migrate-set-parameters", {"vcpu-dirty-limit": int(row["dirty_limit"])})
+    if row.get("chunk_size"):
+        src.execute("migrate-set-parameters", {"x-chunk-size": parse_size(row["chunk_size"])})
+    cpu0 = pair.cpu()
+    t0 = time.monotonic()
+    pair.ternctl_run("src", *_migrate_args(row, pair.uri))
+    timeout = float(row.get("timeout", 300))
+    if row["kind"] == "postcopy":
+        st = wait_status(src, {"active", "postcopy-active"}, timeout)
+        if st.get("status") == "active":
+            try:
+                src.execute("migrate-start-postcopy")
+            except QmpError:
+                # Precopy converged first (a small guest): the row then has no faults.
+                if src.execute("query-migrate").get("status") == "active":
+                    raise
+    info = wait_status(src, set(), timeout, interval=0.05)
+    wall = time.monotonic() - t0
+    # The destination finishes placing after the source says completed; let it settle.
+    dinfo = wait_status(dst, set(), 60, interval=0.05)
+    cpu1 = pair.cpu()
+    mem = pair.mem()
+    if info.get("status") != "completed" or dinfo.get("status") != "completed":
+        raise RuntimeError(f"migration {info.get('status')} (destination {dinfo.get('status')}): "
+                           f"{info.get('error-desc') or dinfo.get('error-desc') or ''}")
+    guest = dst.execute("query-guest")
+    counters = guest.get("counters", {})
+    if counters.get("touched-mismatches", 0) or counters.get("mismatches", 0):
+        raise RuntimeError(f"page mismatches on the destination: {counters}")
+    r = info["ram"]
+    active_s = max(1e-9, (info["total-time"] - info.get("setup-time", 0)) / 1000)
+    out = {
+        "total-time-ms": info["total-time"],
+        "setup-time-ms": info.get("setup-time"),
+        "downtime-ms": info.get("downtime"),
+        "transferred-bytes": r["transferred"],
+        "normal-bytes": r.get("normal-bytes"),
+        "dirty-sync-count": r.get("dirty-sync-count"),
+        "switchover-forced": 1 if info.get("x-switchover-forced") else 0,
+        "throughput-GBps": r["transferred"] / active_s / 1e9,
+        "wall-s": wall,
+    }
+    if info.get("dirty-limit-throttle-time-per-round") is not None:
+        out["dirty-limit-throttle-us"] = info["dirty-limit-throttle-time-per-round"]
+    out.update(_cost(row, pair, cpu0, cpu1, info, mem))
+    if row["kind"] == "postcopy":
+        host = stats.hist_counts(dinfo.get("postcopy-fault-latency"))
+        touch = stats.hist_counts(counters.get("first-touch-latency"))
+        # Every first touch is in the guest histogram, present pages too (lowest buckets): the
+        # guest side of a fault is the slowest N touches, N = the faults the host resolved.
+        nfaults = sum(host.values())
+        guest_faults = stats.tail(touch, nfaults)
+        out["faults"] = nfaults
+        out["postcopy-requests"] = r.get("postcopy-requests")
+        out["preemptions"] = r.get("preemptions")
+        out["first-touches"] = sum(touch.values())
+        for k, v in stats.percentiles(host).items():
+            if k != "count":
+                out[f"host-{k}-us"] = v
+        for k, v in stats.percentiles(guest_faults).items():
+            if k != "count":
+                out[f"guest-{k}-us"] = v
+        out["hist-host"] = host
+        out["hist-guest"] = guest_faults
+    return out
