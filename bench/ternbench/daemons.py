@@ -189,7 +189,17 @@ def available_transports(build):
     return _available[build]
 
 
+def rdma_device_present():
+    try:
+        return bool(os.listdir("/sys/class/infiniband"))
+    except OSError:
+        return False
+
+
 def require_transport(build, name):
     if name not in available_transports(build):
         raise SkipRow(f"not run: {name} transport not built "
                       f"(this build has {', '.join(available_transports(build))})")
+    if name == "rdma" and not rdma_device_present():
+        raise SkipRow("not run: no RDMA device on this host (the rdma figures come from the "
+                      "soft-RoCE VM: tests/rdma/bench.sh)")
