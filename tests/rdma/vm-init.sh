@@ -21,6 +21,13 @@ mkdir -p /host/dev/hugepages 2>/dev/null
 mount -t tmpfs tmp /host/tmp
 mount -t tmpfs run /host/run 2>/dev/null
 mkdir -p /host/tmp/job && mount --bind /job /host/tmp/job
+# The build tree again, at its own path (it may live under the /tmp or /run just hidden).
+tree=$(cat /job/tree 2>/dev/null)
+if [ -n "$tree" ] && [ "$tree" != / ]; then
+  mkdir -p "/host$tree" 2>/dev/null
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose tree "/host$tree" ||
+    echo "[init] cannot mount the build tree $tree"
+fi
 mount -t hugetlbfs none /host/dev/hugepages 2>/dev/null
 mount -t tmpfs shm /host/dev/shm 2>/dev/null
 ip link set lo up

@@ -95,6 +95,9 @@ trap 'rm -rf "$out"' EXIT
 printf '%q ' "$@" >"$out/cmd"
 echo >>"$out/cmd"
 printf 'cd %q\n' "$PWD" >"$out/cwd"
+# The working directory (the build tree) is shared on its own too: the guest mounts tmpfs on
+# /tmp and /run, which would hide a tree that lives there (a CI clone in /tmp, say).
+printf '%s\n' "$PWD" >"$out/tree"
 env | grep -E '^(TERN_|GTEST_)' | sed 's/^/export /' >"$out/env" || true
 
 accel=${TERN_VM_ACCEL:-tcg,thread=multi}
@@ -110,6 +113,7 @@ timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 \
   -kernel "$kdir/vmlinux" -initrd "$initrd" \
   -append "console=ttyS0 quiet panic=-1 loglevel=3 tsc=reliable" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+  -virtfs local,path="$PWD",mount_tag=tree,security_model=none,readonly=on,multidevs=remap \
   -virtfs local,path="$out",mount_tag=job,security_model=none </dev/null
 qrc=$?
 set -e
