@@ -256,7 +256,7 @@ VcpuStats ThreadGuest::vcpu_stats(uint32_t vcpu) const {
   s.writes = r(v.writes);
   s.reads = r(v.reads);
   s.dirty_pushes = r(v.dirty_pushes);
-  s.ring_full_exits = r(v.ring_full_exits);
+  s.ring_full_exits = v.exits.exits();
   s.stall_ns = r(v.stall_ns);
   s.penalty_ns = r(v.penalty_ns);
   return s;
@@ -265,23 +265,15 @@ VcpuStats ThreadGuest::vcpu_stats(uint32_t vcpu) const {
 DirtyRingCounters ThreadGuest::dirty_ring_counters(uint32_t vcpu) const {
   if (vcpu >= vcpus_.size()) return {};
   const Vcpu& v = *vcpus_[vcpu];
-  // The exit record is read like a seqlock: retry while the vCPU is writing it.
-  uint64_t seq, exits, at_ns, at_pages;
-  do {
-    seq = v.exit_seq.load(std::memory_order_acquire);
-    exits = v.ring_full_exits.load(std::memory_order_relaxed);
-    at_ns = v.last_exit_ns.load(std::memory_order_relaxed);
-    at_pages = v.pages_at_last_exit.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
-  } while ((seq & 1) != 0 || seq != v.exit_seq.load(std::memory_order_relaxed));
+  const RingExitRecord::Snapshot e = v.exits.read();
   const VcpuStats s = vcpu_stats(vcpu);
-  return {.dirty_pages = std::max(s.dirty_pushes, at_pages),
-          .ring_full_exits = exits,
+  return {.dirty_pages = std::max(s.dirty_pushes, e.at_pages),
+          .ring_full_exits = e.exits,
           .ring_full_ns = s.stall_ns + s.penalty_ns,
           .penalty_ns = s.penalty_ns,
           .ops = s.ops,
-          .last_exit_ns = at_ns,
-          .pages_at_last_exit = at_pages};
+          .last_exit_ns = e.at_ns,
+          .pages_at_last_exit = e.at_pages};
 }
 
 uint32_t ThreadGuest::page_version(uint64_t page) const {

@@ -126,14 +126,7 @@ void ThreadGuest::log_page(Vcpu& v, uint64_t page) {
 void ThreadGuest::ring_full_exit(Vcpu& v) {
   // Like KVM_EXIT_DIRTY_RING_FULL: kick the reaper and wait for it to harvest this ring.
   const auto t0 = Clock::now();
-  bump(v.exit_seq);  // odd: the record below is being written (see dirty_ring_counters)
-  std::atomic_thread_fence(std::memory_order_release);
-  v.last_exit_ns.store(static_cast<uint64_t>(t0.time_since_epoch().count()),
-                       std::memory_order_relaxed);
-  v.pages_at_last_exit.store(v.dirty_pushes.load(std::memory_order_relaxed),
-                             std::memory_order_relaxed);
-  bump(v.ring_full_exits);
-  v.exit_seq.store(v.exit_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  v.exits.record(t0, v.dirty_pushes.load(std::memory_order_relaxed));
   reap_req_.fetch_add(1, std::memory_order_release);
   reap_req_.notify_one();
   v.ring.wait_not_full();

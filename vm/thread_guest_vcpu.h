@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "vm/dirty_ring.h"
+#include "vm/ring_exit_record.h"
 #include "vm/thread_guest.h"
 
 namespace tern {
@@ -30,13 +31,9 @@ struct ThreadGuest::Vcpu {
   std::atomic<uint64_t> writes{0};
   std::atomic<uint64_t> reads{0};
   std::atomic<uint64_t> dirty_pushes{0};
-  std::atomic<uint64_t> ring_full_exits{0};
   std::atomic<uint64_t> stall_ns{0};
   std::atomic<uint64_t> penalty_ns{0};
-  // The latest ring-full exit (DirtyRingCounters): exits_seq is odd while the pair is written.
-  std::atomic<uint64_t> exit_seq{0};
-  std::atomic<uint64_t> last_exit_ns{0};
-  std::atomic<uint64_t> pages_at_last_exit{0};
+  RingExitRecord exits;  // ring-full exits and the latest one (DirtyRingCounters)
 
   // Written by any thread (dirty limit controller); read by the vCPU at ring-full exits.
   std::atomic<uint64_t> penalty_us{0};

@@ -255,21 +255,14 @@ uint32_t KvmGuest::dirty_limit_vcpus() const {
 DirtyRingCounters KvmGuest::dirty_ring_counters(uint32_t vcpu) const {
   if (vcpu >= vcpus_.size()) return {};
   const Vcpu& v = *vcpus_[vcpu];
-  uint64_t seq, exits, at_ns, at_pages;
-  do {
-    seq = v.exit_seq.load(std::memory_order_acquire);
-    exits = v.ring_full_exits.load(std::memory_order_relaxed);
-    at_ns = v.last_exit_ns.load(std::memory_order_relaxed);
-    at_pages = v.pages_at_last_exit.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
-  } while ((seq & 1) != 0 || seq != v.exit_seq.load(std::memory_order_relaxed));
-  return {.dirty_pages = std::max(v.dirty_pages.load(), at_pages),
-          .ring_full_exits = exits,
+  const RingExitRecord::Snapshot e = v.exits.read();
+  return {.dirty_pages = std::max(v.dirty_pages.load(), e.at_pages),
+          .ring_full_exits = e.exits,
           .ring_full_ns = v.ring_full_ns.load(),
           .penalty_ns = v.penalty_ns.load(),
           .ops = v.ops.load(),
-          .last_exit_ns = at_ns,
-          .pages_at_last_exit = at_pages};
+          .last_exit_ns = e.at_ns,
+          .pages_at_last_exit = e.at_pages};
 }
 
 void KvmGuest::set_ring_full_penalty(uint32_t vcpu, uint64_t microseconds) {

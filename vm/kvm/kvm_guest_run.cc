@@ -153,14 +153,7 @@ void KvmGuest::ring_full(Vcpu& v, bool real_exit) {
          "writes past a full ring; give it a larger ring or a faster reaper)");
     v.empty_full_exits = 0;
   }
-  v.exit_seq.fetch_add(1, std::memory_order_relaxed);  // odd: record being written
-  std::atomic_thread_fence(std::memory_order_release);
-  v.last_exit_ns.store(static_cast<uint64_t>(t0.time_since_epoch().count()),
-                       std::memory_order_relaxed);
-  v.pages_at_last_exit.store(v.dirty_pages.load(std::memory_order_relaxed),
-                             std::memory_order_relaxed);
-  v.ring_full_exits.fetch_add(1, std::memory_order_relaxed);
-  v.exit_seq.fetch_add(1, std::memory_order_release);
+  v.exits.record(t0, v.dirty_pages.load(std::memory_order_relaxed));
   if (const uint64_t us = v.penalty_us.load(std::memory_order_relaxed)) {
     const auto p0 = std::chrono::steady_clock::now();
     std::unique_lock lk(run_mu_);

@@ -8,6 +8,7 @@
 
 #include "vm/kvm/abi.h"
 #include "vm/kvm/kvm_guest.h"
+#include "vm/ring_exit_record.h"
 
 namespace tern {
 
@@ -29,11 +30,9 @@ struct KvmGuest::Vcpu {
   uint64_t since_full = 0;
   uint64_t unreset = 0;  // entries harvested since the last KVM_RESET_DIRTY_RINGS
   std::atomic<bool> soft_full{false};
-  std::atomic<uint64_t> ring_full_exits{0}, ring_full_ns{0}, penalty_ns{0};
+  std::atomic<uint64_t> ring_full_ns{0}, penalty_ns{0};
   std::atomic<uint64_t> penalty_us{0};
-  // The latest ring-full event (DirtyRingCounters), written by the vCPU like a seqlock:
-  // exit_seq is odd while the record (and ring_full_exits) changes.
-  std::atomic<uint64_t> exit_seq{0}, last_exit_ns{0}, pages_at_last_exit{0};
+  RingExitRecord exits;  // ring-full events and the latest one (DirtyRingCounters)
   uint32_t empty_full_exits = 0;  // consecutive KVM ring-full exits that found nothing (vCPU)
   std::atomic<uint64_t> ring_overruns{0};
 
