@@ -15,56 +15,14 @@
 #include <vector>
 
 #include "control/qmp_client.h"
+#include "tests/control/ternd_process.h"
 #include "dpdk/dpdk_transport.h"
 #include "tests/integration/migration_helpers.h"
-
-extern char** environ;
 
 namespace tern::control {
 namespace {
 
 using namespace std::chrono_literals;
-
-// One ternd child with `extra_env` added to ours; SIGTERM, then SIGKILL, on destruction.
-class Ternd {
- public:
-  Ternd(const std::string& dir, const std::string& name, std::vector<std::string> args,
-        const std::vector<std::string>& extra_env)
-      : socket_(dir + "/" + name + ".sock") {
-    const char* bin = std::getenv("TERND");
-    std::vector<std::string> argv = {bin ? bin : "ternd", "--socket", socket_, "--no-pin",
-                                     "--workers", "1", "--log-level", "warn"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv, cenv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    for (char** e = environ; *e; ++e) cenv.push_back(*e);
-    env_ = extra_env;
-    for (auto& e : env_) cenv.push_back(e.data());
-    cenv.push_back(nullptr);
-    if (posix_spawn(&pid_, cargv[0], nullptr, nullptr, cargv.data(), cenv.data()) != 0) pid_ = -1;
-  }
-  ~Ternd() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(50ms);
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  std::unique_ptr<QmpClient> connect() {
-    auto c = QmpClient::connect(socket_, 20s);
-    EXPECT_TRUE(c.is_ok()) << c.status().to_string();
-    return c ? std::move(*c) : nullptr;
-  }
-
- private:
-  std::string socket_;
-  std::vector<std::string> env_;
-  pid_t pid_ = -1;
-};
 
 struct Case {
   const char* mode;  // precopy, postcopy, preempt
@@ -72,20 +30,6 @@ struct Case {
   const char* faults;  // TERN_DPDK_FAULTS, "" for a clean link
   const char* name;
 };
-
-Json wait_done(QmpClient& c, std::chrono::seconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  Json q;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto r = c.execute("query-migrate");
-    if (!r) return {{"status", "query failed: " + r.status().message()}};
-    q = *r;
-    std::string s = q["status"];
-    if (s == "completed" || s == "failed" || s == "cancelled") return q;
-    std::this_thread::sleep_for(100ms);
-  }
-  return q;
-}
 
 class TerndOverMemif : public ::testing::TestWithParam<Case> {
  protected:
@@ -114,9 +58,9 @@ TEST_P(TerndOverMemif, EveryPageVerifies) {
   static int n = 0;
   const std::string listen = "dpdk:net_memif0,socket=/run/tern-dpdk-test-" +
                              std::to_string(::getpid()) + "-" + std::to_string(n++) + ".sock";
-  Ternd dst(dir_, "dst", {"--incoming", listen}, env);
+  Ternd dst(dir_, "dst", {"--workers", "1", "--incoming", listen}, env);
   Ternd src(dir_, "src",
-            {"--guest", std::string("threads,vcpus=2,ram=64M,page=") + c.page +
+            {"--workers", "1", "--guest", std::string("threads,vcpus=2,ram=64M,page=") + c.page +
                             ",wss=25%,rate=20000,pattern=random,seed=1"},
             env);
   auto d = dst.connect();

@@ -14,9 +14,8 @@
 #include <vector>
 
 #include "control/qmp_client.h"
+#include "tests/control/ternd_process.h"
 #include "tests/kvm/kvm_skip.h"
-
-extern char** environ;
 
 namespace tern::control {
 namespace {
@@ -24,54 +23,6 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr const char* kGuest = "kvm,vcpus=2,ram=128M,page=4K,wss=16M,rate=2000,read=20%,seed=3";
-
-// One ternd child process; killed (SIGTERM, then SIGKILL) and reaped on destruction.
-class Ternd {
- public:
-  Ternd(const std::string& dir, const std::string& name, std::vector<std::string> args)
-      : socket_(dir + "/" + name + ".sock") {
-    std::vector<std::string> argv = {std::getenv("TERND"), "--socket",    socket_,
-                                     "--no-pin",           "--log-level", "warn"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    if (posix_spawn(&pid_, cargv[0], nullptr, nullptr, cargv.data(), environ) != 0) pid_ = -1;
-  }
-  ~Ternd() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(50ms);
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  std::unique_ptr<QmpClient> connect() {
-    auto c = QmpClient::connect(socket_, 20s);
-    EXPECT_TRUE(c.is_ok()) << c.status().to_string();
-    return c ? std::move(*c) : nullptr;
-  }
-
- private:
-  std::string socket_;
-  pid_t pid_ = -1;
-};
-
-Json wait_done(QmpClient& c, std::chrono::seconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  Json q;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto r = c.execute("query-migrate");
-    if (!r) return {{"status", "query failed: " + r.status().message()}};
-    q = *r;
-    std::string s = q["status"];
-    if (s == "completed" || s == "failed" || s == "cancelled") return q;
-    std::this_thread::sleep_for(100ms);
-  }
-  return q;
-}
 
 TEST(KvmTernd, PostcopyPreemptOverTcpWithAKvmGuest) {
   TERN_SKIP_WITHOUT_KVM();

@@ -1,0 +1,85 @@
+// Test support for driving real ternd processes: one child process per object, and polling a
+// migration to its end over QMP. Used by the ternd tests of tests/control, tests/kvm and
+// tests/dpdk. The binary comes from $TERND (else "ternd" on PATH).
+#pragma once
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "control/qmp_client.h"
+
+extern char** environ;
+
+namespace tern::control {
+
+// One ternd child (--socket DIR/NAME.sock --no-pin --log-level warn, then `args`, with
+// `extra_env` added to the environment); killed (SIGTERM, then SIGKILL) and reaped on
+// destruction.
+class Ternd {
+ public:
+  Ternd(const std::string& dir, const std::string& name, std::vector<std::string> args,
+        const std::vector<std::string>& extra_env = {})
+      : socket_(dir + "/" + name + ".sock"), env_(extra_env) {
+    const char* bin = std::getenv("TERND");
+    std::vector<std::string> argv = {bin ? bin : "ternd", "--socket",    socket_,
+                                     "--no-pin",          "--log-level", "warn"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv, cenv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    for (char** e = environ; *e; ++e) cenv.push_back(*e);
+    for (auto& e : env_) cenv.push_back(e.data());
+    cenv.push_back(nullptr);
+    if (posix_spawn(&pid_, cargv[0], nullptr, nullptr, cargv.data(), cenv.data()) != 0) pid_ = -1;
+  }
+  Ternd(const Ternd&) = delete;
+  Ternd& operator=(const Ternd&) = delete;
+  ~Ternd() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 100; ++i) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  std::unique_ptr<QmpClient> connect() {
+    auto c = QmpClient::connect(socket_, std::chrono::seconds(20));
+    EXPECT_TRUE(c.is_ok()) << c.status().to_string();
+    return c ? std::move(*c) : nullptr;
+  }
+  bool started() const { return pid_ > 0; }
+
+ private:
+  std::string socket_;
+  std::vector<std::string> env_;
+  pid_t pid_ = -1;
+};
+
+// Polls query-migrate until a terminal status or `limit`; returns the last reply.
+inline Json wait_done(QmpClient& c, std::chrono::seconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  Json q;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = c.execute("query-migrate");
+    if (!r) return {{"status", "query failed: " + r.status().message()}};
+    q = *r;
+    std::string s = q["status"];
+    if (s == "completed" || s == "failed" || s == "cancelled") return q;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return q;
+}
+
+}  // namespace tern::control
