@@ -143,7 +143,10 @@ void ReceiverPoller::place_staged() {
                                " of block '" + rb->name() + "': " + std::strerror(-rc)));
     return;
   }
-  state_.counters.placed_pages.fetch_add(1, std::memory_order_relaxed);
+  // EEXIST: the page came twice (a request answered again on the urgent channel while the
+  // first copy was still queued) and the other copy is in place; the guest may have written
+  // to it since, so this one is dropped.
+  if (rc == 0) state_.counters.placed_pages.fetch_add(1, std::memory_order_relaxed);
   state_.page_placed(static_cast<uint32_t>(s.block), s.hp);
   s.reset();
 }

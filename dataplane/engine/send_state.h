@@ -40,7 +40,7 @@ struct alignas(64) SendCounters {
   std::atomic<uint64_t> preemptions{0};
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> raised{0};
-  std::atomic<uint64_t> stale_requests{0};  // requested pages already sent (in flight)
+  std::atomic<uint64_t> stale_requests{0};  // requested pages already sent whole: sent again
 };
 
 struct SendState {

@@ -159,9 +159,13 @@ bool SenderPoller::poll_requests() {
         }
       }
       if (req.raise_lane < 0) {
-        // Already sent (in flight), or raised on another worker's lane: either way it lands.
-        if (req.key == 0) counters_.stale_requests.fetch_add(1, std::memory_order_relaxed);
-        continue;
+        if (req.key != 0) continue;  // raised on another worker's lane: it lands from there
+        // Sent whole already, but it may still be queued behind a channel's worth of bulk
+        // frames (milliseconds): answer it again, whole, on the urgent channel. The source is
+        // stopped in postcopy, so both copies are the same; the second to arrive finds the
+        // page placed (UFFDIO_COPY says EEXIST) and is dropped.
+        counters_.stale_requests.fetch_add(1, std::memory_order_relaxed);
+        req.key = key;
       }
     }
     if (queue_tail_ - queue_head_ == kQueue) {
