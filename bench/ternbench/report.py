@@ -73,8 +73,8 @@ def _references(results):
         "uffd-spinning-p99-us": "bare userfaultfd fault, spinning handler, p99 (us)",
         "uffd-blocking-p50-us": "bare userfaultfd fault, blocking handler, p50 (us)",
         "uffd-blocking-p99-us": "bare userfaultfd fault, blocking handler, p99 (us)",
-        "tcp-rtt-p50-us": "TCP loopback round trip, 64 B, p50 (us; Python both ends)",
-        "tcp-rtt-p99-us": "TCP loopback round trip, 64 B, p99 (us; Python both ends)",
+        "tcp-rtt-p50-us": "TCP loopback round trip, 64 B, p50 (us; C++ both ends)",
+        "tcp-rtt-p99-us": "TCP loopback round trip, 64 B, p99 (us; C++ both ends)",
     }
     for ref in results["references"]:
         if ref["status"] == "ok":
