@@ -8,7 +8,8 @@ import subprocess
 
 from .daemons import SkipRow, require_transport
 
-MICRO_FILTER = r"^BM_Memcpy/(4096|2097152)$|^BM_BareUffdFault/spinning:(0|1)"
+MICRO_FILTER = (r"^BM_Memcpy/(4096|2097152)$|^BM_BareUffdFault/spinning:(0|1)"
+                r"|^BM_BareUffdFault2M")
 
 
 def _micro_json(build, bench_filter, env=None):
@@ -30,6 +31,9 @@ def micro(build):
         if name.startswith("BM_Memcpy/"):
             size = "4K" if name.endswith("/4096") else "2M"
             out[f"memcpy-{size}-GBps"] = b["bytes_per_second"] / 1e9
+        elif name.startswith("BM_BareUffdFault2M"):
+            out["uffd-2M-p50-us"] = b["p50_us"]
+            out["uffd-2M-p99-us"] = b["p99_us"]
         elif name.startswith("BM_BareUffdFault"):
             kind = "spinning" if "spinning:1" in name else "blocking"
             out[f"uffd-{kind}-p50-us"] = b["p50_us"]
