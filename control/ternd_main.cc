@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -34,6 +35,7 @@ struct Options {
   uint32_t workers = 0;
   bool print_default_transport = false;
   bool prefill = false;
+  std::string rdma_device;
 };
 
 int serve(const Options& o) {
@@ -135,6 +137,9 @@ int main(int argc, char** argv) {
   app.add_flag("--prefill", o.prefill,
                "source: write every working-set page once before the guest starts, so a "
                "migration moves data (benchmarks)");
+  app.add_option("--rdma-device", o.rdma_device,
+                 "rdma: the RDMA device to use (e.g. mlx5_0, rxe0) when a URI names none; "
+                 "default: the one hwloc places nearest the workers' NUMA node");
   app.add_flag("--print-default-transport", o.print_default_transport,
                "print 'NAME: REASON' for the transport used when a URI names none, and exit");
   try {
@@ -142,6 +147,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  // The rdma transport reads it whenever a URI has no device= option (docs/rdma.md).
+  if (!o.rdma_device.empty()) ::setenv("TERN_RDMA_DEVICE", o.rdma_device.c_str(), 1);
   if (o.print_default_transport) {
     tern::DefaultTransport d = tern::choose_default_transport();
     std::cout << d.name << ": " << d.reason << "\n";

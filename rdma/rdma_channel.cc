@@ -311,6 +311,12 @@ size_t RdmaChannel::poll_rx(RxFrame* out, size_t max) {
     }
   }
   if (!failed()) return_slots();
+  // Frames a flush left queued for want of credits go out as soon as credits are back, even if
+  // nobody flushes again: the destination's urgent channel is flushed by the fault poller only
+  // when new faults come, while its receiver polls it all the time. Without this, requests
+  // queued behind a full window waited for the next fault (or for the bulk channels to happen
+  // to bring those pages) while every guest thread could be blocked on one of them.
+  if (!failed() && sent_ < posted_) flush();
   return n;
 }
 

@@ -1,8 +1,10 @@
 #include "rdma/rdma_transport.h"
 
 #include <cstdlib>
+#include <map>
 
 #include "dataplane/transport/detail/hello.h"
+#include "rdma/device_choice.h"
 #include "rdma/rdma_channel.h"
 #include "rdma/verbs_shim.h"
 
@@ -11,31 +13,74 @@ namespace {
 
 using tern::detail::Clock;
 
-struct HostPort {
+struct Address {
   std::string host, port;
+  std::string device;  // `device=NAME` option ("" if absent)
 };
 
-// "HOST:PORT" or "[V6]:PORT". Errors name the bad part (kInvalidArgument).
-Result<HostPort> split(const std::string& address, bool passive) {
-  const auto colon = address.rfind(':');
+// "HOST:PORT[,device=NAME]" or "[V6]:PORT[,...]". Errors name the bad part (kInvalidArgument).
+Result<Address> parse_address(const std::string& address, bool passive) {
+  Address a;
+  const auto comma = address.find(',');
+  const std::string hostport = address.substr(0, comma);
+  for (size_t at = comma; at != std::string::npos;) {
+    const auto next = address.find(',', at + 1);
+    const std::string opt = address.substr(at + 1, next == std::string::npos ? next : next - at - 1);
+    const auto eq = opt.find('=');
+    const std::string key = opt.substr(0, eq);
+    if (key != "device" || eq == std::string::npos || eq + 1 == opt.size())
+      return Status(Code::kInvalidArgument, "rdma option '" + opt + "' in '" + address +
+                                                "' is not known (expected device=NAME)");
+    a.device = opt.substr(eq + 1);
+    at = next;
+  }
+  const auto colon = hostport.rfind(':');
   if (colon == std::string::npos)
     return Status(Code::kInvalidArgument,
                   "rdma address '" + address + "' has no port (expected HOST:PORT)");
-  HostPort hp{address.substr(0, colon), address.substr(colon + 1)};
-  if (hp.host.size() >= 2 && hp.host.front() == '[' && hp.host.back() == ']')
-    hp.host = hp.host.substr(1, hp.host.size() - 2);
-  if (hp.host.empty())
+  a.host = hostport.substr(0, colon);
+  a.port = hostport.substr(colon + 1);
+  if (a.host.size() >= 2 && a.host.front() == '[' && a.host.back() == ']')
+    a.host = a.host.substr(1, a.host.size() - 2);
+  if (a.host.empty())
     return Status(Code::kInvalidArgument,
                   "rdma address '" + address + "' has no host (expected HOST:PORT)");
   char* end = nullptr;
-  const unsigned long p = hp.port.empty() ? 70000 : std::strtoul(hp.port.c_str(), &end, 10);
-  if (hp.port.empty() || *end != '\0' || p > 65535)
-    return Status(Code::kInvalidArgument, "rdma port '" + hp.port + "' in '" + address +
+  const unsigned long p = a.port.empty() ? 70000 : std::strtoul(a.port.c_str(), &end, 10);
+  if (a.port.empty() || *end != '\0' || p > 65535)
+    return Status(Code::kInvalidArgument, "rdma port '" + a.port + "' in '" + address +
                                               "' is not a number 0-65535");
   if (p == 0 && !passive)
     return Status(Code::kInvalidArgument, "rdma port 0 in '" + address +
                                               "': connect needs the destination's real port");
-  return hp;
+  return a;
+}
+
+bool is_wildcard(const std::string& host) {
+  return host == "0.0.0.0" || host == "::" || host == "*";
+}
+
+// The device named in the address, else TERN_RDMA_DEVICE, else ("") none.
+std::string wanted_device(const Address& a) {
+  if (!a.device.empty()) return a.device;
+  const char* env = std::getenv("TERN_RDMA_DEVICE");
+  return env ? env : "";
+}
+
+// The device to use (device_choice.h); hwloc is asked only when there is a choice to make.
+Result<rdma::DeviceChoice> pick_device(const std::string& wanted) {
+  const std::vector<rdma::DeviceInfo> devices = rdma::list_devices();
+  std::map<std::string, rdma::Distance> distance;
+  if (wanted.empty() && devices.size() > 1) distance = rdma::hwloc_distances(devices);
+  return rdma::choose_device(devices, wanted, [&](const std::string& name) {
+    auto it = distance.find(name);
+    return it == distance.end() ? rdma::kUnknown : it->second;
+  });
+}
+
+Status no_ipv4(const rdma::DeviceChoice& c) {
+  return Status(Code::kInvalidArgument, "rdma device '" + c.name +
+                                            "' has no IPv4 address (no IPv4 GID on its netdev)");
 }
 
 }  // namespace
@@ -63,13 +108,29 @@ RdmaTransport::~RdmaTransport() {
 
 Result<std::string> RdmaTransport::listen(const std::string& address) {
   if (listening_) return Status(Code::kInvalidArgument, "rdma: already listening on " + listen_uri_);
-  auto hp = split(address, /*passive=*/true);
-  if (!hp) return hp.status();
-  auto l = rdma::Listener::listen(hp->host, hp->port, rdma::RdmaChannel::kShape);
+  auto a = parse_address(address, /*passive=*/true);
+  if (!a) return a.status();
+  // A named device: a wildcard HOST listens on that device's address, and a given HOST must
+  // belong to it. Unnamed, HOST alone decides (a wildcard listens on every device).
+  const std::string wanted = wanted_device(*a);
+  std::string host = a->host;
+  if (!wanted.empty()) {
+    auto choice = pick_device(wanted);
+    if (!choice) return choice.status();
+    if (is_wildcard(host)) {
+      if (choice->ipv4.empty()) return no_ipv4(*choice);
+      host = choice->ipv4;
+    }
+  }
+  auto l = rdma::Listener::listen(host, a->port, rdma::RdmaChannel::kShape);
   if (!l) return l.status();
+  const std::string owner = (*l)->device_name();
+  if (!wanted.empty() && !owner.empty() && owner != wanted)
+    return Status(Code::kInvalidArgument, "rdma address " + host + " belongs to device '" +
+                                              owner + "', not to the named device '" + wanted + "'");
   listener_ = std::move(*l);
-  const bool v6 = hp->host.find(':') != std::string::npos;
-  listen_uri_ = "rdma:" + (v6 ? "[" + hp->host + "]" : hp->host) + ":" +
+  const bool v6 = host.find(':') != std::string::npos;
+  listen_uri_ = "rdma:" + (v6 ? "[" + host + "]" : host) + ":" +
                 std::to_string(listener_->port());
   listening_ = true;
   acceptor_ = std::thread([this] { accept_loop(); });
@@ -144,16 +205,26 @@ Result<ChannelSet> RdmaTransport::connect_with_hellos(const std::string& address
                                                       const std::vector<HelloPayload>& hellos,
                                                       std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  auto hp = split(address, /*passive=*/false);
-  if (!hp) return hp.status();
+  auto a = parse_address(address, /*passive=*/false);
+  if (!a) return a.status();
+  // The connections leave from the chosen device's address: the named one, or with several
+  // devices hwloc's nearest. With one device and none named, librdmacm's routing decides.
+  const std::string wanted = wanted_device(*a);
+  std::string source_ip;
+  if (!wanted.empty() || rdma::list_devices().size() > 1) {
+    auto choice = pick_device(wanted);
+    if (!choice) return choice.status();
+    if (choice->ipv4.empty() && !wanted.empty()) return no_ipv4(*choice);
+    source_ip = choice->ipv4;
+  }
   ChannelSet out;
   for (const HelloPayload& h : hellos) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     Result<std::unique_ptr<rdma::Connection>> conn = Status(Code::kTimeout, "");
     {
       std::lock_guard<std::mutex> lock(devices_mu_);
-      conn = rdma::connect(hp->host, hp->port, rdma::RdmaChannel::kShape, *devices_,
-                           std::max(left, std::chrono::milliseconds(1)));
+      conn = rdma::connect(a->host, a->port, rdma::RdmaChannel::kShape, *devices_,
+                           std::max(left, std::chrono::milliseconds(1)), source_ip);
     }
     if (!conn) return conn.status();
     auto ch = std::make_unique<rdma::RdmaChannel>(std::move(*conn), memory_);

@@ -1,5 +1,5 @@
-// The rdma transport ("rdma:HOST:PORT"): one RC queue pair per channel, connected with
-// librdmacm (which picks the device that owns HOST's address), each with its own CQ polled by
+// The rdma transport ("rdma:HOST:PORT[,device=NAME]"): one RC queue pair per channel,
+// connected with librdmacm on the device of device_choice.h, each with its own CQ polled by
 // the channel's worker. Pages move by RDMA WRITE WITH IMM into the peer's registered slot ring;
 // small frames (requests, control) by inline SEND; see rdma_channel.h and
 // detail/slot_protocol.h. All ibv_*/rdma_* calls live in verbs_shim.cc.
@@ -50,7 +50,8 @@ class RdmaTransport final : public Transport {
   RdmaTransport& operator=(const RdmaTransport&) = delete;
 
   std::string_view name() const override { return "rdma"; }
-  // `address` is HOST:PORT (an address of an RDMA device's netdev); port 0 picks a free port.
+  // `address` is HOST:PORT[,device=NAME] (HOST an address of an RDMA device's netdev, or a
+  // wildcard with a named device); port 0 picks a free port.
   Result<std::string> listen(const std::string& address) override;
   // A timeout keeps the channels accepted so far: the next accept() continues the session.
   Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;

@@ -122,6 +122,41 @@ bool any_device(std::string* why) {
   return n > 0;
 }
 
+std::vector<DeviceInfo> list_devices() {
+  std::vector<DeviceInfo> out;
+  int n = 0;
+  ibv_device** list = ibv_get_device_list(&n);
+  if (!list) return out;
+  for (int i = 0; i < n; ++i) {
+    DeviceInfo d;
+    d.name = ibv_get_device_name(list[i]);
+    if (ibv_context* ctx = ibv_open_device(list[i])) {
+      ibv_device_attr attr{};
+      const int ports = ibv_query_device(ctx, &attr) == 0 ? attr.phys_port_cnt : 0;
+      for (int p = 1; p <= ports; ++p) {
+        ibv_port_attr pa{};
+        if (ibv_query_port(ctx, static_cast<uint8_t>(p), &pa) != 0) continue;
+        for (int g = 0; g < pa.gid_tbl_len; ++g) {
+          ibv_gid gid{};
+          if (ibv_query_gid(ctx, static_cast<uint8_t>(p), g, &gid) != 0) continue;
+          const uint8_t* r = gid.raw;
+          // IPv4-mapped (::ffff:a.b.c.d): the RoCE v1/v2 GIDs of the netdev's IPv4 addresses.
+          bool mapped = r[10] == 0xff && r[11] == 0xff;
+          for (int b = 0; b < 10 && mapped; ++b) mapped = r[b] == 0;
+          if (!mapped) continue;
+          char ip[INET_ADDRSTRLEN];
+          if (!inet_ntop(AF_INET, r + 12, ip, sizeof(ip))) continue;
+          if (std::find(d.ipv4.begin(), d.ipv4.end(), ip) == d.ipv4.end()) d.ipv4.push_back(ip);
+        }
+      }
+      ibv_close_device(ctx);
+    }
+    out.push_back(std::move(d));
+  }
+  ibv_free_device_list(list);
+  return out;
+}
+
 // ---- Connection ---------------------------------------------------------------------------
 
 Connection::~Connection() {
@@ -167,7 +202,9 @@ Status Connection::setup(rdma_cm_id* id, RingShape shape, DeviceTable& devices) 
   void* mem = nullptr;
   if (::posix_memalign(&mem, 4096, 2 * ring + 4096) != 0)
     return Status(Code::kInternal, "rdma: cannot allocate slot rings");
-  std::memset(mem, 0, 2 * ring + 4096);
+  // Only the credit words must start at zero; the rings are written before they are read, and
+  // zeroing 2 x 8 MiB per connection was a visible part of connecting under an emulated CPU.
+  std::memset(static_cast<uint8_t*>(mem) + 2 * ring, 0, 4096);
   mem_ = {static_cast<uint8_t*>(mem), std::free};
   auto rx = pd_->register_region(mem_.get(), ring, true);
   if (!rx) return rx.status();
@@ -300,12 +337,19 @@ uint32_t Connection::qp_num() const { return id_ && id_->qp ? id_->qp->qp_num : 
 
 Result<std::unique_ptr<Connection>> connect(const std::string& host, const std::string& port,
                                             RingShape shape, DeviceTable& devices,
-                                            std::chrono::milliseconds timeout) {
+                                            std::chrono::milliseconds timeout,
+                                            const std::string& source_ip) {
   const auto deadline = Clock::now() + timeout;
   const std::string where = host + ":" + port;
   auto ai = resolve(host, port, false);
   if (!ai) return ai.status();
   std::unique_ptr<addrinfo, void (*)(addrinfo*)> res(*ai, ::freeaddrinfo);
+  std::unique_ptr<addrinfo, void (*)(addrinfo*)> src(nullptr, ::freeaddrinfo);
+  if (!source_ip.empty()) {
+    auto s = resolve(source_ip, "0", true);
+    if (!s) return s.status();
+    src.reset(*s);
+  }
   std::unique_ptr<Connection> c(new Connection());
   c->events_ = rdma_create_event_channel();
   if (!c->events_) return cm_error("rdma_create_event_channel");
@@ -330,8 +374,10 @@ Result<std::unique_ptr<Connection>> connect(const std::string& host, const std::
                                  rdma_event_str(got) + " (status " + std::to_string(status) +
                                  ")" + (got == RDMA_CM_EVENT_REJECTED ? ": nobody listens there" : ""));
   };
-  if (rdma_resolve_addr(c->id_, nullptr, res->ai_addr, std::max(1, remaining_ms(deadline))) != 0)
-    return cm_error("rdma_resolve_addr " + where);
+  if (rdma_resolve_addr(c->id_, src ? src->ai_addr : nullptr, res->ai_addr,
+                        std::max(1, remaining_ms(deadline))) != 0)
+    return cm_error("rdma_resolve_addr " + where +
+                    (source_ip.empty() ? "" : " from " + source_ip));
   if (Status s = expect(RDMA_CM_EVENT_ADDR_RESOLVED, "address resolution"); !s.is_ok()) return s;
   if (rdma_resolve_route(c->id_, std::max(1, remaining_ms(deadline))) != 0)
     return cm_error("rdma_resolve_route " + where);
@@ -379,6 +425,10 @@ Result<std::unique_ptr<Listener>> Listener::listen(const std::string& host,
 }
 
 uint16_t Listener::port() const { return ntohs(rdma_get_src_port(id_)); }
+
+std::string Listener::device_name() const {
+  return id_ && id_->verbs ? ibv_get_device_name(id_->verbs->device) : "";
+}
 
 Status Listener::poll(int timeout_ms, DeviceTable& devices,
                       std::vector<std::unique_ptr<Connection>>& out) {

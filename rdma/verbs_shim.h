@@ -171,7 +171,8 @@ class Connection {
   friend class Listener;
   friend Result<std::unique_ptr<Connection>> connect(const std::string&, const std::string&,
                                                      RingShape, DeviceTable&,
-                                                     std::chrono::milliseconds);
+                                                     std::chrono::milliseconds,
+                                                     const std::string&);
   Connection() = default;
   Status setup(rdma_cm_id* id, RingShape shape, DeviceTable& devices);
   RingInfo local_info() const;
@@ -193,9 +194,12 @@ class Connection {
 };
 
 // Source side: resolves `host:port`, sets up the QP and buffers, connects (within `timeout`).
+// A non-empty `source_ip` (an address of the chosen device) binds the connection to that
+// device; empty leaves the choice to librdmacm's routing.
 Result<std::unique_ptr<Connection>> connect(const std::string& host, const std::string& port,
                                             RingShape shape, DeviceTable& devices,
-                                            std::chrono::milliseconds timeout);
+                                            std::chrono::milliseconds timeout,
+                                            const std::string& source_ip = "");
 
 // Destination side: a listening CM id. Connection requests are accepted with a QP and buffers
 // of `shape`; established connections are handed out by poll().
@@ -205,6 +209,8 @@ class Listener {
                                                   const std::string& port, RingShape shape);
   ~Listener();
   uint16_t port() const;
+  // The device the bound address belongs to ("" when bound to a wildcard address).
+  std::string device_name() const;
   // Handles CM events for up to `timeout_ms`; appends established connections to `out`.
   // An error here is the listener's; a failing request is dropped (the peer sees a reject).
   Status poll(int timeout_ms, DeviceTable& devices, std::vector<std::unique_ptr<Connection>>& out);
@@ -219,5 +225,13 @@ class Listener {
 
 // True if libibverbs sees at least one device; `why` says what was found or missing.
 bool any_device(std::string* why);
+
+// An RDMA device as libibverbs lists it, with the IPv4 addresses its GID table holds (RoCE:
+// the addresses of its netdev), in the order libibverbs lists the devices.
+struct DeviceInfo {
+  std::string name;
+  std::vector<std::string> ipv4;
+};
+std::vector<DeviceInfo> list_devices();
 
 }  // namespace tern::rdma

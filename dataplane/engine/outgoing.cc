@@ -274,6 +274,7 @@ Status OutgoingMigration::Impl::run_round(uint32_t round) {
   state_->cursor.store(0, std::memory_order_relaxed);
   state_->round.store(round, std::memory_order_release);
   for (auto& w : workers_) w->wake();
+  bool acked = false;
   while (true) {
     if (Status s = check_health(); !s.is_ok()) return s;
     // migrate-start-postcopy stops the precopy round early: unsent pages stay dirty.
@@ -288,11 +289,17 @@ Status OutgoingMigration::Impl::run_round(uint32_t round) {
         return Status(Code::kProtocol, "destination failed: " + m->text());
       if (m->type == ControlType::kCancel)
         return Status(Code::kCancelled, "destination cancelled: " + m->text());
-      if (m->type == ControlType::kRoundAck) continue;  // early ack of this round: cannot be
+      // This round's ack can come before this loop sees every lane done: a lane marks its round
+      // done right after posting the round end, and if this thread is descheduled between the
+      // check above and this poll, the round end may reach the destination and its ack come
+      // back meanwhile. Dropping it left wait_for() below waiting 120 s for an ack already
+      // received ("destination did not answer in time"; seen over rdma under TCG, 1 run in 5).
+      if (m->type == ControlType::kRoundAck && m->round == round) acked = true;
     }
     update_rate();
     link_->wait(std::chrono::milliseconds(1));
   }
+  if (acked) return Status::ok();
   return wait_for(ControlType::kRoundAck, round, std::chrono::seconds(120));
 }
 

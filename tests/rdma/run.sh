@@ -15,15 +15,4 @@ if [ "${TERN_RDMA_VM:-auto}" = never ]; then
   exit 77
 fi
 echo "[rdma] no RDMA device on this host: running $(basename "$1") in the soft-RoCE VM"
-"$here/vm.sh" --timeout "${TERN_RDMA_VM_TIMEOUT:-840}" -- "$@"
-rc=$?
-# Known intermittent failure (issue 4): a postcopy-preempt migration over rxe under TCG once
-# waited out its 120 s deadline. Until it is found, a failed run is retried once, loudly; a
-# second failure fails the test.
-if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ "${TERN_RDMA_RETRY:-1}" = 1 ]; then
-  echo "[rdma] $(basename "$1") FAILED (exit $rc) in the VM; retrying once (known intermittent" \
-    "postcopy-preempt stall under TCG, see docs/rdma.md)"
-  "$here/vm.sh" --timeout "${TERN_RDMA_VM_TIMEOUT:-840}" -- "$@"
-  rc=$?
-fi
-exit $rc
+exec "$here/vm.sh" --timeout "${TERN_RDMA_VM_TIMEOUT:-840}" -- "$@"
