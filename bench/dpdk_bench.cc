@@ -1,6 +1,7 @@
 // The dpdk transport over memif (both ends in this process, real memif rings and shared
 // memory) and over a net_ring pair: bulk throughput in 2 MiB host pages (sent as 2 MiB frames,
-// cut into 8 KiB segments) and 4 KiB pages, against BM_Memcpy in transport_bench.cc; and the
+// cut into 8 KiB segments) and 4 KiB pages, against BM_Memcpy in transport_bench.cc (memif
+// both zero-copy, the default, and with the sender copying, zerocopy=0); and the
 // urgent request round trip while a bulk stream saturates the same link.
 // Sender and receiver are pumped from the benchmark thread, like BM_ChannelBulk, except the
 // round trip, where the source runs on its own thread. scripts/bench-dpdk.sh runs these
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <map>
@@ -44,16 +46,24 @@ Pair* pair_for(const std::string& link) {
   }
   p->dst_t = std::make_unique<DpdkTransport>();
   p->src_t = std::make_unique<DpdkTransport>();
-  const std::string tag = std::to_string(::getpid());
-  auto uri = p->dst_t->listen(link == "memif" ? "net_memif0,socket=/run/tern-bench-" + tag + ".sock"
-                                              : "net_ring,name=bench-" + tag);
+  std::string tag = std::to_string(::getpid());
+  std::string extra;  // TERN_BENCH_DPDK_OPTS: ",window=64,rsize=8" and the like, to explore
+  if (const char* e = std::getenv("TERN_BENCH_DPDK_OPTS")) extra = e;
+  // "memif_copy": memif with the sender copying fragments into packet buffers (zerocopy=0),
+  // the transmit path before zero-copy, measured beside it.
+  const bool memif = link.rfind("memif", 0) == 0;
+  if (link == "memif_copy") tag += "-copy";
+  auto uri = p->dst_t->listen((memif ? "net_memif0,socket=/run/tern-bench-" + tag + ".sock"
+                                     : "net_ring,name=bench-" + tag) + extra);
   if (!uri) {
     p->error = uri.status().to_string();
     return p.get();
   }
   auto accepted = std::async(std::launch::async,
                              [&] { return p->dst_t->accept(std::chrono::seconds(5)); });
-  auto conn = p->src_t->connect(parse_uri(*uri)->address, 3, 1, std::chrono::seconds(5));
+  const std::string address =
+      parse_uri(*uri)->address + (link == "memif_copy" ? ",zerocopy=0" : "");
+  auto conn = p->src_t->connect(address, 3, 1, std::chrono::seconds(5));
   auto acc = accepted.get();
   if (!conn || !acc) {
     p->error = (!conn ? conn.status() : acc.status()).to_string();
@@ -180,6 +190,8 @@ void BM_DpdkUrgentRoundTrip(benchmark::State& state, const char* link, bool with
 }
 
 BENCHMARK_CAPTURE(BM_DpdkBulk, memif_pages_2m, "memif", kHugePageBytes)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_DpdkBulk, memif_copy_pages_2m, "memif_copy", kHugePageBytes)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_DpdkBulk, memif_pages_4k, "memif", 4u << 10)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_DpdkBulk, ring_pages_2m, "ring", kHugePageBytes)

@@ -35,6 +35,7 @@ struct rte_mbuf;
 namespace tern::dpdk {
 
 class Port;
+struct ExtRef;
 
 inline constexpr uint32_t kSegmentPayload = 8192;
 
@@ -43,6 +44,9 @@ struct ChannelConfig {
   uint32_t rto_us = 10000;
   uint32_t idle_us = 200;
   FaultConfig faults;
+  // Page fragments are attached to the segments from guest memory (tx_extbuf.h) instead of
+  // copied into packet buffers; set for PMDs that copy with the CPU inside tx_burst (memif).
+  bool zero_copy = false;
 };
 
 struct ChannelStats {
@@ -89,13 +93,17 @@ class DpdkChannel final : public tern::detail::RawChannel {
     uint32_t len = 0;       // payload bytes
     uint32_t built = 0;     // payload bytes already cut into segments
     uint32_t last_seq = 0;  // seq of the frame's last segment (once built)
+    ExtRef* ext = nullptr;  // zero-copy: the page's reference, once its first segment is built
+    bool ext_released = false;
   };
 
   // Transmit side.
   void service(uint64_t now);  // build, send, resend, ack
   bool build_segment();        // one more segment of frame built_; false if none can be made
+  bool build_ext_segment(Slot& s, uint32_t frag);  // the same, zero-copy
   void transmit_new(uint64_t now);
   void send_batch(rte_mbuf** pkts, uint32_t n, bool keep);  // keep: the window holds them
+  void resend(rte_mbuf** pkts, uint32_t n);  // window segments again (zero-copy: re-summed)
   void send_control(uint8_t kind, uint32_t seq);            // ack, probe (not kept)
   void advance_frames();
   // Receive side.

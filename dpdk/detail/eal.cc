@@ -22,10 +22,12 @@ namespace {
 // 16 Ki buffers of ~8.4 KiB (about 140 MiB of the EAL's anonymous memory, touched as used):
 // a channel holds at most `window` segments on each side.
 constexpr unsigned kPoolBuffers = 16383;
+constexpr unsigned kHeaderBuffers = 32767;
 
 struct Eal {
   Status status;
   rte_mempool* pool = nullptr;
+  rte_mempool* headers = nullptr;
 };
 
 Eal& eal() {
@@ -70,6 +72,13 @@ Status init() {
   if (pool == nullptr)
     return Status(Code::kUnavailable, std::string("DPDK packet pool: ") + rte_strerror(rte_errno));
   eal().pool = pool;
+  // Zero-copy segments (tx_extbuf.h): a header mbuf plus one attached to guest memory; the
+  // second uses none of its own data room.
+  rte_mempool* headers = rte_pktmbuf_pool_create("tern_hdrs", kHeaderBuffers, 0, 0,
+                                                 RTE_PKTMBUF_HEADROOM + 128, SOCKET_ID_ANY);
+  if (headers == nullptr)
+    return Status(Code::kUnavailable, std::string("DPDK header pool: ") + rte_strerror(rte_errno));
+  eal().headers = headers;
   return Status::ok();
 }
 
@@ -82,6 +91,7 @@ const Status& eal_start() {
 }
 
 rte_mempool* packet_pool() { return eal().pool; }
+rte_mempool* header_pool() { return eal().headers; }
 
 uint64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
