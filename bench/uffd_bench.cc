@@ -3,6 +3,7 @@
 //   BM_UffdCopy4K, BM_UffdCopy2MHugetlb  UFFDIO_COPY of one whole host page per iteration
 //   BM_UffdCopy2MInto4KPages            the same 2 MiB into 4 KiB memory (512 small copies)
 //   BM_BareUffdFault/spinning:{1,0}      fault round trip, p50/p99 in microseconds
+//   BM_BareUffdFault2M                   the same for a 2 MiB hugetlb page (spinning handler)
 #include <benchmark/benchmark.h>
 #include <sys/mman.h>
 
@@ -162,6 +163,25 @@ BENCHMARK(BM_BareUffdFault)
     ->Iterations(1)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+// The same round trip for a 2 MiB hugetlb page: the floor for 2M postcopy faults (a whole huge
+// page is installed at once, S2), spinning handler.
+void BM_BareUffdFault2M(benchmark::State& state) {
+  if (auto r = reserve_huge_pages(kBenchHugePages); !r) {
+    state.SkipWithError(r.status().to_string().c_str());
+    return;
+  }
+  FaultLatency f;
+  for (auto _ : state) f = measure_bare_uffd_faults(500, true, kHugePage);
+  if (!f.ok()) {
+    state.SkipWithError(f.error.c_str());
+    return;
+  }
+  state.counters["p50_us"] = f.p50_us;
+  state.counters["p99_us"] = f.p99_us;
+  state.counters["faults"] = f.samples;
+}
+BENCHMARK(BM_BareUffdFault2M)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace tern

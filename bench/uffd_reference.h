@@ -55,13 +55,15 @@ inline double percentile_us(std::vector<double>& ns, double q) {
 
 }  // namespace uffd_reference_detail
 
-// Measures n faults, each on a fresh (missing) 4 KiB page: a toucher thread reads one byte and
+// Measures n faults, each on a fresh (missing) host page of `page_size` (4 KiB anonymous, or
+// 2 MiB hugetlb: reserve the pool first, 16 pages): a toucher thread reads one byte and
 // times the read; a handler thread takes the fault from read_faults() and resolves it with
-// Userfault::copy(). spinning_handler: the handler polls read_faults() without sleeping (the
+// Userfault::copy() of the whole host page. spinning_handler: the handler polls read_faults() without sleeping (the
 // poll-mode design); otherwise it blocks in poll(2) on the userfaultfd between faults.
 // With two or more allowed CPUs, toucher and handler are pinned to different ones.
 // Control path (allocates, spawns threads): call it outside timed regions.
-inline FaultLatency measure_bare_uffd_faults(int n, bool spinning_handler) {
+inline FaultLatency measure_bare_uffd_faults(int n, bool spinning_handler,
+                                            uint32_t page_size = kSmallPage) {
   namespace d = uffd_reference_detail;
   FaultLatency out;
   if (n <= 0) {
@@ -74,23 +76,23 @@ inline FaultLatency measure_bare_uffd_faults(int n, bool spinning_handler) {
     return out;
   }
   constexpr int kWarmup = 32;
-  constexpr uint64_t kPages = 4096;  // 16 MiB, discarded and reused when exhausted
-  auto block = RamBlock::create("uffd_reference", kPages * kSmallPage, kSmallPage);
+  // 16 MiB of 4 KiB pages or 32 MiB of 2 MiB pages, discarded and reused when exhausted.
+  const uint64_t kPages = page_size == kSmallPage ? 4096 : 16;
+  auto block = RamBlock::create("uffd_reference", kPages * page_size, page_size);
   if (!block) {
     out.error = block.status().to_string();
     return out;
   }
   RamBlock& b = *block.value();
   Userfault& u = *uffd.value();
-  if (Status s = u.register_range(b.base(), b.size(), kSmallPage); !s) {
+  if (Status s = u.register_range(b.base(), b.size(), page_size); !s) {
     out.error = s.to_string();
     return out;
   }
 
-  alignas(4096) static const struct Src {
-    uint8_t bytes[4096];
-    Src() { std::fill(std::begin(bytes), std::end(bytes), uint8_t{0xab}); }
-  } src;
+  // The page the handler copies from (page-aligned: UFFDIO_COPY's source needs no more).
+  std::vector<uint8_t> src_bytes(page_size + kSmallPage, uint8_t{0xab});
+  const uint8_t* src = src_bytes.data() + (kSmallPage - reinterpret_cast<uintptr_t>(src_bytes.data()) % kSmallPage) % kSmallPage;
   std::atomic<bool> stop{false};
   std::atomic<int> handler_errors{0};
   std::thread handler([&] {
@@ -105,7 +107,8 @@ inline FaultLatency measure_bare_uffd_faults(int n, bool spinning_handler) {
       int got = u.read_faults(addrs, 16);
       if (got < 0) give_up();
       for (int i = 0; i < got; ++i) {
-        int r = u.copy(reinterpret_cast<void*>(addrs[i]), src.bytes, kSmallPage);
+        auto* page = reinterpret_cast<void*>(addrs[i] & ~(uint64_t{page_size} - 1));
+        int r = u.copy(page, src, page_size);
         if (r != 0 && r != -EEXIST) give_up();
       }
       if (got == 0 && !spinning_handler) {
@@ -124,7 +127,7 @@ inline FaultLatency measure_bare_uffd_faults(int n, bool spinning_handler) {
         if (!b.discard(0, b.size())) handler_errors.fetch_add(1);  // missing again
         page = 0;
       }
-      const auto* p = reinterpret_cast<const volatile uint8_t*>(b.base() + page++ * kSmallPage);
+      const auto* p = reinterpret_cast<const volatile uint8_t*>(b.base() + page++ * page_size);
       auto t0 = std::chrono::steady_clock::now();
       (void)*p;
       auto t1 = std::chrono::steady_clock::now();

@@ -129,13 +129,15 @@ def ratios(result):
     """Headline ratios against the references of the same run."""
     out = {}
     # Fault figures are bucket bounds: so are the references they are divided by.
-    bare50 = stats.bucket_bound(_ref(result, "uffd-spinning-p50-us"))
-    bare99 = stats.bucket_bound(_ref(result, "uffd-spinning-p99-us"))
+    # A 2M row is compared with the bare fault of a 2 MiB page, a 4K row with that of 4 KiB.
+    bare = {"4K": [stats.bucket_bound(_ref(result, f"uffd-spinning-p{q}-us")) for q in (50, 99)],
+            "2M": [stats.bucket_bound(_ref(result, f"uffd-2M-p{q}-us")) for q in (50, 99)]}
     rtt = stats.bucket_bound(_ref(result, "tcp-rtt-p50-us"))
     for row in result["rows"]:
         s = row.get("summary") or {}
         name = row["name"]
         if row["kind"] == "postcopy":
+            bare50, bare99 = bare.get(str(row["params"].get("page", "4K")).upper(), (None, None))
             for side in ("host", "guest"):
                 p50, p99 = s.get(f"{side}-p50-us"), s.get(f"{side}-p99-us")
                 if p50 and bare50:

@@ -6,10 +6,12 @@
 // called by the transport's connect()/accept() before the channel is handed out.
 #pragma once
 
+#include <cstring>
 #include <cstdint>
 #include <limits>
 #include <string>
 
+#include "dataplane/page_copy.h"
 #include "dataplane/transport.h"
 
 namespace tern::detail {
@@ -95,6 +97,14 @@ class RawChannel : public Channel {
                             " lies outside the landing (block, offset or length out of range)"));
     }
     return dst;
+  }
+  // Moves a kPage payload to dst (from land_page): straight into guest RAM it streams past the
+  // caches (page_copy.h); into a staging page, which is installed at once, it copies normally.
+  void copy_payload(uint8_t* dst, const uint8_t* src, size_t n) const {
+    if (landing_ != nullptr && !landing_->staged())
+      copy_streaming(dst, src, n);
+    else
+      std::memcpy(dst, src, n);
   }
   // Applies the hidden-completion budget to `n` raw completions.
   size_t visible_tx(size_t n) {
