@@ -506,7 +506,13 @@ bool DpdkChannel::deliver(RxFrame& out, bool& stop) {
                                      ": fragment runs past the frame's length"));
     return false;
   }
-  if (h.frag_len) std::memcpy(cur_dst_ + cur_got_, d + kFragmentOffset, h.frag_len);
+  if (h.frag_len) {
+    // Pages into guest RAM stream past the caches (page_copy.h); staging and control copy.
+    if (static_cast<FrameType>(cur_hdr_.type) == FrameType::kPage)
+      copy_payload(cur_dst_ + cur_got_, d + kFragmentOffset, h.frag_len);
+    else
+      std::memcpy(cur_dst_ + cur_got_, d + kFragmentOffset, h.frag_len);
+  }
   cur_got_ += h.frag_len;
   rxw_.pop();
   rte_pktmbuf_free(m);
