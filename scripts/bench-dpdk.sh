@@ -28,6 +28,7 @@ memcpy2m, memcpy4k = gbps("BM_Memcpy/pages_2m"), gbps("BM_Memcpy/pages_4k")
 rows = [("memcpy 2M pages", memcpy2m, memcpy2m), ("memcpy 4K pages", memcpy4k, memcpy4k),
         ("dpdk memif 2M pages", gbps("BM_DpdkBulk/memif_pages_2m"), memcpy2m),
         ("dpdk memif 2M, tx copy", gbps("BM_DpdkBulk/memif_copy_pages_2m"), memcpy2m),
+        ("dpdk memif 2M, 2 threads", gbps("BM_DpdkBulkThreads/memif_pages_2m/real_time"), memcpy2m),
         ("dpdk memif 4K pages", gbps("BM_DpdkBulk/memif_pages_4k"), memcpy4k),
         ("dpdk net_ring 2M pages", gbps("BM_DpdkBulk/ring_pages_2m"), memcpy2m)]
 tp = float(sys.argv[2]) if sys.argv[2] else None

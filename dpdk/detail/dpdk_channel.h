@@ -3,9 +3,10 @@
 //
 // Transmit: post() keeps the frame (a kPage payload is borrowed, others copied, as on every
 // transport); flush()/poll_tx() cut frames into segments of up to kSegmentPayload bytes as the
-// window opens, copying each fragment into a packet buffer with its checksum (copy_sum), send
-// new segments, resend overdue ones, and answer with acks. A frame completes (poll_tx) once
-// every segment of it is acknowledged.
+// window opens, send new segments, resend overdue ones, and answer with acks. A page fragment is
+// attached to its segment where it lies (zero_copy, memif: tx_extbuf.h) or copied into a packet
+// buffer with its checksum (copy_sum). A frame completes (poll_tx) once every segment of it is
+// acknowledged and, zero-copy, no mbuf points into its page any more.
 // Receive: poll_rx() takes a burst off the queue, drops segments with a bad checksum or for
 // another queue, stores the rest by seq and delivers in order: the first fragment of a frame is
 // checked (header, landing) before any byte of it lands; later fragments follow it into the
