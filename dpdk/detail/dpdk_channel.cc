@@ -247,12 +247,12 @@ void DpdkChannel::resend(rte_mbuf** pkts, uint32_t n) {
 
 void DpdkChannel::send_batch(rte_mbuf** pkts, uint32_t n, bool keep) {
   if (keep)
-    for (uint32_t i = 0; i < n; ++i) rte_mbuf_refcnt_update(pkts[i], 1);  // the window's ref
+    for (uint32_t i = 0; i < n; ++i) hold(pkts[i], 1);  // the window's ref
   uint16_t sent = rte_eth_tx_burst(port_id_, queue_, pkts, static_cast<uint16_t>(n));
   stats_.segments_sent += sent;
   for (uint32_t i = sent; i < n; ++i) {
     if (keep)
-      rte_mbuf_refcnt_update(pkts[i], -1);
+      hold(pkts[i], -1);
     else
       rte_pktmbuf_free(pkts[i]);
   }
