@@ -32,10 +32,19 @@ rows = [("memcpy 2M pages", memcpy2m, memcpy2m), ("memcpy 4K pages", memcpy4k, m
         ("dpdk memif 4K pages", gbps("BM_DpdkBulk/memif_pages_4k"), memcpy4k),
         ("dpdk net_ring 2M pages", gbps("BM_DpdkBulk/ring_pages_2m"), memcpy2m)]
 tp = float(sys.argv[2]) if sys.argv[2] else None
-print("%-28s %8s %10s" % ("bulk (per core)", "GB/s", "vs memcpy"))
+# vs_memcpy: BM_DpdkBulk's own median of per-iteration ratios to a memcpy of the same bytes
+# run right after each transfer (robust to load drift); the first column divides by BM_Memcpy.
+inter = {"dpdk memif 2M pages": "BM_DpdkBulk/memif_pages_2m",
+         "dpdk memif 2M, tx copy": "BM_DpdkBulk/memif_copy_pages_2m",
+         "dpdk memif 4K pages": "BM_DpdkBulk/memif_pages_4k",
+         "dpdk net_ring 2M pages": "BM_DpdkBulk/ring_pages_2m"}
+print("%-28s %8s %10s %s" % ("bulk (per core)", "GB/s", "vs memcpy", "  interleaved median [min..max]"))
 for name, v, ref in rows:
     if v is None: continue
-    print("%-28s %8.2f %9.0f%%" % (name, v, 100 * v / ref))
+    b = runs.get(inter.get(name, ""), {})
+    extra = ("   %.2f [%.2f..%.2f]" % (b["vs_memcpy"], b["vs_memcpy_min"], b["vs_memcpy_max"])
+             if "vs_memcpy" in b else "")
+    print("%-28s %8.2f %9.0f%%%s" % (name, v, 100 * v / ref, extra))
 if tp:
     print("%-28s %8.2f %9.0f%%" % ("testpmd memif io fwd 8K", tp, 100 * tp / memcpy2m))
     d = gbps("BM_DpdkBulk/memif_pages_2m")
