@@ -77,6 +77,7 @@ def _references(results):
         "uffd-2M-p99-us": "bare userfaultfd fault, 2 MiB hugetlb page, spinning handler, p99 (us)",
         "tcp-rtt-p50-us": "TCP loopback round trip, 64 B, p50 (us; C++ both ends)",
         "tcp-rtt-p99-us": "TCP loopback round trip, 64 B, p99 (us; C++ both ends)",
+        "testpmd-memif-GBps": "dpdk-testpmd io forwarding over memif, 8 KiB packets (GB/s)",
     }
     for ref in results["references"]:
         if ref["status"] == "ok":
@@ -115,7 +116,8 @@ def _ratios(results):
     for r in ok_rows(results, "bulk"):
         page = str(r["params"].get("page", "4K")).upper()
         bulk.append((r["params"]["transport"], page, r["params"]["channels"],
-                     div(med(r, "throughput-GBps"), ref.get(f"memcpy-{page}-GBps"))))
+                     div(med(r, "throughput-GBps"), ref.get(f"memcpy-{page}-GBps")),
+                     _over_testpmd(r, ref)))
     out = "## Headline ratios\n\nMedians of each row over the reference of the same run.\n\n"
     if faults:
         out += ("Fault latency over the bare userfaultfd fault of the same host page size "
@@ -127,9 +129,17 @@ def _ratios(results):
                        "host p99 / bare p99", "guest p50 / bare p50", "guest p99 / bare p99",
                        "host p50 / tcp rtt p50"], faults) + "\n")
     if bulk:
-        out += ("Bulk throughput over memcpy of the same page size:\n\n" +
-                table(["transport", "page", "channels", "GB/s / memcpy GB/s"], bulk))
+        out += ("Bulk throughput over memcpy of the same page size, and for dpdk over "
+                "dpdk-testpmd forwarding over memif:\n\n" +
+                table(["transport", "page", "channels", "GB/s / memcpy GB/s",
+                       "GB/s / testpmd GB/s"], bulk))
     return out
+
+
+def _over_testpmd(row, ref):
+    """A dpdk row's median throughput over dpdk-testpmd over memif of the same run."""
+    tp, tm = med(row, "throughput-GBps"), ref.get("testpmd-memif-GBps")
+    return fmt(tp / tm) if row["params"]["transport"] == "dpdk" and tp and tm else "-"
 
 
 def _fault_section(results):
@@ -166,13 +176,15 @@ def _bulk_section(results):
         tp = med(r, "throughput-GBps")
         mc = ref.get(f"memcpy-{page}-GBps")
         body.append((p["transport"], page, p["channels"], cell(s, "throughput-GBps"),
-                     fmt(tp / mc) if tp and mc else "-", cell(s, "cpu-s-src"),
-                     cell(s, "cpu-s-dst"), _gbps(s, "bytes-per-cpu-s-src"),
+                     fmt(tp / mc) if tp and mc else "-", _over_testpmd(r, ref),
+                     cell(s, "cpu-s-src"), cell(s, "cpu-s-dst"), _gbps(s, "bytes-per-cpu-s-src"),
                      _gbps(s, "bytes-per-cpu-s-dst"), cell(s, "rss-overhead-mib-dst")))
     return ("## Bulk throughput\n\nA prefilled guest that writes 1 page/s, migrated in precopy; "
             "GB/s of RAM moved while active (transferred / (total - setup time)); "
-            "`/ memcpy` is the ratio to the memcpy reference of the same page size.\n\n" +
-            table(["transport", "page", "channels", "GB/s", "/ memcpy", "src CPU s", "dst CPU s",
+            "`/ memcpy` is the ratio to the memcpy reference of the same page size, "
+            "`/ testpmd` (dpdk rows) to dpdk-testpmd forwarding over memif.\n\n" +
+            table(["transport", "page", "channels", "GB/s", "/ memcpy", "/ testpmd", "src CPU s",
+                   "dst CPU s",
                    "src GB per CPU s", "dst GB per CPU s", "dst RSS overhead MiB"], body))
 
 
