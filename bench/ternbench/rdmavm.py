@@ -20,7 +20,7 @@ MARK = "@@tern-bench-vm-json@@ "
 WHERE = "soft-RoCE VM (rdma_rxe, QEMU TCG emulation)"
 # What a spec's [rdma_vm] table may set; these defaults size the rows to what rxe under TCG
 # moves (~60-140 MB/s) and keep the VM part of a report within a few minutes.
-DEFAULTS = {"repeat": 1, "ram": "128M", "timeout": 150, "vm_timeout": 420, "vm_mem": "3G",
+DEFAULTS = {"repeat": 1, "ram": "64M", "timeout": 150, "vm_timeout": 420, "vm_mem": "3G",
             "bw_mib": 64, "lat_iters": 1000}
 
 

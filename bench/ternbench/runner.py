@@ -80,8 +80,9 @@ def run_suite(root, build, repeat, refs, rows, only=None, quiet=False, vm=None):
     if vm is not None and "rdma" in daemons.available_transports(build):
         in_vm_rows, in_vm_refs = rdmavm.wants_vm(rows, refs)
     vm_names = {r["name"] for r in in_vm_rows + in_vm_refs}
-    prog = Progress(len(refs) + repeat * len(rows) + (1 if vm_names else 0), quiet)
-    prog.free(len(in_vm_refs) + repeat * len(in_vm_rows))
+    # The VM's rows and reference are one step here (the VM prints its own progress).
+    prog = Progress(len(refs) - len(in_vm_refs) + repeat * (len(rows) - len(in_vm_rows)) +
+                    (1 if vm_names else 0), quiet)
     ref_out = []
     for ref in refs:
         if ref["name"] in vm_names:
