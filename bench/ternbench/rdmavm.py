@@ -45,11 +45,13 @@ def wants_vm(rows, refs):
 def why_not(root):
     """None when the VM can run here, else the reason (as tests/rdma/run.sh decides)."""
     if os.environ.get("TERN_RDMA_VM", "auto") == "never":
-        return "no RDMA device on this host and TERN_RDMA_VM=never (no soft-RoCE VM)"
+        return ("not run: no RDMA device on this host and TERN_RDMA_VM=never: the rdma rows "
+                "need the soft-RoCE VM")
     missing = [t for t in ("qemu-system-x86_64", "busybox", "dpkg", "xz", "cpio", "apt-get",
                            "ib_write_bw", "ib_write_lat") if not shutil.which(t)]
     if missing:
-        return (f"no RDMA device on this host and the soft-RoCE VM cannot run: missing "
+        return (f"not run: no RDMA device on this host and the soft-RoCE VM for the rdma rows "
+                f"cannot run: missing "
                 f"{', '.join(missing)} (scripts/install-deps.sh)")
     if not os.path.exists(os.path.join(root, "tests", "rdma", "vm.sh")):
         return "tests/rdma/vm.sh not found"

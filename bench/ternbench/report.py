@@ -85,7 +85,7 @@ def _references(results):
     }
     for ref in results["references"]:
         if ref["status"] == "ok":
-            src = ref["name"] + (f" ({ref['where']})" if ref.get("where") else "")
+            src = ref["name"] + (f", in the {ref['where']}" if ref.get("where") else "")
             for k, v in ref["metrics"].items():
                 rows.append((names.get(k, k), fmt(v), src))
         else:
