@@ -8,7 +8,8 @@ usage() {
   cat <<'TXT'
 usage: scripts/bench-report.sh [options]
 
-  --quick            bench/scenarios/quick.toml: every kind, small guests, 2 runs per row (31 s at load 7)
+  --quick            bench/scenarios/quick.toml: every kind, small guests, 2 runs per row (31 s at load 7,
+                     plus about 2 min for the rdma rows in the soft-RoCE VM)
   --spec FILE        another scenario file (default bench/scenarios/default.toml; 9 min at load 7,
                      plus about 2 min for the rdma rows in the soft-RoCE VM)
   --repeat N         runs per row (default: the spec's)
