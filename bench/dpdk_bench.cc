@@ -1,6 +1,7 @@
 // The dpdk transport over memif (both ends in this process, real memif rings and shared
 // memory) and over a net_ring pair: bulk throughput in 2 MiB host pages (sent as 2 MiB frames,
-// cut into 8 KiB segments) and 4 KiB pages, against BM_Memcpy in transport_bench.cc; and the
+// cut into 8 KiB segments) and 4 KiB pages, against BM_Memcpy in transport_bench.cc (memif
+// both zero-copy, the default, and with the sender copying, zerocopy=0); and the
 // urgent request round trip while a bulk stream saturates the same link.
 // Sender and receiver are pumped from the benchmark thread, like BM_ChannelBulk, except the
 // round trip, where the source runs on its own thread. scripts/bench-dpdk.sh runs these
@@ -9,9 +10,12 @@
 #include <benchmark/benchmark.h>
 #include <poll.h>
 #include <sched.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <map>
@@ -26,6 +30,12 @@ namespace tern {
 namespace {
 
 constexpr size_t kBytes = 16 * kHugePageBytes;  // 32 MiB per iteration
+
+double thread_cpu_s() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
 
 struct Pair {
   std::unique_ptr<Transport> src_t, dst_t;
@@ -44,16 +54,24 @@ Pair* pair_for(const std::string& link) {
   }
   p->dst_t = std::make_unique<DpdkTransport>();
   p->src_t = std::make_unique<DpdkTransport>();
-  const std::string tag = std::to_string(::getpid());
-  auto uri = p->dst_t->listen(link == "memif" ? "net_memif0,socket=/run/tern-bench-" + tag + ".sock"
-                                              : "net_ring,name=bench-" + tag);
+  std::string tag = std::to_string(::getpid());
+  std::string extra;  // TERN_BENCH_DPDK_OPTS: ",window=64,rsize=8" and the like, to explore
+  if (const char* e = std::getenv("TERN_BENCH_DPDK_OPTS")) extra = e;
+  // "memif_copy": memif with the sender copying fragments into packet buffers (zerocopy=0),
+  // the transmit path before zero-copy, measured beside it.
+  const bool memif = link.rfind("memif", 0) == 0;
+  if (link == "memif_copy") tag += "-copy";
+  auto uri = p->dst_t->listen((memif ? "net_memif0,socket=/run/tern-bench-" + tag + ".sock"
+                                     : "net_ring,name=bench-" + tag) + extra);
   if (!uri) {
     p->error = uri.status().to_string();
     return p.get();
   }
   auto accepted = std::async(std::launch::async,
                              [&] { return p->dst_t->accept(std::chrono::seconds(5)); });
-  auto conn = p->src_t->connect(parse_uri(*uri)->address, 3, 1, std::chrono::seconds(5));
+  const std::string address =
+      parse_uri(*uri)->address + (link == "memif_copy" ? ",zerocopy=0" : "");
+  auto conn = p->src_t->connect(address, 3, 1, std::chrono::seconds(5));
   auto acc = accepted.get();
   if (!conn || !acc) {
     p->error = (!conn ? conn.status() : acc.status()).to_string();
@@ -82,7 +100,12 @@ void BM_DpdkBulk(benchmark::State& state, const char* link, uint32_t frame) {
                       src.data() + off});
   }
   std::vector<RxFrame> rx_buf(64);
+  // memcpy of the same bytes after each transfer, outside the timed part: per-iteration ratios
+  // of thread CPU time, so a host whose load drifts during the run still compares like with like.
+  static std::vector<uint8_t> scratch(kBytes, 0);
+  std::vector<double> ratio, memcpy_gbps;
   for (auto _ : state) {
+    const double t0 = thread_cpu_s();
     size_t posted = 0, received = 0, completed = 0;
     while (received < frames.size() || completed < frames.size()) {
       if (posted < frames.size()) posted += tx.post(frames.data() + posted, frames.size() - posted);
@@ -94,6 +117,74 @@ void BM_DpdkBulk(benchmark::State& state, const char* link, uint32_t frame) {
     if (!rx.error().is_ok() || !tx.error().is_ok()) {
       state.SkipWithError((!rx.error().is_ok() ? rx.error() : tx.error()).to_string().c_str());
       return;
+    }
+    benchmark::DoNotOptimize(dst.data());
+    const double t1 = thread_cpu_s();
+    state.PauseTiming();
+    std::memcpy(scratch.data(), src.data(), kBytes);
+    benchmark::DoNotOptimize(scratch.data());
+    const double t2 = thread_cpu_s();
+    state.ResumeTiming();
+    if (t1 > t0 && t2 > t1) {
+      ratio.push_back((t2 - t1) / (t1 - t0));
+      memcpy_gbps.push_back(static_cast<double>(kBytes) / (t2 - t1) / 1e9);
+    }
+  }
+  rx.set_landing(nullptr);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kBytes));
+  if (!ratio.empty()) {
+    auto median = [](std::vector<double> v) {
+      std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+      return v[v.size() / 2];
+    };
+    state.counters["vs_memcpy"] = median(ratio);
+    state.counters["vs_memcpy_min"] = *std::min_element(ratio.begin(), ratio.end());
+    state.counters["vs_memcpy_max"] = *std::max_element(ratio.begin(), ratio.end());
+    state.counters["memcpy_GBps"] = median(memcpy_gbps);
+  }
+}
+
+// The same stream with the sender on its own thread (as two ternd processes run it: each end
+// on its own core), timed in real time: the pipeline's throughput, where the single-thread
+// figure above is the sum of both ends' costs. Idle ends yield (2 cores shared here).
+void BM_DpdkBulkThreads(benchmark::State& state, const char* link) {
+  Pair* p = pair_for(link);
+  if (!p->error.empty()) {
+    state.SkipWithError(p->error.c_str());
+    return;
+  }
+  static std::vector<uint8_t> src(kBytes, 0x5a), dst(kBytes, 0);
+  Landing landing({{dst.data(), kBytes, kHugePageBytes}});
+  Channel& tx = *p->src[kFirstBulkChannel];
+  Channel& rx = *p->dst[kFirstBulkChannel];
+  rx.set_landing(&landing);
+  std::vector<TxFrame> frames;
+  for (uint64_t off = 0; off < kBytes; off += kHugePageBytes)
+    frames.push_back({make_header(FrameType::kPage, 0, off, kHugePageBytes, kFlagHostPageEnd, 0,
+                                  kFirstBulkChannel),
+                      src.data() + off});
+  std::vector<RxFrame> rx_buf(64);
+  for (auto _ : state) {
+    std::thread sender([&] {
+      size_t posted = 0, completed = 0;
+      while (completed < frames.size() && tx.error().is_ok()) {
+        if (posted < frames.size()) posted += tx.post(frames.data() + posted, frames.size() - posted);
+        if (!tx.flush()) break;
+        const size_t done = tx.poll_tx();
+        completed += done;
+        if (done == 0) sched_yield();
+      }
+    });
+    size_t received = 0;
+    while (received < frames.size() && rx.error().is_ok()) {
+      const size_t n = rx.poll_rx(rx_buf.data(), rx_buf.size());
+      received += n;
+      if (n == 0) sched_yield();
+    }
+    sender.join();
+    if (!rx.error().is_ok() || !tx.error().is_ok()) {
+      state.SkipWithError((!rx.error().is_ok() ? rx.error() : tx.error()).to_string().c_str());
+      break;
     }
     benchmark::DoNotOptimize(dst.data());
   }
@@ -181,6 +272,11 @@ void BM_DpdkUrgentRoundTrip(benchmark::State& state, const char* link, bool with
 
 BENCHMARK_CAPTURE(BM_DpdkBulk, memif_pages_2m, "memif", kHugePageBytes)
     ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_DpdkBulk, memif_copy_pages_2m, "memif_copy", kHugePageBytes)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_DpdkBulkThreads, memif_pages_2m, "memif")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_DpdkBulk, memif_pages_4k, "memif", 4u << 10)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_DpdkBulk, ring_pages_2m, "ring", kHugePageBytes)
     ->Unit(benchmark::kMillisecond);

@@ -174,5 +174,16 @@ class RdmaVmMergeTest(unittest.TestCase):
         self.assertEqual((rows[0]["ram"], rows[0]["timeout"]), ("64M", 150))
 
 
+class TestpmdRatioTest(unittest.TestCase):
+    def test_dpdk_rows_only_are_divided_by_testpmd(self):
+        from ternbench import report
+        ref = {"testpmd-memif-GBps": 2.0}
+        dpdk = {"params": {"transport": "dpdk"}, "summary": {"throughput-GBps": {"median": 3.0}}}
+        tcp = {"params": {"transport": "tcp"}, "summary": {"throughput-GBps": {"median": 3.0}}}
+        self.assertEqual(report._over_testpmd(dpdk, ref), common.fmt(1.5))
+        self.assertEqual(report._over_testpmd(tcp, ref), "-")
+        self.assertEqual(report._over_testpmd(dpdk, {}), "-")
+
+
 if __name__ == "__main__":
     unittest.main()

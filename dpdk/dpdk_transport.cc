@@ -36,7 +36,10 @@ Result<dpdk::Address> address_of(const std::string& address) {
 }
 
 dpdk::ChannelConfig config_of(const dpdk::Address& a) {
-  return {a.window, a.rto_us, a.idle_us, a.faults};
+  // Zero-copy transmit only where the PMD copies inside tx_burst (memif): net_ring would hand
+  // the guest's page to the receiver itself, past the sender's completion.
+  return {a.window, a.rto_us, a.idle_us, a.faults,
+          a.zero_copy && a.kind == dpdk::PortKind::kMemif};
 }
 
 // Waits until the port's peer is attached (memif: the client connected).

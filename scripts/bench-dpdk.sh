@@ -15,20 +15,8 @@ trap 'rm -f "$out"' EXIT
   --benchmark_min_time="$min_time" --benchmark_format=json 2>/dev/null >"$out"
 
 # testpmd: io forwarding between two memif ports of one process on one core, 8 KiB packets
-# (the size of a tern segment), started with a burst; RX bytes/s of both ports = bytes that
-# crossed memif per second.
-testpmd_gbps=""
-if command -v dpdk-testpmd >/dev/null; then
-  sock=/run/tern-bench-testpmd-$$.sock
-  tp=$(timeout 12 dpdk-testpmd -l 0-1 --no-huge -m 1024 --no-pci --no-shconf \
-        --file-prefix "tern-testpmd-$$" \
-        --vdev="net_memif0,role=server,socket=$sock,bsize=8448,rsize=9" \
-        --vdev="net_memif1,role=client,socket=$sock,bsize=8448,rsize=9" -- \
-        --mbuf-size=9000 --total-num-mbufs=16384 --forward-mode=io --tx-first --txpkts=8192 \
-        --stats-period=2 --burst=32 --nb-cores=1 2>/dev/null || true)
-  # Last report: one Rx-bps line per port.
-  testpmd_gbps=$(grep -o 'Rx-bps: *[0-9]*' <<<"$tp" | tail -2 | awk '{s += $2} END {if (NR) printf "%.3f", s / 8 / 1e9}')
-fi
+# (the size of a tern segment): bench/ternbench/testpmd.py, the same reference tern-bench uses.
+testpmd_gbps=$(PYTHONPATH="$(dirname "$0")/../bench" python3 -m ternbench.testpmd 2>/dev/null || true)
 
 python3 - "$out" "${testpmd_gbps:-}" <<'PY'
 import json, sys
@@ -39,13 +27,24 @@ def gbps(name):
 memcpy2m, memcpy4k = gbps("BM_Memcpy/pages_2m"), gbps("BM_Memcpy/pages_4k")
 rows = [("memcpy 2M pages", memcpy2m, memcpy2m), ("memcpy 4K pages", memcpy4k, memcpy4k),
         ("dpdk memif 2M pages", gbps("BM_DpdkBulk/memif_pages_2m"), memcpy2m),
+        ("dpdk memif 2M, tx copy", gbps("BM_DpdkBulk/memif_copy_pages_2m"), memcpy2m),
+        ("dpdk memif 2M, 2 threads", gbps("BM_DpdkBulkThreads/memif_pages_2m/real_time"), memcpy2m),
         ("dpdk memif 4K pages", gbps("BM_DpdkBulk/memif_pages_4k"), memcpy4k),
         ("dpdk net_ring 2M pages", gbps("BM_DpdkBulk/ring_pages_2m"), memcpy2m)]
 tp = float(sys.argv[2]) if sys.argv[2] else None
-print("%-28s %8s %10s" % ("bulk (per core)", "GB/s", "vs memcpy"))
+# vs_memcpy: BM_DpdkBulk's own median of per-iteration ratios to a memcpy of the same bytes
+# run right after each transfer (robust to load drift); the first column divides by BM_Memcpy.
+inter = {"dpdk memif 2M pages": "BM_DpdkBulk/memif_pages_2m",
+         "dpdk memif 2M, tx copy": "BM_DpdkBulk/memif_copy_pages_2m",
+         "dpdk memif 4K pages": "BM_DpdkBulk/memif_pages_4k",
+         "dpdk net_ring 2M pages": "BM_DpdkBulk/ring_pages_2m"}
+print("%-28s %8s %10s %s" % ("bulk (per core)", "GB/s", "vs memcpy", "  interleaved median [min..max]"))
 for name, v, ref in rows:
     if v is None: continue
-    print("%-28s %8.2f %9.0f%%" % (name, v, 100 * v / ref))
+    b = runs.get(inter.get(name, ""), {})
+    extra = ("   %.2f [%.2f..%.2f]" % (b["vs_memcpy"], b["vs_memcpy_min"], b["vs_memcpy_max"])
+             if "vs_memcpy" in b else "")
+    print("%-28s %8.2f %9.0f%%%s" % (name, v, 100 * v / ref, extra))
 if tp:
     print("%-28s %8.2f %9.0f%%" % ("testpmd memif io fwd 8K", tp, 100 * tp / memcpy2m))
     d = gbps("BM_DpdkBulk/memif_pages_2m")

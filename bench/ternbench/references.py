@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 
+from . import testpmd
 from .daemons import SkipRow, require_transport
 
 MICRO_FILTER = (r"^BM_Memcpy/(4096|2097152)$|^BM_BareUffdFault/spinning:(0|1)"
@@ -61,7 +62,10 @@ def rdma_perftest(build, entry):
 
 def dpdk_testpmd(build):
     require_transport(build, "dpdk")
-    raise SkipRow("not run: dpdk-testpmd over memif is not wired yet (issue 5)")
+    try:
+        return testpmd.memif_forward()
+    except testpmd.TestpmdMissing as e:
+        raise SkipRow(str(e))
 
 
 # kind -> fn(build, entry): the entry's keys (e.g. `rounds` for tcp-rtt) tune the reference.

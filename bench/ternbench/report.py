@@ -82,6 +82,7 @@ def _references(results):
         "ib-write-lat-rtt-us": "ib_write_lat round trip, 32 B (us; 2 x t_typical)",
         "tern-urgent-rtt-us": "tern rdma urgent round trip, 32 B, p50 (us; tests/rdma/rdma_bench)",
         "tern-urgent-rtt / ib_write_lat rtt": "tern urgent round trip / ib_write_lat round trip",
+        "testpmd-memif-GBps": "dpdk-testpmd io forwarding over memif, 8 KiB packets (GB/s)",
     }
     for ref in results["references"]:
         if ref["status"] == "ok":
@@ -122,9 +123,8 @@ def _ratios(results):
     for r in ok_rows(results, "bulk"):
         page = str(r["params"].get("page", "4K")).upper()
         mc = None if r.get("where") else ref.get(f"memcpy-{page}-GBps")
-        ib = ref.get("ib-write-bw-GBps") if r["params"]["transport"] == "rdma" else None
         bulk.append((transport_label(r), page, r["params"]["channels"],
-                     div(med(r, "throughput-GBps"), mc), div(med(r, "throughput-GBps"), ib)))
+                     div(med(r, "throughput-GBps"), mc), _over_link(r, ref)))
     out = "## Headline ratios\n\nMedians of each row over the reference of the same run.\n\n"
     if faults:
         out += ("Fault latency over the bare userfaultfd fault of the same host page size "
@@ -138,15 +138,31 @@ def _ratios(results):
                        "host p99 / bare p99", "guest p50 / bare p50", "guest p99 / bare p99",
                        "host p50 / transport rtt"], faults) + "\n")
     if bulk:
-        out += ("Bulk throughput over memcpy of the same page size (host rows) and over "
-                "`ib_write_bw` (rdma rows, in the soft-RoCE VM):\n\n" +
+        out += ("Bulk throughput over memcpy of the same page size (host rows) and over the "
+                "transport's own reference: `ib_write_bw` for rdma (in the soft-RoCE VM), "
+                "dpdk-testpmd forwarding over memif for dpdk:\n\n" +
                 table(["transport", "page", "channels", "GB/s / memcpy GB/s",
-                       "GB/s / ib_write_bw GB/s"], bulk))
+                       "GB/s / ib_write_bw or testpmd GB/s"], bulk))
     urgent = ref.get("tern-urgent-rtt / ib_write_lat rtt")
     if urgent:
         out += (f"\nrdma urgent round trip (tern, 32 B) / `ib_write_lat` round trip, in the "
                 f"soft-RoCE VM: {fmt(urgent)}\n")
     return out
+
+
+def _over_link(row, ref):
+    """A row's median throughput over its transport's own reference: ib_write_bw (rdma, in
+    the soft-RoCE VM) or dpdk-testpmd over memif (dpdk); '-' for others."""
+    if row["params"]["transport"] == "rdma":
+        tp, ib = med(row, "throughput-GBps"), ref.get("ib-write-bw-GBps")
+        return fmt(tp / ib) if tp and ib else "-"
+    return _over_testpmd(row, ref)
+
+
+def _over_testpmd(row, ref):
+    """A dpdk row's median throughput over dpdk-testpmd over memif of the same run."""
+    tp, tm = med(row, "throughput-GBps"), ref.get("testpmd-memif-GBps")
+    return fmt(tp / tm) if row["params"]["transport"] == "dpdk" and tp and tm else "-"
 
 
 def _fault_section(results):
@@ -182,18 +198,18 @@ def _bulk_section(results):
         page = str(p.get("page", "4K")).upper()
         tp = med(r, "throughput-GBps")
         mc = None if r.get("where") else ref.get(f"memcpy-{page}-GBps")
-        ib = ref.get("ib-write-bw-GBps") if p["transport"] == "rdma" else None
         body.append((transport_label(r), page, p["channels"], cell(s, "throughput-GBps"),
-                     fmt(tp / mc) if tp and mc else "-", fmt(tp / ib) if tp and ib else "-",
-                     cell(s, "cpu-s-src"),
-                     cell(s, "cpu-s-dst"), _gbps(s, "bytes-per-cpu-s-src"),
+                     fmt(tp / mc) if tp and mc else "-", _over_link(r, ref),
+                     cell(s, "cpu-s-src"), cell(s, "cpu-s-dst"), _gbps(s, "bytes-per-cpu-s-src"),
                      _gbps(s, "bytes-per-cpu-s-dst"), cell(s, "rss-overhead-mib-dst")))
     return ("## Bulk throughput\n\nA prefilled guest that writes 1 page/s, migrated in precopy; "
             "GB/s of RAM moved while active (transferred / (total - setup time)); "
             "`/ memcpy` is the ratio to the memcpy reference of the same page size, "
-            "`/ ib_write_bw` (rdma rows) to `ib_write_bw` in the same soft-RoCE VM.\n\n" +
-            table(["transport", "page", "channels", "GB/s", "/ memcpy", "/ ib_write_bw",
-                   "src CPU s", "dst CPU s",
+            "`/ link` to the transport's own reference of the same run: `ib_write_bw` in the "
+            "same soft-RoCE VM for rdma rows, dpdk-testpmd forwarding over memif for dpdk rows."
+            "\n\n" +
+            table(["transport", "page", "channels", "GB/s", "/ memcpy", "/ link", "src CPU s",
+                   "dst CPU s",
                    "src GB per CPU s", "dst GB per CPU s", "dst RSS overhead MiB"], body))
 
 

@@ -57,6 +57,8 @@ bool tern_option(const std::string& key, const std::string& v, Address& a, Statu
     if (need_u64(50, 10000000)) a.rto_us = static_cast<uint32_t>(n);
   } else if (key == "idle_us") {
     if (need_u64(10, 1000000)) a.idle_us = static_cast<uint32_t>(n);
+  } else if (key == "zerocopy") {
+    if (need_u64(0, 1)) a.zero_copy = n == 1;
   } else if (key == "loss") {
     if (need_prob()) a.faults.loss = p;
   } else if (key == "reorder") {

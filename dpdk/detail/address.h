@@ -4,7 +4,7 @@
 //   net_memif0,socket=/run/tern.sock[,role=server|client][,id=N][,bsize=..,rsize=..]
 //   net_ring,name=NAME              two ring ports joined inside one process (tests)
 //   net_af_packet0,iface=veth0 | any other vdev devargs
-// tern options, accepted on any of them: queues=N window=SEGS rto_us=US idle_us=US
+// tern options, accepted on any of them: queues=N window=SEGS rto_us=US idle_us=US zerocopy=0|1
 //   loss=P reorder=P dup=P corrupt=P seed=N (receive-path fault injection; docs/dpdk.md)
 #pragma once
 
@@ -31,6 +31,7 @@ struct Address {
   uint32_t rto_us = 10000;  // retransmission timeout
   uint32_t idle_us = 200;  // an idle channel's wait_fd fires after this (no rx interrupts)
   FaultConfig faults;
+  bool zero_copy = true;   // memif: page fragments sent from guest memory (docs/dpdk.md)
 
   // Devargs for rte_dev_probe: the device renamed to `unique` (one process may open several)
   // and `role` set for memif.

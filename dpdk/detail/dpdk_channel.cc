@@ -12,6 +12,7 @@
 
 #include "dpdk/detail/eal.h"
 #include "dpdk/detail/port.h"
+#include "dpdk/detail/tx_extbuf.h"
 
 namespace tern::dpdk {
 namespace {
@@ -34,6 +35,30 @@ void write_ether(uint8_t* d) {
 }
 
 void release(Packet p) { rte_pktmbuf_free(static_cast<rte_mbuf*>(p)); }
+
+// A reference on every mbuf of a chain: rte_pktmbuf_free drops one from each of them, so a
+// window that keeps a segment the PMD frees must hold all of them, not only the first.
+void hold(rte_mbuf* m, int16_t delta) {
+  for (; m != nullptr; m = m->next) rte_mbuf_refcnt_update(m, delta);
+}
+
+// The same zero-copy segment built afresh for a resend, its checksum taken over the page's
+// bytes as they are now: a page the guest wrote to since the first send would otherwise fail
+// the receiver's check on every resend (precopy sends the dirtied page again anyway).
+rte_mbuf* rebuilt(const rte_mbuf* m) {
+  const rte_mbuf* p = m->next;
+  const auto* payload = rte_pktmbuf_mtod(p, const uint8_t*);
+  const uint16_t len = rte_pktmbuf_data_len(p);
+  uint8_t hdr[kFragmentOffset];
+  std::memcpy(hdr, rte_pktmbuf_mtod(m, const uint8_t*), sizeof hdr);
+  SegHeader h;
+  std::memcpy(&h, hdr + kSegHeaderOffset, sizeof h);
+  h.sum = segment_sum(h, sum_bytes(payload, len, sum_bytes(hdr + kFrameHeaderOffset,
+                                                          sizeof(FrameHeader))));
+  std::memcpy(hdr + kSegHeaderOffset, &h, sizeof h);
+  return ext_segment(header_pool(), hdr, sizeof hdr, payload, len,
+                     static_cast<ExtRef*>(p->shinfo->fcb_opaque));
+}
 
 const SegHeader* seg_of(const rte_mbuf* m) {
   return rte_pktmbuf_mtod_offset(m, const SegHeader*, kSegHeaderOffset);
@@ -99,7 +124,7 @@ DpdkChannel::~DpdkChannel() {
               if (n < kBurst) batch[n++] = static_cast<rte_mbuf*>(p);
             },
             true);
-        if (n) send_batch(batch, n, true);
+        if (n) resend(batch, n);
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
     }
@@ -113,6 +138,13 @@ DpdkChannel::~DpdkChannel() {
                  stats().duplicates, stats().injected_drops, txw_.base(), txw_.cursor(), txw_.end(),
                  rxw_.next(), rxw_.ack(), posted_, built_, completed_);
   txw_.clear(release);
+  for (uint64_t f = completed_; f < posted_; ++f) {
+    Slot& s = slots_[f % kSlots];
+    if (s.ext == nullptr) continue;
+    if (!s.ext_released) ext_ref_release(s.ext);
+    ext_ref_forget(s.ext);
+    s.ext = nullptr;
+  }
   rxw_.clear(release);
   faults_.clear(release);
   if (timer_fd_ >= 0) ::close(timer_fd_);
@@ -145,6 +177,8 @@ size_t DpdkChannel::post(const TxFrame* frames, size_t n) {
     tern::detail::store_frame(s, f, len);
     s.len = len;
     s.built = 0;
+    s.ext = nullptr;
+    s.ext_released = false;
     ++posted_;
   }
   return n;
@@ -154,6 +188,8 @@ bool DpdkChannel::build_segment() {
   if (built_ == posted_ || !txw_.can_push()) return false;
   Slot& s = slots_[built_ % kSlots];
   const uint32_t frag = std::min(kSegmentPayload, s.len - s.built);
+  if (config_.zero_copy && frag != 0 && static_cast<FrameType>(s.hdr.type) == FrameType::kPage)
+    return build_ext_segment(s, frag);
   rte_mbuf* m = rte_pktmbuf_alloc(packet_pool());
   if (m == nullptr) return false;  // pool empty: acks will return buffers
   auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kFragmentOffset + frag));
@@ -171,14 +207,52 @@ bool DpdkChannel::build_segment() {
   return true;
 }
 
+// Zero-copy: the header is built here, the fragment stays in guest memory (tx_extbuf.h); its
+// checksum is a read of the fragment, which the PMD then copies while it is still in cache.
+bool DpdkChannel::build_ext_segment(Slot& s, uint32_t frag) {
+  if (s.ext == nullptr) s.ext = ext_ref_new();
+  uint8_t hdr[kFragmentOffset];
+  write_ether(hdr);
+  SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kData), 0, queue_, txw_.end(), 0, 0,
+              s.built, frag, 0, 0, 0};
+  std::memcpy(hdr + kFrameHeaderOffset, &s.hdr, sizeof(FrameHeader));
+  const uint8_t* payload = s.payload + s.built;
+  h.sum = segment_sum(h, sum_bytes(payload, frag, sum_bytes(hdr + kFrameHeaderOffset,
+                                                            sizeof(FrameHeader))));
+  std::memcpy(hdr + kSegHeaderOffset, &h, sizeof h);
+  rte_mbuf* m = ext_segment(header_pool(), hdr, sizeof hdr, payload,
+                            static_cast<uint16_t>(frag), s.ext);
+  if (m == nullptr) return false;  // pool empty: acks will return buffers
+  s.last_seq = txw_.push(m);
+  s.built += frag;
+  if (s.built == s.len) ++built_;
+  return true;
+}
+
+void DpdkChannel::resend(rte_mbuf** pkts, uint32_t n) {
+  rte_mbuf* out[kBurst];
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < n && k < kBurst; ++i) {
+    if (is_ext_segment(pkts[i])) {
+      if ((out[k] = rebuilt(pkts[i])) != nullptr) ++k;
+    } else {
+      hold(pkts[i], 1);  // the window's reference stays
+      out[k++] = pkts[i];
+    }
+  }
+  uint16_t sent = rte_eth_tx_burst(port_id_, queue_, out, static_cast<uint16_t>(k));
+  stats_.segments_sent += sent;
+  for (uint32_t i = sent; i < k; ++i) rte_pktmbuf_free(out[i]);
+}
+
 void DpdkChannel::send_batch(rte_mbuf** pkts, uint32_t n, bool keep) {
   if (keep)
-    for (uint32_t i = 0; i < n; ++i) rte_mbuf_refcnt_update(pkts[i], 1);  // the window's ref
+    for (uint32_t i = 0; i < n; ++i) hold(pkts[i], 1);  // the window's ref
   uint16_t sent = rte_eth_tx_burst(port_id_, queue_, pkts, static_cast<uint16_t>(n));
   stats_.segments_sent += sent;
   for (uint32_t i = sent; i < n; ++i) {
     if (keep)
-      rte_mbuf_refcnt_update(pkts[i], -1);
+      hold(pkts[i], -1);
     else
       rte_pktmbuf_free(pkts[i]);
   }
@@ -190,10 +264,10 @@ void DpdkChannel::transmit_new(uint64_t now) {
     uint32_t n = std::min<uint32_t>(kBurst, txw_.end() - txw_.cursor());
     for (uint32_t i = 0; i < n; ++i) {
       batch[i] = static_cast<rte_mbuf*>(txw_.at(txw_.cursor() + i));
-      rte_mbuf_refcnt_update(batch[i], 1);
+      hold(batch[i], 1);
     }
     uint16_t sent = rte_eth_tx_burst(port_id_, queue_, batch, static_cast<uint16_t>(n));
-    for (uint32_t i = sent; i < n; ++i) rte_mbuf_refcnt_update(batch[i], -1);
+    for (uint32_t i = sent; i < n; ++i) hold(batch[i], -1);
     stats_.segments_sent += sent;
     txw_.advance_cursor(sent, now);
     if (sent < n) break;  // the ring is full: the rest goes next time
@@ -221,6 +295,16 @@ void DpdkChannel::advance_frames() {
     ++sent_frames_;
   while (completed_ < sent_frames_ && seq_lt(slots_[completed_ % kSlots].last_seq, txw_.base())) {
     Slot& s = slots_[completed_ % kSlots];
+    if (s.ext != nullptr) {
+      // Acknowledged; complete once no mbuf points into the page any more.
+      if (!s.ext_released) {
+        s.ext_released = true;
+        ext_ref_release(s.ext);
+      }
+      if (!ext_ref_done(s.ext)) break;
+      ext_ref_forget(s.ext);
+      s.ext = nullptr;
+    }
     s.payload = nullptr;
     ++completed_;
   }
@@ -238,12 +322,12 @@ void DpdkChannel::service(uint64_t now) {
     uint32_t n = 0;
     txw_.retransmit(now, config_.rto_us, [&](uint32_t, Packet p) {
       if (n == kBurst) {
-        send_batch(batch, n, true);
+        resend(batch, n);
         n = 0;
       }
       batch[n++] = static_cast<rte_mbuf*>(p);
     });
-    if (n) send_batch(batch, n, true);
+    if (n) resend(batch, n);
   }
   // The receiver's window is closed and no ack came for an RTO: ask for one (it may be lost).
   if (built_ < posted_ && txw_.peer_window_closed() && now - txw_.last_ack_us() >= config_.rto_us &&
@@ -422,7 +506,13 @@ bool DpdkChannel::deliver(RxFrame& out, bool& stop) {
                                      ": fragment runs past the frame's length"));
     return false;
   }
-  if (h.frag_len) std::memcpy(cur_dst_ + cur_got_, d + kFragmentOffset, h.frag_len);
+  if (h.frag_len) {
+    // Pages into guest RAM stream past the caches (page_copy.h); staging and control copy.
+    if (static_cast<FrameType>(cur_hdr_.type) == FrameType::kPage)
+      copy_payload(cur_dst_ + cur_got_, d + kFragmentOffset, h.frag_len);
+    else
+      std::memcpy(cur_dst_ + cur_got_, d + kFragmentOffset, h.frag_len);
+  }
   cur_got_ += h.frag_len;
   rxw_.pop();
   rte_pktmbuf_free(m);

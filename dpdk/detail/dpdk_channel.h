@@ -3,9 +3,10 @@
 //
 // Transmit: post() keeps the frame (a kPage payload is borrowed, others copied, as on every
 // transport); flush()/poll_tx() cut frames into segments of up to kSegmentPayload bytes as the
-// window opens, copying each fragment into a packet buffer with its checksum (copy_sum), send
-// new segments, resend overdue ones, and answer with acks. A frame completes (poll_tx) once
-// every segment of it is acknowledged.
+// window opens, send new segments, resend overdue ones, and answer with acks. A page fragment is
+// attached to its segment where it lies (zero_copy, memif: tx_extbuf.h) or copied into a packet
+// buffer with its checksum (copy_sum). A frame completes (poll_tx) once every segment of it is
+// acknowledged and, zero-copy, no mbuf points into its page any more.
 // Receive: poll_rx() takes a burst off the queue, drops segments with a bad checksum or for
 // another queue, stores the rest by seq and delivers in order: the first fragment of a frame is
 // checked (header, landing) before any byte of it lands; later fragments follow it into the
@@ -35,6 +36,7 @@ struct rte_mbuf;
 namespace tern::dpdk {
 
 class Port;
+struct ExtRef;
 
 inline constexpr uint32_t kSegmentPayload = 8192;
 
@@ -43,6 +45,9 @@ struct ChannelConfig {
   uint32_t rto_us = 10000;
   uint32_t idle_us = 200;
   FaultConfig faults;
+  // Page fragments are attached to the segments from guest memory (tx_extbuf.h) instead of
+  // copied into packet buffers; set for PMDs that copy with the CPU inside tx_burst (memif).
+  bool zero_copy = false;
 };
 
 struct ChannelStats {
@@ -89,13 +94,17 @@ class DpdkChannel final : public tern::detail::RawChannel {
     uint32_t len = 0;       // payload bytes
     uint32_t built = 0;     // payload bytes already cut into segments
     uint32_t last_seq = 0;  // seq of the frame's last segment (once built)
+    ExtRef* ext = nullptr;  // zero-copy: the page's reference, once its first segment is built
+    bool ext_released = false;
   };
 
   // Transmit side.
   void service(uint64_t now);  // build, send, resend, ack
   bool build_segment();        // one more segment of frame built_; false if none can be made
+  bool build_ext_segment(Slot& s, uint32_t frag);  // the same, zero-copy
   void transmit_new(uint64_t now);
   void send_batch(rte_mbuf** pkts, uint32_t n, bool keep);  // keep: the window holds them
+  void resend(rte_mbuf** pkts, uint32_t n);  // window segments again (zero-copy: re-summed)
   void send_control(uint8_t kind, uint32_t seq);            // ack, probe (not kept)
   void advance_frames();
   // Receive side.

@@ -22,15 +22,27 @@ namespace {
 // 16 Ki buffers of ~8.4 KiB (about 140 MiB of the EAL's anonymous memory, touched as used):
 // a channel holds at most `window` segments on each side.
 constexpr unsigned kPoolBuffers = 16383;
+constexpr unsigned kHeaderBuffers = 32767;
 
 struct Eal {
   Status status;
   rte_mempool* pool = nullptr;
+  rte_mempool* headers = nullptr;
 };
 
 Eal& eal() {
   static Eal* e = new Eal;  // never destroyed: the EAL outlives static destructors
   return *e;
+}
+
+// A packet pool that hands out the buffer freed last ("stack" ops): the workers are not EAL
+// lcores, so they get no per-lcore cache, and the default ring pool is FIFO, cycling every
+// receive through all of its buffers (~140 MB, so each one cold in cache); a LIFO pool keeps
+// the few hundred buffers in flight warm. The ring pool if the stack driver is missing.
+rte_mempool* lifo_pool(const char* name, unsigned n, uint16_t data_room) {
+  rte_mempool* p =
+      rte_pktmbuf_pool_create_by_ops(name, n, 0, 0, data_room, SOCKET_ID_ANY, "stack");
+  return p != nullptr ? p : rte_pktmbuf_pool_create(name, n, 0, 0, data_room, SOCKET_ID_ANY);
 }
 
 Status init() {
@@ -64,12 +76,16 @@ Status init() {
   if (r < 0)
     return Status(Code::kUnavailable,
                   std::string("DPDK EAL cannot start: ") + rte_strerror(rte_errno));
-  rte_mempool* pool = rte_pktmbuf_pool_create("tern_pkts", kPoolBuffers, 0, 0,
-                                              kMaxFrameBytes + RTE_PKTMBUF_HEADROOM,
-                                              SOCKET_ID_ANY);
+  rte_mempool* pool = lifo_pool("tern_pkts", kPoolBuffers, kMaxFrameBytes + RTE_PKTMBUF_HEADROOM);
   if (pool == nullptr)
     return Status(Code::kUnavailable, std::string("DPDK packet pool: ") + rte_strerror(rte_errno));
   eal().pool = pool;
+  // Zero-copy segments (tx_extbuf.h): a header mbuf plus one attached to guest memory; the
+  // second uses none of its own data room.
+  rte_mempool* headers = lifo_pool("tern_hdrs", kHeaderBuffers, RTE_PKTMBUF_HEADROOM + 128);
+  if (headers == nullptr)
+    return Status(Code::kUnavailable, std::string("DPDK header pool: ") + rte_strerror(rte_errno));
+  eal().headers = headers;
   return Status::ok();
 }
 
@@ -82,6 +98,7 @@ const Status& eal_start() {
 }
 
 rte_mempool* packet_pool() { return eal().pool; }
+rte_mempool* header_pool() { return eal().headers; }
 
 uint64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(

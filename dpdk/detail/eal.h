@@ -20,6 +20,8 @@ namespace tern::dpdk {
 const Status& eal_start();
 // The packet-buffer pool every port and channel of this process shares (after eal_start).
 rte_mempool* packet_pool();
+// Small buffers (128 bytes of data room) for zero-copy segments' headers and attachments.
+rte_mempool* header_pool();
 // Bytes of segment (Ethernet frame) a pool buffer holds.
 inline constexpr uint32_t kMaxFrameBytes = 8192 + 128;
 // Monotonic microseconds (the retransmission clock).

@@ -3,6 +3,7 @@
 // uses), and address parsing.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <random>
@@ -27,6 +28,43 @@ TEST(Checksum, CopySumMatchesSumAndCatchesEveryBitFlip) {
     EXPECT_NE(sum_bytes(src.data(), src.size()), s) << "bit " << bit;
     src[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
   }
+}
+
+// The definition, word by word: four lanes over each 32 bytes, 8-byte words after the last
+// 32, the zero-padded tail in lane 1, lanes rotated by 0..3 and summed, plus the length.
+uint64_t reference_sum(const uint8_t* p, size_t n) {
+  uint64_t a[4] = {0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int k = 0; k < 4; ++k) {
+      uint64_t w;
+      std::memcpy(&w, p + i + 8 * k, 8);
+      a[k] += w;
+    }
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    a[0] += w;
+  }
+  if (i < n) {
+    uint64_t w = 0;
+    std::memcpy(&w, p + i, n - i);
+    a[1] += w;
+  }
+  auto rot = [](uint64_t v, int r) { return r ? (v << r | v >> (64 - r)) : v; };
+  return a[0] + rot(a[1], 1) + rot(a[2], 2) + rot(a[3], 3) + n;
+}
+
+TEST(Checksum, VectorSumIsTheWordByWordDefinition) {
+  std::vector<uint8_t> src(8192 + 100), dst(src.size());
+  std::mt19937_64 rng(2);
+  for (auto& b : src) b = static_cast<uint8_t>(rng());
+  for (size_t n : {0, 1, 7, 8, 31, 32, 33, 63, 64, 65, 96, 100, 4096, 8192, 8192 + 77})
+    for (size_t off : {0, 3}) {
+      EXPECT_EQ(sum_bytes(src.data() + off, n), reference_sum(src.data() + off, n)) << n;
+      EXPECT_EQ(copy_sum(dst.data(), src.data() + off, n), reference_sum(src.data() + off, n));
+      EXPECT_EQ(0, std::memcmp(dst.data(), src.data() + off, n));
+    }
 }
 
 TEST(RxWindow, DropsDuplicatesAndHoldsOutOfOrder) {
