@@ -7,7 +7,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ternbench import common, spec, stats  # noqa: E402
+from ternbench import common, rdmavm, report, runner, spec, stats  # noqa: E402
 
 
 class SpecTest(unittest.TestCase):
@@ -81,6 +81,97 @@ class CellTest(unittest.TestCase):
         self.assertEqual(common.cell(s, "x"), "64 [32..512]")
         self.assertEqual(common.cell(s, "y"), "-")
         self.assertEqual(common.fmt(0.12345), "0.123")
+
+
+def _summary(**kv):
+    return {k: {"median": v, "min": v, "max": v, "n": 1} for k, v in kv.items()}
+
+
+class RdmaVmMergeTest(unittest.TestCase):
+    """The host's placeholders for rdma rows/reference replaced by the soft-RoCE VM's results,
+    and the ratios of those rows taken against the VM's references only."""
+
+    def host_result(self):
+        rows = [{"name": "bulk/transport=tcp", "kind": "bulk", "status": "ok", "runs": [{}],
+                 "errors": [], "params": {"transport": "tcp", "page": "4K", "channels": 1},
+                 "summary": _summary(**{"throughput-GBps": 2.0})},
+                {"name": "bulk/transport=rdma", "kind": "bulk", "status": "ok", "runs": [],
+                 "errors": [], "params": {"transport": "rdma", "page": "4K", "channels": 1},
+                 "vm-pending": True},
+                {"name": "fault/transport=rdma", "kind": "postcopy", "status": "ok", "runs": [],
+                 "errors": [], "params": {"transport": "rdma", "page": "4K"},
+                 "vm-pending": True}]
+        refs = [{"name": "micro", "kind": "micro", "status": "ok",
+                 "metrics": {"memcpy-4K-GBps": 4.0, "uffd-spinning-p50-us": 3.0,
+                             "uffd-spinning-p99-us": 20.0}},
+                {"name": "ib_write_bw/ib_write_lat", "kind": "rdma-perftest", "vm-pending": True}]
+        return {"machine": {}, "references": refs, "rows": rows}
+
+    def vm_result(self):
+        rows = [{"name": "bulk/transport=rdma", "kind": "bulk", "status": "ok", "runs": [{}],
+                 "errors": [], "params": {"transport": "rdma", "page": "4K", "channels": 1},
+                 "summary": _summary(**{"throughput-GBps": 0.08})},
+                {"name": "fault/transport=rdma", "kind": "postcopy", "status": "ok",
+                 "runs": [{}], "errors": [], "params": {"transport": "rdma", "page": "4K"},
+                 "summary": _summary(**{"host-p50-us": 64, "host-p99-us": 512})}]
+        refs = [{"name": "ib_write_bw/ib_write_lat", "kind": "rdma-perftest", "status": "ok",
+                 "metrics": {"ib-write-bw-GBps": 0.1, "ib-write-lat-rtt-us": 30.0,
+                             "tern-urgent-rtt-us": 45.0}}]
+        return {"machine": {"kernel": "6.1.0-vm", "cores": 2}, "repeat": 1, "rows": rows,
+                "references": refs, "vm-wall-s": 150.0}
+
+    def test_vm_rows_replace_the_placeholders_and_ratios_use_the_vm_references(self):
+        res = rdmavm.merge(self.host_result(), self.vm_result(), conf={"ram": "128M"})
+        rdma = [r for r in res["rows"] if r["params"]["transport"] == "rdma"]
+        self.assertTrue(all(r["where"] == rdmavm.WHERE and "vm-pending" not in r for r in rdma))
+        self.assertEqual(res["references"][1]["status"], "ok")
+        self.assertEqual(res["rdma-vm"]["wall-s"], 150.0)
+        r = res["ratios"]
+        self.assertAlmostEqual(r["bulk/transport=rdma: throughput / ib_write_bw"], 0.8)
+        self.assertAlmostEqual(r["bulk/transport=tcp: throughput / memcpy 4K"], 0.5)
+        # The VM's rows are not divided by the host's memcpy or bare fault.
+        self.assertNotIn("bulk/transport=rdma: throughput / memcpy 4K", r)
+        self.assertFalse([k for k in r if k.startswith("fault/transport=rdma: host p50 / bare")])
+        # 64 us bucket over the bucket ib_write_lat's 30 us falls in (32).
+        self.assertEqual(r["fault/transport=rdma: host p50 / ib_write_lat rtt"], 2.0)
+        self.assertAlmostEqual(r["rdma urgent round trip / ib_write_lat rtt"], 1.5)
+
+    def test_without_the_vm_the_placeholders_are_skipped_or_failed_with_the_reason(self):
+        res = rdmavm.merge(self.host_result(), None, skip_reason="missing qemu-system-x86_64")
+        rdma = [r for r in res["rows"] if r["params"]["transport"] == "rdma"]
+        self.assertEqual({r["status"] for r in rdma}, {"skipped"})
+        self.assertEqual(rdma[0]["reason"], "missing qemu-system-x86_64")
+        self.assertEqual(res["references"][1]["status"], "skipped")
+        self.assertIn("missing qemu", report.rdma_vm_section(res))
+        res = rdmavm.merge(self.host_result(), None, skip_reason="VM said nothing", failed=True)
+        self.assertEqual({r["status"] for r in res["rows"][1:]}, {"failed"})
+        self.assertEqual(res["rows"][1]["errors"], ["VM said nothing"])
+
+    def test_report_labels_the_rows_as_soft_roce_under_emulation(self):
+        res = rdmavm.merge(self.host_result(), self.vm_result(), conf={"ram": "128M"})
+        text = report.rdma_vm_section(res)
+        self.assertIn("TCG", text)
+        self.assertIn("not NIC figures", text)
+        self.assertIn("128M guests", text)
+        bulk = report._bulk_section(res)
+        self.assertIn("| rdma (soft-RoCE VM, TCG) | 4K | 1 | 0.08 | - | 0.8 |", bulk)
+        self.assertIn("| tcp | 4K | 1 | 2 | 0.5 | - |", bulk)
+
+    def test_perftest_output_is_parsed(self):
+        bw = (" #bytes     #iterations    BW peak[MB/sec]    BW average[MB/sec]   MsgRate[Mpps]\n"
+              " 65536      1024             95.10              93.37               0.001494\n")
+        lat = (" #bytes #iterations    t_min[usec]    t_max[usec]  t_typical[usec]    "
+               "t_avg[usec]\n 32      1000          20.11          180.3        24.50"
+               "          25.91\n")
+        self.assertEqual(rdmavm.parse_bw(bw), 93.37)
+        self.assertEqual(rdmavm.parse_lat(lat), 24.5)
+        self.assertIsNone(rdmavm.parse_bw("no figures"))
+
+    def test_vm_rows_are_sized_by_the_rdma_vm_table(self):
+        conf = rdmavm.settings({"ram": "64M"})
+        self.assertEqual(conf["repeat"], 1)
+        rows = rdmavm.vm_rows([{"name": "x", "ram": "1G", "timeout": 300}], conf)
+        self.assertEqual((rows[0]["ram"], rows[0]["timeout"]), ("64M", 150))
 
 
 class TestpmdRatioTest(unittest.TestCase):

@@ -4,7 +4,7 @@ import json
 import os
 import sys
 
-from . import report, runner, spec
+from . import rdmavm, report, runner, spec
 
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(BENCH_DIR)
@@ -40,6 +40,23 @@ def _common(p):
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
 
 
+def _vm_part(args):
+    """The rdma rows (sized by the spec's [rdma_vm]) and the rdma-perftest reference, run here
+    (inside the VM: an RDMA device is present), printed as rdmavm.MARK + one line of JSON."""
+    path = _spec_path(args)
+    conf = rdmavm.settings(spec.vm_table(path))
+    _, refs, rows = spec.load(path)
+    rows = rdmavm.vm_rows([r for r in rows if r.get("transport") == "rdma"], conf)
+    refs = [dict(r, **{k: conf[k] for k in ("bw_mib", "lat_iters")})
+            for r in refs if r["kind"] == "rdma-perftest"]
+    res = runner.run_suite(ROOT, os.path.abspath(args.build), int(conf["repeat"]), refs, rows,
+                           args.only)
+    res["spec"] = os.path.relpath(path, ROOT)
+    sys.stdout.write(rdmavm.MARK + json.dumps(res, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="tern-bench",
@@ -63,6 +80,12 @@ def main(argv=None):
     rp.add_argument("--plots", default=os.path.join(ROOT, "docs", "bench"),
                     help="directory for the PNGs (gnuplot)")
     rp.add_argument("--note", default="", help="a paragraph on the conditions of the run")
+    v = sub.add_parser("vm-part", help="(inside the soft-RoCE VM, started by 'run') the rdma rows "
+                                       "and reference, as one marked JSON line on stdout")
+    v.add_argument("--build", default=os.path.join(ROOT, "build"))
+    v.add_argument("--spec")
+    v.add_argument("--quick", action="store_true")
+    v.add_argument("--only", metavar="REGEX")
     ls = sub.add_parser("list", help="list the rows a spec expands to")
     ls.add_argument("--spec")
     ls.add_argument("--quick", action="store_true")
@@ -83,6 +106,8 @@ def main(argv=None):
             report.render(results, args.markdown, args.plots, os.path.relpath(
                 args.results, os.path.dirname(os.path.abspath(args.markdown))), args.note)
             return 0
+        if args.cmd == "vm-part":
+            return _vm_part(args)
         overrides = dict(spec.parse_override(s) for s in args.set)
         repeat, refs, rows = spec.load(_spec_path(args), overrides)
         if args.repeat:
@@ -93,7 +118,10 @@ def main(argv=None):
                   f"(meson setup {args.build} && ninja -C {args.build})", file=sys.stderr)
             return 2
         if args.cmd == "run":
-            res = runner.run_suite(ROOT, build, repeat, refs, rows, args.only, args.quiet)
+            vm = {"spec": _spec_path(args), "conf": rdmavm.settings(spec.vm_table(_spec_path(args)))}
+            if args.set:  # the VM reads the spec itself: it would not see --set
+                vm = None
+            res = runner.run_suite(ROOT, build, repeat, refs, rows, args.only, args.quiet, vm=vm)
             res["spec"] = os.path.relpath(_spec_path(args), ROOT)
             _write(res, args.out)
             bad = [r["name"] for r in res["rows"] if r["status"] in ("failed", "partial")]

@@ -52,6 +52,12 @@ def bulk_label(row):
     return "unlimited" if not bw else f"{bw}B/s"
 
 
+def transport_label(row):
+    """The transport cell: rows measured in the soft-RoCE VM say so (not NIC figures)."""
+    t = row["params"]["transport"]
+    return f"{t} (soft-RoCE VM, TCG)" if row.get("where") else t
+
+
 def ok_rows(results, kind):
     return [r for r in results["rows"] if r["kind"] == kind and r["status"] in ("ok", "partial")]
 

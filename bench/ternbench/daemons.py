@@ -75,6 +75,8 @@ class HugePages:
 def listen_uri(transport):
     if transport == "dpdk":
         return "dpdk:"
+    if transport == "rdma":  # an address of the RDMA device's netdev (the VM's rxe0: 10.77.0.1)
+        return f"rdma:{os.environ.get('TERN_RDMA_IP') or '127.0.0.1'}:0"
     return f"{transport}:127.0.0.1:0"
 
 
@@ -201,5 +203,5 @@ def require_transport(build, name):
         raise SkipRow(f"not run: {name} transport not built "
                       f"(this build has {', '.join(available_transports(build))})")
     if name == "rdma" and not rdma_device_present():
-        raise SkipRow("not run: no RDMA device on this host (the rdma figures come from the "
-                      "soft-RoCE VM: tests/rdma/bench.sh)")
+        raise SkipRow("not run: no RDMA device on this host (tern-bench run runs the rdma rows "
+                      "in the soft-RoCE VM)")

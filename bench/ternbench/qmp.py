@@ -11,9 +11,20 @@ class QmpError(Exception):
 class Qmp:
     def __init__(self, path, timeout=30.0):
         self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        # The socket file exists from ternd's bind(); until its listen(), a connect is refused.
+        # On a slow CPU (the soft-RoCE VM under TCG) that window is seen: retry for a while.
+        deadline = time.monotonic() + 10
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            try:
+                self.sock.connect(path)
+                break
+            except ConnectionRefusedError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         self.buf = b""
         self._read()  # greeting
         self.execute("qmp_capabilities")

@@ -52,9 +52,12 @@ def tcp_rtt(build, rounds=20000):
     raise RuntimeError("tern-bench-micro reported no BM_TcpRoundTrip")
 
 
-def rdma_perftest(build):
+def rdma_perftest(build, entry):
+    """ib_write_bw/ib_write_lat (and tern's urgent round trip) on this host's RDMA device; where
+    there is none, runner.run_suite runs this inside the soft-RoCE VM (rdmavm.py)."""
     require_transport(build, "rdma")
-    raise SkipRow("not run: ib_write_bw/ib_write_lat need the soft-RoCE VM harness (issue 4)")
+    from .rdmavm import perftest
+    return perftest(build, entry)
 
 
 def dpdk_testpmd(build):
@@ -68,5 +71,5 @@ def dpdk_testpmd(build):
 # kind -> fn(build, entry): the entry's keys (e.g. `rounds` for tcp-rtt) tune the reference.
 KINDS = {"micro": lambda build, e: micro(build),
          "tcp-rtt": lambda build, e: tcp_rtt(build, int(e.get("rounds", 20000))),
-         "rdma-perftest": lambda build, e: rdma_perftest(build),
+         "rdma-perftest": lambda build, e: rdma_perftest(build, e),
          "dpdk-testpmd": lambda build, e: dpdk_testpmd(build)}

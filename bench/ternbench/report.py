@@ -6,7 +6,8 @@ import shutil
 import tempfile
 
 from . import stats
-from .common import bulk_label, cell, dirty_rate_mbps, fmt, med, ok_rows, onoff, table
+from .common import (bulk_label, cell, dirty_rate_mbps, fmt, med, ok_rows, onoff, table,
+                     transport_label)
 from .plots import plot_cdfs, plot_dirty, plot_throughput
 
 INTRO = """# tern benchmarks
@@ -77,12 +78,17 @@ def _references(results):
         "uffd-2M-p99-us": "bare userfaultfd fault, 2 MiB hugetlb page, spinning handler, p99 (us)",
         "tcp-rtt-p50-us": "TCP loopback round trip, 64 B, p50 (us; C++ both ends)",
         "tcp-rtt-p99-us": "TCP loopback round trip, 64 B, p99 (us; C++ both ends)",
+        "ib-write-bw-GBps": "ib_write_bw, 64 KiB RDMA writes, one QP (GB/s)",
+        "ib-write-lat-rtt-us": "ib_write_lat round trip, 32 B (us; 2 x t_typical)",
+        "tern-urgent-rtt-us": "tern rdma urgent round trip, 32 B, p50 (us; tests/rdma/rdma_bench)",
+        "tern-urgent-rtt / ib_write_lat rtt": "tern urgent round trip / ib_write_lat round trip",
         "testpmd-memif-GBps": "dpdk-testpmd io forwarding over memif, 8 KiB packets (GB/s)",
     }
     for ref in results["references"]:
         if ref["status"] == "ok":
+            src = ref["name"] + (f", in the {ref['where']}" if ref.get("where") else "")
             for k, v in ref["metrics"].items():
-                rows.append((names.get(k, k), fmt(v), ref["name"]))
+                rows.append((names.get(k, k), fmt(v), src))
         else:
             skipped.append((ref["name"], ref["status"], ref.get("reason", "").splitlines()[0]))
     out = table(["reference", "value", "source"], rows)
@@ -100,40 +106,57 @@ def _ratios(results):
     # Each page size against the bare fault of the same host page size.
     bare = {"4K": (bound("uffd-spinning-p50-us"), bound("uffd-spinning-p99-us")),
             "2M": (bound("uffd-2M-p50-us"), bound("uffd-2M-p99-us"))}
-    rtt = bound("tcp-rtt-p50-us")
+    # The transport's own round trip: TCP loopback for tcp, ib_write_lat for rdma (in the VM).
+    rtt = {"tcp": bound("tcp-rtt-p50-us"), "rdma": bound("ib-write-lat-rtt-us")}
     div = lambda a, b: fmt(a / b) if a and b else "-"  # noqa: E731
     faults = []
     for r in ok_rows(results, "postcopy"):
         page = str(r["params"].get("page", "4K")).upper()
-        b50, b99 = bare.get(page, (None, None))
-        faults.append((r["params"]["transport"], r["params"].get("page", "4K"), bulk_label(r),
+        # The VM's rows against the VM's references only: the host's bare fault does not apply.
+        b50, b99 = (None, None) if r.get("where") else bare.get(page, (None, None))
+        faults.append((transport_label(r), r["params"].get("page", "4K"), bulk_label(r),
                        onoff(bool(r["params"].get("preempt"))), div(med(r, "host-p50-us"), b50),
                        div(med(r, "host-p99-us"), b99), div(med(r, "guest-p50-us"), b50),
                        div(med(r, "guest-p99-us"), b99),
-                       div(med(r, "host-p50-us"), rtt) if r["params"]["transport"] == "tcp"
-                       else "-"))
+                       div(med(r, "host-p50-us"), rtt.get(r["params"]["transport"]))))
     bulk = []
     for r in ok_rows(results, "bulk"):
         page = str(r["params"].get("page", "4K")).upper()
-        bulk.append((r["params"]["transport"], page, r["params"]["channels"],
-                     div(med(r, "throughput-GBps"), ref.get(f"memcpy-{page}-GBps")),
-                     _over_testpmd(r, ref)))
+        mc = None if r.get("where") else ref.get(f"memcpy-{page}-GBps")
+        bulk.append((transport_label(r), page, r["params"]["channels"],
+                     div(med(r, "throughput-GBps"), mc), _over_link(r, ref)))
     out = "## Headline ratios\n\nMedians of each row over the reference of the same run.\n\n"
     if faults:
         out += ("Fault latency over the bare userfaultfd fault of the same host page size "
-                "(spinning handler; a whole 2 MiB page for the 2M rows) and, for tcp, "
-                "over the TCP loopback round trip. Both sides of each ratio are power-of-two "
+                "(spinning handler; a whole 2 MiB page for the 2M rows) and over the "
+                "transport's own round trip (TCP loopback p50 for tcp, `ib_write_lat` for rdma). "
+                "Both sides of each ratio are power-of-two "
                 "bucket upper bounds (the references are put in the bucket they fall in), so "
-                "ratios are powers of two: 1 means the same bucket.\n\n" +
+                "ratios are powers of two: 1 means the same bucket. Rows measured in the "
+                "soft-RoCE VM are divided only by references measured in that VM.\n\n" +
                 table(["transport", "page", "bulk", "preempt", "host p50 / bare p50",
                        "host p99 / bare p99", "guest p50 / bare p50", "guest p99 / bare p99",
-                       "host p50 / tcp rtt p50"], faults) + "\n")
+                       "host p50 / transport rtt"], faults) + "\n")
     if bulk:
-        out += ("Bulk throughput over memcpy of the same page size, and for dpdk over "
-                "dpdk-testpmd forwarding over memif:\n\n" +
+        out += ("Bulk throughput over memcpy of the same page size (host rows) and over the "
+                "transport's own reference: `ib_write_bw` for rdma (in the soft-RoCE VM), "
+                "dpdk-testpmd forwarding over memif for dpdk:\n\n" +
                 table(["transport", "page", "channels", "GB/s / memcpy GB/s",
-                       "GB/s / testpmd GB/s"], bulk))
+                       "GB/s / ib_write_bw or testpmd GB/s"], bulk))
+    urgent = ref.get("tern-urgent-rtt / ib_write_lat rtt")
+    if urgent:
+        out += (f"\nrdma urgent round trip (tern, 32 B) / `ib_write_lat` round trip, in the "
+                f"soft-RoCE VM: {fmt(urgent)}\n")
     return out
+
+
+def _over_link(row, ref):
+    """A row's median throughput over its transport's own reference: ib_write_bw (rdma, in
+    the soft-RoCE VM) or dpdk-testpmd over memif (dpdk); '-' for others."""
+    if row["params"]["transport"] == "rdma":
+        tp, ib = med(row, "throughput-GBps"), ref.get("ib-write-bw-GBps")
+        return fmt(tp / ib) if tp and ib else "-"
+    return _over_testpmd(row, ref)
 
 
 def _over_testpmd(row, ref):
@@ -150,7 +173,7 @@ def _fault_section(results):
     for r in rows:
         s = r["summary"]
         p = r["params"]
-        body.append((p["transport"], p.get("page", "4K"), bulk_label(r),
+        body.append((transport_label(r), p.get("page", "4K"), bulk_label(r),
                      onoff(bool(p.get("preempt"))), cell(s, "faults"),
                      cell(s, "host-p50-us"), cell(s, "host-p90-us"), cell(s, "host-p99-us"),
                      cell(s, "host-p99.9-us"), cell(s, "guest-p50-us"), cell(s, "guest-p99-us"),
@@ -174,16 +197,18 @@ def _bulk_section(results):
         p, s = r["params"], r["summary"]
         page = str(p.get("page", "4K")).upper()
         tp = med(r, "throughput-GBps")
-        mc = ref.get(f"memcpy-{page}-GBps")
-        body.append((p["transport"], page, p["channels"], cell(s, "throughput-GBps"),
-                     fmt(tp / mc) if tp and mc else "-", _over_testpmd(r, ref),
+        mc = None if r.get("where") else ref.get(f"memcpy-{page}-GBps")
+        body.append((transport_label(r), page, p["channels"], cell(s, "throughput-GBps"),
+                     fmt(tp / mc) if tp and mc else "-", _over_link(r, ref),
                      cell(s, "cpu-s-src"), cell(s, "cpu-s-dst"), _gbps(s, "bytes-per-cpu-s-src"),
                      _gbps(s, "bytes-per-cpu-s-dst"), cell(s, "rss-overhead-mib-dst")))
     return ("## Bulk throughput\n\nA prefilled guest that writes 1 page/s, migrated in precopy; "
             "GB/s of RAM moved while active (transferred / (total - setup time)); "
             "`/ memcpy` is the ratio to the memcpy reference of the same page size, "
-            "`/ testpmd` (dpdk rows) to dpdk-testpmd forwarding over memif.\n\n" +
-            table(["transport", "page", "channels", "GB/s", "/ memcpy", "/ testpmd", "src CPU s",
+            "`/ link` to the transport's own reference of the same run: `ib_write_bw` in the "
+            "same soft-RoCE VM for rdma rows, dpdk-testpmd forwarding over memif for dpdk rows."
+            "\n\n" +
+            table(["transport", "page", "channels", "GB/s", "/ memcpy", "/ link", "src CPU s",
                    "dst CPU s",
                    "src GB per CPU s", "dst GB per CPU s", "dst RSS overhead MiB"], body))
 
@@ -239,6 +264,27 @@ def _not_run(results):
     return "## Rows not run or failed\n\n" + table(["row", "status", "reason"], rows)
 
 
+def rdma_vm_section(results):
+    """What the rdma rows are: soft-RoCE in a TCG-emulated VM, not a NIC (or why they are not)."""
+    vm = results.get("rdma-vm")
+    if not vm:
+        return ""
+    if vm.get("skipped"):
+        return ("### rdma rows\n\nThis host has no RDMA device and the soft-RoCE VM did not run: "
+                f"{vm['skipped']}\n")
+    return ("### rdma rows: soft-RoCE under emulation, not hardware\n\n"
+            "This host has no RDMA device, so every rdma row and the `ib_write_bw`/`ib_write_lat` "
+            "reference ran in one boot of the throwaway QEMU VM of `tests/rdma/vm.sh`: **soft-RoCE "
+            "(`rdma_rxe`) on a dummy netdev, with the CPU emulated by TCG** "
+            f"({vm.get('cores')} vCPUs, {(vm.get('memory-bytes') or 0) / 2**30:.1f} GiB, kernel "
+            f"{vm.get('kernel')}). rxe computes every packet's ICRC on the emulated CPU, so it "
+            "moves some 60-140 MB/s: these are **not NIC figures**, and they are compared only "
+            "with the references measured in the same VM (`ib_write_bw`, `ib_write_lat`), never "
+            f"with the host's. Sized for that: {vm.get('ram')} guests, {vm.get('repeat')} run(s) "
+            f"per row; the VM part took {fmt(vm.get('wall-s'))} s of wall time "
+            "(`[rdma_vm]` in the spec).\n")
+
+
 def conditions_warning(results):
     """A banner when the figures are provisional: a loaded host, or a quick/partial run."""
     m = results["machine"]
@@ -288,6 +334,9 @@ def render(results, md_path, plots, raw_rel, note=""):
     if note:
         parts.append(note.strip() + "\n")
     parts.append("## Conditions\n\n" + _machine(results))
+    vm = rdma_vm_section(results)
+    if vm:
+        parts.append(vm)
     parts.append("## References\n\n" + _references(results))
     parts.append(_ratios(results))
     parts.append(_fault_section(results))

@@ -7,7 +7,7 @@ import sys
 import time
 import traceback
 
-from . import machine, references, scenarios, stats
+from . import daemons, machine, rdmavm, references, scenarios, stats
 from .daemons import SkipRow
 
 METRIC_SKIP = ("hist-",)
@@ -67,16 +67,27 @@ def _short(metrics):
     return "ok"
 
 
-def run_suite(root, build, repeat, refs, rows, only=None, quiet=False):
+def run_suite(root, build, repeat, refs, rows, only=None, quiet=False, vm=None):
+    """vm: {"spec": path, "conf": [rdma_vm] settings} lets rdma rows and the rdma reference run
+    in one boot of the soft-RoCE VM when this host has no RDMA device (rdmavm.py)."""
     if only:
         rx = re.compile(only)
         rows = [r for r in rows if rx.search(r["name"])]
         refs = [r for r in refs if rx.search(r["name"])]
     desc = machine.describe(root, build)
     t0 = time.monotonic()
-    prog = Progress(len(refs) + repeat * len(rows), quiet)
+    in_vm_rows, in_vm_refs = [], []
+    if vm is not None and "rdma" in daemons.available_transports(build):
+        in_vm_rows, in_vm_refs = rdmavm.wants_vm(rows, refs)
+    vm_names = {r["name"] for r in in_vm_rows + in_vm_refs}
+    # The VM's rows and reference are one step here (the VM prints its own progress).
+    prog = Progress(len(refs) - len(in_vm_refs) + repeat * (len(rows) - len(in_vm_rows)) +
+                    (1 if vm_names else 0), quiet)
     ref_out = []
     for ref in refs:
+        if ref["name"] in vm_names:
+            ref_out.append({"name": ref["name"], "kind": ref["kind"], "vm-pending": True})
+            continue
         status, res = _attempt(references.KINDS[ref["kind"]], build, ref)
         entry = {"name": ref["name"], "kind": ref["kind"], "status": status}
         if status == "ok":
@@ -88,8 +99,13 @@ def run_suite(root, build, repeat, refs, rows, only=None, quiet=False):
     out = [{"name": r["name"], "scenario": r["scenario"], "kind": r["kind"], "axes": r["axes"],
             "params": {k: v for k, v in r.items() if k not in ("axes", "name", "scenario")},
             "runs": [], "errors": [], "status": "ok"} for r in rows]
+    for o in out:
+        if o["name"] in vm_names:
+            o["vm-pending"] = True
     for rep in range(repeat):
         for row, o in zip(rows, out):
+            if o.get("vm-pending"):
+                continue
             if o["status"] == "skipped":
                 prog.step(f"{row['name']} #{rep + 1}", "skipped", worked=False)
                 continue
@@ -106,14 +122,29 @@ def run_suite(root, build, repeat, refs, rows, only=None, quiet=False):
                 o["errors"].append(res)
                 prog.step(f"{row['name']} #{rep + 1}", "FAILED: " + res.splitlines()[0])
     for o in out:
-        if o["status"] == "skipped":
+        if o["status"] == "skipped" or o.get("vm-pending"):
             continue
         o["status"] = "ok" if not o["errors"] else ("partial" if o["runs"] else "failed")
         o["summary"] = summarize_runs(o["runs"])
-    desc["loadavg-end"] = machine.loadavg()
-    desc["wall-s"] = round(time.monotonic() - t0, 1)
     result = {"tern-bench": 1, "machine": desc, "repeat": repeat, "references": ref_out,
               "rows": out}
+    if vm_names:
+        conf = vm["conf"]
+        if not quiet:
+            print(f"[rdma] no RDMA device here: {len(in_vm_rows)} rdma row(s) x "
+                  f"{conf['repeat']} run(s) and {len(in_vm_refs)} reference(s) in one boot of "
+                  f"the soft-RoCE VM ({conf['ram']} guests)", file=sys.stderr, flush=True)
+        status, res = _attempt(rdmavm.run, root, build, vm["spec"], only, conf)
+        if status == "ok":
+            rdmavm.merge(result, res, conf=conf)
+        else:
+            rdmavm.merge(result, None, skip_reason=res.splitlines()[0], conf=conf,
+                         failed=status == "failed")
+        prog.step("rdma rows in the soft-RoCE VM",
+                  f"{status}" + (f" ({res.get('vm-wall-s')} s)" if status == "ok"
+                                 else ": " + res.splitlines()[0]))
+    desc["loadavg-end"] = machine.loadavg()
+    desc["wall-s"] = round(time.monotonic() - t0, 1)
     result["ratios"] = ratios(result)
     return result
 
@@ -126,31 +157,44 @@ def _ref(result, key):
 
 
 def ratios(result):
-    """Headline ratios against the references of the same run."""
+    """Headline ratios against the references of the same run. Rows measured in the soft-RoCE
+    VM (`where` set) are divided only by the references of that VM: bulk by ib_write_bw, fault
+    latency by ib_write_lat's round trip (the host's memcpy and bare fault do not apply)."""
     out = {}
     # Fault figures are bucket bounds: so are the references they are divided by.
     # A 2M row is compared with the bare fault of a 2 MiB page, a 4K row with that of 4 KiB.
     bare = {"4K": [stats.bucket_bound(_ref(result, f"uffd-spinning-p{q}-us")) for q in (50, 99)],
             "2M": [stats.bucket_bound(_ref(result, f"uffd-2M-p{q}-us")) for q in (50, 99)]}
     rtt = stats.bucket_bound(_ref(result, "tcp-rtt-p50-us"))
+    ib_rtt = stats.bucket_bound(_ref(result, "ib-write-lat-rtt-us"))
+    ib_bw = _ref(result, "ib-write-bw-GBps")
     for row in result["rows"]:
         s = row.get("summary") or {}
         name = row["name"]
+        vm = bool(row.get("where"))
         if row["kind"] == "postcopy":
             bare50, bare99 = bare.get(str(row["params"].get("page", "4K")).upper(), (None, None))
             for side in ("host", "guest"):
                 p50, p99 = s.get(f"{side}-p50-us"), s.get(f"{side}-p99-us")
-                if p50 and bare50:
+                if p50 and bare50 and not vm:
                     out[f"{name}: {side} p50 / bare uffd p50"] = p50["median"] / bare50
-                if p99 and bare99:
+                if p99 and bare99 and not vm:
                     out[f"{name}: {side} p99 / bare uffd p99"] = p99["median"] / bare99
             if s.get("host-p50-us") and rtt and row["params"].get("transport") == "tcp":
                 out[f"{name}: host p50 / tcp rtt p50"] = s["host-p50-us"]["median"] / rtt
+            if s.get("host-p50-us") and ib_rtt and row["params"].get("transport") == "rdma":
+                out[f"{name}: host p50 / ib_write_lat rtt"] = s["host-p50-us"]["median"] / ib_rtt
         elif row["kind"] == "bulk":
             page = str(row["params"].get("page", "4K")).upper()
             ref = _ref(result, f"memcpy-{page}-GBps")
-            if s.get("throughput-GBps") and ref:
+            if s.get("throughput-GBps") and ref and not vm:
                 out[f"{name}: throughput / memcpy {page}"] = s["throughput-GBps"]["median"] / ref
+            if s.get("throughput-GBps") and ib_bw and row["params"].get("transport") == "rdma":
+                out[f"{name}: throughput / ib_write_bw"] = s["throughput-GBps"]["median"] / ib_bw
+    urgent = _ref(result, "tern-urgent-rtt-us")
+    if urgent and _ref(result, "ib-write-lat-rtt-us"):
+        out["rdma urgent round trip / ib_write_lat rtt"] = \
+            urgent / _ref(result, "ib-write-lat-rtt-us")
     return out
 
 

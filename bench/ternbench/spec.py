@@ -77,6 +77,16 @@ def load(path, overrides=None):
     return int(doc.get("repeat", 5)), refs, rows
 
 
+def vm_table(path):
+    """The spec's [rdma_vm] table (rdmavm.DEFAULTS keys: repeat, ram, timeout, vm_timeout,
+    vm_mem, bw_mib, lat_iters): how the rdma rows run in the soft-RoCE VM."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f).get("rdma_vm", {})
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise SpecError(f"{path}: {e}") from e
+
+
 def parse_override(text):
     """'key=value' -> (key, value) with TOML typing ('preempt=true', 'channels=4')."""
     if "=" not in text:
