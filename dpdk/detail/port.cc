@@ -1,11 +1,9 @@
 #include "dpdk/detail/port.h"
 
-#include <rte_alarm.h>
 #include <rte_dev.h>
 #include <rte_errno.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
-#include <rte_interrupts.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 #include <unistd.h>
@@ -13,12 +11,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <functional>
-#include <future>
 #include <pthread.h>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "dpdk/detail/dpdk_channel.h"
 #include "dpdk/detail/eal.h"
@@ -245,44 +242,6 @@ void Port::unkeep(DpdkChannel* ch) {
   kept_.erase(std::remove(kept_.begin(), kept_.end(), ch), kept_.end());
 }
 
-namespace {
-
-// Runs fn on the EAL interrupt thread and waits for it. memif (DPDK 22.11) handles a peer's
-// disconnect message on that thread and frees the port's interrupt handles there; a
-// rte_eth_dev_stop of the same port from another thread frees them too, and the two raced
-// (SIGSEGV in rte_intr_instance_free, about 1 run in 4 of the memif conformance suite). Run
-// on the interrupt thread, port teardown is serialized with memif's own handlers.
-void on_interrupt_thread(const std::function<void()>& fn) {
-  if (rte_thread_is_intr()) {
-    fn();
-    return;
-  }
-  struct Call {
-    const std::function<void()>* fn;
-    std::promise<void> done;
-  } call{&fn, {}};
-  std::future<void> done = call.done.get_future();
-  void (*run)(void*) = [](void* arg) {
-    auto* c = static_cast<Call*>(arg);
-    (*c->fn)();
-    c->done.set_value();
-  };
-  if (rte_eal_alarm_set(1, run, &call) != 0) {
-    fn();  // no alarm: tear down here, as before
-    return;
-  }
-  // memif's handler can block the interrupt thread in a read that only this teardown ends
-  // (the peer's socket is ours to close): after a while, take the call back and run it here.
-  if (done.wait_for(std::chrono::milliseconds(500)) == std::future_status::ready) return;
-  if (rte_eal_alarm_cancel(run, &call) > 0) {
-    fn();
-    return;
-  }
-  done.wait();  // it started on the interrupt thread meanwhile
-}
-
-}  // namespace
-
 Port::~Port() {
   if (keeper_.joinable()) {
     {
@@ -297,11 +256,20 @@ Port::~Port() {
     memif_paths().retired.insert(memif_server_socket_);
   }
   if (!attached_) return;
-  on_interrupt_thread([this] {
-    if (started_) rte_eth_dev_stop(id_);
-    rte_eth_dev_close(id_);
-    if (!rings_) rte_eal_hotplug_remove("vdev", name_.c_str());
-  });
+  // memif (DPDK 22.11) handles a peer's disconnect on the EAL interrupt thread and frees this
+  // port's interrupt handles there, partly in a deferred callback; a rte_eth_dev_stop racing
+  // with it freed them twice (SIGSEGV in rte_intr_instance_free, 5 of 8 runs of the memif
+  // conformance suite). So when the peer is going away, let that handling finish first: wait
+  // (bounded) for the link to go down, then a little for the deferred part.
+  if (started_ && has_link_state_) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
+    while (link_up() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    if (!link_up()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (started_) rte_eth_dev_stop(id_);
+  rte_eth_dev_close(id_);
+  if (!rings_) rte_eal_hotplug_remove("vdev", name_.c_str());
 }
 
 }  // namespace tern::dpdk
