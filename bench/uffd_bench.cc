@@ -143,11 +143,8 @@ void BM_UffdCopy2MInto4KPages(benchmark::State& state) {
 }
 BENCHMARK(BM_UffdCopy2MInto4KPages);
 
-// One iteration = 2000 faults; the latency distribution is reported as counters.
-void BM_BareUffdFault(benchmark::State& state) {
-  const bool spinning = state.range(0) != 0;
-  FaultLatency f;
-  for (auto _ : state) f = measure_bare_uffd_faults(2000, spinning);
+// Reports a fault-latency measurement as counters, or skips with its error.
+void report_faults(benchmark::State& state, const FaultLatency& f) {
   if (!f.ok()) {
     state.SkipWithError(f.error.c_str());
     return;
@@ -155,6 +152,14 @@ void BM_BareUffdFault(benchmark::State& state) {
   state.counters["p50_us"] = f.p50_us;
   state.counters["p99_us"] = f.p99_us;
   state.counters["faults"] = f.samples;
+}
+
+// One iteration = 2000 faults; the latency distribution is reported as counters.
+void BM_BareUffdFault(benchmark::State& state) {
+  const bool spinning = state.range(0) != 0;
+  FaultLatency f;
+  for (auto _ : state) f = measure_bare_uffd_faults(2000, spinning);
+  report_faults(state, f);
 }
 BENCHMARK(BM_BareUffdFault)
     ->ArgName("spinning")
@@ -173,13 +178,7 @@ void BM_BareUffdFault2M(benchmark::State& state) {
   }
   FaultLatency f;
   for (auto _ : state) f = measure_bare_uffd_faults(500, true, kHugePage);
-  if (!f.ok()) {
-    state.SkipWithError(f.error.c_str());
-    return;
-  }
-  state.counters["p50_us"] = f.p50_us;
-  state.counters["p99_us"] = f.p99_us;
-  state.counters["faults"] = f.samples;
+  report_faults(state, f);
 }
 BENCHMARK(BM_BareUffdFault2M)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
