@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -45,6 +47,46 @@ WorkerStats Worker::stats() const {
   return {busy_polls_.load(), idle_polls_.load(), blocks_.load(), busy_ns_.load()};
 }
 
+BackoffPolicy urgent_backoff() {
+  BackoffPolicy p;
+  p.spin_iterations = 256;  // ~0.3 ms: an answer on its way (16 gave p99 128 us, 256 64 us)
+  p.yield_iterations = 0;
+  p.honor_keep_spinning = false;
+  p.slice_us = 100;  // the kernel's minimum slice
+  p.realtime_priority = 1;
+  return p;
+}
+
+// sched_setattr(2) for SCHED_OTHER with a slice; glibc 2.36 has no wrapper or struct.
+static void request_slice(uint32_t slice_us) {
+  struct {
+    uint32_t size;
+    uint32_t sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime;
+    uint64_t sched_deadline;
+    uint64_t sched_period;
+  } attr{};
+  attr.size = sizeof attr;
+  attr.sched_policy = SCHED_OTHER;
+  attr.sched_nice = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));  // keep the nice value
+  attr.sched_runtime = uint64_t{slice_us} * 1000;
+  // Kernels before 6.12 ignore the runtime of SCHED_OTHER: the worker then keeps the default.
+  (void)syscall(SYS_sched_setattr, 0, &attr, 0u);
+}
+
+// Real-time if asked and allowed, else a short fair slice if asked; else nothing.
+static void set_scheduling(const BackoffPolicy& p) {
+  if (p.realtime_priority > 0) {
+    sched_param sp{};
+    sp.sched_priority = p.realtime_priority;
+    if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0) return;
+  }
+  if (p.slice_us > 0) request_slice(p.slice_us);
+}
+
 static void pin_to_cpu(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -55,6 +97,7 @@ static void pin_to_cpu(int cpu) {
 void Worker::run() {
   pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
   if (cpu_ >= 0) pin_to_cpu(cpu_);
+  set_scheduling(policy_);
   uint32_t idle_run = 0;
   uint64_t busy = 0, idle = 0;
   // One clock read per iteration: the time since the previous read is charged to busy_ns when
@@ -81,7 +124,8 @@ void Worker::run() {
     ++idle_run;
     if (idle_run < policy_.spin_iterations) continue;
     bool spin = false;
-    for (Poller* p : pollers_) spin |= p->keep_spinning();
+    if (policy_.honor_keep_spinning)
+      for (Poller* p : pollers_) spin |= p->keep_spinning();
     if (spin || idle_run < policy_.spin_iterations + policy_.yield_iterations) {
       sched_yield();
       continue;

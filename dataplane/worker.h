@@ -32,7 +32,19 @@ struct BackoffPolicy {
   uint32_t spin_iterations = 2000;    // idle polls before yielding
   uint32_t yield_iterations = 200;    // idle polls with sched_yield before blocking
   int block_timeout_ms = 5;           // longest single block (bounds a missed wake-up)
+  bool honor_keep_spinning = true;    // false: block when idle even if a poller expects work
+  // > 0: the scheduler slice this worker asks for (Linux >= 6.12, EEVDF; sched_setattr's
+  // sched_runtime), so that it preempts a busy core as soon as it wakes. 0: the default.
+  uint32_t slice_us = 0;
+  // > 0: run as SCHED_FIFO at this priority (needs CAP_SYS_NICE; else the slice above applies).
+  // Only for a worker that blocks when idle: a spinning real-time thread would starve its core.
+  int realtime_priority = 0;
 };
+
+// For a worker that carries only latency-critical work (postcopy requests and answers): it
+// blocks on its pollers' fds as soon as it is idle, so their events wake it, and asks for a
+// short slice, so that the wake-up preempts whichever spinning worker or vCPU holds a core.
+BackoffPolicy urgent_backoff();
 
 struct WorkerStats {
   uint64_t busy_polls = 0;

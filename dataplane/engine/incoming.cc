@@ -195,9 +195,13 @@ void IncomingMigration::Impl::start_workers() {
   workers_.clear();
   for (uint32_t w = 0; w < n; ++w)
     workers_.push_back(std::make_unique<Worker>("tern-recv" + std::to_string(w), cpus[w]));
-  workers_[0]->add(faults_.get());
-  workers_[0]->add(receivers_[0].get());  // the urgent channel's receiver
   for (uint32_t k = 0; k < bulk; ++k) workers_[k % n]->add(receivers_[1 + k].get());
+  // The fault poller and the urgent channel's receiver get a thread of their own, unpinned,
+  // that sleeps until a fault or an answer comes and then preempts whatever runs (short
+  // slice): a request waits neither for bulk placements nor for a busy core's time slice.
+  workers_.push_back(std::make_unique<Worker>("tern-urgent", -1, urgent_backoff()));
+  workers_.back()->add(faults_.get());
+  workers_.back()->add(receivers_[0].get());
   for (auto& w : workers_) w->start();
 }
 

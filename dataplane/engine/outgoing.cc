@@ -66,6 +66,9 @@ class OutgoingMigration::Impl {
   Status precopy_switchover();
   Status postcopy_switch();
   void start_workers();
+  // A sender for `urgent` (or nullptr) and `lanes`, on `worker`, started.
+  void add_sender(Channel* urgent, std::vector<SenderPoller::BulkChannel> lanes,
+                  double bandwidth_share, std::unique_ptr<Worker> worker);
   void stop_workers();
   void update_rate();
   void consider_dirty_limit(uint64_t dirtied_pages, uint64_t sent_bytes);
@@ -210,14 +213,29 @@ void OutgoingMigration::Impl::start_workers() {
   std::vector<std::vector<SenderPoller::BulkChannel>> lanes(n);
   for (uint32_t k = 0; k < params_.multifd_channels; ++k)
     lanes[k % n].push_back({channels_[kFirstBulkChannel + k].get(), k});
+  // With postcopy-preempt the urgent channel has a sender and a thread of its own (unpinned,
+  // asleep until a request comes, then preempting whatever runs): an urgent page goes while
+  // the bulk channels carry on (S1), and S3's raised pages finish on their bulk lanes. Without
+  // it, worker 0 serves requests between its bulk lanes' host pages.
+  const bool own_urgent = caps_.postcopy_preempt;
   for (uint32_t w = 0; w < n; ++w) {
-    Channel* urgent = w == 0 ? channels_[kUrgentChannel].get() : nullptr;
-    senders_.push_back(std::make_unique<SenderPoller>(*state_, counters_, layout_, urgent,
-                                                      std::move(lanes[w]), 1.0 / n));
-    workers_.push_back(std::make_unique<Worker>("tern-send" + std::to_string(w), cpus[w]));
-    workers_.back()->add(senders_.back().get());
-    workers_.back()->start();
+    Channel* urgent = w == 0 && !own_urgent ? channels_[kUrgentChannel].get() : nullptr;
+    add_sender(urgent, std::move(lanes[w]), 1.0 / n,
+               std::make_unique<Worker>("tern-send" + std::to_string(w), cpus[w]));
   }
+  if (own_urgent)
+    add_sender(channels_[kUrgentChannel].get(), {}, 0,
+               std::make_unique<Worker>("tern-urgent", -1, urgent_backoff()));
+}
+
+void OutgoingMigration::Impl::add_sender(Channel* urgent,
+                                         std::vector<SenderPoller::BulkChannel> lanes,
+                                         double bandwidth_share, std::unique_ptr<Worker> worker) {
+  senders_.push_back(std::make_unique<SenderPoller>(*state_, counters_, layout_, urgent,
+                                                    std::move(lanes), bandwidth_share));
+  workers_.push_back(std::move(worker));
+  workers_.back()->add(senders_.back().get());
+  workers_.back()->start();
 }
 
 void OutgoingMigration::Impl::stop_workers() {

@@ -44,14 +44,7 @@ void ReceiverPoller::enter_postcopy() {
 PollResult ReceiverPoller::poll() {
   if (failed()) return PollResult::kIdle;
   RxFrame frames[kBurst];
-  // In postcopy a bulk channel takes short bursts, so the worker gets back to the fault
-  // poller and the urgent channel within a few placements: a fault that comes in just after
-  // a burst started waits for all of it (32 placements took 256-512 us, the tail of the
-  // fault-latency histogram in BM_PostcopyFaults), and counting outstanding requests at the
-  // start of the burst cannot see it, as it is not read yet.
-  const bool waiting = channel_->index() != kUrgentChannel &&
-                       (postcopy_ || state_.outstanding.load(std::memory_order_relaxed) > 0);
-  size_t n = channel_->poll_rx(frames, waiting ? 2 : kBurst);
+  size_t n = channel_->poll_rx(frames, kBurst);
   if (n == 0) {
     if (!channel_->error().is_ok() && !failed()) {
       error_ = channel_->error();  // already names the channel

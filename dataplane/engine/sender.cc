@@ -82,6 +82,14 @@ bool SenderPoller::bulk_mid_page() const {
   return false;
 }
 
+bool SenderPoller::bulk_mid_huge_page() const {
+  for (uint32_t k = 0; k < state_.bulk_channels; ++k) {
+    const uint64_t key = state_.slots[k].in_progress.load(std::memory_order_acquire);
+    if (key != 0 && state_.blocks[key_block(key)]->host_page_size() > kTargetPageSize) return true;
+  }
+  return false;
+}
+
 PollResult SenderPoller::poll() {
   if (failed() || state_.stop.load(std::memory_order_relaxed)) return PollResult::kIdle;
   bool busy = false;
@@ -203,6 +211,8 @@ bool SenderPoller::serve_urgent() {
       continue;
     }
     uint32_t block = key_block(r.key);
+    if (bulk_.empty() && bulk_mid_huge_page())  // urgent-only sender: S1 without a pause
+      counters_.preemptions.fetch_add(1, std::memory_order_relaxed);
     start_page(urgent_, block, key_page(r.key), r.key);
     counters_.urgent_pages.fetch_add(1, std::memory_order_relaxed);
   }

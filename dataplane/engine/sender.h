@@ -77,6 +77,8 @@ class SenderPoller : public Poller {
   bool drain(Lane& lane);  // posts backlog; true when empty
   void finish_page(Lane& lane);
   bool bulk_mid_page() const;
+  // Urgent-only sender: some bulk channel (any worker's) is part-way through a huge page.
+  bool bulk_mid_huge_page() const;
   bool urgent_work_pending() const;
   bool tokens_available();
   void charge(uint64_t bytes);

@@ -26,9 +26,10 @@ LoopbackChannel::~LoopbackChannel() {
         slot.payload = slot.owned.data();
       }
     }
-    tx_.producer_closed.store(true, std::memory_order_release);
+    tx_.producer_closed.store(true, std::memory_order_seq_cst);
   }
-  signal(tx_);  // a sleeping peer must notice the close
+  // A sleeping peer must notice the close; one that is awake sees producer_closed.
+  if (tx_.rx_armed.exchange(false, std::memory_order_seq_cst)) signal(tx_);
   rx_.consumer_closed.store(true, std::memory_order_release);
 }
 
@@ -36,7 +37,6 @@ void LoopbackChannel::signal(LoopbackPipe& p) {
   const uint64_t one = 1;
   ssize_t r = ::write(p.event_fd, &one, sizeof(one));
   (void)r;  // EAGAIN only when the counter is saturated: the peer is awake anyway
-  p.signals.fetch_add(1, std::memory_order_release);
 }
 
 size_t LoopbackChannel::post(const TxFrame* frames, size_t n) {
@@ -81,32 +81,44 @@ size_t LoopbackChannel::poll_tx() {
   return visible_tx(done);
 }
 
-void LoopbackChannel::drain_wakeups() {
-  const uint64_t s = rx_.signals.load(std::memory_order_acquire);
-  if (s == signals_seen_) return;
-  uint64_t v;
-  ssize_t r = ::read(rx_.event_fd, &v, sizeof(v));
-  (void)r;  // EAGAIN: a later write, already drained
-  signals_seen_ = s;
+void LoopbackChannel::settle_wakeup() {
+  if (armed_) {
+    armed_ = false;
+    // The producer took the arm: its eventfd write is in, or on its way.
+    if (!rx_.rx_armed.exchange(false, std::memory_order_seq_cst)) owe_read_ = true;
+  }
+  if (owe_read_) {
+    uint64_t v;
+    // Not written yet (the producer is between taking the arm and writing): read next poll.
+    if (::read(rx_.event_fd, &v, sizeof(v)) == static_cast<ssize_t>(sizeof(v))) owe_read_ = false;
+  }
+}
+
+void LoopbackChannel::arm() {
+  rx_.rx_armed.store(true, std::memory_order_seq_cst);
+  armed_ = true;
 }
 
 size_t LoopbackChannel::poll_rx(RxFrame* out, size_t max) {
   if (failed() || max == 0) return 0;
-  drain_wakeups();
+  settle_wakeup();
   std::unique_lock<std::mutex> lock(rx_.detach_mu, std::try_to_lock);
-  if (!lock.owns_lock()) return 0;  // the peer is closing; it signals when done
+  if (!lock.owns_lock()) {
+    arm();  // the peer is closing: it signals when done
+    return 0;
+  }
   uint64_t tail = rx_.tail.load(std::memory_order_acquire);
   if (tail == consumed_) {
-    rx_.rx_armed.store(true, std::memory_order_seq_cst);
+    arm();
     tail = rx_.tail.load(std::memory_order_seq_cst);
     if (tail == consumed_) {
       // The producer publishes before it closes, so a close seen here has nothing behind it.
-      if (rx_.producer_closed.load(std::memory_order_acquire) &&
+      if (rx_.producer_closed.load(std::memory_order_seq_cst) &&
           rx_.tail.load(std::memory_order_acquire) == consumed_)
         fail_peer_closed();
       return 0;
     }
-    rx_.rx_armed.store(false, std::memory_order_relaxed);
+    settle_wakeup();
   }
   size_t n = 0;
   while (n < max && consumed_ < tail) {

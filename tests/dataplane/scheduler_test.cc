@@ -38,6 +38,17 @@ class Scheduler : public ::testing::Test {
                                               {wired_.src[2].get(), 0}},
                                           1.0);
   }
+  // As the engine runs postcopy-preempt: the urgent channel's own sender (its own thread
+  // there) and a sender for the bulk lane alone.
+  std::pair<std::unique_ptr<SenderPoller>, std::unique_ptr<SenderPoller>> split_senders() {
+    state_->preempt = true;
+    auto urgent = std::make_unique<SenderPoller>(*state_, counters_, layout_, wired_.src[1].get(),
+                                                 std::vector<SenderPoller::BulkChannel>{}, 0);
+    auto bulk = std::make_unique<SenderPoller>(
+        *state_, counters_, layout_, nullptr,
+        std::vector<SenderPoller::BulkChannel>{{wired_.src[2].get(), 0}}, 1.0);
+    return {std::move(urgent), std::move(bulk)};
+  }
   static uint64_t hp_of(const Seen& s) { return s.hdr.offset / kHugePage; }
 
   std::unique_ptr<RamBlock> block_;
@@ -80,6 +91,60 @@ TEST_F(Scheduler, RequestInTheMiddleOfAHugePagePreemptsBetweenChunks) {
   EXPECT_EQ(resumed_at, 64u * 1024) << "the preempted page must resume where it stopped";
   EXPECT_EQ(counters_.preemptions.load(), 1u);
   EXPECT_EQ(counters_.urgent_pages.load(), 1u);
+}
+
+// S1 as the engine runs it with preempt: the urgent sender answers a request while the bulk
+// sender is in the middle of a huge page, without waiting for it, and counts the preemption;
+// the bulk page then goes on from where it was, on its own channel.
+TEST_F(Scheduler, UrgentSenderOfItsOwnAnswersWhileABulkHugePageIsHalfSent) {
+  auto [urgent, bulk] = split_senders();
+  bulk->poll();  // the first chunks of host page 0 (a bulk-only sender takes several a poll)
+  const size_t sent = drain(*wired_.dst[2]).size();
+  ASSERT_GE(sent, 1u);
+  ASSERT_LT(sent, kHugePage / (64 * 1024));
+  send_request(*wired_.dst[1], 0, 2 * kHugePage + 8192);
+  std::vector<Seen> answer;
+  for (int i = 0; i < 200 && (answer.empty() || !(answer.back().hdr.flags & kFlagHostPageEnd)); ++i) {
+    urgent->poll();  // the bulk sender does not run meanwhile: nothing waits for it
+    for (const Seen& f : drain(*wired_.dst[1])) answer.push_back(f);
+  }
+  ASSERT_FALSE(answer.empty()) << "the request was not answered";
+  uint64_t bytes = 0;
+  for (const Seen& f : answer) {
+    EXPECT_EQ(hp_of(f), 2u);
+    EXPECT_TRUE(f.hdr.flags & kFlagUrgent);
+    EXPECT_EQ(f.first_byte, 3);
+    bytes += f.hdr.length;
+  }
+  EXPECT_EQ(bytes, kHugePage) << "the urgent page goes whole on the urgent channel (S2)";
+  EXPECT_EQ(counters_.preemptions.load(), 1u);
+  bulk->poll();
+  auto rest = drain(*wired_.dst[2]);
+  ASSERT_FALSE(rest.empty());
+  EXPECT_EQ(hp_of(rest[0]), 0u);
+  EXPECT_EQ(rest[0].hdr.offset, sent * 64 * 1024) << "the bulk page resumes where it stopped";
+}
+
+// S3 with the split senders: a request for the page half sent on a bulk lane raises that lane
+// (it finishes the page flagged urgent); nothing of it goes on the urgent channel.
+TEST_F(Scheduler, UrgentSenderOfItsOwnRaisesThePartlySentPageOnItsBulkLane) {
+  auto [urgent, bulk] = split_senders();
+  bulk->poll();
+  drain(*wired_.dst[2]);
+  send_request(*wired_.dst[1], 0, 0);
+  urgent->poll();
+  EXPECT_TRUE(drain(*wired_.dst[1]).empty()) << "a huge page was split across channels";
+  EXPECT_EQ(counters_.raised.load(), 1u);
+  bool end = false;
+  for (int i = 0; i < 200 && !end; ++i) {
+    bulk->poll();
+    for (const Seen& f : drain(*wired_.dst[2])) {
+      if (hp_of(f) != 0) continue;
+      EXPECT_TRUE(f.hdr.flags & kFlagUrgent) << "raised page lost its urgency at " << f.hdr.offset;
+      end |= (f.hdr.flags & kFlagHostPageEnd) != 0;
+    }
+  }
+  EXPECT_TRUE(end);
 }
 
 // Without preemption the request waits for the host page boundary, then goes first.

@@ -7,9 +7,12 @@
 // slot-owned buffer that the receiver takes over by swap.
 //
 // Wake-ups: the receiver arms `rx_armed` when poll_rx finds the ring empty (it may sleep next);
-// the sender writes the receiver's eventfd on flush only when it finds the flag armed, so a busy
-// stream costs no syscall per post. Both sides use seq_cst on (tail, rx_armed) so that one of
-// them always sees the other (no lost wake-up).
+// the sender writes the receiver's eventfd on flush (or close) only when it takes the armed
+// flag (exchange), so a busy stream costs no syscall per post. Both sides use seq_cst on (tail,
+// rx_armed) so that one of them always sees the other (no lost wake-up). Every eventfd write
+// follows a taken arm, and the receiver, finding its arm taken, owes exactly one read and
+// retries it until the write is in: a stale count can never keep the fd readable (a worker
+// blocking on it would spin; one at real-time priority would starve the writer it waits on).
 //
 // Threads: each LoopbackChannel is used by one thread at a time (Channel contract); the two
 // ends of a link may be on different threads. Fields of LoopbackPipe say who writes them.
@@ -47,7 +50,6 @@ struct LoopbackPipe {
   alignas(64) std::atomic<uint64_t> tail{0};  // producer: frames published (flush)
   alignas(64) std::atomic<uint64_t> head{0};  // consumer: frames whose payload was copied
   alignas(64) std::atomic<bool> rx_armed{false};  // consumer may sleep: signal on publish
-  std::atomic<uint64_t> signals{0};               // producer: eventfd writes completed
   std::atomic<bool> producer_closed{false};       // producer end destroyed
   std::atomic<bool> consumer_closed{false};       // consumer end destroyed
   // Held by the consumer (try_lock, never waits) while it reads slots, and by the producer's
@@ -75,7 +77,8 @@ class LoopbackChannel final : public RawChannel {
   int wait_fd() const override { return rx_.event_fd; }
 
  private:
-  void drain_wakeups();
+  void arm();            // consumer: may sleep next; the producer signals on publish
+  void settle_wakeup();  // consumer: disarm, and read the eventfd if the producer wrote it
   static void signal(LoopbackPipe& p);
 
   std::shared_ptr<LoopbackLink> link_;
@@ -87,7 +90,8 @@ class LoopbackChannel final : public RawChannel {
   uint64_t tx_seen_ = 0;    // consumed frames already reported by poll_tx
   // Receiver side (owner thread only).
   uint64_t consumed_ = 0;
-  uint64_t signals_seen_ = 0;
+  bool armed_ = false;      // rx_armed was set by us and not yet taken back
+  bool owe_read_ = false;   // the producer took our arm: one eventfd read is due
   std::vector<uint8_t> rx_control_;  // payload of the last non-page frame returned
 };
 
