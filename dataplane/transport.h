@@ -61,8 +61,12 @@ class Channel {
   // Sticky: ok until the channel fails (peer closed, I/O error, protocol violation).
   virtual const Status& error() const = 0;
   // Readable when poll_rx may return frames, or -1. Idle workers block on it; the worker calls
-  // poll_rx afterwards, which also drains it.
+  // poll_rx afterwards, which also drains it (it must not stay readable once poll_rx has come
+  // back empty: a worker sleeping on it would spin).
   virtual int wait_fd() const = 0;
+  // True when wait_fd turns readable as soon as a frame arrives, so a thread may sleep on it
+  // while it waits for an answer; false when it is only a poll timer (no receive interrupt).
+  virtual bool wakes_on_receive() const { return true; }
   // Index in the migration (0 control, 1 urgent, 2.. bulk), as announced in the hello.
   virtual uint32_t index() const = 0;
 

@@ -195,13 +195,23 @@ void IncomingMigration::Impl::start_workers() {
   workers_.clear();
   for (uint32_t w = 0; w < n; ++w)
     workers_.push_back(std::make_unique<Worker>("tern-recv" + std::to_string(w), cpus[w]));
-  for (uint32_t k = 0; k < bulk; ++k) workers_[k % n]->add(receivers_[1 + k].get());
   // The fault poller and the urgent channel's receiver get a thread of their own, unpinned,
-  // that sleeps until a fault or an answer comes and then preempts whatever runs (short
-  // slice): a request waits neither for bulk placements nor for a busy core's time slice.
-  workers_.push_back(std::make_unique<Worker>("tern-urgent", -1, urgent_backoff()));
-  workers_.back()->add(faults_.get());
-  workers_.back()->add(receivers_[0].get());
+  // that sleeps until a fault or an answer comes and then preempts whatever runs (real-time):
+  // a request waits neither for bulk placements nor for a busy core's time slice. A channel
+  // that cannot wake a sleeper when an answer arrives (dpdk: a poll timer) keeps them on
+  // worker 0, which spins while requests are outstanding.
+  const bool own_urgent = channels_[kUrgentChannel]->wakes_on_receive();
+  for (uint32_t k = 0; k < bulk; ++k) {
+    receivers_[1 + k]->set_shares_worker_with_faults(!own_urgent && k % n == 0);
+    workers_[k % n]->add(receivers_[1 + k].get());
+  }
+  Worker* urgent = workers_[0].get();
+  if (own_urgent) {
+    workers_.push_back(std::make_unique<Worker>("tern-urgent", -1, urgent_backoff()));
+    urgent = workers_.back().get();
+  }
+  urgent->add(faults_.get());
+  urgent->add(receivers_[0].get());
   for (auto& w : workers_) w->start();
 }
 

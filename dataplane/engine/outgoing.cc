@@ -216,8 +216,10 @@ void OutgoingMigration::Impl::start_workers() {
   // With postcopy-preempt the urgent channel has a sender and a thread of its own (unpinned,
   // asleep until a request comes, then preempting whatever runs): an urgent page goes while
   // the bulk channels carry on (S1), and S3's raised pages finish on their bulk lanes. Without
-  // it, worker 0 serves requests between its bulk lanes' host pages.
-  const bool own_urgent = caps_.postcopy_preempt;
+  // it, or on a channel that cannot wake a sleeper when a request arrives (dpdk: a poll
+  // timer), worker 0 serves requests between its bulk lanes' chunks or host pages.
+  const bool own_urgent =
+      caps_.postcopy_preempt && channels_[kUrgentChannel]->wakes_on_receive();
   for (uint32_t w = 0; w < n; ++w) {
     Channel* urgent = w == 0 && !own_urgent ? channels_[kUrgentChannel].get() : nullptr;
     add_sender(urgent, std::move(lanes[w]), 1.0 / n,

@@ -51,6 +51,9 @@ class ReceiverPoller : public Poller {
 
   // Switches to staged landing and userfaultfd placement. Worker stopped; state.uffd set.
   void enter_postcopy();
+  // A bulk receiver on the worker that also runs the fault poller takes bursts of 2 frames in
+  // postcopy, so that worker gets back to faults within a few placements. Worker stopped.
+  void set_shares_worker_with_faults(bool v) { shares_worker_with_faults_ = v; }
   uint32_t last_round_end() const { return last_round_end_.load(std::memory_order_acquire); }
   bool failed() const { return failed_.load(std::memory_order_acquire); }
   const Status& error() const { return error_; }
@@ -68,6 +71,7 @@ class ReceiverPoller : public Poller {
   Landing staged_landing_;
   StagingPage staging_;
   bool postcopy_ = false;
+  bool shares_worker_with_faults_ = false;
   std::atomic<uint32_t> last_round_end_{0};
   std::atomic<bool> failed_{false};
   Status error_;

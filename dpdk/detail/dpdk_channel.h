@@ -75,6 +75,7 @@ class DpdkChannel final : public tern::detail::RawChannel {
     return posted_ - sent_frames_;
   }
   int wait_fd() const override { return timer_fd_; }
+  bool wakes_on_receive() const override { return false; }  // a poll timer: no rx interrupt
 
   uint16_t queue() const { return queue_; }
   ChannelStats stats() const;
