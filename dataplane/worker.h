@@ -32,7 +32,9 @@ struct BackoffPolicy {
   uint32_t spin_iterations = 2000;    // idle polls before yielding
   uint32_t yield_iterations = 200;    // idle polls with sched_yield before blocking
   int block_timeout_ms = 5;           // longest single block (bounds a missed wake-up)
-  bool honor_keep_spinning = true;    // false: block when idle even if a poller expects work
+  // true: when idle, spin only while a poller's keep_spinning() says work is imminent (at most
+  // spin_iterations idle polls), else block at once; no yield phase.
+  bool spin_only_while_expecting = false;
   // > 0: the scheduler slice this worker asks for (Linux >= 6.12, EEVDF; sched_setattr's
   // sched_runtime), so that it preempts a busy core as soon as it wakes. 0: the default.
   uint32_t slice_us = 0;
@@ -42,8 +44,10 @@ struct BackoffPolicy {
 };
 
 // For a worker that carries only latency-critical work (postcopy requests and answers): it
-// blocks on its pollers' fds as soon as it is idle, so their events wake it, and asks for a
-// short slice, so that the wake-up preempts whichever spinning worker or vCPU holds a core.
+// blocks on its pollers' fds as soon as nothing is expected (so their events wake it, and a
+// vCPU it has just woken gets the core), spins briefly while an answer is due, and runs
+// real-time (or with a short slice), so that a wake-up preempts whichever spinning worker or
+// vCPU holds a core.
 BackoffPolicy urgent_backoff();
 
 struct WorkerStats {

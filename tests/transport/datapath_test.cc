@@ -214,6 +214,37 @@ TEST_P(Datapath, BackPressureLosesNothingAndPollTxCountsEveryFrame) {
   EXPECT_EQ(std::memcmp(dst.data(), src.data(), kBlock), 0);
 }
 
+// wait_fd's contract for a thread that sleeps on it (the real-time urgent worker): it turns
+// readable when a frame arrives, and once poll_rx has taken the frame and come back empty a
+// few times it is quiet again, cycle after cycle (a readable fd with nothing behind it would
+// make the sleeper spin).
+TEST_P(Datapath, WaitFdWakesASleeperAndIsQuietOnceDrained) {
+  if (!rx().wakes_on_receive()) GTEST_SKIP() << GetParam() << ": wait_fd is a poll timer";
+  std::vector<uint8_t> payload(kTargetPageSize, 7);
+  Guarded dst(kTargetPageSize, 0);
+  Landing landing({{dst.data(), kTargetPageSize, kTargetPageSize}});
+  rx().set_landing(&landing);
+  RxFrame buf[4];
+  auto readable = [&](int ms) {
+    pollfd pfd{rx().wait_fd(), POLLIN, 0};
+    return ::poll(&pfd, 1, ms) == 1;
+  };
+  for (uint32_t cycle = 0; cycle < 20; ++cycle) {
+    // Empty polls: the receiver arms, and whatever an earlier cycle left is drained.
+    for (int i = 0; i < 64; ++i) ASSERT_EQ(rx().poll_rx(buf, 4), 0u);
+    ASSERT_FALSE(readable(0)) << "cycle " << cycle << ": readable with nothing to read";
+    TxFrame f{page(0, kTargetPageSize, 0, cycle), payload.data()};
+    ASSERT_EQ(tx().post(&f, 1), 1u);
+    ASSERT_TRUE(tx().flush());
+    ASSERT_TRUE(readable(2000)) << "cycle " << cycle << ": the frame did not wake the sleeper";
+    size_t got = 0;
+    for (int i = 0; i < 1000 && got == 0; ++i) got = rx().poll_rx(buf, 4);
+    ASSERT_EQ(got, 1u);
+    EXPECT_EQ(buf[0].hdr.round, cycle);
+    for (int i = 0; i < 100 && tx().poll_tx() == 0; ++i) std::this_thread::yield();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, Datapath, ::testing::ValuesIn(harness_names()),
                          [](const auto& info) { return info.param; });
 

@@ -1,0 +1,96 @@
+// Worker backoff policies: the urgent worker's sleep-when-idle contract, with a poller whose
+// work arrives on an eventfd (as a channel's wait_fd does).
+#include <gtest/gtest.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "dataplane/worker.h"
+
+namespace tern {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Busy when its eventfd had a count (which it consumes), idle otherwise.
+class EventPoller : public Poller {
+ public:
+  EventPoller() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  ~EventPoller() override { close(fd_); }
+  PollResult poll() override {
+    uint64_t v;
+    if (read(fd_, &v, sizeof v) != sizeof v) return PollResult::kIdle;
+    events_.fetch_add(1);
+    return PollResult::kBusy;
+  }
+  int wait_fd() const override { return fd_; }
+  bool keep_spinning() const override { return expecting_.load(); }
+  void kick() {
+    uint64_t one = 1;
+    ASSERT_EQ(write(fd_, &one, sizeof one), static_cast<ssize_t>(sizeof one));
+  }
+  std::atomic<bool> expecting_{false};
+  std::atomic<uint64_t> events_{0};
+
+ private:
+  int fd_;
+};
+
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 2s) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+TEST(UrgentWorker, SleepsAtOnceWhenNothingIsExpected) {
+  EventPoller p;
+  Worker w("test-urgent", -1, urgent_backoff());
+  w.add(&p);
+  w.start();
+  std::this_thread::sleep_for(60ms);
+  w.stop();
+  const WorkerStats s = w.stats();
+  EXPECT_GE(s.blocks, 1u);
+  // One idle poll per block (each at most block_timeout_ms): a spinning worker polls millions
+  // of times in 60 ms.
+  EXPECT_LE(s.idle_polls, s.blocks + 1);
+}
+
+TEST(UrgentWorker, WakesWhenItsPollersFdTurnsReadable) {
+  EventPoller p;
+  BackoffPolicy policy = urgent_backoff();
+  policy.block_timeout_ms = 10000;  // only the fd can wake it in time
+  Worker w("test-urgent", -1, policy);
+  w.add(&p);
+  w.start();
+  ASSERT_TRUE(eventually([&] { return w.stats().blocks >= 1; }));
+  for (uint64_t i = 1; i <= 5; ++i) {
+    p.kick();
+    ASSERT_TRUE(eventually([&] { return p.events_.load() == i; })) << "event " << i;
+  }
+  w.stop();
+}
+
+TEST(UrgentWorker, SpinsWhileAnAnswerIsDueThenSleeps) {
+  EventPoller p;
+  p.expecting_ = true;
+  const BackoffPolicy policy = urgent_backoff();
+  Worker w("test-urgent", -1, policy);
+  w.add(&p);
+  w.start();
+  ASSERT_TRUE(eventually([&] { return w.stats().blocks >= 2; }));
+  w.stop();
+  const WorkerStats s = w.stats();
+  // Each block comes after a run of spin_iterations idle polls.
+  EXPECT_GE(s.idle_polls, uint64_t{policy.spin_iterations} * (s.blocks - 1));
+}
+
+}  // namespace
+}  // namespace tern
