@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 
 namespace tern {
 
@@ -44,7 +45,8 @@ void Worker::wake() {
 }
 
 WorkerStats Worker::stats() const {
-  return {busy_polls_.load(), idle_polls_.load(), blocks_.load(), busy_ns_.load()};
+  return {busy_polls_.load(), idle_polls_.load(), blocks_.load(), busy_ns_.load(),
+          realtime_.load()};
 }
 
 BackoffPolicy urgent_backoff() {
@@ -77,13 +79,20 @@ static void request_slice(uint32_t slice_us) {
   (void)syscall(SYS_sched_setattr, 0, &attr, 0u);
 }
 
-// Real-time if asked and allowed, else a short fair slice if asked; else nothing.
-static void set_scheduling(const BackoffPolicy& p) {
+// Real-time if asked and allowed (returns true), else a short fair slice if asked.
+static bool set_scheduling(const BackoffPolicy& p) {
   if (p.realtime_priority > 0) {
     sched_param sp{};
     sp.sched_priority = p.realtime_priority;
-    if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0) return;
+    if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0) return true;
   }
+  if (p.slice_us > 0) request_slice(p.slice_us);
+  return false;
+}
+
+static void leave_realtime(const BackoffPolicy& p) {
+  sched_param sp{};
+  pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
   if (p.slice_us > 0) request_slice(p.slice_us);
 }
 
@@ -97,8 +106,9 @@ static void pin_to_cpu(int cpu) {
 void Worker::run() {
   pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
   if (cpu_ >= 0) pin_to_cpu(cpu_);
-  set_scheduling(policy_);
+  realtime_.store(set_scheduling(policy_));
   uint32_t idle_run = 0;
+  uint32_t empty_wakes = 0;  // fd wake-ups in a row after which every poller was idle
   uint64_t busy = 0, idle = 0;
   // One clock read per iteration: the time since the previous read is charged to busy_ns when
   // the iteration was busy (a clock read per poll was a visible share of a spinning worker).
@@ -109,6 +119,7 @@ void Worker::run() {
     if (any_busy) {
       ++busy;
       idle_run = 0;
+      empty_wakes = 0;
       if ((busy & 15) == 0) {
         auto now = std::chrono::steady_clock::now();
         busy_ns_.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count(),
@@ -126,7 +137,14 @@ void Worker::run() {
       bool expecting = false;
       for (Poller* p : pollers_) expecting |= p->keep_spinning();
       if (expecting && idle_run < policy_.spin_iterations) continue;
-      block();
+      if (!block()) {
+        empty_wakes = 0;
+      } else if (++empty_wakes >= BackoffPolicy::kMaxEmptyWakes && realtime_.load()) {
+        leave_realtime(policy_);
+        realtime_.store(false);
+        std::fprintf(stderr, "tern: worker %s: its wait fds stay readable with nothing to "
+                             "receive; it leaves real-time scheduling\n", name_.c_str());
+      }
       continue;
     }
     if (idle_run < policy_.spin_iterations) continue;
@@ -143,7 +161,7 @@ void Worker::run() {
   idle_polls_.store(idle);
 }
 
-void Worker::block() {
+bool Worker::block() {
   std::vector<pollfd> fds;
   fds.push_back({event_fd_, POLLIN, 0});
   for (Poller* p : pollers_)
@@ -154,7 +172,11 @@ void Worker::block() {
     uint64_t v;
     ssize_t r = read(event_fd_, &v, sizeof v);
     (void)r;
+    return false;
   }
+  for (size_t i = 1; i < fds.size(); ++i)
+    if (fds[i].revents) return true;
+  return false;
 }
 
 std::vector<int> choose_worker_cpus(int n, const std::string& near_pci) {

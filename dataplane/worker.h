@@ -40,6 +40,9 @@ struct BackoffPolicy {
   uint32_t slice_us = 0;
   // > 0: run as SCHED_FIFO at this priority (needs CAP_SYS_NICE; else the slice above applies).
   // Only for a worker that blocks when idle: a spinning real-time thread would starve its core.
+  // Guard: after kMaxEmptyWakes wake-ups in a row by a readable wait fd with nothing to poll
+  // (a channel breaking the wait_fd contract), the worker leaves real-time for the slice.
+  static constexpr uint32_t kMaxEmptyWakes = 1000;
   int realtime_priority = 0;
 };
 
@@ -55,6 +58,7 @@ struct WorkerStats {
   uint64_t idle_polls = 0;
   uint64_t blocks = 0;       // times the worker blocked
   uint64_t busy_ns = 0;      // time spent in polls that reported busy
+  bool realtime = false;     // running SCHED_FIFO now (see BackoffPolicy::realtime_priority)
 };
 
 class Worker {
@@ -75,7 +79,7 @@ class Worker {
 
  private:
   void run();
-  void block();
+  bool block();  // true: a poller's fd (not wake()) ended it
   std::string name_;
   int cpu_;
   BackoffPolicy policy_;
@@ -84,6 +88,7 @@ class Worker {
   std::atomic<bool> stop_{false};
   int event_fd_ = -1;
   std::atomic<uint64_t> busy_polls_{0}, idle_polls_{0}, blocks_{0}, busy_ns_{0};
+  std::atomic<bool> realtime_{false};
 };
 
 // CPUs for `n` workers: hwloc cores, spread, preferring the NUMA node nearest `near_pci`

@@ -92,5 +92,39 @@ TEST(UrgentWorker, SpinsWhileAnAnswerIsDueThenSleeps) {
   EXPECT_GE(s.idle_polls, uint64_t{policy.spin_iterations} * (s.blocks - 1));
 }
 
+// A poller whose fd is readable for good while it never has work: the contract broken.
+class StuckFdPoller : public Poller {
+ public:
+  StuckFdPoller() : fd_(eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC)) {}  // count 1, never read
+  ~StuckFdPoller() override { close(fd_); }
+  PollResult poll() override { return PollResult::kIdle; }
+  int wait_fd() const override { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// As root (this suite's machine) the urgent worker runs real-time; a wait fd that stays
+// readable would make it spin at real-time priority, so it falls back to fair scheduling.
+TEST(UrgentWorker, LeavesRealTimeWhenAWaitFdStaysReadableWithNothingBehindIt) {
+  EventPoller probe;
+  Worker rt("test-urgent", -1, urgent_backoff());
+  rt.add(&probe);
+  rt.start();
+  ASSERT_TRUE(eventually([&] { return rt.stats().blocks >= 1; }));
+  const bool can_realtime = rt.stats().realtime;
+  rt.stop();
+  if (!can_realtime) GTEST_SKIP() << "no CAP_SYS_NICE here: the urgent worker never runs real-time";
+
+  StuckFdPoller stuck;
+  Worker w("test-urgent", -1, urgent_backoff());
+  w.add(&stuck);
+  w.start();
+  ASSERT_TRUE(eventually([&] { return !w.stats().realtime && w.stats().blocks > 0; }, 10s))
+      << "still real-time after " << w.stats().blocks << " empty wake-ups";
+  w.stop();
+  EXPECT_GE(w.stats().blocks, uint64_t{BackoffPolicy::kMaxEmptyWakes});
+}
+
 }  // namespace
 }  // namespace tern
