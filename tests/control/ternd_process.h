@@ -82,4 +82,36 @@ inline Json wait_done(QmpClient& c, std::chrono::seconds limit) {
   return q;
 }
 
+// Turns on postcopy-ram (and postcopy-preempt if asked) and caps the bandwidth so that
+// precopy runs long enough to switch. False (with a test failure) if ternd refuses.
+inline bool arm_postcopy(QmpClient& s, bool preempt, uint64_t max_bandwidth) {
+  Json caps = Json::array({{{"capability", "postcopy-ram"}, {"state", true}}});
+  if (preempt) caps.push_back({{"capability", "postcopy-preempt"}, {"state", true}});
+  auto c = s.execute("migrate-set-capabilities", {{"capabilities", caps}});
+  EXPECT_TRUE(c.is_ok()) << c.status().to_string();
+  auto p = s.execute("migrate-set-parameters", {{"max-bandwidth", max_bandwidth}});
+  EXPECT_TRUE(p.is_ok()) << p.status().to_string();
+  return c.is_ok() && p.is_ok();
+}
+
+// Sends migrate-start-postcopy as soon as the source says "active", polling query-migrate
+// every `interval` at most `tries` times. False (with a test failure) if it never switched.
+inline bool start_postcopy_when_active(QmpClient& s, int tries, std::chrono::milliseconds interval) {
+  for (int i = 0; i < tries; ++i) {
+    auto q = s.execute("query-migrate");
+    if (!q) {
+      ADD_FAILURE() << "query-migrate: " << q.status().to_string();
+      return false;
+    }
+    if ((*q)["status"] == "active") {
+      auto r = s.execute("migrate-start-postcopy");
+      EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+      return r.is_ok();
+    }
+    std::this_thread::sleep_for(interval);
+  }
+  ADD_FAILURE() << "the source never became active, so postcopy never started";
+  return false;
+}
+
 }  // namespace tern::control

@@ -87,24 +87,9 @@ TEST_F(TerndTest, PostcopyPreemptOverTcpCompletes) {
   auto s = src.connect();
   ASSERT_TRUE(d && s);
   std::string uri = (*d->execute("query-incoming"))["uri"];
-  Json caps = Json::array({{{"capability", "postcopy-ram"}, {"state", true}},
-                           {{"capability", "postcopy-preempt"}, {"state", true}}});
-  ASSERT_TRUE(s->execute("migrate-set-capabilities", {{"capabilities", caps}}).is_ok());
-  // A bandwidth cap keeps precopy running long enough to switch.
-  ASSERT_TRUE(s->execute("migrate-set-parameters", {{"max-bandwidth", 32 << 20}}).is_ok());
+  ASSERT_TRUE(arm_postcopy(*s, /*preempt=*/true, 32 << 20));
   ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
-  bool switched = false;
-  for (int i = 0; i < 100 && !switched; ++i) {
-    auto q = s->execute("query-migrate");
-    ASSERT_TRUE(q.is_ok());
-    if ((*q)["status"] == "active") {
-      auto r = s->execute("migrate-start-postcopy");
-      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-      switched = true;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  ASSERT_TRUE(switched);
+  ASSERT_TRUE(start_postcopy_when_active(*s, 100, 50ms));
   Json sq = wait_done(*s, 120s);
   ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
   Json dq = wait_done(*d, 30s);
