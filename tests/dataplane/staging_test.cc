@@ -79,7 +79,9 @@ TEST_F(Staging, GuestThreadsNeverSeeAPartialHugePage) {
   for (uint32_t c = 0; c < 32; ++c) {
     send(0, c * 16, 16, c == 31);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    if (c < 31) EXPECT_EQ(woke.load(), 0) << "a thread woke before the page was whole";
+    if (c < 31) {
+      EXPECT_EQ(woke.load(), 0) << "a thread woke before the page was whole";
+    }
   }
   last.join();
   first.join();
