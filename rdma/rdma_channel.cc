@@ -1,8 +1,11 @@
 #include "rdma/rdma_channel.h"
 
+#include "rdma/rdma_transport.h"
+
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -14,6 +17,8 @@ using detail::SlotKind;
 
 namespace {
 constexpr uint64_t kSeqMask = (uint64_t{1} << 56) - 1;
+constexpr uint32_t kHeaderBytes = sizeof(FrameHeader);
+std::atomic<uint64_t> g_grants{0}, g_placed{0};  // process-wide (rdma_direct_counters)
 
 uint64_t op_code(Opcode op) {
   switch (op) {
@@ -25,6 +30,17 @@ uint64_t op_code(Opcode op) {
 }
 }  // namespace
 
+}  // namespace tern::rdma
+
+namespace tern {
+RdmaDirectCounters rdma_direct_counters() {
+  return {rdma::g_grants.load(std::memory_order_relaxed),
+          rdma::g_placed.load(std::memory_order_relaxed)};
+}
+}  // namespace tern
+
+namespace tern::rdma {
+
 RdmaChannel::RdmaChannel(std::unique_ptr<Connection> conn, std::shared_ptr<MemoryMap> memory)
     : conn_(std::move(conn)),
       memory_(std::move(memory)),
@@ -33,7 +49,8 @@ RdmaChannel::RdmaChannel(std::unique_ptr<Connection> conn, std::shared_ptr<Memor
       queue_(std::make_unique<Slot[]>(kQueue)),
       credits_(peer_.slots ? peer_.slots : 1, 1),
       frames_at_(sq_depth_),
-      rx_imm_(kSlots) {
+      rx_imm_(kSlots),
+      rx_len_(kSlots) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   for (int fd : {conn_->cq_fd(), conn_->cm_fd()}) {
     if (fd < 0) continue;
@@ -111,11 +128,37 @@ bool RdmaChannel::flush() {
   std::atomic_thread_fence(std::memory_order_acquire);
   const uint64_t peer_consumed = *conn_->credit_word();
   uint64_t credits = credits_.available(peer_consumed);
+  import_grants();
   SendWr wrs[kBurst];
   uint32_t n = 0;
   const uint32_t slot_bytes = kShape.slot_bytes;
-  while (sent_ < posted_ && n < kBurst && credits > 0 && sq_room(n + 2)) {
+  Batch batch;
+  // Each pass adds at most two work requests: a direct WRITE and the batch's SEND, or the
+  // closing SEND and a fragment.
+  while (sent_ < posted_ && n + 2 <= kBurst && sq_room(n + 2)) {
     Slot& s = queue_[sent_ % kQueue];
+    SendWr write;
+    if (!sent_first_ && direct_write(s, &write)) {
+      if (batch.count == 0) {
+        if (credits == 0) break;
+        batch.slot = credits_.take();
+        --credits;
+      }
+      wrs[n++] = write;
+      std::memcpy(conn_->tx_area() + uint64_t{batch.slot} * slot_bytes +
+                      uint64_t{batch.count} * kHeaderBytes,
+                  &s.hdr, kHeaderBytes);
+      ++batch.count;
+      ++sent_;
+      ++placed_sent_;
+      if (batch.count == detail::kMaxPlacedBatch) close_batch(batch, wrs, n);
+      continue;
+    }
+    if (batch.count != 0) {  // frames stay in order: the batch leaves before this frame
+      close_batch(batch, wrs, n);
+      continue;
+    }
+    if (credits == 0) break;
     const uint32_t slot = credits_.take();
     --credits;
     uint8_t* local = conn_->tx_area() + uint64_t{slot} * slot_bytes;
@@ -162,7 +205,133 @@ bool RdmaChannel::flush() {
       sent_first_ = false;
     }
   }
+  if (batch.count != 0) close_batch(batch, wrs, n);
   return post_chain(wrs, n);
+}
+
+void RdmaChannel::import_grants() {
+  if (!(peer_.features & detail::kFeatureGrants) || !memory_) return;
+  const volatile detail::GrantEntry* t = conn_->grant_table();
+  while (grants_in_ < detail::kMaxGrants && t[grants_in_].seq == grants_in_ + 1) {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const volatile detail::GrantEntry& e = t[grants_in_];
+    detail::GrantEntry g;
+    g.addr = e.addr;
+    g.offset = e.offset;
+    g.length = e.length;
+    g.rkey = e.rkey;
+    g.block = e.block;
+    g.seq = e.seq;
+    peer_grants_.add(g);
+    ++grants_in_;
+  }
+}
+
+bool RdmaChannel::direct_write(const Slot& s, SendWr* w) {
+  if (!s.page || s.length == 0 || peer_grants_.size() == 0) return false;
+  const detail::GrantEntry* g = peer_grants_.find(s.hdr.block, s.hdr.offset, s.length);
+  uint32_t lkey = 0;
+  if (g == nullptr || !memory_->lookup(s.payload, s.length, &lkey)) return false;
+  *w = SendWr{};
+  w->opcode = Opcode::kWrite;
+  w->sge[0] = {reinterpret_cast<uint64_t>(s.payload), s.length, lkey};
+  w->num_sge = 1;
+  w->remote_addr = g->addr + (s.hdr.offset - g->offset);
+  w->rkey = g->rkey;
+  return true;
+}
+
+void RdmaChannel::close_batch(Batch& b, SendWr* wrs, uint32_t& n) {
+  const uint32_t bytes = b.count * kHeaderBytes;
+  SendWr& w = wrs[n++];
+  w = SendWr{};
+  w.opcode = Opcode::kSendImm;
+  w.imm = detail::encode_imm(b.slot, SlotKind::kPlaced);
+  w.sge[0] = {reinterpret_cast<uint64_t>(conn_->tx_area() + uint64_t{b.slot} * kShape.slot_bytes),
+              bytes, conn_->tx_lkey()};
+  w.num_sge = 1;
+  w.inline_data = bytes <= conn_->max_inline();
+  b.count = 0;
+}
+
+bool RdmaChannel::direct_allowed() const {
+  return memory_ && memory_->remote_writable() && landing_ != nullptr && !landing_->staged() &&
+         (peer_.features & detail::kFeatureGrants);
+}
+
+void RdmaChannel::maybe_grant(const FrameHeader& h, uint8_t* dst) {
+  if (!direct_allowed() || my_grants_.size() >= detail::kMaxGrants || !sq_room(1)) return;
+  if (my_grants_.find(h.block, h.offset, h.length) != nullptr) return;
+  MemoryMap::Registered r;
+  if (!memory_->lookup(dst, h.length, &r)) return;  // not announced, or registration failed
+  // The grant is the registered chunk, clipped to the frame's block of the landing.
+  const BlockLanding& b = landing_->blocks()[h.block];
+  const uint8_t* begin = std::max<const uint8_t*>(r.base, b.base);
+  const uint8_t* end = std::min<const uint8_t*>(r.base + r.length, b.base + b.size);
+  const auto i = static_cast<uint32_t>(my_grants_.size());
+  detail::GrantEntry& g = conn_->grant_source()[i];
+  g.addr = reinterpret_cast<uint64_t>(begin);
+  g.offset = static_cast<uint64_t>(begin - b.base);
+  g.length = static_cast<uint32_t>(end - begin);
+  g.rkey = r.rkey;
+  g.block = h.block;
+  g.seq = i + 1;
+  SendWr w;
+  w.opcode = Opcode::kWrite;
+  w.sge[0] = {reinterpret_cast<uint64_t>(&g), sizeof(g), conn_->credit_lkey()};
+  w.num_sge = 1;
+  w.inline_data = conn_->max_inline() >= sizeof(g);
+  w.remote_addr = peer_.credit_addr + detail::kGrantTableOffset + uint64_t{i} * sizeof(g);
+  w.rkey = peer_.credit_rkey;
+  if (!post_chain(&w, 1)) return;
+  my_grants_.add(g);
+  g_grants.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool RdmaChannel::deliver_placed(uint32_t slot, const uint8_t* base, RxFrame* out, size_t& n,
+                                 size_t max) {
+  const std::string ch = "channel " + std::to_string(index_);
+  const uint32_t bytes = rx_len_[slot];
+  const uint32_t count = bytes / kHeaderBytes;
+  if (count == 0 || count > detail::kMaxPlacedBatch || bytes % kHeaderBytes != 0) {
+    fail(Status(Code::kProtocol, ch + ": placed-frame notification of " +
+                                     std::to_string(bytes) + " bytes"));
+    return false;
+  }
+  if (!direct_allowed() || my_grants_.size() == 0) {
+    fail(Status(Code::kProtocol, ch + ": frames placed directly, but this side granted no "
+                                      "memory for direct placement (staged landing, postcopy, "
+                                      "or no grant)"));
+    return false;
+  }
+  const size_t first = n;
+  while (placed_pos_ < count && n < max) {
+    FrameHeader h;
+    std::memcpy(&h, base + uint64_t{placed_pos_} * kHeaderBytes, kHeaderBytes);
+    if (!accept_header(h)) return false;
+    if (static_cast<FrameType>(h.type) != FrameType::kPage) {
+      fail(Status(Code::kProtocol, ch + ": placed-frame notification names a frame of type " +
+                                       std::to_string(h.type)));
+      return false;
+    }
+    uint8_t* dst = land_page(h);  // inside guest RAM (the landing), or the channel fails
+    if (dst == nullptr) return false;
+    if (my_grants_.find(h.block, h.offset, h.length) == nullptr) {
+      fail(Status(Code::kProtocol, ch + ": page frame for block " + std::to_string(h.block) +
+                                       " offset " + std::to_string(h.offset) +
+                                       " placed outside the memory granted to the peer"));
+      return false;
+    }
+    out[n++] = {h, dst};
+    ++placed_pos_;
+  }
+  placed_received_ += n - first;
+  g_placed.fetch_add(n - first, std::memory_order_relaxed);
+  if (placed_pos_ == count) {
+    placed_pos_ = 0;
+    ++rx_consumed_;
+  }
+  return true;
 }
 
 size_t RdmaChannel::poll_tx() {
@@ -197,6 +366,7 @@ bool RdmaChannel::drain_cq() {
       if (c[i].recv) {
         const uint32_t slot = static_cast<uint32_t>(c[i].wr_id);
         rx_imm_[slot % kSlots] = c[i].imm;
+        rx_len_[slot % kSlots] = c[i].byte_len;
         ++rx_arrived_;
       } else {
         const uint64_t seq = c[i].wr_id & kSeqMask;
@@ -269,6 +439,15 @@ size_t RdmaChannel::poll_rx(RxFrame* out, size_t max) {
         break;
       }
       const uint8_t* base = conn_->rx_ring() + uint64_t{slot} * kShape.slot_bytes;
+      if (kind == SlotKind::kPlaced) {
+        if (state_ != RxState::kHeader) {
+          fail(Status(Code::kProtocol, "channel " + std::to_string(index_) +
+                                           ": new frame before the last one's payload ended"));
+          break;
+        }
+        if (!deliver_placed(slot, base, out, n, max)) break;
+        continue;
+      }
       if (state_ == RxState::kHeader) {
         if (kind != SlotKind::kFirst) {
           fail(Status(Code::kProtocol, "channel " + std::to_string(index_) +
@@ -282,6 +461,7 @@ size_t RdmaChannel::poll_rx(RxFrame* out, size_t max) {
         if (static_cast<FrameType>(cur_.type) == FrameType::kPage) {
           dst_ = land_page(cur_);
           if (dst_ == nullptr) break;
+          maybe_grant(cur_, dst_);
         } else if (need_ != 0) {
           rx_control_.resize(need_);
           dst_ = rx_control_.data();
