@@ -290,38 +290,29 @@ void RdmaChannel::maybe_grant(const FrameHeader& h, uint8_t* dst) {
 
 bool RdmaChannel::deliver_placed(uint32_t slot, const uint8_t* base, RxFrame* out, size_t& n,
                                  size_t max) {
-  const std::string ch = "channel " + std::to_string(index_);
+  auto refuse = [&](const std::string& why) {  // cold: strings are built only on failure
+    fail(Status(Code::kProtocol, "channel " + std::to_string(index_) + ": " + why));
+    return false;
+  };
   const uint32_t bytes = rx_len_[slot];
   const uint32_t count = bytes / kHeaderBytes;
-  if (count == 0 || count > detail::kMaxPlacedBatch || bytes % kHeaderBytes != 0) {
-    fail(Status(Code::kProtocol, ch + ": placed-frame notification of " +
-                                     std::to_string(bytes) + " bytes"));
-    return false;
-  }
-  if (!direct_allowed() || my_grants_.size() == 0) {
-    fail(Status(Code::kProtocol, ch + ": frames placed directly, but this side granted no "
-                                      "memory for direct placement (staged landing, postcopy, "
-                                      "or no grant)"));
-    return false;
-  }
+  if (count == 0 || count > detail::kMaxPlacedBatch || bytes % kHeaderBytes != 0)
+    return refuse("placed-frame notification of " + std::to_string(bytes) + " bytes");
+  if (!direct_allowed() || my_grants_.size() == 0)
+    return refuse("frames placed directly, but this side granted no memory for direct "
+                  "placement (staged landing, postcopy, or no grant)");
   const size_t first = n;
   while (placed_pos_ < count && n < max) {
     FrameHeader h;
     std::memcpy(&h, base + uint64_t{placed_pos_} * kHeaderBytes, kHeaderBytes);
     if (!accept_header(h)) return false;
-    if (static_cast<FrameType>(h.type) != FrameType::kPage) {
-      fail(Status(Code::kProtocol, ch + ": placed-frame notification names a frame of type " +
-                                       std::to_string(h.type)));
-      return false;
-    }
+    if (static_cast<FrameType>(h.type) != FrameType::kPage)
+      return refuse("placed-frame notification names a frame of type " + std::to_string(h.type));
     uint8_t* dst = land_page(h);  // inside guest RAM (the landing), or the channel fails
     if (dst == nullptr) return false;
-    if (my_grants_.find(h.block, h.offset, h.length) == nullptr) {
-      fail(Status(Code::kProtocol, ch + ": page frame for block " + std::to_string(h.block) +
-                                       " offset " + std::to_string(h.offset) +
-                                       " placed outside the memory granted to the peer"));
-      return false;
-    }
+    if (my_grants_.find(h.block, h.offset, h.length) == nullptr)
+      return refuse("page frame for block " + std::to_string(h.block) + " offset " +
+                    std::to_string(h.offset) + " placed outside the memory granted to the peer");
     out[n++] = {h, dst};
     ++placed_pos_;
   }

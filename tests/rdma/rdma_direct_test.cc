@@ -63,75 +63,71 @@ size_t send_frames(Channel& tx, Channel& rx, const std::vector<uint8_t>& src, ui
   return got;
 }
 
-TEST(RdmaDirect, PrecopyPagesArePlacedWithoutTheSlots) {
-  auto p = connect_pair();
-  ASSERT_TRUE(p);
-  std::vector<uint8_t> src(kBlock), dst(kBlock, 0);
-  for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<uint8_t>(i * 7 + i / 4096);
-  ASSERT_TRUE(p->src_t.register_memory(src.data(), src.size()).is_ok());
-  ASSERT_TRUE(p->dst_t.register_memory(dst.data(), dst.size()).is_ok());  // precopy only
-  Landing landing({{dst.data(), kBlock, kFrame}});
-  Channel& tx = *p->src[kFirstBulkChannel];
-  Channel& rx = *p->dst[kFirstBulkChannel];
-  rx.set_landing(&landing);
+// A connected pair, 8 MiB of source memory announced, 8 MiB of destination memory (announced by
+// each test when it plays a precopy-only destination) under a direct landing on the bulk channel.
+class RdmaDirect : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    p_ = connect_pair();
+    ASSERT_TRUE(p_);
+    for (size_t i = 0; i < src_.size(); ++i) src_[i] = static_cast<uint8_t>(i * 7 + i / 4096);
+    ASSERT_TRUE(p_->src_t.register_memory(src_.data(), src_.size()).is_ok());
+    rx().set_landing(&landing_);
+  }
+  Channel& tx() { return *p_->src[kFirstBulkChannel]; }
+  Channel& rx() { return *p_->dst[kFirstBulkChannel]; }
+  bool announce_dst() { return p_->dst_t.register_memory(dst_.data(), dst_.size()).is_ok(); }
+  size_t send(uint64_t first, size_t count) { return send_frames(tx(), rx(), src_, first, count); }
+  std::string errors() { return rx().error().to_string() + " / " + tx().error().to_string(); }
+
+  static constexpr size_t kFrames = kBlock / kFrame;
+  std::unique_ptr<Pair> p_;
+  std::vector<uint8_t> src_ = std::vector<uint8_t>(kBlock), dst_ = std::vector<uint8_t>(kBlock, 0);
+  Landing landing_{{{dst_.data(), kBlock, kFrame}}};
+};
+
+TEST_F(RdmaDirect, PrecopyPagesArePlacedWithoutTheSlots) {
+  ASSERT_TRUE(announce_dst());  // precopy only
   const RdmaDirectCounters before = rdma_direct_counters();
-  const size_t n = kBlock / kFrame;
-  ASSERT_EQ(send_frames(tx, rx, src, 0, n), n) << rx.error().to_string() << tx.error().to_string();
-  ASSERT_EQ(send_frames(tx, rx, src, 0, n), n) << rx.error().to_string() << tx.error().to_string();
+  ASSERT_EQ(send(0, kFrames), kFrames) << errors();
+  ASSERT_EQ(send(0, kFrames), kFrames) << errors();
   const RdmaDirectCounters after = rdma_direct_counters();
   EXPECT_EQ(after.grants - before.grants, 1u);  // one 64 MiB chunk holds the whole 8 MiB
   // The first frame granted the chunk; nearly every later one was placed directly.
-  EXPECT_GE(after.placed_frames - before.placed_frames, n);
-  EXPECT_EQ(dst, src);
+  EXPECT_GE(after.placed_frames - before.placed_frames, kFrames);
+  EXPECT_EQ(dst_, src_);
 }
 
-TEST(RdmaDirect, NoDirectPlacementWithoutAnnouncedMemoryOrWithAStagedLanding) {
-  auto p = connect_pair();
-  ASSERT_TRUE(p);
-  std::vector<uint8_t> src(kBlock, 0x5c), dst(kBlock, 0), staging(kFrame);
-  ASSERT_TRUE(p->src_t.register_memory(src.data(), src.size()).is_ok());
-  Landing landing({{dst.data(), kBlock, kFrame}});
-  Channel& tx = *p->src[kFirstBulkChannel];
-  Channel& rx = *p->dst[kFirstBulkChannel];
-  rx.set_landing(&landing);
+TEST_F(RdmaDirect, NoDirectPlacementWithoutAnnouncedMemoryOrWithAStagedLanding) {
   const RdmaDirectCounters before = rdma_direct_counters();
-  const size_t n = kBlock / kFrame;
   // Postcopy armed: the engine announces no guest RAM on the destination.
-  ASSERT_EQ(send_frames(tx, rx, src, 0, n), n) << rx.error().to_string();
+  ASSERT_EQ(send(0, kFrames), kFrames) << errors();
   // Announced, but the landing is staged (postcopy): nothing is granted either.
-  ASSERT_TRUE(p->dst_t.register_memory(dst.data(), dst.size()).is_ok());
-  Landing staged({{dst.data(), kBlock, kFrame}});
+  ASSERT_TRUE(announce_dst());
+  std::vector<uint8_t> staging(kFrame);
+  Landing staged({{dst_.data(), kBlock, kFrame}});
   staged.set_staging(staging.data());
-  rx.set_landing(&staged);
-  ASSERT_EQ(send_frames(tx, rx, src, 0, n), n) << rx.error().to_string();
+  rx().set_landing(&staged);
+  ASSERT_EQ(send(0, kFrames), kFrames) << errors();
   const RdmaDirectCounters after = rdma_direct_counters();
   EXPECT_EQ(after.grants, before.grants);
   EXPECT_EQ(after.placed_frames, before.placed_frames);
-  EXPECT_EQ(dst, src);
+  EXPECT_EQ(dst_, src_);
 }
 
-TEST(RdmaDirect, PlacedFrameOutsideTheLandingFailsTheChannel) {
-  auto p = connect_pair();
-  ASSERT_TRUE(p);
-  std::vector<uint8_t> src(kBlock, 0x11), dst(kBlock, 0);
-  ASSERT_TRUE(p->src_t.register_memory(src.data(), src.size()).is_ok());
-  ASSERT_TRUE(p->dst_t.register_memory(dst.data(), dst.size()).is_ok());
-  Landing whole({{dst.data(), kBlock, kFrame}});
-  Channel& tx = *p->src[kFirstBulkChannel];
-  Channel& rx = *p->dst[kFirstBulkChannel];
-  rx.set_landing(&whole);
-  const size_t n = kBlock / kFrame;
-  ASSERT_EQ(send_frames(tx, rx, src, 0, n), n) << rx.error().to_string();
+TEST_F(RdmaDirect, PlacedFrameOutsideTheLandingFailsTheChannel) {
+  ASSERT_TRUE(announce_dst());
+  ASSERT_EQ(send(0, kFrames), kFrames) << errors();
   // The sender holds a grant for all 8 MiB; the receiver's landing now says the block is half
   // that, as if the sender named a place outside guest RAM. The payload can only have gone to
   // granted (registered) memory; the header is refused before the frame is reported.
-  Landing half({{dst.data(), kBlock / 2, kFrame}});
-  rx.set_landing(&half);
+  Landing half({{dst_.data(), kBlock / 2, kFrame}});
+  rx().set_landing(&half);
   const RdmaDirectCounters before = rdma_direct_counters();
-  EXPECT_EQ(send_frames(tx, rx, src, kBlock * 3 / 4, 1), 0u);
+  EXPECT_EQ(send(kBlock * 3 / 4, 1), 0u);
   EXPECT_EQ(rdma_direct_counters().placed_frames, before.placed_frames);
-  ASSERT_FALSE(rx.error().is_ok());
-  const std::string m = rx.error().message();
+  ASSERT_FALSE(rx().error().is_ok());
+  const std::string m = rx().error().message();
   EXPECT_NE(m.find("lies outside the landing"), std::string::npos) << m;
   std::printf("[ message  ] %s\n", m.c_str());
 }
