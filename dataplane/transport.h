@@ -92,7 +92,9 @@ class Transport {
   // its index, the count and `session_id`. Channels are returned ordered by index.
   virtual Result<ChannelSet> connect(const std::string& address, uint32_t count,
                                      uint64_t session_id, std::chrono::milliseconds timeout) = 0;
-  // Memory that pages are sent from or land in (RDMA registers it; others need nothing).
+  // Memory that pages are sent from (source) or land in (RDMA registers it; others need
+  // nothing). A destination announces guest RAM only for a precopy-only migration (the layout's
+  // kLayoutPrecopyOnly): the transport may then register it for remote writes, pinning it.
   virtual Status register_memory(void* addr, size_t len) {
     (void)addr;
     (void)len;
