@@ -100,6 +100,10 @@ class Transport {
     (void)len;
     return Status::ok();
   }
+  // Everything register_memory announced is no longer sent from or landed in: registrations
+  // are dropped (rdma: the peer's keys to a destination's guest RAM stop working). Called by
+  // the destination before the guest runs there. Channels must be idle.
+  virtual void release_memory() {}
 };
 
 struct ParsedUri {

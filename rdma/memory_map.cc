@@ -4,15 +4,21 @@
 
 namespace tern::rdma {
 
-MemoryMap::~MemoryMap() {
+MemoryMap::~MemoryMap() { release(); }
+
+void MemoryMap::release() {
+  std::lock_guard<std::mutex> lock(mu_);
+  remote_write_.store(false, std::memory_order_release);
   for (Range& r : ranges_)
-    for (size_t i = 0; i < r.count; ++i)
+    for (size_t i = 0; i < r.count; ++i) {
       if (r.chunks[i].state.load() == 1) ProtectionDomain::deregister(r.chunks[i].region);
+      r.chunks[i].state.store(-1, std::memory_order_release);
+    }
 }
 
 void MemoryMap::add(void* addr, size_t len, Registrar reg, bool remote_write) {
   if (len == 0) return;
-  remote_write_ |= remote_write;
+  if (remote_write) remote_write_.store(true, std::memory_order_release);
   Range r;
   r.begin = reinterpret_cast<uintptr_t>(addr);
   r.end = r.begin + len;

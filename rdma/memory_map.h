@@ -50,8 +50,11 @@ class MemoryMap {
     *lkey = r.lkey;
     return true;
   }
-  // Some range was added for remote write (a destination without postcopy armed).
-  bool remote_writable() const { return remote_write_; }
+  // Some range was added for remote write (a destination without postcopy armed), and the
+  // map was not released since.
+  bool remote_writable() const { return remote_write_.load(std::memory_order_acquire); }
+  // Deregisters every registered chunk; later lookups fail. No lookup may run concurrently.
+  void release();
   // Chunks registered so far (tests, stats).
   size_t registered_chunks() const;
 
@@ -70,7 +73,7 @@ class MemoryMap {
 
   std::vector<Range> ranges_;  // sorted by begin
   std::mutex mu_;              // serialises registrations
-  bool remote_write_ = false;
+  std::atomic<bool> remote_write_{false};
 };
 
 }  // namespace tern::rdma

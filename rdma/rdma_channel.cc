@@ -283,9 +283,10 @@ void RdmaChannel::maybe_grant(const FrameHeader& h, uint8_t* dst) {
   w.inline_data = conn_->max_inline() >= sizeof(g);
   w.remote_addr = peer_.credit_addr + detail::kGrantTableOffset + uint64_t{i} * sizeof(g);
   w.rkey = peer_.credit_rkey;
-  if (!post_chain(&w, 1)) return;
+  // Counted before it is posted, so that whoever sees the grant arrive also sees it counted.
   my_grants_.add(g);
   g_grants.fetch_add(1, std::memory_order_relaxed);
+  post_chain(&w, 1);  // a failure fails the channel
 }
 
 bool RdmaChannel::deliver_placed(uint32_t slot, const uint8_t* base, RxFrame* out, size_t& n,

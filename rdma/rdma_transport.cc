@@ -235,6 +235,8 @@ Result<ChannelSet> RdmaTransport::connect_with_hellos(const std::string& address
   return out;
 }
 
+void RdmaTransport::release_memory() { memory_->release(); }
+
 Status RdmaTransport::register_memory(void* addr, size_t len) {
   // Source: memory pages are sent from. Destination: guest RAM the peer may write pages into,
   // announced by the engine only when no postcopy is armed (see the header). Nothing is pinned

@@ -11,7 +11,8 @@
 // missing; a destination that announces nothing takes every page through its slot rings and
 // copies it to where the Landing says. The rkey of a granted chunk lets the peer write that
 // chunk of guest RAM and nothing else: the slot rings, credit words and any other memory stay
-// out of its reach.
+// out of its reach; and release_memory(), which the destination engine calls once every page
+// has landed and before the guest runs there, deregisters it, so that the keys stop working.
 //
 // Threads: one control thread uses a RdmaTransport; listen() starts an acceptor thread that
 // completes incoming connections (as a kernel TCP backlog would) and hands them to accept().
@@ -70,6 +71,7 @@ class RdmaTransport final : public Transport {
   Result<ChannelSet> connect(const std::string& address, uint32_t count, uint64_t session_id,
                              std::chrono::milliseconds timeout) override;
   Status register_memory(void* addr, size_t len) override;
+  void release_memory() override;
 
   // Opens one channel per hello and sends it unchanged (tests play a rule-breaking source).
   Result<ChannelSet> connect_with_hellos(const std::string& address,

@@ -106,6 +106,7 @@ void IncomingMigration::Impl::run() {
     total_time_ms_ = ms_since(start_time_);
   }
   stop_workers();
+  if (transport_) transport_->release_memory();  // also after a failure (done on success)
   if (s.is_ok()) {
     board_.set(MigrationStatus::kCompleted);
     return;
@@ -338,6 +339,9 @@ Status IncomingMigration::Impl::complete_precopy(const ControlMessage& m) {
   board_.set(MigrationStatus::kDevice);
   if (Status s = guest_->load_state(m.payload); !s.is_ok()) return s;
   stop_workers();
+  // Every page has landed (the last round was acknowledged): the source's keys to guest RAM
+  // (rdma direct placement) stop working before the guest runs here.
+  transport_->release_memory();
   return finish_and_verify();
 }
 

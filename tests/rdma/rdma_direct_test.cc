@@ -115,6 +115,24 @@ TEST_F(RdmaDirect, NoDirectPlacementWithoutAnnouncedMemoryOrWithAStagedLanding) 
   EXPECT_EQ(dst_, src_);
 }
 
+TEST_F(RdmaDirect, ReleasedMemoryRefusesThePeersWrites) {
+  ASSERT_TRUE(announce_dst());
+  ASSERT_EQ(send(0, kFrames), kFrames) << errors();
+  // As the destination engine does before the guest runs: the sender still holds its grant,
+  // but the device now refuses writes with it.
+  p_->dst_t.release_memory();
+  EXPECT_EQ(send(0, 1), 0u);
+  for (int i = 0; i < 5000 && tx().error().is_ok(); ++i) {
+    tx().poll_tx();
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_FALSE(tx().error().is_ok());
+  const std::string m = tx().error().message();
+  EXPECT_NE(m.find("RDMA_WRITE"), std::string::npos) << m;
+  EXPECT_NE(m.find("remote access error"), std::string::npos) << m;
+  std::printf("[ message  ] %s\n", m.c_str());
+}
+
 TEST_F(RdmaDirect, PlacedFrameOutsideTheLandingFailsTheChannel) {
   ASSERT_TRUE(announce_dst());
   ASSERT_EQ(send(0, kFrames), kFrames) << errors();
