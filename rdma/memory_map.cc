@@ -9,11 +9,15 @@ MemoryMap::~MemoryMap() { release(); }
 void MemoryMap::release() {
   std::lock_guard<std::mutex> lock(mu_);
   remote_write_.store(false, std::memory_order_release);
+  // A chunk is marked failed before it is deregistered, and its Region is left as it was (a
+  // copy is deregistered), so that a lookup racing with this reads no torn key: at worst an
+  // old one, which the device then refuses.
   for (Range& r : ranges_)
-    for (size_t i = 0; i < r.count; ++i) {
-      if (r.chunks[i].state.load() == 1) ProtectionDomain::deregister(r.chunks[i].region);
-      r.chunks[i].state.store(-1, std::memory_order_release);
-    }
+    for (size_t i = 0; i < r.count; ++i)
+      if (r.chunks[i].state.exchange(-1, std::memory_order_acq_rel) == 1) {
+        Region copy = r.chunks[i].region;
+        ProtectionDomain::deregister(copy);
+      }
 }
 
 void MemoryMap::add(void* addr, size_t len, Registrar reg, bool remote_write) {

@@ -53,7 +53,7 @@ class MemoryMap {
   // Some range was added for remote write (a destination without postcopy armed), and the
   // map was not released since.
   bool remote_writable() const { return remote_write_.load(std::memory_order_acquire); }
-  // Deregisters every registered chunk; later lookups fail. No lookup may run concurrently.
+  // Deregisters every registered chunk; later lookups fail (safe against concurrent lookups).
   void release();
   // Chunks registered so far (tests, stats).
   size_t registered_chunks() const;
