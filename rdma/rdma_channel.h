@@ -17,6 +17,7 @@
 // announced by one kPlaced notification (a SEND of up to 32 headers) per batch. Each announced
 // header is still checked against the Landing and the grants before the frame is reported; the
 // payload is never copied. A kPlaced slot while the landing is staged fails the channel.
+// (Those members are defined in rdma_channel_direct.cc.)
 // wait_fd() is an epoll fd over the CQ's completion channel and the CM event channel, so an
 // idle worker also wakes on a disconnect.
 //
