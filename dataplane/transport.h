@@ -96,12 +96,18 @@ class Transport {
   // its index, the count and `session_id`. Channels are returned ordered by index.
   virtual Result<ChannelSet> connect(const std::string& address, uint32_t count,
                                      uint64_t session_id, std::chrono::milliseconds timeout) = 0;
-  // Memory that pages are sent from or land in (RDMA registers it; others need nothing).
+  // Memory that pages are sent from (source) or land in (RDMA registers it; others need
+  // nothing). A destination announces guest RAM only for a precopy-only migration (the layout's
+  // kLayoutPrecopyOnly): the transport may then register it for remote writes, pinning it.
   virtual Status register_memory(void* addr, size_t len) {
     (void)addr;
     (void)len;
     return Status::ok();
   }
+  // Everything register_memory announced is no longer sent from or landed in: registrations
+  // are dropped (rdma: the peer's keys to a destination's guest RAM stop working). Called by
+  // the destination before the guest runs there. Channels must be idle.
+  virtual void release_memory() {}
 };
 
 struct ParsedUri {

@@ -47,6 +47,13 @@ enum class ControlType : uint32_t {
   kCancel = 10,        // src -> dst: migration cancelled
 };
 
+// kLayout's `round` field: flags about the migration the layout starts.
+// kLayoutPrecopyOnly: postcopy-ram is off, no switch to postcopy will follow, so the
+// destination may let the transport register guest RAM for remote writes (rdma direct
+// placement; registering pins pages, which postcopy needs missing). A source that does not set
+// it (0) leaves guest RAM unregistered.
+inline constexpr uint32_t kLayoutPrecopyOnly = 1u << 0;
+
 #pragma pack(push, 1)
 struct FrameHeader {
   uint16_t magic;    // kWireMagic

@@ -4,14 +4,25 @@
 
 namespace tern::rdma {
 
-MemoryMap::~MemoryMap() {
+MemoryMap::~MemoryMap() { release(); }
+
+void MemoryMap::release() {
+  std::lock_guard<std::mutex> lock(mu_);
+  remote_write_.store(false, std::memory_order_release);
+  // A chunk is marked failed before it is deregistered, and its Region is left as it was (a
+  // copy is deregistered), so that a lookup racing with this reads no torn key: at worst an
+  // old one, which the device then refuses.
   for (Range& r : ranges_)
     for (size_t i = 0; i < r.count; ++i)
-      if (r.chunks[i].state.load() == 1) ProtectionDomain::deregister(r.chunks[i].region);
+      if (r.chunks[i].state.exchange(-1, std::memory_order_acq_rel) == 1) {
+        Region copy = r.chunks[i].region;
+        ProtectionDomain::deregister(copy);
+      }
 }
 
-void MemoryMap::add(void* addr, size_t len, Registrar reg) {
+void MemoryMap::add(void* addr, size_t len, Registrar reg, bool remote_write) {
   if (len == 0) return;
+  if (remote_write) remote_write_.store(true, std::memory_order_release);
   Range r;
   r.begin = reinterpret_cast<uintptr_t>(addr);
   r.end = r.begin + len;
@@ -35,12 +46,11 @@ bool MemoryMap::register_chunk(Range& r, size_t i) {
     return false;
   }
   c.region = *region;
-  c.lkey = region->lkey;
   c.state.store(1, std::memory_order_release);
   return true;
 }
 
-bool MemoryMap::lookup(const void* addr, size_t len, uint32_t* lkey) {
+bool MemoryMap::lookup(const void* addr, size_t len, Registered* out) {
   const auto a = reinterpret_cast<uintptr_t>(addr);
   auto it = std::upper_bound(ranges_.begin(), ranges_.end(), a,
                              [](uintptr_t v, const Range& r) { return v < r.begin; });
@@ -53,7 +63,7 @@ bool MemoryMap::lookup(const void* addr, size_t len, uint32_t* lkey) {
   int s = c.state.load(std::memory_order_acquire);
   if (s == 0) s = register_chunk(r, i) ? 1 : -1;
   if (s != 1) return false;
-  *lkey = c.lkey;
+  *out = {c.region.addr, c.region.len, c.region.lkey, c.region.rkey};
   return true;
 }
 

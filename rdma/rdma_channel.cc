@@ -33,7 +33,8 @@ RdmaChannel::RdmaChannel(std::unique_ptr<Connection> conn, std::shared_ptr<Memor
       queue_(std::make_unique<Slot[]>(kQueue)),
       credits_(peer_.slots ? peer_.slots : 1, 1),
       frames_at_(sq_depth_),
-      rx_imm_(kSlots) {
+      rx_imm_(kSlots),
+      rx_len_(kSlots) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   for (int fd : {conn_->cq_fd(), conn_->cm_fd()}) {
     if (fd < 0) continue;
@@ -111,11 +112,37 @@ bool RdmaChannel::flush() {
   std::atomic_thread_fence(std::memory_order_acquire);
   const uint64_t peer_consumed = *conn_->credit_word();
   uint64_t credits = credits_.available(peer_consumed);
+  import_grants();
   SendWr wrs[kBurst];
   uint32_t n = 0;
   const uint32_t slot_bytes = kShape.slot_bytes;
-  while (sent_ < posted_ && n < kBurst && credits > 0 && sq_room(n + 2)) {
+  Batch batch;
+  // Each pass adds at most two work requests: a direct WRITE and the batch's SEND, or the
+  // closing SEND and a fragment.
+  while (sent_ < posted_ && n + 2 <= kBurst && sq_room(n + 2)) {
     Slot& s = queue_[sent_ % kQueue];
+    SendWr write;
+    if (!sent_first_ && direct_write(s, &write)) {
+      if (batch.count == 0) {
+        if (credits == 0) break;
+        batch.slot = credits_.take();
+        --credits;
+      }
+      wrs[n++] = write;
+      std::memcpy(conn_->tx_area() + uint64_t{batch.slot} * slot_bytes +
+                      uint64_t{batch.count} * detail::kHeaderRoom,
+                  &s.hdr, detail::kHeaderRoom);
+      ++batch.count;
+      ++sent_;
+      ++placed_sent_;
+      if (batch.count == detail::kMaxPlacedBatch) close_batch(batch, wrs, n);
+      continue;
+    }
+    if (batch.count != 0) {  // frames stay in order: the batch leaves before this frame
+      close_batch(batch, wrs, n);
+      continue;
+    }
+    if (credits == 0) break;
     const uint32_t slot = credits_.take();
     --credits;
     uint8_t* local = conn_->tx_area() + uint64_t{slot} * slot_bytes;
@@ -162,6 +189,7 @@ bool RdmaChannel::flush() {
       sent_first_ = false;
     }
   }
+  if (batch.count != 0) close_batch(batch, wrs, n);
   return post_chain(wrs, n);
 }
 
@@ -197,6 +225,7 @@ bool RdmaChannel::drain_cq() {
       if (c[i].recv) {
         const uint32_t slot = static_cast<uint32_t>(c[i].wr_id);
         rx_imm_[slot % kSlots] = c[i].imm;
+        rx_len_[slot % kSlots] = c[i].byte_len;
         ++rx_arrived_;
       } else {
         const uint64_t seq = c[i].wr_id & kSeqMask;
@@ -269,6 +298,15 @@ size_t RdmaChannel::poll_rx(RxFrame* out, size_t max) {
         break;
       }
       const uint8_t* base = conn_->rx_ring() + uint64_t{slot} * kShape.slot_bytes;
+      if (kind == SlotKind::kPlaced) {
+        if (state_ != RxState::kHeader) {
+          fail(Status(Code::kProtocol, "channel " + std::to_string(index_) +
+                                           ": new frame before the last one's payload ended"));
+          break;
+        }
+        if (!deliver_placed(slot, base, out, n, max)) break;
+        continue;
+      }
       if (state_ == RxState::kHeader) {
         if (kind != SlotKind::kFirst) {
           fail(Status(Code::kProtocol, "channel " + std::to_string(index_) +
@@ -282,6 +320,7 @@ size_t RdmaChannel::poll_rx(RxFrame* out, size_t max) {
         if (static_cast<FrameType>(cur_.type) == FrameType::kPage) {
           dst_ = land_page(cur_);
           if (dst_ == nullptr) break;
+          maybe_grant(cur_, dst_);
         } else if (need_ != 0) {
           rx_control_.resize(need_);
           dst_ = rx_control_.data();

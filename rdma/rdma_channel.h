@@ -10,6 +10,14 @@
 // Receive: completions name filled slots in order; poll_rx copies each fragment's payload to
 // where the Landing resolves (checked before a byte is copied), reposts the slots' receives as
 // one chain and writes the consumed count into the peer's credit word.
+// Direct placement (precopy without postcopy armed, detail/grants.h): when the transport's
+// memory is remote-writable (a destination's guest RAM) and the landing is not staged, the
+// first page frame of a 64 MiB chunk that arrives through the slots registers the chunk and
+// grants it to the sender; later frames inside a grant go as a plain RDMA WRITE to their place,
+// announced by one kPlaced notification (a SEND of up to 32 headers) per batch. Each announced
+// header is still checked against the Landing and the grants before the frame is reported; the
+// payload is never copied. A kPlaced slot while the landing is staged fails the channel.
+// (Those members are defined in rdma_channel_direct.cc.)
 // wait_fd() is an epoll fd over the CQ's completion channel and the CM event channel, so an
 // idle worker also wakes on a disconnect.
 //
@@ -22,6 +30,7 @@
 #include <vector>
 
 #include "dataplane/transport/detail/raw_channel.h"
+#include "rdma/detail/grants.h"
 #include "rdma/detail/slot_protocol.h"
 #include "rdma/memory_map.h"
 #include "rdma/verbs_shim.h"
@@ -45,6 +54,11 @@ class RdmaChannel final : public tern::detail::RawChannel {
   size_t poll_rx(RxFrame* out, size_t max) override;
   size_t tx_pending() const override { return posted_ - sent_; }
   int wait_fd() const override { return epoll_fd_; }
+
+  // Page frames this channel sent / received by direct placement, and chunks it granted.
+  uint64_t placed_sent() const { return placed_sent_; }
+  uint64_t placed_received() const { return placed_received_; }
+  size_t grants_given() const { return my_grants_.size(); }
 
  private:
   static constexpr uint32_t kQueue = 1024;  // frames queued on the send side
@@ -70,6 +84,19 @@ class RdmaChannel final : public tern::detail::RawChannel {
   bool sq_room(uint32_t n) const { return wr_posted_ - wr_done_ + n <= sq_depth_; }
   bool post_chain(SendWr* wrs, uint32_t n);
   void fail_completion(const Completion& c);
+  // Direct placement, sender: imports new grants; builds the WRITE of a frame that lies wholly
+  // inside a grant (false: it goes through the slots); closes a kPlaced batch into a SEND.
+  struct Batch {
+    uint32_t slot = 0, count = 0;
+  };
+  void import_grants();
+  bool direct_write(const Slot& s, SendWr* w);
+  void close_batch(Batch& b, SendWr* wrs, uint32_t& n);
+  // Direct placement, receiver: whether this side may grant / take placed frames now; grants
+  // the chunk holding a frame that landed at dst; reports the headers of a kPlaced slot.
+  bool direct_allowed() const;
+  void maybe_grant(const FrameHeader& h, uint8_t* dst);
+  bool deliver_placed(uint32_t slot, const uint8_t* base, RxFrame* out, size_t& n, size_t max);
 
   std::unique_ptr<Connection> conn_;
   std::shared_ptr<MemoryMap> memory_;
@@ -88,8 +115,15 @@ class RdmaChannel final : public tern::detail::RawChannel {
   uint64_t wr_posted_ = 0, wr_done_ = 0;  // work requests
   std::vector<uint64_t> frames_at_;        // [wr % sq_depth]: sent_ after a signalled wr
   uint64_t credit_out_ = 0;                // last consumed count written to the peer
+  detail::GrantTable peer_grants_{MemoryMap::kChunk};  // places the peer granted us
+  uint32_t grants_in_ = 0;
+  uint64_t placed_sent_ = 0;
   // Receive side (owner thread only).
   std::vector<uint32_t> rx_imm_;           // [slot]: immediate of its completion
+  std::vector<uint32_t> rx_len_;           // [slot]: bytes its completion reported
+  detail::GrantTable my_grants_{MemoryMap::kChunk};  // places this side granted the peer
+  uint32_t placed_pos_ = 0;                // headers of the current kPlaced slot reported
+  uint64_t placed_received_ = 0;
   uint64_t rx_arrived_ = 0, rx_consumed_ = 0, rx_reposted_ = 0;
   RxState state_ = RxState::kHeader;
   FrameHeader cur_{};

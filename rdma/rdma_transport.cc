@@ -235,10 +235,13 @@ Result<ChannelSet> RdmaTransport::connect_with_hellos(const std::string& address
   return out;
 }
 
+void RdmaTransport::release_memory() { memory_->release(); }
+
 Status RdmaTransport::register_memory(void* addr, size_t len) {
-  // Only a source sends from guest RAM; see the header for why a destination registers nothing.
-  // Nothing is pinned here: the channels register 64 MiB chunks as they first send from them.
-  if (listening_ || len == 0) return Status::ok();
+  // Source: memory pages are sent from. Destination: guest RAM the peer may write pages into,
+  // announced by the engine only when no postcopy is armed (see the header). Nothing is pinned
+  // here: the channels register 64 MiB chunks as they first send from (receive into) them.
+  if (len == 0) return Status::ok();
   std::shared_ptr<rdma::ProtectionDomain> pd;
   {
     std::lock_guard<std::mutex> lock(devices_mu_);
@@ -246,9 +249,10 @@ Status RdmaTransport::register_memory(void* addr, size_t len) {
     if (!first) return first.status();
     pd = *first;
   }
-  memory_->add(addr, len, [pd](void* a, size_t n) {
-    return pd->register_region(a, n, /*remote_write=*/false);
-  });
+  const bool remote = listening_;
+  memory_->add(
+      addr, len,
+      [pd, remote](void* a, size_t n) { return pd->register_region(a, n, remote); }, remote);
   return Status::ok();
 }
 

@@ -4,10 +4,15 @@
 // small frames (requests, control) by inline SEND; see rdma_channel.h and
 // detail/slot_protocol.h. All ibv_*/rdma_* calls live in verbs_shim.cc.
 //
-// Memory: the source's register_memory() announces guest RAM, which the channels register in
-// 64 MiB chunks on first use, so that pages are written from it without a copy; the destination registers nothing of the guest (pages land in its slot rings
-// and are copied to where the Landing says: registering would pin guest RAM that postcopy
-// needs missing).
+// Memory: register_memory() announces guest RAM, which the channels register in 64 MiB chunks
+// on first use. On the source, so that pages are written from it without a copy. On the
+// destination, for remote write (direct placement, rdma_channel.h): the engine announces guest
+// RAM there only when no postcopy is armed, since registering pins pages that postcopy needs
+// missing; a destination that announces nothing takes every page through its slot rings and
+// copies it to where the Landing says. The rkey of a granted chunk lets the peer write that
+// chunk of guest RAM and nothing else: the slot rings, credit words and any other memory stay
+// out of its reach; and release_memory(), which the destination engine calls once every page
+// has landed and before the guest runs there, deregisters it, so that the keys stop working.
 //
 // Threads: one control thread uses a RdmaTransport; listen() starts an acceptor thread that
 // completes incoming connections (as a kernel TCP backlog would) and hands them to accept().
@@ -37,6 +42,14 @@ class RdmaChannel;
 struct Region;
 }  // namespace rdma
 
+// Direct placement, process-wide (tests, stats): chunks of guest RAM granted for remote write,
+// page frames received by direct placement (no copy; rdma_channel.h).
+struct RdmaDirectCounters {
+  uint64_t grants = 0;
+  uint64_t placed_frames = 0;
+};
+RdmaDirectCounters rdma_direct_counters();
+
 // True when libibverbs sees at least one RDMA device (the default-transport choice).
 bool rdma_device_present();
 // Why (not) present: "device rxe0" or "no RDMA device (...)".
@@ -58,6 +71,7 @@ class RdmaTransport final : public Transport {
   Result<ChannelSet> connect(const std::string& address, uint32_t count, uint64_t session_id,
                              std::chrono::milliseconds timeout) override;
   Status register_memory(void* addr, size_t len) override;
+  void release_memory() override;
 
   // Opens one channel per hello and sends it unchanged (tests play a rule-breaking source).
   Result<ChannelSet> connect_with_hellos(const std::string& address,

@@ -200,11 +200,12 @@ Status Connection::setup(rdma_cm_id* id, RingShape shape, DeviceTable& devices) 
   max_inline_ = attr.cap.max_inline_data;
   const size_t ring = size_t{shape.slots} * shape.slot_bytes;
   void* mem = nullptr;
-  if (::posix_memalign(&mem, 4096, 2 * ring + 4096) != 0)
+  if (::posix_memalign(&mem, 4096, 2 * ring + detail::kControlBytes) != 0)
     return Status(Code::kInternal, "rdma: cannot allocate slot rings");
-  // Only the credit words must start at zero; the rings are written before they are read, and
-  // zeroing 2 x 8 MiB per connection was a visible part of connecting under an emulated CPU.
-  std::memset(static_cast<uint8_t*>(mem) + 2 * ring, 0, 4096);
+  // Only the control region (credit words, grant tables) must start at zero; the rings are
+  // written before they are read, and zeroing 2 x 8 MiB per connection was a visible part of
+  // connecting under an emulated CPU.
+  std::memset(static_cast<uint8_t*>(mem) + 2 * ring, 0, detail::kControlBytes);
   mem_ = {static_cast<uint8_t*>(mem), std::free};
   auto rx = pd_->register_region(mem_.get(), ring, true);
   if (!rx) return rx.status();
@@ -212,7 +213,7 @@ Status Connection::setup(rdma_cm_id* id, RingShape shape, DeviceTable& devices) 
   auto tx = pd_->register_region(mem_.get() + ring, ring, false);
   if (!tx) return tx.status();
   tx_ = *tx;
-  auto cr = pd_->register_region(mem_.get() + 2 * ring, 64, true);
+  auto cr = pd_->register_region(mem_.get() + 2 * ring, detail::kControlBytes, true);
   if (!cr) return cr.status();
   credit_ = *cr;
   if (post_recvs(0, shape.slots) != 0) return cm_error("ibv_post_recv");
@@ -227,6 +228,7 @@ RingInfo Connection::local_info() const {
   i.credit_rkey = credit_.rkey;
   i.slots = shape_.slots;
   i.slot_bytes = shape_.slot_bytes;
+  i.features = detail::kFeatureGrants;
   return i;
 }
 
@@ -305,6 +307,7 @@ int Connection::poll(Completion* out, int max) {
     // On error the opcode is undefined: receives are told apart by wr_id (slot numbers).
     c.recv = c.ok ? (wc[i].opcode & IBV_WC_RECV) != 0 : (wc[i].wr_id >> 56) == 0;
     c.imm = (wc[i].wc_flags & IBV_WC_WITH_IMM) ? ntohl(wc[i].imm_data) : 0;
+    c.byte_len = wc[i].byte_len;
   }
   return n;
 }

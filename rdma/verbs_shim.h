@@ -7,7 +7,8 @@
 // registered buffers of tern's slot protocol (rdma_channel.h):
 //   rx ring    slots * slot_bytes, remote-writable: the peer writes frames here
 //   tx area    slots * slot_bytes, local: headers and bounce copies for outgoing frames
-//   credit     8 bytes, remote-writable: the peer writes how many of our slots it consumed
+//   control    remote-writable: the credit word (the peer writes how many of our slots it
+//              consumed) and the grant table of detail/grants.h (the peer grants us places)
 // The buffers' addresses and keys travel in the CM private data (RingInfo) both ways.
 //
 // Threads: a Connection is used by one thread at a time (its channel's owner). A Listener is
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "dataplane/status.h"
+#include "rdma/detail/grants.h"
 
 struct ibv_context;
 struct ibv_pd;
@@ -47,7 +49,7 @@ struct RingInfo {
   uint32_t slots = 0;
   uint32_t slot_bytes = 0;
   uint32_t magic = kRingMagic;
-  uint32_t reserved = 0;
+  uint32_t features = 0;  // detail::kFeature* bits (0 from a peer that predates them)
 };
 
 struct RingShape {
@@ -122,6 +124,7 @@ struct Completion {
   bool ok = true;
   bool recv = false;
   uint32_t imm = 0;       // host order (receive completions with immediate)
+  uint32_t byte_len = 0;  // bytes received (receive completions)
   int status = 0;         // ibv_wc_status
   int opcode = 0;         // ibv_wc_opcode
 };
@@ -165,6 +168,13 @@ class Connection {
   // Registered source of the count this side writes to the peer (right after credit_word).
   uint64_t* credit_source() const { return reinterpret_cast<uint64_t*>(credit_.addr + 8); }
   uint32_t credit_lkey() const { return credit_.lkey; }
+  // Grants the peer wrote to us, and this side's grant entries (registered with credit_lkey()).
+  const volatile detail::GrantEntry* grant_table() const {
+    return reinterpret_cast<const volatile detail::GrantEntry*>(credit_.addr + detail::kGrantTableOffset);
+  }
+  detail::GrantEntry* grant_source() const {
+    return reinterpret_cast<detail::GrantEntry*>(credit_.addr + detail::kGrantSourceOffset);
+  }
   ProtectionDomain& pd() const { return *pd_; }
 
  private:

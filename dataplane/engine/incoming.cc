@@ -77,6 +77,7 @@ class IncomingMigration::Impl {
   std::atomic<bool> cancel_requested_{false};
   uint32_t rounds_acked_ = 0;
   bool postcopy_ = false;
+  bool precopy_only_ = false;  // the layout said no postcopy follows (kLayoutPrecopyOnly)
 
   mutable std::mutex mu_;
   Clock::time_point start_time_{};
@@ -105,6 +106,7 @@ void IncomingMigration::Impl::run() {
     total_time_ms_ = ms_since(start_time_);
   }
   stop_workers();
+  if (transport_) transport_->release_memory();  // also after a failure (done on success)
   if (s.is_ok()) {
     board_.set(MigrationStatus::kCompleted);
     return;
@@ -159,8 +161,13 @@ Status IncomingMigration::Impl::setup(const ControlMessage& m) {
         mine.blocks[i].host_page_size != layout->blocks[i].host_page_size)
       return Status(Code::kInternal, "destination block '" + mine.blocks[i].name +
                                          "' does not match the announced layout");
-  for (RamBlock* b : guest_->ram())
-    if (Status s = transport_->register_memory(b->base(), b->size()); !s.is_ok()) return s;
+  // Guest RAM is announced to the transport (which may then register it for remote writes,
+  // pinning what it registers) only when the source said no postcopy will follow: postcopy
+  // needs pages missing, and a pinned page cannot be.
+  precopy_only_ = (m.round & kLayoutPrecopyOnly) != 0;
+  if (precopy_only_)
+    for (RamBlock* b : guest_->ram())
+      if (Status s = transport_->register_memory(b->base(), b->size()); !s.is_ok()) return s;
   // Preallocate guest RAM now (like QEMU's mem-prealloc): receiving then costs a copy, not a
   // fault and a kernel zeroing per page. Pages still missing at the switch to postcopy are
   // dropped again there, so that the guest's first touch faults.
@@ -263,6 +270,10 @@ Status IncomingMigration::Impl::migrate() {
         break;
       case ControlType::kPostcopyStart:
         if (!have_layout || postcopy_) return Status(Code::kProtocol, "unexpected postcopy start");
+        if (precopy_only_)
+          return Status(Code::kProtocol, "postcopy start, but the source announced a "
+                                         "precopy-only migration (guest RAM may be registered "
+                                         "for remote writes)");
         if (Status s = enter_postcopy(*m); !s.is_ok()) return s;
         break;
       case ControlType::kDeviceState:
@@ -342,6 +353,9 @@ Status IncomingMigration::Impl::complete_precopy(const ControlMessage& m) {
   board_.set(MigrationStatus::kDevice);
   if (Status s = guest_->load_state(m.payload); !s.is_ok()) return s;
   stop_workers();
+  // Every page has landed (the last round was acknowledged): the source's keys to guest RAM
+  // (rdma direct placement) stop working before the guest runs here.
+  transport_->release_memory();
   return finish_and_verify();
 }
 

@@ -198,7 +198,9 @@ Status OutgoingMigration::Impl::connect_and_setup() {
     return Status(Code::kInternal, "transport returned " + std::to_string(channels_.size()) +
                                        " channels, asked for " + std::to_string(count));
   link_ = std::make_unique<ControlLink>(channels_[kControlChannel].get());
-  if (Status s = link_->send(ControlType::kLayout, 0, encode_layout(layout_)); !s.is_ok()) return s;
+  const uint32_t layout_flags = caps_.postcopy_ram ? 0 : kLayoutPrecopyOnly;
+  if (Status s = link_->send(ControlType::kLayout, layout_flags, encode_layout(layout_)); !s.is_ok())
+    return s;
   if (Status s = wait_for(ControlType::kLayoutAck, 0, std::chrono::seconds(60)); !s.is_ok())
     return s;
   for (RamBlock* b : guest_.ram())

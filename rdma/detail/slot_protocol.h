@@ -19,7 +19,9 @@ namespace tern::rdma::detail {
 
 inline constexpr uint32_t kHeaderRoom = 32;  // sizeof(FrameHeader)
 
-enum class SlotKind : uint32_t { kFirst = 1, kContinue = 2, kGoodbye = 3 };
+// kPlaced: the slot holds only FrameHeaders (byte length / 32 of them) of page frames whose
+// payloads were already RDMA-written to their place in a grant (detail/grants.h).
+enum class SlotKind : uint32_t { kFirst = 1, kContinue = 2, kGoodbye = 3, kPlaced = 4 };
 
 inline uint32_t encode_imm(uint32_t slot, SlotKind kind) {
   return (static_cast<uint32_t>(kind) << 24) | (slot & 0xffffffu);

@@ -65,35 +65,51 @@ TEST_P(Failures, CancelInPrecopyLeavesSourceRunningAndIntact) {
   EXPECT_GT(v.pages_checked, 0u);
 }
 
+// A hostile source on `incoming`: valid hellos and a layout of one 64 MiB block (with
+// `layout_flags` in kLayout's round field); returns once the destination is active.
+struct HostileSource {
+  std::unique_ptr<Transport> transport;
+  ChannelSet chans;
+};
+HostileSource open_hostile_source(IncomingMigration& incoming, const std::string& transport,
+                                  uint32_t layout_flags) {
+  HostileSource h;
+  auto uri = incoming.start(listen_uri(transport));
+  EXPECT_TRUE(uri.is_ok());
+  if (!uri.is_ok()) return h;
+  auto parsed = parse_uri(*uri);
+  auto t = create_transport(parsed->transport);
+  EXPECT_TRUE(t.is_ok());
+  if (!t.is_ok()) return h;
+  h.transport = std::move(*t);
+  auto chans = h.transport->connect(parsed->address, 3, 42, 5s);
+  EXPECT_TRUE(chans.is_ok()) << chans.status().to_string();
+  if (!chans.is_ok()) return h;
+  h.chans = std::move(*chans);
+  Layout layout;
+  layout.blocks.push_back({"ram", 64ull << 20, kSmallPage});
+  std::vector<uint8_t> l = encode_layout(layout);
+  TxFrame f{make_header(FrameType::kControl, 0, 0, static_cast<uint32_t>(l.size()),
+                        static_cast<uint32_t>(ControlType::kLayout), layout_flags, 0),
+            l.data()};
+  EXPECT_EQ(h.chans[0]->post(&f, 1), 1u);
+  EXPECT_TRUE(h.chans[0]->flush());
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (incoming.info().status != MigrationStatus::kActive &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(2ms);
+  EXPECT_EQ(incoming.info().status, MigrationStatus::kActive);
+  return h;
+}
+
 // A hostile source: valid hello and layout, then a page frame beyond the end of the block.
 TEST_P(Failures, HostilePageOutsideGuestRamFailsDestinationWithoutWriting) {
   // Outlives the channels: a loopback channel reads unread page payloads when destroyed.
   std::vector<uint8_t> page(4096, 0xAB);
   IncomingMigration incoming(make_thread_guest_factory(), {});
-  auto uri = incoming.start(listen_uri(GetParam()));
-  ASSERT_TRUE(uri.is_ok());
-  auto parsed = parse_uri(*uri);
-  ASSERT_TRUE(parsed.is_ok());
-  auto transport = create_transport(parsed->transport);
-  ASSERT_TRUE(transport.is_ok());
-  auto chans = (*transport)->connect(parsed->address, 3, 42, 5s);
-  ASSERT_TRUE(chans.is_ok()) << chans.status().to_string();
-  Channel& control = *(*chans)[0];
-  Channel& bulk = *(*chans)[2];
-
-  Layout layout;
-  layout.blocks.push_back({"ram", 64ull << 20, kSmallPage});
-  std::vector<uint8_t> l = encode_layout(layout);
-  TxFrame f{make_header(FrameType::kControl, 0, 0, static_cast<uint32_t>(l.size()),
-                        static_cast<uint32_t>(ControlType::kLayout), 0, 0),
-            l.data()};
-  ASSERT_EQ(control.post(&f, 1), 1u);
-  ASSERT_TRUE(control.flush());
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (incoming.info().status != MigrationStatus::kActive &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(2ms);
-  ASSERT_EQ(incoming.info().status, MigrationStatus::kActive);
+  HostileSource src = open_hostile_source(incoming, GetParam(), 0);
+  ASSERT_EQ(src.chans.size(), 3u);
+  Channel& bulk = *src.chans[2];
 
   TxFrame bad{make_header(FrameType::kPage, 0, 64ull << 20, 4096, kFlagHostPageEnd, 1, 2),
               page.data()};
@@ -108,6 +124,24 @@ TEST_P(Failures, HostilePageOutsideGuestRamFailsDestinationWithoutWriting) {
   ASSERT_NE(g, nullptr);
   const RamBlock* rb = g->ram()[0];
   for (uint64_t off = 0; off < rb->size(); off += 4096) ASSERT_EQ(rb->base()[off], 0) << off;
+}
+
+// A source that announced a precopy-only migration (the destination may then have registered
+// guest RAM for remote writes, pinning it) cannot switch to postcopy.
+TEST_P(Failures, PostcopyStartAfterAPrecopyOnlyLayoutIsRefused) {
+  IncomingMigration incoming(make_thread_guest_factory(), {});
+  HostileSource src = open_hostile_source(incoming, GetParam(), kLayoutPrecopyOnly);
+  ASSERT_EQ(src.chans.size(), 3u);
+  std::vector<uint8_t> empty_discard(8, 0);
+  TxFrame f{make_header(FrameType::kControl, 0, 0, 8,
+                        static_cast<uint32_t>(ControlType::kPostcopyStart), 0, 0),
+            empty_discard.data()};
+  ASSERT_EQ(src.chans[0]->post(&f, 1), 1u);
+  ASSERT_TRUE(src.chans[0]->flush());
+  EXPECT_EQ(incoming.wait(20s), MigrationStatus::kFailed);
+  const std::string error = incoming.info().error;
+  EXPECT_NE(error.find("precopy-only"), std::string::npos) << error;
+  std::cout << "[ error    ] " << error << "\n";
 }
 
 // A hostile destination: accepts, acknowledges the layout, then requests a page in precopy.

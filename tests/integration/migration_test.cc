@@ -6,6 +6,9 @@
 #include <thread>
 
 #include "tests/integration/migration_helpers.h"
+#ifdef TERN_HAVE_RDMA
+#include "rdma/rdma_transport.h"
+#endif
 
 namespace tern {
 namespace {
@@ -46,6 +49,9 @@ TEST_P(EndToEnd, EveryPageArrivesIntact) {
   params.multifd_channels = 2;
   params.downtime_limit_ms = 100;
   params.workers = 1;  // one poll-mode worker per side: both sides share this 2-core host
+#ifdef TERN_HAVE_RDMA
+  const RdmaDirectCounters direct_before = rdma_direct_counters();
+#endif
   IncomingMigration incoming(make_thread_guest_factory(), params);
   auto uri = incoming.start(listen_uri(c.transport));
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
@@ -81,6 +87,22 @@ TEST_P(EndToEnd, EveryPageArrivesIntact) {
     EXPECT_GT(di.verify.touched_checked, 0u);
     EXPECT_GT(si.stats.postcopy_bytes, 0u);
   }
+#ifdef TERN_HAVE_RDMA
+  // rdma: precopy places pages straight into guest RAM; with postcopy armed the destination
+  // never registers guest RAM, so nothing is granted and nothing placed directly.
+  if (c.transport == "rdma") {
+    const RdmaDirectCounters d = rdma_direct_counters();
+    if (caps.postcopy_ram) {
+      EXPECT_EQ(d.grants, direct_before.grants);
+      EXPECT_EQ(d.placed_frames, direct_before.placed_frames);
+    } else {
+      EXPECT_GT(d.grants, direct_before.grants);
+      EXPECT_GT(d.placed_frames, direct_before.placed_frames);
+    }
+    std::cout << "[ direct   ] grants " << d.grants - direct_before.grants << ", frames placed "
+              << d.placed_frames - direct_before.placed_frames << "\n";
+  }
+#endif
   std::cout << "[ figures  ] " << case_name({c, 0}) << ": " << si.stats.transferred / 1048576
             << " MiB in " << si.stats.total_time << " ms, downtime " << si.stats.downtime
             << " ms, rounds " << si.stats.dirty_sync_count << ", requests "

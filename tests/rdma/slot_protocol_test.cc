@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "rdma/detail/grants.h"
 #include "rdma/memory_map.h"
 
 namespace tern::rdma::detail {
@@ -13,7 +14,8 @@ namespace {
 
 TEST(SlotProtocol, ImmediateNamesSlotAndKind) {
   for (uint32_t slot : {0u, 1u, 63u, 0xfffffu}) {
-    for (SlotKind k : {SlotKind::kFirst, SlotKind::kContinue, SlotKind::kGoodbye}) {
+    for (SlotKind k : {SlotKind::kFirst, SlotKind::kContinue, SlotKind::kGoodbye,
+                       SlotKind::kPlaced}) {
       const uint32_t imm = encode_imm(slot, k);
       EXPECT_EQ(imm_slot(imm), slot);
       EXPECT_EQ(imm_kind(imm), k);
@@ -86,6 +88,51 @@ TEST(MemoryMap, AFailedRegistrationMeansCopy) {
   uint32_t key = 0;
   EXPECT_FALSE(m.lookup(a, 4096, &key));
   EXPECT_FALSE(m.lookup(a, 4096, &key));
+}
+
+TEST(MemoryMap, RemoteWritableOnlyWhenARangeWasAddedForRemoteWrite) {
+  MemoryMap m;
+  static uint8_t a[4096], b[4096];
+  auto reg = [](void* p, size_t n) -> Result<Region> {
+    return Region{static_cast<uint8_t*>(p), n, 5, 6, nullptr};
+  };
+  m.add(a, sizeof(a), reg);
+  EXPECT_FALSE(m.remote_writable());
+  m.add(b, sizeof(b), reg, /*remote_write=*/true);
+  EXPECT_TRUE(m.remote_writable());
+  MemoryMap::Registered r;
+  ASSERT_TRUE(m.lookup(b + 64, 128, &r));
+  EXPECT_EQ(r.base, b);
+  EXPECT_EQ(r.length, sizeof(b));
+  EXPECT_EQ(r.rkey, 6u);
+}
+
+TEST(Grants, FindHoldsOnlyWhatWasGranted) {
+  constexpr uint64_t kChunk = 64u << 20;
+  GrantTable t(kChunk);
+  EXPECT_EQ(t.find(0, 0, 4096), nullptr);
+  t.add({0x10000000, 0, kChunk, 7, 0, 1});
+  t.add({0x90000000, kChunk, 4u << 20, 8, 0, 2});  // a short last chunk
+  t.add({0x50000000, 0, kChunk, 9, 2, 3});         // block 2; block 1 has none
+  const GrantEntry* g = t.find(0, kChunk - 4096, 4096);
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(g->rkey, 7u);
+  EXPECT_EQ(t.find(0, kChunk - 4096, 8192), nullptr);  // straddles two grants
+  ASSERT_NE(t.find(0, kChunk + (2u << 20), 2u << 20), nullptr);
+  EXPECT_EQ(t.find(0, kChunk + (2u << 20), 2u << 20)->rkey, 8u);
+  EXPECT_EQ(t.find(0, kChunk + (4u << 20), 4096), nullptr);  // past the short chunk
+  EXPECT_EQ(t.find(0, 10 * kChunk, 4096), nullptr);
+  EXPECT_EQ(t.find(1, 0, 4096), nullptr);
+  EXPECT_EQ(t.find(2, 4096, 4096)->rkey, 9u);
+  EXPECT_EQ(t.find(3, 0, 4096), nullptr);
+  EXPECT_EQ(t.find(0, 0, 0), nullptr);
+  EXPECT_EQ(t.size(), 3u);
+}
+
+TEST(Grants, ControlRegionLayout) {
+  EXPECT_GE(kGrantTableOffset, 16u);  // after the credit word and its source
+  EXPECT_EQ(kGrantSourceOffset - kGrantTableOffset, kMaxGrants * sizeof(GrantEntry));
+  EXPECT_LE(kMaxPlacedBatch * 32u, 64u << 10);  // a notification fits a slot
 }
 
 }  // namespace
