@@ -31,6 +31,13 @@ namespace {
 
 constexpr size_t kBytes = 16 * kHugePageBytes;  // 32 MiB per iteration
 
+// Buffers posted frames point into: never freed. The pairs (and their keeper threads, which
+// may still cut a frame left posted at the end of a run into segments) live until exit, when
+// function-local static vectors would already be gone.
+uint8_t* bench_buffer(size_t bytes, uint8_t fill) {
+  return (new std::vector<uint8_t>(bytes, fill))->data();
+}
+
 double thread_cpu_s() {
   timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -88,8 +95,9 @@ void BM_DpdkBulk(benchmark::State& state, const char* link, uint32_t frame) {
     state.SkipWithError(p->error.c_str());
     return;
   }
-  static std::vector<uint8_t> src(kBytes, 0x5a), dst(kBytes, 0);
-  Landing landing({{dst.data(), kBytes, kHugePageBytes}});
+  static uint8_t* const src = bench_buffer(kBytes, 0x5a);
+  static uint8_t* const dst = bench_buffer(kBytes, 0);
+  Landing landing({{dst, kBytes, kHugePageBytes}});
   Channel& tx = *p->src[kFirstBulkChannel];
   Channel& rx = *p->dst[kFirstBulkChannel];
   rx.set_landing(&landing);
@@ -97,7 +105,7 @@ void BM_DpdkBulk(benchmark::State& state, const char* link, uint32_t frame) {
   for (uint64_t off = 0; off < kBytes; off += frame) {
     const uint32_t flags = (off + frame) % kHugePageBytes == 0 ? kFlagHostPageEnd : 0;
     frames.push_back({make_header(FrameType::kPage, 0, off, frame, flags, 0, kFirstBulkChannel),
-                      src.data() + off});
+                      src + off});
   }
   std::vector<RxFrame> rx_buf(64);
   // memcpy of the same bytes after each transfer, outside the timed part: per-iteration ratios
@@ -118,10 +126,10 @@ void BM_DpdkBulk(benchmark::State& state, const char* link, uint32_t frame) {
       state.SkipWithError((!rx.error().is_ok() ? rx.error() : tx.error()).to_string().c_str());
       return;
     }
-    benchmark::DoNotOptimize(dst.data());
+    benchmark::DoNotOptimize(dst);
     const double t1 = thread_cpu_s();
     state.PauseTiming();
-    std::memcpy(scratch.data(), src.data(), kBytes);
+    std::memcpy(scratch.data(), src, kBytes);
     benchmark::DoNotOptimize(scratch.data());
     const double t2 = thread_cpu_s();
     state.ResumeTiming();
@@ -153,8 +161,9 @@ void BM_DpdkBulkThreads(benchmark::State& state, const char* link) {
     state.SkipWithError(p->error.c_str());
     return;
   }
-  static std::vector<uint8_t> src(kBytes, 0x5a), dst(kBytes, 0);
-  Landing landing({{dst.data(), kBytes, kHugePageBytes}});
+  static uint8_t* const src = bench_buffer(kBytes, 0x5a);
+  static uint8_t* const dst = bench_buffer(kBytes, 0);
+  Landing landing({{dst, kBytes, kHugePageBytes}});
   Channel& tx = *p->src[kFirstBulkChannel];
   Channel& rx = *p->dst[kFirstBulkChannel];
   rx.set_landing(&landing);
@@ -162,7 +171,7 @@ void BM_DpdkBulkThreads(benchmark::State& state, const char* link) {
   for (uint64_t off = 0; off < kBytes; off += kHugePageBytes)
     frames.push_back({make_header(FrameType::kPage, 0, off, kHugePageBytes, kFlagHostPageEnd, 0,
                                   kFirstBulkChannel),
-                      src.data() + off});
+                      src + off});
   std::vector<RxFrame> rx_buf(64);
   for (auto _ : state) {
     std::thread sender([&] {
@@ -186,7 +195,7 @@ void BM_DpdkBulkThreads(benchmark::State& state, const char* link) {
       state.SkipWithError((!rx.error().is_ok() ? rx.error() : tx.error()).to_string().c_str());
       break;
     }
-    benchmark::DoNotOptimize(dst.data());
+    benchmark::DoNotOptimize(dst);
   }
   rx.set_landing(nullptr);
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kBytes));
@@ -202,11 +211,13 @@ void BM_DpdkUrgentRoundTrip(benchmark::State& state, const char* link, bool with
     return;
   }
   constexpr size_t kBulk = 8 * kHugePageBytes;
-  // Static: frames still queued on the pair when a run ends reference them in the next run.
-  static std::vector<uint8_t> bulk_src(kBulk, 0x11), bulk_dst(kBulk), page_src(4096, 0x22),
-      page_dst(4096);
-  Landing bulk_landing({{bulk_dst.data(), kBulk, kHugePageBytes}});
-  Landing page_landing({{page_dst.data(), 4096, 4096}});
+  // Never freed: frames still queued on the pair when a run ends reference them (bench_buffer).
+  static uint8_t* const bulk_src = bench_buffer(kBulk, 0x11);
+  static uint8_t* const bulk_dst = bench_buffer(kBulk, 0);
+  static uint8_t* const page_src = bench_buffer(4096, 0x22);
+  static uint8_t* const page_dst = bench_buffer(4096, 0);
+  Landing bulk_landing({{bulk_dst, kBulk, kHugePageBytes}});
+  Landing page_landing({{page_dst, 4096, 4096}});
   p->dst[kFirstBulkChannel]->set_landing(&bulk_landing);
   p->dst[kUrgentChannel]->set_landing(&page_landing);
   std::atomic<bool> stop{false};
@@ -222,7 +233,7 @@ void BM_DpdkUrgentRoundTrip(benchmark::State& state, const char* link, bool with
       for (size_t i = 0; i < n; ++i) {
         TxFrame f{make_header(FrameType::kPage, 0, 0, 4096, kFlagUrgent | kFlagHostPageEnd, 0,
                               kUrgentChannel),
-                  page_src.data()};
+                  page_src};
         while (urgent.post(&f, 1) == 0 && urgent.error().is_ok()) urgent.flush();
       }
       urgent.flush();
@@ -235,7 +246,7 @@ void BM_DpdkUrgentRoundTrip(benchmark::State& state, const char* link, bool with
       }
       TxFrame b{make_header(FrameType::kPage, 0, off, kHugePageBytes, kFlagHostPageEnd, 0,
                             kFirstBulkChannel),
-                bulk_src.data() + off};
+                bulk_src + off};
       if (bulk.post(&b, 1) == 1) off = (off + kHugePageBytes) % kBulk;
       bulk.flush();
       bulk.poll_tx();
