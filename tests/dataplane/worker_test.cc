@@ -15,18 +15,26 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Busy when its eventfd had a count (which it consumes), idle otherwise.
-class EventPoller : public Poller {
+// A poller whose wait fd is an eventfd created with `count`.
+class FdPoller : public Poller {
  public:
-  EventPoller() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
-  ~EventPoller() override { close(fd_); }
+  explicit FdPoller(unsigned count = 0) : fd_(eventfd(count, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  ~FdPoller() override { close(fd_); }
+  int wait_fd() const override { return fd_; }
+
+ protected:
+  int fd_;
+};
+
+// Busy when its eventfd had a count (which it consumes), idle otherwise.
+class EventPoller : public FdPoller {
+ public:
   PollResult poll() override {
     uint64_t v;
     if (read(fd_, &v, sizeof v) != sizeof v) return PollResult::kIdle;
     events_.fetch_add(1);
     return PollResult::kBusy;
   }
-  int wait_fd() const override { return fd_; }
   bool keep_spinning() const override { return expecting_.load(); }
   void kick() {
     uint64_t one = 1;
@@ -34,9 +42,6 @@ class EventPoller : public Poller {
   }
   std::atomic<bool> expecting_{false};
   std::atomic<uint64_t> events_{0};
-
- private:
-  int fd_;
 };
 
 template <typename Pred>
@@ -93,15 +98,10 @@ TEST(UrgentWorker, SpinsWhileAnAnswerIsDueThenSleeps) {
 }
 
 // A poller whose fd is readable for good while it never has work: the contract broken.
-class StuckFdPoller : public Poller {
+class StuckFdPoller : public FdPoller {
  public:
-  StuckFdPoller() : fd_(eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC)) {}  // count 1, never read
-  ~StuckFdPoller() override { close(fd_); }
+  StuckFdPoller() : FdPoller(1) {}  // count 1, never read
   PollResult poll() override { return PollResult::kIdle; }
-  int wait_fd() const override { return fd_; }
-
- private:
-  int fd_;
 };
 
 // As root (this suite's machine) the urgent worker runs real-time; a wait fd that stays
