@@ -106,11 +106,11 @@ void IncomingMigration::Impl::run() {
     total_time_ms_ = ms_since(start_time_);
   }
   stop_workers();
-  if (transport_) transport_->release_memory();  // also after a failure (done on success)
   if (s.is_ok()) {
-    board_.set(MigrationStatus::kCompleted);
+    board_.set(MigrationStatus::kCompleted);  // complete_precopy() released guest RAM already
     return;
   }
+  if (transport_) transport_->release_memory();  // the source's keys stop working after a failure
   if (link_ && link_->error().is_ok() && s.code() != Code::kCancelled)
     (void)link_->send_text(ControlType::kError, s.to_string(), std::chrono::milliseconds(500));
   if (s.code() == Code::kCancelled) {
