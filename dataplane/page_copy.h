@@ -14,4 +14,12 @@ namespace tern {
 // this thread (a store fence ends the streaming copy), so publishing them works as after memcpy.
 void copy_streaming(uint8_t* dst, const uint8_t* src, size_t n);
 
+// The same without the closing store fence, for a run of copies that ends with one
+// streaming_fence(): the streamed lines drain to memory while the caller goes on (a fence per
+// 8 KiB fragment stalled the dpdk receiver on every fragment). Until that fence, another thread
+// may not see the bytes.
+void copy_streaming_unfenced(uint8_t* dst, const uint8_t* src, size_t n);
+// Orders every earlier streaming store of this thread before its later stores.
+void streaming_fence();
+
 }  // namespace tern

@@ -85,11 +85,13 @@ void DpdkChannel::keep_alive(uint64_t now) {
   if (now - last_touch_us_.load(std::memory_order_relaxed) < kIdleUs) return;
   std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
   if (!lock.owns_lock() || failed()) return;
+  register_thread();
   pump(now);
   service(now);
 }
 
 DpdkChannel::~DpdkChannel() {
+  register_thread();
   port_->unkeep(this);  // the keeper no longer calls us (it holds the port's list lock)
   // A FIN after everything built so far, so the peer reports the close after the last frame;
   // resend what is still unacknowledged for a while (like SO_LINGER).
@@ -160,6 +162,7 @@ ChannelStats DpdkChannel::stats() const {
 // ---- transmit ----
 
 size_t DpdkChannel::post(const TxFrame* frames, size_t n) {
+  register_thread();
   std::lock_guard<std::mutex> lock(mu_);
   last_touch_us_.store(now_us(), std::memory_order_relaxed);
   if (failed()) return 0;
@@ -341,6 +344,7 @@ void DpdkChannel::service(uint64_t now) {
 }
 
 bool DpdkChannel::flush() {
+  register_thread();
   std::lock_guard<std::mutex> lock(mu_);
   last_touch_us_.store(now_us(), std::memory_order_relaxed);
   if (failed()) return false;
@@ -357,6 +361,7 @@ bool DpdkChannel::flush() {
 }
 
 size_t DpdkChannel::poll_tx() {
+  register_thread();
   std::lock_guard<std::mutex> lock(mu_);
   last_touch_us_.store(now_us(), std::memory_order_relaxed);
   if (failed()) return 0;
@@ -509,7 +514,7 @@ bool DpdkChannel::deliver(RxFrame& out, bool& stop) {
   if (h.frag_len) {
     // Pages into guest RAM stream past the caches (page_copy.h); staging and control copy.
     if (static_cast<FrameType>(cur_hdr_.type) == FrameType::kPage)
-      copy_payload(cur_dst_ + cur_got_, d + kFragmentOffset, h.frag_len);
+      copy_payload(cur_dst_ + cur_got_, d + kFragmentOffset, h.frag_len, false);
     else
       std::memcpy(cur_dst_ + cur_got_, d + kFragmentOffset, h.frag_len);
   }
@@ -517,6 +522,7 @@ bool DpdkChannel::deliver(RxFrame& out, bool& stop) {
   rxw_.pop();
   rte_pktmbuf_free(m);
   if (cur_got_ != len) return false;
+  streaming_fence();  // the fragments' streamed stores, before the frame is reported
   cur_active_ = false;
   out.hdr = cur_hdr_;
   out.data = cur_dst_;
@@ -525,6 +531,7 @@ bool DpdkChannel::deliver(RxFrame& out, bool& stop) {
 }
 
 size_t DpdkChannel::poll_rx(RxFrame* out, size_t max) {
+  register_thread();
   std::lock_guard<std::mutex> lock(mu_);
   last_touch_us_.store(now_us(), std::memory_order_relaxed);
   if (failed() || max == 0) return 0;

@@ -22,6 +22,11 @@ const Status& eal_start();
 rte_mempool* packet_pool();
 // Small buffers (128 bytes of data room) for zero-copy segments' headers and attachments.
 rte_mempool* header_pool();
+// Makes the calling thread an EAL lcore, once per thread and undone when it exits, so the
+// pools (ours, and the PMD's allocations and frees inside rx/tx bursts) serve it from a
+// per-thread cache instead of the shared pool. Beyond RTE_MAX_LCORE threads, the rest run
+// uncached (slower, still correct). Called by every channel entry point.
+void register_thread();
 // Bytes of segment (Ethernet frame) a pool buffer holds.
 inline constexpr uint32_t kMaxFrameBytes = 8192 + 128;
 // Monotonic microseconds (the retransmission clock).

@@ -100,9 +100,11 @@ class RawChannel : public Channel {
   }
   // Moves a kPage payload to dst (from land_page): straight into guest RAM it streams past the
   // caches (page_copy.h); into a staging page, which is installed at once, it copies normally.
-  void copy_payload(uint8_t* dst, const uint8_t* src, size_t n) const {
+  // fenced false: the caller runs streaming_fence() before it reports the frame (a frame that
+  // arrives in fragments needs one fence, after its last one).
+  void copy_payload(uint8_t* dst, const uint8_t* src, size_t n, bool fenced = true) const {
     if (landing_ != nullptr && !landing_->staged())
-      copy_streaming(dst, src, n);
+      fenced ? copy_streaming(dst, src, n) : copy_streaming_unfenced(dst, src, n);
     else
       std::memcpy(dst, src, n);
   }
