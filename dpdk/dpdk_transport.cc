@@ -39,7 +39,7 @@ dpdk::ChannelConfig config_of(const dpdk::Address& a) {
   // Zero-copy transmit only where the PMD copies inside tx_burst (memif): net_ring would hand
   // the guest's page to the receiver itself, past the sender's completion.
   return {a.window, a.rto_us, a.idle_us, a.faults,
-          a.zero_copy && a.kind == dpdk::PortKind::kMemif};
+          a.zero_copy && a.kind == dpdk::PortKind::kMemif, a.verify_payload()};
 }
 
 // Waits until the port's peer is attached (memif: the client connected).

@@ -59,6 +59,11 @@ bool tern_option(const std::string& key, const std::string& v, Address& a, Statu
     if (need_u64(10, 1000000)) a.idle_us = static_cast<uint32_t>(n);
   } else if (key == "zerocopy") {
     if (need_u64(0, 1)) a.zero_copy = n == 1;
+  } else if (key == "checksum") {
+    if (v == "always" || v == "auto")
+      a.checksum_always = v == "always";
+    else
+      err = bad("checksum=" + v + " (need auto or always)");
   } else if (key == "loss") {
     if (need_prob()) a.faults.loss = p;
   } else if (key == "reorder") {
@@ -158,6 +163,7 @@ std::string Address::peer_address(const std::string& r) const {
   Address d;
   if (rto_us != d.rto_us) s += ",rto_us=" + std::to_string(rto_us);
   if (idle_us != d.idle_us) s += ",idle_us=" + std::to_string(idle_us);
+  if (checksum_always) s += ",checksum=always";
   return s;
 }
 

@@ -5,6 +5,7 @@
 //   net_ring,name=NAME              two ring ports joined inside one process (tests)
 //   net_af_packet0,iface=veth0 | any other vdev devargs
 // tern options, accepted on any of them: queues=N window=SEGS rto_us=US idle_us=US zerocopy=0|1
+//   checksum=auto|always
 //   loss=P reorder=P dup=P corrupt=P seed=N (receive-path fault injection; docs/dpdk.md)
 #pragma once
 
@@ -32,6 +33,14 @@ struct Address {
   uint32_t idle_us = 200;  // an idle channel's wait_fd fires after this (no rx interrupts)
   FaultConfig faults;
   bool zero_copy = true;   // memif: page fragments sent from guest memory (docs/dpdk.md)
+  // checksum=always: check every data segment's payload checksum, even on a shared-memory
+  // link (memif, net_ring), which otherwise skips it unless corruption is injected.
+  bool checksum_always = false;
+  // Whether this end checks the payload checksums of what it receives (ChannelConfig).
+  bool verify_payload() const {
+    return checksum_always || faults.corrupt > 0 ||
+           (kind != PortKind::kMemif && kind != PortKind::kRingPair);
+  }
 
   // Devargs for rte_dev_probe: the device renamed to `unique` (one process may open several)
   // and `role` set for memif.

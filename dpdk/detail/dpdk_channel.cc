@@ -53,8 +53,9 @@ rte_mbuf* rebuilt(const rte_mbuf* m) {
   std::memcpy(hdr, rte_pktmbuf_mtod(m, const uint8_t*), sizeof hdr);
   SegHeader h;
   std::memcpy(&h, hdr + kSegHeaderOffset, sizeof h);
-  h.sum = segment_sum(h, sum_bytes(payload, len, sum_bytes(hdr + kFrameHeaderOffset,
-                                                          sizeof(FrameHeader))));
+  const uint64_t frame_sum = sum_bytes(hdr + kFrameHeaderOffset, sizeof(FrameHeader));
+  h.sum = segment_sum(
+      h, (h.flags & kSegPayloadSummed) ? sum_bytes(payload, len, frame_sum) : frame_sum);
   std::memcpy(hdr + kSegHeaderOffset, &h, sizeof h);
   return ext_segment(header_pool(), hdr, sizeof hdr, payload, len,
                      static_cast<ExtRef*>(p->shinfo->fcb_opaque));
@@ -104,8 +105,8 @@ DpdkChannel::~DpdkChannel() {
       uint8_t* d = reinterpret_cast<uint8_t*>(
           rte_pktmbuf_append(m, kEtherHeaderBytes + sizeof(SegHeader)));
       write_ether(d);
-      SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kFin), 0, queue_, txw_.end(), 0, 0,
-                  0, 0, 0, 0, 0};
+      SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kFin), want_flag(), queue_,
+                  txw_.end(), 0, 0, 0, 0, 0, 0, 0};
       h.sum = segment_sum(h, 0);
       std::memcpy(d + kSegHeaderOffset, &h, sizeof h);
       txw_.push(m);
@@ -133,10 +134,12 @@ DpdkChannel::~DpdkChannel() {
   }
   if (std::getenv("TERN_DPDK_DEBUG"))
     std::fprintf(stderr,
-                 "dpdk channel %u queue %u: sent %lu segments, %lu resent, %lu bad checksum, "
+                 "dpdk channel %u queue %u: sent %lu segments, %lu resent, %lu bad checksum, %lu "
+                 "payloads unchecked, "
                  "%lu duplicates, %lu injected drops; tx base %u cursor %u end %u; rx next %u "
                  "ack %u; frames posted %lu built %lu completed %lu\n",
                  index_, queue_, stats().segments_sent, stats().retransmits, stats().bad_checksum,
+                 stats().payloads_unchecked,
                  stats().duplicates, stats().injected_drops, txw_.base(), txw_.cursor(), txw_.end(),
                  rxw_.next(), rxw_.ack(), posted_, built_, completed_);
   txw_.clear(release);
@@ -197,11 +200,16 @@ bool DpdkChannel::build_segment() {
   if (m == nullptr) return false;  // pool empty: acks will return buffers
   auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kFragmentOffset + frag));
   write_ether(d);
-  SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kData), 0, queue_, txw_.end(), 0, 0,
-              s.built, frag, 0, 0, 0};
+  SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kData), data_flags(), queue_,
+              txw_.end(), 0, 0, s.built, frag, 0, 0, 0};
   std::memcpy(d + kFrameHeaderOffset, &s.hdr, sizeof(FrameHeader));
   uint64_t sum = sum_bytes(d + kFrameHeaderOffset, sizeof(FrameHeader));
-  if (frag) sum = copy_sum(d + kFragmentOffset, s.payload + s.built, frag, sum);
+  if (frag == 0) {
+  } else if (h.flags & kSegPayloadSummed) {
+    sum = copy_sum(d + kFragmentOffset, s.payload + s.built, frag, sum);
+  } else {
+    std::memcpy(d + kFragmentOffset, s.payload + s.built, frag);
+  }
   h.sum = segment_sum(h, sum);
   std::memcpy(d + kSegHeaderOffset, &h, sizeof h);
   s.last_seq = txw_.push(m);
@@ -216,12 +224,13 @@ bool DpdkChannel::build_ext_segment(Slot& s, uint32_t frag) {
   if (s.ext == nullptr) s.ext = ext_ref_new();
   uint8_t hdr[kFragmentOffset];
   write_ether(hdr);
-  SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kData), 0, queue_, txw_.end(), 0, 0,
-              s.built, frag, 0, 0, 0};
+  SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kData), data_flags(), queue_,
+              txw_.end(), 0, 0, s.built, frag, 0, 0, 0};
   std::memcpy(hdr + kFrameHeaderOffset, &s.hdr, sizeof(FrameHeader));
   const uint8_t* payload = s.payload + s.built;
-  h.sum = segment_sum(h, sum_bytes(payload, frag, sum_bytes(hdr + kFrameHeaderOffset,
-                                                            sizeof(FrameHeader))));
+  const uint64_t frame_sum = sum_bytes(hdr + kFrameHeaderOffset, sizeof(FrameHeader));
+  h.sum = segment_sum(
+      h, (h.flags & kSegPayloadSummed) ? sum_bytes(payload, frag, frame_sum) : frame_sum);
   std::memcpy(hdr + kSegHeaderOffset, &h, sizeof h);
   rte_mbuf* m = ext_segment(header_pool(), hdr, sizeof hdr, payload,
                             static_cast<uint16_t>(frag), s.ext);
@@ -282,7 +291,7 @@ void DpdkChannel::send_control(uint8_t kind, uint32_t seq) {
   if (m == nullptr) return;
   auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kFrameHeaderOffset));
   write_ether(d);
-  SegHeader h{kSegMagic, kind, 0, queue_, seq, rxw_.ack(), rxw_.wnd_end(), 0, 0, 0,
+  SegHeader h{kSegMagic, kind, want_flag(), queue_, seq, rxw_.ack(), rxw_.wnd_end(), 0, 0, 0,
               rxw_.sack(), 0};
   h.sum = segment_sum(h, 0);
   std::memcpy(d + kSegHeaderOffset, &h, sizeof h);
@@ -391,11 +400,18 @@ void DpdkChannel::take_segment(rte_mbuf* m, uint64_t now) {
   const auto kind = static_cast<SegKind>(h.kind);
   uint64_t rest = 0;
   bool ok = h.magic == kSegMagic && h.queue == queue_;
+  bool unsummed = false;
   if (ok && kind == SegKind::kData) {
     ok = len >= kFragmentOffset + static_cast<size_t>(h.frag_len) && h.frag_len <= kSegmentPayload;
-    if (ok) rest = sum_bytes(d + kFragmentOffset, h.frag_len, sum_bytes(d + kFrameHeaderOffset, sizeof(FrameHeader)));
+    if (ok) {
+      rest = sum_bytes(d + kFrameHeaderOffset, sizeof(FrameHeader));
+      if (h.flags & kSegPayloadSummed)
+        rest = sum_bytes(d + kFragmentOffset, h.frag_len, rest);
+      else
+        unsummed = config_.verify_payload;  // a payload we cannot check: treat as corrupt
+    }
   }
-  if (ok && segment_sum(h, rest) != h.sum) {
+  if (ok && (segment_sum(h, rest) != h.sum || unsummed)) {
     ++stats_.bad_checksum;
     ok = false;
   }
@@ -403,6 +419,8 @@ void DpdkChannel::take_segment(rte_mbuf* m, uint64_t now) {
     rte_pktmbuf_free(m);
     return;
   }
+  peer_wants_sums_ = (h.flags & kSegWantSums) != 0;
+  if (kind == SegKind::kData && !(h.flags & kSegPayloadSummed)) ++stats_.payloads_unchecked;
   switch (kind) {
     case SegKind::kData:
     case SegKind::kFin:

@@ -5,7 +5,8 @@
 // transport); flush()/poll_tx() cut frames into segments of up to kSegmentPayload bytes as the
 // window opens, send new segments, resend overdue ones, and answer with acks. A page fragment is
 // attached to its segment where it lies (zero_copy, memif: tx_extbuf.h) or copied into a packet
-// buffer with its checksum (copy_sum). A frame completes (poll_tx) once every segment of it is
+// buffer with its checksum (copy_sum); the fragment is summed only while the peer asks for it
+// (ChannelConfig::verify_payload). A frame completes (poll_tx) once every segment of it is
 // acknowledged and, zero-copy, no mbuf points into its page any more.
 // Receive: poll_rx() takes a burst off the queue, drops segments with a bad checksum or for
 // another queue, stores the rest by seq and delivers in order: the first fragment of a frame is
@@ -48,12 +49,18 @@ struct ChannelConfig {
   // Page fragments are attached to the segments from guest memory (tx_extbuf.h) instead of
   // copied into packet buffers; set for PMDs that copy with the CPU inside tx_burst (memif).
   bool zero_copy = false;
+  // This end checks the payload checksum of the data segments it receives, and so asks its
+  // peer to compute it (kSegWantSums): off only on shared-memory links (memif, net_ring) with no
+  // corruption injected, where nothing can change a segment in flight (as Linux skips the
+  // checksums on loopback). Headers are always checked.
+  bool verify_payload = true;
 };
 
 struct ChannelStats {
   uint64_t segments_sent = 0;
   uint64_t retransmits = 0;
-  uint64_t bad_checksum = 0;
+  uint64_t bad_checksum = 0;  // including data segments left unsummed when this end wants sums
+  uint64_t payloads_unchecked = 0;  // data segments taken without a payload checksum
   uint64_t duplicates = 0;
   uint64_t injected_drops = 0;
 };
@@ -108,6 +115,12 @@ class DpdkChannel final : public tern::detail::RawChannel {
   void resend(rte_mbuf** pkts, uint32_t n);  // window segments again (zero-copy: re-summed)
   void send_control(uint8_t kind, uint32_t seq);            // ack, probe (not kept)
   void advance_frames();
+  // SegHeader flags: ours on every segment (kSegWantSums), plus kSegPayloadSummed on data
+  // segments while the peer wants sums.
+  uint8_t want_flag() const { return config_.verify_payload ? kSegWantSums : 0; }
+  uint8_t data_flags() const {
+    return static_cast<uint8_t>(want_flag() | (peer_wants_sums_ ? kSegPayloadSummed : 0));
+  }
   // Receive side.
   size_t pump(uint64_t now);   // one rx burst into the windows
   void take_segment(rte_mbuf* m, uint64_t now);
@@ -138,6 +151,7 @@ class DpdkChannel final : public tern::detail::RawChannel {
   RxWindow rxw_;
   FaultInjector faults_;
   bool need_ack_ = false;
+  bool peer_wants_sums_ = true;  // from the flags of the peer's last valid segment
   uint32_t acked_wnd_end_ = 0;  // wnd_end of the last ack sent
   bool peer_fin_ = false;       // a FIN was stored (maybe not yet delivered)
   bool link_seen_up_ = false;

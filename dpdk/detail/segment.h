@@ -23,11 +23,19 @@ enum class SegKind : uint8_t {
   kProbe = 4,  // "answer with an ack" (a sender window-blocked with no ack in an RTO)
 };
 
+enum SegFlag : uint8_t {
+  // kData: the fragment is in `sum` (the headers always are).
+  kSegPayloadSummed = 1,
+  // Any kind: its sender wants the payload of the data segments it receives summed (a link that
+  // may corrupt them, or corruption injected there); senders sum until told otherwise.
+  kSegWantSums = 2,
+};
+
 #pragma pack(push, 1)
 struct SegHeader {
   uint16_t magic;     // kSegMagic
   uint8_t kind;       // SegKind
-  uint8_t reserved0;
+  uint8_t flags;      // SegFlag bits
   uint32_t queue;     // queue pair (= channel slot) the segment belongs to
   uint32_t seq;       // kData, kFin
   uint32_t ack;       // kAck: every seq before this one was received

@@ -211,6 +211,17 @@ TEST(Address, MemifRingAndOptions) {
     EXPECT_FALSE(b) << bad;
     if (!b) EXPECT_EQ(b.status().code(), Code::kInvalidArgument) << bad;
   }
+  // Payload checksums: skipped on shared memory unless forced or corruption is injected.
+  EXPECT_FALSE(a->verify_payload());
+  EXPECT_FALSE(r->verify_payload());
+  auto always = parse_address("net_memif0,socket=/run/x.sock,checksum=always");
+  ASSERT_TRUE(always);
+  EXPECT_TRUE(always->verify_payload());
+  EXPECT_EQ(always->peer_address("client"),
+            "net_memif0,role=client,socket=/run/x.sock,queues=8,window=256,checksum=always");
+  EXPECT_TRUE(parse_address("net_ring,name=x,corrupt=0.01")->verify_payload());
+  EXPECT_TRUE(parse_address("net_af_packet0,iface=veth0")->verify_payload());
+  EXPECT_FALSE(parse_address("net_ring,name=x,checksum=sometimes"));
   FaultConfig f;
   EXPECT_TRUE(parse_faults("loss=0.01,reorder=0.02,dup=0.03,seed=4", f).is_ok());
   EXPECT_DOUBLE_EQ(f.reorder, 0.02);
