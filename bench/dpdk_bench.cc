@@ -96,28 +96,67 @@ Pair* pair_for(const std::string& link) {
   return p.get();
 }
 
+// The bulk channel of a pair, set up to stream kBytes of `frame`-sized page frames from src
+// into a landing over dst (the landing is unset again when it goes), and the scratch buffer the
+// reference memcpy writes to.
+struct BulkStream {
+  BulkStream(Pair* p, uint32_t frame)
+      : tx(*p->src[kFirstBulkChannel]),
+        rx(*p->dst[kFirstBulkChannel]),
+        landing({{dst(), kBytes, kHugePageBytes}}) {
+    rx.set_landing(&landing);
+    for (uint64_t off = 0; off < kBytes; off += frame) {
+      const uint32_t flags = (off + frame) % kHugePageBytes == 0 ? kFlagHostPageEnd : 0;
+      frames.push_back(
+          {make_header(FrameType::kPage, 0, off, frame, flags, 0, kFirstBulkChannel), src() + off});
+    }
+  }
+  ~BulkStream() { rx.set_landing(nullptr); }
+  Status error() const { return !rx.error().is_ok() ? rx.error() : tx.error(); }
+
+  // Allocated on first use (a run that filters these benchmarks out touches none of it).
+  static uint8_t* src() {
+    static uint8_t* const p = bench_buffer(kBytes, 0x5a);
+    return p;
+  }
+  static uint8_t* dst() {
+    static uint8_t* const p = bench_buffer(kBytes, 0);
+    return p;
+  }
+  static uint8_t* scratch() {
+    static uint8_t* const p = bench_buffer(kBytes, 0);
+    return p;
+  }
+  Channel& tx;
+  Channel& rx;
+  Landing landing;
+  std::vector<TxFrame> frames;
+  std::vector<RxFrame> rx_buf = std::vector<RxFrame>(64);
+};
+
+// Per-round ratios (reference memcpy time / transfer time) as the vs_memcpy counters: median,
+// min and max.
+void report_ratios(benchmark::State& state, std::vector<double> ratio) {
+  if (ratio.empty()) return;
+  std::sort(ratio.begin(), ratio.end());
+  state.counters["vs_memcpy"] = ratio[ratio.size() / 2];
+  state.counters["vs_memcpy_min"] = ratio.front();
+  state.counters["vs_memcpy_max"] = ratio.back();
+}
+
 void BM_DpdkBulk(benchmark::State& state, const char* link, uint32_t frame) {
   Pair* p = pair_for(link);
   if (!p->error.empty()) {
     state.SkipWithError(p->error.c_str());
     return;
   }
-  static uint8_t* const src = bench_buffer(kBytes, 0x5a);
-  static uint8_t* const dst = bench_buffer(kBytes, 0);
-  Landing landing({{dst, kBytes, kHugePageBytes}});
-  Channel& tx = *p->src[kFirstBulkChannel];
-  Channel& rx = *p->dst[kFirstBulkChannel];
-  rx.set_landing(&landing);
-  std::vector<TxFrame> frames;
-  for (uint64_t off = 0; off < kBytes; off += frame) {
-    const uint32_t flags = (off + frame) % kHugePageBytes == 0 ? kFlagHostPageEnd : 0;
-    frames.push_back({make_header(FrameType::kPage, 0, off, frame, flags, 0, kFirstBulkChannel),
-                      src + off});
-  }
-  std::vector<RxFrame> rx_buf(64);
-  // memcpy of the same bytes (frame by frame) after each transfer, outside the timed part: per-iteration ratios
-  // of thread CPU time, so a host whose load drifts during the run still compares like with like.
-  static std::vector<uint8_t> scratch(kBytes, 0);
+  BulkStream b(p, frame);
+  Channel& tx = b.tx;
+  Channel& rx = b.rx;
+  const std::vector<TxFrame>& frames = b.frames;
+  // memcpy of the same bytes (frame by frame) after each transfer, outside the timed part:
+  // per-iteration ratios of thread CPU time, so a host whose load drifts during the run still
+  // compares like with like.
   std::vector<double> ratio, memcpy_gbps;
   for (auto _ : state) {
     const double t0 = thread_cpu_s();
@@ -126,18 +165,18 @@ void BM_DpdkBulk(benchmark::State& state, const char* link, uint32_t frame) {
       if (posted < frames.size()) posted += tx.post(frames.data() + posted, frames.size() - posted);
       if (!tx.flush()) break;
       completed += tx.poll_tx();
-      received += rx.poll_rx(rx_buf.data(), rx_buf.size());
+      received += rx.poll_rx(b.rx_buf.data(), b.rx_buf.size());
       if (!rx.error().is_ok()) break;
     }
-    if (!rx.error().is_ok() || !tx.error().is_ok()) {
-      state.SkipWithError((!rx.error().is_ok() ? rx.error() : tx.error()).to_string().c_str());
+    if (!b.error().is_ok()) {
+      state.SkipWithError(b.error().to_string().c_str());
       return;
     }
-    benchmark::DoNotOptimize(dst);
+    benchmark::DoNotOptimize(b.dst());
     const double t1 = thread_cpu_s();
     state.PauseTiming();
-    memcpy_pieces(scratch.data(), src, frame);
-    benchmark::DoNotOptimize(scratch.data());
+    memcpy_pieces(b.scratch(), b.src(), frame);
+    benchmark::DoNotOptimize(b.scratch());
     const double t2 = thread_cpu_s();
     state.ResumeTiming();
     if (t1 > t0 && t2 > t1) {
@@ -145,17 +184,12 @@ void BM_DpdkBulk(benchmark::State& state, const char* link, uint32_t frame) {
       memcpy_gbps.push_back(static_cast<double>(kBytes) / (t2 - t1) / 1e9);
     }
   }
-  rx.set_landing(nullptr);
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kBytes));
-  if (!ratio.empty()) {
-    auto median = [](std::vector<double> v) {
-      std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-      return v[v.size() / 2];
-    };
-    state.counters["vs_memcpy"] = median(ratio);
-    state.counters["vs_memcpy_min"] = *std::min_element(ratio.begin(), ratio.end());
-    state.counters["vs_memcpy_max"] = *std::max_element(ratio.begin(), ratio.end());
-    state.counters["memcpy_GBps"] = median(memcpy_gbps);
+  report_ratios(state, ratio);
+  if (!memcpy_gbps.empty()) {
+    std::nth_element(memcpy_gbps.begin(), memcpy_gbps.begin() + memcpy_gbps.size() / 2,
+                     memcpy_gbps.end());
+    state.counters["memcpy_GBps"] = memcpy_gbps[memcpy_gbps.size() / 2];
   }
 }
 
@@ -171,18 +205,10 @@ void BM_DpdkBulkThreads(benchmark::State& state, const char* link) {
     state.SkipWithError(p->error.c_str());
     return;
   }
-  static uint8_t* const src = bench_buffer(kBytes, 0x5a);
-  static uint8_t* const dst = bench_buffer(kBytes, 0);
-  static std::vector<uint8_t> scratch(kBytes, 0);
-  Landing landing({{dst, kBytes, kHugePageBytes}});
-  Channel& tx = *p->src[kFirstBulkChannel];
-  Channel& rx = *p->dst[kFirstBulkChannel];
-  rx.set_landing(&landing);
-  std::vector<TxFrame> frames;
-  for (uint64_t off = 0; off < kBytes; off += kHugePageBytes)
-    frames.push_back({make_header(FrameType::kPage, 0, off, kHugePageBytes, kFlagHostPageEnd, 0,
-                                  kFirstBulkChannel),
-                      src + off});
+  BulkStream b(p, kHugePageBytes);
+  Channel& tx = b.tx;
+  Channel& rx = b.rx;
+  const std::vector<TxFrame>& frames = b.frames;
   // rounds: bumped by the receiver to start one; sent: bumped by the sender once every frame
   // of it is acknowledged; ~0 in rounds stops the sender.
   std::atomic<uint64_t> rounds{0}, sent{0};
@@ -203,7 +229,7 @@ void BM_DpdkBulkThreads(benchmark::State& state, const char* link) {
       sent.notify_one();
     }
   });
-  std::vector<RxFrame> rx_buf(64);
+  std::vector<RxFrame>& rx_buf = b.rx_buf;
   std::vector<double> ratio;
   using Clock = std::chrono::steady_clock;
   for (auto _ : state) {
@@ -224,29 +250,23 @@ void BM_DpdkBulkThreads(benchmark::State& state, const char* link) {
       sched_yield();
     }
     const auto t2 = Clock::now();
-    memcpy_pieces(scratch.data(), src, kHugePageBytes);
-    benchmark::DoNotOptimize(scratch.data());
+    memcpy_pieces(b.scratch(), b.src(), kHugePageBytes);
+    benchmark::DoNotOptimize(b.scratch());
     const auto t3 = Clock::now();
     state.ResumeTiming();
-    if (!rx.error().is_ok() || !tx.error().is_ok()) {
-      state.SkipWithError((!rx.error().is_ok() ? rx.error() : tx.error()).to_string().c_str());
+    if (!b.error().is_ok()) {
+      state.SkipWithError(b.error().to_string().c_str());
       break;
     }
-    benchmark::DoNotOptimize(dst);
+    benchmark::DoNotOptimize(b.dst());
     ratio.push_back(std::chrono::duration<double>(t3 - t2).count() /
                     std::chrono::duration<double>(t1 - t0).count());
   }
   rounds.store(~uint64_t{0});
   rounds.notify_one();
   sender.join();
-  rx.set_landing(nullptr);
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kBytes));
-  if (!ratio.empty()) {
-    std::sort(ratio.begin(), ratio.end());
-    state.counters["vs_memcpy"] = ratio[ratio.size() / 2];
-    state.counters["vs_memcpy_min"] = ratio.front();
-    state.counters["vs_memcpy_max"] = ratio.back();
-  }
+  report_ratios(state, std::move(ratio));
 }
 
 // dst requests a 4 KiB page on the urgent channel; a source thread answers it on the urgent
