@@ -206,12 +206,10 @@ bool DpdkChannel::build_segment() {
               txw_.end(), 0, 0, s.built, frag, 0, 0, 0};
   std::memcpy(d + kFrameHeaderOffset, &s.hdr, sizeof(FrameHeader));
   uint64_t sum = sum_bytes(d + kFrameHeaderOffset, sizeof(FrameHeader));
-  if (frag == 0) {
-  } else if (h.flags & kSegPayloadSummed) {
+  if (frag != 0 && (h.flags & kSegPayloadSummed))
     sum = copy_sum(d + kFragmentOffset, s.payload + s.built, frag, sum);
-  } else {
+  else if (frag != 0)
     std::memcpy(d + kFragmentOffset, s.payload + s.built, frag);
-  }
   h.sum = segment_sum(h, sum);
   std::memcpy(d + kSegHeaderOffset, &h, sizeof h);
   s.last_seq = txw_.push(m);
