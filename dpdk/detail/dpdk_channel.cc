@@ -444,7 +444,12 @@ void DpdkChannel::take_segment(rte_mbuf* m, uint64_t now) {
 
 size_t DpdkChannel::pump(uint64_t now) {
   rte_mbuf* raw[kBurst];
-  uint16_t n = rte_eth_rx_burst(port_id_, queue_, raw, kBurst);
+  uint16_t n = 0;
+  if (port_->steers()) {
+    n = rte_eth_rx_burst(port_id_, queue_, raw, kBurst);
+  } else {
+    n = port_->take_handed(queue_, raw, kBurst);  // sorted by queue from all of the port's
+  }
   if (n == 0 && !faults_.holding()) {
     // Cheap enough every few hundred idle polls: is the peer still there?
     if ((++idle_pumps_ & 255) == 0) {

@@ -6,9 +6,15 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <numeric>
 #include <atomic>
 #include <chrono>
 #include <pthread.h>
@@ -117,6 +123,40 @@ bool memif_socket_retired(const std::string& path) {
   return memif_paths().retired.count(path) != 0;
 }
 
+// af_packet: one packet socket per queue, and frames that hold a whole segment. The PMD's
+// frame has a 32-byte TPACKET header before the packet; it places frame i at i * framesz, so a
+// block (a whole number of pages) must hold a whole number of frames: lcm(framesz, page) =
+// 1 MiB + 20 KiB for 8352-byte frames, 128 frames each, 4 blocks for the default 512 frames.
+// The interface must carry the largest segment: its MTU is checked here, where the error can
+// say what to do (the PMD cannot raise it past its own frame limit).
+static Status af_packet_defaults(Address& a) {
+  bool qpairs = false, framesz = false, blocksz = false;
+  std::string iface;
+  for (auto& [k, v] : a.pmd_args) {
+    qpairs |= k == "qpairs", framesz |= k == "framesz", blocksz |= k == "blocksz";
+    if (k == "iface") iface = v;
+  }
+  const uint64_t frame = kMaxFrameBytes + 32, page = static_cast<uint64_t>(::getpagesize());
+  if (!qpairs) a.pmd_args.emplace_back("qpairs", std::to_string(a.queues));
+  if (!framesz) a.pmd_args.emplace_back("framesz", std::to_string(frame));
+  if (!blocksz) a.pmd_args.emplace_back("blocksz", std::to_string(std::lcm(frame, page)));
+  const uint32_t need = kDataHeaderBytes + kSegmentPayload;
+  ifreq req{};
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && !iface.empty() && iface.size() < IFNAMSIZ) {
+    std::memcpy(req.ifr_name, iface.c_str(), iface.size());
+    if (::ioctl(fd, SIOCGIFMTU, &req) == 0 && static_cast<uint32_t>(req.ifr_mtu) < need) {
+      ::close(fd);
+      return Status(Code::kInvalidArgument,
+                    "dpdk af_packet: interface " + iface + " has MTU " +
+                        std::to_string(req.ifr_mtu) + "; tern's segments need " +
+                        std::to_string(need) + " (ip link set " + iface + " mtu 9000)");
+    }
+  }
+  if (fd >= 0) ::close(fd);
+  return Status::ok();
+}
+
 Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
   if (const Status& s = eal_start(); !s.is_ok()) return s;
   std::shared_ptr<Port> p(new Port);
@@ -157,6 +197,9 @@ Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
       if (!set) a.pmd_args.emplace_back("socket", path);
       p->memif_server_socket_ = path;
     }
+    if (prefix == "net_af_packet") {
+      if (Status s = af_packet_defaults(a); !s.is_ok()) return s;
+    }
     if (a.kind == PortKind::kMemif) {
       // One memif buffer per segment: with the default 2 KiB buffers a segment spans five
       // chained descriptors, and a ring that fills in the middle of a chain stalls the queue
@@ -179,9 +222,42 @@ Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
     p->name_ = name;
     p->attached_ = true;
     p->has_link_state_ = a.kind == PortKind::kMemif;
+    if (a.kind != PortKind::kMemif) {
+      const std::string tag = unique_suffix();
+      for (uint16_t q = 0; q < a.queues; ++q) {
+        const std::string rn = "th" + tag + "-" + std::to_string(q);
+        rte_ring* r = rte_ring_create(rn.c_str(), kRingDescriptors, SOCKET_ID_ANY,
+                                      RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (r == nullptr)
+          return Status(Code::kUnavailable,
+                        "dpdk ring '" + rn + "': " + std::string(rte_strerror(rte_errno)));
+        p->handed_.push_back(r);
+      }
+    }
   }
   if (Status s = p->configure(a.queues); !s.is_ok()) return s;
   return p;
+}
+
+uint16_t Port::take_handed(uint16_t q, rte_mbuf** out, uint16_t n) {
+  if (q >= handed_.size()) return 0;
+  if (std::unique_lock<std::mutex> lock(rx_mu_, std::try_to_lock); lock.owns_lock()) {
+    rte_mbuf* burst[32];
+    for (uint16_t rq = 0; rq < queues_; ++rq) {
+      const uint16_t got = rte_eth_rx_burst(id_, rq, burst, 32);
+      for (uint16_t i = 0; i < got; ++i) {
+        rte_mbuf* m = burst[i];
+        const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
+        uint32_t to = UINT32_MAX;
+        if (rte_pktmbuf_data_len(m) >= kEtherHeaderBytes + sizeof(SegHeader))
+          std::memcpy(&to, d + kEtherHeaderBytes + offsetof(SegHeader, queue), sizeof to);
+        if (to >= handed_.size() || rte_ring_sp_enqueue(handed_[to], m) != 0)
+          rte_pktmbuf_free(m);
+      }
+    }
+  }
+  return static_cast<uint16_t>(
+      rte_ring_sc_dequeue_burst(handed_[q], reinterpret_cast<void**>(out), n, nullptr));
 }
 
 Status Port::configure(uint16_t queues) {
@@ -206,8 +282,9 @@ Status Port::configure(uint16_t queues) {
       return Status(Code::kUnavailable, "dpdk tx queue " + std::to_string(q) + " of " + name_ +
                                             ": " + rte_strerror(-r));
   }
-  // Jumbo frames where the port allows them; memif and net_ring carry any size regardless.
-  (void)rte_eth_dev_set_mtu(id_, kMaxFrameBytes);
+  // Jumbo frames where the port allows them (the largest segment, less its Ethernet header);
+  // memif and net_ring carry any size regardless. af_packet also sets the interface's MTU.
+  (void)rte_eth_dev_set_mtu(id_, kDataHeaderBytes + kSegmentPayload);
   if (int r = rte_eth_dev_start(id_); r != 0)
     return Status(Code::kUnavailable, "dpdk start " + name_ + ": " + rte_strerror(-r));
   started_ = true;
@@ -270,6 +347,11 @@ Port::~Port() {
   if (started_) rte_eth_dev_stop(id_);
   rte_eth_dev_close(id_);
   if (!rings_) rte_eal_hotplug_remove("vdev", name_.c_str());
+  for (rte_ring* r : handed_) {
+    void* m;
+    while (rte_ring_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    rte_ring_free(r);
+  }
 }
 
 }  // namespace tern::dpdk

@@ -18,6 +18,9 @@
 #include "dataplane/status.h"
 #include "dpdk/detail/address.h"
 
+struct rte_mbuf;
+struct rte_ring;
+
 namespace tern::dpdk {
 
 struct RingPair;
@@ -38,6 +41,15 @@ class Port {
   bool link_up() const;
   const std::string& name() const { return name_; }
 
+  // Whether each RX queue receives only the segments sent to it: memif and ring pairs (a ring
+  // per queue). Otherwise (af_packet spreads frames over its queues by flow hash, a NIC without
+  // flow rules by RSS, and a queue may have no channel) a channel receives with take_handed.
+  bool steers() const { return handed_.empty(); }
+  // Not steering: drains every RX queue of the port (one caller at a time; others skip) into
+  // per-queue rings by the segment's queue field, then returns up to n segments for queue q.
+  // Queue q's owner only. Segments for a queue whose ring is full are dropped (resent later).
+  uint16_t take_handed(uint16_t q, rte_mbuf** out, uint16_t n);
+
   // Channels on this port for the keeper thread, which calls keep_alive() on each every
   // couple of milliseconds (started with the first channel, joined when the port goes).
   void keep(DpdkChannel* ch);
@@ -55,6 +67,8 @@ class Port {
   std::string name_;  // the process-unique device name
   std::shared_ptr<RingPair> rings_;  // ring pairs: shared by both ends
   std::string memif_server_socket_;  // memif server: the socket it listens on
+  std::vector<rte_ring*> handed_;    // per queue, when the port does not steer (see steers())
+  std::mutex rx_mu_;                 // the RX queues, when the port does not steer
 
   std::mutex keep_mu_;
   std::condition_variable keep_cv_;
