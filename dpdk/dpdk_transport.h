@@ -3,8 +3,7 @@
 //
 //   dpdk:net_memif0,socket=/run/tern.sock   two processes over memif (shared memory)
 //   dpdk:net_ring,name=NAME                 two transports of one process (tests)
-//   dpdk:net_af_packet0,iface=veth0         any virtual device DPDK can probe (af_packet
-//                                           opens but cannot carry a migration yet: docs/dpdk.md)
+//   dpdk:net_af_packet0,iface=veth0         af_packet, or any virtual device DPDK can probe
 //   dpdk:                                   (listen only) memif on a fresh abstract socket
 //
 // The destination listens (memif server) and returns the URI the source connects with (memif
