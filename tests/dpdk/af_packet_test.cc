@@ -43,25 +43,8 @@ TEST(DpdkAfPacket, PagesCrossAVethPairIntact) {
   auto dst = accepted.get();
   ASSERT_TRUE(src) << src.status().to_string();
   ASSERT_TRUE(dst) << dst.status().to_string();
-  Channel& tx = *(*src)[kFirstBulkChannel];
-  Channel& rx = *(*dst)[kFirstBulkChannel];
-  constexpr size_t kBytes = 2 * kHugePageBytes;
-  Guarded landing_mem(kBytes, 0);
-  Landing landing({{landing_mem.data(), kBytes, kHugePageBytes}});
-  rx.set_landing(&landing);
-  std::vector<uint8_t> bytes(kBytes);
-  std::vector<TxFrame> frames;
-  for (uint64_t off = 0; off < kBytes; off += kHugePageBytes) {
-    fill_pattern(bytes.data() + off, kHugePageBytes, off);
-    frames.push_back({make_header(FrameType::kPage, 0, off, kHugePageBytes, kFlagHostPageEnd, 0,
-                                  kFirstBulkChannel),
-                      bytes.data() + off});
-  }
-  auto got = transfer(tx, rx, frames, 30s);
-  EXPECT_TRUE(rx.error().is_ok()) << rx.error().to_string();
-  EXPECT_EQ(got.size(), frames.size());
-  EXPECT_EQ(std::memcmp(landing_mem.data(), bytes.data(), kBytes), 0) << "a page arrived wrong";
-  rx.set_landing(nullptr);
+  expect_huge_pages_arrive(*(*src)[kFirstBulkChannel], *(*dst)[kFirstBulkChannel],
+                           2 * kHugePageBytes);
 }
 
 TEST(DpdkAfPacket, AnInterfaceTooSmallForASegmentIsRefusedWithTheFix) {

@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "dpdk/detail/dpdk_channel.h"
 #include "tests/transport/harness.h"
@@ -26,25 +25,8 @@ dpdk::ChannelStats transfer_with(const std::string& options) {
   const auto base = h.listen_address;
   h.listen_address = [base, options] { return base() + options; };
   Connected c = connect_pair(h);
-  Channel& tx = *c.src[kFirstBulkChannel];
   Channel& rx = *c.dst[kFirstBulkChannel];
-  constexpr size_t kBytes = 2 * kHugePageBytes;
-  Guarded dst(kBytes, 0);
-  Landing landing({{dst.data(), kBytes, kHugePageBytes}});
-  rx.set_landing(&landing);
-  std::vector<uint8_t> src(kBytes);
-  std::vector<TxFrame> frames;
-  for (uint64_t off = 0; off < kBytes; off += kHugePageBytes) {
-    fill_pattern(src.data() + off, kHugePageBytes, off);
-    frames.push_back({make_header(FrameType::kPage, 0, off, kHugePageBytes, kFlagHostPageEnd, 0,
-                                  kFirstBulkChannel),
-                      src.data() + off});
-  }
-  auto got = transfer(tx, rx, frames, 30s);
-  EXPECT_TRUE(rx.error().is_ok()) << rx.error().to_string();
-  EXPECT_EQ(got.size(), frames.size());
-  EXPECT_EQ(std::memcmp(dst.data(), src.data(), kBytes), 0) << "a page arrived wrong";
-  rx.set_landing(nullptr);
+  expect_huge_pages_arrive(*c.src[kFirstBulkChannel], rx, 2 * kHugePageBytes);
   auto* channel = dynamic_cast<dpdk::DpdkChannel*>(&rx);
   EXPECT_NE(channel, nullptr);
   return channel ? channel->stats() : dpdk::ChannelStats{};

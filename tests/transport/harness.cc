@@ -221,6 +221,26 @@ bool Guarded::all(uint8_t v) const {
                      [v](uint8_t x) { return x == v; });
 }
 
+void expect_huge_pages_arrive(Channel& tx, Channel& rx, size_t bytes) {
+  Guarded dst(bytes, 0);
+  Landing landing({{dst.data(), bytes, kHugePageBytes}});
+  rx.set_landing(&landing);
+  std::vector<uint8_t> src(bytes);
+  std::vector<TxFrame> frames;
+  for (uint64_t off = 0; off < bytes; off += kHugePageBytes) {
+    fill_pattern(src.data() + off, kHugePageBytes, off);
+    frames.push_back({make_header(FrameType::kPage, 0, off, kHugePageBytes, kFlagHostPageEnd, 0,
+                                  kFirstBulkChannel),
+                      src.data() + off});
+  }
+  auto got = transfer(tx, rx, frames, 30s);
+  EXPECT_TRUE(rx.error().is_ok()) << rx.error().to_string();
+  EXPECT_EQ(got.size(), frames.size());
+  EXPECT_EQ(std::memcmp(dst.data(), src.data(), bytes), 0) << "a page arrived wrong";
+  EXPECT_TRUE(dst.guards_intact());
+  rx.set_landing(nullptr);
+}
+
 void fill_pattern(uint8_t* p, size_t n, uint64_t seq) {
   for (size_t i = 0; i < n; i += 8) {
     uint64_t v = (seq * 0x9E3779B97F4A7C15ull) ^ (i * 0xBF58476D1CE4E5B9ull);

@@ -79,6 +79,11 @@ class Guarded {
   std::vector<uint8_t> mem_;
 };
 
+// Sends `bytes` (a multiple of 2 MiB) of patterned 2 MiB page frames from tx into a fresh
+// landing on rx, then checks (gtest expectations) that every frame and byte arrived; the
+// landing is unset again before it returns.
+void expect_huge_pages_arrive(Channel& tx, Channel& rx, size_t bytes);
+
 // Deterministic page content for (seq, byte index).
 void fill_pattern(uint8_t* p, size_t n, uint64_t seq);
 bool check_pattern(const uint8_t* p, size_t n, uint64_t seq);
