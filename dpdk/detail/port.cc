@@ -283,7 +283,8 @@ Status Port::configure(uint16_t queues) {
                                             ": " + rte_strerror(-r));
   }
   // Jumbo frames where the port allows them (the largest segment, less its Ethernet header);
-  // memif and net_ring carry any size regardless. af_packet also sets the interface's MTU.
+  // memif and net_ring carry any size regardless. af_packet's PMD refuses it (its own frame
+  // limit), so af_packet_defaults checks the interface's MTU instead.
   (void)rte_eth_dev_set_mtu(id_, kDataHeaderBytes + kSegmentPayload);
   if (int r = rte_eth_dev_start(id_); r != 0)
     return Status(Code::kUnavailable, "dpdk start " + name_ + ": " + rte_strerror(-r));
