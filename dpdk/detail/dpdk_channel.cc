@@ -55,9 +55,7 @@ rte_mbuf* rebuilt(const rte_mbuf* m) {
   std::memcpy(hdr, rte_pktmbuf_mtod(m, const uint8_t*), sizeof hdr);
   SegHeader h;
   std::memcpy(&h, hdr + kSegHeaderOffset, sizeof h);
-  const uint64_t frame_sum = sum_bytes(hdr + kFrameHeaderOffset, sizeof(FrameHeader));
-  h.sum = segment_sum(
-      h, (h.flags & kSegPayloadSummed) ? sum_bytes(payload, len, frame_sum) : frame_sum);
+  h.sum = segment_sum(h, data_rest_sum(h, hdr + kFrameHeaderOffset, payload, len));
   std::memcpy(hdr + kSegHeaderOffset, &h, sizeof h);
   return ext_segment(header_pool(), hdr, sizeof hdr, payload, len,
                      static_cast<ExtRef*>(p->shinfo->fcb_opaque));
@@ -228,9 +226,7 @@ bool DpdkChannel::build_ext_segment(Slot& s, uint32_t frag) {
               txw_.end(), 0, 0, s.built, frag, 0, 0, 0};
   std::memcpy(hdr + kFrameHeaderOffset, &s.hdr, sizeof(FrameHeader));
   const uint8_t* payload = s.payload + s.built;
-  const uint64_t frame_sum = sum_bytes(hdr + kFrameHeaderOffset, sizeof(FrameHeader));
-  h.sum = segment_sum(
-      h, (h.flags & kSegPayloadSummed) ? sum_bytes(payload, frag, frame_sum) : frame_sum);
+  h.sum = segment_sum(h, data_rest_sum(h, hdr + kFrameHeaderOffset, payload, frag));
   std::memcpy(hdr + kSegHeaderOffset, &h, sizeof h);
   rte_mbuf* m = ext_segment(header_pool(), hdr, sizeof hdr, payload,
                             static_cast<uint16_t>(frag), s.ext);
@@ -404,11 +400,9 @@ void DpdkChannel::take_segment(rte_mbuf* m, uint64_t now) {
   if (ok && kind == SegKind::kData) {
     ok = len >= kFragmentOffset + static_cast<size_t>(h.frag_len) && h.frag_len <= kSegmentPayload;
     if (ok) {
-      rest = sum_bytes(d + kFrameHeaderOffset, sizeof(FrameHeader));
-      if (h.flags & kSegPayloadSummed)
-        rest = sum_bytes(d + kFragmentOffset, h.frag_len, rest);
-      else
-        unsummed = config_.verify_payload;  // a payload we cannot check: treat as corrupt
+      rest = data_rest_sum(h, d + kFrameHeaderOffset, d + kFragmentOffset, h.frag_len);
+      // A payload we cannot check, where we asked for sums: treat it as corrupt.
+      unsummed = !(h.flags & kSegPayloadSummed) && config_.verify_payload;
     }
   }
   if (ok && (segment_sum(h, rest) != h.sum || unsummed)) {

@@ -131,6 +131,14 @@ inline uint64_t copy_sum(uint8_t* dst, const uint8_t* src, size_t n, uint64_t ac
   return sum_words<true>(dst, src, n, acc);
 }
 
+// `rest` of a data segment for segment_sum: its FrameHeader, then its fragment when the
+// header's flags say the fragment is summed (kSegPayloadSummed).
+inline uint64_t data_rest_sum(const SegHeader& h, const uint8_t* frame_header,
+                              const uint8_t* fragment, size_t len) {
+  const uint64_t sum = sum_bytes(frame_header, sizeof(FrameHeader));
+  return (h.flags & kSegPayloadSummed) ? sum_bytes(fragment, len, sum) : sum;
+}
+
 // Checksum of a segment: its header (sum field taken as zero) then `rest` (FrameHeader and
 // fragment, or nothing). `rest_sum` is sum_bytes/copy_sum of rest, computed by the caller.
 inline uint64_t segment_sum(const SegHeader& h, uint64_t rest_sum) {
