@@ -51,10 +51,11 @@ rte_mempool* lifo_pool(const char* name, unsigned n, uint16_t data_room) {
                                                 SOCKET_ID_ANY);
 }
 
-// Unregisters the thread when it exits (a thread_local's destructor), which frees its lcore id
-// for a later thread; buffers left in its cache are the next holder's.
+// A thread's registration as an EAL lcore: made when the thread first needs it (unless it is
+// one of the EAL's own lcores), undone when it exits, which frees its lcore id for a later
+// thread; buffers left in its cache are the next holder's.
 struct LcoreRegistration {
-  bool registered = false;
+  bool registered = rte_lcore_id() == LCORE_ID_ANY && rte_thread_register() == 0;
   ~LcoreRegistration() {
     if (registered) rte_thread_unregister();
   }
@@ -113,12 +114,8 @@ const Status& eal_start() {
 }
 
 void register_thread() {
-  thread_local LcoreRegistration reg;
-  thread_local bool tried = false;
-  if (tried) return;
-  tried = true;
-  if (rte_lcore_id() != LCORE_ID_ANY) return;  // the EAL's own lcores
-  reg.registered = rte_thread_register() == 0;
+  thread_local LcoreRegistration reg;  // constructed on a thread's first call only
+  (void)reg;
 }
 
 rte_mempool* packet_pool() { return eal().pool; }
