@@ -11,13 +11,13 @@
 #include <benchmark/benchmark.h>
 #include <sched.h>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
 #include <thread>
 #include <vector>
 
+#include "bench/memcpy_reference.h"
 #include "dataplane/page_copy.h"
 
 namespace tern {
@@ -61,8 +61,7 @@ void BM_CrossCoreRing(benchmark::State& state) {
     streaming_fence();
     const auto t1 = Clock::now();
     state.PauseTiming();
-    for (size_t off = 0; off < kBytes; off += kPageBytes)  // as BM_Memcpy/pages_2m copies
-      std::memcpy(scratch.data() + off, src.data() + off, kPageBytes);
+    memcpy_pieces(scratch.data(), src.data(), kBytes, kPageBytes);
     benchmark::DoNotOptimize(scratch.data());
     const auto t2 = Clock::now();
     state.ResumeTiming();
@@ -73,12 +72,7 @@ void BM_CrossCoreRing(benchmark::State& state) {
   rounds.notify_one();
   producer.join();
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kBytes));
-  std::sort(ratio.begin(), ratio.end());
-  if (!ratio.empty()) {
-    state.counters["vs_memcpy"] = ratio[ratio.size() / 2];
-    state.counters["vs_memcpy_min"] = ratio.front();
-    state.counters["vs_memcpy_max"] = ratio.back();
-  }
+  report_ratios(state, std::move(ratio));
 }
 
 BENCHMARK(BM_CrossCoreRing)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/memcpy_reference.h"
 #include "dpdk/dpdk_transport.h"
 
 namespace tern {
@@ -37,12 +38,6 @@ constexpr size_t kBytes = 16 * kHugePageBytes;  // 32 MiB per iteration
 // function-local static vectors would already be gone.
 uint8_t* bench_buffer(size_t bytes, uint8_t fill) {
   return (new std::vector<uint8_t>(bytes, fill))->data();
-}
-
-// The reference copy each round is compared with: kBytes in `piece`-sized memcpy calls, as
-// BM_Memcpy copies pages (one 32 MiB call would take glibc's non-temporal path instead).
-void memcpy_pieces(uint8_t* dst, const uint8_t* src, size_t piece) {
-  for (size_t off = 0; off < kBytes; off += piece) std::memcpy(dst + off, src + off, piece);
 }
 
 double thread_cpu_s() {
@@ -147,16 +142,6 @@ struct IdleBackoff {
   }
 };
 
-// Per-round ratios (reference memcpy time / transfer time) as the vs_memcpy counters: median,
-// min and max.
-void report_ratios(benchmark::State& state, std::vector<double> ratio) {
-  if (ratio.empty()) return;
-  std::sort(ratio.begin(), ratio.end());
-  state.counters["vs_memcpy"] = ratio[ratio.size() / 2];
-  state.counters["vs_memcpy_min"] = ratio.front();
-  state.counters["vs_memcpy_max"] = ratio.back();
-}
-
 void BM_DpdkBulk(benchmark::State& state, const char* link, uint32_t frame) {
   Pair* p = pair_for(link);
   if (!p->error.empty()) {
@@ -188,7 +173,7 @@ void BM_DpdkBulk(benchmark::State& state, const char* link, uint32_t frame) {
     benchmark::DoNotOptimize(b.dst());
     const double t1 = thread_cpu_s();
     state.PauseTiming();
-    memcpy_pieces(b.scratch(), b.src(), frame);
+    memcpy_pieces(b.scratch(), b.src(), kBytes, frame);
     benchmark::DoNotOptimize(b.scratch());
     const double t2 = thread_cpu_s();
     state.ResumeTiming();
@@ -265,7 +250,7 @@ void BM_DpdkBulkThreads(benchmark::State& state, const char* link) {
       sched_yield();
     }
     const auto t2 = Clock::now();
-    memcpy_pieces(b.scratch(), b.src(), kHugePageBytes);
+    memcpy_pieces(b.scratch(), b.src(), kBytes, kHugePageBytes);
     benchmark::DoNotOptimize(b.scratch());
     const auto t3 = Clock::now();
     state.ResumeTiming();
