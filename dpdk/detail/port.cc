@@ -140,20 +140,20 @@ static Status af_packet_defaults(Address& a) {
   if (!qpairs) a.pmd_args.emplace_back("qpairs", std::to_string(a.queues));
   if (!framesz) a.pmd_args.emplace_back("framesz", std::to_string(frame));
   if (!blocksz) a.pmd_args.emplace_back("blocksz", std::to_string(std::lcm(frame, page)));
-  const uint32_t need = kDataHeaderBytes + kSegmentPayload;
-  ifreq req{};
+  // The MTU, where it can be read (the PMD reports a missing interface itself).
+  if (iface.empty() || iface.size() >= IFNAMSIZ) return Status::ok();
   const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd >= 0 && !iface.empty() && iface.size() < IFNAMSIZ) {
-    std::memcpy(req.ifr_name, iface.c_str(), iface.size());
-    if (::ioctl(fd, SIOCGIFMTU, &req) == 0 && static_cast<uint32_t>(req.ifr_mtu) < need) {
-      ::close(fd);
-      return Status(Code::kInvalidArgument,
-                    "dpdk af_packet: interface " + iface + " has MTU " +
-                        std::to_string(req.ifr_mtu) + "; tern's segments need " +
-                        std::to_string(need) + " (ip link set " + iface + " mtu 9000)");
-    }
-  }
-  if (fd >= 0) ::close(fd);
+  if (fd < 0) return Status::ok();
+  ifreq req{};
+  std::memcpy(req.ifr_name, iface.c_str(), iface.size());
+  const bool known = ::ioctl(fd, SIOCGIFMTU, &req) == 0;
+  ::close(fd);
+  const uint32_t need = kDataHeaderBytes + kSegmentPayload;
+  if (known && static_cast<uint32_t>(req.ifr_mtu) < need)
+    return Status(Code::kInvalidArgument,
+                  "dpdk af_packet: interface " + iface + " has MTU " + std::to_string(req.ifr_mtu) +
+                      "; tern's segments need " + std::to_string(need) + " (ip link set " +
+                      iface + " mtu 9000)");
   return Status::ok();
 }
 
