@@ -16,6 +16,7 @@
 
 #include "bench/uffd_reference.h"
 #include "dataplane/migration.h"
+#include "vm/self_check.h"
 #include "vm/thread_guest.h"
 
 namespace tern {
@@ -79,9 +80,14 @@ Result<Run> migrate(ThreadGuest& guest, const std::string& transport, bool postc
   Run r{out.info(), in.info(), static_cast<double>(after_ns - active_ns) / 1e9};
   if (r.src.status != MigrationStatus::kCompleted)
     return Status(Code::kInternal, "migration did not complete: " + r.src.error + " / " + r.dst.error);
-  if (r.dst.verify.mismatches || r.dst.verify.touched_mismatches)
-    return Status(Code::kInternal, "pages mismatched: " + r.dst.verify.first_mismatch);
-  if (Guest* g = in.guest()) g->pause();
+  Guest* g = in.guest();
+  if (g && r.dst.status == MigrationStatus::kCompleted) {
+    Result<VerifyReport> v = check_guest(*g);  // the destination's check, as ternd runs it
+    if (!v) return v.status();
+    if (v->mismatches || v->touched_mismatches)
+      return Status(Code::kInternal, "pages mismatched: " + v->first_mismatch);
+  }
+  if (g) g->pause();
   return r;
 }
 

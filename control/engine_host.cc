@@ -1,5 +1,7 @@
 #include "control/engine_host.h"
 
+#include "control/log.h"
+
 namespace tern::control {
 namespace {
 
@@ -62,7 +64,10 @@ Status EngineHost::migrate(const std::string& uri, const MigrationCapabilities& 
   if (!guest_->running()) {
     return {Code::kUnavailable, "the guest is not running"};
   }
-  verification_.reset();
+  {
+    std::lock_guard<std::mutex> lock(check_mu_);
+    verification_.reset();
+  }
   auto next = std::make_unique<OutgoingMigration>(*guest_, caps, params, limiter_.get());
   next->on_status([this](MigrationStatus s, const std::string& d) { forward(s, d); });
   // Keep the previous (terminal) migration alive until the new one replaces it.
@@ -77,7 +82,10 @@ Result<std::string> EngineHost::migrate_incoming(const std::string& uri,
                                               " (one incoming migration per ternd)");
   }
   auto next = std::make_unique<IncomingMigration>(factory_, params);
-  next->on_status([this](MigrationStatus s, const std::string& d) { forward(s, d); });
+  next->on_status([this, in = next.get()](MigrationStatus s, const std::string& d) {
+    if (s == MigrationStatus::kCompleted) check_completed(*in);
+    forward(s, d);
+  });
   Result<std::string> listening = next->start(uri);
   if (!listening) return listening.status();
   in_ = std::move(next);
@@ -108,10 +116,32 @@ Guest* EngineHost::guest() {
   return in_ ? in_->guest() : nullptr;
 }
 
+void EngineHost::check_completed(IncomingMigration& in) {
+  std::lock_guard<std::mutex> lock(check_mu_);
+  if (completion_checked_) return;
+  completion_checked_ = true;
+  Guest* guest = in.guest();
+  if (guest == nullptr || self_check(*guest) == nullptr) return;
+  Result<VerifyReport> v = check_guest(*guest);
+  if (!v) {
+    log(LogLevel::kError, "checking the migrated guest's pages: " + v.status().to_string());
+    return;
+  }
+  if (v->mismatches || v->touched_mismatches)
+    log(LogLevel::kError, "the migrated guest has " + std::to_string(v->mismatches) +
+                              " bad pages and " + std::to_string(v->touched_mismatches) +
+                              " bad first touches: " + v->first_mismatch);
+  verification_ = *v;
+}
+
 Result<GuestInfo> EngineHost::guest_info(bool verify) {
   GuestInfo g;
   Guest* guest = this->guest();
   MigrationInfo mi = info();
+  // A query that overtakes the completion callback waits for (or runs) the check, so that a
+  // destination reporting `completed` always has it.
+  if (in_ && mi.status == MigrationStatus::kCompleted) check_completed(*in_);
+  std::lock_guard<std::mutex> lock(check_mu_);
   if (verify) {
     if (guest == nullptr) {
       return Status(Code::kUnavailable, "no guest yet: the destination is waiting for a source");
@@ -125,31 +155,18 @@ Result<GuestInfo> EngineHost::guest_info(bool verify) {
                     std::string("the destination guest is incomplete (status ") +
                         status_name(mi.status) + "); nothing to verify");
     }
-    // verify() wants the guest paused; the engine no longer drives it at this point.
-    bool was_running = guest->running();
-    if (was_running) guest->pause();
-    VerifyReport v = guest->verify();
-    VerifyReport touched = guest->verify_counters();
-    v.touched_checked = touched.touched_checked;
-    v.touched_mismatches = touched.touched_mismatches;
-    v.first_touch_latency = touched.first_touch_latency;
-    if (v.first_mismatch.empty()) v.first_mismatch = touched.first_mismatch;
-    verification_ = v;
-    if (was_running) {
-      if (Status s = guest->start(); !s) return s;
-    }
+    // The engine no longer drives the guest at this point: check_guest pauses and resumes it.
+    Result<VerifyReport> v = check_guest(*guest);
+    if (!v) return v.status();
+    verification_ = *v;
   }
   if (guest != nullptr) {
     g.present = true;
     g.description = guest->describe();
     g.running = guest->running();
-    g.counters = guest->verify_counters();
+    if (const SelfCheck* check = self_check(*guest)) g.counters = check->verify_counters();
   }
-  if (verification_) {
-    g.verification = verification_;
-  } else if (mi.verified) {
-    g.verification = mi.verify;  // the engine's check at completion, before the guest ran
-  }
+  g.verification = verification_;
   return g;
 }
 

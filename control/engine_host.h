@@ -1,8 +1,11 @@
 // MigrationHost over the real engine (dataplane/migration.h): a source hosting a running guest,
-// or a destination that builds its guest from the incoming RAM layout.
+// or a destination that builds its guest from the incoming RAM layout and, once the migration
+// completes, checks every page of it (vm/self_check.h) before it reports `completed`.
 //
 // Threads: the MigrationHost methods run on ternd's QMP thread; status callbacks arrive on
-// engine threads and are forwarded to the sink as they come.
+// engine threads and are forwarded to the sink as they come. The destination's completion check
+// runs on the engine thread that reports `completed`, or on the QMP thread if a query-guest
+// comes first; check_mu_ makes it run once.
 #pragma once
 
 #include <memory>
@@ -13,6 +16,7 @@
 #include "control/migration_host.h"
 #include "dataplane/guest.h"
 #include "dataplane/migration.h"
+#include "vm/self_check.h"
 
 namespace tern::control {
 
@@ -48,9 +52,19 @@ class EngineHost : public MigrationHost {
   explicit EngineHost(Role role) : role_(role) {}
   Guest* guest();
   void forward(MigrationStatus s, const std::string& detail);
+  // Destination: the check of every page once `in` has completed (the first call runs it).
+  void check_completed(IncomingMigration& in);
 
   const Role role_;
   Status dirty_limit_usable() const;
+
+  // Used by engine threads (status callbacks): declared before out_ and in_, so that they
+  // outlive the threads, which those two join when destroyed.
+  std::mutex sink_mu_;
+  StatusSink sink_;  // guarded by sink_mu_
+  std::mutex check_mu_;
+  std::optional<VerifyReport> verification_;  // the latest full check; guarded by check_mu_
+  bool completion_checked_ = false;           // destination; guarded by check_mu_
 
   std::unique_ptr<Guest> guest_;            // source only
   std::unique_ptr<DirtyLimiter> limiter_;   // source only; outlives out_, which borrows it
@@ -58,9 +72,6 @@ class EngineHost : public MigrationHost {
   std::unique_ptr<OutgoingMigration> out_;  // the current or last outgoing migration
   std::unique_ptr<IncomingMigration> in_;   // the (one) incoming migration
   std::string incoming_uri_;
-  std::optional<VerifyReport> verification_;  // last verify run through query-guest
-  std::mutex sink_mu_;
-  StatusSink sink_;  // guarded by sink_mu_
 };
 
 }  // namespace tern::control

@@ -15,6 +15,7 @@
 #include "dataplane/migration.h"
 #include "dataplane/status.h"
 #include "dataplane/transport.h"
+#include "vm/self_check.h"  // VerifyReport (a plain struct: no link dependency on vm/)
 
 namespace tern::control {
 
@@ -25,8 +26,10 @@ struct GuestInfo {
   bool present = false;     // destination: false until the RAM layout has arrived
   std::string description;  // Guest::describe()
   bool running = false;
-  VerifyReport counters;                     // Guest::verify_counters(): first-touch checks so far
-  std::optional<VerifyReport> verification;  // a full verify(), once one has run
+  VerifyReport counters;                     // SelfCheck::verify_counters(): first-touch checks so far
+  // The full check of every page (check_guest, vm/self_check.h): on a destination, the one run
+  // when the migration completed, or the latest asked for.
+  std::optional<VerifyReport> verification;
 };
 
 class MigrationHost {
@@ -47,7 +50,7 @@ class MigrationHost {
   virtual MigrationInfo info() const = 0;
   // Destination: the URI being listened on ("" when not listening).
   virtual std::string incoming_uri() const = 0;
-  // `verify`: run a full Guest::verify() now (destination, after completion only).
+  // `verify`: run a full check of every page now (destination, after completion only).
   virtual Result<GuestInfo> guest_info(bool verify) = 0;
 
   // Dirty limit (S4) of the source guest (QMP set/cancel/query-vcpu-dirty-limit): one vCPU, or

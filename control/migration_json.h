@@ -1,5 +1,6 @@
 // The JSON shapes of the migration API (QEMU's QMP names), built from the engine's structs in
-// dataplane/migration.h and parsed back from QMP arguments. Pure functions; no I/O.
+// dataplane/migration.h and the guest's VerifyReport (vm/self_check.h), and parsed back from QMP
+// arguments. Pure functions; no I/O.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -7,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/guest.h"
-#include "dataplane/histogram.h"
 #include "dataplane/dirty_limit.h"
+#include "dataplane/histogram.h"
 #include "dataplane/migration.h"
 #include "dataplane/status.h"
+#include "vm/self_check.h"  // VerifyReport (a plain struct: no link dependency on vm/)
 
 namespace tern::control {
 

@@ -1,8 +1,9 @@
-// What the engine needs from a guest (thread guest now, KVM guest later): its RAM blocks,
-// run control, dirty tracking and state save/restore. Implemented in vm/.
+// What the engine needs from a guest (the thread guest, the KVM guest): its RAM blocks, run
+// control, dirty tracking and state save/restore. Implemented in vm/. (Checking the pages
+// that arrived is the guest's own business: vm/self_check.h.)
 //
-// Threads: every method is called from the migration control thread only, except
-// verify_counters(), which any thread may call.
+// Threads: every method is called from the migration control thread only, except the dirty
+// limit's, which say so.
 #pragma once
 
 #include <cstdint>
@@ -12,23 +13,11 @@
 #include <vector>
 
 #include "dataplane/bitmap.h"
-#include "dataplane/histogram.h"
 #include "dataplane/ram_block.h"
 #include "dataplane/status.h"
 #include "dataplane/wire.h"
 
 namespace tern {
-
-struct VerifyReport {
-  uint64_t pages_checked = 0;     // target pages whose content was checked
-  uint64_t mismatches = 0;        // pages whose content is wrong (torn, stale, misplaced)
-  uint64_t touched_checked = 0;   // postcopy: pages verified by the guest on first touch
-  uint64_t touched_mismatches = 0;
-  std::string first_mismatch;     // human-readable description of the first bad page, if any
-  // Postcopy: how long each first touch waited for its page (the guest side of fault latency;
-  // pages already present count too, in the lowest buckets). Empty where nothing is checked.
-  LatencyHistogram::Snapshot first_touch_latency;
-};
 
 // Cumulative per-vCPU dirty-ring counters (monotonic since the guest was created).
 struct DirtyRingCounters {
@@ -68,11 +57,6 @@ class Guest {
   // vCPU and device state moved at switchover; load_state before start() on the destination.
   virtual std::vector<uint8_t> save_state() = 0;
   virtual Status load_state(const std::vector<uint8_t>& state) = 0;
-
-  // Checks every page of guest memory against the guest's own record (guest paused or done).
-  virtual VerifyReport verify() = 0;
-  // Counters of the guest's own first-touch checks so far (postcopy on the destination).
-  virtual VerifyReport verify_counters() const = 0;
 
   // Short description for logs and summaries ("threads: 2 vCPUs, 1 GiB, 4K pages").
   virtual std::string describe() const = 0;

@@ -81,8 +81,6 @@ struct MigrationInfo {
   std::string transport;          // name of the transport in use
   MigrationStats stats;
   LatencyHistogram::Snapshot fault_latency;  // destination: fault read -> page placed
-  VerifyReport verify;            // destination: after completion
-  bool verified = false;
 };
 
 using StatusCallback = std::function<void(MigrationStatus, const std::string& detail)>;

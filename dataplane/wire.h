@@ -42,7 +42,7 @@ enum class ControlType : uint32_t {
   kPostcopyAck = 5,    // dst -> src: stale pages discarded, guest running on destination
   kDeviceState = 6,    // src -> dst: guest device/vCPU state (precopy switchover)
   kComplete = 7,       // src -> dst: nothing more will be sent
-  kCompleteAck = 8,    // dst -> src: every page placed, guest running, verification summary
+  kCompleteAck = 8,    // dst -> src: every page placed, guest running (text "running")
   kError = 9,          // either way: payload = human-readable reason; the migration fails
   kCancel = 10,        // src -> dst: migration cancelled
 };

@@ -31,6 +31,7 @@
 
 #include "dataplane/bitmap.h"
 #include "dataplane/guest.h"
+#include "vm/self_check.h"
 #include "vm/dirty_ring.h"
 #include "vm/workload.h"
 
@@ -46,7 +47,7 @@ struct VcpuStats {
   uint64_t penalty_ns = 0;       // time slept for the ring-full penalty (dirty limit)
 };
 
-class ThreadGuest : public Guest {
+class ThreadGuest : public Guest, public SelfCheck {
  public:
   // Source guest: RAM per spec (zeroed, all versions 0), vCPUs created but not running.
   static Result<std::unique_ptr<ThreadGuest>> create(const WorkloadSpec& spec);
@@ -65,9 +66,10 @@ class ThreadGuest : public Guest {
   // Requires the guest paused (or never started); returns an empty vector otherwise.
   std::vector<uint8_t> save_state() override;
   Status load_state(const std::vector<uint8_t>& state) override;
+  std::string describe() const override;
+  // SelfCheck.
   VerifyReport verify() override;
   VerifyReport verify_counters() const override;
-  std::string describe() const override;
 
   // Runs the vCPUs until each has completed `ops_per_vcpu` operations in total (since creation,
   // carried over by save/load), then pauses. Deterministic: the same spec and seed give the same

@@ -1,7 +1,7 @@
 // IncomingMigration: the destination's control thread. It accepts the channels, creates the
 // guest from the announced layout, acknowledges rounds, switches to postcopy (userfaultfd,
 // discard of stale pages, staged placement) and completes: loads the device state, starts
-// the guest and verifies its memory.
+// the guest and acknowledges.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -56,7 +56,7 @@ class IncomingMigration::Impl {
   Status enter_postcopy(const ControlMessage& m);
   Status complete_precopy(const ControlMessage& m);
   Status complete_postcopy();
-  Status finish_and_verify();
+  Status finish();
   void start_workers();
   void stop_workers();
 
@@ -82,8 +82,6 @@ class IncomingMigration::Impl {
   mutable std::mutex mu_;
   Clock::time_point start_time_{};
   uint64_t setup_time_ms_ = 0, total_time_ms_ = 0, downtime_ms_ = 0;
-  VerifyReport verify_;
-  bool verified_ = false;
 };
 
 Result<std::string> IncomingMigration::Impl::start(const std::string& uri) {
@@ -356,7 +354,7 @@ Status IncomingMigration::Impl::complete_precopy(const ControlMessage& m) {
   // Every page has landed (the last round was acknowledged): the source's keys to guest RAM
   // (rdma direct placement) stop working before the guest runs here.
   transport_->release_memory();
-  return finish_and_verify();
+  return finish();
 }
 
 Status IncomingMigration::Impl::complete_postcopy() {
@@ -379,27 +377,15 @@ Status IncomingMigration::Impl::complete_postcopy() {
   }
   stop_workers();
   for (RamBlock* b : state_->blocks) (void)uffd_->unregister_range(b->base(), b->size());
-  return finish_and_verify();
+  return finish();
 }
 
-// Device state is loaded: start the guest here and acknowledge (that ends the downtime), then
-// check every page of its memory with the guest briefly paused.
-Status IncomingMigration::Impl::finish_and_verify() {
+// Device state is loaded: start the guest here (postcopy started it already) and acknowledge,
+// which ends the downtime.
+Status IncomingMigration::Impl::finish() {
   if (!guest_->running())
     if (Status s = guest_->start(); !s.is_ok()) return s;
-  if (Status s = link_->send_text(ControlType::kCompleteAck, "running"); !s.is_ok()) return s;
-  guest_->pause();
-  VerifyReport v = guest_->verify();
-  VerifyReport touched = guest_->verify_counters();
-  v.touched_checked = touched.touched_checked;
-  v.touched_mismatches = touched.touched_mismatches;
-  if (v.first_mismatch.empty()) v.first_mismatch = touched.first_mismatch;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    verify_ = v;
-    verified_ = true;
-  }
-  return guest_->start();
+  return link_->send_text(ControlType::kCompleteAck, "running");
 }
 
 MigrationInfo IncomingMigration::Impl::info() const {
@@ -426,8 +412,6 @@ MigrationInfo IncomingMigration::Impl::info() const {
   i.stats.downtime = downtime_ms_;
   i.stats.total_time = is_terminal(i.status) ? total_time_ms_
                        : (start_time_ == Clock::time_point{}) ? 0 : ms_since(start_time_);
-  i.verify = verify_;
-  i.verified = verified_;
   return i;
 }
 

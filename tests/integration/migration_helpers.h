@@ -7,6 +7,7 @@
 
 #include "dataplane/migration.h"
 #include "dataplane/ram_block.h"
+#include "vm/self_check.h"
 #include "vm/thread_guest.h"
 #include "vm/workload.h"
 
@@ -45,6 +46,14 @@ inline std::string reserve_for(uint64_t ram_bytes, uint32_t page_size) {
   if (page_size != kHugePage) return "";
   auto r = reserve_huge_pages(2 * (ram_bytes / kHugePage) + 8);
   return r.is_ok() ? "" : r.status().to_string();
+}
+
+// The destination guest's check of every page (vm/self_check.h), as ternd runs it when a
+// migration completes.
+inline Result<VerifyReport> check_destination(IncomingMigration& in) {
+  Guest* guest = in.guest();
+  if (guest == nullptr) return Status(Code::kUnavailable, "the destination has no guest");
+  return check_guest(*guest);
 }
 
 struct MigrationRun {

@@ -31,6 +31,7 @@
 #include "dataplane/bitmap.h"
 #include "dataplane/guest.h"
 #include "vm/kvm/kvm_vm.h"
+#include "vm/self_check.h"
 #include "vm/workload.h"
 
 namespace tern {
@@ -44,7 +45,7 @@ struct KvmVcpuCounters {
   uint64_t ring_overruns = 0;   // KVM's ring was overrun (entries lost; all memory re-sent)
 };
 
-class KvmGuest : public Guest {
+class KvmGuest : public Guest, public SelfCheck {
  public:
   struct Options {
     bool want_ring = true;  // false: KVM_GET_DIRTY_LOG even where the ring exists
@@ -78,9 +79,10 @@ class KvmGuest : public Guest {
   uint64_t collect_dirty(MigrationBitmap& bitmap) override;
   std::vector<uint8_t> save_state() override;
   Status load_state(const std::vector<uint8_t>& state) override;
+  std::string describe() const override;
+  // SelfCheck.
   VerifyReport verify() override;
   VerifyReport verify_counters() const override;
-  std::string describe() const override;
   uint32_t dirty_limit_vcpus() const override;
   DirtyRingCounters dirty_ring_counters(uint32_t vcpu) const override;
   void set_ring_full_penalty(uint32_t vcpu, uint64_t microseconds) override;
