@@ -1,6 +1,7 @@
 // MigrationHost over the real engine (dataplane/migration.h): a source hosting a running guest,
 // or a destination that builds its guest from the incoming RAM layout and, once the migration
-// completes, checks every page of it (vm/self_check.h) before it reports `completed`.
+// completes, checks every page of it (vm/self_check.h) before it forwards the `completed` event;
+// query-guest waits for that check.
 //
 // Threads: the MigrationHost methods run on ternd's QMP thread; status callbacks arrive on
 // engine threads and are forwarded to the sink as they come. The destination's completion check

@@ -167,8 +167,9 @@ int cmd_guest(QmpClient& c, const Options& o) {
   return kExitOk;
 }
 
-// query-migrate, polled until a terminal status (the destination finishes, verifying every
-// page, a little after the source) or `limit` passes; the last reply either way.
+// query-migrate, polled until a terminal status (the destination finishes a little after the
+// source; its query-guest then waits for ternd's check of every page) or `limit` passes; the
+// last reply either way.
 Result<Json> settled_query(QmpClient& c, const Options& o, std::chrono::seconds limit) {
   auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
