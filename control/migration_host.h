@@ -26,7 +26,7 @@ struct GuestInfo {
   bool present = false;     // destination: false until the RAM layout has arrived
   std::string description;  // Guest::describe()
   bool running = false;
-  VerifyReport counters;                     // SelfCheck::verify_counters(): first-touch checks so far
+  VerifyReport counters;    // SelfCheck::verify_counters(): first-touch checks so far
   // The full check of every page (check_guest, vm/self_check.h): on a destination, the one run
   // when the migration completed, or the latest asked for.
   std::optional<VerifyReport> verification;

@@ -44,11 +44,12 @@ Result<StateReader> StateReader::open(const StateFormat& format, std::span<const
   uint32_t version = 0, spec_len = 0;
   std::memcpy(&sum, blob.data() + body.size(), kChecksumBytes);
   (void)r.get(magic);  // the size check above covers the header
-  if (magic != format.magic) return state_error(format, "bad magic (not a " + std::string(format.name) + ")");
+  if (magic != format.magic)
+    return state_error(format, "bad magic (not a " + std::string(format.name) + ")");
   (void)r.get(version);
   if (version != format.version)
-    return state_error(format, "version " + std::to_string(version) + ", this build reads version " +
-                                   std::to_string(format.version));
+    return state_error(format, "version " + std::to_string(version) +
+                                   ", this build reads version " + std::to_string(format.version));
   if (sum != state_checksum(body)) return state_error(format, "checksum mismatch (corrupt)");
   (void)r.get(r.vcpus_);
   (void)r.get(spec_len);

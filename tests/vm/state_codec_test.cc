@@ -123,7 +123,8 @@ TEST(StateCodec, WrongMagicVersionOrChecksum) {
             std::string::npos);
   const std::string spec = two_vcpus().to_string();
   const auto len = static_cast<uint32_t>(spec.size());
-  EXPECT_NE(open_error(forged(kFormat.magic, 4, 2, len, spec)).find("version 4, this build reads version 3"),
+  EXPECT_NE(open_error(forged(kFormat.magic, 4, 2, len, spec))
+                .find("version 4, this build reads version 3"),
             std::string::npos);
   std::vector<uint8_t> corrupt = good_blob();
   corrupt[30] ^= 1;
@@ -151,7 +152,8 @@ TEST(StateCodec, HostileHeaderWithAValidChecksum) {
                 .find("spec has 2 vCPUs, state has 5"),
             std::string::npos);
   // A spec length shorter than the spec leaves its tail as (unparsed) field bytes.
-  const std::vector<uint8_t> short_spec = forged(kFormat.magic, kFormat.version, 1, 7, "vcpus=1ram");
+  const std::vector<uint8_t> short_spec =
+      forged(kFormat.magic, kFormat.version, 1, 7, "vcpus=1ram");
   auto r = StateReader::open(kFormat, short_spec);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_EQ(r->left(), 3u);
