@@ -100,9 +100,14 @@ std::string progress_line(const Progress& p, int width) {
   line += "  sent " + format_bytes(p.transferred);
   line += "  left " + format_bytes(p.remaining);
   line += "  " + format_rate(p.bytes_per_second);
+  // Covering RAM at least twice as fast as bytes go out: say so, or the rate misleads.
+  if (p.work_per_second > 2 * p.bytes_per_second)
+    line += ", covering " + format_rate(p.work_per_second);
   line += "  ETA ";
   if (p.status == "completed") {
     line += "0 ms";
+  } else if (p.eta_ms) {
+    line += format_duration_ms(*p.eta_ms);
   } else if (p.bytes_per_second > 0) {
     double eta_ms = static_cast<double>(p.remaining) / p.bytes_per_second * 1000.0;
     line += format_duration_ms(static_cast<uint64_t>(eta_ms));

@@ -29,12 +29,18 @@ struct Progress {
   uint64_t transferred = 0;
   uint64_t remaining = 0;
   uint64_t total = 0;
-  double bytes_per_second = 0;  // current throughput
+  double bytes_per_second = 0;  // current throughput (bytes sent per second)
   uint64_t elapsed_ms = 0;
+  // Guest RAM covered per second and the ETA from it (ProgressRate); when unset the line
+  // falls back to bytes_per_second for both.
+  double work_per_second = 0;
+  std::optional<uint64_t> eta_ms;
 };
 
 // "[########------------]  41.2%  sent 421.9 MiB  left 602.1 MiB  1180.3 MB/s  ETA 0.5 s  active"
-// `width` is the number of cells inside the brackets. The ETA is "-" when the rate is 0.
+// `width` is the number of cells inside the brackets. The ETA is "-" when the rate is 0. When
+// RAM is covered much faster than bytes are sent (zero memory skipped), the covered rate
+// follows: "sent 12.0 MB/s, covering 900.0 MB/s".
 std::string progress_line(const Progress& p, int width = 24);
 
 // Two-column key/value table, keys left-aligned and padded to the widest key, one row per line,

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "control/migration_json.h"
+#include "control/progress_rate.h"
 #include "control/report.h"
 #include "control/ternctl.h"
 
@@ -23,8 +24,7 @@ int watch_migration(QmpClient& client, const WatchOptions& options) {
   const auto start = Clock::now();
   auto last_print = start - std::chrono::hours(1);
   bool switched = false;
-  uint64_t last_transferred = 0;
-  auto last_time = start;
+  ProgressRate rate;
   size_t last_width = 0;
   std::string status = "none";
   Json qm;
@@ -58,12 +58,10 @@ int watch_migration(QmpClient& client, const WatchOptions& options) {
     }
 
     Progress p = progress_from(qm);
-    if (p.bytes_per_second <= 0 && p.transferred > last_transferred) {
-      double dt = std::chrono::duration<double>(now - last_time).count();
-      if (dt > 0) p.bytes_per_second = static_cast<double>(p.transferred - last_transferred) / dt;
-    }
-    last_transferred = p.transferred;
-    last_time = now;
+    rate.add(elapsed, p.remaining, p.transferred, p.bytes_per_second);
+    if (p.bytes_per_second <= 0) p.bytes_per_second = rate.send_rate();
+    p.work_per_second = rate.work_rate();
+    p.eta_ms = rate.eta_ms();
 
     bool done = is_terminal_status(status);
     bool print = done || std::chrono::duration<double>(now - last_print).count() >= interval * 0.95;
