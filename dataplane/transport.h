@@ -109,6 +109,10 @@ class Transport {
   // are dropped (rdma: the peer's keys to a destination's guest RAM stop working). Called by
   // the destination before the guest runs there. Channels must be idle.
   virtual void release_memory() {}
+  // PCI address ("0000:3b:00.0") of the device the channels use, or "" when there is none, it
+  // is not a PCI device (soft-RoCE, memif, sockets) or it is not known. Asked after connect() or
+  // accept(); the engine pins its workers on cores near it (choose_worker_cpus).
+  virtual std::string device_pci() const { return ""; }
 };
 
 struct ParsedUri {

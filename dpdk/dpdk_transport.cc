@@ -84,6 +84,11 @@ Status dpdk_can_start() {
   return Status::ok();
 }
 
+std::string DpdkTransport::device_pci() const {
+  if (listen_port_) return listen_port_->pci_address();
+  return connected_.empty() ? "" : connected_.front()->pci_address();
+}
+
 TransportRegistration dpdk_transport_registration() {
   return {"dpdk", [] { return std::unique_ptr<Transport>(new DpdkTransport()); },
           [] {

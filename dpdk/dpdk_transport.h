@@ -42,6 +42,8 @@ class DpdkTransport final : public toolkit::HelloTransport {
   std::string_view name() const override { return "dpdk"; }
   Result<std::string> listen(const std::string& address) override;
   Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
+  // The PCI address of the listening or (first) connected port when it is a PCI device, else "".
+  std::string device_pci() const override;
 
  private:
   // HelloTransport: one channel per hello, each hello sent unchanged.

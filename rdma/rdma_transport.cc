@@ -242,6 +242,17 @@ Result<ChannelSet> RdmaTransport::connect_with_hellos(const std::string& address
 
 void RdmaTransport::release_memory() { memory_->release(); }
 
+std::string RdmaTransport::device_pci() const {
+  std::string name;
+  {
+    std::lock_guard<std::mutex> lock(devices_mu_);
+    auto first = devices_->first();  // the device the channels connected through
+    if (!first) return "";
+    name = (*first)->device_name();
+  }
+  return rdma::device_pci_address(name);
+}
+
 Status RdmaTransport::register_memory(void* addr, size_t len) {
   // Source: memory pages are sent from. Destination: guest RAM the peer may write pages into,
   // announced by the engine only when no postcopy is armed (see the header). Nothing is pinned

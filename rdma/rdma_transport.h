@@ -73,6 +73,8 @@ class RdmaTransport final : public toolkit::HelloTransport {
   Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
   Status register_memory(void* addr, size_t len) override;
   void release_memory() override;
+  // The PCI address of the device the channels connected through (sysfs), or "" (rxe).
+  std::string device_pci() const override;
 
  private:
   // HelloTransport: one channel per hello, each hello sent unchanged.
@@ -83,7 +85,7 @@ class RdmaTransport final : public toolkit::HelloTransport {
   void accept_loop();
 
   std::unique_ptr<rdma::DeviceTable> devices_;  // guarded by devices_mu_
-  std::mutex devices_mu_;
+  mutable std::mutex devices_mu_;
   std::shared_ptr<rdma::MemoryMap> memory_;     // see memory_map.h for its threading
   bool listening_ = false;
   std::string listen_uri_;
