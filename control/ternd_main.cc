@@ -14,6 +14,7 @@
 #include "control/qmp_commands.h"
 #include "control/qmp_server.h"
 #include "dataplane/transport.h"
+#include "transports/builtin_transports.h"
 #include "vm/guest_factory.h"
 #include "vm/workload.h"
 
@@ -116,6 +117,7 @@ int serve(const Options& o) {
 }  // namespace tern::control
 
 int main(int argc, char** argv) {
+  tern::register_builtin_transports();  // before anything names a transport
   tern::control::Options o;
   CLI::App app{"ternd: live-migration daemon with a QMP-shaped JSON API on a unix socket"};
   app.add_option("-s,--socket", o.socket, "QMP unix socket path");

@@ -1,7 +1,7 @@
 // The two-tier transport interface (design section 4).
 //
-// Control tier: a Transport, created by name from the registry, listens or connects and hands
-// out Channels. Channel 0 carries control frames, channel 1 is the urgent (postcopy request)
+// Control tier: a Transport, created by name from the registry (below), listens or connects and
+// hands out Channels. Channel 0 carries control frames, channel 1 is the urgent (postcopy request)
 // channel, channels 2.. are bulk (precopy) channels.
 // Data tier: a Channel moves frames in bursts: post, flush (one doorbell per loop iteration),
 // poll_tx, poll_rx. One virtual call per burst, never per page; no allocation, exceptions or
@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -108,6 +109,10 @@ class Transport {
   // are dropped (rdma: the peer's keys to a destination's guest RAM stop working). Called by
   // the destination before the guest runs there. Channels must be idle.
   virtual void release_memory() {}
+  // PCI address ("0000:3b:00.0") of the device the channels use, or "" when there is none, it
+  // is not a PCI device (soft-RoCE, memif, sockets) or it is not known. Asked after connect() or
+  // accept(); the engine pins its workers on cores near it (choose_worker_cpus).
+  virtual std::string device_pci() const { return ""; }
 };
 
 struct ParsedUri {
@@ -117,16 +122,45 @@ struct ParsedUri {
 // "tcp:127.0.0.1:4444" -> {tcp, 127.0.0.1:4444}. Errors name the bad part.
 Result<ParsedUri> parse_uri(const std::string& uri);
 
-// Registry: transports compiled into this binary.
+// Registry: the transports this program registered. The engine knows transports only through
+// it; transports/builtin_transports.h registers the built-in ones (a program calls
+// register_builtin_transports() once at start). A transport that is not registered (not built
+// into the binary) does not exist for the engine.
+//
+// Threads: any thread; registration normally happens once, before the first migration.
+
+// Whether a transport can run on this host, and why (not), in words for the user.
+struct TransportAvailability {
+  bool usable = false;
+  std::string reason;  // "an RDMA device is present (device rxe0)", "dpdk cannot start: ..."
+};
+
+struct TransportRegistration {
+  std::string name;  // the URI prefix: lowercase letters and digits
+  std::function<std::unique_ptr<Transport>()> create;
+  // Asked by choose_default_transport, in registration order (which is therefore the order of
+  // preference); it may be slow (dpdk starts its EAL). Empty: never the default (loopback,
+  // which joins two engines of one process).
+  std::function<TransportAvailability()> available;
+};
+
+// Adds `r` after the ones registered before. kInvalidArgument for a malformed name or no
+// factory; kUnavailable when the name is already registered (the first one stays).
+Status register_transport(TransportRegistration r);
+
+// Names of the registered transports, in registration order.
 std::vector<std::string> transport_names();
-// Unknown or compiled-out names are a kNotFound error that lists the available transports.
+// An unregistered name (unknown, or not built into this binary) is a kNotFound error that lists
+// the available transports.
 Result<std::unique_ptr<Transport>> create_transport(std::string_view name);
 
 struct DefaultTransport {
-  std::string name;
+  std::string name;    // "" only when no registered transport can be the default
   std::string reason;  // printed to the user: why this one was chosen
 };
-// rdma if an RDMA device is present, else dpdk if it can start, else tcp.
+// The first registered transport with an `available` that says usable; the reason says why each
+// one before it was passed over and why this one can run. With the built-in registration: rdma
+// if an RDMA device is present, else dpdk if it can start, else tcp.
 DefaultTransport choose_default_transport();
 
 }  // namespace tern

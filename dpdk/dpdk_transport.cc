@@ -7,7 +7,7 @@
 #include <fstream>
 #include <thread>
 
-#include "dataplane/transport/detail/hello.h"
+#include "dataplane/toolkit/hello.h"
 #include "dpdk/detail/address.h"
 #include "dpdk/detail/dpdk_channel.h"
 #include "dpdk/detail/eal.h"
@@ -16,7 +16,7 @@
 namespace tern {
 namespace {
 
-using detail::Clock;
+using toolkit::Clock;
 
 // Address plus the TERN_DPDK_FAULTS fault options (which an address's own options override).
 Result<dpdk::Address> address_of(const std::string& address) {
@@ -84,6 +84,20 @@ Status dpdk_can_start() {
   return Status::ok();
 }
 
+std::string DpdkTransport::device_pci() const {
+  if (listen_port_) return listen_port_->pci_address();
+  return connected_.empty() ? "" : connected_.front()->pci_address();
+}
+
+TransportRegistration dpdk_transport_registration() {
+  return {"dpdk", [] { return std::unique_ptr<Transport>(new DpdkTransport()); },
+          [] {
+            Status s = dpdk_can_start();
+            if (s.is_ok()) return TransportAvailability{true, "dpdk can start"};
+            return TransportAvailability{false, "dpdk cannot start: " + s.message()};
+          }};
+}
+
 DpdkTransport::DpdkTransport() = default;
 DpdkTransport::~DpdkTransport() = default;
 
@@ -110,18 +124,18 @@ Result<ChannelSet> DpdkTransport::accept(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   const std::string where = "dpdk accept on " + listen_port_->name();
   if (!wait_link(*listen_port_, deadline))
-    return detail::timeout_status(where + " (no peer attached)", timeout);
+    return toolkit::timeout_status(where + " (no peer attached)", timeout);
   // One candidate channel per queue; each hello says which channel its queue carries.
   std::vector<std::unique_ptr<dpdk::DpdkChannel>> pending;
   for (uint16_t q = 0; q < listen_port_->queues(); ++q)
     pending.push_back(
         std::make_unique<dpdk::DpdkChannel>(listen_port_, q, config_of(*listen_address_)));
-  detail::HelloAssembler set;
+  toolkit::HelloAssembler set;
   while (!set.complete()) {
     bool progress = false;
     for (auto& ch : pending) {
       if (!ch) continue;
-      auto hello = detail::receive_hello(*ch, Clock::now());
+      auto hello = toolkit::receive_hello(*ch, Clock::now());
       if (!hello) {
         if (hello.status().code() == Code::kTimeout) continue;
         return hello.status();
@@ -132,17 +146,11 @@ Result<ChannelSet> DpdkTransport::accept(std::chrono::milliseconds timeout) {
     }
     if (set.complete()) break;
     if (Clock::now() >= deadline)
-      return detail::timeout_status(where + " (have " + set.progress() + ")", timeout);
+      return toolkit::timeout_status(where + " (have " + set.progress() + ")", timeout);
     if (!progress) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   // Queues without a channel are dropped quietly: their peer side was never opened.
   return set.take();
-}
-
-Result<ChannelSet> DpdkTransport::connect(const std::string& address, uint32_t count,
-                                          uint64_t session_id, std::chrono::milliseconds timeout) {
-  if (Status s = detail::check_channel_count(count); !s.is_ok()) return s;
-  return connect_with_hellos(address, detail::standard_hellos(count, session_id), timeout);
 }
 
 Result<ChannelSet> DpdkTransport::connect_with_hellos(const std::string& address,
@@ -186,7 +194,7 @@ Result<ChannelSet> DpdkTransport::connect_with_hellos(const std::string& address
   ChannelSet out;
   for (uint16_t q = 0; q < hellos.size(); ++q) {
     auto ch = std::make_unique<dpdk::DpdkChannel>(*port, q, config_of(*a));
-    if (Status s = detail::send_hello(*ch, hellos[q], deadline); !s.is_ok()) return s;
+    if (Status s = toolkit::send_hello(*ch, hellos[q], deadline); !s.is_ok()) return s;
     out.push_back(std::move(ch));
   }
   connected_.push_back(std::move(*port));

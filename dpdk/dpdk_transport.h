@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/transport.h"
+#include "dataplane/toolkit/hello_transport.h"
 
 namespace tern {
 namespace dpdk {
@@ -29,8 +29,10 @@ struct Address;
 // OK when the EAL is up (starting it if needed) and a memif port can be created; otherwise
 // why not, for choose_default_transport and for tests that skip.
 Status dpdk_can_start();
+// The registry entry (transports/builtin_transports.cc): usable when dpdk_can_start().
+TransportRegistration dpdk_transport_registration();
 
-class DpdkTransport final : public Transport {
+class DpdkTransport final : public toolkit::HelloTransport {
  public:
   DpdkTransport();
   ~DpdkTransport() override;
@@ -40,16 +42,15 @@ class DpdkTransport final : public Transport {
   std::string_view name() const override { return "dpdk"; }
   Result<std::string> listen(const std::string& address) override;
   Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
-  Result<ChannelSet> connect(const std::string& address, uint32_t count, uint64_t session_id,
-                             std::chrono::milliseconds timeout) override;
-
-  // One channel per entry of `hellos` (channel j on queue j), each hello sent unchanged
-  // (tests use it to play a source that breaks the rules).
-  Result<ChannelSet> connect_with_hellos(const std::string& address,
-                                         const std::vector<HelloPayload>& hellos,
-                                         std::chrono::milliseconds timeout);
+  // The PCI address of the listening or (first) connected port when it is a PCI device, else "".
+  std::string device_pci() const override;
 
  private:
+  // HelloTransport: one channel per hello, each hello sent unchanged.
+  Result<ChannelSet> connect_with_hellos(const std::string& address,
+                                         const std::vector<HelloPayload>& hellos,
+                                         std::chrono::milliseconds timeout) override;
+
   std::shared_ptr<dpdk::Port> listen_port_;
   // Ports this transport connected: kept open while it lives, so closing a channel does not
   // take the link (and frames still in its rings) down with it; the peer sees the FIN first.

@@ -1,6 +1,10 @@
 #include "rdma/device_choice.h"
 
 #include <hwloc.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <cctype>
 
 namespace tern::rdma {
 
@@ -74,6 +78,30 @@ std::map<std::string, Distance> hwloc_distances(const std::vector<DeviceInfo>& d
   hwloc_bitmap_free(near);
   hwloc_topology_destroy(topo);
   return out;
+}
+
+std::string pci_address_from_link(const std::string& target) {
+  const std::string last = target.substr(target.rfind('/') + 1);  // whole string if no '/'
+  // DDDD:BB:DD.F, hexadecimal except the function digit.
+  static constexpr char kShape[] = "xxxx:xx:xx.d";
+  if (last.size() != sizeof(kShape) - 1) return "";
+  for (size_t i = 0; i < last.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(last[i]);
+    const bool ok = kShape[i] == 'x'   ? std::isxdigit(c) != 0
+                    : kShape[i] == 'd' ? (c >= '0' && c <= '7')
+                                       : c == static_cast<unsigned char>(kShape[i]);
+    if (!ok) return "";
+  }
+  return last;
+}
+
+std::string device_pci_address(const std::string& device) {
+  if (device.empty() || device.find('/') != std::string::npos) return "";
+  char buf[PATH_MAX];
+  const std::string link = "/sys/class/infiniband/" + device + "/device";
+  const ssize_t n = ::readlink(link.c_str(), buf, sizeof(buf) - 1);
+  if (n <= 0) return "";
+  return pci_address_from_link(std::string(buf, static_cast<size_t>(n)));
 }
 
 }  // namespace tern::rdma

@@ -35,6 +35,13 @@ Result<DeviceChoice> choose_device(const std::vector<DeviceInfo>& devices,
                                    const std::string& wanted,
                                    const std::function<Distance(const std::string&)>& distance);
 
+// PCI address of an RDMA device ("0000:3b:00.0"), read from /sys/class/infiniband/NAME/device;
+// "" when it has none (rxe and other virtual devices) or sysfs does not say.
+std::string device_pci_address(const std::string& device);
+// The PCI address a sysfs `device` link points at: its last component when that is one
+// ("../../../0000:00:03.0" -> "0000:00:03.0"), else "".
+std::string pci_address_from_link(const std::string& target);
+
 // hwloc's view: each named device's distance from the NUMA node of the first core workers are
 // pinned to (choose_worker_cpus starts there). Loads the topology with I/O discovery.
 std::map<std::string, Distance> hwloc_distances(const std::vector<DeviceInfo>& devices);

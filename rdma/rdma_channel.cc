@@ -77,13 +77,13 @@ size_t RdmaChannel::post(const TxFrame* frames, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     const TxFrame& f = frames[i];
     Slot& slot = queue_[posted_ % kQueue];
-    const uint32_t len = tern::detail::payload_length(f.hdr);
+    const uint32_t len = tern::toolkit::payload_length(f.hdr);
     if (len != 0 && f.payload == nullptr) {
       fail(Status(Code::kInvalidArgument, "channel " + std::to_string(index_) +
                                               ": frame posted without its payload"));
       return i;
     }
-    tern::detail::store_frame(slot, f, len);
+    tern::toolkit::store_frame(slot, f, len);
     slot.length = len;
     slot.page = static_cast<FrameType>(f.hdr.type) == FrameType::kPage;
     ++posted_;
@@ -315,7 +315,7 @@ size_t RdmaChannel::poll_rx(RxFrame* out, size_t max) {
         }
         std::memcpy(&cur_, base, sizeof(cur_));
         if (!accept_header(cur_)) break;
-        need_ = tern::detail::payload_length(cur_);
+        need_ = tern::toolkit::payload_length(cur_);
         got_ = 0;
         if (static_cast<FrameType>(cur_.type) == FrameType::kPage) {
           dst_ = land_page(cur_);

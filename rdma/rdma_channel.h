@@ -29,7 +29,7 @@
 #include <memory>
 #include <vector>
 
-#include "dataplane/transport/detail/raw_channel.h"
+#include "dataplane/toolkit/raw_channel.h"
 #include "rdma/detail/grants.h"
 #include "rdma/detail/slot_protocol.h"
 #include "rdma/memory_map.h"
@@ -37,7 +37,7 @@
 
 namespace tern::rdma {
 
-class RdmaChannel final : public tern::detail::RawChannel {
+class RdmaChannel final : public tern::toolkit::RawChannel {
  public:
   static constexpr uint32_t kSlots = 128;
   static constexpr uint32_t kPayloadCap = 64u << 10;

@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <map>
 
-#include "dataplane/transport/detail/hello.h"
+#include "dataplane/toolkit/hello.h"
 #include "rdma/device_choice.h"
 #include "rdma/rdma_channel.h"
 #include "rdma/verbs_shim.h"
@@ -11,7 +11,7 @@
 namespace tern {
 namespace {
 
-using tern::detail::Clock;
+using tern::toolkit::Clock;
 
 struct Address {
   std::string host, port;
@@ -93,6 +93,17 @@ std::string rdma_device_summary() {
   return why;
 }
 
+TransportRegistration rdma_transport_registration() {
+  return {"rdma", [] { return std::unique_ptr<Transport>(new RdmaTransport()); },
+          [] {
+            std::string why;
+            if (rdma::any_device(&why))
+              return TransportAvailability{true, "an RDMA device is present (" + why + ")"};
+            if (why.rfind("no RDMA device", 0) != 0) why = "no RDMA device (" + why + ")";
+            return TransportAvailability{false, why};
+          }};
+}
+
 RdmaTransport::RdmaTransport()
     : devices_(std::make_unique<rdma::DeviceTable>()),
       memory_(std::make_shared<rdma::MemoryMap>()) {}
@@ -163,9 +174,9 @@ Result<ChannelSet> RdmaTransport::accept(std::chrono::milliseconds timeout) {
   // Setting up a queue pair takes far longer than a TCP handshake (hundreds of ms under an
   // emulated CPU), so a session often spans several accept() calls: the channels accepted so
   // far, and one still waiting for its hello, are kept across a timeout.
-  if (!set_) set_ = std::make_unique<tern::detail::HelloAssembler>();
+  if (!set_) set_ = std::make_unique<tern::toolkit::HelloAssembler>();
   auto timed_out = [&] {
-    return tern::detail::timeout_status(
+    return tern::toolkit::timeout_status(
         "rdma accept on " + listen_uri_ + " (have " + set_->progress() + ")", timeout);
   };
   while (!set_->complete()) {
@@ -177,7 +188,7 @@ Result<ChannelSet> RdmaTransport::accept(std::chrono::milliseconds timeout) {
       waiting_ = std::make_unique<rdma::RdmaChannel>(std::move(ready_.front()), memory_);
       ready_.pop_front();
     }
-    auto hello = tern::detail::receive_hello(*waiting_, deadline);
+    auto hello = tern::toolkit::receive_hello(*waiting_, deadline);
     if (!hello && hello.status().code() == Code::kTimeout && waiting_->error().is_ok())
       return timed_out();
     if (!hello) {
@@ -193,12 +204,6 @@ Result<ChannelSet> RdmaTransport::accept(std::chrono::milliseconds timeout) {
   ChannelSet out = set_->take();
   set_.reset();
   return out;
-}
-
-Result<ChannelSet> RdmaTransport::connect(const std::string& address, uint32_t count,
-                                          uint64_t session_id, std::chrono::milliseconds timeout) {
-  if (Status s = tern::detail::check_channel_count(count); !s.is_ok()) return s;
-  return connect_with_hellos(address, tern::detail::standard_hellos(count, session_id), timeout);
 }
 
 Result<ChannelSet> RdmaTransport::connect_with_hellos(const std::string& address,
@@ -229,13 +234,24 @@ Result<ChannelSet> RdmaTransport::connect_with_hellos(const std::string& address
     if (!conn) return conn.status();
     auto ch = std::make_unique<rdma::RdmaChannel>(std::move(*conn), memory_);
     if (!ch->error().is_ok()) return ch->error();
-    if (Status s = tern::detail::send_hello(*ch, h, deadline); !s.is_ok()) return s;
+    if (Status s = tern::toolkit::send_hello(*ch, h, deadline); !s.is_ok()) return s;
     out.push_back(std::move(ch));
   }
   return out;
 }
 
 void RdmaTransport::release_memory() { memory_->release(); }
+
+std::string RdmaTransport::device_pci() const {
+  std::string name;
+  {
+    std::lock_guard<std::mutex> lock(devices_mu_);
+    auto first = devices_->first();  // the device the channels connected through
+    if (!first) return "";
+    name = (*first)->device_name();
+  }
+  return rdma::device_pci_address(name);
+}
 
 Status RdmaTransport::register_memory(void* addr, size_t len) {
   // Source: memory pages are sent from. Destination: guest RAM the peer may write pages into,

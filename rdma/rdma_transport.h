@@ -28,8 +28,9 @@
 #include <thread>
 #include <vector>
 
+#include "dataplane/toolkit/hello.h"
+#include "dataplane/toolkit/hello_transport.h"
 #include "dataplane/transport.h"
-#include "dataplane/transport/detail/hello.h"
 #include "rdma/memory_map.h"
 
 namespace tern {
@@ -54,8 +55,10 @@ RdmaDirectCounters rdma_direct_counters();
 bool rdma_device_present();
 // Why (not) present: "device rxe0" or "no RDMA device (...)".
 std::string rdma_device_summary();
+// The registry entry (transports/builtin_transports.cc): usable when an RDMA device is present.
+TransportRegistration rdma_transport_registration();
 
-class RdmaTransport final : public Transport {
+class RdmaTransport final : public toolkit::HelloTransport {
  public:
   RdmaTransport();
   ~RdmaTransport() override;
@@ -68,21 +71,21 @@ class RdmaTransport final : public Transport {
   Result<std::string> listen(const std::string& address) override;
   // A timeout keeps the channels accepted so far: the next accept() continues the session.
   Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
-  Result<ChannelSet> connect(const std::string& address, uint32_t count, uint64_t session_id,
-                             std::chrono::milliseconds timeout) override;
   Status register_memory(void* addr, size_t len) override;
   void release_memory() override;
-
-  // Opens one channel per hello and sends it unchanged (tests play a rule-breaking source).
-  Result<ChannelSet> connect_with_hellos(const std::string& address,
-                                         const std::vector<HelloPayload>& hellos,
-                                         std::chrono::milliseconds timeout);
+  // The PCI address of the device the channels connected through (sysfs), or "" (rxe).
+  std::string device_pci() const override;
 
  private:
+  // HelloTransport: one channel per hello, each hello sent unchanged.
+  Result<ChannelSet> connect_with_hellos(const std::string& address,
+                                         const std::vector<HelloPayload>& hellos,
+                                         std::chrono::milliseconds timeout) override;
+
   void accept_loop();
 
   std::unique_ptr<rdma::DeviceTable> devices_;  // guarded by devices_mu_
-  std::mutex devices_mu_;
+  mutable std::mutex devices_mu_;
   std::shared_ptr<rdma::MemoryMap> memory_;     // see memory_map.h for its threading
   bool listening_ = false;
   std::string listen_uri_;
@@ -94,7 +97,7 @@ class RdmaTransport final : public Transport {
   std::deque<std::unique_ptr<rdma::Connection>> ready_;
   Status acceptor_error_;
   // accept() state kept across its timeouts (control thread only).
-  std::unique_ptr<tern::detail::HelloAssembler> set_;
+  std::unique_ptr<tern::toolkit::HelloAssembler> set_;
   std::unique_ptr<rdma::RdmaChannel> waiting_;  // accepted, hello not yet received
 };
 

@@ -193,8 +193,8 @@ void IncomingMigration::Impl::start_workers() {
   // last one down, so that on one host the two sides' workers do not share a core (two
   // pinned pollers on one core cost a scheduler slice, ~4-8 ms, per hand-off).
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<int> cpus = params_.pin_workers ? choose_worker_cpus(std::max(cores, static_cast<int>(n)))
-                                              : std::vector<int>(n, -1);
+  std::vector<int> cpus =
+      engine::worker_cpus(params_, std::max(cores, static_cast<int>(n)), *transport_);
   std::reverse(cpus.begin(), cpus.end());
   cpus.resize(n);
   workers_.clear();

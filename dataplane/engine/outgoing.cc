@@ -210,8 +210,7 @@ Status OutgoingMigration::Impl::connect_and_setup() {
 
 void OutgoingMigration::Impl::start_workers() {
   const uint32_t n = std::min(worker_count(params_), params_.multifd_channels);
-  std::vector<int> cpus = params_.pin_workers ? choose_worker_cpus(static_cast<int>(n))
-                                              : std::vector<int>(n, -1);
+  std::vector<int> cpus = engine::worker_cpus(params_, static_cast<int>(n), *transport_);
   std::vector<std::vector<SenderPoller::BulkChannel>> lanes(n);
   for (uint32_t k = 0; k < params_.multifd_channels; ++k)
     lanes[k % n].push_back({channels_[kFirstBulkChannel + k].get(), k});

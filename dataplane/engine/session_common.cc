@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <thread>
 
+#include "dataplane/worker.h"
+
 namespace tern::engine {
 
 void StatusBoard::set(MigrationStatus s, const std::string& detail) {
@@ -52,6 +54,11 @@ uint32_t worker_count(const MigrationParameters& p) {
   if (p.workers) return p.workers;
   uint32_t cores = std::max(1u, std::thread::hardware_concurrency());
   return std::max(1u, std::min(p.multifd_channels, cores));
+}
+
+std::vector<int> worker_cpus(const MigrationParameters& p, int n, const Transport& t) {
+  if (!p.pin_workers) return std::vector<int>(n, -1);
+  return choose_worker_cpus(n, t.device_pci());
 }
 
 }  // namespace tern::engine

@@ -43,6 +43,11 @@ Result<OpenedTransport> open_transport(const std::string& uri);
 // Worker count for a side: the parameter, else one per bulk channel up to the core count.
 uint32_t worker_count(const MigrationParameters& p);
 
+// CPUs for `n` workers: with `pin_workers`, cores near the device the transport's channels use
+// (Transport::device_pci; all cores when it names none), else n x -1 (unpinned). Call after
+// connect()/accept().
+std::vector<int> worker_cpus(const MigrationParameters& p, int n, const Transport& t);
+
 inline double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }

@@ -5,7 +5,7 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "dataplane/transport/detail/hello.h"
+#include "dataplane/toolkit/hello.h"
 #include "dataplane/transport/detail/loopback_channel.h"
 
 namespace tern {
@@ -88,36 +88,29 @@ Result<std::string> LoopbackTransport::listen(const std::string& address) {
 
 Result<ChannelSet> LoopbackTransport::accept(std::chrono::milliseconds timeout) {
   if (!listener_) return Status(Code::kInvalidArgument, "loopback: accept() before listen()");
-  const auto deadline = detail::Clock::now() + timeout;
-  detail::HelloAssembler set;
+  const auto deadline = toolkit::Clock::now() + timeout;
+  toolkit::HelloAssembler set;
   while (!set.complete()) {
     std::unique_ptr<detail::LoopbackChannel> ch;
     {
       std::unique_lock<std::mutex> lock(listener_->mu);
       if (!listener_->cv.wait_until(lock, deadline, [&] { return !listener_->backlog.empty(); }))
-        return detail::timeout_status(
+        return toolkit::timeout_status(
             "loopback accept on '" + listen_name_ + "' (have " + set.progress() + ")", timeout);
       ch = std::move(listener_->backlog.front());
       listener_->backlog.pop_front();
     }
-    auto hello = detail::receive_hello(*ch, deadline);
+    auto hello = toolkit::receive_hello(*ch, deadline);
     if (!hello) return hello.status();
     if (Status s = set.add(std::move(ch), *hello); !s.is_ok()) return s;
   }
   return set.take();
 }
 
-Result<ChannelSet> LoopbackTransport::connect(const std::string& address, uint32_t count,
-                                              uint64_t session_id,
-                                              std::chrono::milliseconds timeout) {
-  if (Status s = detail::check_channel_count(count); !s.is_ok()) return s;
-  return connect_with_hellos(address, detail::standard_hellos(count, session_id), timeout);
-}
-
 Result<ChannelSet> LoopbackTransport::connect_with_hellos(
     const std::string& address, const std::vector<HelloPayload>& hellos,
     std::chrono::milliseconds timeout) {
-  const auto deadline = detail::Clock::now() + timeout;
+  const auto deadline = toolkit::Clock::now() + timeout;
   if (address.find(':') != std::string::npos)
     return Status(Code::kInvalidArgument,
                   "loopback name '" + address + "' contains ':' (use loopback:NAME)");
@@ -131,7 +124,7 @@ Result<ChannelSet> LoopbackTransport::connect_with_hellos(
     auto pair = detail::make_loopback_pair();
     if (!pair) return pair.status();
     auto& [near, far] = *pair;
-    if (Status s = detail::send_hello(*near, h, deadline); !s.is_ok()) return s;
+    if (Status s = toolkit::send_hello(*near, h, deadline); !s.is_ok()) return s;
     {
       std::lock_guard<std::mutex> lock(l->mu);
       if (l->closed)
@@ -142,6 +135,10 @@ Result<ChannelSet> LoopbackTransport::connect_with_hellos(
     out.push_back(std::move(near));
   }
   return out;
+}
+
+TransportRegistration loopback_transport_registration() {
+  return {"loopback", [] { return std::unique_ptr<Transport>(new LoopbackTransport()); }, {}};
 }
 
 }  // namespace tern

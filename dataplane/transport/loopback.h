@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/transport.h"
+#include "dataplane/toolkit/hello_transport.h"
 
 namespace tern {
 
@@ -28,7 +28,7 @@ namespace detail {
 struct LoopbackListener;
 }
 
-class LoopbackTransport final : public Transport {
+class LoopbackTransport final : public toolkit::HelloTransport {
  public:
   LoopbackTransport() = default;
   ~LoopbackTransport() override;  // stops listening; unaccepted channels see a peer close
@@ -37,19 +37,18 @@ class LoopbackTransport final : public Transport {
   // `address` is NAME ("" means "default"). A NAME already listened on is kUnavailable.
   Result<std::string> listen(const std::string& address) override;
   Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
-  Result<ChannelSet> connect(const std::string& address, uint32_t count, uint64_t session_id,
-                             std::chrono::milliseconds timeout) override;
-
-  // Opens one channel per entry of `hellos` and sends that hello unchanged; channels come
-  // back in the order of `hellos`. connect() is the well-formed case; tests use this to play
-  // a source that breaks the hello rules.
-  Result<ChannelSet> connect_with_hellos(const std::string& address,
-                                         const std::vector<HelloPayload>& hellos,
-                                         std::chrono::milliseconds timeout);
 
  private:
+  // HelloTransport: one channel per hello, each hello sent unchanged.
+  Result<ChannelSet> connect_with_hellos(const std::string& address,
+                                         const std::vector<HelloPayload>& hellos,
+                                         std::chrono::milliseconds timeout) override;
+
   std::shared_ptr<detail::LoopbackListener> listener_;
   std::string listen_name_;
 };
+
+// The registry entry (transports/builtin_transports.cc): never the default (one process only).
+TransportRegistration loopback_transport_registration();
 
 }  // namespace tern

@@ -1,49 +1,35 @@
-// Transport registry: the transports compiled into this binary, created by name, and the
-// default choice (design section 4). rdma and dpdk join under TERN_HAVE_RDMA / TERN_HAVE_DPDK,
-// which their meson.build sets in `transport_args` when they are built.
-#include <functional>
+// Transport registry: the transports a program registered, created by name, and the default
+// choice (design section 4). It names no transport: which ones exist, and in which order the
+// default prefers them, is up to whoever registers them (transports/builtin_transports.cc).
+#include <mutex>
 
 #include "dataplane/transport.h"
-#include "dataplane/transport/loopback.h"
-#include "dataplane/transport/tcp.h"
-#ifdef TERN_HAVE_RDMA
-#include "rdma/rdma_transport.h"
-#endif
-#ifdef TERN_HAVE_DPDK
-#include "dpdk/dpdk_transport.h"
-#endif
 
 namespace tern {
 namespace {
 
-struct Entry {
-  const char* name;
-  std::unique_ptr<Transport> (*make)();
+struct Registry {
+  std::mutex mu;
+  std::vector<TransportRegistration> entries;  // guarded by mu; registration order
 };
 
-// In the order the default is chosen in.
-const std::vector<Entry>& entries() {
-  static const std::vector<Entry> kEntries = {
-#ifdef TERN_HAVE_RDMA
-      {"rdma", [] { return std::unique_ptr<Transport>(new RdmaTransport()); }},
-#endif
-#ifdef TERN_HAVE_DPDK
-      {"dpdk", [] { return std::unique_ptr<Transport>(new DpdkTransport()); }},
-#endif
-      {"tcp", [] { return std::unique_ptr<Transport>(new TcpTransport()); }},
-      {"loopback", [] { return std::unique_ptr<Transport>(new LoopbackTransport()); }},
-  };
-  return kEntries;
+// Never destroyed, so that a transport created during static destruction still finds it.
+Registry& registry() {
+  static auto* r = new Registry;
+  return *r;
 }
 
-std::string joined_names() {
+bool valid_name(const std::string& name) {
+  if (name.empty()) return false;
+  for (char c : name)
+    if (!(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9')) return false;
+  return true;
+}
+
+std::string joined(const std::vector<std::string>& names) {
   std::string s;
-  for (const Entry& e : entries()) s += (s.empty() ? "" : ", ") + std::string(e.name);
+  for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;
   return s;
-}
-
-bool known_but_absent(std::string_view name) {
-  return name == "rdma" || name == "dpdk" || name == "tcp" || name == "loopback";
 }
 
 }  // namespace
@@ -57,10 +43,9 @@ Result<ParsedUri> parse_uri(const std::string& uri) {
   ParsedUri p{uri.substr(0, colon), uri.substr(colon + 1)};
   if (p.transport.empty())
     return Status(Code::kInvalidArgument, "URI '" + uri + "' has an empty transport name");
-  for (char c : p.transport)
-    if (!(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9'))
-      return Status(Code::kInvalidArgument, "transport name '" + p.transport + "' in URI '" +
-                                                uri + "' is not lowercase letters and digits");
+  if (!valid_name(p.transport))
+    return Status(Code::kInvalidArgument, "transport name '" + p.transport + "' in URI '" +
+                                              uri + "' is not lowercase letters and digits");
   // loopback: the default name; dpdk: a memif listener on a fresh socket (destination only).
   if (p.transport != "loopback" && p.transport != "dpdk" && p.address.empty())
     return Status(Code::kInvalidArgument,
@@ -68,37 +53,68 @@ Result<ParsedUri> parse_uri(const std::string& uri) {
   return p;
 }
 
+Status register_transport(TransportRegistration r) {
+  if (!valid_name(r.name))
+    return Status(Code::kInvalidArgument,
+                  "transport name '" + r.name + "' is not lowercase letters and digits");
+  if (!r.create)
+    return Status(Code::kInvalidArgument, "transport '" + r.name + "' registered without a factory");
+  Registry& reg = registry();
+  std::lock_guard<std::mutex> lock(reg.mu);
+  for (const TransportRegistration& e : reg.entries)
+    if (e.name == r.name)
+      return Status(Code::kUnavailable, "transport '" + r.name + "' is already registered");
+  reg.entries.push_back(std::move(r));
+  return Status::ok();
+}
+
 std::vector<std::string> transport_names() {
+  Registry& reg = registry();
+  std::lock_guard<std::mutex> lock(reg.mu);
   std::vector<std::string> v;
-  for (const Entry& e : entries()) v.emplace_back(e.name);
+  for (const TransportRegistration& e : reg.entries) v.push_back(e.name);
   return v;
 }
 
 Result<std::unique_ptr<Transport>> create_transport(std::string_view name) {
-  for (const Entry& e : entries())
-    if (name == e.name) return e.make();
-  std::string why = known_but_absent(name) ? "transport '" + std::string(name) +
-                                                 "' is not built into this binary"
-                                           : "unknown transport '" + std::string(name) + "'";
-  return Status(Code::kNotFound, why + "; available: " + joined_names());
+  std::function<std::unique_ptr<Transport>()> create;
+  {
+    Registry& reg = registry();
+    std::lock_guard<std::mutex> lock(reg.mu);
+    for (const TransportRegistration& e : reg.entries)
+      if (e.name == name) create = e.create;
+  }
+  if (create) return create();
+  const std::vector<std::string> names = transport_names();
+  return Status(Code::kNotFound,
+                "no transport '" + std::string(name) +
+                    "' in this program (unknown, or not built into it); available: " +
+                    (names.empty() ? "none (the program registered no transport at start)"
+                                   : joined(names)));
 }
 
 DefaultTransport choose_default_transport() {
-#ifdef TERN_HAVE_RDMA
-  if (rdma_device_present()) return {"rdma", "an RDMA device is present"};
-#endif
-#ifdef TERN_HAVE_DPDK
-  if (Status s = dpdk_can_start(); s.is_ok()) return {"dpdk", "no RDMA device; dpdk can start"};
-#endif
-#if defined(TERN_HAVE_RDMA) && defined(TERN_HAVE_DPDK)
-  return {"tcp", "no RDMA device and dpdk cannot start"};
-#elif defined(TERN_HAVE_RDMA)
-  return {"tcp", "no RDMA device and the dpdk transport is not built"};
-#elif defined(TERN_HAVE_DPDK)
-  return {"tcp", "the rdma transport is not built and dpdk cannot start"};
-#else
-  return {"tcp", "no RDMA device and the dpdk transport is not built"};
-#endif
+  // Copied out first: availability checks may take a while (dpdk starts its EAL).
+  std::vector<std::pair<std::string, std::function<TransportAvailability()>>> candidates;
+  {
+    Registry& reg = registry();
+    std::lock_guard<std::mutex> lock(reg.mu);
+    for (const TransportRegistration& e : reg.entries)
+      if (e.available) candidates.emplace_back(e.name, e.available);
+  }
+  std::vector<std::string> order;
+  for (const auto& c : candidates) order.push_back(c.first);
+  const std::string tail = " (in order of preference: " + joined(order) + ")";
+  std::string passed_over;
+  for (const auto& [name, available] : candidates) {
+    TransportAvailability a = available();
+    if (a.usable) return {name, passed_over + a.reason + tail};
+    passed_over += a.reason + "; ";
+  }
+  if (candidates.empty())
+    return {"", "no registered transport can be chosen by default (none registered with an "
+                "availability check)"};
+  return {"", passed_over + "none of the registered transports can run here" + tail};
 }
 
 }  // namespace tern

@@ -15,13 +15,13 @@
 #include <utility>
 #include <memory>
 
-#include "dataplane/transport/detail/hello.h"
+#include "dataplane/toolkit/hello.h"
 #include "dataplane/transport/detail/tcp_channel.h"
 
 namespace tern {
 namespace {
 
-using detail::Clock;
+using toolkit::Clock;
 
 constexpr int kSocketBuffer = 4 << 20;
 
@@ -125,9 +125,9 @@ Result<int> dial(const Endpoint& e, Clock::time_point deadline,
     pollfd pfd{fd.fd, POLLOUT, 0};
     int r;
     do {
-      r = ::poll(&pfd, 1, detail::remaining_ms(deadline));
+      r = ::poll(&pfd, 1, toolkit::remaining_ms(deadline));
     } while (r < 0 && errno == EINTR);
-    if (r == 0) return detail::timeout_status("tcp connect to " + e.text, timeout);
+    if (r == 0) return toolkit::timeout_status("tcp connect to " + e.text, timeout);
     int err = 0;
     socklen_t len = sizeof(err);
     ::getsockopt(fd.fd, SOL_SOCKET, SO_ERROR, &err, &len);
@@ -167,15 +167,15 @@ Result<std::string> TcpTransport::listen(const std::string& address) {
 Result<ChannelSet> TcpTransport::accept(std::chrono::milliseconds timeout) {
   if (listen_fd_ < 0) return Status(Code::kInvalidArgument, "tcp: accept() before listen()");
   const auto deadline = Clock::now() + timeout;
-  detail::HelloAssembler set;
+  toolkit::HelloAssembler set;
   while (!set.complete()) {
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
         return errno_status("tcp accept on " + listen_uri_);
-      const int ms = detail::remaining_ms(deadline);
+      const int ms = toolkit::remaining_ms(deadline);
       if (ms == 0)
-        return detail::timeout_status(
+        return toolkit::timeout_status(
             "tcp accept on " + listen_uri_ + " (have " + set.progress() + ")", timeout);
       pollfd pfd{listen_fd_, POLLIN, 0};
       ::poll(&pfd, 1, ms);
@@ -184,18 +184,11 @@ Result<ChannelSet> TcpTransport::accept(std::chrono::milliseconds timeout) {
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     auto ch = std::make_unique<detail::TcpChannel>(fd);
-    auto hello = detail::receive_hello(*ch, deadline);
+    auto hello = toolkit::receive_hello(*ch, deadline);
     if (!hello) return hello.status();
     if (Status s = set.add(std::move(ch), *hello); !s.is_ok()) return s;
   }
   return set.take();
-}
-
-Result<ChannelSet> TcpTransport::connect(const std::string& address, uint32_t count,
-                                         uint64_t session_id,
-                                         std::chrono::milliseconds timeout) {
-  if (Status s = detail::check_channel_count(count); !s.is_ok()) return s;
-  return connect_with_hellos(address, detail::standard_hellos(count, session_id), timeout);
 }
 
 Result<ChannelSet> TcpTransport::connect_with_hellos(const std::string& address,
@@ -209,10 +202,15 @@ Result<ChannelSet> TcpTransport::connect_with_hellos(const std::string& address,
     auto fd = dial(*ep, deadline, timeout);
     if (!fd) return fd.status();
     auto ch = std::make_unique<detail::TcpChannel>(*fd);
-    if (Status s = detail::send_hello(*ch, h, deadline); !s.is_ok()) return s;
+    if (Status s = toolkit::send_hello(*ch, h, deadline); !s.is_ok()) return s;
     out.push_back(std::move(ch));
   }
   return out;
+}
+
+TransportRegistration tcp_transport_registration() {
+  return {"tcp", [] { return std::unique_ptr<Transport>(new TcpTransport()); },
+          [] { return TransportAvailability{true, "tcp works wherever sockets do"}; }};
 }
 
 }  // namespace tern

@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/transport.h"
+#include "dataplane/toolkit/hello_transport.h"
 
 namespace tern {
 
-class TcpTransport final : public Transport {
+class TcpTransport final : public toolkit::HelloTransport {
  public:
   TcpTransport() = default;
   ~TcpTransport() override;  // closes the listening socket
@@ -27,18 +27,19 @@ class TcpTransport final : public Transport {
   // Accepts connections until one session's channels are complete. A connection whose hello
   // does not fit the session (other session, count, duplicate index) fails the accept.
   Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
-  Result<ChannelSet> connect(const std::string& address, uint32_t count, uint64_t session_id,
-                             std::chrono::milliseconds timeout) override;
-
-  // Opens one connection per entry of `hellos` and sends that hello unchanged; channels come
-  // back in the order of `hellos` (tests use it to play a source that breaks the rules).
-  Result<ChannelSet> connect_with_hellos(const std::string& address,
-                                         const std::vector<HelloPayload>& hellos,
-                                         std::chrono::milliseconds timeout);
 
  private:
+  // HelloTransport: one channel per hello, each hello sent unchanged.
+  Result<ChannelSet> connect_with_hellos(const std::string& address,
+                                         const std::vector<HelloPayload>& hellos,
+                                         std::chrono::milliseconds timeout) override;
+
   int listen_fd_ = -1;
   std::string listen_uri_;
 };
+
+// The registry entry (transports/builtin_transports.cc): usable wherever sockets work, after
+// rdma and dpdk in the default choice.
+TransportRegistration tcp_transport_registration();
 
 }  // namespace tern

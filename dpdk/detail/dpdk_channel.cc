@@ -97,7 +97,7 @@ DpdkChannel::~DpdkChannel() {
   // A FIN after everything built so far, so the peer reports the close after the last frame;
   // resend what is still unacknowledged for a while (like SO_LINGER).
   // Queues accept() opened but no hello claimed were never part of the session: no FIN.
-  if (index_ != tern::detail::kUnknownIndex && !failed() && !peer_fin_ && txw_.can_push()) {
+  if (index_ != tern::toolkit::kUnknownIndex && !failed() && !peer_fin_ && txw_.can_push()) {
     while (built_ < posted_ && build_segment()) {
     }
     rte_mbuf* m = rte_pktmbuf_alloc(packet_pool());
@@ -173,14 +173,14 @@ size_t DpdkChannel::post(const TxFrame* frames, size_t n) {
   if (n > room) n = room;
   for (size_t i = 0; i < n; ++i) {
     const TxFrame& f = frames[i];
-    const uint32_t len = tern::detail::payload_length(f.hdr);
+    const uint32_t len = tern::toolkit::payload_length(f.hdr);
     if (len != 0 && f.payload == nullptr) {
       fail(Status(Code::kInvalidArgument,
                   "channel " + std::to_string(index_) + ": frame posted without its payload"));
       return i;
     }
     Slot& s = slots_[posted_ % kSlots];
-    tern::detail::store_frame(s, f, len);
+    tern::toolkit::store_frame(s, f, len);
     s.len = len;
     s.built = 0;
     s.ext = nullptr;
@@ -503,7 +503,7 @@ bool DpdkChannel::deliver(RxFrame& out, bool& stop) {
                                          ": a frame started before the previous one ended"));
       return false;
     }
-    const uint32_t len = tern::detail::payload_length(fh);
+    const uint32_t len = tern::toolkit::payload_length(fh);
     cur_hdr_ = fh;
     cur_got_ = 0;
     cur_dst_ = nullptr;
@@ -522,7 +522,7 @@ bool DpdkChannel::deliver(RxFrame& out, bool& stop) {
                                      " does not continue the frame being received"));
     return false;
   }
-  const uint32_t len = tern::detail::payload_length(cur_hdr_);
+  const uint32_t len = tern::toolkit::payload_length(cur_hdr_);
   if (h.frag_len > len - cur_got_) {
     fail(Status(Code::kProtocol, "channel " + std::to_string(index_) +
                                      ": fragment runs past the frame's length"));

@@ -28,7 +28,7 @@
 #include <memory>
 #include <vector>
 
-#include "dataplane/transport/detail/raw_channel.h"
+#include "dataplane/toolkit/raw_channel.h"
 #include "dpdk/detail/fault_injector.h"
 #include "dpdk/detail/reliable.h"
 
@@ -65,7 +65,7 @@ struct ChannelStats {
   uint64_t injected_drops = 0;
 };
 
-class DpdkChannel final : public tern::detail::RawChannel {
+class DpdkChannel final : public tern::toolkit::RawChannel {
  public:
   DpdkChannel(std::shared_ptr<Port> port, uint16_t queue, const ChannelConfig& config);
   ~DpdkChannel() override;  // sends a FIN after what was posted; lingers until it is acked

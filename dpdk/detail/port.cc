@@ -1,5 +1,6 @@
 #include "dpdk/detail/port.h"
 
+#include <rte_bus.h>
 #include <rte_dev.h>
 #include <rte_errno.h>
 #include <rte_eth_ring.h>
@@ -291,6 +292,15 @@ Status Port::configure(uint16_t queues) {
   started_ = true;
   queues_ = queues;
   return Status::ok();
+}
+
+std::string Port::pci_address() const {
+  rte_eth_dev_info info{};
+  if (rte_eth_dev_info_get(id_, &info) != 0 || info.device == nullptr) return "";
+  const rte_bus* bus = rte_dev_bus(info.device);
+  if (bus == nullptr || std::strcmp(rte_bus_name(bus), "pci") != 0) return "";
+  const char* name = rte_dev_name(info.device);
+  return name ? name : "";
 }
 
 bool Port::link_up() const {

@@ -40,6 +40,9 @@ class Port {
   // memif: the peer is connected; other devices: always true once started.
   bool link_up() const;
   const std::string& name() const { return name_; }
+  // The PCI address of the port's device ("0000:3b:00.0") when it is on the PCI bus, else ""
+  // (memif, net_ring, af_packet: virtual devices).
+  std::string pci_address() const;
 
   // Whether each RX queue receives only the segments sent to it: memif and ring pairs (a ring
   // per queue). Otherwise (af_packet spreads frames over its queues by flow hash, a NIC without

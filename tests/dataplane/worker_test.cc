@@ -4,8 +4,15 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <dirent.h>
+#include <hwloc.h>
+
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
 #include <thread>
 
 #include "dataplane/worker.h"
@@ -124,6 +131,61 @@ TEST(UrgentWorker, LeavesRealTimeWhenAWaitFdStaysReadableWithNothingBehindIt) {
       << "still real-time after " << w.stats().blocks << " empty wake-ups";
   w.stop();
   EXPECT_GE(w.stats().blocks, uint64_t{BackoffPolicy::kMaxEmptyWakes});
+}
+
+// "0-3,8,10-11" (sysfs cpulist) -> {0,1,2,3,8,10,11}.
+std::set<int> parse_cpulist(const std::string& text) {
+  std::set<int> out;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    if (part.empty() || part == "\n") continue;
+    const auto dash = part.find('-');
+    const int lo = std::stoi(part.substr(0, dash));
+    const int hi = dash == std::string::npos ? lo : std::stoi(part.substr(dash + 1));
+    for (int c = lo; c <= hi; ++c) out.insert(c);
+  }
+  return out;
+}
+
+// A PCI device hwloc can see, with the kernel's list of CPUs local to it; "" when there is none.
+std::string visible_pci_device(std::set<int>* local) {
+  DIR* d = ::opendir("/sys/bus/pci/devices");
+  if (d == nullptr) return "";
+  std::string found;
+  hwloc_topology_t topo;
+  hwloc_topology_init(&topo);
+  hwloc_topology_set_io_types_filter(topo, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+  const bool loaded = hwloc_topology_load(topo) == 0;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (!loaded || name[0] == '.') continue;
+    if (hwloc_get_pcidev_by_busidstring(topo, name.c_str()) == nullptr) continue;
+    std::ifstream f("/sys/bus/pci/devices/" + name + "/local_cpulist");
+    std::string list;
+    if (!std::getline(f, list) || list.empty()) continue;
+    *local = parse_cpulist(list);
+    found = name;
+    break;
+  }
+  hwloc_topology_destroy(topo);
+  ::closedir(d);
+  return found;
+}
+
+// Workers near the NIC (Transport::device_pci): every CPU chosen near a PCI device is one the
+// kernel lists as local to it, and an address hwloc does not know means no preference.
+TEST(ChooseWorkerCpus, NearAPciDeviceTakesOnlyCpusLocalToIt) {
+  std::set<int> local;
+  const std::string pci = visible_pci_device(&local);
+  if (pci.empty()) GTEST_SKIP() << "hwloc sees no PCI device with a local_cpulist here";
+  const std::vector<int> all = choose_worker_cpus(4);
+  ASSERT_EQ(all.size(), 4u);
+  if (all[0] < 0) GTEST_SKIP() << "hwloc cannot load this host's topology";
+  const std::vector<int> near = choose_worker_cpus(4, pci);
+  ASSERT_EQ(near.size(), 4u);
+  for (int c : near) EXPECT_EQ(local.count(c), 1u) << "cpu " << c << " is not local to " << pci;
+  EXPECT_EQ(choose_worker_cpus(4, "ffff:ff:1f.7"), all);
 }
 
 }  // namespace

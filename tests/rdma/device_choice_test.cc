@@ -69,5 +69,19 @@ TEST(DeviceChoice, AddressOptionsAreCheckedBeforeAnyDevice) {
   EXPECT_EQ(empty.status().code(), Code::kInvalidArgument);
 }
 
+// Transport::device_pci for rdma: the PCI address behind /sys/class/infiniband/DEV/device,
+// which the engine pins its workers near; rxe and other virtual devices have none.
+TEST(DevicePci, IsTheLinksLastComponentWhenItIsAPciAddress) {
+  EXPECT_EQ(pci_address_from_link("../../../0000:3b:00.1"), "0000:3b:00.1");
+  EXPECT_EQ(pci_address_from_link("../../../devices/pci0000:00/0000:00:03.0"), "0000:00:03.0");
+  EXPECT_EQ(pci_address_from_link("0000:af:00.0"), "0000:af:00.0");
+  EXPECT_EQ(pci_address_from_link("../../../devices/virtual/net/eth0"), "");
+  EXPECT_EQ(pci_address_from_link("../../../0000:3b:00.8"), "");  // function is 0-7
+  EXPECT_EQ(pci_address_from_link("../../../0000:3b:00.10"), "");
+  EXPECT_EQ(pci_address_from_link(""), "");
+  EXPECT_EQ(device_pci_address("no-such-device"), "");
+  EXPECT_EQ(device_pci_address("../../etc"), "");
+}
+
 }  // namespace
 }  // namespace tern::rdma

@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "dataplane/migration.h"
-#include "dataplane/transport/detail/hello.h"
+#include "dataplane/toolkit/hello.h"
 #include "rdma/rdma_channel.h"
 #include "rdma/rdma_transport.h"
 #include "rdma/verbs_shim.h"
@@ -39,12 +39,12 @@ TEST(RdmaDirectMigration, PlacedFrameBeyondGuestRamFailsTheMigration) {
   std::vector<std::unique_ptr<rdma::RdmaChannel>> ch;
   rdma::Connection* bulk_conn = nullptr;
   const auto deadline = std::chrono::steady_clock::now() + 20s;
-  for (const HelloPayload& h : tern::detail::standard_hellos(3, 42)) {
+  for (const HelloPayload& h : tern::toolkit::standard_hellos(3, 42)) {
     auto c = rdma::connect(host, port, rdma::RdmaChannel::kShape, devices, 10s);
     ASSERT_TRUE(c.is_ok()) << c.status().to_string();
     if (h.channel_index == kFirstBulkChannel) bulk_conn = c->get();
     ch.push_back(std::make_unique<rdma::RdmaChannel>(std::move(*c), memory));
-    ASSERT_TRUE(tern::detail::send_hello(*ch.back(), h, deadline).is_ok());
+    ASSERT_TRUE(tern::toolkit::send_hello(*ch.back(), h, deadline).is_ok());
   }
   auto pd = devices.first();
   ASSERT_TRUE(pd.is_ok());

@@ -76,7 +76,7 @@ TEST_P(Handshake, AcceptTimesOutOnAnIncompleteSession) {
   ASSERT_TRUE(dst && src);
   auto uri = (*dst)->listen(h().listen_address());
   ASSERT_TRUE(uri);
-  auto conn = h().connect_with_hellos(**src, parse_uri(*uri)->address, {{0, 3, 1}}, 1s);
+  auto conn = connect_with_hellos(**src, parse_uri(*uri)->address, {{0, 3, 1}}, 1s);
   ASSERT_TRUE(conn) << conn.status().to_string();
   auto r = (*dst)->accept(100ms);
   ASSERT_FALSE(r);

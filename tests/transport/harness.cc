@@ -10,11 +10,7 @@
 #include <cstring>
 #include <future>
 
-#include "dataplane/transport/loopback.h"
-#include "dataplane/transport/tcp.h"
-#ifdef TERN_CONFORMANCE_RDMA
-#include "rdma/rdma_transport.h"
-#endif
+#include "tests/transport/hello_access.h"
 #ifdef TERN_HAVE_DPDK
 #include <cstdio>
 #include <cstdlib>
@@ -28,14 +24,6 @@ namespace {
 [[maybe_unused]] std::string unique_loopback_name() {
   static std::atomic<int> n{0};
   return "conformance-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
-}
-
-template <typename T>
-auto connect_hellos_of() {
-  return [](Transport& t, const std::string& address, const std::vector<HelloPayload>& hellos,
-            std::chrono::milliseconds timeout) {
-    return static_cast<T&>(t).connect_with_hellos(address, hellos, timeout);
-  };
 }
 
 // The rdma suite (tests/rdma) builds these same bodies with TERN_CONFORMANCE_RDMA into its own
@@ -67,7 +55,7 @@ std::vector<Harness> dpdk_harnesses() {
     return memif ? "net_memif0,socket=/run/tern-conformance-" + tag + ".sock"
                  : "net_ring,name=conformance-" + tag;
   };
-  return {{"dpdk", address, connect_hellos_of<DpdkTransport>(),
+  return {{"dpdk", address,
            {"", "nosuch0", "net_ring", "net_ring,name=x,loss=2", "net_memif0,queues=1",
             "net_memif0,role=server,socket=/run/x.sock"}}};
 }
@@ -79,14 +67,12 @@ const std::vector<Harness>& all() {
 #ifdef TERN_CONFORMANCE_RDMA
       {"rdma",
        [] { return rdma_host() + ":0"; },
-       connect_hellos_of<RdmaTransport>(),
        {"127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", ":4444",
         "127.0.0.1:0"}},
 #else
-      {"loopback", unique_loopback_name, connect_hellos_of<LoopbackTransport>(), {"a:b"}},
+      {"loopback", unique_loopback_name, {"a:b"}},
       {"tcp",
        [] { return std::string("127.0.0.1:0"); },
-       connect_hellos_of<TcpTransport>(),
        {"127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", ":4444",
         "127.0.0.1:0"}},
 #endif
@@ -141,6 +127,12 @@ Connected connect_pair(const Harness& h, uint32_t count, uint64_t session) {
   return c;
 }
 
+Result<ChannelSet> connect_with_hellos(Transport& t, const std::string& address,
+                                       const std::vector<HelloPayload>& hellos,
+                                       std::chrono::milliseconds timeout) {
+  return toolkit::HelloTransportAccess::connect_with_hellos(t, address, hellos, timeout);
+}
+
 Status accept_with_hellos(const Harness& h, const std::vector<HelloPayload>& hellos) {
   auto dst = create_transport(h.name);
   auto src = create_transport(h.name);
@@ -148,7 +140,7 @@ Status accept_with_hellos(const Harness& h, const std::vector<HelloPayload>& hel
   auto uri = (*dst)->listen(h.listen_address());
   if (!uri) return uri.status();
   auto accepted = std::async(std::launch::async, [&] { return (*dst)->accept(2s); });
-  auto conn = h.connect_with_hellos(**src, address_of(*uri), hellos, 2s);
+  auto conn = connect_with_hellos(**src, address_of(*uri), hellos, 2s);
   EXPECT_TRUE(conn.is_ok()) << conn.status().to_string();
   auto acc = accepted.get();
   return acc ? Status::ok() : acc.status();

@@ -20,10 +20,6 @@ struct Harness {
   std::string name;
   // A listen address (without "name:") private to this test process.
   std::function<std::string()> listen_address;
-  // The transport's connect_with_hellos: one channel per hello, sent unchanged.
-  std::function<Result<ChannelSet>(Transport&, const std::string&,
-                                   const std::vector<HelloPayload>&, std::chrono::milliseconds)>
-      connect_with_hellos;
   // Addresses connect() must refuse with kInvalidArgument.
   std::vector<std::string> bad_addresses;
 };
@@ -38,6 +34,12 @@ struct Connected {
 };
 // Listens, accepts on a helper thread and connects `count` channels; fails the test on error.
 Connected connect_pair(const Harness& h, uint32_t count = 3, uint64_t session = 42);
+
+// The transport's connect_with_hellos (toolkit::HelloTransport, reached through
+// hello_access.h): one channel per hello, each sent unchanged.
+Result<ChannelSet> connect_with_hellos(Transport& t, const std::string& address,
+                                       const std::vector<HelloPayload>& hellos,
+                                       std::chrono::milliseconds timeout);
 
 // Listens on a fresh destination and returns what accept() makes of the hellos a source sends
 // with connect_with_hellos.

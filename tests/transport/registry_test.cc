@@ -1,9 +1,12 @@
-// Transport registry: URI parsing, creation by name, the default choice.
+// Transport registry: URI parsing, registration, creation by name, the default choice. The
+// built-in transports are registered by test_main.cc, as a program registers them at start.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "dataplane/transport.h"
+#include "transports/builtin_transports.h"
 
 namespace tern {
 namespace {
@@ -63,14 +66,78 @@ TEST(Registry, UnknownOrAbsentTransportIsNotFoundAndListsTheAvailable) {
   }
 }
 
+// Which optional transports this binary has (transports/meson.build's TERN_HAVE_*) and what the
+// registry lists agree: a transport compiled out is absent, one compiled in is registered.
+TEST(Registry, ListsExactlyTheTransportsBuiltIn) {
+  auto names = transport_names();
+  auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+#ifdef TERN_HAVE_RDMA
+  EXPECT_TRUE(has("rdma"));
+#else
+  EXPECT_FALSE(has("rdma"));
+#endif
+#ifdef TERN_HAVE_DPDK
+  EXPECT_TRUE(has("dpdk"));
+#else
+  EXPECT_FALSE(has("dpdk"));
+#endif
+  register_builtin_transports();  // idempotent: nothing is registered twice
+  EXPECT_EQ(transport_names(), names);
+}
+
+TEST(Registry, RegisterRefusesBadNamesMissingFactoriesAndDuplicates) {
+  auto make_tcp = [] { return std::move(*create_transport("tcp")); };
+  Status bad = register_transport({"Bad:Name", make_tcp, {}});
+  EXPECT_EQ(bad.code(), Code::kInvalidArgument) << bad.to_string();
+  Status none = register_transport({"nofactory", {}, {}});
+  EXPECT_EQ(none.code(), Code::kInvalidArgument) << none.to_string();
+  Status dup = register_transport({"tcp", make_tcp, {}});
+  EXPECT_EQ(dup.code(), Code::kUnavailable) << dup.to_string();
+  EXPECT_NE(dup.message().find("already registered"), std::string::npos);
+}
+
+TEST(Registry, ARegisteredTransportIsCreatedByNameAndRanksAfterTheEarlierOnes) {
+  const DefaultTransport before = choose_default_transport();
+  int made = 0, asked = 0;
+  ASSERT_TRUE(register_transport({"test7",
+                                  [&made] {
+                                    ++made;
+                                    return std::move(*create_transport("loopback"));
+                                  },
+                                  [&asked] {
+                                    ++asked;
+                                    return TransportAvailability{true, "test7 always works"};
+                                  }})
+                  .is_ok());
+  auto names = transport_names();
+  EXPECT_EQ(names.back(), "test7");
+  auto t = create_transport("test7");
+  ASSERT_TRUE(t) << t.status().to_string();
+  EXPECT_EQ(made, 1);
+  // tcp, registered before it, is always usable: the later registration is never the default
+  // and is not even asked.
+  const DefaultTransport after = choose_default_transport();
+  EXPECT_EQ(after.name, before.name);
+  EXPECT_EQ(asked, 0);
+  EXPECT_NE(after.reason.find("test7"), std::string::npos) << after.reason;  // listed in order
+}
+
 TEST(Registry, DefaultIsABuiltTransportWithAReason) {
   DefaultTransport d = choose_default_transport();
   auto names = transport_names();
   EXPECT_NE(std::find(names.begin(), names.end(), d.name), names.end()) << d.name;
+  EXPECT_NE(d.name, "loopback");
   EXPECT_FALSE(d.reason.empty());
+  std::printf("[ default  ] %s: %s\n", d.name.c_str(), d.reason.c_str());
 #if !defined(TERN_HAVE_RDMA) && !defined(TERN_HAVE_DPDK)
   EXPECT_EQ(d.name, "tcp");
-  EXPECT_EQ(d.reason, "no RDMA device and the dpdk transport is not built");
+  // (tests in this file may have registered more candidates after tcp)
+  EXPECT_EQ(d.reason.rfind("tcp works wherever sockets do (in order of preference: tcp", 0), 0u)
+      << d.reason;
+#endif
+#if defined(TERN_HAVE_RDMA) && defined(TERN_HAVE_DPDK)
+  EXPECT_NE(d.reason.find("in order of preference: rdma, dpdk, tcp"), std::string::npos)
+      << d.reason;
 #endif
 }
 

@@ -16,9 +16,14 @@
 #include <memory>
 #include <vector>
 
-#include "dataplane/transport/detail/raw_channel.h"
+#include "dataplane/toolkit/raw_channel.h"
 
 namespace tern::detail {
+
+// The transport toolkit pieces this channel is built from (dataplane/toolkit/raw_channel.h).
+using toolkit::payload_length;
+using toolkit::RawChannel;
+using toolkit::store_frame;
 
 class TcpChannel final : public RawChannel {
  public:

@@ -1,8 +1,11 @@
-// The hello exchange shared by every byte-stream-like transport (loopback, tcp): the source
-// announces each channel with a kHello frame; the destination reads one hello per incoming
-// channel and assembles the channels of one session, ordered by index.
+// Transport toolkit: the hello exchange every transport runs when it connects channels (part of
+// the supported interface for writing a transport; docs/architecture.md, "Adding a transport").
+// The source announces each channel with a kHello frame as its first frame; the destination
+// reads one hello per incoming channel and assembles the channels of one session, ordered by
+// index (HelloAssembler). hello_transport.h builds connect() on it for every transport.
 //
-// Threads: control path only (the transport's connect()/accept() caller).
+// Threads: control path only (the transport's connect()/accept() caller). Allocates; never on
+// the data tier.
 #pragma once
 
 #include <chrono>
@@ -12,9 +15,9 @@
 #include <vector>
 
 #include "dataplane/transport.h"
-#include "dataplane/transport/detail/raw_channel.h"
+#include "dataplane/toolkit/raw_channel.h"
 
-namespace tern::detail {
+namespace tern::toolkit {
 
 using Clock = std::chrono::steady_clock;
 
@@ -59,4 +62,4 @@ Status check_channel_count(uint32_t count);
 // The hellos connect() sends: indexes 0..count-1, all with `count` and `session_id`.
 std::vector<HelloPayload> standard_hellos(uint32_t count, uint64_t session_id);
 
-}  // namespace tern::detail
+}  // namespace tern::toolkit

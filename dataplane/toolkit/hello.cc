@@ -1,11 +1,13 @@
-#include "dataplane/transport/detail/hello.h"
+#include "dataplane/toolkit/hello.h"
 
 #include <poll.h>
 
 #include <cstring>
 #include <thread>
 
-namespace tern::detail {
+#include "dataplane/toolkit/hello_transport.h"
+
+namespace tern::toolkit {
 
 Status timeout_status(const std::string& what, std::chrono::milliseconds timeout) {
   return Status(Code::kTimeout, what + ": nothing within " + std::to_string(timeout.count()) +
@@ -121,4 +123,11 @@ std::vector<HelloPayload> standard_hellos(uint32_t count, uint64_t session_id) {
   return v;
 }
 
-}  // namespace tern::detail
+Result<ChannelSet> HelloTransport::connect(const std::string& address, uint32_t count,
+                                           uint64_t session_id,
+                                           std::chrono::milliseconds timeout) {
+  if (Status s = check_channel_count(count); !s.is_ok()) return s;
+  return connect_with_hellos(address, standard_hellos(count, session_id), timeout);
+}
+
+}  // namespace tern::toolkit

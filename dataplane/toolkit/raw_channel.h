@@ -1,6 +1,13 @@
-// Internal base of the loopback and tcp channels: the parts both share (index, sticky error,
-// header validation on receive, hiding the hello from poll_tx), so that the hello exchange in
-// hello.h can drive either. Not part of the public transport interface.
+// Transport toolkit: RawChannel, the base every transport's Channel derives from (loopback,
+// tcp, rdma, dpdk), and the small helpers a channel's post()/poll_rx() share. It is part of the
+// supported interface for writing a transport (docs/architecture.md, "Adding a transport"):
+//   - RawChannel keeps the channel index and the sticky error, validates received headers
+//     (accept_header), hides the transport's own hello from poll_tx (hide_tx_completions), and
+//     lets the hello exchange in hello.h drive any channel;
+//   - payload_length / store_frame: how many payload bytes follow a header, and how a send slot
+//     borrows (kPage) or copies (other types) a posted frame's payload;
+//   - land_page / copy_payload / ends_staged_batch: where a received page goes and how it is
+//     copied there, per the channel's Landing (landing.h).
 //
 // Threads: like Channel, one owner thread at a time. set_index() and hide_tx_completions() are
 // called by the transport's connect()/accept() before the channel is handed out.
@@ -14,7 +21,7 @@
 #include "dataplane/page_copy.h"
 #include "dataplane/transport.h"
 
-namespace tern::detail {
+namespace tern::toolkit {
 
 inline constexpr uint32_t kUnknownIndex = std::numeric_limits<uint32_t>::max();
 
@@ -127,4 +134,4 @@ class RawChannel : public Channel {
   Status error_;
 };
 
-}  // namespace tern::detail
+}  // namespace tern::toolkit
