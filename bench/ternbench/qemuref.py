@@ -48,6 +48,16 @@ def why_not():
     return None
 
 
+def version():
+    """'QEMU emulator version 7.2.22 (Debian ...)' -> '7.2.22 (Debian ...)', or None."""
+    try:
+        r = subprocess.run([QEMU, "--version"], capture_output=True, text=True, timeout=30)
+    except OSError:
+        return None
+    first = (r.stdout.splitlines() or [""])[0]
+    return first.removeprefix("QEMU emulator version ").strip() or None
+
+
 def _newc(entries):
     """An initramfs (cpio newc) of (name, mode, data) entries; data None for a directory."""
     out = bytearray()
