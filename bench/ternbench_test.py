@@ -122,10 +122,10 @@ class QemuReportTest(unittest.TestCase):
             else:
                 r["reason"] = "not run: missing qemu-system-x86_64 (scripts/install-deps.sh)"
             return r
-        tern = {"total-time-ms": 1000, "setup-time-ms": 50, "cpu-s-src": 2.0, "cpu-s-dst": 4.0,
+        tern = {"total-time-ms": 1000, "setup-time-ms": 50, "active-time-ms": 950, "cpu-s-src": 2.0, "cpu-s-dst": 4.0,
                 "minor-faults-src": 500, "minor-faults-dst": 3000,
                 "transferred-bytes": 2**30, "bytes-per-cpu-s-src": 5e8}
-        qemu = {"total-time-ms": 5000, "setup-time-ms": 600, "cpu-s-src": 2.5, "cpu-s-dst": 4.0,
+        qemu = {"total-time-ms": 5000, "setup-time-ms": 600, "active-time-ms": 4400, "cpu-s-src": 2.5, "cpu-s-dst": 4.0,
                 "minor-faults-src": 600, "minor-faults-dst": 1500,
                 "transferred-bytes": 2**30}
         rows = [row("vs/transport=tcp", "migration", {"transport": "tcp"}, **tern),
@@ -142,11 +142,12 @@ class QemuReportTest(unittest.TestCase):
         text = report._qemu_section(res)
         self.assertIn("tern vs QEMU on this machine", text)
         self.assertIn("7.2.22", text)
-        self.assertIn("| tern tcp | 1000 | 50 |", text)
-        self.assertIn("| QEMU plain | 5000 | 600 |", text)
+        self.assertIn("| tern tcp | 1000 | 50 | 950 |", text)
+        self.assertIn("| QEMU plain | 5000 | 600 | 4400 |", text)
         self.assertIn("| QEMU multifd | skipped: not run: missing qemu-system-x86_64", text)
-        # time, worst, setup, src CPU, dst CPU, src faults, dst faults: tern / QEMU
-        self.assertIn("| tern tcp | QEMU plain | 0.2 | 0.2 | 0.0833 | 0.8 | 1 | 0.833 | 2 |", text)
+        # time, worst, setup, active, src CPU, dst CPU, src faults, dst faults: tern / QEMU
+        self.assertIn("| tern tcp | QEMU plain | 0.2 | 0.2 | 0.0833 | 0.216 | 0.8 | 1 | 0.833 | 2 |",
+                      text)
         r = runner.ratios(res)
         self.assertAlmostEqual(r["vs/transport=tcp: total-time-ms / QEMU plain"], 0.2)
         self.assertAlmostEqual(r["vs/transport=tcp: minor-faults-dst / QEMU plain"], 2.0)

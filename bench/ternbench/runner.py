@@ -2,6 +2,7 @@
 load on a shared host spreads over all rows) and the comparison mode (two builds or two
 configurations, interleaved run by run). Progress goes to stderr; results are dicts that
 cli.py writes as JSON."""
+import os
 import re
 import sys
 import time
@@ -112,8 +113,10 @@ def run_suite(root, build, repeat, refs, rows, only=None, quiet=False, vm=None):
             if o["status"] == "skipped":
                 prog.step(f"{row['name']} #{rep + 1}", "skipped", worked=False)
                 continue
+            load = os.getloadavg()[0]
             status, res = _attempt(scenarios.run, row, build)
             if status == "ok":
+                res["load-1m"] = load  # the host's 1-minute load average as the run started
                 o["runs"].append(res)
                 prog.step(f"{row['name']} #{rep + 1}", _short(res))
             elif status == "skipped":

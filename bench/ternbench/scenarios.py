@@ -164,6 +164,7 @@ def _run(row, pair, ram):
     out = {
         "total-time-ms": info["total-time"],
         "setup-time-ms": info.get("setup-time"),
+        "active-time-ms": info["total-time"] - (info.get("setup-time") or 0),
         "downtime-ms": info.get("downtime"),
         "transferred-bytes": r["transferred"],
         "normal-bytes": r.get("normal-bytes"),

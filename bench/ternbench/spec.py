@@ -16,6 +16,9 @@ is an axis: the scenario expands into one row per combination, named
               variant (kind qemu, named NAME/...,qemu=VARIANT, always over TCP, so they have no
               transport axis); the runner interleaves them run by run with the tern rows.
               A [[scenario]] of kind "qemu" has QEMU rows only.
+  qemu_ram_pad  QEMU rows: bytes added to the VM's RAM (default "8K": QEMU 7.2 under TCG loses
+              dirty pages when the size is a multiple of 256 KiB; 0 = exact, fine only for a
+              guest that writes nothing during the migration, and much shorter setup)
 """
 import itertools
 import tomllib
