@@ -121,9 +121,10 @@ int main(void) {
   for (;;) {
     int timeout = -1;
     if (rate > 1) {
-      /* Catch up with rate x elapsed, in bursts of at most 1 ms of writes, then wait 1 ms. */
+      /* Catch up with rate x elapsed (a poll of 1 ms sleeps a jiffy or more), in bursts of at
+       * most 50 ms of writes so that the console stays served, then wait. */
       const uint64_t due = (uint64_t)((now_s() - ready) * (double)rate);
-      for (uint64_t n = 0; writes < due && n < rate / 1000 + 1; n++, writes++) {
+      for (uint64_t n = 0; writes < due && n < rate / 20 + 1; n++, writes++) {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;

@@ -254,12 +254,13 @@ QEMU_INTRO = """## tern vs QEMU on this machine
 
 The same guest migrated by tern and by QEMU itself, interleaved run by run in this run: RAM
 size, data written (pseudo-random pages, every one checked on the destination afterwards) and
-dirty rate as in the row. QEMU is Debian's `qemu-system-x86_64` ({qemu}) with TCG (no usable
-KVM here), source and destination on this host over TCP loopback, `max-bandwidth` lifted from
+dirty rate as in the row. QEMU is Debian's `qemu-system-x86_64` version {qemu} with TCG (no
+usable KVM here), source and destination on this host over TCP loopback, `max-bandwidth` lifted from
 its 128 MiB/s default; `multifd` is QEMU's tuned variant (2 channels). Its guest is a Debian
 kernel with a one-program initramfs (`bench/ternbench/qemuguest.c`), and its RAM is the row's
-+ 8 KiB (QEMU 7.2 under TCG loses dirty pages when the RAM size is a multiple of 256 KiB).
-tern's guest is ternd's thread guest. Per side: CPU seconds and minor faults of the process
++ 8 KiB (QEMU 7.2 under TCG loses dirty pages when the RAM size is a multiple of 256 KiB);
+QEMU also moves its guest kernel's own memory (some 50 MiB more in *sent*). tern's guest is
+ternd's thread guest. Per side: CPU seconds and minor faults of the process
 (ternd, or QEMU: each includes its guest's vCPUs) from right before `migrate` to right after
 that side completed (`/proc/PID/stat`), and bytes transferred per CPU second. Cells are median
 [min..max]. *Active* is total minus setup. QEMU's setup time here is mostly an artefact of TCG
@@ -280,7 +281,9 @@ def _qemu_section(results):
         p = terns[0]["params"]
         label = ", ".join(f"{k}={onoff(v)}" for k, v in terns[0]["axes"].items()
                           if k not in ("transport", "qemu")) or terns[0]["scenario"]
-        guest = f"{p['ram']}, {p.get('wss', '100%')} written, {p.get('rate', 0)} pages/s"
+        rate = int(p.get("rate", 0)) * int(p.get("vcpus", 1))
+        guest = (f"{p['ram']}, {p.get('wss', '100%')} written, " +
+                 ("idle" if rate <= 1 else f"{rate} pages/s"))
         for r in terns + qemus:
             s = r.get("summary") or {}
             if r["status"] not in ("ok", "partial"):
