@@ -44,7 +44,7 @@ class SpecTest(unittest.TestCase):
 
     def test_shipped_specs_load(self):
         here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios")
-        for name in ("default.toml", "quick.toml", "smoke.toml"):
+        for name in ("default.toml", "quick.toml", "smoke.toml", "qemu-smoke.toml"):
             _, refs, rows = spec.load(os.path.join(here, name))
             self.assertTrue(rows, name)
 
