@@ -80,7 +80,7 @@ class QemuSpecTest(unittest.TestCase):
         with self.assertRaisesRegex(spec.SpecError, "variants"):
             spec.load(self.write('[[scenario]]\nname = "s"\nkind = "migration"\n'
                                  'qemu = "kvm"\n'))
-        with self.assertRaisesRegex(spec.SpecError, "beside kind migration"):
+        with self.assertRaisesRegex(spec.SpecError, "beside kind migration or postcopy"):
             spec.load(self.write('[[scenario]]\nname = "s"\nkind = "bulk"\nqemu = true\n'))
         _, _, rows = spec.load(self.write('[[scenario]]\nname = "q"\nkind = "qemu"\n'
                                           'ram = "256M"\n'))
@@ -152,6 +152,41 @@ class QemuReportTest(unittest.TestCase):
         self.assertAlmostEqual(r["vs/transport=tcp: total-time-ms / QEMU plain"], 0.2)
         self.assertAlmostEqual(r["vs/transport=tcp: minor-faults-dst / QEMU plain"], 2.0)
         self.assertFalse([k for k in r if "multifd" in k])
+
+    def test_postcopy_rows_get_their_own_table(self):
+        res = self.result()
+        axes = {"preempt": True}
+        params = {"transport": "tcp", "ram": "256M", "wss": "100%", "rate": 20000,
+                  "preempt": True}
+        res["rows"] = [
+            {"name": "fault/transport=tcp,preempt=on", "scenario": "fault", "kind": "postcopy",
+             "axes": dict(axes, transport="tcp"), "params": params, "status": "ok",
+             "runs": [{}], "errors": [],
+             "summary": _summary(**{"faults": 300, "guest-p50-us": 64, "guest-p99-us": 512})},
+            {"name": "fault/preempt=on,qemu=plain", "scenario": "fault", "kind": "qemu",
+             "axes": dict(axes, qemu="plain"), "params": dict(params, qemu="plain"),
+             "status": "ok", "runs": [{}], "errors": [],
+             "summary": _summary(**{"faults": 280, "guest-p50-us": 512, "guest-p99-us": 8192})}]
+        text = report._qemu_section(res)
+        self.assertIn("### Postcopy first touch, guest side: tern vs QEMU", text)
+        self.assertIn("| preempt=on | 256M, 100% written, 20000 pages/s | QEMU plain | 280 | 512 |",
+                      text)
+        self.assertIn("| preempt=on | tern tcp | QEMU plain | 0.125 | 0.0625 |", text)
+        self.assertNotIn("| total ms | setup ms |", text)  # no precopy rows, no precopy table
+
+    def test_postcopy_scenarios_get_postcopy_qemu_rows(self):
+        path = SpecTest.write(self, '[[scenario]]\nname = "fault"\nkind = "postcopy"\n'
+                                    'transport = "tcp"\npreempt = [true, false]\n'
+                                    'qemu = "plain"\n')
+        _, _, rows = spec.load(path)
+        q = [r for r in rows if r["kind"] == "qemu"]
+        self.assertEqual([(r["name"], r["qemu_of"], r["preempt"]) for r in q],
+                         [("fault/preempt=on,qemu=plain", "postcopy", True),
+                          ("fault/preempt=off,qemu=plain", "postcopy", False)])
+        self.assertTrue(qemuref.postcopy(q[0]))
+        # A 100% working set leaves the guest kernel room: the VM is the data + 128 MiB.
+        self.assertEqual(qemuref.vm_ram_kib({"ram": "256M", "wss": "100%"}),
+                         (384 << 10) + 8)
 
     def test_no_qemu_rows_no_section(self):
         res = self.result()

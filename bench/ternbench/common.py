@@ -84,7 +84,7 @@ def qemu_groups(results):
     status (a skipped QEMU row is shown with its reason)."""
     groups = {}
     for r in results["rows"]:
-        if r["kind"] in ("migration", "qemu"):
+        if r["kind"] in ("migration", "postcopy", "qemu"):
             g = groups.setdefault(same_guest_key(r), ([], []))
             g[1 if r["kind"] == "qemu" else 0].append(r)
     return [g for g in groups.values() if g[0] and g[1]]

@@ -10,8 +10,12 @@
  * Console (ttyS0) protocol: prints "TERN-READY pages=N fill-ms=T" when filled, then idles or
  * dirties. A line "v" on the console checks every page against the version recorded for it and
  * prints "TERN-VERIFY pages=N mismatches=M writes=W seconds=S" (W page writes in S seconds since
- * READY: the dirty rate achieved). Page content is a function of (index, version) only, so the
- * destination can check what the source wrote. */
+ * READY: the dirty rate achieved) and " touches=T hist=LE:N,..." : how long the first touch
+ * of each page since the last "r" line (answered "TERN-RESET") waited, the read of its version
+ * entry and of one word of the page, in power-of-two microsecond buckets (LE = upper bound, as
+ * tern's histograms): in postcopy, the slowest of them are the pages the destination faulted
+ * on. Page content is a function of (index, version) only, so the destination can check what
+ * the source wrote. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
@@ -74,6 +78,21 @@ static int check(const uint64_t* p, uint64_t index, uint32_t version) {
   return 1;
 }
 
+static uint64_t hist[40];
+static uint8_t* touched;
+
+static void touch(const uint8_t* ram, const uint32_t* ver, uint64_t i) {
+  if (touched[i]) return;
+  touched[i] = 1;
+  const double t0 = now_s();
+  (void)*(volatile const uint32_t*)&ver[i];
+  (void)*(volatile const uint64_t*)(ram + i * PAGE);
+  const uint64_t us = (uint64_t)((now_s() - t0) * 1e6);
+  unsigned b = 0;
+  while (b < 39 && (1ull << b) <= us) b++; /* bucket b holds [2^(b-1), 2^b) us */
+  hist[b]++;
+}
+
 static void console(void) {
   mkdir("/dev", 0755);
   mkdir("/proc", 0755);
@@ -103,7 +122,8 @@ int main(void) {
   uint8_t* ram = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                       -1, 0);
   uint32_t* ver = calloc(pages, sizeof *ver);
-  if (ram == MAP_FAILED || !ver) {
+  touched = calloc(pages, 1);
+  if (ram == MAP_FAILED || !ver || !touched) {
     printf("TERN-ERROR cannot allocate %llu bytes\n", (unsigned long long)bytes);
     for (;;) pause();
   }
@@ -129,6 +149,7 @@ int main(void) {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         const uint64_t i = rng % pages;
+        touch(ram, ver, i);
         uint32_t v = ver[i] + 1;
         if (v == 0) v = 1;
         fill((uint64_t*)(ram + i * PAGE), i, v);
@@ -141,13 +162,24 @@ int main(void) {
     ssize_t n = read(0, line, sizeof line - 1);
     if (n <= 0) continue;
     line[n] = 0;
-    if (line[0] == 'v') {
+    if (line[0] == 'r') {
+      memset(touched, 0, pages);
+      memset(hist, 0, sizeof hist);
+      printf("TERN-RESET\n");
+    } else if (line[0] == 'v') {
       const double secs = now_s() - ready;
-      uint64_t bad = 0;
+      uint64_t bad = 0, touches = 0;
       for (uint64_t i = 0; i < pages; i++) bad += !check((uint64_t*)(ram + i * PAGE), i, ver[i]);
-      printf("TERN-VERIFY pages=%llu mismatches=%llu writes=%llu seconds=%.3f\n",
-             (unsigned long long)pages, (unsigned long long)bad, (unsigned long long)writes,
-             secs);
+      char h[40 * 24] = "", *o = h;
+      for (unsigned b = 0; b < 40; b++) {
+        touches += hist[b];
+        if (hist[b])
+          o += sprintf(o, "%s%llu:%llu", o == h ? "" : ",", 1ull << b,
+                       (unsigned long long)hist[b]);
+      }
+      printf("TERN-VERIFY pages=%llu mismatches=%llu writes=%llu seconds=%.3f touches=%llu "
+             "hist=%s\n", (unsigned long long)pages, (unsigned long long)bad,
+             (unsigned long long)writes, secs, (unsigned long long)touches, h);
     }
   }
 }

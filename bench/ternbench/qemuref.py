@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 
+from . import stats
 from .daemons import SkipRow, cpu_seconds, minor_faults
 from .qmp import Qmp, wait_status
 
@@ -185,9 +186,16 @@ def parse_size(text):
     return ps(text)
 
 
+KERNEL_ROOM = 128 << 20   # what the guest kernel needs beside the data (64 MiB is too little)
+
+
 def vm_ram_kib(row):
-    """The VM's -m in KiB: the row's RAM + `qemu_ram_pad` (default RAM_PAD; 0 shows the bug)."""
-    return (parse_size(row["ram"]) + parse_size(row.get("qemu_ram_pad", RAM_PAD))) >> 10
+    """The VM's -m in KiB: the row's RAM + `qemu_ram_pad` (default RAM_PAD; 0 shows the bug),
+    or, when the data would leave the guest kernel less than KERNEL_ROOM (wss 100%), the data +
+    KERNEL_ROOM + the pad (the figures then say vm-ram-bytes)."""
+    from .scenarios import wss_bytes
+    ram = max(parse_size(row["ram"]), wss_bytes(row) + KERNEL_ROOM)
+    return (ram + parse_size(row.get("qemu_ram_pad", RAM_PAD))) >> 10
 
 
 def command(kernel_path, initrd, row, tmp, side):
@@ -195,7 +203,7 @@ def command(kernel_path, initrd, row, tmp, side):
     from .scenarios import wss_bytes
     vcpus = int(row.get("vcpus", 1))
     rate = int(row.get("rate", 0)) * vcpus
-    append = (f"console=ttyS0 quiet loglevel=3 panic=-1 tern_data={wss_bytes(row)} "
+    append = (f"console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable tern_data={wss_bytes(row)} "
               f"tern_rate={rate} tern_seed={int(row.get('seed', 1))}")
     cmd = [QEMU, "-name", f"tern-ref-{side}", "-accel", "tcg", "-cpu", "qemu64",
            "-smp", str(vcpus), "-m", f"{vm_ram_kib(row)}k", "-nodefaults", "-nographic",
@@ -281,6 +289,16 @@ class Pair:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def postcopy(row):
+    """A QEMU row beside tern's postcopy (fault) rows migrates in postcopy too."""
+    return row.get("qemu_of") == "postcopy" or bool(row.get("postcopy"))
+
+
+def _caps(q, names):
+    q.execute("migrate-set-capabilities",
+              {"capabilities": [{"capability": n, "state": True} for n in names]})
+
+
 def _stat(pid):
     return cpu_seconds(pid), minor_faults(pid)
 
@@ -295,6 +313,8 @@ def run(row):
         raise RuntimeError(f"qemu variant {variant!r}: one of {sorted(VARIANTS)}")
     if str(row.get("page", "4K")).upper() != "4K":
         raise SkipRow("not run: the QEMU reference guest has 4K pages only")
+    if postcopy(row) and variant != "plain":
+        raise SkipRow(f"not run: QEMU 7.2 has no postcopy with {variant}")
     check_resources(row)
     pair = Pair(row)
     try:
@@ -313,14 +333,24 @@ def _run(row, pair, variant):
     # Boot (a few s under TCG) plus the fill (some 100-300 MB/s of emulated writes).
     ready = pair.serial["src"].wait_for(READY, 120 + data / 20e6, pair.procs["src"])
     boot_s = time.monotonic() - t_boot
-    src.execute("migrate-set-parameters", {"max-bandwidth": MAX_BANDWIDTH})
+    bw = parse_size(row.get("max_bandwidth") or 0)
+    src.execute("migrate-set-parameters", {"max-bandwidth": bw or MAX_BANDWIDTH})
     if row.get("downtime_limit"):
         src.execute("migrate-set-parameters", {"downtime-limit": int(row["downtime_limit"])})
+    pc = postcopy(row)
+    if pc:
+        caps = ["postcopy-ram"] + (["postcopy-preempt"] if row.get("preempt") else [])
+        for q in (src, dst):
+            _caps(q, caps)
+        if bw:  # the bulk channel's bandwidth once in postcopy too (0 = unlimited)
+            src.execute("migrate-set-parameters", {"max-postcopy-bandwidth": bw})
     if VARIANTS[variant]:
         for q in (src, dst):
-            q.execute("migrate-set-capabilities",
-                      {"capabilities": [{"capability": "multifd", "state": True}]})
+            _caps(q, ["multifd"])
             q.execute("migrate-set-parameters", VARIANTS[variant])
+    if pc:  # first touches from here on (the guest times each page's first touch)
+        pair.serial["src"].send("r\n")
+        pair.serial["src"].wait_for("TERN-RESET", 30, pair.procs["src"])
     dst.execute("migrate-incoming", {"uri": "tcp:127.0.0.1:0"})
     addrs = dst.execute("query-migrate").get("socket-address") or []
     port = next((a.get("port") for a in addrs if a.get("port")), None)
@@ -331,6 +361,14 @@ def _run(row, pair, variant):
     s0 = {side: _stat(pair.pid(side)) for side in ("src", "dst")}
     t0 = time.monotonic()
     src.execute("migrate", {"uri": uri})
+    if pc:  # as tern's fault rows: postcopy as soon as the migration is active
+        st = wait_status(src, {"active", "postcopy-active"}, timeout, interval=0.02)
+        if st.get("status") == "active":
+            try:
+                src.execute("migrate-start-postcopy")
+            except Exception:  # noqa: BLE001 - precopy may have completed first
+                if src.execute("query-migrate").get("status") == "active":
+                    raise
     info = wait_status(src, set(), timeout, interval=0.05)
     s1 = {"src": _stat(pair.pid("src"))}
     wall = time.monotonic() - t0
@@ -361,6 +399,21 @@ def _run(row, pair, variant):
         "guest-fill-ms": float(_fields(ready).get("fill-ms", 0)),
         "vm-ram-bytes": vm_ram_kib(row) << 10,
     }
+    if pc:
+        # Every first touch since the reset is in the histogram, pages already present too (the
+        # lowest buckets): the guest side of a fault is the slowest N, N = the pages the
+        # destination requested from the source (as tern's rows do with the host's faults).
+        touch = {int(le): int(n) for le, n in (x.split(":") for x in
+                                                verify.get("hist", "").split(",") if x)}
+        nfaults = int(r.get("postcopy-requests") or 0)
+        out["faults"] = nfaults
+        out["postcopy-requests"] = nfaults
+        out["first-touches"] = sum(touch.values())
+        guest = stats.tail(touch, nfaults)
+        for k, v in stats.percentiles(guest).items():
+            if k != "count":
+                out[f"guest-{k}-us"] = v
+        out["hist-guest"] = guest
     secs = float(verify.get("seconds", 0))
     if int(row.get("rate", 0)) > 1 and secs > 0:
         out["guest-dirty-pages-per-s"] = int(verify.get("writes", 0)) / secs

@@ -10,8 +10,9 @@ is an axis: the scenario expands into one row per combination, named
   channels    multifd-channels;  preempt, postcopy, dirty_limit (MB/s per vCPU, 0/absent = off)
   max_bandwidth (bytes/s, e.g. "64M"; 0 = unlimited), downtime_limit (ms), max_rounds,
   chunk_size, workers (ternd --workers), prefill (default true), timeout (s per run)
-  qemu        QEMU's own migration of the same guest beside a migration scenario's tern rows
-              (qemuref.py): "plain", "multifd" or a list of them (true = "plain"). After the
+  qemu        QEMU's own migration of the same guest beside a migration or postcopy scenario's
+              tern rows (qemuref.py; beside postcopy rows QEMU migrates in postcopy, with
+              postcopy-preempt where the row's preempt is on, and multifd is skipped): "plain", "multifd" or a list of them (true = "plain"). After the
               tern rows of each combination of the other axes come its QEMU rows, one per
               variant (kind qemu, named NAME/...,qemu=VARIANT, always over TCP, so they have no
               transport axis); the runner interleaves them run by run with the tern rows.
@@ -86,8 +87,9 @@ def expand(entry, defaults):
     rows = _expand(merged, name)
     if not variants:
         return rows
-    if merged["kind"] != "migration":
-        raise SpecError(f"scenario {name!r}: qemu rows go beside kind migration only")
+    if merged["kind"] not in ("migration", "postcopy"):
+        raise SpecError(f"scenario {name!r}: qemu rows go beside kind migration or postcopy only")
+    qemu["qemu_of"] = merged["kind"]  # QEMU migrates in postcopy beside tern's postcopy rows
     groups = {}  # each combination's tern rows (every transport), then its QEMU rows
     for r in rows:
         groups.setdefault(comparable_key(r), []).append(r)
