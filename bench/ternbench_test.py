@@ -164,14 +164,15 @@ class QemuReportTest(unittest.TestCase):
              "runs": [{}], "errors": [],
              "summary": _summary(**{"faults": 300, "guest-p50-us": 64, "guest-p99-us": 512})},
             {"name": "fault/preempt=on,qemu=plain", "scenario": "fault", "kind": "qemu",
-             "axes": dict(axes, qemu="plain"), "params": dict(params, qemu="plain"),
+             "axes": dict(axes, qemu="plain"),
+             "params": dict(params, qemu="plain", qemu_of="postcopy"),
              "status": "ok", "runs": [{}], "errors": [],
              "summary": _summary(**{"faults": 280, "guest-p50-us": 512, "guest-p99-us": 8192})}]
         text = report._qemu_section(res)
         self.assertIn("### Postcopy first touch, guest side: tern vs QEMU", text)
-        self.assertIn("| preempt=on | 256M, 100% written, 20000 pages/s | QEMU plain | 280 | 512 |",
-                      text)
-        self.assertIn("| preempt=on | tern tcp | QEMU plain | 0.125 | 0.0625 |", text)
+        self.assertIn("| preempt=on | 256M, 100% written, 20000 pages/s | QEMU postcopy-preempt "
+                      "| 280 | 512 |", text)
+        self.assertIn("| preempt=on | tern tcp | QEMU postcopy-preempt | 0.125 | 0.0625 |", text)
         self.assertNotIn("| total ms | setup ms |", text)  # no precopy rows, no precopy table
 
     def test_postcopy_scenarios_get_postcopy_qemu_rows(self):

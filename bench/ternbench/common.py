@@ -92,5 +92,8 @@ def qemu_groups(results):
 
 def who(row):
     if row["kind"] == "qemu":
-        return f"QEMU {row['params'].get('qemu', 'plain')}"
+        p = row["params"]
+        if p.get("qemu_of") == "postcopy":
+            return "QEMU postcopy" + ("-preempt" if p.get("preempt") else "")
+        return f"QEMU {p.get('qemu', 'plain')}"
     return f"tern {transport_label(row)}"
