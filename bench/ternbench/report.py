@@ -258,7 +258,8 @@ dirty rate as in the row. QEMU is Debian's `qemu-system-x86_64` version {qemu} w
 usable KVM here), source and destination on this host over TCP loopback, `max-bandwidth` lifted from
 its 128 MiB/s default; `multifd` is QEMU's tuned variant (2 channels). Its guest is a Debian
 kernel with a one-program initramfs (`bench/ternbench/qemuguest.c`), and its RAM is the row's
-+ 8 KiB (QEMU 7.2 under TCG loses dirty pages when the RAM size is a multiple of 256 KiB);
++ 8 KiB (QEMU 7.2 under TCG is known to lose dirty pages when the RAM size is a multiple of
+256 KiB, fixed upstream in 9.0);
 QEMU also moves its guest kernel's own memory (some 50 MiB more in *sent*). tern's guest is
 ternd's thread guest. Per side: CPU seconds and minor faults of the process
 (ternd, or QEMU: each includes its guest's vCPUs) from right before `migrate` to right after
