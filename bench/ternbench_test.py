@@ -7,7 +7,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ternbench import common, rdmavm, report, runner, spec, stats  # noqa: E402
+from ternbench import common, qemuref, rdmavm, report, runner, spec, stats  # noqa: E402
 
 
 class SpecTest(unittest.TestCase):
@@ -44,9 +44,155 @@ class SpecTest(unittest.TestCase):
 
     def test_shipped_specs_load(self):
         here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios")
-        for name in ("default.toml", "quick.toml", "smoke.toml"):
+        for name in ("default.toml", "quick.toml", "smoke.toml", "qemu-smoke.toml"):
             _, refs, rows = spec.load(os.path.join(here, name))
             self.assertTrue(rows, name)
+
+
+class QemuSpecTest(unittest.TestCase):
+    write = SpecTest.write
+
+    def test_qemu_rows_follow_each_guests_tern_rows(self):
+        path = self.write('[defaults]\ntransport = ["tcp", "rdma", "dpdk"]\nvcpus = 2\n'
+                          '[[scenario]]\nname = "vs"\nkind = "migration"\nram = "2G"\n'
+                          'vcpus = 1\nrate = [1, 20000]\ntransport = ["tcp", "dpdk"]\n'
+                          'qemu = ["plain", "multifd"]\n')
+        _, _, rows = spec.load(path)
+        self.assertEqual([r["name"] for r in rows], [
+            "vs/transport=tcp,rate=1", "vs/transport=dpdk,rate=1", "vs/rate=1,qemu=plain",
+            "vs/rate=1,qemu=multifd", "vs/transport=tcp,rate=20000",
+            "vs/transport=dpdk,rate=20000", "vs/rate=20000,qemu=plain",
+            "vs/rate=20000,qemu=multifd"])
+        q = rows[2]
+        self.assertEqual((q["kind"], q["transport"], q["qemu"], q["ram"], q["vcpus"]),
+                         ("qemu", "tcp", "plain", "2G", 1))
+        self.assertEqual(q["axes"], {"rate": 1, "qemu": "plain"})
+        self.assertNotIn("qemu", rows[0])
+        self.assertEqual(spec.comparable_key(rows[0]), spec.comparable_key(q))
+        self.assertNotEqual(spec.comparable_key(rows[0]), spec.comparable_key(rows[4]))
+
+    def test_qemu_true_is_plain_and_bad_variants_or_kinds_are_errors(self):
+        path = self.write('[[scenario]]\nname = "s"\nkind = "migration"\nram = ["1G", "8G"]\n'
+                          'transport = "tcp"\nqemu = true\n')
+        _, _, rows = spec.load(path)
+        self.assertEqual([r["name"] for r in rows], ["s/ram=1G", "s/ram=1G,qemu=plain",
+                                                     "s/ram=8G", "s/ram=8G,qemu=plain"])
+        with self.assertRaisesRegex(spec.SpecError, "variants"):
+            spec.load(self.write('[[scenario]]\nname = "s"\nkind = "migration"\n'
+                                 'qemu = "kvm"\n'))
+        with self.assertRaisesRegex(spec.SpecError, "beside kind migration or postcopy"):
+            spec.load(self.write('[[scenario]]\nname = "s"\nkind = "bulk"\nqemu = true\n'))
+        _, _, rows = spec.load(self.write('[[scenario]]\nname = "q"\nkind = "qemu"\n'
+                                          'ram = "256M"\n'))
+        self.assertEqual([(r["name"], r["kind"]) for r in rows], [("q/qemu=plain", "qemu")])
+
+    def test_shipped_specs_have_qemu_rows(self):
+        here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios")
+        for name in ("default.toml", "quick.toml"):
+            _, _, rows = spec.load(os.path.join(here, name))
+            self.assertTrue([r for r in rows if r["kind"] == "qemu"], name)
+
+    def test_qemu_command_line(self):
+        row = {"ram": "2G", "wss": "50%", "rate": 20000, "vcpus": 1, "seed": 3}
+        self.assertEqual(qemuref.vm_ram_kib(row), 2097160)  # 2 GiB + 8 KiB: not a 256 KiB multiple
+        cmd = qemuref.command("/k", "/i", row, "/t", "dst")
+        joined = " ".join(cmd)
+        self.assertIn("-m 2097160k", joined)
+        self.assertIn("-accel tcg", joined)
+        self.assertIn("tern_data=1073741824 tern_rate=20000 tern_seed=3", joined)
+        self.assertEqual(cmd[-2:], ["-incoming", "defer"])
+        self.assertNotIn("-incoming", qemuref.command("/k", "/i", row, "/t", "src"))
+
+    def test_initramfs_is_a_newc_archive(self):
+        blob = qemuref._newc([("dev", 0o040755, None), ("init", 0o100755, b"abc")])
+        self.assertTrue(blob.startswith(b"070701"))
+        self.assertIn(b"init\0", blob)
+        self.assertIn(b"TRAILER!!!\0", blob)
+        self.assertEqual(len(blob) % 4, 0)
+
+
+class QemuReportTest(unittest.TestCase):
+    def result(self):
+        def row(name, kind, axes, status="ok", **metrics):
+            params = {"transport": "tcp", "ram": "2G", "wss": "50%", "rate": 1, **axes}
+            r = {"name": name, "scenario": "vs", "kind": kind, "axes": axes, "params": params,
+                 "status": status, "runs": [{}], "errors": []}
+            if status == "ok":
+                r["summary"] = _summary(**metrics)
+            else:
+                r["reason"] = "not run: missing qemu-system-x86_64 (scripts/install-deps.sh)"
+            return r
+        tern = {"total-time-ms": 1000, "setup-time-ms": 50, "active-time-ms": 950, "cpu-s-src": 2.0, "cpu-s-dst": 4.0,
+                "minor-faults-src": 500, "minor-faults-dst": 3000,
+                "transferred-bytes": 2**30, "bytes-per-cpu-s-src": 5e8}
+        qemu = {"total-time-ms": 5000, "setup-time-ms": 600, "active-time-ms": 4400, "cpu-s-src": 2.5, "cpu-s-dst": 4.0,
+                "minor-faults-src": 600, "minor-faults-dst": 1500,
+                "transferred-bytes": 2**30}
+        rows = [row("vs/transport=tcp", "migration", {"transport": "tcp"}, **tern),
+                row("vs/qemu=plain", "qemu", {"qemu": "plain"}, **qemu),
+                row("vs/qemu=multifd", "qemu", {"qemu": "multifd"}, status="skipped"),
+                row("other/transport=tcp", "migration", {"transport": "tcp"}, **tern)]
+        rows[3]["scenario"] = "other"
+        return {"machine": {"qemu-version": "7.2.22"}, "references": [], "rows": rows}
+
+    def test_side_by_side_table_and_ratios(self):
+        res = self.result()
+        groups = common.qemu_groups(res)
+        self.assertEqual(len(groups), 1)  # "other" has no QEMU row
+        text = report._qemu_section(res)
+        self.assertIn("tern vs QEMU on this machine", text)
+        self.assertIn("7.2.22", text)
+        self.assertIn("| tern tcp | 1000 | 50 | 950 |", text)
+        self.assertIn("| QEMU plain | 5000 | 600 | 4400 |", text)
+        self.assertIn("| QEMU multifd | skipped: not run: missing qemu-system-x86_64", text)
+        # time, worst, setup, active, src CPU, dst CPU, src faults, dst faults: tern / QEMU
+        self.assertIn("| tern tcp | QEMU plain | 0.2 | 0.2 | 0.0833 | 0.216 | 0.8 | 1 | 0.833 | 2 |",
+                      text)
+        r = runner.ratios(res)
+        self.assertAlmostEqual(r["vs/transport=tcp: total-time-ms / QEMU plain"], 0.2)
+        self.assertAlmostEqual(r["vs/transport=tcp: minor-faults-dst / QEMU plain"], 2.0)
+        self.assertFalse([k for k in r if "multifd" in k])
+
+    def test_postcopy_rows_get_their_own_table(self):
+        res = self.result()
+        axes = {"preempt": True}
+        params = {"transport": "tcp", "ram": "256M", "wss": "100%", "rate": 20000,
+                  "preempt": True}
+        res["rows"] = [
+            {"name": "fault/transport=tcp,preempt=on", "scenario": "fault", "kind": "postcopy",
+             "axes": dict(axes, transport="tcp"), "params": params, "status": "ok",
+             "runs": [{}], "errors": [],
+             "summary": _summary(**{"faults": 300, "guest-p50-us": 64, "guest-p99-us": 512})},
+            {"name": "fault/preempt=on,qemu=plain", "scenario": "fault", "kind": "qemu",
+             "axes": dict(axes, qemu="plain"),
+             "params": dict(params, qemu="plain", qemu_of="postcopy"),
+             "status": "ok", "runs": [{}], "errors": [],
+             "summary": _summary(**{"faults": 280, "guest-p50-us": 512, "guest-p99-us": 8192})}]
+        text = report._qemu_section(res)
+        self.assertIn("### Postcopy first touch, guest side: tern vs QEMU", text)
+        self.assertIn("| preempt=on | 256M, 100% written, 20000 pages/s | QEMU postcopy-preempt "
+                      "| 280 | 512 |", text)
+        self.assertIn("| preempt=on | tern tcp | QEMU postcopy-preempt | 0.125 | 0.0625 |", text)
+        self.assertNotIn("| total ms | setup ms |", text)  # no precopy rows, no precopy table
+
+    def test_postcopy_scenarios_get_postcopy_qemu_rows(self):
+        path = SpecTest.write(self, '[[scenario]]\nname = "fault"\nkind = "postcopy"\n'
+                                    'transport = "tcp"\npreempt = [true, false]\n'
+                                    'qemu = "plain"\n')
+        _, _, rows = spec.load(path)
+        q = [r for r in rows if r["kind"] == "qemu"]
+        self.assertEqual([(r["name"], r["qemu_of"], r["preempt"]) for r in q],
+                         [("fault/preempt=on,qemu=plain", "postcopy", True),
+                          ("fault/preempt=off,qemu=plain", "postcopy", False)])
+        self.assertTrue(qemuref.postcopy(q[0]))
+        # A 100% working set leaves the guest kernel room: the VM is the data + 128 MiB.
+        self.assertEqual(qemuref.vm_ram_kib({"ram": "256M", "wss": "100%"}),
+                         (384 << 10) + 8)
+
+    def test_no_qemu_rows_no_section(self):
+        res = self.result()
+        res["rows"] = [r for r in res["rows"] if r["kind"] != "qemu"]
+        self.assertEqual(report._qemu_section(res), "")
 
 
 class StatsTest(unittest.TestCase):

@@ -12,6 +12,8 @@ PACKAGES=(
   # rdma transport (libibverbs, librdmacm) and its test VM (tests/rdma: QEMU with a Debian
   # kernel's soft-RoCE, busybox initramfs; ib_write_bw/ib_write_lat for the bench)
   libibverbs-dev librdmacm-dev rdma-core ibverbs-providers ibverbs-utils perftest iproute2
+  # qemu-system-x86 is also tern-bench's QEMU reference (bench/ternbench/qemuref.py: its guest
+  # kernel comes through vm.sh --kernel, its init is built with build-essential's static libc)
   qemu-system-x86 busybox-static xz-utils cpio
   libdpdk-dev  # the dpdk transport (EAL, ethdev, memif and net_ring PMDs)
   dpdk         # dpdk-testpmd: the memif forwarding reference in scripts/bench-dpdk.sh

@@ -68,3 +68,32 @@ def ok_rows(results, kind):
 def dirty_rate_mbps(row):
     p = row["params"]
     return p.get("rate", 0) * p.get("vcpus", 1) * PAGE / 1e6
+
+
+# ---- tern beside QEMU --------------------------------------------------------------------
+
+def same_guest_key(row):
+    """A row's scenario and axes other than transport and qemu: a tern row and a QEMU row with
+    the same key measured the same guest (spec.comparable_key, on result rows)."""
+    return (row.get("scenario"), tuple(sorted((k, str(v)) for k, v in row.get("axes", {}).items()
+                                              if k not in ("transport", "qemu"))))
+
+
+def qemu_groups(results):
+    """[(tern rows, QEMU rows)] of the guests that have both, in the results' order; rows of any
+    status (a skipped QEMU row is shown with its reason)."""
+    groups = {}
+    for r in results["rows"]:
+        if r["kind"] in ("migration", "postcopy", "qemu"):
+            g = groups.setdefault(same_guest_key(r), ([], []))
+            g[1 if r["kind"] == "qemu" else 0].append(r)
+    return [g for g in groups.values() if g[0] and g[1]]
+
+
+def who(row):
+    if row["kind"] == "qemu":
+        p = row["params"]
+        if p.get("qemu_of") == "postcopy":
+            return "QEMU postcopy" + ("-preempt" if p.get("preempt") else "")
+        return f"QEMU {p.get('qemu', 'plain')}"
+    return f"tern {transport_label(row)}"

@@ -15,10 +15,19 @@ class SkipRow(Exception):
     """The row cannot run here (transport not built, not enough memory...): reported, not failed."""
 
 
-def cpu_seconds(pid):
+def _stat_fields(pid):
+    """/proc/PID/stat after the command name: fields[0] is field 3 (state) of proc(5)."""
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid):
+    fields = _stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def minor_faults(pid):
+    return int(_stat_fields(pid)[7])  # minflt: faults that needed no I/O, every thread's
 
 
 def mem_status(pid):
@@ -138,6 +147,9 @@ class Pair:
 
     def cpu(self):
         return {s: cpu_seconds(p.pid) for s, p in self.procs.items()}
+
+    def faults(self):
+        return {s: minor_faults(p.pid) for s, p in self.procs.items()}
 
     def mem(self):
         return {s: mem_status(p.pid) for s, p in self.procs.items()}

@@ -6,8 +6,8 @@ import shutil
 import tempfile
 
 from . import stats
-from .common import (bulk_label, cell, dirty_rate_mbps, fmt, med, ok_rows, onoff, table,
-                     transport_label)
+from .common import (bulk_label, cell, dirty_rate_mbps, fmt, med, ok_rows, onoff, qemu_groups,
+                     table, transport_label, who)
 from .plots import plot_cdfs, plot_dirty, plot_throughput
 
 INTRO = """# tern benchmarks
@@ -250,6 +250,134 @@ def _mib(s, key):
     return f"{v['median'] / 2**20:.0f} [{v['min'] / 2**20:.0f}..{v['max'] / 2**20:.0f}]"
 
 
+QEMU_INTRO = """## tern vs QEMU on this machine
+
+The same guest migrated by tern and by QEMU itself, interleaved run by run in this run: RAM
+size, data written (pseudo-random pages, every one checked on the destination afterwards) and
+dirty rate as in the row. QEMU is Debian's `qemu-system-x86_64` version {qemu} with TCG (no
+usable KVM here), source and destination on this host over TCP loopback, `max-bandwidth` lifted from
+its 128 MiB/s default; `multifd` is QEMU's tuned variant (2 channels). Its guest is a Debian
+kernel with a one-program initramfs (`bench/ternbench/qemuguest.c`), and its RAM is the row's
++ 8 KiB (QEMU 7.2 under TCG is known to lose dirty pages when the RAM size is a multiple of
+256 KiB, fixed upstream in 9.0);
+QEMU also moves its guest kernel's own memory (some 50 MiB more in *sent*). tern's guest is
+ternd's thread guest. Per side: CPU seconds and minor faults of the process
+(ternd, or QEMU: each includes its guest's vCPUs) from right before `migrate` to right after
+that side completed (`/proc/PID/stat`), and bytes transferred per CPU second. Cells are median
+[min..max]. *Active* is total minus setup. QEMU's setup time here is mostly an artefact of TCG
+plus the 8 KiB: with a RAM size off the 256 KiB grid, 7.2 syncs the dirty bitmap page by page,
+resetting the emulated TLBs for each dirty page, and at setup every page is dirty (2 GiB:
+~4.3 s of its setup at load 13, against 2 ms with exactly 2 GiB, measured on this host); a
+KVM QEMU does not pay it, so compare *active* time too.
+"""
+
+
+def _guest_label(terns):
+    p = terns[0]["params"]
+    label = ", ".join(f"{k}={onoff(v)}" for k, v in terns[0]["axes"].items()
+                      if k not in ("transport", "qemu")) or terns[0]["scenario"]
+    rate = int(p.get("rate", 0)) * int(p.get("vcpus", 1))
+    guest = (f"{p['ram']}, {p.get('wss', '100%')} written, " +
+             ("idle" if rate <= 1 else f"{rate} pages/s"))
+    return label, guest
+
+
+def _not_ok(r, width):
+    why = (r.get("reason") or "; ".join(r.get("errors", [])) or "").splitlines()
+    return (f"{r['status']}: " + (why[0] if why else "").replace("|", "/"),) + ("-",) * width
+
+
+def _qemu_postcopy_section(results):
+    groups = [g for g in qemu_groups(results) if g[0][0]["kind"] == "postcopy"]
+    if not groups:
+        return ""
+    body, ratios = [], []
+    for terns, qemus in groups:
+        label, guest = _guest_label(terns)
+        for r in terns + qemus:
+            s = r.get("summary") or {}
+            if r["status"] not in ("ok", "partial"):
+                body.append((label, guest, who(r)) + _not_ok(r, 7))
+                continue
+            body.append((label, guest, who(r), cell(s, "faults"), cell(s, "guest-p50-us"),
+                         cell(s, "guest-p90-us"), cell(s, "guest-p99-us"),
+                         cell(s, "guest-p99.9-us"), cell(s, "total-time-ms"),
+                         cell(s, "cpu-s-dst")))
+        for t in terns:
+            for q in qemus:
+                if t["status"] not in ("ok", "partial") or q["status"] not in ("ok", "partial"):
+                    continue
+                div = lambda k: (fmt(med(t, k) / med(q, k))  # noqa: E731
+                                 if med(t, k) is not None and med(q, k) else "-")
+                ratios.append((label, who(t), who(q), div("guest-p50-us"), div("guest-p99-us")))
+    out = ("### Postcopy first touch, guest side: tern vs QEMU\n\nPostcopy starts as soon as the "
+           "migration is active; the guest keeps dirtying. Guest side: how long the guest's "
+           "first touch of a page waited (tern: the thread guest's first-touch histogram; QEMU: "
+           "its guest program timing the read of each page's version entry and first word, "
+           "`clock_gettime` under TCG), over the slowest N first touches, N = the faults the "
+           "destination resolved (tern: its host-side faults; QEMU: `postcopy-requests`). In "
+           "us, power-of-two bucket bounds. With wss 100% QEMU's VM gets 128 MiB more than "
+           "the row's RAM for its kernel.\n\n" +
+           table(["guest", "RAM, data, dirty", "who", "faults", "guest p50", "guest p90",
+                  "guest p99", "guest p99.9", "total ms", "dst CPU s"], body))
+    if ratios:
+        out += ("\nRatios tern / QEMU of the medians (the issue-12 target for postcopy-preempt: "
+                "at most 0.1 at p50 and p99).\n\n" +
+                table(["guest", "tern", "QEMU", "guest p50", "guest p99"], ratios))
+    return out
+
+
+def _qemu_section(results):
+    groups = [g for g in qemu_groups(results) if g[0][0]["kind"] == "migration"]
+    if not groups and not _qemu_postcopy_section(results):
+        return ""
+    version = (results.get("machine") or {}).get("qemu-version") or "7.2"
+    body, ratios = [], []
+    for terns, qemus in groups:
+        label, guest = _guest_label(terns)
+        for r in terns + qemus:
+            s = r.get("summary") or {}
+            if r["status"] not in ("ok", "partial"):
+                body.append((label, guest, who(r)) + _not_ok(r, 12))
+                continue
+            body.append((label, guest, who(r), cell(s, "total-time-ms"),
+                         cell(s, "setup-time-ms"), cell(s, "active-time-ms"),
+                         cell(s, "downtime-ms"), _mib(s, "transferred-bytes"),
+                         cell(s, "cpu-s-src"), cell(s, "cpu-s-dst"),
+                         cell(s, "minor-faults-src"), cell(s, "minor-faults-dst"),
+                         _gbps(s, "bytes-per-cpu-s-src"), _gbps(s, "bytes-per-cpu-s-dst"),
+                         cell(s, "guest-dirty-pages-per-s")))
+        for t in terns:
+            for q in qemus:
+                if t["status"] not in ("ok", "partial") or q["status"] not in ("ok", "partial"):
+                    continue
+                div = lambda k: (fmt(med(t, k) / med(q, k))  # noqa: E731
+                                 if med(t, k) is not None and med(q, k) else "-")
+                worst = (t.get("summary") or {}).get("total-time-ms")
+                ratios.append((label, who(t), who(q), div("total-time-ms"),
+                               fmt(worst["max"] / med(q, "total-time-ms"))
+                               if worst and med(q, "total-time-ms") else "-",
+                               div("setup-time-ms"), div("active-time-ms"), div("cpu-s-src"),
+                               div("cpu-s-dst"), div("minor-faults-src"),
+                               div("minor-faults-dst")))
+    out = QEMU_INTRO.format(qemu=version) + "\n"
+    if body:
+        out += table(["guest", "RAM, data, dirty", "who", "total ms", "setup ms", "active ms",
+                      "downtime ms", "sent MiB", "src CPU s", "dst CPU s", "src minor faults",
+                      "dst minor faults", "src GB per CPU s", "dst GB per CPU s",
+                      "guest dirty pages/s (QEMU)"], body)
+    if ratios:
+        out += ("\nRatios tern / QEMU of the medians (below 1: tern does better; the issue-12 "
+                "targets are total time at most 0.1 in every run, CPU per side at most 0.5, "
+                "destination faults at most 1); `worst` is tern's slowest run over QEMU's "
+                "median.\n\n" +
+                table(["guest", "tern", "QEMU", "total time", "total time, worst tern run",
+                       "setup", "active", "src CPU", "dst CPU", "src faults", "dst faults"],
+                      ratios))
+    pc = _qemu_postcopy_section(results)
+    return out + ("\n" + pc if pc else "")
+
+
 def _not_run(results):
     rows = []
     for r in results["rows"]:
@@ -341,6 +469,7 @@ def render(results, md_path, plots, raw_rel, note=""):
     parts.append(_ratios(results))
     parts.append(_fault_section(results))
     parts.append(_bulk_section(results))
+    parts.append(_qemu_section(results))
     parts.append(_migration_section(
         results, "ram", "Whole migrations against guest size",
         "Precopy; guest RAM is shared by source and destination on this host. `rounds` is "

@@ -2,6 +2,7 @@
 load on a shared host spreads over all rows) and the comparison mode (two builds or two
 configurations, interleaved run by run). Progress goes to stderr; results are dicts that
 cli.py writes as JSON."""
+import os
 import re
 import sys
 import time
@@ -75,6 +76,9 @@ def run_suite(root, build, repeat, refs, rows, only=None, quiet=False, vm=None):
         rows = [r for r in rows if rx.search(r["name"])]
         refs = [r for r in refs if rx.search(r["name"])]
     desc = machine.describe(root, build)
+    if any(r["kind"] == "qemu" for r in rows):
+        from .qemuref import version
+        desc["qemu-version"] = version()
     t0 = time.monotonic()
     in_vm_rows, in_vm_refs = [], []
     if vm is not None and "rdma" in daemons.available_transports(build):
@@ -109,8 +113,10 @@ def run_suite(root, build, repeat, refs, rows, only=None, quiet=False, vm=None):
             if o["status"] == "skipped":
                 prog.step(f"{row['name']} #{rep + 1}", "skipped", worked=False)
                 continue
+            load = os.getloadavg()[0]
             status, res = _attempt(scenarios.run, row, build)
             if status == "ok":
+                res["load-1m"] = load  # the host's 1-minute load average as the run started
                 o["runs"].append(res)
                 prog.step(f"{row['name']} #{rep + 1}", _short(res))
             elif status == "skipped":
@@ -191,6 +197,16 @@ def ratios(result):
                 out[f"{name}: throughput / memcpy {page}"] = s["throughput-GBps"]["median"] / ref
             if s.get("throughput-GBps") and ib_bw and row["params"].get("transport") == "rdma":
                 out[f"{name}: throughput / ib_write_bw"] = s["throughput-GBps"]["median"] / ib_bw
+    # tern over QEMU on the same guest (medians of the same run): time, CPU and faults per side.
+    from .common import qemu_groups, who
+    for terns, qemus in qemu_groups(result):
+        for t in terns:
+            for q in qemus:
+                ts, qs = t.get("summary") or {}, q.get("summary") or {}
+                for k in ("total-time-ms", "cpu-s-src", "cpu-s-dst", "minor-faults-src",
+                          "minor-faults-dst"):
+                    if ts.get(k) and qs.get(k) and qs[k]["median"]:
+                        out[f"{t['name']}: {k} / {who(q)}"] = ts[k]["median"] / qs[k]["median"]
     urgent = _ref(result, "tern-urgent-rtt-us")
     if urgent and _ref(result, "ib-write-lat-rtt-us"):
         out["rdma urgent round trip / ib_write_lat rtt"] = \

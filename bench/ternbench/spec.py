@@ -3,18 +3,30 @@ entries and `[[scenario]]` entries. In a scenario (or in defaults) a key whose v
 is an axis: the scenario expands into one row per combination, named
 `NAME/key=value,key=value` after the axes. Keys:
 
-  kind        postcopy | bulk | migration (scenarios); micro | tcp-rtt | rdma-perftest |
+  kind        postcopy | bulk | migration | qemu (scenarios); micro | tcp-rtt | rdma-perftest |
               dpdk-testpmd (references)
   transport   tcp, rdma, dpdk (a row whose transport is not built is skipped with the reason)
   vcpus, ram, page, wss, rate, pattern, read, readers, seed, ring   the thread guest (vm/workload.h)
   channels    multifd-channels;  preempt, postcopy, dirty_limit (MB/s per vCPU, 0/absent = off)
   max_bandwidth (bytes/s, e.g. "64M"; 0 = unlimited), downtime_limit (ms), max_rounds,
   chunk_size, workers (ternd --workers), prefill (default true), timeout (s per run)
+  qemu        QEMU's own migration of the same guest beside a migration or postcopy scenario's
+              tern rows (qemuref.py): "plain", "multifd" or a list of them (true = "plain").
+              After the tern rows of each combination of the other axes come its QEMU rows, one
+              per variant (kind qemu, named NAME/...,qemu=VARIANT, always over TCP, so they have
+              no transport axis); the runner interleaves them run by run with the tern rows.
+              Beside postcopy rows QEMU migrates in postcopy (postcopy-preempt where the row's
+              preempt is on; multifd is skipped). A [[scenario]] of kind "qemu" has QEMU rows
+              only.
+  qemu_ram_pad  QEMU rows: bytes added to the VM's RAM (default "8K": QEMU 7.2 under TCG is
+              said to lose dirty pages when the size is a multiple of 256 KiB; 0 = the exact
+              size: far shorter setup, and no lost page in 3 checked runs here, but unproven)
 """
 import itertools
 import tomllib
 
-SCENARIO_KINDS = {"postcopy", "bulk", "migration"}
+SCENARIO_KINDS = {"postcopy", "bulk", "migration", "qemu"}
+QEMU_VARIANTS = ("plain", "multifd")
 REFERENCE_KINDS = {"micro", "tcp-rtt", "rdma-perftest", "dpdk-testpmd"}
 
 
@@ -28,20 +40,63 @@ def _fmt(v):
     return str(v)
 
 
-def expand(entry, defaults):
-    """Rows of one scenario: dicts with every key scalar, plus 'name', 'scenario', 'axes'."""
-    merged = {**defaults, **entry}
+def _expand(merged, name):
     axes = [k for k, v in merged.items() if isinstance(v, list)]
     rows = []
     for combo in itertools.product(*(merged[k] for k in axes)):
         row = dict(merged)
         row.update(zip(axes, combo))
-        row["scenario"] = entry["name"]
+        row["scenario"] = name
         row["axes"] = {k: row[k] for k in axes}
         label = ",".join(f"{k}={_fmt(row[k])}" for k in axes)
-        row["name"] = entry["name"] + ("/" + label if label else "")
+        row["name"] = name + ("/" + label if label else "")
         rows.append(row)
     return rows
+
+
+def qemu_variants(value):
+    """A scenario's `qemu` value as a list of variants ([] = no QEMU rows)."""
+    if value is None or value is False:
+        return []
+    if value is True:
+        return ["plain"]
+    out = value if isinstance(value, list) else [value]
+    bad = [v for v in out if v not in QEMU_VARIANTS]
+    if bad:
+        raise SpecError(f"qemu = {bad}: variants are {list(QEMU_VARIANTS)}")
+    return out
+
+
+def comparable_key(row):
+    """What a tern row and a QEMU row share when they measure the same guest: the scenario and
+    its axes other than transport and qemu (the report pairs result rows the same way)."""
+    from .common import same_guest_key
+    return same_guest_key(row)
+
+
+def expand(entry, defaults):
+    """Rows of one scenario: dicts with every key scalar, plus 'name', 'scenario', 'axes'."""
+    merged = {**defaults, **entry}
+    variants = qemu_variants(merged.pop("qemu", None))
+    name = entry["name"]
+    if merged.get("kind") == "qemu":
+        variants = variants or ["plain"]
+    # QEMU's rows: the same guest, TCP only, the variant as an axis.
+    qemu = dict(merged, kind="qemu", transport="tcp", qemu=variants)
+    if merged.get("kind") == "qemu":
+        return _expand(qemu, name)
+    rows = _expand(merged, name)
+    if not variants:
+        return rows
+    if merged["kind"] not in ("migration", "postcopy"):
+        raise SpecError(f"scenario {name!r}: qemu rows go beside kind migration or postcopy only")
+    qemu["qemu_of"] = merged["kind"]  # QEMU migrates in postcopy beside tern's postcopy rows
+    groups = {}  # each combination's tern rows (every transport), then its QEMU rows
+    for r in rows:
+        groups.setdefault(comparable_key(r), []).append(r)
+    for q in _expand(qemu, name):
+        groups.setdefault(comparable_key(q), []).append(q)
+    return [r for g in groups.values() for r in g]
 
 
 def load(path, overrides=None):

@@ -3,6 +3,8 @@
 # exits with the command's status. This machine's kernel has no RDMA stack; the VM's has.
 #
 #   tests/rdma/vm.sh [--timeout SECONDS] [--] COMMAND [ARGS...]
+#   tests/rdma/vm.sh --kernel    # fetch (once) and print the path of the cached vmlinux only
+#                                # (tern-bench's qemu reference boots its own guest with it)
 #
 # The guest sees the host's root filesystem read-only over 9p and chroots into it, so host-built
 # binaries (the build tree), the host's rdma-core, perftest and iproute2 run in the guest as they
@@ -17,14 +19,16 @@
 set -euo pipefail
 
 timeout_s=900
+kernel_only=0
 while [ $# -gt 0 ]; do
   case $1 in
     --timeout) timeout_s=$2; shift 2 ;;
+    --kernel) kernel_only=1; shift ;;
     --) shift; break ;;
     *) break ;;
   esac
 done
-[ $# -gt 0 ] || { echo "usage: $0 [--timeout S] [--] COMMAND [ARGS...]" >&2; exit 2; }
+[ $# -gt 0 ] || [ $kernel_only = 1 ] || { echo "usage: $0 [--timeout S] [--] COMMAND [ARGS...]" >&2; exit 2; }
 
 cache=${TERN_RDMA_CACHE:-$HOME/.cache/tern/rdma-vm}
 mkdir -p "$cache"
@@ -55,6 +59,7 @@ if [ ! -f "$kdir/.done" ]; then
   touch "$kdir/.done"
 fi
 kver=$(ls "$kdir/root/lib/modules")
+if [ $kernel_only = 1 ]; then echo "$kdir/vmlinux"; exit 0; fi
 
 # --- initramfs: busybox, the module closure, an init that chroots into the host root ------------
 initrd=$cache/initramfs-$kver.cpio
