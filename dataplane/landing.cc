@@ -7,9 +7,9 @@ namespace tern {
 
 Status Landing::refusal(const FrameHeader& h, LandingRefusal why) const {
   const bool zero = static_cast<FrameType>(h.type) == FrameType::kZero;
-  std::string m = std::string(zero ? "zero run" : "page frame") + " for block " + std::to_string(h.block) + " offset " +
-                  std::to_string(h.offset) + " length " + std::to_string(h.length) +
-                  " lies outside the landing: ";
+  std::string m = std::string(zero ? "zero run" : "page frame") + " for block " +
+                  std::to_string(h.block) + " offset " + std::to_string(h.offset) + " length " +
+                  std::to_string(h.length) + " lies outside the landing: ";
   const BlockLanding* b = h.block < blocks_.size() ? &blocks_[h.block] : nullptr;
   switch (why) {
     case LandingRefusal::kNoBlock:

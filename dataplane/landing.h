@@ -21,9 +21,11 @@
 // tern's mapping (the page cache), copy() memcpy's there (the guest reads it soon), ends_batch()
 // stays true at kFlagHostPageEnd (no buffer is reused, but the host page must be installed at
 // once, whole: S2), accepts_remote_writes() stays false (the guest runs), land_zero() clears
-// only pages that held data (a hole reads as zero). The receiver's placement step then switches on mode(): UFFDIO_CONTINUE
-// of the host page in the VMM's mapping instead of UFFDIO_COPY from the staging page; no second
-// copy. Transports need no change: they only call the methods above.
+// only pages that held data (a hole reads as zero). The guest cannot see a partial page: its
+// mapping has no entry for it until the install. The receiver's placement step then switches
+// on mode(): UFFDIO_CONTINUE of the host page in the VMM's mapping instead of UFFDIO_COPY from
+// the staging page; no second copy. Transports need no change: they only call the methods
+// above.
 //
 // Threads: set up (and switched, set_staging) by the engine while the channel is quiescent;
 // then read by the channel's worker only. Per-frame calls allocate nothing, throw nothing and
@@ -42,7 +44,7 @@
 namespace tern {
 
 struct BlockLanding {
-  uint8_t* base = nullptr;       // guest RAM of the block on this host
+  uint8_t* base = nullptr;  // guest RAM of the block on this host
   uint64_t size = 0;
   uint32_t host_page_size = 0;
 };

@@ -1,7 +1,6 @@
 // RdmaChannel's direct placement (precopy without postcopy armed; see rdma_channel.h and
 // detail/grants.h): the sender's grant import, direct WRITEs and kPlaced batches, the
 // receiver's grants and placed-frame checks, and the process-wide counters.
-#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -64,8 +63,7 @@ void RdmaChannel::close_batch(Batch& b, SendWr* wrs, uint32_t& n) {
 
 bool RdmaChannel::direct_allowed() const {
   return memory_ && memory_->remote_writable() && landing_ != nullptr &&
-         landing_->accepts_remote_writes() &&
-         (peer_.features & detail::kFeatureGrants);
+         landing_->accepts_remote_writes() && (peer_.features & detail::kFeatureGrants);
 }
 
 void RdmaChannel::maybe_grant(const FrameHeader& h, uint8_t* dst) {

@@ -61,7 +61,8 @@ TEST_F(LandingTest, ResolvesToGuestRamOrToTheStagingPage) {
 TEST_F(LandingTest, RefusalsNameTheFrameAndTheRule) {
   std::string m = refused(page(7, 0, 4096), LandingRefusal::kNoBlock);
   EXPECT_NE(m.find("page frame for block 7 offset 0 length 4096 lies outside the landing"),
-            std::string::npos) << m;
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find("the layout has 2 block(s)"), std::string::npos) << m;
 
   m = refused(page(0, 100, 4096), LandingRefusal::kUnaligned);
@@ -77,8 +78,8 @@ TEST_F(LandingTest, RefusalsNameTheFrameAndTheRule) {
   refused(page(0, ~uint64_t{0} - 4095, 4096), LandingRefusal::kOutsideBlock);  // no wrap
 
   m = refused(page(0, k2M - 4096, 8192), LandingRefusal::kCrossesHostPage);
-  EXPECT_NE(m.find("crosses a host page boundary (host pages of 2097152 bytes)"),
-            std::string::npos) << m;
+  EXPECT_NE(m.find("crosses a host page boundary (host pages of 2097152 bytes)"), std::string::npos)
+      << m;
   refused(page(1, 0, 8192), LandingRefusal::kCrossesHostPage);
 
   // Staged landing refuses the same frames (it must never write past its one host page).
