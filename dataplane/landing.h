@@ -1,27 +1,74 @@
-// Where received page payloads land. A plain table (no virtual calls) that a receiving channel
-// consults for every kPage frame before it moves the payload: straight into guest RAM (precopy)
-// or into the channel's staging host page (postcopy, S2). It is the one place that turns a
-// peer's (block, offset, length) into an address, and it refuses anything outside the layout.
+// Where received page payloads land: the destination's one placement authority. A plain table
+// (no virtual calls) that a receiving channel asks for every kPage frame, and the engine's
+// receiver for every kZero frame. It holds the rules, so that no transport re-implements them:
+//   resolve()        (block, offset, length) -> address, or the reason it is refused;
+//   copy*()          how payload bytes are written there (streaming into guest RAM, memcpy into
+//                    a staging page);
+//   ends_batch()     when poll_rx must return so that the engine places a staged host page;
+//   remote_writable() what a transport may expose to a peer's remote writes (RDMA grants);
+//   land_zero()      what a zero run writes (nothing, where the memory is still fresh).
+// The engine decides when to place (receiver.cc); the landing says where bytes go.
 //
-// Threads: written by the engine while the channel is quiescent (setup, mode switch); read by
-// the channel's worker only.
+// Modes. kDirect (precopy): payloads land in guest RAM at their final address, copied past the
+// caches (dataplane/page_copy.h); the guest does not run here yet. kStaged (postcopy, S2):
+// payloads land in the channel's staging host page at the frame's offset within its host page,
+// and the engine installs the whole host page at once (UFFDIO_COPY, or zero placement).
+//
+// Zero-copy postcopy placement (issue 12, item 4) plugs in as a third mode, kPageCache, for
+// file-backed guest RAM: each BlockLanding then names tern's own MAP_SHARED mapping of the
+// block's memfd/hugetlbfs file (the VMM maps the same file and handed over a userfaultfd that
+// registered its mapping for minor faults). resolve() returns the frame's final address in
+// tern's mapping (the page cache), copy() memcpy's there (the guest reads it soon), ends_batch()
+// stays true at kFlagHostPageEnd (no buffer is reused, but the host page must be installed at
+// once, whole: S2), accepts_remote_writes() stays false (the guest runs), land_zero() clears
+// only pages that held data (a hole reads as zero). The guest cannot see a partial page: its
+// mapping has no entry for it until the install. The receiver's placement step then switches
+// on mode(): UFFDIO_CONTINUE of the host page in the VMM's mapping instead of UFFDIO_COPY from
+// the staging page; no second copy. Transports need no change: they only call the methods
+// above.
+//
+// Threads: set up (and switched, set_staging) by the engine while the channel is quiescent;
+// then read by the channel's worker only. Per-frame calls allocate nothing, throw nothing and
+// log nothing; refusal() builds a message and is called only when a channel fails.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+#include <string>
 #include <vector>
 
+#include "dataplane/page_copy.h"
+#include "dataplane/status.h"
 #include "dataplane/wire.h"
 
 namespace tern {
 
 struct BlockLanding {
-  uint8_t* base = nullptr;       // guest RAM of the block on this host
+  uint8_t* base = nullptr;  // guest RAM of the block on this host
   uint64_t size = 0;
   uint32_t host_page_size = 0;
 };
 
+// Why resolve() refused a frame.
+enum class LandingRefusal : uint8_t {
+  kNone = 0,
+  kNoBlock,          // block index past the landing's blocks
+  kUnaligned,        // offset or length not a whole number of target pages, or length 0
+  kOutsideBlock,     // [offset, offset + length) runs past the end of the block
+  kCrossesHostPage,  // the frame spans two host pages (a host page is placed whole: S2)
+};
+
+// The part of a registered region a peer may write (remote_writable); length 0 = refused.
+struct WritableSpan {
+  uint8_t* base = nullptr;  // first writable byte (inside the frame's block)
+  uint64_t offset = 0;      // base's offset in the block
+  uint64_t length = 0;
+};
+
 class Landing {
  public:
+  enum class Mode : uint8_t { kDirect, kStaged };  // kPageCache: see the header comment
+
   Landing() = default;
   explicit Landing(std::vector<BlockLanding> blocks) : blocks_(std::move(blocks)) {}
 
@@ -30,24 +77,88 @@ class Landing {
   void set_staging(uint8_t* staging) { staging_ = staging; }
   uint8_t* staging() const { return staging_; }
   bool staged() const { return staging_ != nullptr; }
+  Mode mode() const { return staged() ? Mode::kStaged : Mode::kDirect; }
 
   // Address for the payload of a kPage frame, or nullptr if the frame does not lie inside one
-  // host page of one block (a hostile or corrupt peer): the channel must then fail.
-  uint8_t* resolve(const FrameHeader& h) const {
-    if (h.block >= blocks_.size()) return nullptr;
-    const BlockLanding& b = blocks_[h.block];
-    const uint64_t hp = b.host_page_size;
-    if (h.length == 0 || (h.offset % kTargetPageSize) != 0 || (h.length % kTargetPageSize) != 0)
+  // host page of one block (a hostile or corrupt peer): the channel must then fail, with
+  // refusal(h, *why). Nothing may be written for a refused frame.
+  uint8_t* resolve(const FrameHeader& h, LandingRefusal* why = nullptr) const {
+    const LandingRefusal r = check(h);
+    if (r != LandingRefusal::kNone) {
+      if (why != nullptr) *why = r;
       return nullptr;
-    if (h.offset >= b.size || h.length > b.size - h.offset) return nullptr;
-    const uint64_t in_page = h.offset % hp;
-    if (h.length > hp - in_page) return nullptr;  // crosses a host page boundary
-    return staging_ ? staging_ + in_page : b.base + h.offset;
+    }
+    const BlockLanding& b = blocks_[h.block];
+    return staging_ ? staging_ + h.offset % b.host_page_size : b.base + h.offset;
+  }
+  // The protocol error for a frame resolve() refused with `why`: names the frame and the rule.
+  // Cold path (allocates); the channel prefixes its own name.
+  Status refusal(const FrameHeader& h, LandingRefusal why) const;
+
+  // Writes n payload bytes of a resolved frame at dst (inside what resolve returned). Direct
+  // landing streams past the caches (page_copy.h), ordered before this thread's later stores on
+  // return; a staging page, installed at once, is copied normally.
+  void copy(uint8_t* dst, const uint8_t* src, size_t n) const {
+    if (staged())
+      std::memcpy(dst, src, n);
+    else
+      copy_streaming(dst, src, n);
+  }
+  // The same for one fragment of a frame that arrives in pieces: no fence per fragment (a fence
+  // per 8 KiB stalled the dpdk receiver). Call end_fragments() after the frame's last fragment,
+  // before the frame is reported.
+  void copy_fragment(uint8_t* dst, const uint8_t* src, size_t n) const {
+    if (staged())
+      std::memcpy(dst, src, n);
+    else
+      copy_streaming_unfenced(dst, src, n);
+  }
+  // Orders the streamed stores of earlier copy_fragment() calls. Fences in every mode: the
+  // engine may have switched the landing between two fragments of one frame.
+  static void end_fragments() { streaming_fence(); }
+
+  // Host-page batching: true when poll_rx must return right after frame h, so that the engine
+  // places the staged host page before the next page frame reuses the staging buffer: in
+  // staged landing, after the last frame (page or zero) of a host page.
+  bool ends_batch(const FrameHeader& h) const {
+    const auto t = static_cast<FrameType>(h.type);
+    return staged() && (t == FrameType::kPage || t == FrameType::kZero) &&
+           (h.flags & kFlagHostPageEnd);
+  }
+
+  // Whether a transport may let the peer write into the landing's memory at all (RDMA direct
+  // placement): only where payloads land at their final address, which no guest reads yet.
+  bool accepts_remote_writes() const { return !staged(); }
+  // Of a registered region [reg, reg + reg_len) (a transport's memory registration), the part
+  // the peer may write, given frame h that resolves into it: the region clipped to h's block.
+  // Refused (length 0) when remote writes are not accepted, h does not resolve, or the region
+  // does not hold all of h's bytes. Per grant, not per frame.
+  WritableSpan remote_writable(const FrameHeader& h, const uint8_t* reg, uint64_t reg_len) const;
+
+  // A zero run (a kZero frame) lands: it must lie where a page frame could (kNone, or the reason
+  // it is refused: nothing written). Fresh memory reads as zero, so nothing is written unless
+  // `held_data` says the bytes it covers may hold an earlier page (direct: the host page was
+  // received before; staged: the staging buffer held another page).
+  LandingRefusal land_zero(const FrameHeader& h, bool held_data) const {
+    const LandingRefusal r = check(h);
+    if (r == LandingRefusal::kNone && held_data) std::memset(resolve(h), 0, h.length);
+    return r;
   }
 
   const std::vector<BlockLanding>& blocks() const { return blocks_; }
 
  private:
+  LandingRefusal check(const FrameHeader& h) const {
+    if (h.block >= blocks_.size()) return LandingRefusal::kNoBlock;
+    const BlockLanding& b = blocks_[h.block];
+    if (h.length == 0 || (h.offset % kTargetPageSize) != 0 || (h.length % kTargetPageSize) != 0)
+      return LandingRefusal::kUnaligned;
+    if (h.offset >= b.size || h.length > b.size - h.offset) return LandingRefusal::kOutsideBlock;
+    const uint64_t hp = b.host_page_size;
+    if (h.length > hp - h.offset % hp) return LandingRefusal::kCrossesHostPage;
+    return LandingRefusal::kNone;
+  }
+
   std::vector<BlockLanding> blocks_;
   uint8_t* staging_ = nullptr;
 };

@@ -332,14 +332,20 @@ size_t RdmaChannel::poll_rx(RxFrame* out, size_t max) {
                                          ": new frame before the last one's payload ended"));
         break;
       }
+      const bool page = static_cast<FrameType>(cur_.type) == FrameType::kPage;
       const uint32_t piece = detail::fragment_bytes(need_, got_, kPayloadCap);
-      if (piece) std::memcpy(dst_ + got_, base + detail::kHeaderRoom, piece);
+      // Pages are written as the landing says (streamed into guest RAM); control payloads copy.
+      if (piece && page)
+        landing_->copy_fragment(dst_ + got_, base + detail::kHeaderRoom, piece);
+      else if (piece)
+        std::memcpy(dst_ + got_, base + detail::kHeaderRoom, piece);
       got_ += piece;
       ++rx_consumed_;
       if (got_ < need_) {
         state_ = RxState::kPayload;
         continue;
       }
+      if (page) Landing::end_fragments();  // the streamed stores, before the frame is reported
       state_ = RxState::kHeader;
       out[n].hdr = cur_;
       out[n].data = need_ != 0 ? dst_ : nullptr;

@@ -1,7 +1,6 @@
 // RdmaChannel's direct placement (precopy without postcopy armed; see rdma_channel.h and
 // detail/grants.h): the sender's grant import, direct WRITEs and kPlaced batches, the
 // receiver's grants and placed-frame checks, and the process-wide counters.
-#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -63,8 +62,8 @@ void RdmaChannel::close_batch(Batch& b, SendWr* wrs, uint32_t& n) {
 }
 
 bool RdmaChannel::direct_allowed() const {
-  return memory_ && memory_->remote_writable() && landing_ != nullptr && !landing_->staged() &&
-         (peer_.features & detail::kFeatureGrants);
+  return memory_ && memory_->remote_writable() && landing_ != nullptr &&
+         landing_->accepts_remote_writes() && (peer_.features & detail::kFeatureGrants);
 }
 
 void RdmaChannel::maybe_grant(const FrameHeader& h, uint8_t* dst) {
@@ -72,15 +71,15 @@ void RdmaChannel::maybe_grant(const FrameHeader& h, uint8_t* dst) {
   if (my_grants_.find(h.block, h.offset, h.length) != nullptr) return;
   MemoryMap::Registered r;
   if (!memory_->lookup(dst, h.length, &r)) return;  // not announced, or registration failed
-  // The grant is the registered chunk, clipped to the frame's block of the landing.
-  const BlockLanding& b = landing_->blocks()[h.block];
-  const uint8_t* begin = std::max<const uint8_t*>(r.base, b.base);
-  const uint8_t* end = std::min<const uint8_t*>(r.base + r.length, b.base + b.size);
+  // The grant is what the landing lets the peer write of the registered chunk (its frame's
+  // block); a chunk is kChunk (64 MiB) at most, so the length fits the entry.
+  const WritableSpan span = landing_->remote_writable(h, r.base, r.length);
+  if (span.length == 0 || span.length > UINT32_MAX) return;
   const auto i = static_cast<uint32_t>(my_grants_.size());
   detail::GrantEntry& g = conn_->grant_source()[i];
-  g.addr = reinterpret_cast<uint64_t>(begin);
-  g.offset = static_cast<uint64_t>(begin - b.base);
-  g.length = static_cast<uint32_t>(end - begin);
+  g.addr = reinterpret_cast<uint64_t>(span.base);
+  g.offset = span.offset;
+  g.length = static_cast<uint32_t>(span.length);
   g.rkey = r.rkey;
   g.block = h.block;
   g.seq = i + 1;

@@ -93,10 +93,12 @@ void ReceiverPoller::handle(const RxFrame& f) {
     stage(h, zero);
     return;
   }
-  // Precopy, direct landing. A zero run needs writing only if the page held data before.
-  RamBlock* rb = state_.blocks[h.block];
-  const uint64_t hp = h.offset / rb->host_page_size();
-  if (zero && state_.received.block(h.block).test(hp)) std::memset(rb->base() + h.offset, 0, h.length);
+  // Precopy, direct landing: guest RAM that no host page landed in yet is fresh (zero).
+  const uint64_t hp = h.offset / state_.blocks[h.block]->host_page_size();
+  if (zero) {
+    const LandingRefusal why = state_.direct.land_zero(h, state_.received.block(h.block).test(hp));
+    if (why != LandingRefusal::kNone) return fail(state_.direct.refusal(h, why));
+  }
   if (h.flags & kFlagHostPageEnd) state_.received.block(h.block).set(hp);
 }
 
@@ -119,7 +121,9 @@ void ReceiverPoller::stage(const FrameHeader& h, bool zero) {
   }
   const uint32_t in_page = static_cast<uint32_t>(h.offset % hp_size);
   if (zero) {
-    if (s.buffer_dirty) std::memset(s.buffer + in_page, 0, h.length);
+    // A staging buffer that never held a page is fresh (zero).
+    const LandingRefusal why = staged_landing_.land_zero(h, s.buffer_dirty);
+    if (why != LandingRefusal::kNone) return fail(staged_landing_.refusal(h, why));
   } else {
     s.all_zero = false;
     s.buffer_dirty = true;

@@ -18,7 +18,6 @@
 #include <limits>
 #include <string>
 
-#include "dataplane/page_copy.h"
 #include "dataplane/transport.h"
 
 namespace tern::toolkit {
@@ -91,29 +90,21 @@ class RawChannel : public Channel {
     }
     return true;
   }
+  // The landing's rules (dataplane/landing.h), asked here so that a failure names the channel.
   // Where a kPage payload goes; nullptr (and the channel failed) when the landing refuses it.
   uint8_t* land_page(const FrameHeader& h) {
-    uint8_t* dst = landing_ ? landing_->resolve(h) : nullptr;
-    if (dst == nullptr) {
+    if (landing_ == nullptr) {
       fail(Status(Code::kProtocol,
-                  landing_ == nullptr
-                      ? "channel " + std::to_string(index_) + ": page frame but no landing is set"
-                      : "channel " + std::to_string(index_) + ": page frame for block " +
-                            std::to_string(h.block) + " offset " + std::to_string(h.offset) +
-                            " length " + std::to_string(h.length) +
-                            " lies outside the landing (block, offset or length out of range)"));
+                  "channel " + std::to_string(index_) + ": page frame but no landing is set"));
+      return nullptr;
+    }
+    LandingRefusal why = LandingRefusal::kNone;
+    uint8_t* dst = landing_->resolve(h, &why);
+    if (dst == nullptr) {
+      Status s = landing_->refusal(h, why);
+      fail(Status(s.code(), "channel " + std::to_string(index_) + ": " + s.message()));
     }
     return dst;
-  }
-  // Moves a kPage payload to dst (from land_page): straight into guest RAM it streams past the
-  // caches (page_copy.h); into a staging page, which is installed at once, it copies normally.
-  // fenced false: the caller runs streaming_fence() before it reports the frame (a frame that
-  // arrives in fragments needs one fence, after its last one).
-  void copy_payload(uint8_t* dst, const uint8_t* src, size_t n, bool fenced = true) const {
-    if (landing_ != nullptr && !landing_->staged())
-      fenced ? copy_streaming(dst, src, n) : copy_streaming_unfenced(dst, src, n);
-    else
-      std::memcpy(dst, src, n);
   }
   // Applies the hidden-completion budget to `n` raw completions.
   size_t visible_tx(size_t n) {
@@ -121,12 +112,9 @@ class RawChannel : public Channel {
     hidden_tx_ -= hide;
     return n - hide;
   }
-  // Staged landing: poll_rx stops after the last frame (page or zero) of a host page, so the
-  // engine places it before the next page frame reuses the staging buffer.
+  // Landing::ends_batch: poll_rx returns after this frame (a staged host page is complete).
   bool ends_staged_batch(const FrameHeader& h) const {
-    const auto t = static_cast<FrameType>(h.type);
-    return landing_ != nullptr && landing_->staged() &&
-           (t == FrameType::kPage || t == FrameType::kZero) && (h.flags & kFlagHostPageEnd);
+    return landing_ != nullptr && landing_->ends_batch(h);
   }
 
   uint32_t index_ = kUnknownIndex;

@@ -132,7 +132,7 @@ size_t LoopbackChannel::poll_rx(RxFrame* out, size_t max) {
     if (static_cast<FrameType>(slot.hdr.type) == FrameType::kPage) {
       uint8_t* dst = land_page(slot.hdr);
       if (dst == nullptr) break;
-      copy_payload(dst, slot.payload, len);
+      landing_->copy(dst, slot.payload, len);  // land_page found a landing
       f.data = dst;
     } else if (len != 0) {
       rx_control_.swap(slot.owned);  // valid until the next poll_rx, which returns after it

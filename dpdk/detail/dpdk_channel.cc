@@ -529,9 +529,9 @@ bool DpdkChannel::deliver(RxFrame& out, bool& stop) {
     return false;
   }
   if (h.frag_len) {
-    // Pages into guest RAM stream past the caches (page_copy.h); staging and control copy.
+    // Pages are written as the landing says (streamed into guest RAM); control payloads copy.
     if (static_cast<FrameType>(cur_hdr_.type) == FrameType::kPage)
-      copy_payload(cur_dst_ + cur_got_, d + kFragmentOffset, h.frag_len, false);
+      landing_->copy_fragment(cur_dst_ + cur_got_, d + kFragmentOffset, h.frag_len);
     else
       std::memcpy(cur_dst_ + cur_got_, d + kFragmentOffset, h.frag_len);
   }
@@ -539,7 +539,7 @@ bool DpdkChannel::deliver(RxFrame& out, bool& stop) {
   rxw_.pop();
   rte_pktmbuf_free(m);
   if (cur_got_ != len) return false;
-  streaming_fence();  // the fragments' streamed stores, before the frame is reported
+  Landing::end_fragments();  // the fragments' streamed stores, before the frame is reported
   cur_active_ = false;
   out.hdr = cur_hdr_;
   out.data = cur_dst_;

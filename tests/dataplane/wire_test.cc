@@ -5,7 +5,6 @@
 #include <cstring>
 #include <random>
 
-#include "dataplane/landing.h"
 
 namespace tern {
 namespace {
@@ -46,29 +45,6 @@ TEST(Wire, PageFramesMustLieInsideOneHostPage) {
   EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 0, (2u << 20) - 4096, 8192), l).is_ok());
   EXPECT_FALSE(
       check_page_frame(make_header(FrameType::kPage, 0, ~uint64_t{0} - 4095, 4096), l).is_ok());
-}
-
-TEST(Wire, LandingRefusesWhatTheLayoutRefuses) {
-  std::vector<uint8_t> ram0(8u << 20), ram1(64u << 10), staging(2u << 20);
-  Landing landing({{ram0.data(), ram0.size(), 2u << 20}, {ram1.data(), ram1.size(), 4096}});
-  Layout l = two_blocks();
-  std::mt19937_64 rng(7);
-  for (int i = 0; i < 200000; ++i) {
-    FrameHeader h = make_header(FrameType::kPage, rng() % 3, rng() % (10u << 20),
-                                static_cast<uint32_t>((rng() % 3) * 4096 + (rng() % 2) * 100));
-    if (i % 3 == 0) h.offset &= ~uint64_t{4095};
-    bool ok = check_page_frame(h, l).is_ok() && h.length > 0 && h.length % 4096 == 0;
-    uint8_t* p = landing.resolve(h);
-    EXPECT_EQ(p != nullptr, ok) << h.block << " " << h.offset << " " << h.length;
-    if (p != nullptr) {
-      const BlockLanding& b = landing.blocks()[h.block];
-      EXPECT_GE(p, b.base);
-      EXPECT_LE(p + h.length, b.base + b.size);
-    }
-  }
-  landing.set_staging(staging.data());
-  EXPECT_EQ(landing.resolve(make_header(FrameType::kPage, 0, (2u << 20) + 8192, 4096)),
-            staging.data() + 8192);
 }
 
 TEST(Wire, LayoutRoundTripAndMalformedInput) {
