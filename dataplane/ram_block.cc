@@ -30,7 +30,9 @@ Result<std::unique_ptr<RamBlock>> RamBlock::create(std::string name, uint64_t si
                         " are free: reserve more with 'echo N > /proc/sys/vm/nr_hugepages'");
     return errno_status("block '" + name + "': mmap of " + std::to_string(size) + " bytes", err);
   }
-  if (host_page_size == kSmallPage) madvise(p, size, MADV_NOHUGEPAGE);  // keep 4K semantics
+  // Transparent huge pages where the host allows them (advisory: "never" in
+  // /sys/kernel/mm/transparent_hugepage/enabled leaves 4 KiB pages).
+  if (host_page_size == kSmallPage) madvise(p, size, MADV_HUGEPAGE);
   return std::unique_ptr<RamBlock>(
       new RamBlock(std::move(name), static_cast<uint8_t*>(p), size, host_page_size));
 }
@@ -57,12 +59,10 @@ std::vector<uint64_t> block_sizes(const std::vector<RamBlock*>& blocks) {
   return v;
 }
 
-Status RamBlock::populate() {
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  // Linux 5.14
-#endif
-  if (madvise(base_, size_, MADV_POPULATE_WRITE) != 0)
-    return errno_status("madvise(MADV_POPULATE_WRITE) on block '" + name_ + "'");
+Status RamBlock::use_small_pages() {
+  if (hugetlb()) return Status::ok();
+  if (madvise(base_, size_, MADV_NOHUGEPAGE) != 0)
+    return errno_status("madvise(MADV_NOHUGEPAGE) on block '" + name_ + "'");
   return Status::ok();
 }
 

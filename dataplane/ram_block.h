@@ -36,9 +36,13 @@ class RamBlock {
   // Drops the contents of [offset, offset+len) (host-page aligned) so the next access faults:
   // MADV_DONTNEED. Used by the destination to discard stale pages before postcopy.
   Status discard(uint64_t offset, uint64_t len);
-  // Faults in the whole block now (MADV_POPULATE_WRITE), so that receiving pages later costs
-  // a copy and not a page fault plus kernel zeroing. The destination does this during setup.
-  Status populate();
+  // 4 KiB blocks are mapped on transparent huge pages (one fault and one zeroing per 2 MiB,
+  // not 512). The destination calls this before postcopy, before registering the block with
+  // userfaultfd and discarding what it has not received, as QEMU's destination does: so that a
+  // 4 KiB discard really empties 4 KiB (not refilled by a huge page the kernel thinks a good
+  // idea) and pages then arrive as 4 KiB UFFDIO_COPY/ZEROPAGE placements. THPs already there
+  // stay (the discard splits them): precopy data keeps its huge pages. No-op for hugetlb.
+  Status use_small_pages();
 
  private:
   RamBlock(std::string name, uint8_t* base, uint64_t size, uint32_t host_page_size)
