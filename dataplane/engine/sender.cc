@@ -110,9 +110,10 @@ PollResult SenderPoller::poll() {
     busy |= step_bulk(lane, budget);
   }
 
-  // One doorbell per channel per loop iteration.
+  // One post() and one doorbell per channel per loop iteration.
   auto flush = [&](Lane& l) {
     if (!l.channel) return;
+    drain(l);
     if (l.dirty_tx || l.channel->tx_pending()) {
       if (!l.channel->flush()) fail(l.channel->error());
       l.dirty_tx = false;
@@ -188,7 +189,7 @@ bool SenderPoller::poll_requests() {
 bool SenderPoller::serve_urgent() {
   bool busy = false;
   while (true) {
-    if (!drain(urgent_)) return true;  // channel full: resume next poll
+    if (!room_for_chunk(urgent_)) return true;  // channel full: resume next poll
     if (urgent_.key != 0) {
       send_chunk(urgent_);
       busy = true;
@@ -202,7 +203,7 @@ bool SenderPoller::serve_urgent() {
       Lane& lane = bulk_[static_cast<size_t>(r.raise_lane)];
       if (lane.key == r.key) lane.urgent = true;
       while (lane.key == r.key) {
-        if (!drain(lane)) {
+        if (!room_for_chunk(lane)) {
           queue_[--queue_head_ % kQueue] = r;  // retry this entry first next time
           return true;
         }
@@ -224,8 +225,9 @@ bool SenderPoller::serve_urgent() {
 
 bool SenderPoller::step_bulk(Lane& lane, int budget) {
   bool busy = false;
-  if (!drain(lane)) return true;
+  if (!drain(lane)) return true;  // the window was full at the last poll and still is
   for (int i = 0; i < budget; ++i) {
+    if (!room_for_chunk(lane)) return true;
     if (lane.key == 0) {
       const uint32_t round = state_.round.load(std::memory_order_acquire);
       if (round == 0 || lane.slot->round_done.load(std::memory_order_relaxed) == round)
@@ -233,16 +235,15 @@ bool SenderPoller::step_bulk(Lane& lane, int budget) {
       if (!tokens_available()) return busy;
       const Next next = next_dirty_page(lane);
       if (next == Next::kNone) {
-        // Every page of this round that this lane claimed has been posted: mark the round end.
-        TxFrame f{make_header(FrameType::kRoundEnd, 0, 0, 0, 0, round, lane.index), nullptr};
-        if (lane.channel->post(&f, 1) != 1) return true;
-        lane.dirty_tx = true;
+        // Every page of this round that this lane claimed is queued: the round end follows them
+        // (the backlog keeps the order; it is posted at the end of this poll).
+        lane.backlog[lane.backlog_tail++ % kBacklog] = {
+            make_header(FrameType::kRoundEnd, 0, 0, 0, 0, round, lane.index), nullptr};
         lane.slot->round_done.store(round, std::memory_order_release);
         return true;
       }
       if (next == Next::kZeroRange) {  // one frame queued, nothing read: counts as a chunk
         busy = true;
-        if (!drain(lane)) return true;
         continue;
       }
     } else if (lane.slot->raised.load(std::memory_order_acquire)) {
@@ -250,9 +251,14 @@ bool SenderPoller::step_bulk(Lane& lane, int budget) {
     }
     send_chunk(lane);
     busy = true;
-    if (!drain(lane)) return true;
   }
   return busy;
+}
+
+bool SenderPoller::room_for_chunk(Lane& lane) {
+  const size_t need = std::min<size_t>(kBacklog, state_.chunk_size / kTargetPageSize);
+  if (backlog_free(lane) >= need) return true;
+  return drain(lane);
 }
 
 SenderPoller::Next SenderPoller::next_dirty_page(Lane& lane) {
@@ -371,7 +377,7 @@ void SenderPoller::send_chunk(Lane& lane) {
   bool run_zero = is_zero_target_page(page + run_start);
   auto emit = [&](uint32_t from, uint32_t to, bool zero_run) {
     const uint32_t len = to - from;
-    uint32_t f = flags | (to == hp_size ? kFlagHostPageEnd : 0);
+    const uint32_t f = flags | (to == hp_size ? kFlagHostPageEnd : 0);
     TxFrame fr{make_header(zero_run ? FrameType::kZero : FrameType::kPage, lane.block,
                            page_off + from, len, f, round, lane.index),
                zero_run ? nullptr : page + from};
@@ -379,16 +385,21 @@ void SenderPoller::send_chunk(Lane& lane) {
     bytes += sizeof(FrameHeader) + (zero_run ? 0 : len);
     (zero_run ? zero : normal) += len / kTargetPageSize;
   };
+  uint32_t stop = end;
   for (uint32_t off = run_start + kTargetPageSize; off < end; off += kTargetPageSize) {
     bool z = is_zero_target_page(page + off);
     if (z != run_zero) {
+      if (backlog_free(lane) == 1) {  // the last slot: the chunk ends here
+        stop = off;
+        break;
+      }
       emit(run_start, off, run_zero);
       run_start = off;
       run_zero = z;
     }
   }
-  emit(run_start, end, run_zero);
-  lane.next = end;
+  emit(run_start, stop, run_zero);
+  lane.next = stop;
 
   counters_.bytes.fetch_add(bytes, std::memory_order_relaxed);
   counters_.normal_pages.fetch_add(normal, std::memory_order_relaxed);
@@ -396,8 +407,7 @@ void SenderPoller::send_chunk(Lane& lane) {
   (postcopy ? counters_.postcopy_bytes : counters_.precopy_bytes)
       .fetch_add(bytes, std::memory_order_relaxed);
   charge(bytes);
-  if (end == hp_size) finish_page(lane);
-  drain(lane);
+  if (stop == hp_size) finish_page(lane);
 }
 
 void SenderPoller::finish_page(Lane& lane) {

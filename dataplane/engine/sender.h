@@ -45,7 +45,10 @@ class SenderPoller : public Poller {
   const Status& error() const { return error_; }
 
  private:
-  static constexpr size_t kBacklog = 96;   // frames of one chunk that the channel did not take
+  // Frames built and not yet posted: a lane's chunks of one poll accumulate here and go to
+  // the channel in one post() at the end of the poll (or earlier when the next chunk might
+  // not fit); what the channel did not take waits for the next poll.
+  static constexpr size_t kBacklog = 256;
   static constexpr size_t kQueue = 8192;   // queued page requests
   static constexpr size_t kResidencyWords = 64;  // host pages whose residency a lane caches / 64
 
@@ -85,9 +88,14 @@ class SenderPoller : public Poller {
   bool populated(Lane& lane, uint32_t block, uint64_t hp);
   void queue_zero_range(Lane& lane, uint32_t block, uint64_t first, uint64_t pages);
   void start_page(Lane& lane, uint32_t block, uint64_t hp, uint64_t key);
-  // Builds the frames of the next chunk of lane's page into its backlog and posts them.
+  // Builds the frames of the next chunk of lane's page into its backlog (posted by drain()).
+  // A chunk ends early where the backlog is full; the page goes on from there.
   void send_chunk(Lane& lane);
   bool drain(Lane& lane);  // posts backlog; true when empty
+  // Makes room for a chunk's frames in lane's backlog, posting what is there if need be;
+  // false when the channel's window is full (the lane waits for the next poll).
+  bool room_for_chunk(Lane& lane);
+  static size_t backlog_free(const Lane& l) { return kBacklog - (l.backlog_tail - l.backlog_head); }
   void finish_page(Lane& lane);
   bool bulk_mid_page() const;
   // Urgent-only sender: some bulk channel (any worker's) is part-way through a huge page.
