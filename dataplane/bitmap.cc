@@ -1,5 +1,6 @@
 #include "dataplane/bitmap.h"
 
+#include <algorithm>
 #include <bit>
 
 namespace tern {
@@ -19,6 +20,16 @@ void AtomicBitmap::set_all() {
 
 void AtomicBitmap::clear_all() {
   for (size_t i = 0; i < nwords_; ++i) words_[i].store(0, std::memory_order_release);
+}
+
+void AtomicBitmap::set_range(size_t from, size_t to) {
+  if (to > bits_) to = bits_;
+  while (from < to) {
+    const size_t n = std::min<size_t>(64 - (from & 63), to - from);
+    const uint64_t m = n == 64 ? ~uint64_t{0} : ((uint64_t{1} << n) - 1) << (from & 63);
+    word(from).fetch_or(m, std::memory_order_release);
+    from += n;
+  }
 }
 
 size_t AtomicBitmap::find_next_set(size_t from) const {

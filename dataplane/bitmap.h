@@ -29,6 +29,8 @@ class AtomicBitmap {
 
   void set_all();
   void clear_all();
+  // Sets bits [from, to), a word at a time.
+  void set_range(size_t from, size_t to);
   // First set bit at or after `from`, or size() if none.
   size_t find_next_set(size_t from) const;
   size_t count() const;

@@ -6,7 +6,7 @@
 //                    a staging page);
 //   ends_batch()     when poll_rx must return so that the engine places a staged host page;
 //   remote_writable() what a transport may expose to a peer's remote writes (RDMA grants);
-//   land_zero()      what a zero run writes (nothing, where the memory is still fresh).
+//   land_zero*()     what a zero run or range writes (nothing, where memory is still fresh).
 // The engine decides when to place (receiver.cc); the landing says where bytes go.
 //
 // Modes. kDirect (precopy): payloads land in guest RAM at their final address, copied past the
@@ -53,7 +53,8 @@ struct BlockLanding {
 enum class LandingRefusal : uint8_t {
   kNone = 0,
   kNoBlock,          // block index past the landing's blocks
-  kUnaligned,        // offset or length not a whole number of target pages, or length 0
+  kUnaligned,        // offset or length not a whole number of target pages (zero ranges: of
+                     // host pages), or length 0
   kOutsideBlock,     // [offset, offset + length) runs past the end of the block
   kCrossesHostPage,  // the frame spans two host pages (a host page is placed whole: S2)
 };
@@ -145,9 +146,34 @@ class Landing {
     return r;
   }
 
+  // A zero range (a kZero frame over whole host pages: memory the source never populated)
+  // lands in direct landing: it must lie on host-page boundaries inside one block (kNone, or
+  // the reason it is refused: nothing written). Host page p of the range is cleared only when
+  // held_data(p) says it may hold an earlier page; the rest is fresh and left untouched.
+  template <typename HeldData>
+  LandingRefusal land_zero_range(const FrameHeader& h, HeldData&& held_data) const {
+    const LandingRefusal r = check_range(h);
+    if (r != LandingRefusal::kNone) return r;
+    const BlockLanding& b = blocks_[h.block];
+    for (uint64_t off = h.offset; off < h.offset + h.length; off += b.host_page_size)
+      if (held_data(off / b.host_page_size)) std::memset(b.base + off, 0, b.host_page_size);
+    return r;
+  }
+
   const std::vector<BlockLanding>& blocks() const { return blocks_; }
 
  private:
+  // A zero range: whole host pages of one block.
+  LandingRefusal check_range(const FrameHeader& h) const {
+    if (h.block >= blocks_.size()) return LandingRefusal::kNoBlock;
+    const BlockLanding& b = blocks_[h.block];
+    const uint64_t hp = b.host_page_size;
+    if (h.length == 0 || h.offset % hp != 0 || h.length % hp != 0)
+      return LandingRefusal::kUnaligned;
+    if (h.offset >= b.size || h.length > b.size - h.offset) return LandingRefusal::kOutsideBlock;
+    return LandingRefusal::kNone;
+  }
+
   LandingRefusal check(const FrameHeader& h) const {
     if (h.block >= blocks_.size()) return LandingRefusal::kNoBlock;
     const BlockLanding& b = blocks_[h.block];

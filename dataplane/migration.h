@@ -30,7 +30,6 @@ struct MigrationParameters {
   uint32_t chunk_size = 64 * 1024;   // bytes per frame; a huge page is preemptible between chunks
   uint32_t workers = 0;              // worker threads per side; 0 = min(bulk channels, cores)
   bool pin_workers = true;           // pin workers to cores chosen with hwloc
-  bool preallocate = true;           // destination: fault in all guest RAM during setup
   uint32_t max_rounds = 30;          // precopy rounds before forcing switchover
   uint64_t vcpu_dirty_limit = 1;     // "vcpu-dirty-limit": MB/s per vCPU under the dirty-limit cap
   uint64_t vcpu_dirty_limit_period_ms = 1000;  // "x-vcpu-dirty-limit-period": throttle loop

@@ -1,8 +1,13 @@
 #include "dataplane/ram_block.h"
 
+#include <fcntl.h>
 #include <linux/mman.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -30,12 +35,116 @@ Result<std::unique_ptr<RamBlock>> RamBlock::create(std::string name, uint64_t si
                         " are free: reserve more with 'echo N > /proc/sys/vm/nr_hugepages'");
     return errno_status("block '" + name + "': mmap of " + std::to_string(size) + " bytes", err);
   }
-  if (host_page_size == kSmallPage) madvise(p, size, MADV_NOHUGEPAGE);  // keep 4K semantics
+  // Transparent huge pages where the host allows them (advisory: "never" in
+  // /sys/kernel/mm/transparent_hugepage/enabled leaves 4 KiB pages).
+  if (host_page_size == kSmallPage) madvise(p, size, MADV_HUGEPAGE);
   return std::unique_ptr<RamBlock>(
-      new RamBlock(std::move(name), static_cast<uint8_t*>(p), size, host_page_size));
+      new RamBlock(std::move(name), static_cast<uint8_t*>(p), size, host_page_size, -1, 0));
 }
 
-RamBlock::~RamBlock() { munmap(base_, size_); }
+Result<std::unique_ptr<RamBlock>> RamBlock::map_fd(std::string name, int fd, uint64_t offset,
+                                                   uint64_t size, uint32_t host_page_size) {
+  auto fail = [&](Status s) {
+    close(fd);
+    return s;
+  };
+  if (host_page_size != kSmallPage && host_page_size != kHugePage)
+    return fail(Status(Code::kInvalidArgument, "block '" + name + "': host page size must be 4K or 2M"));
+  if (size == 0 || size % host_page_size || offset % host_page_size)
+    return fail(Status(Code::kInvalidArgument, "block '" + name + "': offset " +
+                                                   std::to_string(offset) + " and size " +
+                                                   std::to_string(size) +
+                                                   " must be multiples of the host page size"));
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset));
+  if (p == MAP_FAILED) return fail(errno_status("block '" + name + "': mmap of the descriptor"));
+  return std::unique_ptr<RamBlock>(
+      new RamBlock(std::move(name), static_cast<uint8_t*>(p), size, host_page_size, fd, offset));
+}
+
+RamBlock::RamBlock(std::string name, uint8_t* base, uint64_t size, uint32_t host_page_size,
+                   int fd, uint64_t fd_offset)
+    : name_(std::move(name)),
+      base_(base),
+      size_(size),
+      host_page_size_(host_page_size),
+      fd_(fd),
+      fd_offset_(fd_offset) {
+  if (fd_ < 0) pagemap_fd_ = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+}
+
+RamBlock::~RamBlock() {
+  munmap(base_, size_);
+  if (fd_ >= 0) close(fd_);
+  if (pagemap_fd_ >= 0) close(pagemap_fd_);
+}
+
+void RamBlock::populated(uint64_t first, uint64_t count, uint64_t* bits) const {
+  std::fill(bits, bits + (count + 63) / 64, 0);
+  if (first >= host_pages()) return;
+  count = std::min(count, host_pages() - first);
+  if (fd_ >= 0) return populated_from_file(first, count, bits);
+  populated_from_pagemap(first, count, bits);
+}
+
+bool RamBlock::populated(uint64_t hp) const {
+  uint64_t bit = 0;
+  populated(hp, 1, &bit);
+  return bit != 0;
+}
+
+// pagemap: one u64 per 4 KiB virtual page; bit 63 present, bit 62 swapped. A huge page
+// (THP or hugetlb) reports every 4 KiB page under it.
+void RamBlock::populated_from_pagemap(uint64_t first, uint64_t count, uint64_t* bits) const {
+  auto all = [&] {
+    for (uint64_t i = 0; i < count; ++i) bits[i / 64] |= uint64_t{1} << (i % 64);
+  };
+  if (pagemap_fd_ < 0) return all();
+  constexpr uint64_t kPresentOrSwapped = 3ull << 62;
+  const uint64_t base_vpn = reinterpret_cast<uintptr_t>(base_) / kSmallPage;
+  const uint64_t step = host_page_size_ / kSmallPage;  // 4 KiB entries per host page
+  constexpr size_t kBatch = 512;
+  uint64_t entries[kBatch];
+  if (step == 1) {
+    for (uint64_t done = 0; done < count;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(kBatch, count - done));
+      const off_t at = static_cast<off_t>((base_vpn + first + done) * 8);
+      if (pread(pagemap_fd_, entries, n * 8, at) != static_cast<ssize_t>(n * 8)) return all();
+      for (size_t i = 0; i < n; ++i)
+        if (entries[i] & kPresentOrSwapped) bits[(done + i) / 64] |= uint64_t{1} << ((done + i) % 64);
+      done += n;
+    }
+    return;
+  }
+  for (uint64_t i = 0; i < count; ++i) {  // hugetlb: the first entry speaks for the host page
+    const off_t at = static_cast<off_t>((base_vpn + (first + i) * step) * 8);
+    if (pread(pagemap_fd_, entries, 8, at) != 8) return all();
+    if (entries[0] & kPresentOrSwapped) bits[i / 64] |= uint64_t{1} << (i % 64);
+  }
+}
+
+// A file's holes were never written (or were punched): zero. SEEK_DATA finds the next byte
+// that may hold data, SEEK_HOLE the end of that data.
+void RamBlock::populated_from_file(uint64_t first, uint64_t count, uint64_t* bits) const {
+  const uint64_t hp = host_page_size_;
+  const uint64_t start = fd_offset_ + first * hp, end = start + count * hp;
+  auto mark = [&](uint64_t from, uint64_t to) {  // file bytes [from, to) may hold data
+    uint64_t a = (std::max(from, start) - start) / hp;
+    uint64_t b = (std::min(to, end) - start + hp - 1) / hp;
+    for (uint64_t i = a; i < b; ++i) bits[i / 64] |= uint64_t{1} << (i % 64);
+  };
+  for (uint64_t pos = start; pos < end;) {
+    off_t data = lseek(fd_, static_cast<off_t>(pos), SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) return;  // no data after pos
+      return mark(pos, end);       // the file system cannot say
+    }
+    if (static_cast<uint64_t>(data) >= end) return;
+    off_t hole = lseek(fd_, data, SEEK_HOLE);
+    if (hole < 0) return mark(static_cast<uint64_t>(data), end);
+    mark(static_cast<uint64_t>(data), static_cast<uint64_t>(hole));
+    pos = static_cast<uint64_t>(hole);
+  }
+}
 
 Status RamBlock::discard(uint64_t offset, uint64_t len) {
   if (offset % host_page_size_ || len % host_page_size_ || offset + len > size_)
@@ -57,12 +166,10 @@ std::vector<uint64_t> block_sizes(const std::vector<RamBlock*>& blocks) {
   return v;
 }
 
-Status RamBlock::populate() {
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  // Linux 5.14
-#endif
-  if (madvise(base_, size_, MADV_POPULATE_WRITE) != 0)
-    return errno_status("madvise(MADV_POPULATE_WRITE) on block '" + name_ + "'");
+Status RamBlock::use_small_pages() {
+  if (hugetlb()) return Status::ok();
+  if (madvise(base_, size_, MADV_NOHUGEPAGE) != 0)
+    return errno_status("madvise(MADV_NOHUGEPAGE) on block '" + name_ + "'");
   return Status::ok();
 }
 

@@ -20,6 +20,10 @@ class RamBlock {
   // few are reserved the error says how many to reserve in /proc/sys/vm/nr_hugepages.
   static Result<std::unique_ptr<RamBlock>> create(std::string name, uint64_t size,
                                                   uint32_t host_page_size);
+  // Maps `size` bytes of the file `fd` from `offset`, shared: guest RAM that another process
+  // (a VMM) owns and hands over as a memfd or hugetlbfs descriptor. Takes ownership of `fd`.
+  static Result<std::unique_ptr<RamBlock>> map_fd(std::string name, int fd, uint64_t offset,
+                                                  uint64_t size, uint32_t host_page_size);
   ~RamBlock();
   RamBlock(const RamBlock&) = delete;
   RamBlock& operator=(const RamBlock&) = delete;
@@ -36,17 +40,37 @@ class RamBlock {
   // Drops the contents of [offset, offset+len) (host-page aligned) so the next access faults:
   // MADV_DONTNEED. Used by the destination to discard stale pages before postcopy.
   Status discard(uint64_t offset, uint64_t len);
-  // Faults in the whole block now (MADV_POPULATE_WRITE), so that receiving pages later costs
-  // a copy and not a page fault plus kernel zeroing. The destination does this during setup.
-  Status populate();
+  // 4 KiB blocks are mapped on transparent huge pages (one fault and one zeroing per 2 MiB,
+  // not 512). The destination calls this before postcopy, before registering the block with
+  // userfaultfd and discarding what it has not received, as QEMU's destination does: so that a
+  // 4 KiB discard really empties 4 KiB (not refilled by a huge page the kernel thinks a good
+  // idea) and pages then arrive as 4 KiB UFFDIO_COPY/ZEROPAGE placements. THPs already there
+  // stay (the discard splits them): precopy data keeps its huge pages. No-op for hugetlb.
+  Status use_small_pages();
+
+  // Which host pages may hold data. Clears `count` bits at `bits` (64 a word), then sets bit i
+  // when host page first+i was ever populated; a clear bit is a page never populated, zero by
+  // definition, that needs neither reading nor sending. Reads no guest memory and faults
+  // nothing in: anonymous memory asks /proc/self/pagemap (present or swapped, read in batches),
+  // a file descriptor's memory asks lseek(SEEK_DATA/SEEK_HOLE). When the kernel cannot say,
+  // every page counts as populated. Any thread; the answer may be stale at once: a page
+  // populated later was written, so dirty tracking reports it.
+  void populated(uint64_t first, uint64_t count, uint64_t* bits) const;
+  // True if host page hp may hold data (populated() of one page).
+  bool populated(uint64_t hp) const;
 
  private:
-  RamBlock(std::string name, uint8_t* base, uint64_t size, uint32_t host_page_size)
-      : name_(std::move(name)), base_(base), size_(size), host_page_size_(host_page_size) {}
+  RamBlock(std::string name, uint8_t* base, uint64_t size, uint32_t host_page_size, int fd,
+           uint64_t fd_offset);
+  void populated_from_pagemap(uint64_t first, uint64_t count, uint64_t* bits) const;
+  void populated_from_file(uint64_t first, uint64_t count, uint64_t* bits) const;
   std::string name_;
   uint8_t* base_;
   uint64_t size_;
   uint32_t host_page_size_;
+  int fd_ = -1;            // backing file (map_fd), -1 = anonymous
+  uint64_t fd_offset_ = 0;
+  int pagemap_fd_ = -1;    // /proc/self/pagemap for anonymous blocks, -1 if unreadable
 };
 
 // Per-block host page sizes and sizes, in block order (to size per-block bitmaps).

@@ -42,7 +42,7 @@ Status check_header(const FrameHeader& h) {
         return Status(Code::kProtocol, "page frame with length " + std::to_string(h.length));
       return Status::ok();
     case FrameType::kZero:
-      if (h.length == 0 || h.length > kHugePageBytes || h.length % kTargetPageSize)
+      if (h.length == 0 || h.length > kMaxZeroRange || h.length % kTargetPageSize)
         return Status(Code::kProtocol, "zero frame with length " + std::to_string(h.length));
       return Status::ok();
     case FrameType::kRoundEnd:
@@ -75,6 +75,15 @@ Status check_page_frame(const FrameHeader& h, const Layout& layout) {
     return Status(Code::kProtocol, "frame [" + std::to_string(h.offset) + ", +" +
                                        std::to_string(len) + ") lies outside block '" + b.name +
                                        "' of " + std::to_string(b.size) + " bytes");
+  const bool zero_range = static_cast<FrameType>(h.type) == FrameType::kZero &&
+                          len > b.host_page_size - h.offset % b.host_page_size;
+  if (zero_range) {
+    if (h.offset % b.host_page_size || len % b.host_page_size || len > kMaxZeroRange)
+      return Status(Code::kProtocol, "zero range [" + std::to_string(h.offset) + ", +" +
+                                         std::to_string(len) + ") is not whole host pages of '" +
+                                         b.name + "'");
+    return Status::ok();
+  }
   if (h.offset % b.host_page_size + len > b.host_page_size)
     return Status(Code::kProtocol, "frame at offset " + std::to_string(h.offset) +
                                        " crosses a host page boundary of block '" + b.name + "'");

@@ -1,4 +1,4 @@
-// tern wire format, version 1. Every frame starts with a fixed 32-byte little-endian header;
+// tern wire format, version 2. Every frame starts with a fixed 32-byte little-endian header;
 // `length` payload bytes follow for frame types that carry a payload. The same frames travel
 // on every transport (loopback, tcp; rdma and dpdk map them onto their own primitives).
 // See docs/wire-protocol.md.
@@ -14,17 +14,21 @@
 namespace tern {
 
 inline constexpr uint16_t kWireMagic = 0x7e4e;  // "tern"
-inline constexpr uint8_t kWireVersion = 1;
+inline constexpr uint8_t kWireVersion = 2;  // 2: kZero may span whole host pages
 inline constexpr uint32_t kTargetPageSize = 4096;
 inline constexpr uint32_t kTargetPageShift = 12;
 inline constexpr uint32_t kHugePageBytes = 2u << 20;
 // Largest payload of a non-page frame (layout, discard list, device state).
 inline constexpr uint32_t kMaxControlPayload = 64u << 20;
+// Most bytes one kZero frame may cover (a zero range of whole host pages).
+inline constexpr uint32_t kMaxZeroRange = 1u << 30;
 
 enum class FrameType : uint8_t {
   kHello = 1,      // first frame on every channel: payload = HelloPayload
   kPage = 2,       // page data: payload = `length` bytes for [offset, offset+length) of `block`
-  kZero = 3,       // [offset, offset+length) of `block` is all zeros; no payload
+  kZero = 3,       // [offset, offset+length) of `block` is all zeros; no payload. Either target
+                   // pages inside one host page, or a zero range: whole host pages, up to
+                   // kMaxZeroRange (never populated at the source), flagged kFlagHostPageEnd
   kRoundEnd = 4,   // source: every page of dirty round `round` was sent on this channel
   kRequest = 5,    // destination -> source: please send the host page holding `offset`
   kControl = 6,    // control message; `flags` holds a ControlType, payload per type
@@ -103,7 +107,8 @@ FrameHeader make_header(FrameType type, uint32_t block = 0, uint64_t offset = 0,
 Status check_header(const FrameHeader& h);
 
 // Checks that a kPage/kZero/kRequest frame addresses target pages that lie inside one host
-// page of one block of `layout`. Anything else is a protocol error naming the bad field.
+// page of one block of `layout`, or, for kZero only, whole host pages of one block (a zero
+// range). Anything else is a protocol error naming the bad field.
 Status check_page_frame(const FrameHeader& h, const Layout& layout);
 
 std::vector<uint8_t> encode_layout(const Layout& layout);

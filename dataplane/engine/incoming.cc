@@ -166,12 +166,9 @@ Status IncomingMigration::Impl::setup(const ControlMessage& m) {
   if (precopy_only_)
     for (RamBlock* b : guest_->ram())
       if (Status s = transport_->register_memory(b->base(), b->size()); !s.is_ok()) return s;
-  // Preallocate guest RAM now (like QEMU's mem-prealloc): receiving then costs a copy, not a
-  // fault and a kernel zeroing per page. Pages still missing at the switch to postcopy are
-  // dropped again there, so that the guest's first touch faults.
-  for (RamBlock* b : guest_->ram())
-    if (params_.preallocate)
-      if (Status s = b->populate(); !s.is_ok()) return s;
+  // Guest RAM is not faulted in here: setup must not grow with RAM size. 4 KiB blocks sit on
+  // transparent huge pages, so landing a page costs a fault per 2 MiB, and pages the source
+  // reports as never populated are never touched.
   state_ = std::make_unique<RecvState>(guest_->ram(), *layout);
   for (size_t c = kUrgentChannel; c < channels_.size(); ++c)
     receivers_.push_back(std::make_unique<ReceiverPoller>(*state_, channels_[c].get()));
@@ -305,11 +302,15 @@ Status IncomingMigration::Impl::enter_postcopy(const ControlMessage& m) {
   if (!uffd) return uffd.status();
   uffd_ = std::move(*uffd);
   stop_workers();  // receivers change landing and placement while no worker runs them
+  // From here pages land as 4 KiB placements: no new transparent huge pages (before the
+  // registration, so no fault in between gets a huge page either).
+  for (RamBlock* b : state_->blocks)
+    if (Status s = b->use_small_pages(); !s.is_ok()) return s;
   for (RamBlock* b : state_->blocks)
     if (Status s = uffd_->register_range(b->base(), b->size(), b->host_page_size()); !s.is_ok())
       return s;
   // Stale pages are no longer received; then every host page that is not received (stale, or
-  // never sent but preallocated at setup) is dropped, so that the guest's touch faults.
+  // never sent) is dropped, so that the guest's touch faults.
   for (const Range& r : *discard) {
     RamBlock* b = state_->blocks[r.block];
     for (uint64_t off = r.offset; off < r.offset + r.length; off += b->host_page_size())

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -89,17 +90,59 @@ void ReceiverPoller::handle(const RxFrame& f) {
       .fetch_add(pages, std::memory_order_relaxed);
   (postcopy_ ? state_.counters.postcopy_bytes : state_.counters.precopy_bytes)
       .fetch_add(sizeof(FrameHeader) + (zero ? 0 : h.length), std::memory_order_relaxed);
+  RamBlock* rb = state_.blocks[h.block];
+  const uint64_t hp_size = rb->host_page_size();
+  const uint64_t first = h.offset / hp_size;
+  const uint64_t last = (h.offset + h.length - 1) / hp_size;  // last host page touched
   if (postcopy_) {
+    if (first != last) return place_zero_range(h);  // a zero range: whole host pages
     stage(h, zero);
     return;
   }
-  // Precopy, direct landing: guest RAM that no host page landed in yet is fresh (zero).
-  const uint64_t hp = h.offset / state_.blocks[h.block]->host_page_size();
+  // Precopy, direct landing: guest RAM that no host page landed in yet is fresh (zero). A zero
+  // range (never-populated memory) clears only host pages that were received and still hold
+  // memory here.
+  AtomicBitmap& got = state_.received.block(h.block);
   if (zero) {
-    const LandingRefusal why = state_.direct.land_zero(h, state_.received.block(h.block).test(hp));
+    const LandingRefusal why =
+        first == last
+            ? state_.direct.land_zero(h, got.test(first))
+            : state_.direct.land_zero_range(
+                  h, [&](uint64_t p) { return got.test(p) && rb->populated(p); });
     if (why != LandingRefusal::kNone) return fail(state_.direct.refusal(h, why));
   }
-  if (h.flags & kFlagHostPageEnd) state_.received.block(h.block).set(hp);
+  if (h.flags & kFlagHostPageEnd) got.set_range(first, last + 1);
+}
+
+// Postcopy: a run of whole host pages the source never populated, placed with one
+// UFFDIO_ZEROPAGE (hugetlb: a zero copy per host page). S2: no host page may be half
+// assembled on this channel meanwhile.
+void ReceiverPoller::place_zero_range(const FrameHeader& h) {
+  if (staging_.block >= 0) {
+    fail(Status(Code::kProtocol, "zero range at offset " + std::to_string(h.offset) +
+                                     " of block " + std::to_string(h.block) + " while host page " +
+                                     std::to_string(staging_.hp) + " of block " +
+                                     std::to_string(staging_.block) + " is incomplete"));
+    return;
+  }
+  RamBlock* rb = state_.blocks[h.block];
+  const uint32_t hp_size = rb->host_page_size();
+  uint8_t* dst = rb->base() + h.offset;
+  int rc = state_.uffd->zero(dst, h.length, hp_size);
+  if (rc == -EEXIST) {
+    // Some host page of the run is in place already (a request answered on the urgent
+    // channel: the same zeros, the source is stopped): place the rest one by one.
+    rc = 0;
+    for (uint64_t off = 0; off < h.length && (rc == 0 || rc == -EEXIST); off += hp_size)
+      rc = state_.uffd->zero(dst + off, hp_size, hp_size);
+  }
+  if (rc != 0 && rc != -EEXIST) {
+    fail(Status(Code::kIo, "placing zero range at offset " + std::to_string(h.offset) +
+                               " of block '" + rb->name() + "': " + std::strerror(-rc)));
+    return;
+  }
+  const uint64_t first = h.offset / hp_size;
+  for (uint64_t p = first; p < first + h.length / hp_size; ++p) state_.page_placed(h.block, p);
 }
 
 void ReceiverPoller::stage(const FrameHeader& h, bool zero) {

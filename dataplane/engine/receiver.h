@@ -1,7 +1,8 @@
 // The destination's per-channel receiver: a Poller that takes frames off one urgent or bulk
 // channel and puts pages in place.
 //
-// Precopy: payloads land straight in guest RAM (the guest is not running here yet).
+// Precopy: payloads land straight in guest RAM (the guest is not running here yet); a zero
+// range (pages the source never populated) costs nothing unless some of it held data here.
 // Postcopy (S2): payloads land in this channel's staging host page, which records the host
 // address, the target pages received and whether all were zero; once the whole host page is
 // there it is installed at once with UFFDIO_COPY (or zero placement), so a guest thread never
@@ -63,6 +64,7 @@ class ReceiverPoller : public Poller {
  private:
   void handle(const RxFrame& f);
   void stage(const FrameHeader& h, bool zero);
+  void place_zero_range(const FrameHeader& h);
   void place_staged();
   void fail(Status s);
 

@@ -33,6 +33,7 @@ struct alignas(64) SendCounters {
   std::atomic<uint64_t> bytes{0};         // header + payload bytes posted
   std::atomic<uint64_t> normal_pages{0};  // target pages sent with data
   std::atomic<uint64_t> zero_pages{0};    // target pages sent as zero markers
+  std::atomic<uint64_t> zero_range_frames{0};  // frames for never-populated runs (not read)
   std::atomic<uint64_t> precopy_bytes{0};
   std::atomic<uint64_t> postcopy_bytes{0};
   std::atomic<uint64_t> host_pages{0};

@@ -110,9 +110,10 @@ PollResult SenderPoller::poll() {
     busy |= step_bulk(lane, budget);
   }
 
-  // One doorbell per channel per loop iteration.
+  // One post() and one doorbell per channel per loop iteration.
   auto flush = [&](Lane& l) {
     if (!l.channel) return;
+    drain(l);
     if (l.dirty_tx || l.channel->tx_pending()) {
       if (!l.channel->flush()) fail(l.channel->error());
       l.dirty_tx = false;
@@ -188,7 +189,7 @@ bool SenderPoller::poll_requests() {
 bool SenderPoller::serve_urgent() {
   bool busy = false;
   while (true) {
-    if (!drain(urgent_)) return true;  // channel full: resume next poll
+    if (!room_for_chunk(urgent_)) return true;  // channel full: resume next poll
     if (urgent_.key != 0) {
       send_chunk(urgent_);
       busy = true;
@@ -202,7 +203,7 @@ bool SenderPoller::serve_urgent() {
       Lane& lane = bulk_[static_cast<size_t>(r.raise_lane)];
       if (lane.key == r.key) lane.urgent = true;
       while (lane.key == r.key) {
-        if (!drain(lane)) {
+        if (!room_for_chunk(lane)) {
           queue_[--queue_head_ % kQueue] = r;  // retry this entry first next time
           return true;
         }
@@ -213,48 +214,64 @@ bool SenderPoller::serve_urgent() {
     uint32_t block = key_block(r.key);
     if (bulk_.empty() && bulk_mid_huge_page())  // urgent-only sender: S1 without a pause
       counters_.preemptions.fetch_add(1, std::memory_order_relaxed);
-    start_page(urgent_, block, key_page(r.key), r.key);
     counters_.urgent_pages.fetch_add(1, std::memory_order_relaxed);
+    if (!state_.blocks[block]->populated(key_page(r.key))) {
+      queue_zero_range(urgent_, block, key_page(r.key), 1);  // never populated: not read
+      continue;
+    }
+    start_page(urgent_, block, key_page(r.key), r.key);
   }
 }
 
 bool SenderPoller::step_bulk(Lane& lane, int budget) {
   bool busy = false;
-  if (!drain(lane)) return true;
+  if (!drain(lane)) return true;  // the window was full at the last poll and still is
   for (int i = 0; i < budget; ++i) {
+    if (!room_for_chunk(lane)) return true;
     if (lane.key == 0) {
       const uint32_t round = state_.round.load(std::memory_order_acquire);
       if (round == 0 || lane.slot->round_done.load(std::memory_order_relaxed) == round)
         return busy;
       if (!tokens_available()) return busy;
-      if (!next_dirty_page(lane)) {
-        // Every page of this round that this lane claimed has been posted: mark the round end.
-        TxFrame f{make_header(FrameType::kRoundEnd, 0, 0, 0, 0, round, lane.index), nullptr};
-        if (lane.channel->post(&f, 1) != 1) return true;
-        lane.dirty_tx = true;
+      const Next next = next_dirty_page(lane);
+      if (next == Next::kNone) {
+        // Every page of this round that this lane claimed is queued: the round end follows them
+        // (the backlog keeps the order; it is posted at the end of this poll).
+        lane.backlog[lane.backlog_tail++ % kBacklog] = {
+            make_header(FrameType::kRoundEnd, 0, 0, 0, 0, round, lane.index), nullptr};
         lane.slot->round_done.store(round, std::memory_order_release);
         return true;
+      }
+      if (next == Next::kZeroRange) {  // one frame queued, nothing read: counts as a chunk
+        busy = true;
+        continue;
       }
     } else if (lane.slot->raised.load(std::memory_order_acquire)) {
       lane.urgent = true;
     }
     send_chunk(lane);
     busy = true;
-    if (!drain(lane)) return true;
   }
   return busy;
 }
 
-bool SenderPoller::next_dirty_page(Lane& lane) {
+bool SenderPoller::room_for_chunk(Lane& lane) {
+  const size_t need = std::min<size_t>(kBacklog, state_.chunk_size / kTargetPageSize);
+  if (backlog_free(lane) >= need) return true;
+  return drain(lane);
+}
+
+SenderPoller::Next SenderPoller::next_dirty_page(Lane& lane) {
   const uint32_t round = state_.round.load(std::memory_order_acquire);
   if (lane.round != round) {
     lane.round = round;
     lane.stripe_next = lane.stripe_end = 0;
+    lane.res_count = 0;  // what a window said is a round old: pages may have been written since
   }
   while (true) {
     if (lane.stripe_next >= lane.stripe_end) {
       uint64_t start = state_.cursor.fetch_add(state_.stripe_pages, std::memory_order_relaxed);
-      if (start >= state_.total_host_pages) return false;
+      if (start >= state_.total_host_pages) return Next::kNone;
       lane.stripe_next = start;
       lane.stripe_end = std::min(start + state_.stripe_pages, state_.total_host_pages);
     }
@@ -271,6 +288,20 @@ bool SenderPoller::next_dirty_page(Lane& lane) {
       continue;
     }
     lane.stripe_next = block_base + found + 1;
+    if (!populated(lane, block, found)) {
+      // Never populated: zero without reading it. Claim the dirty, never-populated pages that
+      // follow too (past the stripe if need be: a claim is a claim) and send one frame.
+      if (!state_.dirty.claim(block, found)) continue;
+      RamBlock* rb = state_.blocks[block];
+      const uint64_t max_pages = kMaxZeroRange / rb->host_page_size();
+      uint64_t end = found + 1;
+      while (end < rb->host_pages() && end - found < max_pages && map.test(end) &&
+             !populated(lane, block, end) && state_.dirty.claim(block, end))
+        ++end;
+      lane.stripe_next = std::max(lane.stripe_next, block_base + end);
+      queue_zero_range(lane, block, found, end - found);
+      return Next::kZeroRange;
+    }
     const uint64_t key = page_key(block, found);
     // Publish before claiming so that a request racing with the claim finds this lane (S3).
     lane.slot->in_progress.store(key, std::memory_order_release);
@@ -280,8 +311,46 @@ bool SenderPoller::next_dirty_page(Lane& lane) {
     }
     state_.sent.block(block).set(found);
     start_page(lane, block, found, key);
-    return true;
+    return Next::kPage;
   }
+}
+
+// A window may go stale within the round: a page written after it was read is in the dirty
+// log, and the migration bitmap is synced from the log only between rounds, so that page is
+// sent again in the next round. Windows are dropped at every round change.
+bool SenderPoller::populated(Lane& lane, uint32_t block, uint64_t hp) {
+  if (lane.res_count == 0 || lane.res_block != block || hp < lane.res_first ||
+      hp >= lane.res_first + lane.res_count) {
+    RamBlock* rb = state_.blocks[block];
+    // About 16 MiB of 4 KiB pages (8 pagemap reads), 32 huge pages (one read each).
+    const uint64_t window = rb->hugetlb() ? 32 : kResidencyWords * 64;
+    lane.res_block = block;
+    lane.res_first = hp;
+    lane.res_count = std::min(window, rb->host_pages() - hp);
+    rb->populated(hp, lane.res_count, lane.res_bits.data());
+  }
+  const uint64_t i = hp - lane.res_first;
+  return (lane.res_bits[i / 64] >> (i % 64)) & 1;
+}
+
+void SenderPoller::queue_zero_range(Lane& lane, uint32_t block, uint64_t first, uint64_t pages) {
+  const uint32_t hp_size = state_.blocks[block]->host_page_size();
+  state_.sent.block(block).set_range(first, first + pages);
+  const uint32_t round = state_.round.load(std::memory_order_relaxed);
+  const uint32_t flags = (lane.urgent ? kFlagUrgent : 0) | kFlagHostPageEnd;
+  lane.backlog[lane.backlog_tail++ % kBacklog] = {
+      make_header(FrameType::kZero, block, first * hp_size, static_cast<uint32_t>(pages * hp_size),
+                  flags, round, lane.index),
+      nullptr};
+  const uint64_t bytes = sizeof(FrameHeader);
+  counters_.bytes.fetch_add(bytes, std::memory_order_relaxed);
+  counters_.host_pages.fetch_add(pages, std::memory_order_relaxed);
+  counters_.zero_pages.fetch_add(pages * (hp_size / kTargetPageSize), std::memory_order_relaxed);
+  counters_.zero_range_frames.fetch_add(1, std::memory_order_relaxed);
+  (state_.postcopy.load(std::memory_order_relaxed) ? counters_.postcopy_bytes
+                                                    : counters_.precopy_bytes)
+      .fetch_add(bytes, std::memory_order_relaxed);
+  charge(bytes);
 }
 
 void SenderPoller::start_page(Lane& lane, uint32_t block, uint64_t hp, uint64_t key) {
@@ -308,7 +377,7 @@ void SenderPoller::send_chunk(Lane& lane) {
   bool run_zero = is_zero_target_page(page + run_start);
   auto emit = [&](uint32_t from, uint32_t to, bool zero_run) {
     const uint32_t len = to - from;
-    uint32_t f = flags | (to == hp_size ? kFlagHostPageEnd : 0);
+    const uint32_t f = flags | (to == hp_size ? kFlagHostPageEnd : 0);
     TxFrame fr{make_header(zero_run ? FrameType::kZero : FrameType::kPage, lane.block,
                            page_off + from, len, f, round, lane.index),
                zero_run ? nullptr : page + from};
@@ -316,16 +385,21 @@ void SenderPoller::send_chunk(Lane& lane) {
     bytes += sizeof(FrameHeader) + (zero_run ? 0 : len);
     (zero_run ? zero : normal) += len / kTargetPageSize;
   };
+  uint32_t stop = end;
   for (uint32_t off = run_start + kTargetPageSize; off < end; off += kTargetPageSize) {
     bool z = is_zero_target_page(page + off);
     if (z != run_zero) {
+      if (backlog_free(lane) == 1) {  // the last slot: the chunk ends here
+        stop = off;
+        break;
+      }
       emit(run_start, off, run_zero);
       run_start = off;
       run_zero = z;
     }
   }
-  emit(run_start, end, run_zero);
-  lane.next = end;
+  emit(run_start, stop, run_zero);
+  lane.next = stop;
 
   counters_.bytes.fetch_add(bytes, std::memory_order_relaxed);
   counters_.normal_pages.fetch_add(normal, std::memory_order_relaxed);
@@ -333,8 +407,7 @@ void SenderPoller::send_chunk(Lane& lane) {
   (postcopy ? counters_.postcopy_bytes : counters_.precopy_bytes)
       .fetch_add(bytes, std::memory_order_relaxed);
   charge(bytes);
-  if (end == hp_size) finish_page(lane);
-  drain(lane);
+  if (stop == hp_size) finish_page(lane);
 }
 
 void SenderPoller::finish_page(Lane& lane) {

@@ -4,6 +4,8 @@
 // S1: with postcopy-preempt, a bulk channel sends one chunk per poll while urgent work is
 //     pending, so urgent requests cut into a huge page between chunks; the interrupted page
 //     resumes where it stopped once every queued request is served.
+// Never-populated host pages (RamBlock::populated) are not read: a lane claims a run of them
+// together and sends one zero-range frame (wire.h, kZero) for the run.
 // S3: a request for a page that a bulk channel has partly sent is not dropped or postponed: it
 //     takes its place in the request queue and, when served, that bulk channel finishes the
 //     page at once with the urgent flag.
@@ -43,8 +45,12 @@ class SenderPoller : public Poller {
   const Status& error() const { return error_; }
 
  private:
-  static constexpr size_t kBacklog = 96;   // frames of one chunk that the channel did not take
+  // Frames built and not yet posted: a lane's chunks of one poll accumulate here and go to
+  // the channel in one post() at the end of the poll (or earlier when the next chunk might
+  // not fit); what the channel did not take waits for the next poll.
+  static constexpr size_t kBacklog = 256;
   static constexpr size_t kQueue = 8192;   // queued page requests
+  static constexpr size_t kResidencyWords = 64;  // host pages whose residency a lane caches / 64
 
   // A channel and the host page it is sending.
   struct Lane {
@@ -61,7 +67,13 @@ class SenderPoller : public Poller {
     uint64_t stripe_next = 0, stripe_end = 0;  // claimed part of the round's page space
     uint32_t round = 0;        // round the stripe belongs to
     bool dirty_tx = false;     // posted since the last flush
+    // Which host pages [res_first, res_first+res_count) of block res_block may hold data
+    // (RamBlock::populated), read once per window rather than once per page.
+    uint32_t res_block = 0;
+    uint64_t res_first = 0, res_count = 0;
+    std::array<uint64_t, kResidencyWords> res_bits{};
   };
+  enum class Next { kNone, kPage, kZeroRange };
   struct Request {
     uint64_t key;        // the requested page
     int32_t raise_lane;  // S3: bulk lane (index into bulk_) to finish now, or -1
@@ -70,11 +82,20 @@ class SenderPoller : public Poller {
   bool poll_requests();
   bool serve_urgent();
   bool step_bulk(Lane& lane, int chunk_budget);
-  bool next_dirty_page(Lane& lane);
+  // Claims the lane's next dirty host page (kPage: start_page done), or a run of dirty,
+  // never-populated ones whose zero-range frame it queues (kZeroRange); kNone: round done.
+  Next next_dirty_page(Lane& lane);
+  bool populated(Lane& lane, uint32_t block, uint64_t hp);
+  void queue_zero_range(Lane& lane, uint32_t block, uint64_t first, uint64_t pages);
   void start_page(Lane& lane, uint32_t block, uint64_t hp, uint64_t key);
-  // Builds the frames of the next chunk of lane's page into its backlog and posts them.
+  // Builds the frames of the next chunk of lane's page into its backlog (posted by drain()).
+  // A chunk ends early where the backlog is full; the page goes on from there.
   void send_chunk(Lane& lane);
   bool drain(Lane& lane);  // posts backlog; true when empty
+  // Makes room for a chunk's frames in lane's backlog, posting what is there if need be;
+  // false when the channel's window is full (the lane waits for the next poll).
+  bool room_for_chunk(Lane& lane);
+  static size_t backlog_free(const Lane& l) { return kBacklog - (l.backlog_tail - l.backlog_head); }
   void finish_page(Lane& lane);
   bool bulk_mid_page() const;
   // Urgent-only sender: some bulk channel (any worker's) is part-way through a huge page.

@@ -161,6 +161,33 @@ TEST_F(LandingTest, ZeroRunsWriteOnlyOverEarlierData) {
   EXPECT_EQ(staging_[k2M - 1], 0xCD);
 }
 
+// A zero range (never-populated memory on the source) covers whole host pages: only the pages
+// that held data here are cleared; ranges off the host-page grid or past the block are refused.
+TEST_F(LandingTest, ZeroRangesClearOnlyHostPagesThatHeldData) {
+  std::fill(ram0_.begin(), ram0_.end(), 0xAB);
+  const FrameHeader z = make_header(FrameType::kZero, 0, k2M, 2 * k2M);  // host pages 1 and 2
+  std::vector<uint64_t> asked;
+  EXPECT_EQ(landing_.land_zero_range(z, [&](uint64_t p) {
+    asked.push_back(p);
+    return p == 2;
+  }), LandingRefusal::kNone);
+  EXPECT_EQ(asked, (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(ram0_[k2M], 0xAB) << "host page 1 was fresh: untouched";
+  EXPECT_TRUE(std::all_of(ram0_.begin() + 2 * k2M, ram0_.begin() + 3 * k2M,
+                          [](uint8_t v) { return v == 0; }));
+  EXPECT_EQ(ram0_[3 * k2M], 0xAB);
+  auto never = [](uint64_t) {
+    ADD_FAILURE() << "a refused range asks nothing";
+    return true;
+  };
+  EXPECT_EQ(landing_.land_zero_range(make_header(FrameType::kZero, 0, 4096, k2M), never),
+            LandingRefusal::kUnaligned);
+  EXPECT_EQ(landing_.land_zero_range(make_header(FrameType::kZero, 0, 2 * k2M, 3 * k2M), never),
+            LandingRefusal::kOutsideBlock);
+  EXPECT_EQ(landing_.land_zero_range(make_header(FrameType::kZero, 5, 0, k2M), never),
+            LandingRefusal::kNoBlock);
+}
+
 TEST_F(LandingTest, StagedBatchesEndAfterTheLastFrameOfAHostPage) {
   const FrameHeader last = page(0, k2M - 4096, 4096, kFlagHostPageEnd);
   const FrameHeader mid = page(0, 0, 4096);

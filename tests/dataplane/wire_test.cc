@@ -47,6 +47,25 @@ TEST(Wire, PageFramesMustLieInsideOneHostPage) {
       check_page_frame(make_header(FrameType::kPage, 0, ~uint64_t{0} - 4095, 4096), l).is_ok());
 }
 
+// A kZero frame may cover whole host pages (a never-populated run), never more than its block.
+TEST(Wire, ZeroRangesAreWholeHostPagesInsideTheBlock) {
+  Layout l = two_blocks();
+  EXPECT_TRUE(check_page_frame(make_header(FrameType::kZero, 1, 0, 64u << 10), l).is_ok());
+  EXPECT_TRUE(check_page_frame(make_header(FrameType::kZero, 0, 2u << 20, 6u << 20), l).is_ok());
+  EXPECT_TRUE(check_header(make_header(FrameType::kZero, 0, 0, kMaxZeroRange)).is_ok());
+  EXPECT_FALSE(check_header(make_header(FrameType::kZero, 0, 0, kMaxZeroRange + 4096)).is_ok());
+  // Past the end, not host-page aligned, a partial host page at either end.
+  EXPECT_FALSE(check_page_frame(make_header(FrameType::kZero, 1, 4096, 64u << 10), l).is_ok());
+  EXPECT_FALSE(check_page_frame(make_header(FrameType::kZero, 0, 2u << 20, 8u << 20), l).is_ok());
+  EXPECT_FALSE(check_page_frame(make_header(FrameType::kZero, 0, 4096, 4u << 20), l).is_ok());
+  EXPECT_FALSE(
+      check_page_frame(make_header(FrameType::kZero, 0, 0, (4u << 20) + 4096), l).is_ok());
+  EXPECT_FALSE(
+      check_page_frame(make_header(FrameType::kZero, 0, ~uint64_t{0} - 4095, 4u << 20), l).is_ok());
+  // Page data never spans host pages.
+  EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 1, 0, 8192), l).is_ok());
+}
+
 TEST(Wire, LayoutRoundTripAndMalformedInput) {
   Layout l = two_blocks();
   auto bytes = encode_layout(l);

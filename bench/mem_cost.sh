@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# One precopy migration between two ternd processes on this host, with the figures issue 12
+# asks for: total and setup time, CPU seconds and minor faults of each ternd during the
+# migration (from /proc/PID/stat, read when `migrate --wait` returns; the destination's also
+# after it verified every page), and the destination's verification.
+#   bench/mem_cost.sh BUILD_DIR [GUEST_SPEC] [URI_KIND]
+# Prints one JSON line. Example, two builds alternated:
+#   for i in 1 2 3; do bench/mem_cost.sh /work/base/build; bench/mem_cost.sh build; done
+set -euo pipefail
+build=${1:?build dir}
+spec=${2:-threads,vcpus=1,ram=2G,wss=50%,rate=1,pattern=random}
+kind=${3:-tcp}
+dir=$(mktemp -d /tmp/mem-cost.XXXXXX)
+ternd=$build/control/ternd
+ternctl=$build/control/ternctl
+cleanup() {
+  "$ternctl" -s "$dir/s.sock" quit >/dev/null 2>&1 || true
+  "$ternctl" -s "$dir/d.sock" quit >/dev/null 2>&1 || true
+  sleep 0.3
+  [[ -n ${spid:-} ]] && kill "$spid" 2>/dev/null || true
+  [[ -n ${dpid:-} ]] && kill "$dpid" 2>/dev/null || true
+  [[ -n ${KEEP:-} ]] && cp "$dir/summary.json" /tmp/mem-cost-last.json; rm -rf "$dir"
+}
+trap cleanup EXIT
+# minflt utime+stime(ticks) of a process
+stat_of() { awk '{print $10, $14 + $15}' "/proc/$1/stat"; }
+
+"$ternd" -s "$dir/d.sock" --incoming "$kind:127.0.0.1:0" >"$dir/d.log" 2>&1 &
+dpid=$!
+"$ternd" -s "$dir/s.sock" --guest "$spec" --prefill >"$dir/s.log" 2>&1 &
+spid=$!
+for _ in $(seq 100); do [[ -S $dir/d.sock && -S $dir/s.sock ]] && break; sleep 0.1; done
+uri=$("$ternctl" -s "$dir/d.sock" incoming)
+# The source prefills before it answers: wait until it does.
+"$ternctl" --timeout 120 -s "$dir/s.sock" status >/dev/null
+read -r s_flt0 s_cpu0 < <(stat_of $spid)
+read -r d_flt0 d_cpu0 < <(stat_of $dpid)
+t0=$(date +%s.%N)
+"$ternctl" --timeout 600 -s "$dir/s.sock" migrate "$uri" --wait >"$dir/m.log" 2>&1 || true
+t1=$(date +%s.%N)
+read -r s_flt1 s_cpu1 < <(stat_of $spid)
+read -r d_flt1 d_cpu1 < <(stat_of $dpid)
+# The destination verifies after it acknowledges: wait for its report.
+for _ in $(seq 300); do
+  "$ternctl" -s "$dir/d.sock" --json status 2>/dev/null | grep -q '"completed"' && break
+  sleep 0.1
+done
+sleep 0.5
+read -r d_flt2 d_cpu2 < <(stat_of $dpid)  # after the destination verified every page
+"$ternctl" -s "$dir/s.sock" --json summary --destination "$dir/d.sock" >"$dir/summary.json" 2>&1 || true
+hz=$(getconf CLK_TCK)
+python3 - "$dir/summary.json" <<PY
+import json, sys
+raw = open(sys.argv[1]).read()
+try:
+    s = json.loads(raw)
+except Exception:
+    s = {"unparsed": raw[:400]}
+src, dst, ver = s.get("source", {}), s.get("destination", {}), s.get("verification", {})
+out = {
+  "build": "$build", "wall_s": round($t1 - $t0, 3),
+  "src_total_ms": src.get("total-time"), "src_setup_ms": src.get("setup-time"),
+  "dst_total_ms": dst.get("total-time"), "dst_setup_ms": dst.get("setup-time"),
+  "src_cpu_s": round(($s_cpu1 - $s_cpu0) / $hz, 2), "dst_cpu_s": round(($d_cpu1 - $d_cpu0) / $hz, 2),
+  "src_minflt": $s_flt1 - $s_flt0, "dst_minflt": $d_flt1 - $d_flt0,
+  "dst_minflt_with_verify": $d_flt2 - $d_flt0, "dst_cpu_s_with_verify": round(($d_cpu2 - $d_cpu0) / $hz, 2),
+  "status": [src.get("status"), dst.get("status")],
+  "verified_ok": ver.get("ok"), "mismatches": ver.get("mismatches"),
+  "touched_mismatches": ver.get("touched-mismatches"), "pages_checked": ver.get("pages-checked"),
+}
+print(json.dumps(out))
+PY
