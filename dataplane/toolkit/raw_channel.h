@@ -6,8 +6,10 @@
 //     lets the hello exchange in hello.h drive any channel;
 //   - payload_length / store_frame: how many payload bytes follow a header, and how a send slot
 //     borrows (kPage) or copies (other types) a posted frame's payload;
-//   - land_page / copy_payload / ends_staged_batch: where a received page goes and how it is
-//     copied there, per the channel's Landing (landing.h).
+//   - land_page / ends_staged_batch: thin forwards to the channel's Landing (landing.h), the
+//     engine's one placement authority: where a received page goes (with the refusal that fails
+//     the channel) and when poll_rx must return; payload bytes are written with
+//     Landing::copy / copy_fragment.
 //
 // Threads: like Channel, one owner thread at a time. set_index() and hide_tx_completions() are
 // called by the transport's connect()/accept() before the channel is handed out.
