@@ -2,7 +2,7 @@
 // TERN_RDMA_DEVICE), or by default the one hwloc places nearest the workers' NUMA node.
 //
 // The choice itself is plain logic over the device list and a distance function, so that it is
-// unit-tested without a device (tests/rdma/slot_protocol_test.cc); hwloc_distances() is the
+// unit-tested without a device (tests/rdma/detail/slot_protocol_test.cc); hwloc_distances() is the
 // real distance, read from hwloc's OpenFabrics OS-device objects.
 #pragma once
 

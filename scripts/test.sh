@@ -191,7 +191,7 @@ sanitizer_env=(
 )
 
 # Sanitizer builds keep line tables only (-g1): reports still name file:line, and their
-# compile is about 40% shorter than with full debug info (scheduler_test.cc: 18 s -> 10 s).
+# compile is about 40% shorter than with full debug info (engine/sender_test.cc: 18 s -> 10 s).
 sanitizer_debug_info=(-Dcpp_args=-g1)
 
 for stage in "${stages[@]}"; do

@@ -5,7 +5,7 @@
 //
 // connect_with_hellos is protected, not part of the Transport interface: the engine connects
 // only through connect(). The transport conformance suite reaches it through
-// HelloTransportAccess (tests/transport/hello_access.h) to play a source that breaks the hello
+// HelloTransportAccess (tests/dataplane/transport/hello_access.h) to play a source that breaks the hello
 // rules (duplicate index, wrong count, foreign session), so it must not check them itself.
 //
 // Threads: control path only, like Transport.

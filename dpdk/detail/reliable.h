@@ -2,7 +2,7 @@
 // (sequence numbers, cumulative + selective acks, retransmission on timeout and on SACK holes)
 // and the receive window (duplicates dropped, out-of-order segments held until the gap fills).
 // Plain C++ over opaque packet handles (rte_mbuf* in the channel, anything in tests), so the
-// logic is unit-tested without DPDK (tests/dpdk/reliable_test.cc).
+// logic is unit-tested without DPDK (tests/dpdk/detail/reliable_test.cc).
 //
 // Threads: each window belongs to one channel and is used by its owner thread only.
 #pragma once

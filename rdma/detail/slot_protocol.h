@@ -1,5 +1,5 @@
 // tern's slot protocol over one RC queue pair, as plain arithmetic (no verbs), so that it can be
-// unit-tested anywhere (tests/rdma/slot_protocol_test.cc).
+// unit-tested anywhere (tests/rdma/detail/slot_protocol_test.cc).
 //
 // Each side of a connection owns a receive ring of `slots` slots of `slot_bytes` bytes and keeps
 // one receive posted per slot. A frame travels as one or more fragments, one slot each, in ring

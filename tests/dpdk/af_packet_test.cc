@@ -11,7 +11,7 @@
 #include <future>
 
 #include "dpdk/dpdk_transport.h"
-#include "tests/transport/harness.h"
+#include "tests/dataplane/transport/harness.h"
 
 namespace tern::testing {
 namespace {

@@ -8,7 +8,7 @@
 #include <algorithm>
 
 #include "dpdk/detail/dpdk_channel.h"
-#include "tests/transport/harness.h"
+#include "tests/dataplane/transport/harness.h"
 
 namespace tern::testing {
 namespace {

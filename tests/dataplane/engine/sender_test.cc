@@ -9,7 +9,7 @@ namespace {
 
 using namespace testing_support;
 
-class Scheduler : public ::testing::Test {
+class SenderTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto r = reserve_huge_pages(8);
@@ -62,7 +62,7 @@ class Scheduler : public ::testing::Test {
 
 // S1: a request in the middle of a huge page is served on the urgent channel at once; the
 // interrupted page then resumes exactly where it stopped, on the same channel.
-TEST_F(Scheduler, RequestInTheMiddleOfAHugePagePreemptsBetweenChunks) {
+TEST_F(SenderTest, RequestInTheMiddleOfAHugePagePreemptsBetweenChunks) {
   auto s = sender(/*preempt=*/true);
   s->poll();  // first chunk of host page 0 on the bulk channel
   auto bulk = drain(*wired_.dst[2]);
@@ -96,7 +96,7 @@ TEST_F(Scheduler, RequestInTheMiddleOfAHugePagePreemptsBetweenChunks) {
 // S1 as the engine runs it with preempt: the urgent sender answers a request while the bulk
 // sender is in the middle of a huge page, without waiting for it, and counts the preemption;
 // the bulk page then goes on from where it was, on its own channel.
-TEST_F(Scheduler, UrgentSenderOfItsOwnAnswersWhileABulkHugePageIsHalfSent) {
+TEST_F(SenderTest, UrgentSenderOfItsOwnAnswersWhileABulkHugePageIsHalfSent) {
   auto [urgent, bulk] = split_senders();
   bulk->poll();  // the first chunks of host page 0 (a bulk-only sender takes several a poll)
   const size_t sent = drain(*wired_.dst[2]).size();
@@ -127,7 +127,7 @@ TEST_F(Scheduler, UrgentSenderOfItsOwnAnswersWhileABulkHugePageIsHalfSent) {
 
 // S3 with the split senders: a request for the page half sent on a bulk lane raises that lane
 // (it finishes the page flagged urgent); nothing of it goes on the urgent channel.
-TEST_F(Scheduler, UrgentSenderOfItsOwnRaisesThePartlySentPageOnItsBulkLane) {
+TEST_F(SenderTest, UrgentSenderOfItsOwnRaisesThePartlySentPageOnItsBulkLane) {
   auto [urgent, bulk] = split_senders();
   bulk->poll();
   drain(*wired_.dst[2]);
@@ -148,7 +148,7 @@ TEST_F(Scheduler, UrgentSenderOfItsOwnRaisesThePartlySentPageOnItsBulkLane) {
 }
 
 // Without preemption the request waits for the host page boundary, then goes first.
-TEST_F(Scheduler, WithoutPreemptionRequestWaitsForHostPageBoundary) {
+TEST_F(SenderTest, WithoutPreemptionRequestWaitsForHostPageBoundary) {
   auto s = sender(/*preempt=*/false);
   s->poll();
   drain(*wired_.dst[2]);
@@ -173,7 +173,7 @@ TEST_F(Scheduler, WithoutPreemptionRequestWaitsForHostPageBoundary) {
 // S3: a request for exactly the page that is partly sent on the bulk channel is served at once
 // on that bulk channel with its urgency raised: never dropped, never sent on the urgent
 // channel, never postponed behind a request queued after it.
-TEST_F(Scheduler, RequestForThePartlySentPageIsRaisedOnItsBulkChannel) {
+TEST_F(SenderTest, RequestForThePartlySentPageIsRaisedOnItsBulkChannel) {
   auto s = sender(/*preempt=*/true);
   s->poll();  // chunk 0 of host page 0
   drain(*wired_.dst[2]);
@@ -203,7 +203,7 @@ TEST_F(Scheduler, RequestForThePartlySentPageIsRaisedOnItsBulkChannel) {
 
 // A request for a page that was already sent whole is answered again, whole, on the urgent
 // channel: the first copy may still be queued behind a channel's worth of bulk frames.
-TEST_F(Scheduler, RequestForAPageAlreadySentIsAnsweredAgainOnTheUrgentChannel) {
+TEST_F(SenderTest, RequestForAPageAlreadySentIsAnsweredAgainOnTheUrgentChannel) {
   auto s = sender(/*preempt=*/true);
   bool page0_done = false;
   for (int i = 0; i < 200 && !page0_done; ++i) {

@@ -5,7 +5,7 @@
 
 #include <thread>
 
-#include "tests/transport/harness.h"
+#include "tests/dataplane/transport/harness.h"
 
 namespace tern::testing {
 namespace {

@@ -17,7 +17,7 @@ namespace {
 
 using namespace testing_support;
 
-class Staging : public ::testing::Test {
+class ReceiverTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto r = reserve_huge_pages(8);
@@ -60,7 +60,7 @@ class Staging : public ::testing::Test {
   std::unique_ptr<ReceiverPoller> receiver_;
 };
 
-TEST_F(Staging, GuestThreadsNeverSeeAPartialHugePage) {
+TEST_F(ReceiverTest, GuestThreadsNeverSeeAPartialHugePage) {
   Worker worker("test-recv");
   worker.add(receiver_.get());
   worker.start();
@@ -93,7 +93,7 @@ TEST_F(Staging, GuestThreadsNeverSeeAPartialHugePage) {
   EXPECT_TRUE(state_->received.block(0).test(0));
 }
 
-TEST_F(Staging, AllZeroHugePageIsPlacedAsZeros) {
+TEST_F(ReceiverTest, AllZeroHugePageIsPlacedAsZeros) {
   TxFrame z{make_header(FrameType::kZero, 0, kHugePage, kHugePage, kFlagHostPageEnd, 1, 2),
             nullptr};
   ASSERT_EQ(wired_.src[2]->post(&z, 1), 1u);
@@ -105,7 +105,7 @@ TEST_F(Staging, AllZeroHugePageIsPlacedAsZeros) {
 
 // A second host page may not start on a channel before the first is complete: that would be
 // a huge page split across channels (or mixed in one staging page).
-TEST_F(Staging, InterleavedHostPagesOnOneChannelFailTheChannel) {
+TEST_F(ReceiverTest, InterleavedHostPagesOnOneChannelFailTheChannel) {
   send(0, 0, 16, false);
   send(1, 0, 16, false);
   for (int i = 0; i < 100 && !receiver_->failed(); ++i) receiver_->poll();
@@ -117,7 +117,7 @@ TEST_F(Staging, InterleavedHostPagesOnOneChannelFailTheChannel) {
 
 // Source side: in a whole round over two bulk channels, every host page is sent exactly once,
 // wholly on one channel, its frames contiguous in that channel's stream.
-TEST(StagingSource, HostPageNeverSplitAcrossChannels) {
+TEST(SenderKeepsHostPagesWhole, HostPageNeverSplitAcrossChannels) {
   auto r = reserve_huge_pages(20);
   if (!r.is_ok()) GTEST_SKIP() << "needs 2 MiB hugetlb pages: " << r.status().to_string();
   auto b = RamBlock::create("ram", 16 * kHugePage, kHugePage);

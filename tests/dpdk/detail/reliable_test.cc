@@ -209,7 +209,9 @@ TEST(Address, MemifRingAndOptions) {
                           "net_memif0,window=100", "net_memif0,novalue", "net_ring,name=x,role=server"}) {
     auto b = parse_address(bad);
     EXPECT_FALSE(b) << bad;
-    if (!b) EXPECT_EQ(b.status().code(), Code::kInvalidArgument) << bad;
+    if (!b) {
+      EXPECT_EQ(b.status().code(), Code::kInvalidArgument) << bad;
+    }
   }
   // Payload checksums: skipped on shared memory unless forced or corruption is injected.
   EXPECT_FALSE(a->verify_payload());

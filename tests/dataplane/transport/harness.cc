@@ -1,4 +1,4 @@
-#include "tests/transport/harness.h"
+#include "tests/dataplane/transport/harness.h"
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <future>
 
-#include "tests/transport/hello_access.h"
+#include "tests/dataplane/transport/hello_access.h"
 #ifdef TERN_HAVE_DPDK
 #include <cstdio>
 #include <cstdlib>

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <thread>
 
-#include "tests/transport/harness.h"
+#include "tests/dataplane/transport/harness.h"
 
 namespace tern::testing {
 namespace {
