@@ -214,7 +214,8 @@ TEST_F(CommandsTest, SchemaDescribesTheRealCommands) {
   ASSERT_TRUE(schema.is_array());
   std::map<std::string, Json> by_name;
   for (const Json& e : schema) by_name[e["name"]] = e;
-  for (const Json& c : run(R"({"execute": "query-commands"})")["return"]) {
+  Json commands_reply = run(R"({"execute": "query-commands"})");
+  for (const Json& c : commands_reply["return"]) {
     std::string name = c["name"];
     ASSERT_TRUE(by_name.count(name)) << name;
     const Json& cmd = by_name[name];
