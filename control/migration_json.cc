@@ -2,6 +2,9 @@
 
 #include <cmath>
 
+#include "control/qmp_protocol.h"
+#include "control/qmp_stream.h"
+
 namespace tern::control {
 namespace {
 
@@ -80,8 +83,8 @@ Json verify_json(const VerifyReport& r) {
 }
 
 Json query_migrate_json(const MigrationInfo& info) {
+  if (info.status == MigrationStatus::kNone) return Json::object();  // as QEMU
   Json j = {{"status", qmp_status_name(info.status)}};
-  if (info.status == MigrationStatus::kNone) return j;
   const MigrationStats& s = info.stats;
   j["total-time"] = s.total_time;
   j["setup-time"] = s.setup_time;
@@ -120,13 +123,16 @@ Json query_migrate_json(const MigrationInfo& info) {
 }
 
 std::vector<std::string> capability_names() {
-  return {"postcopy-ram", "postcopy-preempt", "dirty-limit"};
+  return {"events", "postcopy-ram", "postcopy-preempt", "dirty-limit"};
 }
 
-Json capabilities_json(const MigrationCapabilities& caps) {
-  return Json::array({{{"capability", "postcopy-ram"}, {"state", caps.postcopy_ram}},
-                      {{"capability", "postcopy-preempt"}, {"state", caps.postcopy_preempt}},
-                      {{"capability", "dirty-limit"}, {"state", caps.dirty_limit}}});
+Json capabilities_json(const MigrationCapabilities& caps, std::optional<bool> events) {
+  Json list = Json::array();
+  if (events) list.push_back({{"capability", "events"}, {"state", *events}});
+  list.push_back({{"capability", "postcopy-ram"}, {"state", caps.postcopy_ram}});
+  list.push_back({{"capability", "postcopy-preempt"}, {"state", caps.postcopy_preempt}});
+  list.push_back({{"capability", "dirty-limit"}, {"state", caps.dirty_limit}});
+  return list;
 }
 
 Json dirty_limit_json(const std::vector<VcpuDirtyLimit>& limits) {
@@ -139,12 +145,13 @@ Json dirty_limit_json(const std::vector<VcpuDirtyLimit>& limits) {
   return list;
 }
 
-Status apply_capabilities(const Json& list, MigrationCapabilities& caps) {
+Status apply_capabilities(const Json& list, MigrationCapabilities& caps, bool* events) {
   if (!list.is_array()) {
     return {Code::kInvalidArgument,
             "'capabilities' must be an array of {\"capability\": NAME, \"state\": BOOL}"};
   }
   MigrationCapabilities next = caps;
+  std::optional<bool> next_events;
   for (size_t i = 0; i < list.size(); ++i) {
     const Json& e = list[i];
     std::string where = "capabilities[" + std::to_string(i) + "]";
@@ -166,15 +173,18 @@ Status apply_capabilities(const Json& list, MigrationCapabilities& caps) {
       next.postcopy_preempt = state;
     } else if (name == "dirty-limit") {
       next.dirty_limit = state;
+    } else if (name == "events" && events != nullptr) {
+      next_events = state;
     } else {
       return {Code::kInvalidArgument,
-              "unknown capability '" + name + "'; known capabilities: " + join(capability_names())};
+              "unknown capability '" + utf8_truncate(name, 64) + "'; known capabilities: " + join(capability_names())};
     }
   }
   if (next.postcopy_preempt && !next.postcopy_ram) {
     return {Code::kInvalidArgument, "postcopy-preempt requires postcopy-ram to be on as well"};
   }
   caps = next;
+  if (next_events) *events = *next_events;
   return Status::ok();
 }
 
@@ -205,11 +215,11 @@ Status apply_parameters(const Json& args, MigrationParameters& params) {
     }
     if (spec == nullptr) {
       return {Code::kInvalidArgument,
-              "unknown parameter '" + key + "'; known parameters: " + join(parameter_names())};
+              "unknown parameter '" + utf8_truncate(key, 64) + "'; known parameters: " + join(parameter_names())};
     }
     if (!value.is_number_unsigned() && !(value.is_number_integer() && value.get<int64_t>() >= 0)) {
       return {Code::kInvalidArgument,
-              "parameter '" + key + "' must be a non-negative integer, got " + value.dump()};
+              "parameter '" + key + "' must be a non-negative integer, got " + json_excerpt(value)};
     }
     uint64_t v = value.get<uint64_t>();
     if (v < spec->min || v > spec->max) {

@@ -27,7 +27,7 @@ bool is_terminal_status(const std::string& name);  // completed, failed, cancell
 
 // The query-migrate reply: QEMU's MigrationInfo shape plus tern extras ("transport",
 // "postcopy-fault-latency", and in "ram" "urgent-pages", "preemptions", "raised-requests",
-// "discarded-pages"). Status "none" yields {"status": "none"} only. "error-desc" is present
+// "discarded-pages"). Status "none" yields {} (as QEMU before any migration). "error-desc" is present
 // only when failed.
 Json query_migrate_json(const MigrationInfo& info);
 
@@ -40,15 +40,16 @@ Json fault_latency_json(const LatencyHistogram::Snapshot& s);
 //  "first-touch-latency"? (a fault_latency_json histogram, when the guest checked any touch)}
 Json verify_json(const VerifyReport& r);
 
-// Capabilities tern knows, in QMP order.
+// Capabilities tern knows, in QMP order ("events" first: QMP's, not the engine's).
 std::vector<std::string> capability_names();
-// [{"capability": "postcopy-ram", "state": false}, ...]
-Json capabilities_json(const MigrationCapabilities& caps);
+// [{"capability": "postcopy-ram", "state": false}, ...], with "events" first when given.
+Json capabilities_json(const MigrationCapabilities& caps, std::optional<bool> events = {});
 // query-vcpu-dirty-limit: [{"cpu-index", "limit-rate", "current-rate", "x-penalty-us"}].
 Json dirty_limit_json(const std::vector<VcpuDirtyLimit>& limits);
 // Applies a migrate-set-capabilities "capabilities" array onto `caps`. All or nothing: on any
-// error `caps` is untouched and the message names the offending entry.
-Status apply_capabilities(const Json& list, MigrationCapabilities& caps);
+// error `caps` is untouched and the message names the offending entry. "events" (QEMU's: send
+// MIGRATION events) goes to `*events`; without `events` it is an unknown capability.
+Status apply_capabilities(const Json& list, MigrationCapabilities& caps, bool* events = nullptr);
 
 // Parameters tern knows: "multifd-channels", "max-bandwidth", "downtime-limit", "x-chunk-size",
 // "x-workers", "x-max-rounds".

@@ -2,14 +2,27 @@
 
 #include <sys/time.h>
 
+#include "control/qmp_stream.h"
+
 namespace tern::control {
 
-Json make_greeting(const std::string& role) {
-  return {
-      {"QMP",
-       {{"version", {{"qemu", {{"major", 0}, {"minor", 1}, {"micro", 0}}}, {"package", "tern"}}},
-        {"capabilities", Json::array()},
-        {"tern", {{"role", role}}}}}};
+Json version_json() {
+  return {{"qemu", {{"major", kVersionMajor}, {"minor", kVersionMinor}, {"micro", kVersionMicro}}},
+          {"package", "tern"}};
+}
+
+Json make_greeting() {
+  return {{"QMP", {{"version", version_json()}, {"capabilities", Json::array()}}}};
+}
+
+std::string json_excerpt(const Json& value, size_t max) {
+  std::string text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (text.size() <= max) return text;
+  return utf8_truncate(text, max) + "...";
+}
+
+std::string to_wire(const Json& msg) {
+  return msg.dump(-1, ' ', false, Json::error_handler_t::replace) + "\r\n";
 }
 
 Json make_return(const Json& value, const std::optional<Json>& id) {
@@ -36,11 +49,13 @@ Json make_event(const std::string& name, const Json& data) {
   return {{"event", name}, {"data", data}, {"timestamp", timestamp_now()}};
 }
 
-Result<Request> parse_request(const std::string& line, std::optional<Json>* id_out) {
-  Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+namespace {
+
+Result<Request> parse_request_unguarded(const std::string& text, std::optional<Json>* id_out) {
+  Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return Status(Code::kInvalidArgument,
-                  "JSON parse error: not a valid JSON object: " + line.substr(0, 80));
+                  "JSON parse error, not a valid JSON object: " + sanitize_excerpt(text));
   }
   if (!j.is_object()) {
     return Status(Code::kInvalidArgument, "QMP input must be a JSON object");
@@ -66,10 +81,22 @@ Result<Request> parse_request(const std::string& line, std::optional<Json>* id_o
   for (const auto& [key, value] : j.items()) {
     (void)value;
     if (key != "execute" && key != "arguments" && key != "id") {
-      return Status(Code::kInvalidArgument, "QMP input member '" + key + "' is unexpected");
+      return Status(Code::kInvalidArgument,
+                    "QMP input member '" + utf8_truncate(key, 64) + "' is unexpected");
     }
   }
   return r;
+}
+
+}  // namespace
+
+Result<Request> parse_request(const std::string& text, std::optional<Json>* id_out) {
+  try {
+    return parse_request_unguarded(text, id_out);
+  } catch (const std::exception& e) {
+    return Status(Code::kInvalidArgument,
+                  std::string("JSON parse error, ") + utf8_truncate(e.what(), 200));
+  }
 }
 
 Result<std::string> ArgReader::string(const char* name) const {
@@ -78,7 +105,7 @@ Result<std::string> ArgReader::string(const char* name) const {
   }
   if (!args_[name].is_string()) {
     return Status(Code::kInvalidArgument, std::string("argument '") + name +
-                                              "' must be a string, got " + args_[name].dump());
+                                              "' must be a string, got " + json_excerpt(args_[name]));
   }
   return args_[name].get<std::string>();
 }
@@ -87,7 +114,7 @@ Result<bool> ArgReader::boolean(const char* name, bool fallback) const {
   if (!args_.contains(name)) return fallback;
   if (!args_[name].is_boolean()) {
     return Status(Code::kInvalidArgument, std::string("argument '") + name +
-                                              "' must be a boolean, got " + args_[name].dump());
+                                              "' must be a boolean, got " + json_excerpt(args_[name]));
   }
   return args_[name].get<bool>();
 }
@@ -97,10 +124,10 @@ Result<std::optional<uint64_t>> ArgReader::unsigned_number(const char* name, uin
   const Json& v = args_[name];
   if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
     return Status(Code::kInvalidArgument, std::string("argument '") + name +
-                                              "' must be a non-negative integer, got " + v.dump());
+                                              "' must be a non-negative integer, got " + json_excerpt(v));
   if (v.get<uint64_t>() > max)
     return Status(Code::kInvalidArgument, std::string("argument '") + name + "' must be at most " +
-                                              std::to_string(max) + ", got " + v.dump());
+                                              std::to_string(max) + ", got " + json_excerpt(v));
   return std::optional<uint64_t>(v.get<uint64_t>());
 }
 

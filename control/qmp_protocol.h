@@ -1,7 +1,9 @@
-// QMP framing shared by ternd and ternctl: one JSON object per line. The server greets with
-// {"QMP": {...}}; a client sends {"execute": NAME, "arguments": {...}, "id": ANY} and gets
-// {"return": VALUE, "id": ANY} or {"error": {"class": "GenericError", "desc": TEXT}, "id": ANY};
-// events are {"event": NAME, "data": {...}, "timestamp": {"seconds", "microseconds"}}.
+// QMP messages shared by ternd and ternctl (QEMU docs/interop/qmp-spec.rst). The server greets
+// with {"QMP": {"version": ..., "capabilities": []}}; a client sends {"execute": NAME,
+// "arguments": {...}, "id": ANY} and gets {"return": VALUE, "id": ANY} or {"error": {"class":
+// "GenericError", "desc": TEXT}, "id": ANY}; events are {"event": NAME, "data": {...},
+// "timestamp": {"seconds", "microseconds"}}. Input framing is in qmp_stream.h; every message
+// the server sends ends in CRLF, as QEMU's do.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -14,7 +16,8 @@ namespace tern::control {
 
 using Json = nlohmann::json;
 
-inline constexpr size_t kMaxLineBytes = 1 << 20;  // longer lines close the connection
+// The version ternd reports in the greeting and query-version ("package": "tern").
+inline constexpr int kVersionMajor = 0, kVersionMinor = 1, kVersionMicro = 0;
 
 struct Request {
   std::string execute;
@@ -22,8 +25,16 @@ struct Request {
   std::optional<Json> id;
 };
 
-// Greeting sent on connect: {"QMP": {"version": {...}, "capabilities": [], "tern": {role}}}.
-Json make_greeting(const std::string& role);
+// Greeting sent on connect: {"QMP": {"version": {...}, "capabilities": []}} and nothing else
+// (the spec's members only; "oob" is not offered). The role is in query-guest.
+Json make_greeting();
+// {"qemu": {"major", "minor", "micro"}, "package": "tern"}: the greeting's and query-version's.
+Json version_json();
+// `msg` as sent on the wire: compact JSON, CRLF. Never throws on invalid UTF-8 in a string
+// (replaced by U+FFFD).
+std::string to_wire(const Json& msg);
+// `value` as compact JSON for an error message: valid UTF-8, at most `max` bytes plus "...".
+std::string json_excerpt(const Json& value, size_t max = 80);
 Json make_return(const Json& value, const std::optional<Json>& id);
 // QMP error classes: "GenericError" for almost everything, "CommandNotFound" for unknown
 // commands (as QEMU does).
@@ -33,9 +44,11 @@ Json make_event(const std::string& name, const Json& data);
 // {"seconds": s, "microseconds": us} of the wall clock now.
 Json timestamp_now();
 
-// Parses one request line. The error names what is wrong ("'arguments' must be an object").
-// On error, `id_out` still receives the id if one could be read, so the reply can echo it.
-Result<Request> parse_request(const std::string& line, std::optional<Json>* id_out = nullptr);
+// Parses one complete top-level value (from JsonStreamReader, so bounded in size and depth).
+// The error names what is wrong ("'arguments' must be an object") and quotes no raw client
+// bytes. On error, `id_out` still receives the id if one could be read, so the reply can echo
+// it. Never throws.
+Result<Request> parse_request(const std::string& text, std::optional<Json>* id_out = nullptr);
 
 // Typed access to a command's arguments; errors name the argument and the expected type.
 class ArgReader {

@@ -70,7 +70,8 @@ std::string describe_fault_latency(const Json& lat) {
 
 std::string render_query_migrate(const Json& qm) {
   Rows rows;
-  rows.push_back({"status", str(qm, "status")});
+  // QEMU (and ternd) answer {} before any migration: show that as "none".
+  rows.push_back({"status", qm.contains("status") ? str(qm, "status") : "none"});
   if (qm.contains("incoming-uri")) rows.push_back({"incoming uri", str(qm, "incoming-uri")});
   if (str(qm, "status") == "none" || !qm.contains("ram")) return format_table(rows);
   if (!str(qm, "transport").empty()) rows.push_back({"transport", str(qm, "transport")});

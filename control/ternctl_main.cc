@@ -175,7 +175,7 @@ Result<Json> settled_query(QmpClient& c, const Options& o, std::chrono::seconds 
   for (;;) {
     Result<Json> q = c.execute("query-migrate", Json::object(), timeout(o));
     if (!q) return q;
-    if (is_terminal_status(q->value("status", "")) || q->value("status", "") == "none" ||
+    if (is_terminal_status(q->value("status", "")) || q->value("status", "none") == "none" ||
         std::chrono::steady_clock::now() >= deadline) {
       return q;
     }

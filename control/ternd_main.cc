@@ -1,5 +1,6 @@
 // ternd: hosts a guest (source, --guest threads,SPEC) or waits for one (destination,
 // --incoming URI), and serves the QMP-shaped API on a unix socket until "quit" or a signal.
+#include <grp.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -7,6 +8,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "control/engine_host.h"
 #include "control/log.h"
@@ -37,7 +39,19 @@ struct Options {
   bool print_default_transport = false;
   bool prefill = false;
   std::string rdma_device;
+  std::string socket_group;
+  std::vector<uint32_t> allow_uids;
+  std::vector<std::string> allow_groups;
 };
+
+// A group name or number.
+Result<gid_t> resolve_group(const std::string& name) {
+  if (group* g = getgrnam(name.c_str())) return g->gr_gid;
+  char* end = nullptr;
+  unsigned long n = std::strtoul(name.c_str(), &end, 10);
+  if (!name.empty() && end != nullptr && *end == '\0') return static_cast<gid_t>(n);
+  return Status(Code::kInvalidArgument, "no group named '" + name + "'");
+}
 
 int serve(const Options& o) {
   const bool source = !o.guest.empty();
@@ -60,8 +74,25 @@ int serve(const Options& o) {
     host = EngineHost::destination(make_guest_factory());
   }
 
-  Result<std::unique_ptr<QmpServer>> server =
-      QmpServer::listen(o.socket, make_greeting(role_name(host->role())));
+  QmpServerOptions qmp;
+  if (!o.socket_group.empty()) {
+    Result<gid_t> g = resolve_group(o.socket_group);
+    if (!g) {
+      log(LogLevel::kError, "--socket-group: " + g.status().message());
+      return 1;
+    }
+    qmp.socket_group = *g;
+  }
+  for (const std::string& name : o.allow_groups) {
+    Result<gid_t> g = resolve_group(name);
+    if (!g) {
+      log(LogLevel::kError, "--allow-group: " + g.status().message());
+      return 1;
+    }
+    qmp.allowed_gids.push_back(*g);
+  }
+  for (uint32_t uid : o.allow_uids) qmp.allowed_uids.push_back(static_cast<uid_t>(uid));
+  Result<std::unique_ptr<QmpServer>> server = QmpServer::listen(o.socket, make_greeting(), qmp);
   if (!server) {
     log(LogLevel::kError, server.status().message());
     return 1;
@@ -73,13 +104,15 @@ int serve(const Options& o) {
   params.workers = o.workers;
   QmpCommands commands(*host, params, [&srv] { srv.stop(); });
   srv.set_handler([&commands](const Request& r) {
-    log(LogLevel::kDebug, "command " + r.execute + " " + r.arguments.dump());
+    log(LogLevel::kDebug, "command " + json_excerpt(r.execute, 80) + " " +
+                              json_excerpt(r.arguments, 400));
     return commands.dispatch(r);
   });
-  host->set_status_sink([&srv](MigrationStatus s, const std::string& detail) {
+  host->set_status_sink([&srv, &commands](MigrationStatus s, const std::string& detail) {
     Json data = {{"status", qmp_status_name(s)}};
     if (s == MigrationStatus::kFailed && !detail.empty()) data["error-desc"] = detail;
-    srv.broadcast(make_event("MIGRATION", data));
+    // As QEMU (migrate_generate_event): only with the "events" capability on.
+    if (commands.events_enabled()) srv.broadcast(make_event("MIGRATION", data));
     log(s == MigrationStatus::kFailed ? LogLevel::kWarn : LogLevel::kInfo,
         std::string("migration ") + qmp_status_name(s) + (detail.empty() ? "" : ": " + detail));
   });
@@ -142,6 +175,14 @@ int main(int argc, char** argv) {
   app.add_option("--rdma-device", o.rdma_device,
                  "rdma: the RDMA device to use (e.g. mlx5_0, rxe0) when a URI names none; "
                  "default: the one hwloc places nearest the workers' NUMA node");
+  app.add_option("--socket-group", o.socket_group,
+                 "make the QMP socket 0660 with this group (name or number) and admit its "
+                 "members (default: 0600, root and the owner only)");
+  app.add_option("--allow-uid", o.allow_uids,
+                 "admit this uid on the QMP socket besides root and the owner (repeatable; the "
+                 "socket's mode must let it connect too)");
+  app.add_option("--allow-group", o.allow_groups,
+                 "admit members of this group (name or number) on the QMP socket (repeatable)");
   app.add_flag("--print-default-transport", o.print_default_transport,
                "print 'NAME: REASON' for the transport used when a URI names none, and exit");
   try {

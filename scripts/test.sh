@@ -3,6 +3,8 @@
 #   1. normal     build/       debugoptimized, every suite
 #   2. asan       build-asan/  ASan+UBSan, every suite, TERN_TEST_SCALE=small
 #   3. tsan       build-tsan/  TSan, suite 'unit' (the concurrent parts)
+#   4. fuzz       build-fuzz/  clang, libFuzzer + ASan+UBSan, suite 'fuzz': each target fuzzed
+#                              TERN_FUZZ_SECONDS (default 30) from tests/fuzz/corpus/
 # and ends with one line "N passed, M failed[, K skipped]" summed over the stages (GoogleTest
 # cases). Exits non-zero if anything failed. Build dirs are reused, so re-runs are incremental.
 set -uo pipefail
@@ -12,18 +14,19 @@ usage() {
 usage: scripts/test.sh [--quick] [--no-sanitizers] [--no-deps] [--stage NAME]...
 
   --quick           normal build only (same as --no-sanitizers)
-  --no-sanitizers   skip the ASan+UBSan and TSan stages
+  --no-sanitizers   skip the ASan+UBSan, TSan and fuzz stages
   --no-deps         do not check or install Debian packages
-  --stage NAME      run only this stage (normal, asan, tsan); repeatable
+  --stage NAME      run only this stage (normal, asan, tsan, fuzz); repeatable
 
 environment:
   TERN_BUILD_PREFIX   build dir prefix (default "build": build/, build-asan/, build-tsan/)
   TERN_JOBS           ninja -j (default 2)
   MESON_TEST_ARGS     extra arguments for `meson test` (e.g. "--repeat 3")
+  TERN_FUZZ_SECONDS   seconds each fuzz target runs in the fuzz stage (default 30)
 TXT
 }
 
-stages=(normal asan tsan)
+stages=(normal asan tsan fuzz)
 deps=1
 chosen=()
 while [ $# -gt 0 ]; do
@@ -213,7 +216,19 @@ for stage in "${stages[@]}"; do
         -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false -Dbench=disabled \
         "${sanitizer_debug_info[@]}"
       ;;
-    *) die "unknown stage '$stage' (normal, asan, tsan)" ;;
+    fuzz)
+      # libFuzzer needs clang; only the fuzz targets and what they link are built.
+      if ! command -v clang++ >/dev/null; then
+        bad "stage fuzz: clang++ not found (scripts/install-deps.sh installs clang)"
+        stage_result fuzz 0 1 0 "no clang" $SECONDS
+        continue
+      fi
+      CC=clang CXX=clang++ run_stage fuzz "$prefix-fuzz" fuzz "" tests "${sanitizer_env[@]}" \
+        "TERN_FUZZ_SECONDS=${TERN_FUZZ_SECONDS:-30}" -- \
+        -Dfuzz=true -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
+        -Dbench=disabled -Drdma=disabled -Ddpdk=disabled "${sanitizer_debug_info[@]}"
+      ;;
+    *) die "unknown stage '$stage' (normal, asan, tsan, fuzz)" ;;
   esac
 done
 

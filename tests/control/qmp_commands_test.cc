@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "host_double.h"
 
 namespace tern::control {
@@ -109,15 +111,16 @@ TEST_F(CommandsTest, PostcopyNeedsTheCapabilityAndARunningPrecopy) {
 
 TEST_F(CommandsTest, QueriesReturnQemuShapes) {
   Json caps = run(R"({"execute": "query-migrate-capabilities"})")["return"];
-  ASSERT_EQ(caps.size(), 3u);
-  EXPECT_EQ(caps[0], Json({{"capability", "postcopy-ram"}, {"state", false}}));
-  EXPECT_EQ(caps[2], Json({{"capability", "dirty-limit"}, {"state", false}}));
+  ASSERT_EQ(caps.size(), 4u);
+  EXPECT_EQ(caps[0], Json({{"capability", "events"}, {"state", false}}));
+  EXPECT_EQ(caps[1], Json({{"capability", "postcopy-ram"}, {"state", false}}));
+  EXPECT_EQ(caps[3], Json({{"capability", "dirty-limit"}, {"state", false}}));
   Json params = run(R"({"execute": "query-migrate-parameters"})")["return"];
   EXPECT_EQ(params["multifd-channels"], 2);
   EXPECT_EQ(params["downtime-limit"], 300);
   EXPECT_EQ(params["vcpu-dirty-limit"], 1);
   EXPECT_EQ(params["x-vcpu-dirty-limit-period"], 1000);
-  EXPECT_EQ(run(R"({"execute": "query-migrate"})")["return"], Json({{"status", "none"}}));
+  EXPECT_EQ(run(R"({"execute": "query-migrate"})")["return"], Json::object());  // as QEMU
   Json t = run(R"({"execute": "query-transports"})")["return"];
   EXPECT_EQ(t["default"]["name"], "tcp");
   Json g = run(R"({"execute": "query-guest", "arguments": {"verify": true}})")["return"];
@@ -182,6 +185,56 @@ TEST_F(CommandsTest, DirtyLimitCommands) {
 TEST_F(CommandsTest, QuitCallsBack) {
   EXPECT_EQ(run(R"({"execute": "quit", "id": 2})"), Json({{"return", Json::object()}, {"id", 2}}));
   EXPECT_TRUE(quit);
+}
+
+}  // namespace
+}  // namespace tern::control
+
+namespace tern::control {
+namespace {
+
+TEST_F(CommandsTest, EventsCapabilityAndQemuQueries) {
+  EXPECT_FALSE(commands.events_enabled());
+  EXPECT_EQ(run(R"({"execute": "migrate-set-capabilities", "arguments": {"capabilities": [
+                  {"capability": "events", "state": true}]}})"),
+            Json({{"return", Json::object()}}));
+  EXPECT_TRUE(commands.events_enabled());
+  EXPECT_EQ(run(R"({"execute": "query-migrate-capabilities"})")["return"][0]["state"], true);
+  Json v = run(R"({"execute": "query-version"})")["return"];
+  EXPECT_TRUE(v["qemu"].contains("major"));
+  EXPECT_EQ(v["package"], "tern");
+  Json st = run(R"({"execute": "query-status"})")["return"];
+  EXPECT_EQ(st, Json({{"running", true}, {"status", "running"}}));
+}
+
+// The schema is generated from the command table: every command query-commands lists is in
+// it, with an argument object naming exactly what dispatch() accepts.
+TEST_F(CommandsTest, SchemaDescribesTheRealCommands) {
+  Json schema = run(R"({"execute": "query-qmp-schema"})")["return"];
+  ASSERT_TRUE(schema.is_array());
+  std::map<std::string, Json> by_name;
+  for (const Json& e : schema) by_name[e["name"]] = e;
+  Json commands_reply = run(R"({"execute": "query-commands"})");
+  for (const Json& c : commands_reply["return"]) {
+    std::string name = c["name"];
+    ASSERT_TRUE(by_name.count(name)) << name;
+    const Json& cmd = by_name[name];
+    EXPECT_EQ(cmd["meta-type"], "command");
+    ASSERT_TRUE(by_name.count(cmd["arg-type"])) << name;
+    ASSERT_TRUE(by_name.count(cmd["ret-type"])) << name;
+  }
+  const Json& migrate_args = by_name[by_name["migrate"]["arg-type"]];
+  EXPECT_EQ(migrate_args["members"][0], Json({{"name", "uri"}, {"type", "str"}}));
+  EXPECT_EQ(by_name["query-version"]["arg-type"], "q_empty");
+  EXPECT_EQ(by_name["MIGRATION"]["meta-type"], "event");
+  // Every type a member names is defined.
+  for (const Json& e : schema) {
+    if (e["meta-type"] != "object") continue;
+    for (const Json& m : e["members"]) EXPECT_TRUE(by_name.count(m["type"])) << m.dump();
+  }
+  // An argument the table does not list is refused by name.
+  Json r = run(R"({"execute": "query-version", "arguments": {"x": 1}})");
+  EXPECT_NE(r["error"]["desc"].get<std::string>().find("unknown argument 'x'"), std::string::npos);
 }
 
 }  // namespace

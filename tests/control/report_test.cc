@@ -59,6 +59,7 @@ TEST(Report, QueryMigrateTableUsesHumanUnits) {
   EXPECT_EQ(row(t, "total time"), "1.50 s") << t;
   EXPECT_EQ(row(t, "postcopy fault latency"), "no postcopy faults") << t;
   EXPECT_EQ(render_query_migrate(Json({{"status", "none"}})), "status  none\n");
+  EXPECT_EQ(render_query_migrate(Json::object()), "status  none\n");  // query-migrate before any
 }
 
 TEST(Report, ProgressFromQueryMigrate) {

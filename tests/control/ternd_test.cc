@@ -45,7 +45,10 @@ TEST_F(TerndTest, PrecopyOverTcpCompletesWithEveryPageVerified) {
   auto d = dst.connect();
   auto s = src.connect();
   ASSERT_TRUE(d && s);
-  EXPECT_EQ(d->greeting()["QMP"]["tern"]["role"], "destination");
+  EXPECT_EQ(d->greeting()["QMP"]["capabilities"], Json::array());
+  auto role = d->execute("query-guest");
+  ASSERT_TRUE(role.is_ok()) << role.status().to_string();
+  EXPECT_EQ((*role)["role"], "destination");
 
   auto inc = d->execute("query-incoming");
   ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
