@@ -131,16 +131,21 @@ Status QmpServer::run() {
     fds.clear();
     fds.push_back({listen_fd_, POLLIN, 0});
     fds.push_back({wake_fd_, POLLIN, 0});
-    bool any_out = false;
+    bool any_out = false, any_partial = false;
     for (auto& c : clients_) {
       short ev = (c->closing || c->out.size() > options_.pause_reading_above) ? 0 : POLLIN;
       if (!c->out.empty()) ev |= POLLOUT;
       any_out = any_out || !c->out.empty();
+      any_partial = any_partial || c->reader.pending() > 0;
       fds.push_back({c->fd, ev, 0});
     }
-    // With output queued, wake up now and then to drop a client that stopped reading.
-    auto tick = std::clamp<int64_t>(options_.stall_timeout.count() / 4, 10, 1000);
-    if (poll(fds.data(), fds.size(), any_out ? static_cast<int>(tick) : -1) < 0) {
+    // With output queued or half an object read, wake up now and then to drop a client that
+    // stopped reading or went quiet.
+    int64_t tick = 1000;
+    if (any_out) tick = std::min<int64_t>(tick, options_.stall_timeout.count() / 4);
+    if (any_partial) tick = std::min<int64_t>(tick, options_.partial_timeout.count() / 4);
+    tick = std::max<int64_t>(tick, 10);
+    if (poll(fds.data(), fds.size(), any_out || any_partial ? static_cast<int>(tick) : -1) < 0) {
       if (errno == EINTR) continue;
       return errno_status("poll");
     }
@@ -214,7 +219,7 @@ void QmpServer::accept_clients() {
     }
     auto c = std::make_unique<Client>(options_.stream);
     c->fd = fd;
-    c->last_write = Clock::now();
+    c->last_write = c->last_read = Clock::now();
     send(*c, greeting_);
     clients_.push_back(std::move(c));
   }
@@ -227,6 +232,7 @@ void QmpServer::read_client(Client& c) {
     if (c.fd < 0 || c.closing || c.out.size() > options_.pause_reading_above) return;
     ssize_t n = read(c.fd, buf, sizeof buf);
     if (n > 0) {
+      c.last_read = Clock::now();
       items.clear();
       c.reader.feed(std::string_view(buf, static_cast<size_t>(n)), items);
       for (const StreamItem& item : items) {
@@ -355,6 +361,23 @@ void QmpServer::drop_stalled(Clock::time_point now) {
     if (c->fd >= 0 && !c->out.empty() && now - c->last_write > options_.stall_timeout) {
       dropped_slow_.fetch_add(1);
       drop(*c);
+    }
+    // Half an object and then silence. A paused or closing client is not read, so its
+    // silence is ternd's doing, not its own: the clock restarts when reading does.
+    if (c->closing || c->out.size() > options_.pause_reading_above) {
+      c->last_read = now;
+    } else if (c->fd >= 0 && c->reader.pending() > 0 &&
+               now - c->last_read > options_.partial_timeout) {
+      dropped_silent_.fetch_add(1);
+      std::string why = "no complete JSON object within " +
+                        std::to_string(options_.partial_timeout.count()) +
+                        " ms of the last byte received; closing";
+      if (c->out.empty()) {
+        send_and_close(c->fd, to_wire(make_error(why, std::nullopt)));
+        c->fd = -1;
+      } else {
+        drop(*c);
+      }
     }
   }
 }

@@ -3,7 +3,8 @@
 // "qmp_capabilities" (as in QEMU), then sends commands that the handler answers in order;
 // events are pushed to every negotiated client. No input can crash or stall the server: values
 // are bounded in size and depth before they are parsed, every exception stops at the request,
-// a client that does not read its replies is paused, then dropped, without holding up others.
+// a client that does not read its replies is paused, then dropped, and one that sends part of an
+// object and goes quiet is dropped, without holding up others.
 //
 // Access: the socket file is created 0600 (0660 with a group), and each client's SO_PEERCRED
 // must name root, the server's own uid, an allowed uid or an allowed group; others get one
@@ -36,6 +37,9 @@ struct QmpServerOptions {
   size_t pause_reading_above = 1 << 20;       // replies queued: stop reading the client's input
   size_t max_pending_out = 16u << 20;         // replies and events queued: drop the client
   std::chrono::milliseconds stall_timeout{30'000};  // queued output without progress: drop
+  // Half an object received and then no byte for this long: told so and dropped (a client
+  // that goes quiet mid-command would otherwise hold its slot and buffer forever).
+  std::chrono::milliseconds partial_timeout{30'000};
   std::optional<gid_t> socket_group;          // socket 0660 with this group, and admit it
   std::vector<uid_t> allowed_uids;            // besides root and the server's own uid
   std::vector<gid_t> allowed_gids;            // peers whose groups include one of these
@@ -66,6 +70,8 @@ class QmpServer {
 
   // Clients dropped so far for not reading their output (tests).
   uint64_t dropped_slow_clients() const { return dropped_slow_.load(); }
+  // Clients dropped so far for going quiet in the middle of an object (tests).
+  uint64_t dropped_silent_clients() const { return dropped_silent_.load(); }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -75,6 +81,7 @@ class QmpServer {
     JsonStreamReader reader;
     std::string out;
     Clock::time_point last_write;  // last time `out` shrank (or was empty)
+    Clock::time_point last_read;   // last time a byte came in (or the connection was made)
     bool negotiated = false;
     bool closing = false;  // close once `out` is written
   };
@@ -102,6 +109,7 @@ class QmpServer {
   std::vector<std::unique_ptr<Client>> clients_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> dropped_slow_{0};
+  std::atomic<uint64_t> dropped_silent_{0};
   std::mutex events_mu_;
   std::vector<Json> events_;  // guarded by events_mu_
 };

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh TARGET [SECONDS]: fuzzes one libFuzzer target of tests/fuzz (qmp_stream,
-# qmp_dispatch) for SECONDS (default 600) with ASan+UBSan, in build-fuzz/ (clang; configured
-# and built here if needed). New inputs go to build-fuzz/tests/fuzz/work/TARGET/corpus, a crash
-# reproducer to .../artifacts/; copy the interesting ones into tests/fuzz/corpus/TARGET/.
+# qmp_dispatch, wire_frame, wire_layout, hello, guest_state) for SECONDS (default 600) with
+# ASan+UBSan, in build-fuzz/ (clang; configured and built here if needed). New inputs go to
+# build-fuzz/tests/fuzz/work/TARGET/corpus, a crash reproducer to .../artifacts/; copy the
+# interesting ones into tests/fuzz/corpus/TARGET/.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 [ $# -ge 1 ] || { echo "usage: scripts/fuzz.sh TARGET [SECONDS]   (targets: $(ls "$TERN_ROOT/tests/fuzz/corpus" | tr '\n' ' '))" >&2; exit 2; }

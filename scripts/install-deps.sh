@@ -9,6 +9,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   gnuplot-nox  # scripts/bench-report.sh: the plots of docs/benchmarks.md
   clang  # libFuzzer: the fuzz targets of tests/fuzz (scripts/fuzz.sh, the fuzz stage of test.sh)
+  # tests/control/goqemu: a third-party QMP client (DigitalOcean's go-qemu) drives ternd; built
+  # offline against Debian's /usr/share/gocode (GOPATH mode, no module downloads)
+  golang-go golang-github-digitalocean-go-qemu-dev
   util-linux  # setarch: TSan runs tests with ASLR off on kernels with large mmap_rnd_bits
   # rdma transport (libibverbs, librdmacm) and its test VM (tests/rdma: QEMU with a Debian
   # kernel's soft-RoCE, busybox initramfs; ib_write_bw/ib_write_lat for the bench)

@@ -4,7 +4,7 @@
 #   2. asan       build-asan/  ASan+UBSan, every suite, TERN_TEST_SCALE=small
 #   3. tsan       build-tsan/  TSan, suite 'unit' (the concurrent parts)
 #   4. fuzz       build-fuzz/  clang, libFuzzer + ASan+UBSan, suite 'fuzz': each target fuzzed
-#                              TERN_FUZZ_SECONDS (default 30) from tests/fuzz/corpus/
+#                              TERN_FUZZ_SECONDS (default 20) from tests/fuzz/corpus/
 # and ends with one line "N passed, M failed[, K skipped]" summed over the stages (GoogleTest
 # cases). Exits non-zero if anything failed. Build dirs are reused, so re-runs are incremental.
 set -uo pipefail
@@ -22,7 +22,7 @@ environment:
   TERN_BUILD_PREFIX   build dir prefix (default "build": build/, build-asan/, build-tsan/)
   TERN_JOBS           ninja -j (default 2)
   MESON_TEST_ARGS     extra arguments for `meson test` (e.g. "--repeat 3")
-  TERN_FUZZ_SECONDS   seconds each fuzz target runs in the fuzz stage (default 30)
+  TERN_FUZZ_SECONDS   seconds each fuzz target runs in the fuzz stage (default 20)
 TXT
 }
 
@@ -224,7 +224,7 @@ for stage in "${stages[@]}"; do
         continue
       fi
       CC=clang CXX=clang++ run_stage fuzz "$prefix-fuzz" fuzz "" tests "${sanitizer_env[@]}" \
-        "TERN_FUZZ_SECONDS=${TERN_FUZZ_SECONDS:-30}" -- \
+        "TERN_FUZZ_SECONDS=${TERN_FUZZ_SECONDS:-20}" -- \
         -Dfuzz=true -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
         -Dbench=disabled -Drdma=disabled -Ddpdk=disabled "${sanitizer_debug_info[@]}"
       ;;

@@ -47,9 +47,11 @@ Status ThreadGuest::load_state(const std::vector<uint8_t>& state) {
     uint64_t rng = 0, cursor = 0, ops = 0, writes = 0, reads = 0;
     (void)(r->get(rng) && r->get(cursor) && r->get(ops) && r->get(writes) && r->get(reads));
     if (rng == 0 || cursor >= v->pages) {
+      // The message first: clearing vcpus_ destroys *v.
+      Status bad = r->error("vCPU " + std::to_string(v->index) + " progress out of range");
       has_workload_ = false;
       vcpus_.clear();
-      return r->error("vCPU " + std::to_string(v->index) + " progress out of range");
+      return bad;
     }
     v->rng = rng;
     v->cursor = cursor;

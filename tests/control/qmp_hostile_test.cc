@@ -153,6 +153,49 @@ TEST_F(HostileTest, ClientThatNeverReadsIsDroppedWithoutStallingOthers) {
   expect_alive();
 }
 
+TEST_F(HostileTest, ClientSilentInTheMiddleOfAnObjectIsDroppedWithoutStallingOthers) {
+  QmpServerOptions o;
+  o.partial_timeout = std::chrono::milliseconds(600);
+  start(o);
+  // One client goes quiet after half an object; another trickles an object a byte at a time,
+  // each byte well within the timeout; a third stays idle between complete commands.
+  int quiet = negotiated();
+  write_all(quiet, R"({"execute": "query-st)");
+  int trickle = negotiated();
+  int idle = negotiated();
+  const std::string slow = R"({"execute": "query-status", "id": 7})";
+  auto t0 = std::chrono::steady_clock::now();
+  for (char ch : slow) {
+    write_all(trickle, std::string(1, ch));
+    expect_alive();  // nobody waits for the quiet one
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  }
+  Json r = read_json(trickle);
+  EXPECT_EQ(r["id"], 7) << r.dump();
+  EXPECT_TRUE(r.contains("return")) << r.dump();
+  ASSERT_GT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(600))
+      << "the trickle must outlast the timeout to show that bytes count as progress";
+
+  // The quiet one: told why, then closed, within a few ticks of the timeout.
+  std::string last = read_line(quiet, std::chrono::seconds(5));
+  Json err = Json::parse(last, nullptr, false);
+  ASSERT_FALSE(err.is_discarded()) << last;
+  EXPECT_NE(desc(err).find("no complete JSON object within 600 ms"), std::string::npos) << last;
+  char c;
+  EXPECT_EQ(read(quiet, &c, 1), 0) << "closed";
+  EXPECT_EQ(server_->dropped_silent_clients(), 1u);
+
+  // The idle client held no partial object: still served.
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  write_all(idle, R"({"execute": "query-version", "id": "idle"})");
+  EXPECT_EQ(read_json(idle)["id"], "idle");
+  EXPECT_EQ(server_->dropped_silent_clients(), 1u);
+  close(quiet);
+  close(trickle);
+  close(idle);
+  expect_alive();
+}
+
 TEST_F(HostileTest, SocketIsOwnerOnlyByDefault) {
   start();
   struct stat st {};

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # run_fuzz.sh BINARY SEED_DIR WORK_DIR [SECONDS]: fuzzes BINARY (libFuzzer) for SECONDS
-# (default $TERN_FUZZ_SECONDS or 30) starting from SEED_DIR, writing new inputs to WORK_DIR
+# (default $TERN_FUZZ_SECONDS or 20) starting from SEED_DIR, writing new inputs to WORK_DIR
 # (the seed corpus in the tree is never written) and a crash reproducer there as well. Prints
 # libFuzzer's final stats; "executions: N" is the line to read.
 set -euo pipefail
-bin=$1 seed=$2 work=$3 secs=${4:-${TERN_FUZZ_SECONDS:-30}}
+bin=$1 seed=$2 work=$3 secs=${4:-${TERN_FUZZ_SECONDS:-20}}
 mkdir -p "$work/corpus" "$work/artifacts"
 log=$work/last.log
 set +e

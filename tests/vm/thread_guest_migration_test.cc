@@ -8,6 +8,7 @@
 
 #include "vm/page_content.h"
 #include "vm/self_check.h"
+#include "vm/state_codec.h"
 #include "vm/thread_guest.h"
 
 namespace tern {
@@ -141,6 +142,18 @@ TEST(ThreadGuestMigration, LoadStateRejectsGarbage) {
   ASSERT_TRUE(other->run_ops(1));
   s = b->load_state(other->save_state());
   EXPECT_NE(s.message().find("RAM block is 8 MiB"), std::string::npos) << s.message();
+  // A vCPU's progress out of range (cursor past its pages): refused, naming the vCPU (the
+  // message was once built from the vCPU after it had been freed; fuzz target guest_state).
+  std::vector<uint8_t> bad_cursor = good;
+  const size_t last_vcpu = bad_cursor.size() - 8 - 40;  // its record: rng, cursor, ...
+  const uint64_t far = uint64_t{1} << 40;
+  std::memcpy(bad_cursor.data() + last_vcpu + 8, &far, 8);
+  const uint64_t sum = state_checksum(
+      std::span<const uint8_t>(bad_cursor.data(), bad_cursor.size() - 8));
+  std::memcpy(bad_cursor.data() + bad_cursor.size() - 8, &sum, 8);
+  s = b->load_state(bad_cursor);
+  EXPECT_EQ(s.code(), Code::kProtocol);
+  EXPECT_EQ(s.message(), "thread guest state: vCPU 1 progress out of range");
   EXPECT_TRUE(b->load_state(good)) << "a failed load leaves the guest loadable";
   a->start().is_ok();
   EXPECT_TRUE(a->save_state().empty()) << "no state while running";

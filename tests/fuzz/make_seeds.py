@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the wire_frame, wire_layout, hello and guest_state fuzz targets
+(tests/fuzz/corpus/TARGET/seed_*) in the byte layouts of dataplane/wire.h and vm/state_codec.h.
+Re-run after a format change; inputs found by fuzzing (regressions) sit beside them unnamed
+by this script and are kept."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MAGIC, VERSION = 0x7E4E, 2
+HELLO, PAGE, ZERO, ROUND_END, REQUEST, CONTROL = 1, 2, 3, 4, 5, 6
+K4, M2 = 4096, 2 << 20
+
+
+def header(typ, block=0, offset=0, length=0, flags=0, rnd=0, channel=0, magic=MAGIC, version=VERSION):
+    return struct.pack("<HBBIQIIII", magic, version, typ, block, offset, length, flags, rnd, channel)
+
+
+def layout(blocks):
+    out = struct.pack("<I", len(blocks))
+    for name, size, page in blocks:
+        out += struct.pack("<I", len(name)) + name + struct.pack("<QI", size, page)
+    return out
+
+
+def ranges(rs):
+    return struct.pack("<Q", len(rs)) + b"".join(struct.pack("<IQQ", *r) for r in rs)
+
+
+def hello(index, count, session, channel=None):
+    return header(HELLO, length=16, channel=index if channel is None else channel) + struct.pack(
+        "<IIQ", index, count, session)
+
+
+def fnv1a(b):
+    h = 0xCBF29CE484222325
+    for x in b:
+        h = ((h ^ x) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def state(spec, vcpus, records, magic=0x545347544E524554, version=1, good_sum=True):
+    body = struct.pack("<QIII", magic, version, vcpus, len(spec)) + spec
+    for r in records:
+        body += struct.pack("<5Q", *r)
+    return body + struct.pack("<Q", fnv1a(body) if good_sum else 0)
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "seed_" + name), "wb") as f:
+        f.write(data)
+
+
+# The fuzz targets' fixed layout (tests/fuzz/fuzz_layouts.h): 8 MiB of 2M pages, 1 MiB of 4K.
+two = layout([(b"ram-huge", 8 << 20, M2), (b"ram", 1 << 20, K4)])
+write("wire_frame", "page_4k", header(PAGE, block=1, offset=8 * K4, length=K4))
+write("wire_frame", "page_2m_whole", header(PAGE, block=0, offset=M2, length=M2))
+write("wire_frame", "zero_range", header(ZERO, block=0, offset=0, length=2 * M2, flags=2))
+write("wire_frame", "zero_in_page", header(ZERO, block=0, offset=3 * K4, length=5 * K4))
+write("wire_frame", "request", header(REQUEST, block=1, offset=K4))
+write("wire_frame", "request_page", header(REQUEST, block=0, offset=M2 + K4, length=K4))
+write("wire_frame", "cross_host_page", header(PAGE, block=0, offset=M2 - K4, length=2 * K4))
+write("wire_frame", "with_layout", header(PAGE, block=0, offset=0, length=K4) +
+      layout([(b"pc.ram", 16 << 20, K4)]))
+write("wire_frame", "control", header(CONTROL, length=100, flags=1))
+write("wire_frame", "hello", header(HELLO, length=16))
+write("wire_frame", "round_end", header(ROUND_END, rnd=3))
+write("wire_frame", "bad_magic", header(PAGE, length=K4, magic=0x1234))
+write("wire_frame", "outside", header(PAGE, block=1, offset=1 << 20, length=K4))
+
+one = layout([(b"pc.ram", 64 << 20, K4)])
+write("wire_layout", "one_block", struct.pack("<H", len(one)) + one)
+write("wire_layout", "two_blocks_ranges", struct.pack("<H", len(two)) + two +
+      ranges([(0, 0, M2), (0, 4 * M2, 2 * M2), (1, 0, K4), (1, 255 * K4, K4)]))
+write("wire_layout", "ranges_on_default", struct.pack("<H", 0) + ranges([(1, 8 * K4, 16 * K4)]))
+write("wire_layout", "empty_ranges", struct.pack("<H", len(one)) + one + ranges([]))
+write("wire_layout", "truncated", struct.pack("<H", len(two)) + two[:-3])
+bad = layout([(b"x", 8192, 8192)])
+write("wire_layout", "bad_page_size", struct.pack("<H", len(bad)) + bad)
+write("wire_layout", "range_outside", struct.pack("<H", len(one)) + one + ranges([(0, 64 << 20, K4)]))
+
+write("hello", "three_in_order", hello(0, 3, 42) + hello(1, 3, 42) + hello(2, 3, 42))
+write("hello", "four_any_order", hello(3, 4, 7) + hello(0, 4, 7) + hello(2, 4, 7) + hello(1, 4, 7))
+write("hello", "duplicate", hello(0, 3, 1) + hello(0, 3, 1) + hello(1, 3, 1) + hello(2, 3, 1))
+write("hello", "other_session", hello(0, 3, 1) + hello(1, 3, 2) + hello(1, 3, 1) + hello(2, 3, 1))
+write("hello", "count_changes", hello(0, 3, 1) + hello(1, 4, 1))
+write("hello", "index_mismatch", hello(0, 3, 1, channel=5))
+write("hello", "not_a_hello", header(PAGE, length=K4) + bytes(K4) + hello(0, 3, 1))
+write("hello", "too_many", hello(0, 5000, 1))
+write("hello", "truncated", hello(0, 3, 1)[:40])
+
+spec = b"vcpus=2,ram=1048576,page=4K,wss=0.25,rate=20000,pattern=random,hot=80/20,read=0%,readers=0,seed=1,ring=1024"
+good = state(spec, 2, [(1, 3, 100, 90, 10), (99, 0, 5, 5, 0)])
+write("guest_state", "valid", b"\x00" + good)
+write("guest_state", "valid_fixsum", b"\x01" + good)
+write("guest_state", "short_spec", b"\x00" + state(b"vcpus=1,ram=1M", 1, [(5, 1, 0, 0, 0)]))
+write("guest_state", "bad_sum", b"\x00" + state(spec, 2, [(1, 3, 1, 1, 0), (2, 0, 0, 0, 0)], good_sum=False))
+write("guest_state", "bad_magic", b"\x01" + state(spec, 2, [(1, 3, 1, 1, 0), (2, 0, 0, 0, 0)], magic=1))
+write("guest_state", "vcpu_mismatch", b"\x01" + state(spec, 3, [(1, 0, 0, 0, 0)] * 3))
+write("guest_state", "cursor_out_of_range", b"\x01" + state(spec, 2, [(1, 1 << 40, 0, 0, 0), (2, 0, 0, 0, 0)]))
+write("guest_state", "wrong_ram", b"\x01" + state(b"vcpus=1,ram=2M", 1, [(5, 1, 0, 0, 0)]))
+write("guest_state", "huge_spec_len", b"\x01" + struct.pack("<QIII", 0x545347544E524554, 1, 1, 0xFFFFFFFF) + bytes(8))
+write("guest_state", "empty", b"\x00")
