@@ -181,7 +181,7 @@ Result<Json> QmpCommands::cmd_migrate_incoming(const ArgReader& args) {
   return Json{{"uri", *listening}};
 }
 
-Result<Json> QmpCommands::cmd_query_migrate(const ArgReader& args) {
+Result<Json> QmpCommands::cmd_query_migrate(const ArgReader& /*args*/) {
   Json j = query_migrate_json(host_.info());
   if (host_.role() == Role::kDestination && !host_.incoming_uri().empty()) {
     j["incoming-uri"] = host_.incoming_uri();
@@ -189,7 +189,7 @@ Result<Json> QmpCommands::cmd_query_migrate(const ArgReader& args) {
   return j;
 }
 
-Result<Json> QmpCommands::cmd_query_incoming(const ArgReader& args) {
+Result<Json> QmpCommands::cmd_query_incoming(const ArgReader& /*args*/) {
   if (host_.role() != Role::kDestination) return wrong_role("query-incoming", host_.role());
   std::string uri = host_.incoming_uri();
   return Json{
@@ -210,7 +210,7 @@ Result<Json> QmpCommands::cmd_set_capabilities(const ArgReader& args) {
   return Json::object();
 }
 
-Result<Json> QmpCommands::cmd_query_capabilities(const ArgReader& args) {
+Result<Json> QmpCommands::cmd_query_capabilities(const ArgReader& /*args*/) {
   return capabilities_json(caps_, events_.load());
 }
 
@@ -223,11 +223,11 @@ Result<Json> QmpCommands::cmd_set_parameters(const ArgReader& args) {
   return Json::object();
 }
 
-Result<Json> QmpCommands::cmd_query_parameters(const ArgReader& args) {
+Result<Json> QmpCommands::cmd_query_parameters(const ArgReader& /*args*/) {
   return parameters_json(params_);
 }
 
-Result<Json> QmpCommands::cmd_start_postcopy(const ArgReader& args) {
+Result<Json> QmpCommands::cmd_start_postcopy(const ArgReader& /*args*/) {
   if (host_.role() != Role::kSource) return wrong_role("migrate-start-postcopy", host_.role());
   if (!caps_.postcopy_ram) {
     return Status(Code::kInvalidArgument,
@@ -242,7 +242,7 @@ Result<Json> QmpCommands::cmd_start_postcopy(const ArgReader& args) {
   return Json::object();
 }
 
-Result<Json> QmpCommands::cmd_cancel(const ArgReader& args) {
+Result<Json> QmpCommands::cmd_cancel(const ArgReader& /*args*/) {
   if (Status s = host_.cancel(); !s) return s;
   return Json::object();
 }
@@ -283,19 +283,19 @@ Result<Json> QmpCommands::cmd_cancel_dirty_limit(const ArgReader& args) {
   return Json::object();
 }
 
-Result<Json> QmpCommands::cmd_query_dirty_limit(const ArgReader& args) {
+Result<Json> QmpCommands::cmd_query_dirty_limit(const ArgReader& /*args*/) {
   Result<std::vector<VcpuDirtyLimit>> q = host_.query_vcpu_dirty_limit();
   if (!q) return q.status();
   return dirty_limit_json(*q);
 }
 
-Result<Json> QmpCommands::cmd_query_transports(const ArgReader& args) {
+Result<Json> QmpCommands::cmd_query_transports(const ArgReader& /*args*/) {
   DefaultTransport d = host_.default_transport();
   return Json{{"available", host_.transports()},
               {"default", {{"name", d.name}, {"reason", d.reason}}}};
 }
 
-Result<Json> QmpCommands::cmd_query_commands(const ArgReader& args) {
+Result<Json> QmpCommands::cmd_query_commands(const ArgReader& /*args*/) {
   Json list = Json::array();
   for (const auto& n : command_names()) list.push_back({{"name", n}});
   return list;
@@ -326,7 +326,7 @@ Result<Json> QmpCommands::cmd_query_status(const ArgReader&) {
 
 Result<Json> QmpCommands::cmd_query_qmp_schema(const ArgReader&) { return schema(); }
 
-Result<Json> QmpCommands::cmd_quit(const ArgReader& args) {
+Result<Json> QmpCommands::cmd_quit(const ArgReader& /*args*/) {
   if (quit_) quit_();
   return Json::object();
 }
