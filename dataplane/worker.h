@@ -8,6 +8,8 @@
 // Poller methods run on the worker thread only.
 #pragma once
 
+#include <poll.h>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -16,7 +18,9 @@
 
 namespace tern {
 
-enum class PollResult { kIdle, kBusy };
+// kWaiting: work is queued but cannot move until one of the poller's wait_fds() is ready (a
+// full send window): the worker blocks on them at once instead of spinning first.
+enum class PollResult { kIdle, kBusy, kWaiting };
 
 class Poller {
  public:
@@ -24,6 +28,11 @@ class Poller {
   virtual PollResult poll() = 0;
   // Fd readable when there may be work (or -1 for none).
   virtual int wait_fd() const { return -1; }
+  // What a blocked worker waits on for this poller: by default wait_fd() for POLLIN; a poller
+  // that said kWaiting adds the fds (and events) that end its wait.
+  virtual void wait_fds(std::vector<pollfd>& out) const {
+    if (int fd = wait_fd(); fd >= 0) out.push_back({fd, POLLIN, 0});
+  }
   // True while work is imminent and blocking would add wake-up latency.
   virtual bool keep_spinning() const { return false; }
 };
@@ -57,6 +66,7 @@ struct WorkerStats {
   uint64_t busy_polls = 0;
   uint64_t idle_polls = 0;
   uint64_t blocks = 0;       // times the worker blocked
+  uint64_t waits = 0;        // of which at once, on a poller's kWaiting (full send window)
   uint64_t busy_ns = 0;      // time spent in polls that reported busy
   bool realtime = false;     // running SCHED_FIFO now (see BackoffPolicy::realtime_priority)
 };
@@ -87,7 +97,8 @@ class Worker {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   int event_fd_ = -1;
-  std::atomic<uint64_t> busy_polls_{0}, idle_polls_{0}, blocks_{0}, busy_ns_{0};
+  std::vector<pollfd> fds_;  // block()'s poll set, kept to avoid an allocation per block
+  std::atomic<uint64_t> busy_polls_{0}, idle_polls_{0}, blocks_{0}, waits_{0}, busy_ns_{0};
   std::atomic<bool> realtime_{false};
 };
 
