@@ -65,6 +65,13 @@ BackoffPolicy urgent_backoff() {
   return p;
 }
 
+BackoffPolicy bulk_backoff() {
+  BackoffPolicy p;
+  p.spin_iterations = 64;
+  p.yield_iterations = 0;
+  return p;
+}
+
 // sched_setattr(2) for SCHED_OTHER with a slice; glibc 2.36 has no wrapper or struct.
 static void request_slice(uint32_t slice_us) {
   struct {

@@ -62,6 +62,12 @@ struct BackoffPolicy {
 // vCPU holds a core.
 BackoffPolicy urgent_backoff();
 
+// For a bulk worker whose channels wake a sleeper when a frame arrives (and, on the source,
+// has no urgent channel): a short spin, then it blocks on its fds. Spinning buys a bulk
+// stream nothing once the kernel buffers for it, and it takes the core from the peer (on one
+// host) or the guest.
+BackoffPolicy bulk_backoff();
+
 struct WorkerStats {
   uint64_t busy_polls = 0;
   uint64_t idle_polls = 0;
