@@ -32,7 +32,9 @@ trap cleanup EXIT
 # minflt utime+stime(ticks) of a process
 stat_of() { awk '{print $10, $14 + $15}' "/proc/$1/stat"; }
 
-"$ternd" -s "$dir/d.sock" --incoming "$kind:127.0.0.1:0" >"$dir/d.log" 2>&1 &
+incoming="$kind:127.0.0.1:0"
+[[ $kind == dpdk ]] && incoming="dpdk:"  # memif on a fresh socket
+"$ternd" -s "$dir/d.sock" --incoming "$incoming" >"$dir/d.log" 2>&1 &
 dpid=$!
 "$ternd" -s "$dir/s.sock" --guest "$spec" --prefill >"$dir/s.log" 2>&1 &
 spid=$!

@@ -151,10 +151,14 @@ void Worker::run() {
       // Nothing can move until a wait fd is ready (a full send window): sleep on it now. A
       // spin here took the core from the peer that has to make the room (on a shared host).
       bool spin = false;
-      for (Poller* p : pollers_) spin |= p->keep_spinning();
+      uint32_t poll_us = 0;
+      for (Poller* p : pollers_) {
+        spin |= p->keep_spinning();
+        if (uint32_t us = p->wait_poll_us(); us && (!poll_us || us < poll_us)) poll_us = us;
+      }
       if (!spin) {
         waits_.fetch_add(1, std::memory_order_relaxed);
-        block();
+        block(poll_us);
         continue;
       }
     }
@@ -189,13 +193,19 @@ void Worker::run() {
   idle_polls_.store(idle);
 }
 
-bool Worker::block() {
+bool Worker::block(uint32_t timeout_us) {
   std::vector<pollfd>& fds = fds_;
   fds.clear();
   fds.push_back({event_fd_, POLLIN, 0});
   for (Poller* p : pollers_) p->wait_fds(fds);
   blocks_.fetch_add(1, std::memory_order_relaxed);
-  ::poll(fds.data(), fds.size(), policy_.block_timeout_ms);
+  if (timeout_us > 0) {
+    const timespec ts{static_cast<time_t>(timeout_us / 1000000),
+                      static_cast<long>(timeout_us % 1000000) * 1000};
+    ::ppoll(fds.data(), fds.size(), &ts, nullptr);
+  } else {
+    ::poll(fds.data(), fds.size(), policy_.block_timeout_ms);
+  }
   if (fds[0].revents & POLLIN) {
     uint64_t v;
     ssize_t r = read(event_fd_, &v, sizeof v);

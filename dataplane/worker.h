@@ -33,6 +33,9 @@ class Poller {
   virtual void wait_fds(std::vector<pollfd>& out) const {
     if (int fd = wait_fd(); fd >= 0) out.push_back({fd, POLLIN, 0});
   }
+  // After kWaiting: > 0 when no fd ends the wait (a send window that reopens only by polling
+  // its completions or acks: dpdk, rdma), the microseconds to sleep before polling again.
+  virtual uint32_t wait_poll_us() const { return 0; }
   // True while work is imminent and blocking would add wake-up latency.
   virtual bool keep_spinning() const { return false; }
 };
@@ -95,7 +98,9 @@ class Worker {
 
  private:
   void run();
-  bool block();  // true: a poller's fd (not wake()) ended it
+  // true: a poller's fd (not wake()) ended it. timeout_us > 0: at most that long, else
+  // block_timeout_ms.
+  bool block(uint32_t timeout_us = 0);
   std::string name_;
   int cpu_;
   BackoffPolicy policy_;

@@ -65,6 +65,12 @@ SenderPoller::SenderPoller(SendState& state, SendCounters& counters, const Layou
 
 int SenderPoller::wait_fd() const { return owns_urgent_ ? urgent_.channel->wait_fd() : -1; }
 
+uint32_t SenderPoller::wait_poll_us() const {
+  for (const Lane& l : bulk_)
+    if (polls_window(l)) return kWindowPollUs;
+  return 0;
+}
+
 void SenderPoller::wait_fds(std::vector<pollfd>& out) const {
   Poller::wait_fds(out);
   for (const Lane& l : bulk_)
@@ -130,7 +136,7 @@ PollResult SenderPoller::poll() {
   bool window_wait = false;
   for (Lane& l : bulk_) {
     flush(l);
-    window_wait |= sleeps_on_window(l);
+    window_wait |= sleeps_on_window(l) || polls_window(l);
   }
   if (busy) return PollResult::kBusy;
   return window_wait ? PollResult::kWaiting : PollResult::kIdle;
@@ -237,9 +243,9 @@ bool SenderPoller::serve_urgent() {
 bool SenderPoller::step_bulk(Lane& lane, int budget) {
   bool busy = false;
   // The window was full at the last poll and still is: busy unless the lane can sleep on it.
-  if (!drain(lane)) return !sleeps_on_window(lane);
+  if (!drain(lane)) return !sleeps_on_window(lane) && !polls_window(lane);
   for (int i = 0; i < budget; ++i) {
-    if (!room_for_chunk(lane)) return busy || !sleeps_on_window(lane);
+    if (!room_for_chunk(lane)) return busy || (!sleeps_on_window(lane) && !polls_window(lane));
     if (lane.key == 0) {
       const uint32_t round = state_.round.load(std::memory_order_acquire);
       if (round == 0 || lane.slot->round_done.load(std::memory_order_relaxed) == round)
@@ -458,7 +464,7 @@ bool SenderPoller::drain(Lane& lane) {
       // A channel with a tx wait fd: the worker sleeps on it (kWaiting). Else wait a moment
       // without hammering the lines the receiver is writing (a hot spin here slowed the
       // receiver's copies several-fold on this 2-vCPU host).
-      if (lane.channel->tx_wait_fd() >= 0) return false;
+      if (lane.channel->tx_wait_fd() >= 0 || polls_window(lane)) return false;
 #if defined(__x86_64__) || defined(__i386__)
       for (int i = 0; i < 256; ++i) __builtin_ia32_pause();
 #endif

@@ -40,6 +40,9 @@ class SenderPoller : public Poller {
   int wait_fd() const override;
   // Adds POLLOUT on the bulk channels whose full send window stopped their lane (kWaiting).
   void wait_fds(std::vector<pollfd>& out) const override;
+  // A bulk lane stopped by a full window that only polling reopens (no tx wait fd): sleep
+  // kWindowPollUs between polls rather than spin (the receiver may need this core).
+  uint32_t wait_poll_us() const override;
   bool keep_spinning() const override { return urgent_work_pending(); }
 
   bool failed() const { return failed_.load(std::memory_order_acquire); }
@@ -98,6 +101,12 @@ class SenderPoller : public Poller {
   // The lane waits for its channel's send window and can sleep until it reopens
   // (Channel::tx_wait_fd): not busy, the worker blocks.
   static bool sleeps_on_window(const Lane& l) { return l.tx_full && l.channel->tx_wait_fd() >= 0; }
+  // A bulk lane whose window reopens only by polling: it waits (kWaiting) polling every
+  // kWindowPollUs, unless urgent work is queued on this poller (then it spins as before).
+  bool polls_window(const Lane& l) const {
+    return l.tx_full && l.channel->tx_wait_fd() < 0 && !urgent_work_pending();
+  }
+  static constexpr uint32_t kWindowPollUs = 50;
   // Makes room for a chunk's frames in lane's backlog, posting what is there if need be;
   // false when the channel's window is full (the lane waits for the next poll).
   bool room_for_chunk(Lane& lane);
