@@ -101,10 +101,11 @@ class SenderPoller : public Poller {
   // The lane waits for its channel's send window and can sleep until it reopens
   // (Channel::tx_wait_fd): not busy, the worker blocks.
   static bool sleeps_on_window(const Lane& l) { return l.tx_full && l.channel->tx_wait_fd() >= 0; }
-  // A bulk lane whose window reopens only by polling: it waits (kWaiting) polling every
-  // kWindowPollUs, unless urgent work is queued on this poller (then it spins as before).
+  // A bulk lane whose window reopens only by polling: in precopy it waits (kWaiting) polling
+  // every kWindowPollUs; in postcopy (a request may be waiting for this lane's page) it spins.
   bool polls_window(const Lane& l) const {
-    return l.tx_full && l.channel->tx_wait_fd() < 0 && !urgent_work_pending();
+    return l.tx_full && l.channel->tx_wait_fd() < 0 && !urgent_work_pending() &&
+           !state_.postcopy.load(std::memory_order_relaxed);
   }
   static constexpr uint32_t kWindowPollUs = 50;
   // Makes room for a chunk's frames in lane's backlog, posting what is there if need be;
