@@ -2,8 +2,15 @@
 # One precopy migration between two ternd processes on this host, with the figures issue 12
 # asks for: total and setup time, CPU seconds and minor faults of each ternd during the
 # migration (from /proc/PID/stat, read when `migrate --wait` returns; the destination's also
-# after it verified every page), and the destination's verification.
+# after it verified every page), and the destination's verification. `migrate --wait` samples
+# every 20 ms, so the figures at its return hold at most ~20 ms of the destination's page
+# verification (which starts once it acknowledges completion; `*_with_verify` include it all).
 #   bench/mem_cost.sh BUILD_DIR [GUEST_SPEC] [URI_KIND]
+# THREADS=1 adds "threads": CPU s per thread name of each side during the migration
+# (bench/thread_cpu.py; workers that exit are counted to their last 5 ms sample).
+# PERF=DIR records each side during the migration (perf record -e cpu-clock -g) into
+# DIR/src.data and DIR/dst.data, and counts task-clock, page faults and context switches
+# into DIR/src.stat and DIR/dst.stat.
 # Prints one JSON line. Example, two builds alternated:
 #   for i in 1 2 3; do bench/mem_cost.sh /work/base/build; bench/mem_cost.sh build; done
 set -euo pipefail
@@ -25,7 +32,9 @@ trap cleanup EXIT
 # minflt utime+stime(ticks) of a process
 stat_of() { awk '{print $10, $14 + $15}' "/proc/$1/stat"; }
 
-"$ternd" -s "$dir/d.sock" --incoming "$kind:127.0.0.1:0" >"$dir/d.log" 2>&1 &
+incoming="$kind:127.0.0.1:0"
+[[ $kind == dpdk ]] && incoming="dpdk:"  # memif on a fresh socket
+"$ternd" -s "$dir/d.sock" --incoming "$incoming" >"$dir/d.log" 2>&1 &
 dpid=$!
 "$ternd" -s "$dir/s.sock" --guest "$spec" --prefill >"$dir/s.log" 2>&1 &
 spid=$!
@@ -35,11 +44,31 @@ uri=$("$ternctl" -s "$dir/d.sock" incoming)
 "$ternctl" --timeout 120 -s "$dir/s.sock" status >/dev/null
 read -r s_flt0 s_cpu0 < <(stat_of $spid)
 read -r d_flt0 d_cpu0 < <(stat_of $dpid)
+if [[ -n ${THREADS:-} ]]; then
+  python3 "$(dirname "$0")/thread_cpu.py" "$dir/threads.json" src=$spid dst=$dpid &
+  tpid=$!
+  sleep 0.3  # its first sample before the migration starts
+fi
+if [[ -n ${PERF:-} ]]; then
+  mkdir -p "$PERF"
+  perf_pids=()
+  for side in src dst; do
+    pid=$spid; [[ $side == dst ]] && pid=$dpid
+    perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$PERF/$side.data" 2>/dev/null &
+    perf_pids+=($!)
+    perf stat -e task-clock,page-faults,context-switches,cpu-migrations -p "$pid" \
+      -o "$PERF/$side.stat" &
+    perf_pids+=($!)
+  done
+  sleep 0.5
+fi
 t0=$(date +%s.%N)
-"$ternctl" --timeout 600 -s "$dir/s.sock" migrate "$uri" --wait >"$dir/m.log" 2>&1 || true
+"$ternctl" --timeout 600 -s "$dir/s.sock" migrate "$uri" --wait --interval 0.02 >"$dir/m.log" 2>&1 || true
 t1=$(date +%s.%N)
 read -r s_flt1 s_cpu1 < <(stat_of $spid)
 read -r d_flt1 d_cpu1 < <(stat_of $dpid)
+if [[ -n ${tpid:-} ]]; then kill -TERM "$tpid"; wait "$tpid" || true; fi
+if [[ -n ${PERF:-} ]]; then kill -INT "${perf_pids[@]}"; wait "${perf_pids[@]}" || true; fi
 # The destination verifies after it acknowledges: wait for its report.
 for _ in $(seq 300); do
   "$ternctl" -s "$dir/d.sock" --json status 2>/dev/null | grep -q '"completed"' && break
@@ -68,5 +97,8 @@ out = {
   "verified_ok": ver.get("ok"), "mismatches": ver.get("mismatches"),
   "touched_mismatches": ver.get("touched-mismatches"), "pages_checked": ver.get("pages-checked"),
 }
+import os
+if os.path.exists("$dir/threads.json"):
+    out["threads"] = json.load(open("$dir/threads.json"))
 print(json.dumps(out))
 PY

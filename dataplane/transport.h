@@ -68,6 +68,10 @@ class Channel {
   // True when wait_fd turns readable as soon as a frame arrives, so a thread may sleep on it
   // while it waits for an answer; false when it is only a poll timer (no receive interrupt).
   virtual bool wakes_on_receive() const { return true; }
+  // Writable (POLLOUT) once a post() refused for a full send window may be taken again, so a
+  // sender with nothing else to do sleeps on it instead of spinning; -1 when the window reopens
+  // only through flush()/poll_tx() (completions, ring credits): the sender keeps polling then.
+  virtual int tx_wait_fd() const { return -1; }
   // Index in the migration (0 control, 1 urgent, 2.. bulk), as announced in the hello.
   virtual uint32_t index() const = 0;
 

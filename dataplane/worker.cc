@@ -45,8 +45,14 @@ void Worker::wake() {
 }
 
 WorkerStats Worker::stats() const {
-  return {busy_polls_.load(), idle_polls_.load(), blocks_.load(), busy_ns_.load(),
-          realtime_.load()};
+  WorkerStats s;
+  s.busy_polls = busy_polls_.load();
+  s.idle_polls = idle_polls_.load();
+  s.blocks = blocks_.load();
+  s.waits = waits_.load();
+  s.busy_ns = busy_ns_.load();
+  s.realtime = realtime_.load();
+  return s;
 }
 
 BackoffPolicy urgent_backoff() {
@@ -56,6 +62,13 @@ BackoffPolicy urgent_backoff() {
   p.spin_only_while_expecting = true;
   p.slice_us = 100;  // the kernel's minimum slice
   p.realtime_priority = 1;
+  return p;
+}
+
+BackoffPolicy bulk_backoff() {
+  BackoffPolicy p;
+  p.spin_iterations = 64;
+  p.yield_iterations = 0;
   return p;
 }
 
@@ -114,8 +127,12 @@ void Worker::run() {
   // the iteration was busy (a clock read per poll was a visible share of a spinning worker).
   auto last = std::chrono::steady_clock::now();
   while (!stop_.load(std::memory_order_relaxed)) {
-    bool any_busy = false;
-    for (Poller* p : pollers_) any_busy |= (p->poll() == PollResult::kBusy);
+    bool any_busy = false, waiting = false;
+    for (Poller* p : pollers_) {
+      const PollResult r = p->poll();
+      any_busy |= r == PollResult::kBusy;
+      waiting |= r == PollResult::kWaiting;
+    }
     if (any_busy) {
       ++busy;
       idle_run = 0;
@@ -130,6 +147,21 @@ void Worker::run() {
       continue;
     }
     last = std::chrono::steady_clock::now();
+    if (waiting) {
+      // Nothing can move until a wait fd is ready (a full send window): sleep on it now. A
+      // spin here took the core from the peer that has to make the room (on a shared host).
+      bool spin = false;
+      uint32_t poll_us = 0;
+      for (Poller* p : pollers_) {
+        spin |= p->keep_spinning();
+        if (uint32_t us = p->wait_poll_us(); us && (!poll_us || us < poll_us)) poll_us = us;
+      }
+      if (!spin) {
+        waits_.fetch_add(1, std::memory_order_relaxed);
+        block(poll_us);
+        continue;
+      }
+    }
     ++idle;
     if ((idle & 1023) == 0) idle_polls_.store(idle, std::memory_order_relaxed);
     ++idle_run;
@@ -161,13 +193,19 @@ void Worker::run() {
   idle_polls_.store(idle);
 }
 
-bool Worker::block() {
-  std::vector<pollfd> fds;
+bool Worker::block(uint32_t timeout_us) {
+  std::vector<pollfd>& fds = fds_;
+  fds.clear();
   fds.push_back({event_fd_, POLLIN, 0});
-  for (Poller* p : pollers_)
-    if (int fd = p->wait_fd(); fd >= 0) fds.push_back({fd, POLLIN, 0});
+  for (Poller* p : pollers_) p->wait_fds(fds);
   blocks_.fetch_add(1, std::memory_order_relaxed);
-  ::poll(fds.data(), fds.size(), policy_.block_timeout_ms);
+  if (timeout_us > 0) {
+    const timespec ts{static_cast<time_t>(timeout_us / 1000000),
+                      static_cast<long>(timeout_us % 1000000) * 1000};
+    ::ppoll(fds.data(), fds.size(), &ts, nullptr);
+  } else {
+    ::poll(fds.data(), fds.size(), policy_.block_timeout_ms);
+  }
   if (fds[0].revents & POLLIN) {
     uint64_t v;
     ssize_t r = read(event_fd_, &v, sizeof v);

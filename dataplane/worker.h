@@ -8,6 +8,8 @@
 // Poller methods run on the worker thread only.
 #pragma once
 
+#include <poll.h>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -16,7 +18,9 @@
 
 namespace tern {
 
-enum class PollResult { kIdle, kBusy };
+// kWaiting: work is queued but cannot move until one of the poller's wait_fds() is ready (a
+// full send window): the worker blocks on them at once instead of spinning first.
+enum class PollResult { kIdle, kBusy, kWaiting };
 
 class Poller {
  public:
@@ -24,6 +28,14 @@ class Poller {
   virtual PollResult poll() = 0;
   // Fd readable when there may be work (or -1 for none).
   virtual int wait_fd() const { return -1; }
+  // What a blocked worker waits on for this poller: by default wait_fd() for POLLIN; a poller
+  // that said kWaiting adds the fds (and events) that end its wait.
+  virtual void wait_fds(std::vector<pollfd>& out) const {
+    if (int fd = wait_fd(); fd >= 0) out.push_back({fd, POLLIN, 0});
+  }
+  // After kWaiting: > 0 when no fd ends the wait (a send window that reopens only by polling
+  // its completions or acks: dpdk, rdma), the microseconds to sleep before polling again.
+  virtual uint32_t wait_poll_us() const { return 0; }
   // True while work is imminent and blocking would add wake-up latency.
   virtual bool keep_spinning() const { return false; }
 };
@@ -53,10 +65,17 @@ struct BackoffPolicy {
 // vCPU holds a core.
 BackoffPolicy urgent_backoff();
 
+// For a bulk worker whose channels wake a sleeper when a frame arrives (and, on the source,
+// has no urgent channel): a short spin, then it blocks on its fds. Spinning buys a bulk
+// stream nothing once the kernel buffers for it, and it takes the core from the peer (on one
+// host) or the guest.
+BackoffPolicy bulk_backoff();
+
 struct WorkerStats {
   uint64_t busy_polls = 0;
   uint64_t idle_polls = 0;
   uint64_t blocks = 0;       // times the worker blocked
+  uint64_t waits = 0;        // of which at once, on a poller's kWaiting (full send window)
   uint64_t busy_ns = 0;      // time spent in polls that reported busy
   bool realtime = false;     // running SCHED_FIFO now (see BackoffPolicy::realtime_priority)
 };
@@ -79,7 +98,9 @@ class Worker {
 
  private:
   void run();
-  bool block();  // true: a poller's fd (not wake()) ended it
+  // true: a poller's fd (not wake()) ended it. timeout_us > 0: at most that long, else
+  // block_timeout_ms.
+  bool block(uint32_t timeout_us = 0);
   std::string name_;
   int cpu_;
   BackoffPolicy policy_;
@@ -87,7 +108,8 @@ class Worker {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   int event_fd_ = -1;
-  std::atomic<uint64_t> busy_polls_{0}, idle_polls_{0}, blocks_{0}, busy_ns_{0};
+  std::vector<pollfd> fds_;  // block()'s poll set, kept to avoid an allocation per block
+  std::atomic<uint64_t> busy_polls_{0}, idle_polls_{0}, blocks_{0}, waits_{0}, busy_ns_{0};
   std::atomic<bool> realtime_{false};
 };
 

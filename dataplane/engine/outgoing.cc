@@ -221,10 +221,14 @@ void OutgoingMigration::Impl::start_workers() {
   // timer), worker 0 serves requests between its bulk lanes' chunks or host pages.
   const bool own_urgent =
       caps_.postcopy_preempt && channels_[kUrgentChannel]->wakes_on_receive();
+  // A worker without the urgent channel waits only for its send windows (kWaiting) and for
+  // the next round (wake()): it need not spin long when idle, where the channels can wake it.
+  const bool wakes = channels_[kFirstBulkChannel]->wakes_on_receive();
   for (uint32_t w = 0; w < n; ++w) {
     Channel* urgent = w == 0 && !own_urgent ? channels_[kUrgentChannel].get() : nullptr;
     add_sender(urgent, std::move(lanes[w]), 1.0 / n,
-               std::make_unique<Worker>("tern-send" + std::to_string(w), cpus[w]));
+               std::make_unique<Worker>("tern-send" + std::to_string(w), cpus[w],
+                                        wakes && !urgent ? bulk_backoff() : BackoffPolicy{}));
   }
   if (own_urgent)
     add_sender(channels_[kUrgentChannel].get(), {}, 0,

@@ -65,6 +65,18 @@ SenderPoller::SenderPoller(SendState& state, SendCounters& counters, const Layou
 
 int SenderPoller::wait_fd() const { return owns_urgent_ ? urgent_.channel->wait_fd() : -1; }
 
+uint32_t SenderPoller::wait_poll_us() const {
+  for (const Lane& l : bulk_)
+    if (polls_window(l)) return kWindowPollUs;
+  return 0;
+}
+
+void SenderPoller::wait_fds(std::vector<pollfd>& out) const {
+  Poller::wait_fds(out);
+  for (const Lane& l : bulk_)
+    if (sleeps_on_window(l)) out.push_back({l.channel->tx_wait_fd(), POLLOUT, 0});
+}
+
 void SenderPoller::fail(Status s) {
   if (failed_.load(std::memory_order_relaxed)) return;
   error_ = std::move(s);
@@ -121,8 +133,13 @@ PollResult SenderPoller::poll() {
     l.channel->poll_tx();
   };
   if (owns_urgent_) flush(urgent_);
-  for (Lane& l : bulk_) flush(l);
-  return busy ? PollResult::kBusy : PollResult::kIdle;
+  bool window_wait = false;
+  for (Lane& l : bulk_) {
+    flush(l);
+    window_wait |= sleeps_on_window(l) || polls_window(l);
+  }
+  if (busy) return PollResult::kBusy;
+  return window_wait ? PollResult::kWaiting : PollResult::kIdle;
 }
 
 bool SenderPoller::poll_requests() {
@@ -225,9 +242,10 @@ bool SenderPoller::serve_urgent() {
 
 bool SenderPoller::step_bulk(Lane& lane, int budget) {
   bool busy = false;
-  if (!drain(lane)) return true;  // the window was full at the last poll and still is
+  // The window was full at the last poll and still is: busy unless the lane can sleep on it.
+  if (!drain(lane)) return !sleeps_on_window(lane) && !polls_window(lane);
   for (int i = 0; i < budget; ++i) {
-    if (!room_for_chunk(lane)) return true;
+    if (!room_for_chunk(lane)) return busy || (!sleeps_on_window(lane) && !polls_window(lane));
     if (lane.key == 0) {
       const uint32_t round = state_.round.load(std::memory_order_acquire);
       if (round == 0 || lane.slot->round_done.load(std::memory_order_relaxed) == round)
@@ -421,6 +439,7 @@ void SenderPoller::finish_page(Lane& lane) {
 }
 
 bool SenderPoller::drain(Lane& lane) {
+  lane.tx_full = false;
   while (lane.backlog_head != lane.backlog_tail) {
     size_t head = lane.backlog_head % kBacklog;
     size_t contiguous = std::min(lane.backlog_tail - lane.backlog_head, kBacklog - head);
@@ -428,12 +447,24 @@ bool SenderPoller::drain(Lane& lane) {
     if (n) lane.dirty_tx = true;
     lane.backlog_head += n;
     if (n < contiguous) {
-      if (!lane.channel->error().is_ok()) fail(lane.channel->error());
-      // Window full: push what we have so the peer can make room, and wait a moment without
-      // hammering the lines the receiver is writing (a hot spin here slowed the receiver's
-      // copies several-fold on this 2-vCPU host).
-      if (!lane.channel->flush()) fail(lane.channel->error());
+      if (!lane.channel->error().is_ok()) {
+        fail(lane.channel->error());
+        return false;
+      }
+      // Window full: push what we have so the peer can make room; if that freed some, post on.
+      const size_t pending = lane.channel->tx_pending();
+      if (!lane.channel->flush()) {
+        fail(lane.channel->error());
+        return false;
+      }
+      lane.dirty_tx = false;
       lane.channel->poll_tx();
+      if (n > 0 || lane.channel->tx_pending() < pending) continue;
+      lane.tx_full = true;
+      // A channel with a tx wait fd: the worker sleeps on it (kWaiting). Else wait a moment
+      // without hammering the lines the receiver is writing (a hot spin here slowed the
+      // receiver's copies several-fold on this 2-vCPU host).
+      if (lane.channel->tx_wait_fd() >= 0 || polls_window(lane)) return false;
 #if defined(__x86_64__) || defined(__i386__)
       for (int i = 0; i < 256; ++i) __builtin_ia32_pause();
 #endif

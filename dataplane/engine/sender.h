@@ -38,6 +38,11 @@ class SenderPoller : public Poller {
 
   PollResult poll() override;
   int wait_fd() const override;
+  // Adds POLLOUT on the bulk channels whose full send window stopped their lane (kWaiting).
+  void wait_fds(std::vector<pollfd>& out) const override;
+  // A bulk lane stopped by a full window that only polling reopens (no tx wait fd): sleep
+  // kWindowPollUs between polls rather than spin (the receiver may need this core).
+  uint32_t wait_poll_us() const override;
   bool keep_spinning() const override { return urgent_work_pending(); }
 
   bool failed() const { return failed_.load(std::memory_order_acquire); }
@@ -67,6 +72,7 @@ class SenderPoller : public Poller {
     uint64_t stripe_next = 0, stripe_end = 0;  // claimed part of the round's page space
     uint32_t round = 0;        // round the stripe belongs to
     bool dirty_tx = false;     // posted since the last flush
+    bool tx_full = false;      // the last drain() stopped at a full send window
     // Which host pages [res_first, res_first+res_count) of block res_block may hold data
     // (RamBlock::populated), read once per window rather than once per page.
     uint32_t res_block = 0;
@@ -92,6 +98,16 @@ class SenderPoller : public Poller {
   // A chunk ends early where the backlog is full; the page goes on from there.
   void send_chunk(Lane& lane);
   bool drain(Lane& lane);  // posts backlog; true when empty
+  // The lane waits for its channel's send window and can sleep until it reopens
+  // (Channel::tx_wait_fd): not busy, the worker blocks.
+  static bool sleeps_on_window(const Lane& l) { return l.tx_full && l.channel->tx_wait_fd() >= 0; }
+  // A bulk lane whose window reopens only by polling: in precopy it waits (kWaiting) polling
+  // every kWindowPollUs; in postcopy (a request may be waiting for this lane's page) it spins.
+  bool polls_window(const Lane& l) const {
+    return l.tx_full && l.channel->tx_wait_fd() < 0 && !urgent_work_pending() &&
+           !state_.postcopy.load(std::memory_order_relaxed);
+  }
+  static constexpr uint32_t kWindowPollUs = 50;
   // Makes room for a chunk's frames in lane's backlog, posting what is there if need be;
   // false when the channel's window is full (the lane waits for the next poll).
   bool room_for_chunk(Lane& lane);

@@ -1,6 +1,7 @@
 // Worker backoff policies: the urgent worker's sleep-when-idle contract, with a poller whose
 // work arrives on an eventfd (as a channel's wait_fd does).
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -175,6 +176,55 @@ std::string visible_pci_device(std::set<int>* local) {
 
 // Workers near the NIC (Transport::device_pci): every CPU chosen near a PCI device is one the
 // kernel lists as local to it, and an address hwloc does not know means no preference.
+// A poller with work queued behind a full send window (kWaiting) until its pipe has room.
+class WindowPoller : public Poller {
+ public:
+  WindowPoller() {
+    EXPECT_EQ(pipe2(fds_, O_NONBLOCK | O_CLOEXEC), 0);
+    char buf[4096] = {};
+    while (write(fds_[1], buf, sizeof buf) > 0) {}  // fill it: not writable
+  }
+  ~WindowPoller() override {
+    close(fds_[0]);
+    close(fds_[1]);
+  }
+  PollResult poll() override {
+    polls_.fetch_add(1);
+    char c;
+    if (write(fds_[1], &c, 1) == 1) {
+      sent_.store(true);
+      return PollResult::kBusy;
+    }
+    return sent_.load() ? PollResult::kIdle : PollResult::kWaiting;
+  }
+  void wait_fds(std::vector<pollfd>& out) const override {
+    if (!sent_.load()) out.push_back({fds_[1], POLLOUT, 0});
+  }
+  void make_room() {
+    char buf[65536];
+    while (read(fds_[0], buf, sizeof buf) > 0) {}
+  }
+  int fds_[2];
+  std::atomic<uint64_t> polls_{0};
+  std::atomic<bool> sent_{false};
+};
+
+TEST(Worker, WaitingPollerSleepsAtOnceUntilItsFdIsReady) {
+  WindowPoller p;
+  BackoffPolicy policy;  // the bulk default: spins 2000 idle polls before blocking
+  policy.block_timeout_ms = 10000;  // only the fd can wake it in time
+  Worker w("test-window", -1, policy);
+  w.add(&p);
+  w.start();
+  ASSERT_TRUE(eventually([&] { return w.stats().waits >= 1; }));
+  std::this_thread::sleep_for(30ms);
+  // Asleep on the fd, not spinning: one poll per wait.
+  EXPECT_LE(p.polls_.load(), 2u);
+  p.make_room();
+  EXPECT_TRUE(eventually([&] { return p.sent_.load(); }));
+  w.stop();
+}
+
 TEST(ChooseWorkerCpus, NearAPciDeviceTakesOnlyCpusLocalToIt) {
   std::set<int> local;
   const std::string pci = visible_pci_device(&local);

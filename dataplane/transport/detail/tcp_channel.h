@@ -39,6 +39,7 @@ class TcpChannel final : public RawChannel {
   size_t poll_rx(RxFrame* out, size_t max) override;
   size_t tx_pending() const override { return posted_ - sent_; }
   int wait_fd() const override { return fd_; }
+  int tx_wait_fd() const override { return fd_; }
 
  private:
   static constexpr uint32_t kSlots = 1024;     // frames queued on the send side
