@@ -75,7 +75,9 @@ class QmpSocketFixture : public ::testing::Test {
   static Json read_json(int fd) {
     std::string line = read_line(fd);
     EXPECT_GE(line.size(), 2u);
-    if (line.size() >= 2) EXPECT_EQ(line.substr(line.size() - 2), "\r\n") << line;
+    if (line.size() >= 2) {
+      EXPECT_EQ(line.substr(line.size() - 2), "\r\n") << line;
+    }
     Json j = Json::parse(line, nullptr, false);
     EXPECT_FALSE(j.is_discarded()) << line;
     return j;
