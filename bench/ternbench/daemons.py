@@ -163,14 +163,36 @@ class Pair:
                 except Exception:  # noqa: BLE001 - already gone
                     pass
                 q.close()
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        reap(self.procs.values())
         self.procs = {}
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def reap(procs, timeout=10):
+    """Waits for processes told to quit; kills those still running after `timeout` s."""
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def migration_figures(info):
+    """The figures every migration row reports, from the source's completed query-migrate."""
+    r = info["ram"]
+    setup = info.get("setup-time") or 0
+    active_s = max(1e-9, (info["total-time"] - setup) / 1000)
+    return {
+        "total-time-ms": info["total-time"],
+        "setup-time-ms": info.get("setup-time"),
+        "active-time-ms": info["total-time"] - setup,
+        "downtime-ms": info.get("downtime"),
+        "transferred-bytes": r["transferred"],
+        "normal-bytes": r.get("normal-bytes"),
+        "dirty-sync-count": r.get("dirty-sync-count"),
+        "throughput-GBps": r["transferred"] / active_s / 1e9,
+    }
 
 
 _available = {}

@@ -30,7 +30,7 @@ import tempfile
 import time
 
 from . import stats
-from .daemons import SkipRow, cpu_seconds, minor_faults
+from .daemons import SkipRow, cpu_seconds, migration_figures, minor_faults, reap
 from .qmp import Qmp, wait_status
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -285,12 +285,7 @@ class Pair:
         for s in self.serial.values():
             s.close()
         self.serial = {}
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        reap(self.procs.values())
         self.procs = {}
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -390,16 +385,8 @@ def _run(row, pair, variant):
         raise RuntimeError(f"QEMU guest: {verify.get('mismatches')} of {verify.get('pages')} "
                            "pages differ on the destination")
     r = info["ram"]
-    active_s = max(1e-9, (info["total-time"] - info.get("setup-time", 0)) / 1000)
     out = {
-        "total-time-ms": info["total-time"],
-        "setup-time-ms": info.get("setup-time"),
-        "active-time-ms": info["total-time"] - (info.get("setup-time") or 0),
-        "downtime-ms": info.get("downtime"),
-        "transferred-bytes": r["transferred"],
-        "normal-bytes": r.get("normal-bytes"),
-        "dirty-sync-count": r.get("dirty-sync-count"),
-        "throughput-GBps": r["transferred"] / active_s / 1e9,
+        **migration_figures(info),
         "wall-s": wall,
         "boot-fill-s": boot_s,
         "guest-fill-ms": float(_fields(ready).get("fill-ms", 0)),

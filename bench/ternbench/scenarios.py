@@ -162,17 +162,9 @@ def _run(row, pair, ram):
     if counters.get("touched-mismatches", 0) or counters.get("mismatches", 0):
         raise RuntimeError(f"page mismatches on the destination: {counters}")
     r = info["ram"]
-    active_s = max(1e-9, (info["total-time"] - info.get("setup-time", 0)) / 1000)
     out = {
-        "total-time-ms": info["total-time"],
-        "setup-time-ms": info.get("setup-time"),
-        "active-time-ms": info["total-time"] - (info.get("setup-time") or 0),
-        "downtime-ms": info.get("downtime"),
-        "transferred-bytes": r["transferred"],
-        "normal-bytes": r.get("normal-bytes"),
-        "dirty-sync-count": r.get("dirty-sync-count"),
+        **daemons.migration_figures(info),
         "switchover-forced": 1 if info.get("x-switchover-forced") else 0,
-        "throughput-GBps": r["transferred"] / active_s / 1e9,
         "wall-s": wall,
     }
     if info.get("dirty-limit-throttle-time-per-round") is not None:
