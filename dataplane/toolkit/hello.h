@@ -44,6 +44,7 @@ class HelloAssembler {
   // not seen before) and keeps the channel. An error names the offending field.
   Status add(std::unique_ptr<RawChannel> ch, const HelloPayload& hello);
   bool complete() const { return count_ != 0 && have_ == count_; }
+  bool empty() const { return have_ == 0; }
   // Channels still missing ("2 of 4 channels"), for timeout messages.
   std::string progress() const;
   // The channels ordered by index; only when complete().
