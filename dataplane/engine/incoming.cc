@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "dataplane/engine/control_link.h"
 #include "dataplane/engine/fault_poller.h"
@@ -192,16 +193,15 @@ void IncomingMigration::Impl::reset_session() {
   receivers_.clear();
   link_.reset();
   channels_.clear();  // the source sees its channels close
-  std::shared_ptr<Guest> old;
   {
     std::lock_guard<std::mutex> lock(mu_);
     state_.reset();
-    old = std::move(guest_);  // destroyed below, outside the lock
     rounds_acked_ = 0;
     setup_time_ms_ = total_time_ms_ = downtime_ms_ = 0;
   }
+  // The failed guest stays (guest() keeps answering, as after any failure) until the next
+  // source's layout replaces it.
   uffd_.reset();
-  old.reset();
   accepted_ = postcopy_ = precopy_only_ = false;
 }
 
@@ -237,10 +237,12 @@ Status IncomingMigration::Impl::setup(const ControlMessage& m) {
   if (!layout) return layout.status();
   auto guest = factory_(*layout);
   if (!guest) return guest.status();
+  std::shared_ptr<Guest> previous;  // a failed migration's guest, destroyed outside the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
-    guest_ = std::move(*guest);
+    previous = std::exchange(guest_, std::move(*guest));
   }
+  previous.reset();
   const Layout mine = guest_->layout();
   if (mine.blocks.size() != layout->blocks.size())
     return Status(Code::kInternal, "destination guest does not match the announced layout");

@@ -252,9 +252,9 @@ void OutgoingMigration::Impl::stop_workers() {
 
 Status OutgoingMigration::Impl::check_health() {
   // Once postcopy has started the guest runs on the destination: like QEMU, cancel is refused.
-  if (cancel_requested_.load() && !postcopy_started_) return Status(Code::kCancelled, "cancelled");
   if (shutdown_requested_.load())
     return Status(Code::kUnavailable, "the source ternd is shutting down");
+  if (cancel_requested_.load() && !postcopy_started_) return Status(Code::kCancelled, "cancelled");
   for (auto& s : senders_)
     if (s->failed()) return s->error();
   if (!link_->error().is_ok()) return link_->error();
