@@ -2,7 +2,8 @@
 // the supported interface for writing a transport; docs/architecture.md, "Adding a transport").
 // The source announces each channel with a kHello frame as its first frame; the destination
 // reads one hello per incoming channel and assembles the channels of one session, ordered by
-// index (HelloAssembler). hello_transport.h builds connect() on it for every transport.
+// index (HelloAssembler; across connections and accept() calls, session_gatherer.h).
+// hello_transport.h builds connect() on it for every transport.
 //
 // Threads: control path only (the transport's connect()/accept() caller). Allocates; never on
 // the data tier.
