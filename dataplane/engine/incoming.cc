@@ -68,6 +68,7 @@ class IncomingMigration::Impl {
   void reset_session();
   Status setup(const ControlMessage& layout_msg);
   Status check_health();
+  Status peer_reason(const Status& s);
   Status ack_rounds();
   Status enter_postcopy(const ControlMessage& m);
   Status complete_precopy(const ControlMessage& m);
@@ -345,7 +346,7 @@ Status IncomingMigration::Impl::migrate() {
   if (Status s = accept(); !s.is_ok()) return s;
   bool have_layout = false;
   while (true) {
-    if (Status s = check_health(); !s.is_ok()) return s;
+    if (Status s = check_health(); !s.is_ok()) return peer_reason(s);
     if (have_layout)
       if (Status s = ack_rounds(); !s.is_ok()) return s;
     auto m = link_->poll();
@@ -383,6 +384,25 @@ Status IncomingMigration::Impl::migrate() {
                                            std::to_string(static_cast<uint32_t>(m->type)));
     }
   }
+}
+
+// A source that fails or cancels says why on the control channel, then closes its channels:
+// another channel's close may be seen first, so the control channel is read until it closes
+// too (at most 500 ms) and a reason found there takes precedence.
+Status IncomingMigration::Impl::peer_reason(const Status& s) {
+  if (!link_ || s.code() == Code::kCancelled || shutdown_requested_.load()) return s;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(500);
+  while (Clock::now() < deadline) {
+    while (auto m = link_->poll()) {
+      if (m->type == ControlType::kError)
+        return Status(Code::kProtocol, "source failed: " + m->text());
+      if (m->type == ControlType::kCancel)
+        return Status(Code::kCancelled, "source cancelled the migration");
+    }
+    if (!link_->error().is_ok()) break;
+    link_->wait(std::chrono::milliseconds(5));
+  }
+  return s;
 }
 
 Status IncomingMigration::Impl::enter_postcopy(const ControlMessage& m) {
