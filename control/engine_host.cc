@@ -28,14 +28,11 @@ std::unique_ptr<EngineHost> EngineHost::destination(GuestFactory factory) {
 EngineHost::~EngineHost() { cancel_and_wait(); }
 
 void EngineHost::cancel_and_wait() {
-  if (out_ && in_progress(out_->info().status)) {
-    out_->cancel();
-    (void)out_->wait(std::chrono::seconds(30));
-  }
-  if (in_ && in_progress(in_->info().status)) {
-    in_->cancel();
-    (void)in_->wait(std::chrono::seconds(30));
-  }
+  // Shutdown ends a migration in any state, postcopy included; each side tells its peer.
+  if (out_) out_->shutdown();
+  if (in_) in_->shutdown();
+  if (out_ && in_progress(out_->info().status)) (void)out_->wait(std::chrono::seconds(30));
+  if (in_ && in_progress(in_->info().status)) (void)in_->wait(std::chrono::seconds(30));
 }
 
 void EngineHost::set_status_sink(StatusSink sink) {
@@ -78,13 +75,27 @@ Status EngineHost::migrate(const std::string& uri, const MigrationCapabilities& 
 Result<std::string> EngineHost::migrate_incoming(const std::string& uri,
                                                  const MigrationParameters& params) {
   if (in_) {
-    return Status(Code::kInvalidArgument, "already waiting for a migration on " + incoming_uri_ +
-                                              " (one incoming migration per ternd)");
+    // A destination whose last migration failed or was cancelled may listen anew (the old
+    // listener closes first, so the same address works); one that waits, migrates or holds
+    // the migrated guest may not.
+    const MigrationStatus s = in_->info().status;
+    if (s == MigrationStatus::kNone || in_progress(s))
+      return Status(Code::kInvalidArgument, "already waiting for a migration on " +
+                                                incoming_uri_ + " (status " + status_name(s) +
+                                                "; one incoming migration per ternd)");
+    if (s == MigrationStatus::kCompleted)
+      return Status(Code::kInvalidArgument,
+                    "a guest has already migrated here (the last incoming migration completed)");
+    in_.reset();
+    incoming_uri_.clear();
   }
   auto next = std::make_unique<IncomingMigration>(factory_, params);
   next->on_status([this, in = next.get()](MigrationStatus s, const std::string& d) {
     if (s == MigrationStatus::kCompleted) check_completed(*in);
     forward(s, d);
+  });
+  next->on_notice([](const Status& n) {
+    log(n.is_ok() ? LogLevel::kInfo : LogLevel::kWarn, n.message());
   });
   Result<std::string> listening = next->start(uri);
   if (!listening) return listening.status();
@@ -111,9 +122,11 @@ MigrationInfo EngineHost::info() const {
   return MigrationInfo{};
 }
 
-Guest* EngineHost::guest() {
-  if (role_ == Role::kSource) return guest_.get();
-  return in_ ? in_->guest() : nullptr;
+std::shared_ptr<Guest> EngineHost::guest() {
+  // The source's guest lives as long as this host (a non-owning handle); a re-armed
+  // destination may replace its guest, so it is held while used.
+  if (role_ == Role::kSource) return std::shared_ptr<Guest>(std::shared_ptr<Guest>(), guest_.get());
+  return in_ ? in_->shared_guest() : nullptr;
 }
 
 void EngineHost::check_completed(IncomingMigration& in) {
@@ -136,7 +149,7 @@ void EngineHost::check_completed(IncomingMigration& in) {
 
 Result<GuestInfo> EngineHost::guest_info(bool verify) {
   GuestInfo g;
-  Guest* guest = this->guest();
+  std::shared_ptr<Guest> guest = this->guest();
   MigrationInfo mi = info();
   // A query that overtakes the completion callback waits for (or runs) the check, so that a
   // destination reporting `completed` always has it.

@@ -46,12 +46,13 @@ class EngineHost : public MigrationHost {
   DefaultTransport default_transport() const override;
   void set_status_sink(StatusSink sink) override;
 
-  // Blocks until the current migration ends (for shutdown); no-op when none.
+  // Shutdown: ends the current migrations in any state (telling the peers) and waits for
+  // them; no-op when none.
   void cancel_and_wait();
 
  private:
   explicit EngineHost(Role role) : role_(role) {}
-  Guest* guest();
+  std::shared_ptr<Guest> guest();
   void forward(MigrationStatus s, const std::string& detail);
   // Destination: the check of every page once `in` has completed (the first call runs it).
   void check_completed(IncomingMigration& in);

@@ -83,6 +83,9 @@ struct MigrationInfo {
 };
 
 using StatusCallback = std::function<void(MigrationStatus, const std::string& detail)>;
+// Something the user should hear of that is not a status change: ok for news ("waiting again
+// for a source"), an error for trouble that was survived (a connection dropped at its hello).
+using NoticeCallback = std::function<void(const Status& notice)>;
 
 class DirtyLimiter;
 
@@ -102,6 +105,9 @@ class OutgoingMigration {
   // Cancels; the source guest keeps running untouched. Refused (ignored) once postcopy has
   // started, since the guest then runs on the destination.
   void cancel();
+  // Ends the migration in any state, postcopy included (ternd is exiting): the destination is
+  // told, and a postcopy migration fails (the guest's memory is split between the hosts).
+  void shutdown();
   MigrationInfo info() const;
   // Blocks until the migration reaches a terminal status, or the timeout passes.
   MigrationStatus wait(std::chrono::milliseconds timeout = std::chrono::hours(24));
@@ -118,15 +124,29 @@ class IncomingMigration {
   IncomingMigration(GuestFactory factory, MigrationParameters params);
   ~IncomingMigration();
 
-  // Listens on `uri` and accepts one migration in the background. Returns the URI a source
-  // should connect to (wildcard ports resolved).
+  // Listens on `uri` and accepts migrations in the background until one completes or fails
+  // after its guest ran here (postcopy). Returns the URI a source should connect to (wildcard
+  // ports resolved). A connection whose handshake fails is dropped (a notice says why) and the
+  // listener stays armed; a migration that fails or is cancelled by the source before the
+  // guest ran here ends in `failed` / `cancelled` and the listener is armed again: the next
+  // source to connect starts a new migration (status back to `setup`).
   Result<std::string> start(const std::string& uri);
+  // Cancels (and stops listening). Ignored once postcopy runs the guest here.
   void cancel();
+  // Ends everything in any state, postcopy included (the guest here is then lost), telling
+  // the source; for a ternd that exits.
+  void shutdown();
   MigrationInfo info() const;
+  // Blocks until a terminal status (of the current migration), or the timeout passes.
   MigrationStatus wait(std::chrono::milliseconds timeout = std::chrono::hours(24));
   void on_status(StatusCallback cb);
+  // Notices from the control thread (dropped connections, re-arming). Set before start().
+  void on_notice(NoticeCallback cb);
   // The destination guest once the layout has arrived (nullptr before); owned by this object.
+  // A re-armed destination replaces it when the next source's layout comes: from a thread other
+  // than a status callback, hold it with shared_guest().
   Guest* guest();
+  std::shared_ptr<Guest> shared_guest();
 
   class Impl;
 

@@ -95,8 +95,13 @@ class Transport {
   // source should connect to, with any wildcard port resolved (e.g. "tcp:127.0.0.1:40111").
   virtual Result<std::string> listen(const std::string& address) = 0;
   // Destination: wait up to `timeout` for one source and accept all of its channels (the
-  // count comes from the first hello). Channels are returned ordered by index.
+  // count comes from the first hello). Channels are returned ordered by index. A timeout loses
+  // nothing: channels gathered so far wait for the next call (each with its own deadline). A
+  // connection whose handshake fails is dropped, not the listener (see take_rejected).
   virtual Result<ChannelSet> accept(std::chrono::milliseconds timeout) = 0;
+  // Destination: why connections, channels or incomplete sessions were dropped since the last
+  // call (a bad or late hello, a foreign count, a session past its deadline), for the log.
+  virtual std::vector<Status> take_rejected() { return {}; }
   // Source: open `count` channels (>= 3) to `address`, each announced with a hello carrying
   // its index, the count and `session_id`. Channels are returned ordered by index.
   virtual Result<ChannelSet> connect(const std::string& address, uint32_t count,

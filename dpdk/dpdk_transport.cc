@@ -136,12 +136,21 @@ Result<ChannelSet> DpdkTransport::accept(std::chrono::milliseconds timeout) {
     for (auto& ch : pending) {
       if (!ch) continue;
       auto hello = toolkit::receive_hello(*ch, Clock::now());
-      if (!hello) {
-        if (hello.status().code() == Code::kTimeout) continue;
-        return hello.status();
-      }
+      if (!hello && hello.status().code() == Code::kTimeout && ch->error().is_ok()) continue;
       progress = true;
-      if (Status s = set.add(std::move(ch), *hello); !s.is_ok()) return s;
+      // A bad hello, or one that does not fit the session, drops that queue's channel only.
+      const std::string queue = "queue " + std::to_string(&ch - pending.data());
+      if (!hello) {
+        ch.reset();
+        rejected_.push_back(Status(hello.status().code(), where + ": " + queue +
+                                                              " dropped: " + hello.status().message()));
+        continue;
+      }
+      if (Status s = set.add(std::move(ch), *hello); !s.is_ok()) {
+        ch.reset();
+        rejected_.push_back(Status(s.code(), where + ": " + queue + " dropped: " + s.message()));
+        continue;
+      }
       if (set.complete()) break;
     }
     if (set.complete()) break;

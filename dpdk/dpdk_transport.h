@@ -16,6 +16,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dataplane/toolkit/hello_transport.h"
@@ -42,6 +43,7 @@ class DpdkTransport final : public toolkit::HelloTransport {
   std::string_view name() const override { return "dpdk"; }
   Result<std::string> listen(const std::string& address) override;
   Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
+  std::vector<Status> take_rejected() override { return std::exchange(rejected_, {}); }
   // The PCI address of the listening or (first) connected port when it is a PCI device, else "".
   std::string device_pci() const override;
 
@@ -56,6 +58,7 @@ class DpdkTransport final : public toolkit::HelloTransport {
   // take the link (and frames still in its rings) down with it; the peer sees the FIN first.
   std::vector<std::shared_ptr<dpdk::Port>> connected_;
   std::unique_ptr<dpdk::Address> listen_address_;
+  std::vector<Status> rejected_;  // queues accept() dropped, for take_rejected (control thread)
 };
 
 }  // namespace tern

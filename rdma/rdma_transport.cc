@@ -111,8 +111,7 @@ RdmaTransport::RdmaTransport()
 RdmaTransport::~RdmaTransport() {
   stop_.store(true);
   if (acceptor_.joinable()) acceptor_.join();
-  waiting_.reset();
-  set_.reset();
+  gatherer_.clear();  // its channels go before the listener they came from
   ready_.clear();
   listener_.reset();
 }
@@ -172,38 +171,28 @@ Result<ChannelSet> RdmaTransport::accept(std::chrono::milliseconds timeout) {
   if (!listening_) return Status(Code::kInvalidArgument, "rdma: accept() before listen()");
   const auto deadline = Clock::now() + timeout;
   // Setting up a queue pair takes far longer than a TCP handshake (hundreds of ms under an
-  // emulated CPU), so a session often spans several accept() calls: the channels accepted so
-  // far, and one still waiting for its hello, are kept across a timeout.
-  if (!set_) set_ = std::make_unique<tern::toolkit::HelloAssembler>();
-  auto timed_out = [&] {
-    return tern::toolkit::timeout_status(
-        "rdma accept on " + listen_uri_ + " (have " + set_->progress() + ")", timeout);
-  };
-  while (!set_->complete()) {
-    if (!waiting_) {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_until(lock, deadline, [&] { return !ready_.empty() || !acceptor_error_.is_ok(); });
+  // emulated CPU), so a session often spans several accept() calls: the gatherer keeps the
+  // channels and the connections still waiting for their hello across a timeout.
+  while (true) {
+    std::deque<std::unique_ptr<rdma::Connection>> fresh;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
       if (!acceptor_error_.is_ok()) return acceptor_error_;
-      if (ready_.empty()) return timed_out();
-      waiting_ = std::make_unique<rdma::RdmaChannel>(std::move(ready_.front()), memory_);
-      ready_.pop_front();
+      fresh.swap(ready_);
     }
-    auto hello = tern::toolkit::receive_hello(*waiting_, deadline);
-    if (!hello && hello.status().code() == Code::kTimeout && waiting_->error().is_ok())
-      return timed_out();
-    if (!hello) {
-      waiting_.reset();
-      set_.reset();
-      return hello.status();
-    }
-    if (Status s = set_->add(std::move(waiting_), *hello); !s.is_ok()) {
-      set_.reset();
-      return s;
-    }
+    for (auto& c : fresh)
+      gatherer_.add_connection(std::make_unique<rdma::RdmaChannel>(std::move(c), memory_),
+                               "an rdma peer on " + listen_uri_);
+    gatherer_.poll();
+    if (auto set = gatherer_.take_complete()) return std::move(*set);
+    if (Clock::now() >= deadline)
+      return tern::toolkit::timeout_status(
+          "rdma accept on " + listen_uri_ + " (have " + gatherer_.progress() + ")", timeout);
+    auto until = std::min(deadline, gatherer_.next_deadline());
+    if (gatherer_.waiting()) until = std::min(until, Clock::now() + std::chrono::milliseconds(1));
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_until(lock, until, [&] { return !ready_.empty() || !acceptor_error_.is_ok(); });
   }
-  ChannelSet out = set_->take();
-  set_.reset();
-  return out;
 }
 
 Result<ChannelSet> RdmaTransport::connect_with_hellos(const std::string& address,

@@ -30,6 +30,7 @@
 
 #include "dataplane/toolkit/hello.h"
 #include "dataplane/toolkit/hello_transport.h"
+#include "dataplane/toolkit/session_gatherer.h"
 #include "dataplane/transport.h"
 #include "rdma/memory_map.h"
 
@@ -70,7 +71,9 @@ class RdmaTransport final : public toolkit::HelloTransport {
   // wildcard with a named device); port 0 picks a free port.
   Result<std::string> listen(const std::string& address) override;
   // A timeout keeps the channels accepted so far: the next accept() continues the session.
+  // A bad or late hello drops that connection only (take_rejected).
   Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
+  std::vector<Status> take_rejected() override { return gatherer_.take_rejected(); }
   Status register_memory(void* addr, size_t len) override;
   void release_memory() override;
   // The PCI address of the device the channels connected through (sysfs), or "" (rxe).
@@ -96,9 +99,9 @@ class RdmaTransport final : public toolkit::HelloTransport {
   std::condition_variable cv_;
   std::deque<std::unique_ptr<rdma::Connection>> ready_;
   Status acceptor_error_;
-  // accept() state kept across its timeouts (control thread only).
-  std::unique_ptr<tern::toolkit::HelloAssembler> set_;
-  std::unique_ptr<rdma::RdmaChannel> waiting_;  // accepted, hello not yet received
+  // accept() state kept across its timeouts (control thread only): connections waiting for
+  // their hello, sessions being gathered.
+  tern::toolkit::SessionGatherer gatherer_;
 };
 
 }  // namespace tern

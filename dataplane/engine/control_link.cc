@@ -40,9 +40,13 @@ Status ControlLink::send(ControlType type, uint32_t round, const std::vector<uin
 
 std::optional<ControlMessage> ControlLink::poll() {
   if (!error_.is_ok()) return std::nullopt;
-  channel_->flush();  // keep any partially written message moving
   RxFrame f;
-  if (channel_->poll_rx(&f, 1) != 1) return std::nullopt;
+  const size_t n = channel_->poll_rx(&f, 1);
+  // Keeps any partially written message moving. After the read: a flush that finds the peer
+  // gone fails the channel, and a failed channel delivers nothing more, so the last message a
+  // closing peer sent (its kError or kCancel) would be lost.
+  channel_->flush();
+  if (n != 1) return std::nullopt;
   if (static_cast<FrameType>(f.hdr.type) != FrameType::kControl) {
     error_ = Status(Code::kProtocol, "frame type " + std::to_string(f.hdr.type) +
                                          " on the control channel");

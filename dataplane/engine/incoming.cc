@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "dataplane/engine/control_link.h"
 #include "dataplane/engine/fault_poller.h"
@@ -33,25 +34,41 @@ class IncomingMigration::Impl {
   Impl(GuestFactory factory, MigrationParameters params)
       : factory_(std::move(factory)), params_(params) {}
   ~Impl() {
-    cancel_requested_.store(true);
+    shutdown();
     if (thread_.joinable()) thread_.join();
   }
 
   Result<std::string> start(const std::string& uri);
   void cancel() { cancel_requested_.store(true); }
-  MigrationInfo info() const;
-  Guest* guest() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return guest_.get();
+  void shutdown() {
+    shutdown_requested_.store(true);
+    cancel_requested_.store(true);
   }
+  MigrationInfo info() const;
+  std::shared_ptr<Guest> guest() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return guest_;
+  }
+  void on_notice(NoticeCallback cb) { notice_ = std::move(cb); }
   StatusBoard board_;
 
  private:
   void run();
   Status migrate();
   Status accept();
+  void notice(const Status& s) {
+    if (notice_) notice_(s);
+  }
+  // The end of a migration that failed or was cancelled: tell the source, stop the guest if
+  // postcopy had started it, publish the status.
+  void end_session(const Status& s);
+  // Stops a guest that postcopy started, without waiting on a page that will never come.
+  void stop_lost_guest(Guest& g);
+  // Drops everything of the last migration, so that the listener can take the next one.
+  void reset_session();
   Status setup(const ControlMessage& layout_msg);
   Status check_health();
+  Status peer_reason(const Status& s);
   Status ack_rounds();
   Status enter_postcopy(const ControlMessage& m);
   Status complete_precopy(const ControlMessage& m);
@@ -62,19 +79,23 @@ class IncomingMigration::Impl {
 
   GuestFactory factory_;
   const MigrationParameters params_;
+  NoticeCallback notice_;  // set before start()
   std::string address_;
+  std::string listen_uri_;
   std::string transport_name_;
   std::unique_ptr<Transport> transport_;
   ChannelSet channels_;
   std::unique_ptr<ControlLink> link_;
-  std::unique_ptr<Guest> guest_;  // guarded by mu_ for guest()
-  std::unique_ptr<RecvState> state_;
+  std::shared_ptr<Guest> guest_;      // written by the control thread under mu_
+  std::unique_ptr<RecvState> state_;  // written by the control thread under mu_
   std::unique_ptr<Userfault> uffd_;
   std::vector<std::unique_ptr<ReceiverPoller>> receivers_;
   std::unique_ptr<FaultPoller> faults_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::thread thread_;
-  std::atomic<bool> cancel_requested_{false};
+  std::atomic<bool> cancel_requested_{false};    // local cancel (or shutdown)
+  std::atomic<bool> shutdown_requested_{false};  // ends postcopy too
+  bool accepted_ = false;  // the current migration got past accept()
   uint32_t rounds_acked_ = 0;
   bool postcopy_ = false;
   bool precopy_only_ = false;  // the layout said no postcopy follows (kLayoutPrecopyOnly)
@@ -93,48 +114,118 @@ Result<std::string> IncomingMigration::Impl::start(const std::string& uri) {
   transport_name_ = opened->name;
   auto bound = transport_->listen(opened->address);
   if (!bound) return bound.status();
+  listen_uri_ = *bound;
   thread_ = std::thread([this] { run(); });
   return *bound;
 }
 
 void IncomingMigration::Impl::run() {
-  Status s = migrate();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    total_time_ms_ = ms_since(start_time_);
+  while (true) {
+    Status s = migrate();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      total_time_ms_ = ms_since(start_time_);
+    }
+    stop_workers();
+    if (s.is_ok()) {
+      board_.set(MigrationStatus::kCompleted);  // complete_precopy() released guest RAM already
+      return;
+    }
+    end_session(s);
+    // The listener is armed again unless the user cancelled here, it broke, or the guest ran
+    // here (postcopy): then its memory is split between the hosts and this one is lost.
+    if (!accepted_ || postcopy_ || cancel_requested_.load()) return;
+    reset_session();
+    notice(Status(Code::kOk, "the migration " + std::string(status_name(board_.get())) +
+                                     " before the guest ran here: waiting again for a source on " +
+                                     listen_uri_));
   }
-  stop_workers();
-  if (s.is_ok()) {
-    board_.set(MigrationStatus::kCompleted);  // complete_precopy() released guest RAM already
-    return;
-  }
+}
+
+void IncomingMigration::Impl::end_session(const Status& s) {
   if (transport_) transport_->release_memory();  // the source's keys stop working after a failure
-  if (link_ && link_->error().is_ok() && s.code() != Code::kCancelled)
-    (void)link_->send_text(ControlType::kError, s.to_string(), std::chrono::milliseconds(500));
-  if (s.code() == Code::kCancelled) {
-    board_.set(MigrationStatus::kCancelled);
-  } else {
-    board_.set(MigrationStatus::kFailed, s.to_string());
+  const bool from_source = s.code() == Code::kCancelled && !cancel_requested_.load();
+  std::string msg = s.to_string();
+  if (postcopy_ && state_) {
+    const uint64_t total = state_->total_host_pages();
+    const uint64_t missing = total - std::min(total, state_->received.dirty_host_pages());
+    msg = "postcopy failed: " + msg + "; the guest cannot continue without the source's pages (" +
+          std::to_string(missing) + " of " + std::to_string(total) +
+          " host pages never arrived): it is stopped here and lost";
   }
-  // A failed incoming guest never runs: stop it if postcopy had started it.
-  std::lock_guard<std::mutex> lock(mu_);
-  if (guest_ && guest_->running()) guest_->pause();
+  if (link_ && link_->error().is_ok() && !from_source) {
+    if (s.code() == Code::kCancelled)
+      (void)link_->send_text(ControlType::kCancel, "cancelled on the destination",
+                             std::chrono::milliseconds(500));
+    else
+      (void)link_->send_text(ControlType::kError, msg, std::chrono::milliseconds(500));
+  }
+  // A failed incoming guest never runs: stop it if postcopy had started it. No lock is held
+  // here: QMP reads status and statistics meanwhile.
+  std::shared_ptr<Guest> g = guest();
+  if (g && g->running()) stop_lost_guest(*g);
   if (uffd_ && state_)
     for (RamBlock* b : state_->blocks) (void)uffd_->unregister_range(b->base(), b->size());
+  if (s.code() == Code::kCancelled && !postcopy_)
+    board_.set(MigrationStatus::kCancelled);
+  else
+    board_.set(MigrationStatus::kFailed, msg);
+}
+
+void IncomingMigration::Impl::stop_lost_guest(Guest& g) {
+  // vCPUs that wait on no page stop at once. One that waits on a page that will never come
+  // sits in the kernel (handle_userfault) until guest RAM leaves userfaultfd: its access then
+  // completes on an empty page and it stops at its next pause point. The guest is lost anyway.
+  std::atomic<bool> paused{false};
+  std::thread pauser([&] {
+    g.pause();
+    paused.store(true);
+  });
+  for (int i = 0; i < 100 && !paused.load(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!paused.load() && uffd_ && state_)
+    for (RamBlock* b : state_->blocks) (void)uffd_->unregister_range(b->base(), b->size());
+  pauser.join();
+}
+
+void IncomingMigration::Impl::reset_session() {
+  workers_.clear();
+  faults_.reset();
+  receivers_.clear();
+  link_.reset();
+  channels_.clear();  // the source sees its channels close
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_.reset();
+    rounds_acked_ = 0;
+    setup_time_ms_ = total_time_ms_ = downtime_ms_ = 0;
+  }
+  // The failed guest stays (guest() keeps answering, as after any failure) until the next
+  // source's layout replaces it.
+  uffd_.reset();
+  accepted_ = postcopy_ = precopy_only_ = false;
 }
 
 Status IncomingMigration::Impl::accept() {
   while (true) {
     if (cancel_requested_.load()) return Status(Code::kCancelled, "cancelled while waiting");
     auto chans = transport_->accept(std::chrono::milliseconds(200));
+    for (const Status& r : transport_->take_rejected()) notice(r);
     if (chans) {
       channels_ = std::move(*chans);
       break;
     }
     if (chans.status().code() != Code::kTimeout) return chans.status();
   }
-  start_time_ = Clock::now();
-  board_.set(MigrationStatus::kSetup);
+  accepted_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    start_time_ = Clock::now();
+  }
+  if (is_terminal(board_.get()))
+    board_.restart(MigrationStatus::kSetup);  // a re-armed destination's next migration
+  else
+    board_.set(MigrationStatus::kSetup);
   if (channels_.size() < kFirstBulkChannel + 1)
     return Status(Code::kProtocol, "source opened only " + std::to_string(channels_.size()) +
                                        " channels");
@@ -147,10 +238,12 @@ Status IncomingMigration::Impl::setup(const ControlMessage& m) {
   if (!layout) return layout.status();
   auto guest = factory_(*layout);
   if (!guest) return guest.status();
+  std::shared_ptr<Guest> previous;  // a failed migration's guest, destroyed outside the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
-    guest_ = std::move(*guest);
+    previous = std::exchange(guest_, std::move(*guest));
   }
+  previous.reset();
   const Layout mine = guest_->layout();
   if (mine.blocks.size() != layout->blocks.size())
     return Status(Code::kInternal, "destination guest does not match the announced layout");
@@ -169,7 +262,10 @@ Status IncomingMigration::Impl::setup(const ControlMessage& m) {
   // Guest RAM is not faulted in here: setup must not grow with RAM size. 4 KiB blocks sit on
   // transparent huge pages, so landing a page costs a fault per 2 MiB, and pages the source
   // reports as never populated are never touched.
-  state_ = std::make_unique<RecvState>(guest_->ram(), *layout);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_ = std::make_unique<RecvState>(guest_->ram(), *layout);
+  }
   for (size_t c = kUrgentChannel; c < channels_.size(); ++c)
     receivers_.push_back(std::make_unique<ReceiverPoller>(*state_, channels_[c].get()));
   faults_ = std::make_unique<FaultPoller>(*state_, channels_[kUrgentChannel].get());
@@ -226,6 +322,8 @@ void IncomingMigration::Impl::stop_workers() {
 }
 
 Status IncomingMigration::Impl::check_health() {
+  if (shutdown_requested_.load())
+    return Status(Code::kUnavailable, "the destination ternd is shutting down");
   if (cancel_requested_.load()) {
     if (postcopy_) return Status::ok();  // postcopy cannot be cancelled: the guest runs here
     return Status(Code::kCancelled, "cancelled on the destination");
@@ -252,7 +350,7 @@ Status IncomingMigration::Impl::migrate() {
   if (Status s = accept(); !s.is_ok()) return s;
   bool have_layout = false;
   while (true) {
-    if (Status s = check_health(); !s.is_ok()) return s;
+    if (Status s = check_health(); !s.is_ok()) return peer_reason(s);
     if (have_layout)
       if (Status s = ack_rounds(); !s.is_ok()) return s;
     auto m = link_->poll();
@@ -290,6 +388,25 @@ Status IncomingMigration::Impl::migrate() {
                                            std::to_string(static_cast<uint32_t>(m->type)));
     }
   }
+}
+
+// A source that fails or cancels says why on the control channel, then closes its channels:
+// another channel's close may be seen first, so the control channel is read until it closes
+// too (at most 500 ms) and a reason found there takes precedence.
+Status IncomingMigration::Impl::peer_reason(const Status& s) {
+  if (!link_ || s.code() == Code::kCancelled || shutdown_requested_.load()) return s;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(500);
+  while (Clock::now() < deadline) {
+    while (auto m = link_->poll()) {
+      if (m->type == ControlType::kError)
+        return Status(Code::kProtocol, "source failed: " + m->text());
+      if (m->type == ControlType::kCancel)
+        return Status(Code::kCancelled, "source cancelled the migration");
+    }
+    if (!link_->error().is_ok()) break;
+    link_->wait(std::chrono::milliseconds(5));
+  }
+  return s;
 }
 
 Status IncomingMigration::Impl::enter_postcopy(const ControlMessage& m) {
@@ -425,11 +542,14 @@ IncomingMigration::IncomingMigration(GuestFactory factory, MigrationParameters p
 IncomingMigration::~IncomingMigration() = default;
 Result<std::string> IncomingMigration::start(const std::string& uri) { return impl_->start(uri); }
 void IncomingMigration::cancel() { impl_->cancel(); }
+void IncomingMigration::shutdown() { impl_->shutdown(); }
+void IncomingMigration::on_notice(NoticeCallback cb) { impl_->on_notice(std::move(cb)); }
 MigrationInfo IncomingMigration::info() const { return impl_->info(); }
 MigrationStatus IncomingMigration::wait(std::chrono::milliseconds timeout) {
   return impl_->board_.wait(timeout);
 }
 void IncomingMigration::on_status(StatusCallback cb) { impl_->board_.on_status(std::move(cb)); }
-Guest* IncomingMigration::guest() { return impl_->guest(); }
+Guest* IncomingMigration::guest() { return impl_->guest().get(); }
+std::shared_ptr<Guest> IncomingMigration::shared_guest() { return impl_->guest(); }
 
 }  // namespace tern

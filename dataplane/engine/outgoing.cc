@@ -33,7 +33,7 @@ class OutgoingMigration::Impl {
        DirtyLimiter* limiter)
       : guest_(guest), caps_(caps), params_(params), limiter_(limiter) {}
   ~Impl() {
-    cancel();
+    shutdown();
     if (thread_.joinable()) thread_.join();
   }
 
@@ -51,6 +51,10 @@ class OutgoingMigration::Impl {
   void cancel() {
     if (is_terminal(board_.get()) || board_.get() == MigrationStatus::kNone) return;
     cancel_requested_.store(true);
+  }
+  void shutdown() {
+    shutdown_requested_.store(true);
+    cancel();
   }
   MigrationInfo info() const;
   StatusBoard board_;
@@ -100,6 +104,7 @@ class OutgoingMigration::Impl {
   std::thread thread_;
   std::atomic<bool> postcopy_requested_{false};
   std::atomic<bool> cancel_requested_{false};
+  std::atomic<bool> shutdown_requested_{false};  // ends postcopy too (ternd exits)
   bool paused_by_us_ = false;
   bool postcopy_started_ = false;
   uint32_t round_ = 0;
@@ -251,6 +256,8 @@ void OutgoingMigration::Impl::stop_workers() {
 
 Status OutgoingMigration::Impl::check_health() {
   // Once postcopy has started the guest runs on the destination: like QEMU, cancel is refused.
+  if (shutdown_requested_.load())
+    return Status(Code::kUnavailable, "the source ternd is shutting down");
   if (cancel_requested_.load() && !postcopy_started_) return Status(Code::kCancelled, "cancelled");
   for (auto& s : senders_)
     if (s->failed()) return s->error();
@@ -508,6 +515,7 @@ OutgoingMigration::~OutgoingMigration() = default;
 Status OutgoingMigration::start(const std::string& uri) { return impl_->start(uri); }
 Status OutgoingMigration::start_postcopy() { return impl_->start_postcopy(); }
 void OutgoingMigration::cancel() { impl_->cancel(); }
+void OutgoingMigration::shutdown() { impl_->shutdown(); }
 MigrationInfo OutgoingMigration::info() const { return impl_->info(); }
 MigrationStatus OutgoingMigration::wait(std::chrono::milliseconds timeout) {
   return impl_->board_.wait(timeout);

@@ -21,6 +21,18 @@ void StatusBoard::set(MigrationStatus s, const std::string& detail) {
   for (auto& cb : cbs) cb(s, detail);
 }
 
+void StatusBoard::restart(MigrationStatus s) {
+  std::vector<StatusCallback> cbs;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_ = s;
+    error_.clear();
+    cbs = callbacks_;
+  }
+  cv_.notify_all();
+  for (auto& cb : cbs) cb(s, "");
+}
+
 MigrationStatus StatusBoard::get() const {
   std::lock_guard<std::mutex> lock(mu_);
   return status_;

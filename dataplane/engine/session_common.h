@@ -19,6 +19,8 @@ namespace tern::engine {
 class StatusBoard {
  public:
   void set(MigrationStatus s, const std::string& detail = "");
+  // Like set(), but also leaves a terminal status: a re-armed destination's next migration.
+  void restart(MigrationStatus s);
   MigrationStatus get() const;
   std::string error() const;
   MigrationStatus wait(std::chrono::milliseconds timeout) const;

@@ -2,7 +2,8 @@
 // the supported interface for writing a transport; docs/architecture.md, "Adding a transport").
 // The source announces each channel with a kHello frame as its first frame; the destination
 // reads one hello per incoming channel and assembles the channels of one session, ordered by
-// index (HelloAssembler). hello_transport.h builds connect() on it for every transport.
+// index (HelloAssembler; across connections and accept() calls, session_gatherer.h).
+// hello_transport.h builds connect() on it for every transport.
 //
 // Threads: control path only (the transport's connect()/accept() caller). Allocates; never on
 // the data tier.
@@ -44,6 +45,7 @@ class HelloAssembler {
   // not seen before) and keeps the channel. An error names the offending field.
   Status add(std::unique_ptr<RawChannel> ch, const HelloPayload& hello);
   bool complete() const { return count_ != 0 && have_ == count_; }
+  bool empty() const { return have_ == 0; }
   // Channels still missing ("2 of 4 channels"), for timeout messages.
   std::string progress() const;
   // The channels ordered by index; only when complete().

@@ -1,5 +1,6 @@
 #include "dataplane/transport/loopback.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -89,22 +90,26 @@ Result<std::string> LoopbackTransport::listen(const std::string& address) {
 Result<ChannelSet> LoopbackTransport::accept(std::chrono::milliseconds timeout) {
   if (!listener_) return Status(Code::kInvalidArgument, "loopback: accept() before listen()");
   const auto deadline = toolkit::Clock::now() + timeout;
-  toolkit::HelloAssembler set;
-  while (!set.complete()) {
-    std::unique_ptr<detail::LoopbackChannel> ch;
+  while (true) {
+    std::deque<std::unique_ptr<detail::LoopbackChannel>> fresh;
     {
-      std::unique_lock<std::mutex> lock(listener_->mu);
-      if (!listener_->cv.wait_until(lock, deadline, [&] { return !listener_->backlog.empty(); }))
-        return toolkit::timeout_status(
-            "loopback accept on '" + listen_name_ + "' (have " + set.progress() + ")", timeout);
-      ch = std::move(listener_->backlog.front());
-      listener_->backlog.pop_front();
+      std::lock_guard<std::mutex> lock(listener_->mu);
+      fresh.swap(listener_->backlog);
     }
-    auto hello = toolkit::receive_hello(*ch, deadline);
-    if (!hello) return hello.status();
-    if (Status s = set.add(std::move(ch), *hello); !s.is_ok()) return s;
+    for (auto& ch : fresh)
+      gatherer_.add_connection(std::move(ch), "a loopback peer on '" + listen_name_ + "'");
+    gatherer_.poll();
+    if (auto set = gatherer_.take_complete()) return std::move(*set);
+    if (toolkit::Clock::now() >= deadline)
+      return toolkit::timeout_status(
+          "loopback accept on '" + listen_name_ + "' (have " + gatherer_.progress() + ")",
+          timeout);
+    // New connections wake the listener; hellos of waiting ones are looked at every 10 ms.
+    auto until = std::min(deadline, gatherer_.next_deadline());
+    if (gatherer_.waiting()) until = std::min(until, toolkit::Clock::now() + std::chrono::milliseconds(10));
+    std::unique_lock<std::mutex> lock(listener_->mu);
+    listener_->cv.wait_until(lock, until, [&] { return !listener_->backlog.empty(); });
   }
-  return set.take();
 }
 
 Result<ChannelSet> LoopbackTransport::connect_with_hellos(

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "dataplane/toolkit/hello_transport.h"
+#include "dataplane/toolkit/session_gatherer.h"
 
 namespace tern {
 
@@ -36,7 +37,10 @@ class LoopbackTransport final : public toolkit::HelloTransport {
   std::string_view name() const override { return "loopback"; }
   // `address` is NAME ("" means "default"). A NAME already listened on is kUnavailable.
   Result<std::string> listen(const std::string& address) override;
+  // Channels are gathered by session across calls (toolkit::SessionGatherer); a bad hello
+  // drops its channel only (take_rejected).
   Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
+  std::vector<Status> take_rejected() override { return gatherer_.take_rejected(); }
 
  private:
   // HelloTransport: one channel per hello, each hello sent unchanged.
@@ -46,6 +50,7 @@ class LoopbackTransport final : public toolkit::HelloTransport {
 
   std::shared_ptr<detail::LoopbackListener> listener_;
   std::string listen_name_;
+  toolkit::SessionGatherer gatherer_;  // control thread only
 };
 
 // The registry entry (transports/builtin_transports.cc): never the default (one process only).

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <utility>
 #include <memory>
@@ -167,28 +168,36 @@ Result<std::string> TcpTransport::listen(const std::string& address) {
 Result<ChannelSet> TcpTransport::accept(std::chrono::milliseconds timeout) {
   if (listen_fd_ < 0) return Status(Code::kInvalidArgument, "tcp: accept() before listen()");
   const auto deadline = Clock::now() + timeout;
-  toolkit::HelloAssembler set;
-  while (!set.complete()) {
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+  while (true) {
+    // Everything in the backlog joins the gatherer, which reads each hello without blocking:
+    // one slow or hostile connection holds up no other.
+    while (true) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof(peer);
+      int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        // Out of fds or memory: the waiters' deadlines free some; the listener stays.
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) break;
         return errno_status("tcp accept on " + listen_uri_);
-      const int ms = toolkit::remaining_ms(deadline);
-      if (ms == 0)
-        return toolkit::timeout_status(
-            "tcp accept on " + listen_uri_ + " (have " + set.progress() + ")", timeout);
-      pollfd pfd{listen_fd_, POLLIN, 0};
-      ::poll(&pfd, 1, ms);
-      continue;
+      }
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      gatherer_.add_connection(std::make_unique<detail::TcpChannel>(fd), uri_of(peer));
     }
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    auto ch = std::make_unique<detail::TcpChannel>(fd);
-    auto hello = toolkit::receive_hello(*ch, deadline);
-    if (!hello) return hello.status();
-    if (Status s = set.add(std::move(ch), *hello); !s.is_ok()) return s;
+    gatherer_.poll();
+    if (auto set = gatherer_.take_complete()) return std::move(*set);
+    const int ms = toolkit::remaining_ms(std::min(deadline, gatherer_.next_deadline()));
+    if (Clock::now() >= deadline)
+      return toolkit::timeout_status(
+          "tcp accept on " + listen_uri_ + " (have " + gatherer_.progress() + ")", timeout);
+    std::vector<pollfd> fds{{listen_fd_, POLLIN, 0}};
+    for (int fd : gatherer_.wait_fds()) fds.push_back({fd, POLLIN, 0});
+    // A bounded nap also covers an accept4 that failed for lack of fds.
+    ::poll(fds.data(), fds.size(), std::min(ms, 100));
   }
-  return set.take();
 }
 
 Result<ChannelSet> TcpTransport::connect_with_hellos(const std::string& address,

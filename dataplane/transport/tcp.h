@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dataplane/toolkit/hello_transport.h"
+#include "dataplane/toolkit/session_gatherer.h"
 
 namespace tern {
 
@@ -24,9 +25,11 @@ class TcpTransport final : public toolkit::HelloTransport {
   // `address` is HOST:PORT (IPv6 as [ADDR]:PORT); port 0 picks a free port. Returns the URI
   // with the real port, e.g. "tcp:127.0.0.1:40111".
   Result<std::string> listen(const std::string& address) override;
-  // Accepts connections until one session's channels are complete. A connection whose hello
-  // does not fit the session (other session, count, duplicate index) fails the accept.
+  // Accepts connections until one session's channels are complete; channels are gathered by
+  // session across calls (toolkit::SessionGatherer). A connection whose hello is bad, late or
+  // does not fit its session is closed and reported by take_rejected.
   Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
+  std::vector<Status> take_rejected() override { return gatherer_.take_rejected(); }
 
  private:
   // HelloTransport: one channel per hello, each hello sent unchanged.
@@ -36,6 +39,7 @@ class TcpTransport final : public toolkit::HelloTransport {
 
   int listen_fd_ = -1;
   std::string listen_uri_;
+  toolkit::SessionGatherer gatherer_;  // connections accepted, sessions not yet complete
 };
 
 // The registry entry (transports/builtin_transports.cc): usable wherever sockets work, after

@@ -60,6 +60,23 @@ class Ternd {
     return c ? std::move(*c) : nullptr;
   }
   bool started() const { return pid_ > 0; }
+  // Sends `sig` to the child.
+  void signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+  // True once the child has exited (reaped) within `limit`.
+  bool wait_exit(std::chrono::milliseconds limit) {
+    if (pid_ <= 0) return true;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
 
  private:
   std::string socket_;

@@ -42,7 +42,8 @@ Result<ChannelSet> connect_with_hellos(Transport& t, const std::string& address,
                                        std::chrono::milliseconds timeout);
 
 // Listens on a fresh destination and returns what accept() makes of the hellos a source sends
-// with connect_with_hellos.
+// with connect_with_hellos: ok when a session completes, else the first drop take_rejected
+// reports (a bad hello costs its channel, not the listener), else accept's timeout.
 Status accept_with_hellos(const Harness& h, const std::vector<HelloPayload>& hellos);
 
 // A received frame with its payload copied out (RxFrame::data of non-page frames only lives

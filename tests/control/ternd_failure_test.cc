@@ -1,0 +1,145 @@
+// Integration: two real ternd processes over tcp on 127.0.0.1, and a peer that dies. kill -9 of
+// the source during postcopy (with and without preempt): the destination keeps answering QMP,
+// reports a clear failed state (its guest cannot continue without the source's pages) and
+// SIGTERM ends it. A destination whose migration was cancelled takes the next one.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "control/qmp_client.h"
+#include "tests/control/ternd_process.h"
+
+namespace tern::control {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kGuest = "threads,vcpus=2,ram=32M,page=4K,wss=100%,rate=20000,seed=3";
+
+class TerndFailure : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (std::getenv("TERND") == nullptr) GTEST_SKIP() << "TERND (path to ternd) is not set";
+    char tmpl[] = "/tmp/tern-ternd-fail-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
+  }
+  std::string dir_;
+};
+
+std::string status_of(QmpClient& c) {
+  auto q = c.execute("query-migrate", Json::object(), 5s);
+  if (!q) return "no answer: " + q.status().to_string();
+  return (*q)["status"];
+}
+
+TEST_P(TerndFailure, SourceKilledInPostcopyDestinationAnswersFailsClearlyAndEndsOnSigterm) {
+  const bool preempt = GetParam();
+  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});
+  Ternd src(dir_, "src", {"--guest", kGuest});
+  ASSERT_TRUE(dst.started() && src.started());
+  auto d = dst.connect();
+  auto s = src.connect();
+  ASSERT_TRUE(d && s);
+  auto inc = d->execute("query-incoming");
+  ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
+  ASSERT_TRUE(arm_postcopy(*s, preempt, 20 << 20));
+  auto m = s->execute("migrate", {{"uri", (*inc)["uri"]}});
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  ASSERT_TRUE(start_postcopy_when_active(*s, 200, 20ms));
+  std::string st;
+  for (int i = 0; i < 200 && st != "postcopy-active"; ++i) {
+    st = status_of(*s);
+    if (st != "postcopy-active") std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(st, "postcopy-active");
+  src.signal(SIGKILL);
+  ASSERT_TRUE(src.wait_exit(5s));
+
+  Json q = wait_done(*d, 20s);
+  ASSERT_EQ(q["status"], "failed") << q.dump(2);
+  const std::string error = q["error-desc"];
+  EXPECT_NE(error.find("cannot continue without the source's pages"), std::string::npos) << error;
+  // QMP keeps answering in the failed state, guest queries included.
+  EXPECT_EQ(status_of(*d), "failed");
+  auto g = d->execute("query-guest", Json::object(), 5s);
+  ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+  EXPECT_FALSE((*g)["running"].get<bool>()) << g->dump(2);
+
+  dst.signal(SIGTERM);
+  EXPECT_TRUE(dst.wait_exit(10s)) << "SIGTERM did not end the destination";
+}
+
+INSTANTIATE_TEST_SUITE_P(Preempt, TerndFailure, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "preempt" : "plain"; });
+
+TEST_F(TerndFailure, SigtermEndsADestinationInPostcopyAndTellsTheSource) {
+  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});
+  Ternd src(dir_, "src", {"--guest", kGuest});
+  ASSERT_TRUE(dst.started() && src.started());
+  auto d = dst.connect();
+  auto s = src.connect();
+  ASSERT_TRUE(d && s);
+  auto inc = d->execute("query-incoming");
+  ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
+  ASSERT_TRUE(arm_postcopy(*s, false, 4 << 20));
+  auto m = s->execute("migrate", {{"uri", (*inc)["uri"]}});
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  ASSERT_TRUE(start_postcopy_when_active(*s, 200, 20ms));
+  std::string st;
+  for (int i = 0; i < 300 && st != "postcopy-active"; ++i) {
+    st = status_of(*d);
+    if (st != "postcopy-active") std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(st, "postcopy-active");
+  dst.signal(SIGTERM);
+  EXPECT_TRUE(dst.wait_exit(10s)) << "SIGTERM did not end the destination in postcopy";
+  Json q = wait_done(*s, 20s);
+  ASSERT_EQ(q["status"], "failed") << q.dump(2);
+  EXPECT_NE(std::string(q["error-desc"]).find("shutting down"), std::string::npos) << q.dump(2);
+}
+
+TEST_F(TerndFailure, CancelThenMigrateAgainToTheSameDestinationCompletes) {
+  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});
+  Ternd src(dir_, "src", {"--guest", kGuest});
+  ASSERT_TRUE(dst.started() && src.started());
+  auto d = dst.connect();
+  auto s = src.connect();
+  ASSERT_TRUE(d && s);
+  auto inc = d->execute("query-incoming");
+  ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
+  auto p = s->execute("migrate-set-parameters", {{"max-bandwidth", 4 << 20}});
+  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+  ASSERT_TRUE(s->execute("migrate", {{"uri", (*inc)["uri"]}}).is_ok());
+  std::string st;
+  for (int i = 0; i < 300 && st != "active"; ++i) {
+    st = status_of(*s);
+    if (st != "active") std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(st, "active");
+  ASSERT_TRUE(s->execute("migrate_cancel").is_ok());
+  EXPECT_EQ(wait_done(*s, 20s)["status"], "cancelled");
+  EXPECT_EQ(wait_done(*d, 20s)["status"], "cancelled");
+
+  ASSERT_TRUE(s->execute("migrate-set-parameters", {{"max-bandwidth", 0}}).is_ok());
+  auto again = s->execute("migrate", {{"uri", (*inc)["uri"]}});
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  Json sq = wait_done(*s, 60s);
+  ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
+  Json dq = wait_done(*d, 30s);
+  ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
+  auto dg = d->execute("query-guest");
+  ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
+  EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);
+  EXPECT_GT((*dg)["verification"]["pages-checked"].get<uint64_t>(), 0u) << dg->dump(2);
+}
+
+}  // namespace
+}  // namespace tern::control
