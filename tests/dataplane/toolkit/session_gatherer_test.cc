@@ -21,7 +21,9 @@ Conn open(const HelloPayload* hello) {
   auto p = detail::make_loopback_pair();
   EXPECT_TRUE(p.is_ok());
   Conn c{std::move(p->first), std::move(p->second)};
-  if (hello) EXPECT_TRUE(send_hello(*c.near, *hello, Clock::now() + 1s).is_ok());
+  if (hello) {
+    EXPECT_TRUE(send_hello(*c.near, *hello, Clock::now() + 1s).is_ok());
+  }
   return c;
 }
 
