@@ -442,7 +442,21 @@ Status OutgoingMigration::Impl::postcopy_switch() {
   // a reuse on the source before the switch is in the dirty log applied here (after the
   // hints), so it is sent or, if sent before, discarded and faulted in afresh.
   (void)sync_dirty();
-  if (filter_) filter_->stop();
+  if (filter_) {
+    filter_->stop();
+    // The destination completes postcopy once every page is in place: the pages skipped as
+    // free and never sent (not dirty, not sent: only a hint takes a page out of the bitmap
+    // unsent) go in the final round as zero ranges, never read.
+    for (uint32_t b = 0; b < state_->blocks.size(); ++b) {
+      AtomicBitmap& dirty = state_->dirty.block(b);
+      const AtomicBitmap& sent = state_->sent.block(b);
+      for (uint64_t hp = 0; hp < dirty.size(); ++hp) {
+        if (dirty.test(hp) || sent.test(hp)) continue;
+        state_->free_zero.block(b).set(hp);
+        dirty.set(hp);
+      }
+    }
+  }
   // Stale pages: dirty now but sent before. The destination discards them so they fault.
   std::vector<Range> discard;
   uint64_t discarded = 0;
