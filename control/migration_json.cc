@@ -108,6 +108,11 @@ Json query_migrate_json(const MigrationInfo& info) {
       {"preemptions", s.preemptions},
       {"raised-requests", s.raised_requests},
       {"discarded-pages", s.discarded_pages},
+      // S5 (x-free-page-hint), target pages: reported free by the guest, skipped unsent
+      // because free, hint ranges refused.
+      {"free-page-hints", s.free_page_hints},
+      {"free-pages-skipped", s.free_pages_skipped},
+      {"free-page-hints-refused", s.free_page_hints_refused},
   };
   if (info.status == MigrationStatus::kFailed) {
     j["error-desc"] = info.error.empty() ? "migration failed (no reason given)" : info.error;
@@ -123,7 +128,7 @@ Json query_migrate_json(const MigrationInfo& info) {
 }
 
 std::vector<std::string> capability_names() {
-  return {"events", "postcopy-ram", "postcopy-preempt", "dirty-limit"};
+  return {"events", "postcopy-ram", "postcopy-preempt", "dirty-limit", "x-free-page-hint"};
 }
 
 Json capabilities_json(const MigrationCapabilities& caps, std::optional<bool> events) {
@@ -132,6 +137,7 @@ Json capabilities_json(const MigrationCapabilities& caps, std::optional<bool> ev
   list.push_back({{"capability", "postcopy-ram"}, {"state", caps.postcopy_ram}});
   list.push_back({{"capability", "postcopy-preempt"}, {"state", caps.postcopy_preempt}});
   list.push_back({{"capability", "dirty-limit"}, {"state", caps.dirty_limit}});
+  list.push_back({{"capability", "x-free-page-hint"}, {"state", caps.free_page_hint}});
   return list;
 }
 
@@ -173,6 +179,8 @@ Status apply_capabilities(const Json& list, MigrationCapabilities& caps, bool* e
       next.postcopy_preempt = state;
     } else if (name == "dirty-limit") {
       next.dirty_limit = state;
+    } else if (name == "x-free-page-hint") {
+      next.free_page_hint = state;
     } else if (name == "events" && events != nullptr) {
       next_events = state;
     } else {

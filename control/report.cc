@@ -97,6 +97,11 @@ std::string render_query_migrate(const Json& qm) {
   rows.push_back({"  preemptions", count_of(ram, "preemptions")});
   rows.push_back({"  raised requests", count_of(ram, "raised-requests")});
   rows.push_back({"  discarded pages", count_of(ram, "discarded-pages")});
+  if (ram.contains("free-page-hints") && u64(ram, "free-page-hints") != 0) {
+    rows.push_back({"  free page hints", count_of(ram, "free-page-hints")});
+    rows.push_back({"  free pages skipped", count_of(ram, "free-pages-skipped")});
+    rows.push_back({"  free hints refused", count_of(ram, "free-page-hints-refused")});
+  }
   if (qm.contains("postcopy-fault-latency")) {
     rows.push_back(
         {"postcopy fault latency", describe_fault_latency(qm["postcopy-fault-latency"])});

@@ -41,6 +41,7 @@ struct Options {
   std::optional<uint32_t> cpu_index;
   uint64_t dirty_rate = 0;
   bool dirty_limit = false;
+  bool free_page_hint = false;
   // summary
   std::string destination;
   std::string transport_reason;
@@ -82,11 +83,13 @@ std::optional<uint64_t> parameter_value(const std::string& name, const std::stri
 }
 
 int cmd_migrate(QmpClient& c, const Options& o) {
-  if (o.postcopy || o.preempt || o.dirty_limit) {
+  if (o.postcopy || o.preempt || o.dirty_limit || o.free_page_hint) {
     Json caps = Json::array();
     if (o.postcopy || o.preempt) caps.push_back({{"capability", "postcopy-ram"}, {"state", true}});
     if (o.preempt) caps.push_back({{"capability", "postcopy-preempt"}, {"state", true}});
     if (o.dirty_limit) caps.push_back({{"capability", "dirty-limit"}, {"state", true}});
+    if (o.free_page_hint)
+      caps.push_back({{"capability", "x-free-page-hint"}, {"state", true}});
     Result<Json> r = c.execute("migrate-set-capabilities", {{"capabilities", caps}}, timeout(o));
     if (!r) return fail("migrate-set-capabilities", r.status());
   }
@@ -366,6 +369,8 @@ int main(int argc, char** argv) {
   migrate->add_flag("--preempt", o.preempt, "enable postcopy-preempt (implies --postcopy)");
   migrate->add_flag("--dirty-limit", o.dirty_limit,
                     "enable the dirty-limit capability (vCPUs throttled if precopy lags)");
+  migrate->add_flag("--free-page-hint", o.free_page_hint,
+                    "enable x-free-page-hint: pages the guest reports free are not sent (S5)");
   migrate->add_option("--channels", o.channels, "multifd-channels (bulk channels)");
   migrate->add_option("--max-bandwidth", o.max_bandwidth, "bytes/s, e.g. 500M; 0 = unlimited");
   migrate->add_option("--downtime-limit", o.downtime_limit, "milliseconds");

@@ -54,6 +54,26 @@ class Guest {
   virtual void stop_dirty_log() = 0;
   virtual uint64_t collect_dirty(MigrationBitmap& bitmap) = 0;
 
+  // Free page hinting (S5), optional: a guest without it reports nothing. The guest reports the
+  // pages it freed (its allocator's free lists, as virtio-balloon's free page hinting does for
+  // Linux); the engine skips them unless they are written again, which the dirty log shows.
+  // Contract, which the engine's filter relies on (dataplane/engine/free_page_filter.h):
+  //  - take_free_pages appends, as target-page-aligned ranges of guest RAM (block, byte offset,
+  //    length), the pages freed since the previous take (or since start_free_page_reporting)
+  //    and free at the moment of the take; a page the guest reused after freeing it is not
+  //    reported until freed again. Returns the target pages appended.
+  //  - A write to a reported page that follows its take shows up in a later collect_dirty
+  //    (the dirty log must be on before start_free_page_reporting: the engine starts it first).
+  //  - The guest never waits for the host, and keeps no reserve of free pages.
+  // Ranges are the guest's word: the engine checks them against ram() and refuses the rest.
+  virtual bool reports_free_pages() const { return false; }
+  virtual Status start_free_page_reporting() { return Status::ok(); }
+  virtual uint64_t take_free_pages(std::vector<Range>& out) {
+    (void)out;
+    return 0;
+  }
+  virtual void stop_free_page_reporting() {}
+
   // vCPU and device state moved at switchover; load_state before start() on the destination.
   virtual std::vector<uint8_t> save_state() = 0;
   virtual Status load_state(const std::vector<uint8_t>& state) = 0;
@@ -81,6 +101,10 @@ class Guest {
     return Status::ok();
   }
 };
+
+// Checks one free-page hint against the guest's RAM: a known block, target-page aligned, not
+// empty, inside the block. The error names the range and what is wrong with it.
+[[nodiscard]] Status check_free_page_range(const std::vector<RamBlock*>& ram, const Range& r);
 
 // Creates the destination guest with RAM matching `layout` (not running, no state loaded).
 using GuestFactory = std::function<Result<std::unique_ptr<Guest>>(const Layout& layout)>;

@@ -21,6 +21,9 @@ struct MigrationCapabilities {
   bool postcopy_ram = false;      // "postcopy-ram"
   bool postcopy_preempt = false;  // "postcopy-preempt": urgent pages may cut into a huge page
   bool dirty_limit = false;       // "dirty-limit": throttle vCPUs (S4) when precopy cannot keep up
+  // "x-free-page-hint": skip the pages the guest reports free (S5). QEMU has no migration
+  // capability for this (its equivalent is virtio-balloon's free-page-hint device property).
+  bool free_page_hint = false;
 };
 
 struct MigrationParameters {
@@ -71,6 +74,11 @@ struct MigrationStats {
   uint64_t dirty_limit_throttle_time_per_round = 0;
   uint64_t dirty_limit_ring_full_time = 0;
   bool dirty_limit_active = false;  // the capability has turned the limit on
+  // Free page hinting (S5), in target pages: reported free by the guest; dirty but free, so
+  // taken out of the migration bitmap unsent; hint ranges refused (outside RAM).
+  uint64_t free_page_hints = 0;
+  uint64_t free_pages_skipped = 0;
+  uint64_t free_page_hints_refused = 0;
   bool switchover_forced = false;   // precopy reached max-rounds without converging
 };
 

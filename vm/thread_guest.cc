@@ -28,6 +28,13 @@ ThreadGuest::ThreadGuest(std::unique_ptr<RamBlock> block)
   ram_view_.push_back(block_.get());
   for (uint64_t i = 0; i < target_pages_; ++i) logged_[i].store(0, std::memory_order_relaxed);
   pending_.assign((target_pages_ + 63) / 64, 0);
+  words_ = (target_pages_ + 63) / 64;
+  free_.reset(new std::atomic<uint64_t>[words_]);
+  reported_.reset(new std::atomic<uint64_t>[words_]);
+  for (uint64_t w = 0; w < words_; ++w) {
+    free_[w].store(0, std::memory_order_relaxed);
+    reported_[w].store(0, std::memory_order_relaxed);
+  }
 }
 
 Result<std::unique_ptr<ThreadGuest>> ThreadGuest::create(const WorkloadSpec& spec) {
@@ -117,6 +124,7 @@ Status ThreadGuest::start() {
     std::lock_guard lk(run_mu_);
     pause_req_.store(false, std::memory_order_release);
   }
+  heap_init();  // the first start of a source guest with a heap: vCPUs not running yet
   if (!threads_started_) spawn_threads();
   run_cv_.notify_all();
   running_ = true;
@@ -259,6 +267,8 @@ VcpuStats ThreadGuest::vcpu_stats(uint32_t vcpu) const {
   s.ring_full_exits = v.exits.exits();
   s.stall_ns = r(v.stall_ns);
   s.penalty_ns = r(v.penalty_ns);
+  s.frees = r(v.frees);
+  s.reuses = r(v.reuses);
   return s;
 }
 

@@ -15,6 +15,12 @@
 // first-touch check: before a vCPU first reads or writes a page after start(), it checks the
 // page against the table (both may fault in postcopy) and counts the result (verify_counters()).
 //
+// Heap (WorkloadSpec free=, reuse=; vm/thread_guest_heap.cc): at the first start() or prefill()
+// the heap writes its free share once and frees it: table[p] gets kFreeBit (the content stays,
+// dead); vCPUs then touch only pages in use, and with reuse= they reuse freed pages (a full
+// write of a new version, free bit cleared) and free pages in use, in their own slices. Freed
+// pages are reported for free page hinting (S5); the self check skips pages marked free.
+//
 // Threads: the Guest methods and run_ops() from one control thread; vcpu_stats(),
 // verify_counters(), set_ring_full_penalty(), page_version() and snapshot_versions() from any
 // thread. vCPU threads and the reaper are internal.
@@ -45,6 +51,8 @@ struct VcpuStats {
   uint64_t ring_full_exits = 0;
   uint64_t stall_ns = 0;         // time stalled waiting for a harvest at ring-full exits
   uint64_t penalty_ns = 0;       // time slept for the ring-full penalty (dirty limit)
+  uint64_t frees = 0;            // heap: pages in use freed
+  uint64_t reuses = 0;           // heap: freed pages written again
 };
 
 class ThreadGuest : public Guest, public SelfCheck {
@@ -63,6 +71,11 @@ class ThreadGuest : public Guest, public SelfCheck {
   Status start_dirty_log() override;
   void stop_dirty_log() override;
   uint64_t collect_dirty(MigrationBitmap& bitmap) override;
+  // Free page hinting (S5): the heap's freed pages, see take_free_pages in dataplane/guest.h.
+  bool reports_free_pages() const override { return true; }
+  Status start_free_page_reporting() override;
+  uint64_t take_free_pages(std::vector<Range>& out) override;
+  void stop_free_page_reporting() override;
   // Requires the guest paused (or never started); returns an empty vector otherwise.
   std::vector<uint8_t> save_state() override;
   Status load_state(const std::vector<uint8_t>& state) override;
@@ -93,8 +106,14 @@ class ThreadGuest : public Guest, public SelfCheck {
   uint64_t target_pages() const { return target_pages_; }
   uint64_t table_pages() const { return table_pages_; }
   uint64_t working_set_pages() const { return wss_pages_; }
-  // Version of page `page` as recorded in the in-RAM table (atomic load; any thread).
+  // Version of page `page` as recorded in the in-RAM table (atomic load; any thread); a page
+  // the heap freed has kFreeBit set on top of the version it had.
+  static constexpr uint32_t kFreeBit = 1u << 31;
+  static constexpr uint32_t kVersionMask = kFreeBit - 1;
   uint32_t page_version(uint64_t page) const;
+  // Heap: whether page `page` is free now; how many pages are (any thread).
+  bool page_free(uint64_t page) const;
+  uint64_t free_pages() const;
   // Copies the whole version table with atomic loads (any thread, vCPUs may run).
   void snapshot_versions(std::vector<uint32_t>& out) const;
 
@@ -115,6 +134,17 @@ class ThreadGuest : public Guest, public SelfCheck {
   void ring_full_exit(Vcpu& v);
   void check_first_touch(uint64_t page);
   void reaper_main();
+
+  // Heap (vm/thread_guest_heap.cc).
+  bool heap_on() const { return spec_.free_pct != 0 || spec_.reuse_pct != 0; }
+  void heap_init();  // control thread, vCPUs parked: write and free the free share
+  // The next page at or after `from` in v's slice (wrapping) that is free (want_free) or in
+  // use; UINT64_MAX if none.
+  uint64_t find_in_slice(const Vcpu& v, uint64_t from, bool want_free) const;
+  void heap_churn(Vcpu& v, uint64_t page);  // vCPU thread
+  void write_page(Vcpu& v, uint64_t page, uint32_t entry);  // full write, next version
+  void free_page(Vcpu& v, uint64_t page, uint32_t entry);
+  void mark_free(uint64_t page, bool free);
 
   uint32_t* table() const { return reinterpret_cast<uint32_t*>(block_->base()); }
   uint8_t* page_ptr(uint64_t page) const { return block_->base() + page * kSmallPage; }
@@ -161,6 +191,16 @@ class ThreadGuest : public Guest, public SelfCheck {
   std::atomic<uint32_t> reap_req_{0};
   std::atomic<bool> reaper_exit_{false};
   std::thread reaper_;
+
+  // Heap state. free_: one bit per target page, set while the page is free (a cache of the
+  // table's kFreeBit, carried in the saved state); written by the page's vCPU, or by the
+  // control thread with vCPUs parked. reported_: pages freed and neither reused nor taken
+  // since (take_free_pages); a vCPU clears a page's bit before it writes the page again.
+  std::unique_ptr<std::atomic<uint64_t>[]> free_;
+  std::unique_ptr<std::atomic<uint64_t>[]> reported_;
+  uint64_t words_ = 0;
+  bool heap_ready_ = false;              // control thread: heap_init done (or state loaded)
+  std::atomic<bool> reporting_{false};   // take_free_pages reports (migration control thread)
 
   // Destination first-touch check (any vCPU; counters readable from any thread).
   AtomicBitmap touched_;

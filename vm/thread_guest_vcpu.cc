@@ -91,7 +91,22 @@ uint64_t ThreadGuest::next_page(Vcpu& v) {
 }
 
 void ThreadGuest::do_op(Vcpu& v) {
-  const uint64_t page = next_page(v);
+  uint64_t page = next_page(v);
+  if (heap_on()) {
+    // The heap: some operations reuse or free a page; the others touch a page in use only
+    // (the one drawn or the next after it), as a program never touches memory it freed.
+    if (!v.reader && spec_.reuse_pct != 0 && xorshift(v.rng) % 100 < spec_.reuse_pct) {
+      xorshift(v.rng);
+      heap_churn(v, page);
+      bump(v.ops);
+      return;
+    }
+    page = find_in_slice(v, page, false);
+    if (page == UINT64_MAX) {  // every page of the slice is free: nothing to touch
+      bump(v.ops);
+      return;
+    }
+  }
   const bool read = v.reader || (spec_.read_pct != 0 && xorshift(v.rng) % 100 < spec_.read_pct);
   if (check_touch_) check_first_touch(page);
   if (read) {
@@ -99,6 +114,8 @@ void ThreadGuest::do_op(Vcpu& v) {
     std::atomic_ref<uint64_t> w(*reinterpret_cast<uint64_t*>(page_ptr(page)));
     (void)w.load(std::memory_order_relaxed);
     bump(v.reads);
+  } else if (heap_on()) {
+    write_page(v, page, std::atomic_ref<uint32_t>(table()[page]).load(std::memory_order_relaxed));
   } else {
     // Single writer per page: this vCPU owns `page` and its table entry.
     std::atomic_ref<uint32_t> version(table()[page]);
@@ -148,6 +165,7 @@ void ThreadGuest::check_first_touch(uint64_t page) {
   (void)std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(page_ptr(page)))
       .load(std::memory_order_relaxed);
   touch_latency_.record_ns(ns_since(t0));
+  if (version & kFreeBit) return;  // freed: its content is dead (the heap writes it before reuse)
   std::string why;
   const bool ok = check_page(page_ptr(page), page, version, &why);
   touched_checked_.fetch_add(1, std::memory_order_relaxed);

@@ -33,6 +33,8 @@ struct ThreadGuest::Vcpu {
   std::atomic<uint64_t> dirty_pushes{0};
   std::atomic<uint64_t> stall_ns{0};
   std::atomic<uint64_t> penalty_ns{0};
+  std::atomic<uint64_t> frees{0};   // heap
+  std::atomic<uint64_t> reuses{0};  // heap
   RingExitRecord exits;  // ring-full exits and the latest one (DirtyRingCounters)
 
   // Written by any thread (dirty limit controller); read by the vCPU at ring-full exits.

@@ -159,10 +159,17 @@ Result<WorkloadSpec> parse_workload(std::string_view text) {
       if (!parse_u64(val, n) || n < 16 || n > 65536 || (n & (n - 1)) != 0)
         return bad(key, val, "a power of two in 16..65536");
       spec.ring_entries = static_cast<uint32_t>(n);
+    } else if (key == "free") {
+      if (!parse_percent(val, n)) return bad(key, val, "a percentage 0..100");
+      spec.free_pct = static_cast<uint32_t>(n);
+    } else if (key == "reuse") {
+      if (!parse_percent(val, n)) return bad(key, val, "a percentage 0..100");
+      spec.reuse_pct = static_cast<uint32_t>(n);
     } else {
       return Status(Code::kInvalidArgument,
                     "workload: unknown key '" + std::string(key) +
-                        "' (known: vcpus, ram, page, wss, rate, pattern, hot, read, readers, seed, ring)");
+                        "' (known: vcpus, ram, page, wss, rate, pattern, hot, read, readers, seed, "
+                        "ring, free, reuse)");
     }
   }
   if (Status s = spec.validate(); !s) return s;
@@ -194,6 +201,8 @@ Status WorkloadSpec::validate() const {
                    std::to_string(vcpus) + " vCPUs writing");
   if (ring_entries < 16 || ring_entries > 65536 || (ring_entries & (ring_entries - 1)))
     return invalid("'ring' must be a power of two in 16..65536");
+  if (free_pct > 100) return invalid("'free' must be 0..100%");
+  if (reuse_pct > 100) return invalid("'reuse' must be 0..100%");
   return Status::ok();
 }
 
@@ -213,7 +222,10 @@ std::string WorkloadSpec::to_string() const {
          ",hot=" + std::to_string(hot_write_pct) + "/" + std::to_string(hot_set_pct) +
          ",read=" + std::to_string(read_pct) + "%,readers=" + std::to_string(readers) +
          ",seed=" + std::to_string(seed) +
-         ",ring=" + std::to_string(ring_entries);
+         ",ring=" + std::to_string(ring_entries) +
+         // Only when set: the canonical form of a spec without a heap is what it always was.
+         (free_pct ? ",free=" + std::to_string(free_pct) + "%" : std::string()) +
+         (reuse_pct ? ",reuse=" + std::to_string(reuse_pct) + "%" : std::string());
 }
 
 std::string WorkloadSpec::describe() const {
@@ -229,6 +241,8 @@ std::string WorkloadSpec::describe() const {
   s += rate ? ", " + std::to_string(rate) + " pages/s/vCPU" : std::string(", max rate");
   if (read_pct) s += ", " + std::to_string(read_pct) + "% reads";
   if (readers) s += ", " + std::to_string(readers) + " read-only vCPU" + (readers == 1 ? "" : "s");
+  if (free_pct) s += ", " + std::to_string(free_pct) + "% freed";
+  if (reuse_pct) s += ", " + std::to_string(reuse_pct) + "% heap churn";
   return s;
 }
 

@@ -15,6 +15,13 @@
 //   readers=N          the last N vCPUs only read (they never dirty a page)
 //   seed=N             PRNG seed (same seed, same page sequence)
 //   ring=N             software dirty ring entries per vCPU (power of two, 16..65536)
+//   free=P%            the guest's heap frees P% of the working set when the guest first starts
+//                      (pages written once, then freed, in host-page units so that 2M guests
+//                      free whole huge pages); freed pages are reported for S5 free page
+//                      hinting, and vCPUs no longer touch them
+//   reuse=P%           share of each vCPU's operations that churn its heap: half reuse a freed
+//                      page (written with new content), half free a page in use; with rate=N,
+//                      about N*P/100 pages/s per vCPU
 //
 // Plain value type; no threads.
 #pragma once
@@ -48,6 +55,8 @@ struct WorkloadSpec {
   uint32_t readers = 0;
   uint64_t seed = 1;
   uint32_t ring_entries = 4096;
+  uint32_t free_pct = 0;   // heap: share of the working set freed at the first start
+  uint32_t reuse_pct = 0;  // heap: share of operations that reuse or free a page
 
   // Checks ranges and combinations; the message names the offending key.
   Status validate() const;

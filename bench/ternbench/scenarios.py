@@ -26,7 +26,8 @@ def parse_size(text):
 
 def guest_spec(row):
     """The --guest threads,SPEC of a row (vm/workload.h keys)."""
-    keys = ["vcpus", "ram", "page", "wss", "rate", "pattern", "read", "readers", "seed", "ring"]
+    keys = ["vcpus", "ram", "page", "wss", "rate", "pattern", "read", "readers", "seed", "ring",
+            "free", "reuse"]
     return ",".join(f"{k}={row[k]}" for k in keys if k in row)
 
 
@@ -67,6 +68,8 @@ def _migrate_args(row, uri):
         args.append("--preempt")
     if row.get("dirty_limit"):
         args.append("--dirty-limit")
+    if row.get("free_page_hint"):
+        args.append("--free-page-hint")
     if row.get("max_bandwidth"):
         args += ["--max-bandwidth", str(row["max_bandwidth"])]
     if row.get("downtime_limit"):
@@ -167,6 +170,9 @@ def _run(row, pair, ram):
         "switchover-forced": 1 if info.get("x-switchover-forced") else 0,
         "wall-s": wall,
     }
+    if r.get("free-page-hints"):
+        out["free-page-hints"] = r["free-page-hints"]
+        out["free-pages-skipped"] = r.get("free-pages-skipped")
     if info.get("dirty-limit-throttle-time-per-round") is not None:
         out["dirty-limit-throttle-us"] = info["dirty-limit-throttle-time-per-round"]
     out.update(_cost(row, pair, cpu0, cpu1, info, mem, flt0, flt1))

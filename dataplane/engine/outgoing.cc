@@ -9,6 +9,7 @@
 
 #include "dataplane/dirty_limit.h"
 #include "dataplane/engine/control_link.h"
+#include "dataplane/engine/free_page_filter.h"
 #include "dataplane/engine/send_state.h"
 #include "dataplane/engine/sender.h"
 #include "dataplane/engine/session_common.h"
@@ -75,6 +76,10 @@ class OutgoingMigration::Impl {
                   double bandwidth_share, std::unique_ptr<Worker> worker);
   void stop_workers();
   void update_rate();
+  // A dirty sync: with S5, the hints are cleared first, then the dirty log applied.
+  uint64_t sync_dirty() {
+    return filter_ ? filter_->sync() : guest_.collect_dirty(state_->dirty);
+  }
   void consider_dirty_limit(uint64_t dirtied_pages, uint64_t sent_bytes);
   void release_dirty_limit();
 
@@ -97,6 +102,8 @@ class OutgoingMigration::Impl {
   ChannelSet channels_;
   std::unique_ptr<ControlLink> link_;
   std::unique_ptr<SendState> state_;
+  // S5, with the x-free-page-hint capability: created with state_, before the first round.
+  std::unique_ptr<engine::FreePageFilter> filter_;
   SendCounters counters_;
   std::vector<std::unique_ptr<SenderPoller>> senders_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -162,6 +169,9 @@ void OutgoingMigration::Impl::run() {
   if (state_) state_->stop.store(true);
   stop_workers();
   release_dirty_limit();
+  // S5: the guest stops reporting before the dirty log stops (the log is what makes a report
+  // safe to act on); a no-op if it stopped at the switch to postcopy.
+  if (filter_) filter_->stop();
   {
     std::lock_guard<std::mutex> lock(mu_);
     total_time_ms_ = ms_since(start_time_);
@@ -340,9 +350,20 @@ Status OutgoingMigration::Impl::migrate() {
   state_ = std::make_unique<SendState>(guest_.ram(), params_.multifd_channels);
   state_->chunk_size = params_.chunk_size;
   state_->max_bandwidth.store(params_.max_bandwidth);
-  // Dirty logging starts before the first full pass, so no write is missed (S5 ordering).
+  // Dirty logging starts before the first full pass, so no write is missed, and before the
+  // guest is asked for free pages (S5: a page reported free and then written must show up in
+  // the dirty log).
   if (Status s = guest_.start_dirty_log(); !s.is_ok()) return s;
   state_->dirty.set_all();
+  if (caps_.free_page_hint) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);  // info() reads filter_
+      filter_ = std::make_unique<engine::FreePageFilter>(guest_, *state_);
+    }
+    if (Status s = filter_->start(); !s.is_ok()) return s;
+    // The first hints before the first pass: the pages already free are never sent.
+    (void)filter_->sync();
+  }
   start_workers();
   rate_time_ = Clock::now();
   {
@@ -357,7 +378,7 @@ Status OutgoingMigration::Impl::migrate() {
     if (Status s = run_round(round); !s.is_ok()) return s;
     double dt = std::max(seconds_since(t0), 1e-6);
     double bandwidth = static_cast<double>(counters_.bytes.load() - bytes0) / dt;
-    uint64_t dirtied = guest_.collect_dirty(state_->dirty);
+    uint64_t dirtied = sync_dirty();
     uint64_t remaining = state_->dirty.dirty_bytes();
     uint64_t expected_ms =
         bandwidth > 0 ? static_cast<uint64_t>(static_cast<double>(remaining) / bandwidth * 1e3) : 0;
@@ -403,7 +424,7 @@ Status OutgoingMigration::Impl::precopy_switchover() {
   auto t0 = Clock::now();
   guest_.pause();
   paused_by_us_ = true;
-  guest_.collect_dirty(state_->dirty);
+  (void)sync_dirty();
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++dirty_sync_count_;
@@ -422,7 +443,31 @@ Status OutgoingMigration::Impl::postcopy_switch() {
   auto t0 = Clock::now();
   guest_.pause();
   paused_by_us_ = true;
-  guest_.collect_dirty(state_->dirty);
+  // S5 at the switch: the last hints are taken with the guest paused (its free set is exact),
+  // then reporting stops: from here the guest runs on the destination, and the source's pages
+  // are fetched by faults or sent by the final round. A page skipped here because free is not
+  // discarded either: the destination holds an older copy of a free page or nothing, and its
+  // guest, which sees the page as free, writes it before it reads it. Reads of a page never
+  // sent fault and are answered from the source (a request for a page not dirty is served
+  // whole, like a stale request), so no stale content of a page the guest uses is exposed:
+  // a reuse on the source before the switch is in the dirty log applied here (after the
+  // hints), so it is sent or, if sent before, discarded and faulted in afresh.
+  (void)sync_dirty();
+  if (filter_) {
+    filter_->stop();
+    // The destination completes postcopy once every page is in place: the pages skipped as
+    // free and never sent (not dirty, not sent: only a hint takes a page out of the bitmap
+    // unsent) go in the final round as zero ranges, never read.
+    for (uint32_t b = 0; b < state_->blocks.size(); ++b) {
+      AtomicBitmap& dirty = state_->dirty.block(b);
+      const AtomicBitmap& sent = state_->sent.block(b);
+      for (uint64_t hp = 0; hp < dirty.size(); ++hp) {
+        if (dirty.test(hp) || sent.test(hp)) continue;
+        state_->free_zero.block(b).set(hp);
+        dirty.set(hp);
+      }
+    }
+  }
   // Stale pages: dirty now but sent before. The destination discards them so they fault.
   std::vector<Range> discard;
   uint64_t discarded = 0;
@@ -505,6 +550,12 @@ MigrationInfo OutgoingMigration::Impl::info() const {
     s.dirty_limit_ring_full_time = limiter_->ring_full_time_us();
   }
   s.switchover_forced = forced_.load();
+  if (filter_) {
+    const engine::FreePageFilter::Counters c = filter_->counters();
+    s.free_page_hints = c.hints;
+    s.free_pages_skipped = c.skipped;
+    s.free_page_hints_refused = c.refused;
+  }
   return i;
 }
 

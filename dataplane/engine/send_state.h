@@ -52,6 +52,10 @@ struct SendState {
   uint64_t total_host_pages = 0;       // (fixed)
   MigrationBitmap dirty;               // (any) host pages still to send; claim = test-and-clear
   MigrationBitmap sent;                // (any) host pages sent at least once (for discard)
+  // S5: host pages skipped as free and never sent, marked at the switch to postcopy (ctl, the
+  // source guest paused): the final round sends them as zero ranges, never read, so that
+  // every page is in place at the destination (a free page's content is undefined).
+  MigrationBitmap free_zero;
 
   // The round being sent. Workers take stripes of the global host-page space from `cursor`.
   std::atomic<uint32_t> round{0};       // (ctl) current dirty round, 0 = not sending

@@ -24,6 +24,7 @@ SendState::SendState(std::vector<RamBlock*> blocks_in, uint32_t bulk)
     : blocks(std::move(blocks_in)),
       dirty(host_page_sizes(blocks), block_sizes(blocks)),
       sent(host_page_sizes(blocks), block_sizes(blocks)),
+      free_zero(host_page_sizes(blocks), block_sizes(blocks)),
       slots(new BulkSlot[bulk]),
       bulk_channels(bulk) {
   uint32_t largest = kSmallPage;
@@ -232,8 +233,9 @@ bool SenderPoller::serve_urgent() {
     if (bulk_.empty() && bulk_mid_huge_page())  // urgent-only sender: S1 without a pause
       counters_.preemptions.fetch_add(1, std::memory_order_relaxed);
     counters_.urgent_pages.fetch_add(1, std::memory_order_relaxed);
-    if (!state_.blocks[block]->populated(key_page(r.key))) {
-      queue_zero_range(urgent_, block, key_page(r.key), 1);  // never populated: not read
+    if (state_.free_zero.block(block).test(key_page(r.key)) ||
+        !state_.blocks[block]->populated(key_page(r.key))) {
+      queue_zero_range(urgent_, block, key_page(r.key), 1);  // free or never populated: not read
       continue;
     }
     start_page(urgent_, block, key_page(r.key), r.key);
@@ -306,15 +308,18 @@ SenderPoller::Next SenderPoller::next_dirty_page(Lane& lane) {
       continue;
     }
     lane.stripe_next = block_base + found + 1;
-    if (!populated(lane, block, found)) {
+    // Not read: never populated (zero by definition), or free (S5, postcopy's final round).
+    const AtomicBitmap& free_zero = state_.free_zero.block(block);
+    auto unread = [&](uint64_t hp) { return free_zero.test(hp) || !populated(lane, block, hp); };
+    if (unread(found)) {
       // Never populated: zero without reading it. Claim the dirty, never-populated pages that
       // follow too (past the stripe if need be: a claim is a claim) and send one frame.
       if (!state_.dirty.claim(block, found)) continue;
       RamBlock* rb = state_.blocks[block];
       const uint64_t max_pages = kMaxZeroRange / rb->host_page_size();
       uint64_t end = found + 1;
-      while (end < rb->host_pages() && end - found < max_pages && map.test(end) &&
-             !populated(lane, block, end) && state_.dirty.claim(block, end))
+      while (end < rb->host_pages() && end - found < max_pages && map.test(end) && unread(end) &&
+             state_.dirty.claim(block, end))
         ++end;
       lane.stripe_next = std::max(lane.stripe_next, block_base + end);
       queue_zero_range(lane, block, found, end - found);

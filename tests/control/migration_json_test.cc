@@ -30,6 +30,9 @@ MigrationInfo sample_info() {
   s.preemptions = 17;
   s.raised_requests = 18;
   s.discarded_pages = 19;
+  s.free_page_hints = 20;
+  s.free_pages_skipped = 21;
+  s.free_page_hints_refused = 22;
   return i;
 }
 
@@ -60,6 +63,9 @@ TEST(QueryMigrateJson, HasQemuShapeAndTernExtras) {
   EXPECT_EQ(ram["preemptions"], 17);
   EXPECT_EQ(ram["raised-requests"], 18);
   EXPECT_EQ(ram["discarded-pages"], 19);
+  EXPECT_EQ(ram["free-page-hints"], 20);
+  EXPECT_EQ(ram["free-pages-skipped"], 21);
+  EXPECT_EQ(ram["free-page-hints-refused"], 22);
   EXPECT_EQ(j["postcopy-fault-latency"]["unit"], "us");
   EXPECT_EQ(j["postcopy-fault-latency"]["count"], 0);
   EXPECT_TRUE(j["postcopy-fault-latency"]["buckets"].empty());
@@ -126,6 +132,13 @@ TEST(Capabilities, ApplyIsAllOrNothingAndNamesTheBadEntry) {
   EXPECT_NE(s.message().find("postcopy-ram, postcopy-preempt"), std::string::npos);
   EXPECT_TRUE(caps.postcopy_ram) << "a failed apply must not change anything";
   EXPECT_EQ(caps.postcopy_preempt, before.postcopy_preempt);
+
+  MigrationCapabilities hint;
+  ASSERT_TRUE(apply_capabilities(
+                  Json::parse(R"([{"capability": "x-free-page-hint", "state": true}])"), hint)
+                  .is_ok());
+  EXPECT_TRUE(hint.free_page_hint);
+  EXPECT_EQ(capabilities_json(hint)[3], Json({{"capability", "x-free-page-hint"}, {"state", true}}));
 
   s = apply_capabilities(Json::parse(R"([{"capability": "postcopy-ram", "state": "on"}])"), caps);
   EXPECT_NE(s.message().find("capabilities[0].state must be a boolean"), std::string::npos);

@@ -111,10 +111,11 @@ TEST_F(CommandsTest, PostcopyNeedsTheCapabilityAndARunningPrecopy) {
 
 TEST_F(CommandsTest, QueriesReturnQemuShapes) {
   Json caps = run(R"({"execute": "query-migrate-capabilities"})")["return"];
-  ASSERT_EQ(caps.size(), 4u);
+  ASSERT_EQ(caps.size(), 5u);
   EXPECT_EQ(caps[0], Json({{"capability", "events"}, {"state", false}}));
   EXPECT_EQ(caps[1], Json({{"capability", "postcopy-ram"}, {"state", false}}));
   EXPECT_EQ(caps[3], Json({{"capability", "dirty-limit"}, {"state", false}}));
+  EXPECT_EQ(caps[4], Json({{"capability", "x-free-page-hint"}, {"state", false}}));
   Json params = run(R"({"execute": "query-migrate-parameters"})")["return"];
   EXPECT_EQ(params["multifd-channels"], 2);
   EXPECT_EQ(params["downtime-limit"], 300);
