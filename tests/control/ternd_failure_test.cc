@@ -40,6 +40,24 @@ std::string status_of(QmpClient& c) {
   return (*q)["status"];
 }
 
+// Migrates from source `s` to destination `d` with postcopy armed (precopy held to `bandwidth`
+// bytes/s), switches to postcopy once active, and returns when `watch` says postcopy-active.
+void migrate_into_postcopy(QmpClient& d, QmpClient& s, QmpClient& watch, bool preempt,
+                           uint64_t bandwidth) {
+  auto inc = d.execute("query-incoming");
+  ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
+  ASSERT_TRUE(arm_postcopy(s, preempt, bandwidth));
+  auto m = s.execute("migrate", {{"uri", (*inc)["uri"]}});
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  ASSERT_TRUE(start_postcopy_when_active(s, 200, 20ms));
+  std::string st;
+  for (int i = 0; i < 300 && st != "postcopy-active"; ++i) {
+    st = status_of(watch);
+    if (st != "postcopy-active") std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(st, "postcopy-active");
+}
+
 TEST_P(TerndFailure, SourceKilledInPostcopyDestinationAnswersFailsClearlyAndEndsOnSigterm) {
   const bool preempt = GetParam();
   Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});
@@ -48,18 +66,7 @@ TEST_P(TerndFailure, SourceKilledInPostcopyDestinationAnswersFailsClearlyAndEnds
   auto d = dst.connect();
   auto s = src.connect();
   ASSERT_TRUE(d && s);
-  auto inc = d->execute("query-incoming");
-  ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
-  ASSERT_TRUE(arm_postcopy(*s, preempt, 20 << 20));
-  auto m = s->execute("migrate", {{"uri", (*inc)["uri"]}});
-  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
-  ASSERT_TRUE(start_postcopy_when_active(*s, 200, 20ms));
-  std::string st;
-  for (int i = 0; i < 200 && st != "postcopy-active"; ++i) {
-    st = status_of(*s);
-    if (st != "postcopy-active") std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_EQ(st, "postcopy-active");
+  ASSERT_NO_FATAL_FAILURE(migrate_into_postcopy(*d, *s, *s, preempt, 20 << 20));
   src.signal(SIGKILL);
   ASSERT_TRUE(src.wait_exit(5s));
 
@@ -87,18 +94,7 @@ TEST_F(TerndFailure, SigtermEndsADestinationInPostcopyAndTellsTheSource) {
   auto d = dst.connect();
   auto s = src.connect();
   ASSERT_TRUE(d && s);
-  auto inc = d->execute("query-incoming");
-  ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
-  ASSERT_TRUE(arm_postcopy(*s, false, 4 << 20));
-  auto m = s->execute("migrate", {{"uri", (*inc)["uri"]}});
-  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
-  ASSERT_TRUE(start_postcopy_when_active(*s, 200, 20ms));
-  std::string st;
-  for (int i = 0; i < 300 && st != "postcopy-active"; ++i) {
-    st = status_of(*d);
-    if (st != "postcopy-active") std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_EQ(st, "postcopy-active");
+  ASSERT_NO_FATAL_FAILURE(migrate_into_postcopy(*d, *s, *d, false, 4 << 20));
   dst.signal(SIGTERM);
   EXPECT_TRUE(dst.wait_exit(10s)) << "SIGTERM did not end the destination in postcopy";
   Json q = wait_done(*s, 20s);
