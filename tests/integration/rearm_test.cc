@@ -147,6 +147,24 @@ TEST(Rearm, ChannelsASecondApartFormOneMigration) {
   EXPECT_EQ(incoming.wait(10s), MigrationStatus::kFailed);
 }
 
+// Starts a migration of `guest` to `uri` held to 8 MiB/s, lets it run a moment once active,
+// then ends it from the source with `stop` (cancel, or shutdown: the source going away).
+// Returns the source's final status.
+MigrationStatus interrupt_slow_migration(Guest& guest, const std::string& uri,
+                                         void (OutgoingMigration::*stop)()) {
+  MigrationParameters slow;
+  slow.max_bandwidth = 8ull << 20;
+  OutgoingMigration out(guest, {}, slow);
+  if (!out.start(uri).is_ok()) return MigrationStatus::kFailed;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (out.info().status != MigrationStatus::kActive &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  std::this_thread::sleep_for(200ms);
+  (out.*stop)();
+  return out.wait(30s);
+}
+
 class RearmAfter : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(RearmAfter, CancelThenMigrateAgainCompletes) {
@@ -155,19 +173,8 @@ TEST_P(RearmAfter, CancelThenMigrateAgainCompletes) {
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
   auto guest = small_guest();
   ASSERT_TRUE(guest);
-  {
-    MigrationParameters slow;
-    slow.max_bandwidth = 8ull << 20;
-    OutgoingMigration out(*guest, {}, slow);
-    ASSERT_TRUE(out.start(*uri).is_ok());
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (out.info().status != MigrationStatus::kActive &&
-           std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(5ms);
-    std::this_thread::sleep_for(200ms);
-    out.cancel();
-    ASSERT_EQ(out.wait(30s), MigrationStatus::kCancelled) << out.info().error;
-  }
+  EXPECT_EQ(interrupt_slow_migration(*guest, *uri, &OutgoingMigration::cancel),
+            MigrationStatus::kCancelled);
   EXPECT_EQ(incoming.wait(30s), MigrationStatus::kCancelled) << incoming.info().error;
   ASSERT_TRUE(guest->running());
   migrate_and_verify(*guest, incoming, *uri);
@@ -179,19 +186,9 @@ TEST_P(RearmAfter, FailureThenMigrateAgainCompletes) {
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
   auto guest = small_guest();
   ASSERT_TRUE(guest);
-  {
-    MigrationParameters slow;
-    slow.max_bandwidth = 8ull << 20;
-    OutgoingMigration out(*guest, {}, slow);
-    ASSERT_TRUE(out.start(*uri).is_ok());
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (out.info().status != MigrationStatus::kActive &&
-           std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(5ms);
-    std::this_thread::sleep_for(200ms);
-    out.shutdown();  // the source goes away in the middle of precopy
-    EXPECT_EQ(out.wait(30s), MigrationStatus::kFailed);
-  }
+  // The source goes away in the middle of precopy.
+  EXPECT_EQ(interrupt_slow_migration(*guest, *uri, &OutgoingMigration::shutdown),
+            MigrationStatus::kFailed);
   EXPECT_EQ(incoming.wait(30s), MigrationStatus::kFailed);
   EXPECT_NE(incoming.info().error.find("shutting down"), std::string::npos)
       << incoming.info().error;
