@@ -307,8 +307,7 @@ def _qemu_postcopy_section(results):
             for q in qemus:
                 if t["status"] not in ("ok", "partial") or q["status"] not in ("ok", "partial"):
                     continue
-                div = lambda k: (fmt(med(t, k) / med(q, k))  # noqa: E731
-                                 if med(t, k) is not None and med(q, k) else "-")
+                div = lambda k: median_ratio(t, q, k)  # noqa: E731
                 ratios.append((label, who(t), who(q), div("guest-p50-us"), div("guest-p99-us")))
     out = ("### Postcopy first touch, guest side: tern vs QEMU\n\nPostcopy starts as soon as the "
            "migration is active; the guest keeps dirtying. Guest side: how long the guest's "
@@ -325,6 +324,12 @@ def _qemu_postcopy_section(results):
                 "at most 0.1 at p50 and p99).\n\n" +
                 table(["guest", "tern", "QEMU", "guest p50", "guest p99"], ratios))
     return out
+
+
+def median_ratio(a, b, key):
+    """fmt(median of key in row a / in row b), or "-" when either is missing or b's is 0."""
+    x, y = med(a, key), med(b, key)
+    return fmt(x / y) if x is not None and y else "-"
 
 
 def _qemu_section(results):
@@ -351,8 +356,7 @@ def _qemu_section(results):
             for q in qemus:
                 if t["status"] not in ("ok", "partial") or q["status"] not in ("ok", "partial"):
                     continue
-                div = lambda k: (fmt(med(t, k) / med(q, k))  # noqa: E731
-                                 if med(t, k) is not None and med(q, k) else "-")
+                div = lambda k: median_ratio(t, q, k)  # noqa: E731
                 worst = (t.get("summary") or {}).get("total-time-ms")
                 ratios.append((label, who(t), who(q), div("total-time-ms"),
                                fmt(worst["max"] / med(q, "total-time-ms"))
