@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "control/qmp_names.h"
 #include "control/qmp_protocol.h"
 #include "control/qmp_stream.h"
 
@@ -27,9 +28,9 @@ constexpr ParamSpec kParams[] = {
     {"multifd-channels", 1, 64},
     {"max-bandwidth", 0, UINT64_MAX},
     {"downtime-limit", 1, 2'000'000},
-    {"x-chunk-size", 4096, 2u << 20},
-    {"x-workers", 0, 256},
-    {"x-max-rounds", 1, 100'000},
+    {ext::kChunkSize, 4096, 2u << 20},
+    {ext::kWorkers, 0, 256},
+    {ext::kMaxRounds, 1, 100'000},
     {"vcpu-dirty-limit", 1, 1'000'000},
     {"x-vcpu-dirty-limit-period", 10, 60'000},
 };
@@ -104,15 +105,15 @@ Json query_migrate_json(const MigrationInfo& info) {
       {"precopy-bytes", s.precopy_bytes},
       {"postcopy-bytes", s.postcopy_bytes},
       {"page-size", 4096},
-      {"urgent-pages", s.urgent_pages},
-      {"preemptions", s.preemptions},
-      {"raised-requests", s.raised_requests},
-      {"discarded-pages", s.discarded_pages},
-      // S5 (x-free-page-hint), target pages: reported free by the guest, skipped unsent
+      {ext::kUrgentPages, s.urgent_pages},
+      {ext::kPreemptions, s.preemptions},
+      {ext::kRaisedRequests, s.raised_requests},
+      {ext::kDiscardedPages, s.discarded_pages},
+      // S5 (ext::kFreePageHint), target pages: reported free by the guest, skipped unsent
       // because free, hint ranges refused.
-      {"free-page-hints", s.free_page_hints},
-      {"free-pages-skipped", s.free_pages_skipped},
-      {"free-page-hints-refused", s.free_page_hints_refused},
+      {ext::kFreePageHints, s.free_page_hints},
+      {ext::kFreePagesSkipped, s.free_pages_skipped},
+      {ext::kFreePageHintsRefused, s.free_page_hints_refused},
   };
   if (info.status == MigrationStatus::kFailed) {
     j["error-desc"] = info.error.empty() ? "migration failed (no reason given)" : info.error;
@@ -121,14 +122,14 @@ Json query_migrate_json(const MigrationInfo& info) {
     j["dirty-limit-throttle-time-per-round"] = s.dirty_limit_throttle_time_per_round;
     j["dirty-limit-ring-full-time"] = s.dirty_limit_ring_full_time;
   }
-  j["x-switchover-forced"] = s.switchover_forced;
-  j["postcopy-fault-latency"] = fault_latency_json(info.fault_latency);
-  j["transport"] = info.transport;
+  j[ext::kSwitchoverForced] = s.switchover_forced;
+  j[ext::kPostcopyFaultLatency] = fault_latency_json(info.fault_latency);
+  j[ext::kTransport] = info.transport;
   return j;
 }
 
 std::vector<std::string> capability_names() {
-  return {"events", "postcopy-ram", "postcopy-preempt", "dirty-limit", "x-free-page-hint"};
+  return {"events", "postcopy-ram", "postcopy-preempt", "dirty-limit", ext::kFreePageHint};
 }
 
 Json capabilities_json(const MigrationCapabilities& caps, std::optional<bool> events) {
@@ -137,7 +138,7 @@ Json capabilities_json(const MigrationCapabilities& caps, std::optional<bool> ev
   list.push_back({{"capability", "postcopy-ram"}, {"state", caps.postcopy_ram}});
   list.push_back({{"capability", "postcopy-preempt"}, {"state", caps.postcopy_preempt}});
   list.push_back({{"capability", "dirty-limit"}, {"state", caps.dirty_limit}});
-  list.push_back({{"capability", "x-free-page-hint"}, {"state", caps.free_page_hint}});
+  list.push_back({{"capability", ext::kFreePageHint}, {"state", caps.free_page_hint}});
   return list;
 }
 
@@ -147,7 +148,7 @@ Json dirty_limit_json(const std::vector<VcpuDirtyLimit>& limits) {
     list.push_back({{"cpu-index", v.cpu_index},
                     {"limit-rate", v.limit_rate},
                     {"current-rate", v.current_rate},
-                    {"x-penalty-us", v.penalty_us}});
+                    {ext::kPenaltyUs, v.penalty_us}});
   return list;
 }
 
@@ -179,13 +180,14 @@ Status apply_capabilities(const Json& list, MigrationCapabilities& caps, bool* e
       next.postcopy_preempt = state;
     } else if (name == "dirty-limit") {
       next.dirty_limit = state;
-    } else if (name == "x-free-page-hint") {
+    } else if (name == ext::kFreePageHint) {
       next.free_page_hint = state;
     } else if (name == "events" && events != nullptr) {
       next_events = state;
     } else {
       return {Code::kInvalidArgument,
-              "unknown capability '" + utf8_truncate(name, 64) + "'; known capabilities: " + join(capability_names())};
+              "unknown capability '" + utf8_truncate(name, 64) + "'" + ext::renamed_hint(name) +
+                  "; known capabilities: " + join(capability_names())};
     }
   }
   if (next.postcopy_preempt && !next.postcopy_ram) {
@@ -206,9 +208,9 @@ Json parameters_json(const MigrationParameters& p) {
   return {{"multifd-channels", p.multifd_channels},
           {"max-bandwidth", p.max_bandwidth},
           {"downtime-limit", p.downtime_limit_ms},
-          {"x-chunk-size", p.chunk_size},
-          {"x-workers", p.workers},
-          {"x-max-rounds", p.max_rounds},
+          {ext::kChunkSize, p.chunk_size},
+          {ext::kWorkers, p.workers},
+          {ext::kMaxRounds, p.max_rounds},
           {"vcpu-dirty-limit", p.vcpu_dirty_limit},
           {"x-vcpu-dirty-limit-period", p.vcpu_dirty_limit_period_ms}};
 }
@@ -223,7 +225,8 @@ Status apply_parameters(const Json& args, MigrationParameters& params) {
     }
     if (spec == nullptr) {
       return {Code::kInvalidArgument,
-              "unknown parameter '" + utf8_truncate(key, 64) + "'; known parameters: " + join(parameter_names())};
+              "unknown parameter '" + utf8_truncate(key, 64) + "'" + ext::renamed_hint(key) +
+                  "; known parameters: " + join(parameter_names())};
     }
     if (!value.is_number_unsigned() && !(value.is_number_integer() && value.get<int64_t>() >= 0)) {
       return {Code::kInvalidArgument,
@@ -241,16 +244,16 @@ Status apply_parameters(const Json& args, MigrationParameters& params) {
       next.max_bandwidth = v;
     } else if (key == "downtime-limit") {
       next.downtime_limit_ms = v;
-    } else if (key == "x-chunk-size") {
+    } else if (key == ext::kChunkSize) {
       if (v % 4096 != 0 || (v & (v - 1)) != 0) {
         return {Code::kInvalidArgument,
-                "parameter 'x-chunk-size' must be a power of two multiple of 4096, got " +
+                "parameter '" + key + "' must be a power of two multiple of 4096, got " +
                     std::to_string(v)};
       }
       next.chunk_size = static_cast<uint32_t>(v);
-    } else if (key == "x-workers") {
+    } else if (key == ext::kWorkers) {
       next.workers = static_cast<uint32_t>(v);
-    } else if (key == "x-max-rounds") {
+    } else if (key == ext::kMaxRounds) {
       next.max_rounds = static_cast<uint32_t>(v);
     } else if (key == "vcpu-dirty-limit") {
       next.vcpu_dirty_limit = v;

@@ -25,10 +25,9 @@ const char* qmp_status_name(MigrationStatus s);
 std::optional<MigrationStatus> parse_qmp_status(const std::string& name);
 bool is_terminal_status(const std::string& name);  // completed, failed, cancelled
 
-// The query-migrate reply: QEMU's MigrationInfo shape plus tern extras ("transport",
-// "postcopy-fault-latency", and in "ram" "urgent-pages", "preemptions", "raised-requests",
-// "discarded-pages"). Status "none" yields {} (as QEMU before any migration). "error-desc" is present
-// only when failed.
+// The query-migrate reply: QEMU's MigrationInfo shape plus tern's extension members
+// (control/qmp_names.h: transport, fault latency, and in "ram" urgent pages, preemptions...).
+// Status "none" yields {} (as QEMU before any migration). "error-desc" is present only when failed.
 Json query_migrate_json(const MigrationInfo& info);
 
 // {"unit": "us", "buckets": [{"le": 1, "count": n}, ...], "count", "p50", "p99", "max", "mean"}:
@@ -44,15 +43,15 @@ Json verify_json(const VerifyReport& r);
 std::vector<std::string> capability_names();
 // [{"capability": "postcopy-ram", "state": false}, ...], with "events" first when given.
 Json capabilities_json(const MigrationCapabilities& caps, std::optional<bool> events = {});
-// query-vcpu-dirty-limit: [{"cpu-index", "limit-rate", "current-rate", "x-penalty-us"}].
+// query-vcpu-dirty-limit: [{"cpu-index", "limit-rate", "current-rate", ext::kPenaltyUs}].
 Json dirty_limit_json(const std::vector<VcpuDirtyLimit>& limits);
 // Applies a migrate-set-capabilities "capabilities" array onto `caps`. All or nothing: on any
 // error `caps` is untouched and the message names the offending entry. "events" (QEMU's: send
 // MIGRATION events) goes to `*events`; without `events` it is an unknown capability.
 Status apply_capabilities(const Json& list, MigrationCapabilities& caps, bool* events = nullptr);
 
-// Parameters tern knows: "multifd-channels", "max-bandwidth", "downtime-limit", "x-chunk-size",
-// "x-workers", "x-max-rounds".
+// Parameters tern knows: QEMU's "multifd-channels", "max-bandwidth", "downtime-limit",
+// "vcpu-dirty-limit", "x-vcpu-dirty-limit-period", and tern's ext::kChunkSize, kWorkers, kMaxRounds.
 std::vector<std::string> parameter_names();
 Json parameters_json(const MigrationParameters& params);
 // Applies migrate-set-parameters arguments onto `params`; all or nothing, like the above.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "control/migration_json.h"
+#include "control/qmp_names.h"
 #include "control/qmp_stream.h"
 
 namespace tern::control {
@@ -39,7 +40,7 @@ QmpCommands::QmpCommands(MigrationHost& host, MigrationParameters initial_params
       {"migrate", {&QmpCommands::cmd_migrate, {{"uri", "str"}, {"detach", "bool", true}}, kEmpty}},
       {"migrate-incoming", {&QmpCommands::cmd_migrate_incoming, {{"uri", "str"}}, kAny}},
       {"query-migrate", {&QmpCommands::cmd_query_migrate, none, kAny}},
-      {"query-incoming", {&QmpCommands::cmd_query_incoming, none, kAny}},
+      {ext::kQueryIncoming, {&QmpCommands::cmd_query_incoming, none, kAny}},
       {"migrate-set-capabilities",
        {&QmpCommands::cmd_set_capabilities,
         {{"capabilities", "[MigrationCapabilityStatus]"}},
@@ -50,7 +51,7 @@ QmpCommands::QmpCommands(MigrationHost& host, MigrationParameters initial_params
       {"query-migrate-parameters", {&QmpCommands::cmd_query_parameters, none, kAny}},
       {"migrate-start-postcopy", {&QmpCommands::cmd_start_postcopy, none, kEmpty}},
       {"migrate_cancel", {&QmpCommands::cmd_cancel, none, kEmpty}},
-      {"query-guest", {&QmpCommands::cmd_query_guest, {{"verify", "bool", true}}, kAny}},
+      {ext::kQueryGuest, {&QmpCommands::cmd_query_guest, {{"verify", "bool", true}}, kAny}},
       {"set-vcpu-dirty-limit",
        {&QmpCommands::cmd_set_dirty_limit,
         {{"cpu-index", "int", true}, {"dirty-rate", "int"}},
@@ -58,7 +59,7 @@ QmpCommands::QmpCommands(MigrationHost& host, MigrationParameters initial_params
       {"cancel-vcpu-dirty-limit",
        {&QmpCommands::cmd_cancel_dirty_limit, {{"cpu-index", "int", true}}, kEmpty}},
       {"query-vcpu-dirty-limit", {&QmpCommands::cmd_query_dirty_limit, none, kAny}},
-      {"query-transports", {&QmpCommands::cmd_query_transports, none, kAny}},
+      {ext::kQueryTransports, {&QmpCommands::cmd_query_transports, none, kAny}},
       {"query-commands", {&QmpCommands::cmd_query_commands, none, kAny}},
       {"query-version", {&QmpCommands::cmd_query_version, none, kAny}},
       {"query-status", {&QmpCommands::cmd_query_status, none, kAny}},
@@ -80,7 +81,8 @@ Json QmpCommands::dispatch(const Request& request) {
     std::string known;
     for (const auto& n : command_names()) known += (known.empty() ? "" : ", ") + n;
     return make_error("The command " + utf8_truncate(request.execute, 64) +
-                          " has not been found; known commands: " + known,
+                          " has not been found" + ext::renamed_hint(request.execute) +
+                          "; known commands: " + known,
                       request.id, "CommandNotFound");
   }
   const CommandSpec& spec = it->second;
@@ -139,7 +141,7 @@ Json QmpCommands::schema() const {
   out.push_back({{"name", "MIGRATION"}, {"meta-type", "event"}, {"arg-type", "q_obj_MIGRATION-arg"}});
   out.push_back({{"name", "q_obj_MIGRATION-arg"},
                  {"meta-type", "object"},
-                 {"members", members({{"status", "MigrationStatus"}, {"error-desc", "str", true}})}});
+                 {"members", members({{"status", "MigrationStatus"}, {ext::kErrorDesc, "str", true}})}});
   Json statuses = Json::array();
   for (int i = 0; i <= static_cast<int>(MigrationStatus::kCancelled); ++i) {
     statuses.push_back(qmp_status_name(static_cast<MigrationStatus>(i)));
@@ -178,19 +180,19 @@ Result<Json> QmpCommands::cmd_migrate_incoming(const ArgReader& args) {
   if (!uri) return uri.status();
   Result<std::string> listening = host_.migrate_incoming(*uri, params_);
   if (!listening) return listening.status();
-  return Json{{"uri", *listening}};
+  return Json{{ext::kListeningUri, *listening}};
 }
 
 Result<Json> QmpCommands::cmd_query_migrate(const ArgReader& /*args*/) {
   Json j = query_migrate_json(host_.info());
   if (host_.role() == Role::kDestination && !host_.incoming_uri().empty()) {
-    j["incoming-uri"] = host_.incoming_uri();
+    j[ext::kIncomingUri] = host_.incoming_uri();
   }
   return j;
 }
 
 Result<Json> QmpCommands::cmd_query_incoming(const ArgReader& /*args*/) {
-  if (host_.role() != Role::kDestination) return wrong_role("query-incoming", host_.role());
+  if (host_.role() != Role::kDestination) return wrong_role(ext::kQueryIncoming, host_.role());
   std::string uri = host_.incoming_uri();
   return Json{
       {"listening", !uri.empty()}, {"uri", uri}, {"status", qmp_status_name(host_.info().status)}};

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "control/qmp_names.h"
+
 namespace tern::control {
 namespace {
 
@@ -72,9 +74,9 @@ std::string render_query_migrate(const Json& qm) {
   Rows rows;
   // QEMU (and ternd) answer {} before any migration: show that as "none".
   rows.push_back({"status", qm.contains("status") ? str(qm, "status") : "none"});
-  if (qm.contains("incoming-uri")) rows.push_back({"incoming uri", str(qm, "incoming-uri")});
+  if (qm.contains(ext::kIncomingUri)) rows.push_back({"incoming uri", str(qm, ext::kIncomingUri)});
   if (str(qm, "status") == "none" || !qm.contains("ram")) return format_table(rows);
-  if (!str(qm, "transport").empty()) rows.push_back({"transport", str(qm, "transport")});
+  if (!str(qm, ext::kTransport).empty()) rows.push_back({"transport", str(qm, ext::kTransport)});
   if (qm.contains("error-desc")) rows.push_back({"error", str(qm, "error-desc")});
   rows.push_back({"total time", format_duration_ms(u64(qm, "total-time"))});
   rows.push_back({"setup time", format_duration_ms(u64(qm, "setup-time"))});
@@ -93,18 +95,18 @@ std::string render_query_migrate(const Json& qm) {
   rows.push_back({"  precopy bytes", format_bytes(u64(ram, "precopy-bytes"))});
   rows.push_back({"  postcopy bytes", format_bytes(u64(ram, "postcopy-bytes"))});
   rows.push_back({"  postcopy requests", count_of(ram, "postcopy-requests")});
-  rows.push_back({"  urgent pages", count_of(ram, "urgent-pages")});
-  rows.push_back({"  preemptions", count_of(ram, "preemptions")});
-  rows.push_back({"  raised requests", count_of(ram, "raised-requests")});
-  rows.push_back({"  discarded pages", count_of(ram, "discarded-pages")});
-  if (ram.contains("free-page-hints") && u64(ram, "free-page-hints") != 0) {
-    rows.push_back({"  free page hints", count_of(ram, "free-page-hints")});
-    rows.push_back({"  free pages skipped", count_of(ram, "free-pages-skipped")});
-    rows.push_back({"  free hints refused", count_of(ram, "free-page-hints-refused")});
+  rows.push_back({"  urgent pages", count_of(ram, ext::kUrgentPages)});
+  rows.push_back({"  preemptions", count_of(ram, ext::kPreemptions)});
+  rows.push_back({"  raised requests", count_of(ram, ext::kRaisedRequests)});
+  rows.push_back({"  discarded pages", count_of(ram, ext::kDiscardedPages)});
+  if (u64(ram, ext::kFreePageHints) != 0) {
+    rows.push_back({"  free page hints", count_of(ram, ext::kFreePageHints)});
+    rows.push_back({"  free pages skipped", count_of(ram, ext::kFreePagesSkipped)});
+    rows.push_back({"  free hints refused", count_of(ram, ext::kFreePageHintsRefused)});
   }
-  if (qm.contains("postcopy-fault-latency")) {
+  if (qm.contains(ext::kPostcopyFaultLatency)) {
     rows.push_back(
-        {"postcopy fault latency", describe_fault_latency(qm["postcopy-fault-latency"])});
+        {"postcopy fault latency", describe_fault_latency(qm[ext::kPostcopyFaultLatency])});
   }
   return format_table(rows);
 }
@@ -122,8 +124,8 @@ Json make_summary(const Json& source_qm, const Json& destination_qm, const Json&
   bool ok = verification.contains("pages-checked") && u64(verification, "mismatches") == 0 &&
             u64(verification, "touched-mismatches") == 0;
   verification["ok"] = ok;
-  Json transport = {{"name", str(source_qm, "transport")}};
-  if (transport["name"] == "") transport["name"] = str(destination_qm, "transport");
+  Json transport = {{"name", str(source_qm, ext::kTransport)}};
+  if (transport["name"] == "") transport["name"] = str(destination_qm, ext::kTransport);
   if (!uri.empty()) transport["uri"] = uri;
   if (!transport_reason.empty()) transport["reason"] = transport_reason;
   return {{"source", source_qm},
@@ -184,7 +186,7 @@ std::string render_summary(const Json& s) {
        format_bytes(u64(dram, "postcopy-bytes"))},
       {"postcopy requests", count_of(sram, "postcopy-requests"),
        count_of(dram, "postcopy-requests")},
-      {"preemptions", count_of(sram, "preemptions"), count_of(dram, "preemptions")},
+      {"preemptions", count_of(sram, ext::kPreemptions), count_of(dram, ext::kPreemptions)},
   };
   std::string out;
   const Json& t = s["transport"];
@@ -194,7 +196,7 @@ std::string render_summary(const Json& s) {
   out += format_grid(grid);
   // Faults happen on the destination; the source's histogram is empty.
   const Json& lat =
-      dst.contains("postcopy-fault-latency") ? dst["postcopy-fault-latency"] : Json::object();
+      dst.contains(ext::kPostcopyFaultLatency) ? dst[ext::kPostcopyFaultLatency] : Json::object();
   out += "postcopy fault latency: " + describe_fault_latency(lat) + "\n";
   const Json& v = s["verification"];
   out += "page verification: ";

@@ -11,6 +11,7 @@
 #include "control/format.h"
 #include "control/migration_json.h"
 #include "control/qmp_client.h"
+#include "control/qmp_names.h"
 #include "control/report.h"
 #include "control/ternctl.h"
 
@@ -73,9 +74,10 @@ int run_simple(QmpClient& c, const Options& o, const std::string& cmd, const Jso
   return kExitOk;
 }
 
-// Parses a parameter value: sizes for byte parameters ("1G"), plain integers otherwise.
+// Parses a parameter value (`name` as sent on QMP): sizes for byte parameters ("1G"), plain
+// integers otherwise.
 std::optional<uint64_t> parameter_value(const std::string& name, const std::string& text) {
-  if (name == "max-bandwidth" || name == "x-chunk-size") return parse_size(text);
+  if (name == "max-bandwidth" || name == ext::kChunkSize) return parse_size(text);
   if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) {
     return std::nullopt;
   }
@@ -89,7 +91,7 @@ int cmd_migrate(QmpClient& c, const Options& o) {
     if (o.preempt) caps.push_back({{"capability", "postcopy-preempt"}, {"state", true}});
     if (o.dirty_limit) caps.push_back({{"capability", "dirty-limit"}, {"state", true}});
     if (o.free_page_hint)
-      caps.push_back({{"capability", "x-free-page-hint"}, {"state", true}});
+      caps.push_back({{"capability", ext::kFreePageHint}, {"state", true}});
     Result<Json> r = c.execute("migrate-set-capabilities", {{"capabilities", caps}}, timeout(o));
     if (!r) return fail("migrate-set-capabilities", r.status());
   }
@@ -97,11 +99,11 @@ int cmd_migrate(QmpClient& c, const Options& o) {
   if (o.channels) params["multifd-channels"] = *o.channels;
   if (o.downtime_limit) params["downtime-limit"] = *o.downtime_limit;
   for (auto [key, text] :
-       {std::pair{"max-bandwidth", o.max_bandwidth}, std::pair{"x-chunk-size", o.chunk_size}}) {
+       {std::pair{"max-bandwidth", o.max_bandwidth}, std::pair{ext::kChunkSize, o.chunk_size}}) {
     if (text.empty()) continue;
     std::optional<uint64_t> v = parse_size(text);
     if (!v) {
-      std::cerr << "ternctl: bad size '" << text << "' for --" << key << "\n";
+      std::cerr << "ternctl: bad size '" << text << "' for --" << ext::friendly_name(key) << "\n";
       return kExitUsage;
     }
     params[key] = *v;
@@ -141,8 +143,8 @@ int cmd_status(QmpClient& c, const Options& o) {
 int cmd_guest(QmpClient& c, const Options& o) {
   Json args = Json::object();
   if (o.verify) args["verify"] = true;
-  Result<Json> r = c.execute("query-guest", args, std::chrono::minutes(10));
-  if (!r) return fail("query-guest", r.status());
+  Result<Json> r = c.execute(ext::kQueryGuest, args, std::chrono::minutes(10));
+  if (!r) return fail(ext::kQueryGuest, r.status());
   if (o.json) {
     print_json(*r);
     return kExitOk;
@@ -195,8 +197,8 @@ int cmd_summary(QmpClient& src, const Options& o) {
   Result<Json> dq = settled_query(**dst, o, limit);
   if (!dq) return fail("destination query-migrate", dq.status());
   // The engine verified every page at completion; query-guest reports that check.
-  Result<Json> g = (*dst)->execute("query-guest", Json::object(), timeout(o));
-  if (!g) return fail("destination query-guest", g.status());
+  Result<Json> g = (*dst)->execute(ext::kQueryGuest, Json::object(), timeout(o));
+  if (!g) return fail(std::string("destination ") + ext::kQueryGuest, g.status());
   Json s = make_summary(*sq, *dq, *g, o.uri, o.transport_reason);
   if (o.json) {
     print_json(s);
@@ -231,18 +233,19 @@ int run(CLI::App& app, Options& o) {
                 << "'\n";
       return kExitUsage;
     }
-    Json caps = Json::array({{{"capability", o.name}, {"state", o.value == "on"}}});
+    Json caps =
+        Json::array({{{"capability", ext::qmp_name(o.name)}, {"state", o.value == "on"}}});
     return run_simple(c, o, "migrate-set-capabilities", {{"capabilities", caps}},
                       o.name + " " + o.value);
   }
   if (sub("set-parameter")) {
-    std::optional<uint64_t> v = parameter_value(o.name, o.value);
+    std::optional<uint64_t> v = parameter_value(ext::qmp_name(o.name), o.value);
     if (!v) {
       std::cerr << "ternctl: set-parameter: '" << o.value << "' is not a valid value for " << o.name
                 << "\n";
       return kExitUsage;
     }
-    return run_simple(c, o, "migrate-set-parameters", {{o.name, *v}},
+    return run_simple(c, o, "migrate-set-parameters", {{ext::qmp_name(o.name), *v}},
                       o.name + " = " + std::to_string(*v));
   }
   if (sub("capabilities")) {
@@ -254,7 +257,8 @@ int run(CLI::App& app, Options& o) {
     }
     Rows rows;
     for (const Json& e : *r)
-      rows.push_back({e["capability"], e["state"].get<bool>() ? "on" : "off"});
+      rows.push_back({std::string(ext::friendly_name(e["capability"].get<std::string>())),
+                      e["state"].get<bool>() ? "on" : "off"});
     std::cout << format_table(rows);
     return kExitOk;
   }
@@ -266,7 +270,8 @@ int run(CLI::App& app, Options& o) {
       return kExitOk;
     }
     Rows rows;
-    for (const auto& [k, v] : r->items()) rows.push_back({k, v.dump()});
+    for (const auto& [k, v] : r->items())
+      rows.push_back({std::string(ext::friendly_name(k)), v.dump()});
     std::cout << format_table(rows);
     return kExitOk;
   }
@@ -301,25 +306,25 @@ int run(CLI::App& app, Options& o) {
       rows.push_back({"vCPU " + e["cpu-index"].dump(),
                       "limit " + e["limit-rate"].dump() + " MB/s, now " +
                           e["current-rate"].dump() + " MB/s, penalty " +
-                          e["x-penalty-us"].dump() + " us per ring-full exit"});
+                          e[ext::kPenaltyUs].dump() + " us per ring-full exit"});
     std::cout << format_table(rows);
     return kExitOk;
   }
   if (sub("incoming")) {
     bool start = !o.uri.empty();
     Result<Json> r = start ? c.execute("migrate-incoming", {{"uri", o.uri}}, timeout(o))
-                           : c.execute("query-incoming", Json::object(), timeout(o));
-    if (!r) return fail(start ? "migrate-incoming" : "query-incoming", r.status());
+                           : c.execute(ext::kQueryIncoming, Json::object(), timeout(o));
+    if (!r) return fail(start ? "migrate-incoming" : ext::kQueryIncoming, r.status());
     if (o.json) {
       print_json(*r);
     } else {
-      std::cout << r->value("uri", "") << "\n";
+      std::cout << r->value(start ? ext::kListeningUri : "uri", "") << "\n";
     }
     return kExitOk;
   }
   if (sub("transports")) {
-    Result<Json> r = c.execute("query-transports", Json::object(), timeout(o));
-    if (!r) return fail("query-transports", r.status());
+    Result<Json> r = c.execute(ext::kQueryTransports, Json::object(), timeout(o));
+    if (!r) return fail(ext::kQueryTransports, r.status());
     if (o.json) {
       print_json(*r);
     } else {
@@ -370,11 +375,11 @@ int main(int argc, char** argv) {
   migrate->add_flag("--dirty-limit", o.dirty_limit,
                     "enable the dirty-limit capability (vCPUs throttled if precopy lags)");
   migrate->add_flag("--free-page-hint", o.free_page_hint,
-                    "enable x-free-page-hint: pages the guest reports free are not sent (S5)");
+                    "enable the free-page-hint capability: pages the guest reports free are not sent (S5)");
   migrate->add_option("--channels", o.channels, "multifd-channels (bulk channels)");
   migrate->add_option("--max-bandwidth", o.max_bandwidth, "bytes/s, e.g. 500M; 0 = unlimited");
   migrate->add_option("--downtime-limit", o.downtime_limit, "milliseconds");
-  migrate->add_option("--chunk-size", o.chunk_size, "x-chunk-size, e.g. 64K");
+  migrate->add_option("--chunk-size", o.chunk_size, "the chunk-size parameter, e.g. 64K");
   migrate->add_flag("--wait", o.wait, "show progress until the migration ends");
   migrate->add_option("--postcopy-after", o.postcopy_after,
                       "with --wait: switch to postcopy after the first round or SECONDS");
@@ -386,15 +391,18 @@ int main(int argc, char** argv) {
   auto* watch = app.add_subcommand("watch", "progress bar until the migration ends");
   watch->add_option("--interval", o.interval, "seconds between samples");
   auto* setcap = app.add_subcommand("set-capability", "migrate-set-capabilities NAME on|off");
-  setcap->add_option("name", o.name, "postcopy-ram | postcopy-preempt | dirty-limit")->required();
+  setcap->add_option("name", o.name,
+                    "postcopy-ram | postcopy-preempt | dirty-limit | free-page-hint | events")
+      ->required();
   setcap->add_option("state", o.value, "on | off")->required();
   auto* setpar = app.add_subcommand("set-parameter", "migrate-set-parameters NAME VALUE");
-  setpar->add_option("name", o.name, "multifd-channels | max-bandwidth | downtime-limit | ...")
+  setpar->add_option("name", o.name,
+                    "multifd-channels | max-bandwidth | downtime-limit | chunk-size | ...")
       ->required();
   setpar->add_option("value", o.value, "integer (sizes like 1G for byte parameters)")->required();
   app.add_subcommand("capabilities", "query-migrate-capabilities");
   app.add_subcommand("parameters", "query-migrate-parameters");
-  auto* guest = app.add_subcommand("guest", "query-guest: the guest and its page checks");
+  auto* guest = app.add_subcommand("guest", "the guest and its page checks (query-guest)");
   guest->add_flag("--verify", o.verify, "destination: verify every page now");
   auto* incoming = app.add_subcommand("incoming", "print the destination URI, or listen on URI");
   incoming->add_option("uri", o.uri, "URI to listen on (migrate-incoming)");

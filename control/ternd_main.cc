@@ -14,6 +14,7 @@
 #include "control/log.h"
 #include "control/migration_json.h"
 #include "control/qmp_commands.h"
+#include "control/qmp_names.h"
 #include "control/qmp_server.h"
 #include "dataplane/transport.h"
 #include "transports/builtin_transports.h"
@@ -110,7 +111,7 @@ int serve(const Options& o) {
   });
   host->set_status_sink([&srv, &commands](MigrationStatus s, const std::string& detail) {
     Json data = {{"status", qmp_status_name(s)}};
-    if (s == MigrationStatus::kFailed && !detail.empty()) data["error-desc"] = detail;
+    if (s == MigrationStatus::kFailed && !detail.empty()) data[ext::kErrorDesc] = detail;
     // As QEMU (migrate_generate_event): only with the "events" capability on.
     if (commands.events_enabled()) srv.broadcast(make_event("MIGRATION", data));
     log(s == MigrationStatus::kFailed ? LogLevel::kWarn : LogLevel::kInfo,

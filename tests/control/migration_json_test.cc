@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "control/qmp_names.h"
+
 namespace tern::control {
 namespace {
 
@@ -43,7 +45,7 @@ TEST(QueryMigrateJson, HasQemuShapeAndTernExtras) {
   EXPECT_EQ(j["setup-time"], 14);
   EXPECT_EQ(j["downtime"], 12);
   EXPECT_EQ(j["expected-downtime"], 15);
-  EXPECT_EQ(j["transport"], "tcp");
+  EXPECT_EQ(j[ext::kTransport], "tcp");
   EXPECT_FALSE(j.contains("error-desc"));
   const Json& ram = j["ram"];
   EXPECT_EQ(ram["transferred"], 1000);
@@ -59,16 +61,16 @@ TEST(QueryMigrateJson, HasQemuShapeAndTernExtras) {
   EXPECT_EQ(ram["precopy-bytes"], 10);
   EXPECT_EQ(ram["postcopy-bytes"], 11);
   EXPECT_EQ(ram["page-size"], 4096);
-  EXPECT_EQ(ram["urgent-pages"], 16);
-  EXPECT_EQ(ram["preemptions"], 17);
-  EXPECT_EQ(ram["raised-requests"], 18);
-  EXPECT_EQ(ram["discarded-pages"], 19);
-  EXPECT_EQ(ram["free-page-hints"], 20);
-  EXPECT_EQ(ram["free-pages-skipped"], 21);
-  EXPECT_EQ(ram["free-page-hints-refused"], 22);
-  EXPECT_EQ(j["postcopy-fault-latency"]["unit"], "us");
-  EXPECT_EQ(j["postcopy-fault-latency"]["count"], 0);
-  EXPECT_TRUE(j["postcopy-fault-latency"]["buckets"].empty());
+  EXPECT_EQ(ram[ext::kUrgentPages], 16);
+  EXPECT_EQ(ram[ext::kPreemptions], 17);
+  EXPECT_EQ(ram[ext::kRaisedRequests], 18);
+  EXPECT_EQ(ram[ext::kDiscardedPages], 19);
+  EXPECT_EQ(ram[ext::kFreePageHints], 20);
+  EXPECT_EQ(ram[ext::kFreePagesSkipped], 21);
+  EXPECT_EQ(ram[ext::kFreePageHintsRefused], 22);
+  EXPECT_EQ(j[ext::kPostcopyFaultLatency]["unit"], "us");
+  EXPECT_EQ(j[ext::kPostcopyFaultLatency]["count"], 0);
+  EXPECT_TRUE(j[ext::kPostcopyFaultLatency]["buckets"].empty());
 }
 
 TEST(QueryMigrateJson, NoneIsJustTheStatusAndFailedCarriesTheError) {
@@ -134,11 +136,15 @@ TEST(Capabilities, ApplyIsAllOrNothingAndNamesTheBadEntry) {
   EXPECT_EQ(caps.postcopy_preempt, before.postcopy_preempt);
 
   MigrationCapabilities hint;
-  ASSERT_TRUE(apply_capabilities(
-                  Json::parse(R"([{"capability": "x-free-page-hint", "state": true}])"), hint)
+  ASSERT_TRUE(apply_capabilities(Json::array({{{"capability", ext::kFreePageHint}, {"state", true}}}),
+                                 hint)
                   .is_ok());
   EXPECT_TRUE(hint.free_page_hint);
-  EXPECT_EQ(capabilities_json(hint)[3], Json({{"capability", "x-free-page-hint"}, {"state", true}}));
+  EXPECT_EQ(capabilities_json(hint)[3], Json({{"capability", ext::kFreePageHint}, {"state", true}}));
+  // tern 0.1's name is refused, pointing at the extension's name.
+  s = apply_capabilities(Json::parse(R"([{"capability": "x-free-page-hint", "state": true}])"), hint);
+  EXPECT_NE(s.message().find(std::string("named ") + ext::kFreePageHint + " now"), std::string::npos)
+      << s.message();
 
   s = apply_capabilities(Json::parse(R"([{"capability": "postcopy-ram", "state": "on"}])"), caps);
   EXPECT_NE(s.message().find("capabilities[0].state must be a boolean"), std::string::npos);
@@ -152,8 +158,8 @@ TEST(Capabilities, ApplyIsAllOrNothingAndNamesTheBadEntry) {
 
 TEST(Parameters, ApplyChecksTypesRangesAndNames) {
   MigrationParameters p;
-  ASSERT_TRUE(apply_parameters(Json::parse(R"({"multifd-channels": 4, "max-bandwidth": 1000,
-      "downtime-limit": 50, "x-chunk-size": 131072})"),
+  ASSERT_TRUE(apply_parameters({{"multifd-channels", 4}, {"max-bandwidth", 1000},
+                                {"downtime-limit", 50}, {ext::kChunkSize, 131072}},
                                p)
                   .is_ok());
   EXPECT_EQ(p.multifd_channels, 4u);
@@ -170,8 +176,11 @@ TEST(Parameters, ApplyChecksTypesRangesAndNames) {
       << s.message();
   s = apply_parameters(Json::parse(R"({"multifd-channels": 0})"), p);
   EXPECT_NE(s.message().find("[1, 64]"), std::string::npos) << s.message();
-  s = apply_parameters(Json::parse(R"({"x-chunk-size": 12288})"), p);
+  s = apply_parameters({{ext::kChunkSize, 12288}}, p);
   EXPECT_NE(s.message().find("power of two"), std::string::npos) << s.message();
+  s = apply_parameters(Json::parse(R"({"x-chunk-size": 65536})"), p);
+  EXPECT_NE(s.message().find(std::string("named ") + ext::kChunkSize + " now"), std::string::npos)
+      << s.message();
   s = apply_parameters(Json::parse(R"({"downtime-limit": 10, "cpu-throttle": 3})"), p);
   EXPECT_NE(s.message().find("unknown parameter 'cpu-throttle'"), std::string::npos);
   EXPECT_EQ(p.downtime_limit_ms, 50u) << "a failed apply must not change anything";

@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "control/qmp_names.h"
 #include "host_double.h"
 
 namespace tern::control {
@@ -16,6 +17,10 @@ class CommandsTest : public ::testing::Test {
     Result<Request> r = parse_request(line, &id);
     if (!r) return make_error(r.status().message(), id);
     return commands.dispatch(*r);
+  }
+  // One request to `command` (a name from control/qmp_names.h or QEMU's) with `arguments`.
+  Json exec(const std::string& command, const Json& arguments = Json::object()) {
+    return commands.dispatch(Request{command, arguments, std::nullopt});
   }
   static std::string desc(const Json& reply) {
     return reply.contains("error") ? reply["error"]["desc"].get<std::string>() : "";
@@ -32,7 +37,7 @@ TEST_F(CommandsTest, UnknownCommandListsTheKnownOnes) {
   EXPECT_EQ(r["id"], 7);
   std::string d = desc(r);
   for (const char* name : {"migrate", "query-migrate", "migrate-set-capabilities",
-                           "migrate-start-postcopy", "migrate_cancel", "query-guest", "quit"}) {
+                           "migrate-start-postcopy", "migrate_cancel", ext::kQueryGuest, "quit"}) {
     EXPECT_NE(d.find(name), std::string::npos) << name << " missing from: " << d;
   }
 }
@@ -56,7 +61,7 @@ TEST_F(CommandsTest, WrongArgumentTypesNameTheArgument) {
   EXPECT_NE(desc(run(R"({"execute": "migrate", "arguments": {"uri": "tcp:h:1", "bw": 1}})"))
                 .find("unknown argument 'bw' (known: uri, detach)"),
             std::string::npos);
-  EXPECT_NE(desc(run(R"({"execute": "query-guest", "arguments": {"verify": "yes"}})"))
+  EXPECT_NE(desc(exec(ext::kQueryGuest, {{"verify", "yes"}}))
                 .find("argument 'verify' must be a boolean"),
             std::string::npos);
   EXPECT_NE(desc(run(R"({"execute": "query-migrate", "arguments": {"x": 1}})"))
@@ -80,7 +85,7 @@ TEST_F(CommandsTest, MigrateUsesTheCapabilitiesAndParametersSetBefore) {
 
   Json q = run(R"({"execute": "query-migrate"})")["return"];
   EXPECT_EQ(q["status"], "active");
-  EXPECT_EQ(q["transport"], "tcp");
+  EXPECT_EQ(q[ext::kTransport], "tcp");
   EXPECT_TRUE(q["ram"].contains("dirty-sync-count"));
 
   // Changing capabilities or parameters mid-migration is refused, as in QEMU.
@@ -115,16 +120,16 @@ TEST_F(CommandsTest, QueriesReturnQemuShapes) {
   EXPECT_EQ(caps[0], Json({{"capability", "events"}, {"state", false}}));
   EXPECT_EQ(caps[1], Json({{"capability", "postcopy-ram"}, {"state", false}}));
   EXPECT_EQ(caps[3], Json({{"capability", "dirty-limit"}, {"state", false}}));
-  EXPECT_EQ(caps[4], Json({{"capability", "x-free-page-hint"}, {"state", false}}));
+  EXPECT_EQ(caps[4], Json({{"capability", ext::kFreePageHint}, {"state", false}}));
   Json params = run(R"({"execute": "query-migrate-parameters"})")["return"];
   EXPECT_EQ(params["multifd-channels"], 2);
   EXPECT_EQ(params["downtime-limit"], 300);
   EXPECT_EQ(params["vcpu-dirty-limit"], 1);
   EXPECT_EQ(params["x-vcpu-dirty-limit-period"], 1000);
   EXPECT_EQ(run(R"({"execute": "query-migrate"})")["return"], Json::object());  // as QEMU
-  Json t = run(R"({"execute": "query-transports"})")["return"];
+  Json t = exec(ext::kQueryTransports)["return"];
   EXPECT_EQ(t["default"]["name"], "tcp");
-  Json g = run(R"({"execute": "query-guest", "arguments": {"verify": true}})")["return"];
+  Json g = exec(ext::kQueryGuest, {{"verify", true}})["return"];
   EXPECT_EQ(g["role"], "source");
   EXPECT_EQ(g["verification"]["pages-checked"], 16384);
   EXPECT_EQ(g["verification"]["mismatches"], 0);
@@ -139,10 +144,10 @@ TEST_F(CommandsTest, RoleMismatchesAreExplained) {
   Json r = dc.dispatch(Request{"migrate", {{"uri", "tcp:h:1"}}, std::nullopt});
   EXPECT_NE(desc(r).find("this ternd is a destination"), std::string::npos);
   r = dc.dispatch(Request{"migrate-incoming", {{"uri", "tcp:127.0.0.1:0"}}, std::nullopt});
-  EXPECT_EQ(r["return"]["uri"], "tcp:127.0.0.1:40111");
+  EXPECT_EQ(r["return"][ext::kListeningUri], "tcp:127.0.0.1:40111");
   r = dc.dispatch(Request{"query-migrate", Json::object(), std::nullopt});
-  EXPECT_EQ(r["return"]["incoming-uri"], "tcp:127.0.0.1:40111");
-  r = dc.dispatch(Request{"query-incoming", Json::object(), std::nullopt});
+  EXPECT_EQ(r["return"][ext::kIncomingUri], "tcp:127.0.0.1:40111");
+  r = dc.dispatch(Request{ext::kQueryIncoming, Json::object(), std::nullopt});
   EXPECT_EQ(r["return"]["listening"], true);
 }
 
