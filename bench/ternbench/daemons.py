@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 import time
 
-from .qmp import Qmp
+from .qmp import Qmp, ext
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -103,7 +103,7 @@ class Pair:
         common = ["--workers", str(workers)] + ([] if pin else ["--no-pin"])
         try:
             self._start("dst", ["--incoming", listen_uri(transport)] + common)
-            self.uri = self.qmp["dst"].execute("query-incoming")["uri"]
+            self.uri = self.qmp["dst"].execute(ext("query-incoming"))["uri"]
             src_args = ["--guest", "threads," + guest_spec] + common
             if prefill:
                 src_args.append("--prefill")
@@ -199,7 +199,7 @@ _available = {}
 
 
 def available_transports(build):
-    """The transports compiled into this build's ternd (query-transports), cached per build."""
+    """The transports compiled into this build's ternd (query-transports, a tern extension), cached per build."""
     if build not in _available:
         tmp = tempfile.mkdtemp(prefix="tern-bench-probe.")
         sock = os.path.join(tmp, "probe.sock")
@@ -212,7 +212,7 @@ def available_transports(build):
                     break
                 time.sleep(0.05)
             q = Qmp(sock)
-            _available[build] = q.execute("query-transports")["available"]
+            _available[build] = q.execute(ext("query-transports"))["available"]
             q.execute("quit")
             q.close()
         finally:

@@ -4,6 +4,16 @@ import socket
 import time
 
 
+# tern's downstream QMP prefix (control/qmp_names.h, docs/cli.md): its commands, capability,
+# parameters and query-migrate members that QEMU does not have carry it.
+TERN_EXTENSION = "__io.github.tern_"
+
+
+def ext(name):
+    """The QMP name of tern's extension `name` ("query-guest" -> "__io.github.tern_query-guest")."""
+    return TERN_EXTENSION + name
+
+
 class QmpError(Exception):
     pass
 

@@ -32,7 +32,7 @@ lower middle run). Latencies are power-of-two
 microsecond buckets (the value is the bucket's upper bound, as `query-migrate` reports it), so
 `p99 = 512` means "between 256 and 512 us". *Host* fault latency is the destination's
 fault-read-to-page-placed time (`postcopy-fault-latency`); *guest* latency is how long the
-guest's first touch of a page waited (`query-guest` `counters.first-touch-latency`), over the
+guest's first touch of a page waited (`__io.github.tern_query-guest` `counters.first-touch-latency`), over the
 slowest N first touches where N is the number of faults the host resolved (the other first
 touches found their page already there). References (memcpy, a bare userfaultfd fault, a TCP
 loopback round trip) are measured in the same run, so compare ratios rather than absolute
@@ -226,7 +226,7 @@ def _migration_section(results, axis, title, intro):
         return ""
     rounds = sorted({str(r["params"]["max_rounds"]) for r in rows if r["params"].get("max_rounds")})
     if rounds:
-        intro += f" Precopy rounds are capped at `x-max-rounds` {', '.join(rounds)}."
+        intro += f" Precopy rounds are capped at `__io.github.tern_max-rounds` {', '.join(rounds)}."
     body = []
     for r in rows:
         p, s = r["params"], r["summary"]
@@ -477,7 +477,7 @@ def render(results, md_path, plots, raw_rel, note=""):
     parts.append(_migration_section(
         results, "ram", "Whole migrations against guest size",
         "Precopy; guest RAM is shared by source and destination on this host. `rounds` is "
-        "dirty-sync-count, `forced` whether precopy hit x-max-rounds; RSS+ is resident memory "
+        "dirty-sync-count, `forced` whether precopy hit the max-rounds parameter; RSS+ is resident memory "
         "beyond the guest's RAM."))
     parts.append(_migration_section(
         results, "rate", "Whole migrations against dirty rate",

@@ -12,7 +12,7 @@ migration, bytes moved per CPU second, and (ternd) resident memory beyond the gu
 import time
 
 from . import daemons, stats
-from .qmp import QmpError, wait_status
+from .qmp import QmpError, ext, wait_status
 
 SIZE = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -133,11 +133,11 @@ class _null:
 def _run(row, pair, ram):
     src, dst = pair.qmp["src"], pair.qmp["dst"]
     if row.get("max_rounds"):
-        src.execute("migrate-set-parameters", {"x-max-rounds": int(row["max_rounds"])})
+        src.execute("migrate-set-parameters", {ext("max-rounds"): int(row["max_rounds"])})
     if row.get("dirty_limit"):
         src.execute("migrate-set-parameters", {"vcpu-dirty-limit": int(row["dirty_limit"])})
     if row.get("chunk_size"):
-        src.execute("migrate-set-parameters", {"x-chunk-size": parse_size(row["chunk_size"])})
+        src.execute("migrate-set-parameters", {ext("chunk-size"): parse_size(row["chunk_size"])})
     cpu0, flt0 = pair.cpu(), pair.faults()
     t0 = time.monotonic()
     pair.ternctl_run("src", *_migrate_args(row, pair.uri))
@@ -160,24 +160,24 @@ def _run(row, pair, ram):
     if info.get("status") != "completed" or dinfo.get("status") != "completed":
         raise RuntimeError(f"migration {info.get('status')} (destination {dinfo.get('status')}): "
                            f"{info.get('error-desc') or dinfo.get('error-desc') or ''}")
-    guest = dst.execute("query-guest")
+    guest = dst.execute(ext("query-guest"))
     counters = guest.get("counters", {})
     if counters.get("touched-mismatches", 0) or counters.get("mismatches", 0):
         raise RuntimeError(f"page mismatches on the destination: {counters}")
     r = info["ram"]
     out = {
         **daemons.migration_figures(info),
-        "switchover-forced": 1 if info.get("x-switchover-forced") else 0,
+        "switchover-forced": 1 if info.get(ext("switchover-forced")) else 0,
         "wall-s": wall,
     }
-    if r.get("free-page-hints"):
-        out["free-page-hints"] = r["free-page-hints"]
-        out["free-pages-skipped"] = r.get("free-pages-skipped")
+    if r.get(ext("free-page-hints")):
+        out["free-page-hints"] = r[ext("free-page-hints")]
+        out["free-pages-skipped"] = r.get(ext("free-pages-skipped"))
     if info.get("dirty-limit-throttle-time-per-round") is not None:
         out["dirty-limit-throttle-us"] = info["dirty-limit-throttle-time-per-round"]
     out.update(_cost(row, pair, cpu0, cpu1, info, mem, flt0, flt1))
     if row["kind"] == "postcopy":
-        host = stats.hist_counts(dinfo.get("postcopy-fault-latency"))
+        host = stats.hist_counts(dinfo.get(ext("postcopy-fault-latency")))
         touch = stats.hist_counts(counters.get("first-touch-latency"))
         # Every first touch is in the guest histogram, present pages too (lowest buckets): the
         # guest side of a fault is the slowest N touches, N = the faults the host resolved.
@@ -185,7 +185,7 @@ def _run(row, pair, ram):
         guest_faults = stats.tail(touch, nfaults)
         out["faults"] = nfaults
         out["postcopy-requests"] = r.get("postcopy-requests")
-        out["preemptions"] = r.get("preemptions")
+        out["preemptions"] = r.get(ext("preemptions"))
         out["first-touches"] = sum(touch.values())
         for k, v in stats.percentiles(host).items():
             if k != "count":

@@ -9,7 +9,7 @@ is an axis: the scenario expands into one row per combination, named
   vcpus, ram, page, wss, rate, pattern, read, readers, seed, ring, free, reuse   the thread
               guest (vm/workload.h; free/reuse: its heap, S5)
   channels    multifd-channels;  preempt, postcopy, dirty_limit (MB/s per vCPU, 0/absent = off);
-              free_page_hint (x-free-page-hint, S5: ternctl migrate --free-page-hint)
+              free_page_hint (the __io.github.tern_free-page-hint capability, S5: ternctl migrate --free-page-hint)
   max_bandwidth (bytes/s, e.g. "64M"; 0 = unlimited), downtime_limit (ms), max_rounds,
   chunk_size, workers (ternd --workers), prefill (default true), timeout (s per run)
   qemu        QEMU's own migration of the same guest beside a migration or postcopy scenario's

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "control/qmp_client.h"
+#include "control/qmp_names.h"
 #include "tests/control/ternd_process.h"
 
 namespace tern::control {
@@ -44,7 +45,7 @@ std::string status_of(QmpClient& c) {
 // bytes/s), switches to postcopy once active, and returns when `watch` says postcopy-active.
 void migrate_into_postcopy(QmpClient& d, QmpClient& s, QmpClient& watch, bool preempt,
                            uint64_t bandwidth) {
-  auto inc = d.execute("query-incoming");
+  auto inc = d.execute(ext::kQueryIncoming);
   ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
   ASSERT_TRUE(arm_postcopy(s, preempt, bandwidth));
   auto m = s.execute("migrate", {{"uri", (*inc)["uri"]}});
@@ -76,7 +77,7 @@ TEST_P(TerndFailure, SourceKilledInPostcopyDestinationAnswersFailsClearlyAndEnds
   EXPECT_NE(error.find("cannot continue without the source's pages"), std::string::npos) << error;
   // QMP keeps answering in the failed state, guest queries included.
   EXPECT_EQ(status_of(*d), "failed");
-  auto g = d->execute("query-guest", Json::object(), 5s);
+  auto g = d->execute(ext::kQueryGuest, Json::object(), 5s);
   ASSERT_TRUE(g.is_ok()) << g.status().to_string();
   EXPECT_FALSE((*g)["running"].get<bool>()) << g->dump(2);
 
@@ -109,7 +110,7 @@ TEST_F(TerndFailure, CancelThenMigrateAgainToTheSameDestinationCompletes) {
   auto d = dst.connect();
   auto s = src.connect();
   ASSERT_TRUE(d && s);
-  auto inc = d->execute("query-incoming");
+  auto inc = d->execute(ext::kQueryIncoming);
   ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
   auto p = s->execute("migrate-set-parameters", {{"max-bandwidth", 4 << 20}});
   ASSERT_TRUE(p.is_ok()) << p.status().to_string();
@@ -131,7 +132,7 @@ TEST_F(TerndFailure, CancelThenMigrateAgainToTheSameDestinationCompletes) {
   ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
   Json dq = wait_done(*d, 30s);
   ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
-  auto dg = d->execute("query-guest");
+  auto dg = d->execute(ext::kQueryGuest);
   ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
   EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);
   EXPECT_GT((*dg)["verification"]["pages-checked"].get<uint64_t>(), 0u) << dg->dump(2);

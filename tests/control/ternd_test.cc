@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "control/qmp_client.h"
+#include "control/qmp_names.h"
 #include "tests/control/ternd_process.h"
 
 namespace tern::control {
@@ -46,17 +47,17 @@ TEST_F(TerndTest, PrecopyOverTcpCompletesWithEveryPageVerified) {
   auto s = src.connect();
   ASSERT_TRUE(d && s);
   EXPECT_EQ(d->greeting()["QMP"]["capabilities"], Json::array());
-  auto role = d->execute("query-guest");
+  auto role = d->execute(ext::kQueryGuest);
   ASSERT_TRUE(role.is_ok()) << role.status().to_string();
   EXPECT_EQ((*role)["role"], "destination");
 
-  auto inc = d->execute("query-incoming");
+  auto inc = d->execute(ext::kQueryIncoming);
   ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
   std::string uri = (*inc)["uri"];
   ASSERT_EQ(uri.rfind("tcp:127.0.0.1:", 0), 0u) << uri;
   EXPECT_NE(uri, "tcp:127.0.0.1:0") << "port 0 must be resolved";
 
-  auto g = s->execute("query-guest");
+  auto g = s->execute(ext::kQueryGuest);
   ASSERT_TRUE(g.is_ok());
   EXPECT_TRUE((*g)["running"].get<bool>());
 
@@ -66,11 +67,11 @@ TEST_F(TerndTest, PrecopyOverTcpCompletesWithEveryPageVerified) {
   Json dq = wait_done(*d, 30s);
   ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
   ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
-  EXPECT_EQ(sq["transport"], "tcp");
+  EXPECT_EQ(sq[ext::kTransport], "tcp");
   EXPECT_EQ(sq["ram"]["total"], 64 << 20);
   EXPECT_GT(sq["ram"]["transferred"].get<uint64_t>(), 0u);
 
-  auto dg = d->execute("query-guest");
+  auto dg = d->execute(ext::kQueryGuest);
   ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
   ASSERT_TRUE(dg->contains("verification")) << dg->dump(2);
   EXPECT_GT((*dg)["verification"]["pages-checked"].get<uint64_t>(), 0u);
@@ -89,7 +90,7 @@ TEST_F(TerndTest, PostcopyPreemptOverTcpCompletes) {
   auto d = dst.connect();
   auto s = src.connect();
   ASSERT_TRUE(d && s);
-  std::string uri = (*d->execute("query-incoming"))["uri"];
+  std::string uri = (*d->execute(ext::kQueryIncoming))["uri"];
   ASSERT_TRUE(arm_postcopy(*s, /*preempt=*/true, 32 << 20));
   ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
   ASSERT_TRUE(start_postcopy_when_active(*s, 100, 50ms));
@@ -97,11 +98,11 @@ TEST_F(TerndTest, PostcopyPreemptOverTcpCompletes) {
   ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
   Json dq = wait_done(*d, 30s);
   ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
-  auto dg = d->execute("query-guest");
+  auto dg = d->execute(ext::kQueryGuest);
   ASSERT_TRUE(dg.is_ok());
   EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);
   EXPECT_EQ((*dg)["verification"]["touched-mismatches"], 0) << dg->dump(2);
-  EXPECT_TRUE(dq.contains("postcopy-fault-latency"));
+  EXPECT_TRUE(dq.contains(ext::kPostcopyFaultLatency));
   EXPECT_GT(sq["ram"]["postcopy-bytes"].get<uint64_t>(), 0u) << "never reached postcopy";
 }
 
@@ -119,7 +120,7 @@ TEST_F(TerndTest, FailedMigrationLeavesTheSourceRunningAndReportsWhy) {
   } else {
     EXPECT_FALSE(m.status().message().empty());
   }
-  auto g = s->execute("query-guest", {{"verify", true}});
+  auto g = s->execute(ext::kQueryGuest, {{"verify", true}});
   ASSERT_TRUE(g.is_ok()) << g.status().to_string();
   EXPECT_TRUE((*g)["running"].get<bool>());
   EXPECT_EQ((*g)["verification"]["mismatches"], 0) << g->dump(2);

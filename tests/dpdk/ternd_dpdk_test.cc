@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "control/qmp_client.h"
+#include "control/qmp_names.h"
 #include "tests/control/ternd_process.h"
 #include "dpdk/dpdk_transport.h"
 #include "tests/integration/migration_helpers.h"
@@ -66,7 +67,7 @@ TEST_P(TerndOverMemif, EveryPageVerifies) {
   auto d = dst.connect();
   auto s = src.connect();
   ASSERT_TRUE(d && s);
-  auto inc = d->execute("query-incoming");
+  auto inc = d->execute(ext::kQueryIncoming);
   ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
   std::string uri = (*inc)["uri"];
   ASSERT_EQ(uri.rfind("dpdk:net_memif0,role=client,", 0), 0u) << uri;
@@ -100,11 +101,11 @@ TEST_P(TerndOverMemif, EveryPageVerifies) {
   ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
   Json dq = wait_done(*d, 30s);
   ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
-  EXPECT_EQ(sq["transport"], "dpdk");
+  EXPECT_EQ(sq[ext::kTransport], "dpdk");
   if (mode != "precopy") {
     EXPECT_GT(sq["ram"]["postcopy-bytes"].get<uint64_t>(), 0u) << "never reached postcopy";
   }
-  auto dg = d->execute("query-guest");
+  auto dg = d->execute(ext::kQueryGuest);
   ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
   ASSERT_TRUE(dg->contains("verification")) << dg->dump(2);
   EXPECT_GT((*dg)["verification"]["pages-checked"].get<uint64_t>(), 0u);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "control/qmp_client.h"
+#include "control/qmp_names.h"
 #include "tests/control/ternd_process.h"
 #include "tests/kvm/kvm_skip.h"
 
@@ -36,10 +37,10 @@ TEST(KvmTernd, PostcopyPreemptOverTcpWithAKvmGuest) {
     auto d = dst.connect();
     auto s = src.connect();
     ASSERT_TRUE(d && s);
-    auto g = s->execute("query-guest");
+    auto g = s->execute(ext::kQueryGuest);
     ASSERT_TRUE(g.is_ok()) << g.status().to_string();
     EXPECT_EQ(std::string((*g)["description"]).rfind("kvm:", 0), 0u) << g->dump(2);
-    std::string uri = (*d->execute("query-incoming"))["uri"];
+    std::string uri = (*d->execute(ext::kQueryIncoming))["uri"];
     ASSERT_TRUE(arm_postcopy(*s, /*preempt=*/true, 16 << 20));
     ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
     ASSERT_TRUE(start_postcopy_when_active(*s, 400, 10ms));
@@ -48,7 +49,7 @@ TEST(KvmTernd, PostcopyPreemptOverTcpWithAKvmGuest) {
     Json dq = wait_done(*d, 30s);
     ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
     EXPECT_GT(sq["ram"]["postcopy-requests"].get<uint64_t>(), 0u) << "no KVM fault reached tern";
-    auto dg = d->execute("query-guest");
+    auto dg = d->execute(ext::kQueryGuest);
     ASSERT_TRUE(dg.is_ok());
     EXPECT_EQ(std::string((*dg)["description"]).rfind("kvm:", 0), 0u) << dg->dump(2);
     EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);

@@ -6,8 +6,8 @@
 //
 // Both monitors: qmp.NewSocketMonitor + Connect (greeting, qmp_capabilities), query-version,
 // query-status, migrate-set-capabilities with "events" (so MIGRATION events flow), Events.
-// Source: migrate-set-parameters, migrate to the URI the destination listens on (query-incoming,
-// tern's own command), then query-migrate until "completed". Checks the MIGRATION events of both
+// Source: migrate-set-parameters, migrate to the URI the destination listens on
+// (__io.github.tern_query-incoming, a tern extension), then query-migrate until "completed". Checks the MIGRATION events of both
 // sides, that the destination completed and verified every page, and that errors come back as
 // errors. Exits 0 on success, 1 with the reason on stderr otherwise.
 //
@@ -30,6 +30,9 @@ import (
 
 	"github.com/digitalocean/go-qemu/qmp"
 )
+
+// tern's downstream QMP prefix (control/qmp_names.h): the commands that are not QEMU's carry it.
+const ternExtension = "__io.github.tern_"
 
 const guest = "threads,vcpus=2,ram=64M,page=4K,wss=25%,rate=20000,pattern=random,seed=1"
 
@@ -317,9 +320,9 @@ func main() {
 	var inc struct {
 		URI string `json:"uri"`
 	}
-	json.Unmarshal(run(dst, "destination", "query-incoming", nil), &inc)
+	json.Unmarshal(run(dst, "destination", ternExtension+"query-incoming", nil), &inc)
 	if !strings.HasPrefix(inc.URI, "tcp:127.0.0.1:") || inc.URI == "tcp:127.0.0.1:0" {
-		fail("query-incoming: uri %q", inc.URI)
+		fail("%squery-incoming: uri %q", ternExtension, inc.URI)
 	}
 	logf("migrate to %s", inc.URI)
 	run(src, "source", "migrate", map[string]interface{}{"uri": inc.URI})
@@ -363,10 +366,10 @@ func main() {
 			Mismatches   uint64 `json:"mismatches"`
 		} `json:"verification"`
 	}
-	json.Unmarshal(run(dst, "destination", "query-guest", nil), &g)
+	json.Unmarshal(run(dst, "destination", ternExtension+"query-guest", nil), &g)
 	if !g.Running || g.Verification == nil || g.Verification.PagesChecked == 0 ||
 		g.Verification.Mismatches != 0 {
-		fail("destination query-guest: running %v, verification %+v", g.Running, g.Verification)
+		fail("destination %squery-guest: running %v, verification %+v", ternExtension, g.Running, g.Verification)
 	}
 	json.Unmarshal(run(dst, "destination", "query-status", nil), &st)
 	if st.Status != "running" {
