@@ -21,8 +21,8 @@ struct MigrationCapabilities {
   bool postcopy_ram = false;      // "postcopy-ram"
   bool postcopy_preempt = false;  // "postcopy-preempt": urgent pages may cut into a huge page
   bool dirty_limit = false;       // "dirty-limit": throttle vCPUs (S4) when precopy cannot keep up
-  // "x-free-page-hint": skip the pages the guest reports free (S5). QEMU has no migration
-  // capability for this (its equivalent is virtio-balloon's free-page-hint device property).
+  // "__io.github.tern_free-page-hint": skip the pages the guest reports free (S5). QEMU has no
+  // migration capability for this (its equivalent is virtio-balloon's free-page-hint property).
   bool free_page_hint = false;
 };
 

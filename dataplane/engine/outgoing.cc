@@ -102,7 +102,7 @@ class OutgoingMigration::Impl {
   ChannelSet channels_;
   std::unique_ptr<ControlLink> link_;
   std::unique_ptr<SendState> state_;
-  // S5, with the x-free-page-hint capability: created with state_, before the first round.
+  // S5, with the free-page-hint capability: created with state_, before the first round.
   std::unique_ptr<engine::FreePageFilter> filter_;
   SendCounters counters_;
   std::vector<std::unique_ptr<SenderPoller>> senders_;

@@ -1,5 +1,5 @@
 // S5 end to end: a thread guest whose heap freed 75% of its memory, and keeps reusing and
-// freeing pages while it moves, is migrated with x-free-page-hint over loopback and tcp, in
+// freeing pages while it moves, is migrated with the free-page-hint capability over every transport, in
 // precopy and postcopy, with 4K and 2M pages. The destination checks every page in use
 // (0 mismatches), the pages reused during the migration hold their new content there, and the
 // freed pages were not sent. A second test checks the engine's order of calls on the guest.
