@@ -11,6 +11,12 @@
 #include "vm/thread_guest.h"
 #include "vm/workload.h"
 
+// The transports the whole-migration tests run over; the rdma suite (tests/rdma) builds them
+// with TERN_IT_TRANSPORTS="rdma".
+#ifndef TERN_IT_TRANSPORTS
+#define TERN_IT_TRANSPORTS "loopback", "tcp"
+#endif
+
 namespace tern::testing_support {
 
 // TERN_TEST_SCALE=small (sanitizer builds) shrinks the guests.

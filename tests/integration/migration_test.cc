@@ -117,11 +117,6 @@ TEST_P(EndToEnd, EveryPageArrivesIntact) {
   dest->pause();
 }
 
-// The rdma suite (tests/rdma) builds this file with TERN_IT_TRANSPORTS="rdma".
-#ifndef TERN_IT_TRANSPORTS
-#define TERN_IT_TRANSPORTS "loopback", "tcp"
-#endif
-
 std::vector<Case> all_cases() {
   std::vector<Case> v;
   for (std::string t : {TERN_IT_TRANSPORTS})
