@@ -331,5 +331,34 @@ class TestpmdRatioTest(unittest.TestCase):
         self.assertEqual(report._over_testpmd(dpdk, {}), "-")
 
 
+class FreeHintTest(unittest.TestCase):
+    @staticmethod
+    def row(hint, sent, ms, ram="4G"):
+        summ = {"transferred-bytes": {"median": sent, "min": sent, "max": sent, "n": 1},
+                "total-time-ms": {"median": ms, "min": ms, "max": ms, "n": 1}}
+        return {"name": f"free-hint/ram={ram},free_page_hint={'on' if hint else 'off'}",
+                "scenario": "free-hint", "kind": "migration", "status": "ok",
+                "axes": {"ram": ram, "free_page_hint": hint}, "summary": summ,
+                "params": {"transport": "tcp", "ram": ram, "free": "75%", "free_page_hint": hint}}
+
+    def test_hinting_on_is_divided_by_off_of_the_same_guest(self):
+        res = {"rows": [self.row(False, 4000, 2000), self.row(True, 1000, 500),
+                        self.row(False, 100, 10, "1G")], "references": []}
+        pairs = common.hint_pairs(res)
+        self.assertEqual([(o["params"]["ram"], n["params"]["ram"]) for o, n in pairs],
+                         [("4G", "4G")])
+        self.assertEqual(common.hint_ratios(*pairs[0]),
+                         {"transferred-bytes": 0.25, "total-time-ms": 0.25})
+        r = runner.ratios(res)
+        self.assertEqual(r["free-hint/ram=4G,free_page_hint=on: transferred-bytes hint on / off"],
+                         0.25)
+        section = report._free_hint_section(res)
+        self.assertIn("## Free page hinting (S5)", section)
+        self.assertIn("| tcp | 4G | 75% | on | 500 |", section)
+
+    def test_no_pair_no_section(self):
+        self.assertEqual(report._free_hint_section({"rows": [self.row(True, 1, 1)]}), "")
+
+
 if __name__ == "__main__":
     unittest.main()

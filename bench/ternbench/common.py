@@ -70,6 +70,29 @@ def dirty_rate_mbps(row):
     return p.get("rate", 0) * p.get("vcpus", 1) * PAGE / 1e6
 
 
+# ---- S5: free page hinting on beside off -------------------------------------------------
+
+HINT_RATIO_KEYS = ("transferred-bytes", "total-time-ms")
+
+
+def hint_pairs(results):
+    """[(off, on)]: the migration rows of one scenario that differ only in free_page_hint, in
+    the results' order."""
+    rows = [r for r in ok_rows(results, "migration") if "free_page_hint" in r["axes"]]
+
+    def key(r):
+        return (r["scenario"], sorted((k, str(v)) for k, v in r["params"].items()
+                                      if k != "free_page_hint"))
+    off = [r for r in rows if not r["params"].get("free_page_hint")]
+    return [(o, r) for r in rows if r["params"].get("free_page_hint")
+            for o in off if key(o) == key(r)]
+
+
+def hint_ratios(off, on):
+    """{key: median with hinting on / median with it off} for bytes sent and total time."""
+    return {k: med(on, k) / med(off, k) for k in HINT_RATIO_KEYS if med(on, k) and med(off, k)}
+
+
 # ---- tern beside QEMU --------------------------------------------------------------------
 
 def same_guest_key(row):

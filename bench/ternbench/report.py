@@ -6,7 +6,8 @@ import shutil
 import tempfile
 
 from . import stats
-from .common import (bulk_label, cell, dirty_rate_mbps, fmt, med, ok_rows, onoff, qemu_groups,
+from .common import (bulk_label, cell, dirty_rate_mbps, fmt, hint_pairs, hint_ratios, med, ok_rows,
+                     onoff, qemu_groups,
                      table, transport_label, who)
 from .plots import plot_cdfs, plot_dirty, plot_throughput
 
@@ -241,6 +242,29 @@ def _migration_section(results, axis, title, intro):
             table(["transport", "RAM", "page", "dirty MB/s", "dirty limit", "total ms",
                    "downtime ms", "setup ms", "sent MiB", "rounds", "forced", "src CPU s",
                    "dst CPU s", "src RSS+ MiB", "dst RSS+ MiB"], body))
+
+
+def _free_hint_section(results):
+    pairs = hint_pairs(results)
+    if not pairs:
+        return ""
+    body = []
+    for off, on in pairs:
+        ratio = hint_ratios(off, on)
+        for r in (off, on):
+            p, s = r["params"], r["summary"]
+            hint = bool(p.get("free_page_hint"))
+            body.append((p["transport"], p["ram"], p.get("free", "0%"), onoff(hint),
+                         cell(s, "total-time-ms"), _mib(s, "transferred-bytes"),
+                         cell(s, "free-pages-skipped"), cell(s, "cpu-s-src"),
+                         fmt(ratio.get("transferred-bytes")) if hint else "",
+                         fmt(ratio.get("total-time-ms")) if hint else ""))
+    return ("## Free page hinting (S5)\n\nA prefilled guest whose heap freed the share shown, "
+            "migrated with the `__io.github.tern_free-page-hint` capability off and on "
+            "(`ternctl migrate --free-page-hint`), interleaved run by run; skipped is in 4 KiB "
+            "pages; the ratios are medians with hinting on over off, in this run.\n\n" +
+            table(["transport", "RAM", "freed", "hint", "total ms", "sent MiB", "skipped",
+                   "src CPU s", "sent on/off", "time on/off"], body))
 
 
 def _mib(s, key):
@@ -479,6 +503,7 @@ def render(results, md_path, plots, raw_rel, note=""):
         "Precopy; guest RAM is shared by source and destination on this host. `rounds` is "
         "dirty-sync-count, `forced` whether precopy hit the max-rounds parameter; RSS+ is resident memory "
         "beyond the guest's RAM."))
+    parts.append(_free_hint_section(results))
     parts.append(_migration_section(
         results, "rate", "Whole migrations against dirty rate",
         "Precopy; with the dirty limit, `ternctl migrate --dirty-limit` and `vcpu-dirty-limit` "

@@ -197,8 +197,12 @@ def ratios(result):
                 out[f"{name}: throughput / memcpy {page}"] = s["throughput-GBps"]["median"] / ref
             if s.get("throughput-GBps") and ib_bw and row["params"].get("transport") == "rdma":
                 out[f"{name}: throughput / ib_write_bw"] = s["throughput-GBps"]["median"] / ib_bw
+    # S5: hinting on over off, same guest, same run.
+    from .common import hint_pairs, hint_ratios, qemu_groups, who
+    for off, on in hint_pairs(result):
+        for k, v in hint_ratios(off, on).items():
+            out[f"{on['name']}: {k} hint on / off"] = v
     # tern over QEMU on the same guest (medians of the same run): time, CPU and faults per side.
-    from .common import qemu_groups, who
     for terns, qemus in qemu_groups(result):
         for t in terns:
             for q in qemus:
