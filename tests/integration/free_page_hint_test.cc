@@ -44,8 +44,9 @@ WorkloadSpec hint_spec(uint32_t page) {
   // 4K: ~rate/10 pages/s per vCPU reused, as many freed. 2M: any write dirties a whole huge
   // page, and at the full rate every huge page in use is dirty again each round, so on a slow
   // link or a loaded host the resends (which hints cannot save) outgrow the bound below: the
-  // guest writes 1/50 as often, half of it reusing or freeing pages.
-  spec.rate = page == kHugePage ? std::max<uint32_t>(dirty_rate() / 50, 10) : dirty_rate();
+  // guest writes 1/50 as often (once a second in the rdma suite's VM, whose link moves ~25 MB/s),
+  // half of it reusing or freeing pages.
+  spec.rate = page == kHugePage ? (tiny_scale() ? 1 : dirty_rate() / 50) : dirty_rate();
   spec.reuse_pct = page == kHugePage ? 50 : 10;
   return spec;
 }
@@ -111,7 +112,10 @@ TEST_P(FreePageHint, FreedPagesStayBehindAndReusedPagesArrive) {
   // huge pages that hold the version table or straddle two vCPUs are never freed.
   EXPECT_LT(data_moved, c.page == kHugePage ? spec.ram_bytes * 3 / 4 : spec.ram_bytes / 2)
       << "free pages were sent: " << data_moved << " of " << spec.ram_bytes << " bytes";
-  EXPECT_GE(si.stats.free_pages_skipped, freed * 9 / 10) << "the first pass sent free pages";
+  // 2M: a huge page is skipped only when all of it is free; `freed` also counts the pages freed
+  // in huge pages still partly in use.
+  EXPECT_GE(si.stats.free_pages_skipped, c.page == kHugePage ? freed * 8 / 10 : freed * 9 / 10)
+      << "the first pass sent free pages";
 
   // Pages free when the migration began and reused by the source guest before it stopped
   // (written with a new version) hold that content, or a newer one, at the destination. (The
