@@ -106,7 +106,7 @@ Result<Json> QmpCommands::check_arguments(const std::vector<ArgSpec>& specs, con
       std::string list;
       for (const ArgSpec& a : specs) list += (list.empty() ? "" : ", ") + a.name;
       return Status(Code::kInvalidArgument,
-                    "unknown argument '" + utf8_truncate(key, 64) + "'" +
+                    "unknown argument '" + utf8_truncate(key, 64) + "'" + ext::renamed_hint(key) +
                         (list.empty() ? " (this command takes none)" : " (known: " + list + ")"));
     }
   }

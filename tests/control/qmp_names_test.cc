@@ -99,6 +99,8 @@ TEST(QmpNames, OldNamesPointToTheirExtension) {
   Json r = commands.dispatch(Request{"query-guest", Json::object(), 1});
   EXPECT_EQ(r["error"]["class"], "CommandNotFound") << r;
   EXPECT_NE(r["error"]["desc"].get<std::string>().find(ext::kQueryGuest), std::string::npos) << r;
+  r = commands.dispatch(Request{"migrate-set-parameters", {{"x-workers", 1}}, 2});
+  EXPECT_NE(r["error"]["desc"].get<std::string>().find(ext::kWorkers), std::string::npos) << r;
 }
 
 // Every name a source and a destination ternd accept or send, through the command table.
