@@ -8,9 +8,9 @@ namespace {
 // Input names of tern 0.1 that are extensions now. Only names a client sends (commands,
 // capabilities, parameters): output members are not looked up.
 constexpr std::pair<std::string_view, const char*> kRenamed[] = {
-    {"query-guest", kQueryGuest},    {"query-transports", kQueryTransports},
+    {"query-guest", kQueryGuest},       {"query-transports", kQueryTransports},
     {"query-incoming", kQueryIncoming}, {"x-free-page-hint", kFreePageHint},
-    {"x-chunk-size", kChunkSize},    {"x-workers", kWorkers},
+    {"x-chunk-size", kChunkSize},       {"x-workers", kWorkers},
     {"x-max-rounds", kMaxRounds},
 };
 

@@ -52,13 +52,28 @@ inline constexpr const char* kPenaltyUs = TERN_QMP_EXTENSION("penalty-us");
 // MIGRATION event data member: why a migration failed (QEMU's event has `status` only).
 inline constexpr const char* kErrorDesc = TERN_QMP_EXTENSION("error-desc");
 
-// Every name above, for lookups and the docs test.
+// Every name above: qmp_name() looks names up here; tests/control/qmp_names_test checks them.
 inline constexpr const char* kAll[] = {
-    kQueryGuest,      kQueryTransports,   kQueryIncoming,         kListeningUri,
-    kFreePageHint,    kChunkSize,         kWorkers,               kMaxRounds,
-    kTransport,       kSwitchoverForced,  kPostcopyFaultLatency,  kIncomingUri,
-    kUrgentPages,     kPreemptions,       kRaisedRequests,        kDiscardedPages,
-    kFreePageHints,   kFreePagesSkipped,  kFreePageHintsRefused,  kPenaltyUs,
+    kQueryGuest,
+    kQueryTransports,
+    kQueryIncoming,
+    kListeningUri,
+    kFreePageHint,
+    kChunkSize,
+    kWorkers,
+    kMaxRounds,
+    kTransport,
+    kSwitchoverForced,
+    kPostcopyFaultLatency,
+    kIncomingUri,
+    kUrgentPages,
+    kPreemptions,
+    kRaisedRequests,
+    kDiscardedPages,
+    kFreePageHints,
+    kFreePagesSkipped,
+    kFreePageHintsRefused,
+    kPenaltyUs,
     kErrorDesc,
 };
 
