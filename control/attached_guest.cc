@@ -39,6 +39,7 @@ AttachedGuest::AttachedGuest(Parts parts)
 }
 
 AttachedGuest::~AttachedGuest() {
+  detach("ternd let go of the guest (shutting down)");
   if (bitmap_ != nullptr) munmap(bitmap_, bitmap_bytes_);
 }
 
