@@ -49,6 +49,17 @@ class AttachMigrationTest : public ::testing::Test {
   std::string dir_;
 };
 
+// Starts a migration from `s` to `d` held to 4 MB/s (the 64 MiB guest takes seconds, so a kill
+// lands mid-precopy) and waits until it is active.
+bool start_slow_migration(QmpClient& s, QmpClient& d) {
+  std::string uri = (*d.execute("query-incoming"))["uri"];
+  if (!s.execute("migrate-set-parameters", {{"max-bandwidth", 4 << 20}}).is_ok()) return false;
+  if (!s.execute("migrate", {{"uri", uri}}).is_ok()) return false;
+  for (int i = 0; i < 100 && (*s.execute("query-migrate"))["status"] != "active"; ++i)
+    std::this_thread::sleep_for(20ms);
+  return true;
+}
+
 enum class Mode { kPrecopy, kPostcopy, kPreempt };
 
 class AttachModes : public AttachMigrationTest,
@@ -102,12 +113,7 @@ TEST_F(AttachMigrationTest, SourceVmmKilledMidMigrationFailsItClearlyAndTerndSta
   auto d = dst.connect();
   auto s = src.connect();
   ASSERT_TRUE(d && s);
-  std::string uri = (*d->execute("query-incoming"))["uri"];
-  // 4 MB/s: the 64 MiB guest takes seconds, so the kill lands mid-precopy.
-  ASSERT_TRUE(s->execute("migrate-set-parameters", {{"max-bandwidth", 4 << 20}}).is_ok());
-  ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
-  for (int i = 0; i < 100 && (*s->execute("query-migrate"))["status"] != "active"; ++i)
-    std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(start_slow_migration(*s, *d));
   svmm.kill(SIGKILL);
   Json sq = wait_done(*s, 60s);
   ASSERT_EQ(sq["status"], "failed") << sq.dump(2);
@@ -131,11 +137,7 @@ TEST_F(AttachMigrationTest, SourceTerndKilledMidPrecopyLeavesTheGuestRunningAndA
     auto d = first_dst->connect();
     auto s = first_src->connect();
     ASSERT_TRUE(d && s);
-    std::string uri = (*d->execute("query-incoming"))["uri"];
-    ASSERT_TRUE(s->execute("migrate-set-parameters", {{"max-bandwidth", 4 << 20}}).is_ok());
-    ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
-    for (int i = 0; i < 100 && (*s->execute("query-migrate"))["status"] != "active"; ++i)
-      std::this_thread::sleep_for(20ms);
+    ASSERT_TRUE(start_slow_migration(*s, *d));
   }
   first_src->signal(SIGKILL);
   ASSERT_TRUE(first_src->wait_exit(10s));
