@@ -7,6 +7,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <thread>
 
 #include "attach/channel.h"
 #include "attach/protocol.h"
@@ -65,16 +66,27 @@ Result<Bytes> call(Channel& ch, MsgType type, uint32_t id, View payload,
 
 Status attach_to(tern_vmm& v, const char* path, const tern_vmm_config& c) {
   const int timeout = c.connect_timeout_ms > 0 ? c.connect_timeout_ms : 10000;
-  auto ch = Channel::connect(path, std::chrono::milliseconds(timeout));
-  if (!ch) return ch.status();
-  v.channel = std::move(*ch);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
   Hello h;
   h.role = static_cast<Role>(c.role);
   h.capabilities = c.capabilities;
   h.vcpus = c.vcpus;
   h.description = c.description ? std::string(c.description).substr(0, kMaxName) : "";
   uint32_t id = 1;
-  auto hello = call(v.channel, MsgType::kHello, id++, encode(h));
+  Result<Bytes> hello = Status(Code::kTimeout, "no ternd answered on the attach socket");
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    auto ch = Channel::connect(path, std::max(left, std::chrono::milliseconds(0)));
+    if (!ch) return ch.status();
+    v.channel = std::move(*ch);
+    hello = call(v.channel, MsgType::kHello, id++, encode(h));
+    // A ternd that dies closes its connections before its listening socket: a connect in
+    // between lands in a backlog that is about to vanish. Retry until one answers.
+    if (hello || hello.status().code() != Code::kIo || std::chrono::steady_clock::now() >= deadline)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   if (!hello) return hello.status();
   auto reply = decode_hello_reply(*hello);
   if (!reply) return reply.status();

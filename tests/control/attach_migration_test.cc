@@ -146,7 +146,7 @@ TEST_F(AttachMigrationTest, SourceTerndKilledMidPrecopyLeavesTheGuestRunningAndA
   // libtern-vmm reported the loss and the guest kept running (dirty logging stopped).
   ASSERT_TRUE(svmm.wait_output("detached: ternd", 10s)) << svmm.output();
   EXPECT_NE(svmm.output().find("guest running"), std::string::npos) << svmm.output();
-  EXPECT_TRUE(svmm.alive());
+  EXPECT_TRUE(svmm.alive()) << svmm.output();
 
   // A new ternd on the same attach socket; the VMM attaches again and the retry completes.
   Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0", "--attach-socket", att("dst")});

@@ -34,6 +34,7 @@ class VmmProcess {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
     if (posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ) != 0) pid_ = -1;
     posix_spawn_file_actions_destroy(&fa);
   }
@@ -72,7 +73,13 @@ class VmmProcess {
 
  private:
   bool exited() const {
-    if (!reaped_) reaped_ = waitpid(pid_, nullptr, WNOHANG) == pid_;
+    int st = 0;
+    if (!reaped_ && waitpid(pid_, &st, WNOHANG) == pid_) {
+      reaped_ = true;
+      std::ofstream(out_, std::ios::app)
+          << (WIFSIGNALED(st) ? "[killed by signal " + std::to_string(WTERMSIG(st)) + "]\n"
+                              : "[exit " + std::to_string(WEXITSTATUS(st)) + "]\n");
+    }
     return reaped_;
   }
   std::string out_;
