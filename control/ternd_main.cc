@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "control/attach_server.h"
 #include "control/engine_host.h"
 #include "control/log.h"
 #include "control/migration_json.h"
@@ -34,6 +35,7 @@ struct Options {
   std::string socket;
   std::string guest;
   std::string incoming;
+  std::string attach_socket;
   std::string log_level = "info";
   bool pin = true;
   uint32_t workers = 0;
@@ -55,11 +57,37 @@ Result<gid_t> resolve_group(const std::string& name) {
 }
 
 int serve(const Options& o) {
-  const bool source = !o.guest.empty();
+  const bool source = o.incoming.empty();
   set_log(*parse_log_level(o.log_level), source ? "ternd[source]" : "ternd[destination]");
 
+  // A VMM's guest (docs/attach-protocol.md): the server outlives the host, whose factory uses it.
+  std::unique_ptr<AttachServer> attach;
+  if (!o.attach_socket.empty()) {
+    auto a = AttachServer::listen(o.attach_socket, o.incoming.empty() ? attach::Role::kSource
+                                                                     : attach::Role::kDestination);
+    if (!a) {
+      log(LogLevel::kError, "--attach-socket: " + a.status().message());
+      return 1;
+    }
+    attach = std::move(*a);
+  }
   std::unique_ptr<EngineHost> host;
-  if (source) {
+  if (attach && o.incoming.empty()) {
+    log(LogLevel::kInfo, "waiting for a VMM to attach on " + o.attach_socket);
+    auto g = attach->take(std::chrono::hours(24));
+    if (!g) {
+      log(LogLevel::kError, g.status().message());
+      return 1;
+    }
+    auto h = EngineHost::source(std::move(*g));
+    if (!h) {
+      log(LogLevel::kError, "the attached guest: " + h.status().message());
+      return 1;
+    }
+    host = std::move(*h);
+  } else if (attach) {
+    host = EngineHost::destination(attach->factory());
+  } else if (source) {
     Result<std::unique_ptr<Guest>> guest = make_source_guest(o.guest, o.prefill);
     if (!guest) {
       log(LogLevel::kError, "cannot create the guest: " + guest.status().message());
@@ -163,6 +191,11 @@ int main(int argc, char** argv) {
                                   "destination: wait for a migration on URI (tcp:HOST:PORT; port 0 "
                                   "picks a free one), or 'defer' for migrate-incoming");
   guest->excludes(incoming);
+  auto* attach = app.add_option("--attach-socket", o.attach_socket,
+                                "take the guest of a VMM that attaches on this unix socket "
+                                "(libtern-vmm; docs/attach-protocol.md): alone, a source; with "
+                                "--incoming, a destination");
+  guest->excludes(attach);
   app.add_option("--log-level", o.log_level, "error | warn | info | debug")
       ->check(CLI::IsMember({"error", "warn", "info", "debug"}));
   app.add_flag("--pin,!--no-pin", o.pin, "pin worker threads to cores (default on)");
@@ -198,9 +231,9 @@ int main(int argc, char** argv) {
     std::cout << d.name << ": " << d.reason << "\n";
     return 0;
   }
-  if (o.socket.empty() || (o.guest.empty() && o.incoming.empty())) {
-    std::cerr << "ternd: need --socket PATH and one of --guest threads|kvm,SPEC (source) or "
-                 "--incoming URI (destination)\n"
+  if (o.socket.empty() || (o.guest.empty() && o.incoming.empty() && o.attach_socket.empty())) {
+    std::cerr << "ternd: need --socket PATH and one of --guest threads|kvm,SPEC or "
+                 "--attach-socket PATH (source), or --incoming URI (destination)\n"
               << "Run with --help for more information.\n";
     return 2;
   }

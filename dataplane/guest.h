@@ -15,6 +15,7 @@
 #include "dataplane/bitmap.h"
 #include "dataplane/ram_block.h"
 #include "dataplane/status.h"
+#include "dataplane/uffd.h"
 #include "dataplane/wire.h"
 
 namespace tern {
@@ -77,6 +78,17 @@ class Guest {
   // vCPU and device state moved at switchover; load_state before start() on the destination.
   virtual std::vector<uint8_t> save_state() = 0;
   virtual Status load_state(const std::vector<uint8_t>& state) = 0;
+
+  // A guest whose vCPUs run in another process (a VMM attached to ternd, control/
+  // attached_guest.h) may be lost mid-migration: failure() says why (ok while it lives). The
+  // source engine checks it with its own health. Any thread.
+  virtual Status failure() const { return Status::ok(); }
+  // Destination, postcopy: the userfaultfd for guest RAM when the vCPUs run in another process
+  // that maps the RAM itself and handed its userfaultfd over (Userfault::adopt); nullptr: the
+  // engine opens its own, guest RAM being this process's mapping.
+  virtual Result<std::unique_ptr<Userfault>> postcopy_userfault() {
+    return std::unique_ptr<Userfault>();
+  }
 
   // Short description for logs and summaries ("threads: 2 vCPUs, 1 GiB, 4K pages").
   virtual std::string describe() const = 0;

@@ -1,6 +1,7 @@
 #include "dataplane/ram_block.h"
 
 #include <fcntl.h>
+#include <linux/memfd.h>
 #include <linux/mman.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -59,6 +60,27 @@ Result<std::unique_ptr<RamBlock>> RamBlock::map_fd(std::string name, int fd, uin
   if (p == MAP_FAILED) return fail(errno_status("block '" + name + "': mmap of the descriptor"));
   return std::unique_ptr<RamBlock>(
       new RamBlock(std::move(name), static_cast<uint8_t*>(p), size, host_page_size, fd, offset));
+}
+
+Result<std::unique_ptr<RamBlock>> RamBlock::create_shared(std::string name, uint64_t size,
+                                                          uint32_t host_page_size) {
+  unsigned flags = MFD_CLOEXEC;
+  if (host_page_size == kHugePage) flags |= MFD_HUGETLB | MFD_HUGE_2MB;
+  int fd = memfd_create(name.c_str(), flags);
+  if (fd < 0) return errno_status("block '" + name + "': memfd_create");
+  if (size % host_page_size == 0 && ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    int err = errno;
+    close(fd);
+    return errno_status("block '" + name + "': ftruncate of the memfd to " + std::to_string(size),
+                        err);
+  }
+  auto b = map_fd(std::move(name), fd, 0, size, host_page_size);
+  if (!b && host_page_size == kHugePage)
+    return Status(Code::kUnavailable, b.status().message() + "; " +
+                                          std::to_string(free_huge_pages()) +
+                                          " 2 MiB pages are free: reserve more with 'echo N > "
+                                          "/proc/sys/vm/nr_hugepages'");
+  return b;
 }
 
 RamBlock::RamBlock(std::string name, uint8_t* base, uint64_t size, uint32_t host_page_size,
@@ -149,6 +171,12 @@ void RamBlock::populated_from_file(uint64_t first, uint64_t count, uint64_t* bit
 Status RamBlock::discard(uint64_t offset, uint64_t len) {
   if (offset % host_page_size_ || len % host_page_size_ || offset + len > size_)
     return Status(Code::kInvalidArgument, "discard outside block '" + name_ + "'");
+  if (fd_ >= 0) {
+    if (fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  static_cast<off_t>(fd_offset_ + offset), static_cast<off_t>(len)) != 0)
+      return errno_status("fallocate(PUNCH_HOLE) on block '" + name_ + "'");
+    return Status::ok();
+  }
   if (madvise(base_ + offset, len, MADV_DONTNEED) != 0)
     return errno_status("madvise(MADV_DONTNEED) on block '" + name_ + "'");
   return Status::ok();

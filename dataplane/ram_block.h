@@ -24,6 +24,10 @@ class RamBlock {
   // (a VMM) owns and hands over as a memfd or hugetlbfs descriptor. Takes ownership of `fd`.
   static Result<std::unique_ptr<RamBlock>> map_fd(std::string name, int fd, uint64_t offset,
                                                   uint64_t size, uint32_t host_page_size);
+  // Like create(), but on a fresh memfd (hugetlb for 2 MiB pages) mapped shared, so that the
+  // RAM can be handed to another process (fd()): a VMM's RAM that ternd maps a second time.
+  static Result<std::unique_ptr<RamBlock>> create_shared(std::string name, uint64_t size,
+                                                         uint32_t host_page_size);
   ~RamBlock();
   RamBlock(const RamBlock&) = delete;
   RamBlock& operator=(const RamBlock&) = delete;
@@ -36,9 +40,14 @@ class RamBlock {
   uint64_t target_pages() const { return size_ / 4096; }
   uint32_t target_pages_per_host_page() const { return host_page_size_ / 4096; }
   bool hugetlb() const { return host_page_size_ == kHugePage; }
+  // The backing file of a fd-backed block (map_fd, create_shared), -1 for anonymous memory;
+  // owned by the block.
+  int fd() const { return fd_; }
+  uint64_t fd_offset() const { return fd_offset_; }
 
   // Drops the contents of [offset, offset+len) (host-page aligned) so the next access faults:
-  // MADV_DONTNEED. Used by the destination to discard stale pages before postcopy.
+  // MADV_DONTNEED; for fd-backed RAM a hole punched in the file, which every process mapping
+  // it sees (MADV_DONTNEED would only drop this mapping's view of the shared pages). Used by the destination to discard stale pages before postcopy.
   Status discard(uint64_t offset, uint64_t len);
   // 4 KiB blocks are mapped on transparent huge pages (one fault and one zeroing per 2 MiB,
   // not 512). The destination calls this before postcopy, before registering the block with

@@ -139,6 +139,31 @@ Result<std::unique_ptr<Userfault>> Userfault::open() {
   return u;
 }
 
+std::unique_ptr<Userfault> Userfault::adopt(int fd, std::vector<Remap> remaps) {
+  std::unique_ptr<Userfault> u(new Userfault(fd));
+  u->remaps_ = std::move(remaps);
+  // The creator negotiated the API; hugetlb missing faults are asked for by every creator
+  // tern knows (libtern-vmm's users are told to), and a kernel without them refuses the
+  // registration with a clear error anyway.
+  u->features_ = UFFD_FEATURE_MISSING_HUGETLBFS;
+  return u;
+}
+
+uint64_t Userfault::to_remote(uint64_t local) const {
+  for (const Remap& r : remaps_) {
+    const auto base = reinterpret_cast<uint64_t>(r.local);
+    if (local >= base && local - base < r.size) return r.remote + (local - base);
+  }
+  return local;
+}
+
+uint64_t Userfault::to_local(uint64_t remote) const {
+  for (const Remap& r : remaps_)
+    if (remote >= r.remote && remote - r.remote < r.size)
+      return reinterpret_cast<uint64_t>(r.local) + (remote - r.remote);
+  return remote;
+}
+
 Userfault::~Userfault() {
   if (fd_ >= 0) close(fd_);  // also wakes any thread still waiting on a registered page
   if (zero_huge_ != nullptr) munmap(zero_huge_, kHugePage);
@@ -162,7 +187,7 @@ Status Userfault::register_range(void* addr, size_t len, uint32_t host_page_size
                   "(no UFFD_FEATURE_MISSING_HUGETLBFS, needs Linux >= 4.11); use 4 KiB pages");
 
   uffdio_register reg{};
-  reg.range.start = a;
+  reg.range.start = to_remote(a);
   reg.range.len = len;
   reg.mode = UFFDIO_REGISTER_MODE_MISSING;
   if (ioctl(fd_, UFFDIO_REGISTER, &reg) != 0) {
@@ -181,7 +206,7 @@ Status Userfault::register_range(void* addr, size_t len, uint32_t host_page_size
   uint64_t need = uint64_t{1} << _UFFDIO_COPY | uint64_t{1} << _UFFDIO_WAKE;
   if (!huge) need |= uint64_t{1} << _UFFDIO_ZEROPAGE;
   if ((reg.ioctls & need) != need) {
-    uffdio_range range{a, len};
+    uffdio_range range{to_remote(a), len};
     ioctl(fd_, UFFDIO_UNREGISTER, &range);
     return Status(Code::kUnavailable,
                   std::string("userfaultfd: the range does not support ") +
@@ -193,7 +218,7 @@ Status Userfault::register_range(void* addr, size_t len, uint32_t host_page_size
 }
 
 Status Userfault::unregister_range(void* addr, size_t len) {
-  uffdio_range range{reinterpret_cast<uint64_t>(addr), len};
+  uffdio_range range{to_remote(reinterpret_cast<uint64_t>(addr)), len};
   if (ioctl(fd_, UFFDIO_UNREGISTER, &range) != 0)
     return errno_status("userfaultfd: UFFDIO_UNREGISTER of " + std::to_string(len) + " bytes");
   return Status::ok();
@@ -215,7 +240,7 @@ int Userfault::read_faults(uint64_t* addrs, int max) {
     for (int i = 0; i < got; ++i) {
       // Only missing-page faults are expected; other events need features we never ask for.
       if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
-        addrs[n++] = msgs[i].arg.pagefault.address & kTargetMask;
+        addrs[n++] = to_local(msgs[i].arg.pagefault.address & kTargetMask);
     }
     if (got < want) break;  // queue drained
   }
@@ -225,7 +250,7 @@ int Userfault::read_faults(uint64_t* addrs, int max) {
 int Userfault::copy(void* dst, const void* src, size_t len) {
   const auto s = reinterpret_cast<uint64_t>(src);
   return place<uffdio_copy>(
-      fd_, UFFDIO_COPY, reinterpret_cast<uint64_t>(dst), len,
+      fd_, UFFDIO_COPY, to_remote(reinterpret_cast<uint64_t>(dst)), len,
       [s](uffdio_copy& c, uint64_t d, uint64_t off, uint64_t rest) {
         c.dst = d;
         c.src = s + off;
@@ -238,7 +263,7 @@ int Userfault::copy(void* dst, const void* src, size_t len) {
 int Userfault::zero(void* dst, size_t len, uint32_t host_page_size) {
   if (host_page_size != kHugePage) {
     return place<uffdio_zeropage>(
-        fd_, UFFDIO_ZEROPAGE, reinterpret_cast<uint64_t>(dst), len,
+        fd_, UFFDIO_ZEROPAGE, to_remote(reinterpret_cast<uint64_t>(dst)), len,
         [](uffdio_zeropage& z, uint64_t d, uint64_t, uint64_t rest) {
           z.range.start = d;
           z.range.len = rest;
@@ -273,7 +298,7 @@ int Userfault::zero(void* dst, size_t len, uint32_t host_page_size) {
 }
 
 int Userfault::wake(void* addr, size_t len) {
-  uffdio_range range{reinterpret_cast<uint64_t>(addr), len};
+  uffdio_range range{to_remote(reinterpret_cast<uint64_t>(addr)), len};
   return ioctl(fd_, UFFDIO_WAKE, &range) == 0 ? 0 : -errno;
 }
 

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "dataplane/status.h"
 
@@ -19,6 +20,17 @@ class Userfault {
   // Opens a non-blocking userfaultfd (/dev/userfaultfd, else the syscall) and negotiates the
   // API. The error says what is missing (kernel option, permission).
   static Result<std::unique_ptr<Userfault>> open();
+  // A userfaultfd another process (a VMM) created and handed over, for its own mappings of
+  // guest RAM that this process maps too: each `Remap` says where one range mapped here
+  // (`local`) sits in the creator's address space (`remote`). Every call below takes and
+  // returns local addresses and translates them; the kernel applies the ioctls to the
+  // creator's address space. Takes ownership of `fd` (UFFDIO_API already done by the creator).
+  struct Remap {
+    uint8_t* local = nullptr;
+    uint64_t remote = 0;
+    uint64_t size = 0;
+  };
+  static std::unique_ptr<Userfault> adopt(int fd, std::vector<Remap> remaps);
   ~Userfault();
   Userfault(const Userfault&) = delete;
   Userfault& operator=(const Userfault&) = delete;
@@ -44,7 +56,10 @@ class Userfault {
 
  private:
   explicit Userfault(int fd) : fd_(fd) {}
+  uint64_t to_remote(uint64_t local) const;  // identity unless adopted
+  uint64_t to_local(uint64_t remote) const;
   int fd_;
+  std::vector<Remap> remaps_;     // (fixed) adopted: local -> creator's addresses
   uint64_t features_ = 0;         // UFFD_FEATURE_* the kernel granted at open()
   uint8_t* zero_huge_ = nullptr;  // lazily mapped 2 MiB of zeros for hugetlb zero placement
 };

@@ -14,8 +14,10 @@ usage: scripts/demo.sh [options]
   --postcopy         start in precopy, switch to postcopy after the first round (or ~1 s;
                      with --guest kvm as soon as precopy is under way)
   --preempt          postcopy-preempt: urgent pages cut into huge pages (implies --postcopy)
-  --guest KIND       threads (default: plain threads, works anywhere) or kvm (a KVM virtual
-                     machine running tern's guest program; needs /dev/kvm)
+  --guest KIND       vmm (default: the thread guest in VMM processes of its own,
+                     tern-thread-vmm, attached to each ternd through libtern-vmm, as any VMM
+                     would: docs/embedding.md), threads (the same guest inside ternd) or kvm (a KVM virtual machine
+                     running tern's guest program; needs /dev/kvm)
   --ram SIZE         guest RAM (default 1G; 256M with --guest kvm)
   --page-size P      4K (default) or 2M (hugetlb pages are reserved for both sides)
   --vcpus N          guest vCPUs (default 2)
@@ -32,7 +34,7 @@ environment:
 TXT
 }
 
-transport="" postcopy=0 preempt=0 ram="" page=4K vcpus=2 rate="" channels=2 json=0 guest=threads
+transport="" postcopy=0 preempt=0 ram="" page=4K vcpus=2 rate="" channels=2 json=0 guest=vmm
 while [ $# -gt 0 ]; do
   case $1 in
     --transport) transport=${2:?--transport needs a value}; shift ;;
@@ -58,13 +60,13 @@ if [ $json -eq 1 ]; then exec 3>&2; else exec 3>&1; fi
 say() { printf '%s\n' "$*" >&3; }
 
 case $guest in
-  threads) : "${ram:=1G}" "${rate:=20000}" ;;
+  threads | vmm) : "${ram:=1G}" "${rate:=20000}" ;;
   kvm)
     : "${ram:=256M}" "${rate:=2000}"
     [ -r /dev/kvm ] && [ -w /dev/kvm ] ||
       die "--guest kvm needs /dev/kvm (read-write); this host has none: use --guest threads"
     ;;
-  *) die "--guest must be threads or kvm, got '$guest'" ;;
+  *) die "--guest must be threads, vmm or kvm, got '$guest'" ;;
 esac
 case $page in
   4K | 4k) page=4K ;;
@@ -142,7 +144,7 @@ cleanup() {
   for sock in "$tmp/src.sock" "$tmp/dst.sock"; do
     [ -S "$sock" ] && "$ternctl" --socket "$sock" --timeout 5 quit >/dev/null 2>&1
   done
-  for pid in $src_pid $dst_pid; do
+  for pid in $src_pid $dst_pid $src_vmm_pid $dst_vmm_pid; do
     for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   done
@@ -171,16 +173,31 @@ wait_socket() {
 }
 
 spec="vcpus=$vcpus,ram=$ram,page=$page,wss=25%,rate=$rate,pattern=random,seed=1"
-"$ternd" --socket "$tmp/dst.sock" --workers 1 --incoming "$listen_uri" 2>"$tmp/dst.log" &
+dst_attach=() src_guest=(--guest "$guest,$spec") src_vmm_pid="" dst_vmm_pid=""
+if [ $guest = vmm ]; then  # each guest in a VMM process of its own, attached to its ternd
+  vmm=$build/vm/tern-thread-vmm
+  [ -x "$vmm" ] || die "$vmm was not built"
+  dst_attach=(--attach-socket "$tmp/dst.att") src_guest=(--attach-socket "$tmp/src.att")
+  "$vmm" --attach "$tmp/dst.att" --incoming --spec "ram=$ram,page=$page" >"$tmp/dst-vmm.log" 2>&1 &
+  dst_vmm_pid=$!
+  "$vmm" --attach "$tmp/src.att" --spec "$spec" >"$tmp/src-vmm.log" 2>&1 &
+  src_vmm_pid=$!
+fi
+"$ternd" --socket "$tmp/dst.sock" --workers 1 --incoming "$listen_uri" "${dst_attach[@]}" \
+  2>"$tmp/dst.log" &
 dst_pid=$!
 wait_socket "$dst_pid" "$tmp/dst.sock" dst
 uri=$("$ternctl" --socket "$tmp/dst.sock" incoming) || die "cannot read the destination's URI"
 say "destination: ternd --incoming $listen_uri, listening on $uri"
 
-"$ternd" --socket "$tmp/src.sock" --workers 1 --guest "$guest,$spec" 2>"$tmp/src.log" &
+"$ternd" --socket "$tmp/src.sock" --workers 1 "${src_guest[@]}" 2>"$tmp/src.log" &
 src_pid=$!
 wait_socket "$src_pid" "$tmp/src.sock" src
-say "source:      ternd --guest $guest,$spec"
+if [ $guest = vmm ]; then
+  say "source:      ternd --attach-socket, guest in VMM process $src_vmm_pid (tern-thread-vmm --spec $spec)"
+else
+  say "source:      ternd --guest $guest,$spec"
+fi
 mode=precopy
 [ $postcopy -eq 1 ] && mode=postcopy
 [ $preempt -eq 1 ] && mode="postcopy + preempt"

@@ -37,9 +37,11 @@ ThreadGuest::ThreadGuest(std::unique_ptr<RamBlock> block)
   }
 }
 
-Result<std::unique_ptr<ThreadGuest>> ThreadGuest::create(const WorkloadSpec& spec) {
+Result<std::unique_ptr<ThreadGuest>> ThreadGuest::create(const WorkloadSpec& spec,
+                                                         bool shared_ram) {
   if (Status s = spec.validate(); !s) return s;
-  auto block = RamBlock::create("ram", spec.ram_bytes, spec.page_size);
+  auto block = shared_ram ? RamBlock::create_shared("ram", spec.ram_bytes, spec.page_size)
+                          : RamBlock::create("ram", spec.ram_bytes, spec.page_size);
   if (!block) return block.status();
   std::unique_ptr<ThreadGuest> g(new ThreadGuest(std::move(block).value()));
   if (Status s = g->setup_workload(spec); !s) return s;
@@ -47,7 +49,8 @@ Result<std::unique_ptr<ThreadGuest>> ThreadGuest::create(const WorkloadSpec& spe
   return g;
 }
 
-Result<std::unique_ptr<ThreadGuest>> ThreadGuest::create_incoming(const Layout& layout) {
+Result<std::unique_ptr<ThreadGuest>> ThreadGuest::create_incoming(const Layout& layout,
+                                                                  bool shared_ram) {
   if (layout.blocks.size() != 1)
     return Status(Code::kInvalidArgument, "thread guest: layout has " +
                                               std::to_string(layout.blocks.size()) +
@@ -55,7 +58,8 @@ Result<std::unique_ptr<ThreadGuest>> ThreadGuest::create_incoming(const Layout& 
   const BlockInfo& b = layout.blocks[0];
   if (b.size / kSmallPage < 2)
     return Status(Code::kInvalidArgument, "thread guest: block '" + b.name + "' is too small");
-  auto block = RamBlock::create(b.name, b.size, b.host_page_size);
+  auto block = shared_ram ? RamBlock::create_shared(b.name, b.size, b.host_page_size)
+                          : RamBlock::create(b.name, b.size, b.host_page_size);
   if (!block) return block.status();
   return std::unique_ptr<ThreadGuest>(new ThreadGuest(std::move(block).value()));
 }

@@ -58,13 +58,18 @@ struct VcpuStats {
 class ThreadGuest : public Guest, public SelfCheck {
  public:
   // Source guest: RAM per spec (zeroed, all versions 0), vCPUs created but not running.
-  static Result<std::unique_ptr<ThreadGuest>> create(const WorkloadSpec& spec);
+  // `shared_ram`: RAM on a memfd (RamBlock::create_shared) that a VMM process can hand to ternd
+  // (vm/thread_vmm_main.cc); else anonymous memory.
+  static Result<std::unique_ptr<ThreadGuest>> create(const WorkloadSpec& spec,
+                                                     bool shared_ram = false);
   // Destination guest: RAM matching `layout` (one block), no workload until load_state().
-  static Result<std::unique_ptr<ThreadGuest>> create_incoming(const Layout& layout);
+  static Result<std::unique_ptr<ThreadGuest>> create_incoming(const Layout& layout,
+                                                              bool shared_ram = false);
   ~ThreadGuest() override;
 
   // Guest.
   const std::vector<RamBlock*>& ram() const override { return ram_view_; }
+  RamBlock& block() const { return *block_; }
   Status start() override;
   void pause() override;
   bool running() const override { return running_; }

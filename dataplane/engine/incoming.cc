@@ -419,7 +419,8 @@ Status IncomingMigration::Impl::enter_postcopy(const ControlMessage& m) {
   if (!discard) return discard.status();
   std::vector<uint8_t> device(m.payload.begin() + 8 + static_cast<long>(n), m.payload.end());
 
-  auto uffd = Userfault::open();
+  auto uffd = guest_->postcopy_userfault();  // the VMM's, for a guest in another process
+  if (uffd && !*uffd) uffd = Userfault::open();
   if (!uffd) return uffd.status();
   uffd_ = std::move(*uffd);
   stop_workers();  // receivers change landing and placement while no worker runs them

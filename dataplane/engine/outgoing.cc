@@ -272,7 +272,7 @@ Status OutgoingMigration::Impl::check_health() {
   for (auto& s : senders_)
     if (s->failed()) return s->error();
   if (!link_->error().is_ok()) return link_->error();
-  return Status::ok();
+  return guest_.failure();
 }
 
 // Waits for one control message of `type` (and `round`), failing on kError/kCancel from the

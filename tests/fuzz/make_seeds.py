@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the wire_frame, wire_layout, hello and guest_state fuzz targets
-(tests/fuzz/corpus/TARGET/seed_*) in the byte layouts of dataplane/wire.h and vm/state_codec.h.
+"""Writes the seed corpora of the wire_frame, wire_layout, hello, guest_state and attach_message
+fuzz targets (tests/fuzz/corpus/TARGET/seed_*) in the byte layouts of dataplane/wire.h,
+vm/state_codec.h and attach/protocol.h.
 Re-run after a format change; inputs found by fuzzing (regressions) sit beside them unnamed
 by this script and are kept."""
 import os
@@ -103,3 +104,33 @@ write("guest_state", "cursor_out_of_range", b"\x01" + state(spec, 2, [(1, 1 << 4
 write("guest_state", "wrong_ram", b"\x01" + state(b"vcpus=1,ram=2M", 1, [(5, 1, 0, 0, 0)]))
 write("guest_state", "huge_spec_len", b"\x01" + struct.pack("<QIII", 0x545347544E524554, 1, 1, 0xFFFFFFFF) + bytes(8))
 write("guest_state", "empty", b"\x00")
+
+
+# attach_message: attach protocol messages (attach/protocol.h), 16-byte header + payload.
+TRNV = 0x564E5254
+
+
+def amsg(typ, payload=b"", mid=1, magic=TRNV, version=1, length=None):
+    n = len(payload) if length is None else length
+    return struct.pack("<IHHII", magic, version, typ, n, mid) + payload
+
+
+def region(gpa, size, off, addr, page, name):
+    return struct.pack("<QQQQII", gpa, size, off, addr, page, 0) + name
+
+
+write("attach_message", "attach", amsg(1, struct.pack("<HHIQII", 1, 1, 1, 0x3F, 2, 0) + b"vmm") +
+      amsg(2, region(0, 64 << 20, 0, 0x7F0000000000, K4, b"ram"), 2) +
+      amsg(3, struct.pack("<II", 1, 0), 3))
+write("attach_message", "requests", amsg(16) + amsg(20, mid=2) + amsg(21, mid=3) +
+      amsg(23, struct.pack("<IIQ", 1, 0, 500), 4) + amsg(24, struct.pack("<II", 0, 0), 5) +
+      amsg(29, struct.pack("<II", 1, 0), 6))
+write("attach_message", "replies", amsg(64, struct.pack("<Q", 12)) +
+      amsg(27, struct.pack("<II", 2, 0) + struct.pack("<IIQQ", 0, 0, K4, K4) * 2) +
+      amsg(29, struct.pack("<QQQQ", 10, 0, 5, 0) + b"ok") +
+      amsg(65, struct.pack("<I", 3) + b"no throttle"))
+write("attach_message", "bad_magic", amsg(1, magic=0x1234))
+write("attach_message", "bad_version", amsg(1, version=9))
+write("attach_message", "huge_length", amsg(22, length=0xFFFFFFFF))
+write("attach_message", "free_count_lies", amsg(27, struct.pack("<II", 1000, 0)))
+write("attach_message", "region_nul_name", amsg(2, region(0, K4, 0, 0, K4, b"r\0am")))

@@ -1,0 +1,70 @@
+// Guest RAM another process owns (a VMM attached to ternd): a memfd-backed block mapped twice,
+// a discard that every mapping sees (a hole punched in the file), and a userfaultfd adopted with
+// address translation: faults in the "VMM's" mapping are reported at ternd's addresses, and
+// pages placed at ternd's addresses land in the VMM's mapping and wake its thread.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "dataplane/ram_block.h"
+#include "dataplane/uffd.h"
+
+namespace tern {
+namespace {
+
+constexpr uint64_t kSize = 1 << 20;
+
+TEST(SharedRam, TwoMappingsShareThePagesAndADiscardEmptiesBoth) {
+  auto vmm = RamBlock::create_shared("ram", kSize, kSmallPage);
+  ASSERT_TRUE(vmm.is_ok()) << vmm.status().to_string();
+  auto ternd = RamBlock::map_fd("ram", fcntl((*vmm)->fd(), F_DUPFD_CLOEXEC, 0), 0, kSize, kSmallPage);
+  ASSERT_TRUE(ternd.is_ok()) << ternd.status().to_string();
+  (*vmm)->base()[3 * 4096] = 7;
+  EXPECT_EQ((*ternd)->base()[3 * 4096], 7);
+  EXPECT_TRUE((*ternd)->populated(3));
+  EXPECT_FALSE((*ternd)->populated(4));
+  ASSERT_TRUE((*ternd)->discard(3 * 4096, 4096).is_ok());
+  EXPECT_EQ((*vmm)->base()[3 * 4096], 0) << "the VMM's mapping must lose the page too";
+}
+
+TEST(SharedRam, AnAdoptedUserfaultfdTranslatesAddresses) {
+  int fd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  if (fd < 0) GTEST_SKIP() << "userfaultfd: " << std::strerror(errno);
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = UFFD_FEATURE_MISSING_SHMEM;
+  if (ioctl(fd, UFFDIO_API, &api) != 0) {
+    close(fd);
+    GTEST_SKIP() << "UFFDIO_API with shmem missing faults: " << std::strerror(errno);
+  }
+  auto vmm = RamBlock::create_shared("ram", kSize, kSmallPage);
+  ASSERT_TRUE(vmm.is_ok());
+  auto ternd = RamBlock::map_fd("ram", fcntl((*vmm)->fd(), F_DUPFD_CLOEXEC, 0), 0, kSize, kSmallPage);
+  ASSERT_TRUE(ternd.is_ok());
+  auto u = Userfault::adopt(fd, {{(*ternd)->base(), reinterpret_cast<uint64_t>((*vmm)->base()),
+                                  kSize}});
+  ASSERT_TRUE(u->register_range((*ternd)->base(), kSize, kSmallPage).is_ok());
+  std::atomic<int> seen{-1};
+  std::thread vcpu([&] { seen = (*vmm)->base()[5 * 4096 + 9]; });  // faults in the VMM's mapping
+  uint64_t addr = 0;
+  for (int i = 0; i < 5000 && u->read_faults(&addr, 1) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(addr, reinterpret_cast<uint64_t>((*ternd)->base() + 5 * 4096));
+  std::vector<uint8_t> page(4096, 0x42);
+  EXPECT_EQ(u->copy((*ternd)->base() + 5 * 4096, page.data(), 4096), 0);
+  vcpu.join();
+  EXPECT_EQ(seen.load(), 0x42);
+  EXPECT_EQ((*ternd)->base()[5 * 4096], 0x42) << "the page landed in the shared file";
+  EXPECT_TRUE(u->unregister_range((*ternd)->base(), kSize).is_ok());
+}
+
+}  // namespace
+}  // namespace tern
