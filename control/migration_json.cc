@@ -40,7 +40,7 @@ constexpr ParamSpec kParams[] = {
 const char* qmp_status_name(MigrationStatus s) { return status_name(s); }
 
 std::optional<MigrationStatus> parse_qmp_status(const std::string& name) {
-  for (int i = 0; i <= static_cast<int>(MigrationStatus::kCancelled); ++i) {
+  for (int i = 0; i <= static_cast<int>(kLastStatus); ++i) {
     auto s = static_cast<MigrationStatus>(i);
     if (name == qmp_status_name(s)) return s;
   }

@@ -141,7 +141,7 @@ Json QmpCommands::schema() const {
                  {"meta-type", "object"},
                  {"members", members({{"status", "MigrationStatus"}, {"error-desc", "str", true}})}});
   Json statuses = Json::array();
-  for (int i = 0; i <= static_cast<int>(MigrationStatus::kCancelled); ++i) {
+  for (int i = 0; i <= static_cast<int>(kLastStatus); ++i) {
     statuses.push_back(qmp_status_name(static_cast<MigrationStatus>(i)));
   }
   out.push_back({{"name", "MigrationStatus"}, {"meta-type", "enum"}, {"values", statuses}});
