@@ -410,7 +410,10 @@ Status OutgoingMigration::Impl::postcopy_run() {
     Status s = postcopy_finish(&acked);
     if (s.is_ok()) return s;
     stop_workers();
-    if (shutdown_requested_.load() || !link_broken()) return s;
+    if (shutdown_requested_.load()) return s;
+    // A destination that gives up (shutdown, cancel) says why before its channels close.
+    if (Status verdict = peer_verdict(); !verdict.is_ok()) return verdict;
+    if (!link_broken()) return s;
     if (Status r = pause_until_resumed(s); !r.is_ok()) return r;
     acked = true;  // a destination that resynced is in postcopy: its ack is no longer due
   }

@@ -80,6 +80,9 @@ class OutgoingMigration::Impl {
   // Postcopy recovery (outgoing_recovery.cc).
   // The link broke or was paused on purpose (not a protocol error, not our own failure).
   bool link_broken() const;
+  // A kError the destination sent before its link closed (read for up to 500 ms until the
+  // control channel closes), or ok when there is none or the pause was ours.
+  Status peer_verdict();
   // postcopy-paused until a resume connects and resyncs (ok), or the end (shutdown, cancel).
   Status pause_until_resumed(const Status& cause);
   // Connects the new link, presents the token, applies the destination's received bitmaps

@@ -50,6 +50,19 @@ bool OutgoingMigration::Impl::link_broken() const {
   return false;
 }
 
+Status OutgoingMigration::Impl::peer_verdict() {
+  if (!link_ || pause_requested_.load()) return Status::ok();
+  const auto deadline = Clock::now() + std::chrono::milliseconds(500);
+  while (Clock::now() < deadline) {
+    while (auto m = link_->poll())
+      if (m->type == ControlType::kError)
+        return Status(Code::kProtocol, "destination failed: " + m->text());
+    if (!link_->error().is_ok()) break;
+    link_->wait(std::chrono::milliseconds(5));
+  }
+  return Status::ok();
+}
+
 Status OutgoingMigration::Impl::pause_until_resumed(const Status& cause) {
   Status why = cause;
   while (true) {
