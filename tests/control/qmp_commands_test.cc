@@ -240,3 +240,46 @@ TEST_F(CommandsTest, SchemaDescribesTheRealCommands) {
 
 }  // namespace
 }  // namespace tern::control
+
+namespace tern::control {
+namespace {
+
+// Postcopy recovery's commands: refused outside postcopy-paused with the status named, then
+// pause -> recover (destination) / resume (source) as QEMU names them.
+TEST(RecoveryCommands, PauseRecoverResume) {
+  HostDouble src(Role::kSource);
+  QmpCommands sc(src, MigrationParameters{}, nullptr);
+  auto run = [](QmpCommands& c, const char* json) {
+    Json j = Json::parse(json);
+    return c.dispatch(Request{j["execute"], j.value("arguments", Json::object()), std::nullopt});
+  };
+  auto desc = [](const Json& r) { return r.contains("error") ? std::string(r["error"]["desc"]) : ""; };
+  EXPECT_NE(desc(run(sc, R"({"execute": "migrate-pause"})")).find("postcopy only"),
+            std::string::npos);
+  EXPECT_NE(desc(run(sc, R"({"execute": "migrate", "arguments": {"uri": "tcp:h:1", "resume": true}})"))
+                .find("postcopy-paused"),
+            std::string::npos);
+  EXPECT_NE(desc(run(sc, R"({"execute": "migrate-recover", "arguments": {"uri": "tcp:h:1"}})"))
+                .find("destination command"),
+            std::string::npos);
+  ASSERT_TRUE(run(sc, R"({"execute": "migrate-set-capabilities", "arguments": {"capabilities": [
+                  {"capability": "postcopy-ram", "state": true}]}})").contains("return"));
+  ASSERT_TRUE(run(sc, R"({"execute": "migrate", "arguments": {"uri": "tcp:h:1"}})").contains("return"));
+  ASSERT_TRUE(run(sc, R"({"execute": "migrate-start-postcopy"})").contains("return"));
+  ASSERT_TRUE(run(sc, R"({"execute": "migrate-pause"})").contains("return"));
+  EXPECT_EQ(src.info().status, MigrationStatus::kPostcopyPaused);
+  ASSERT_TRUE(run(sc, R"({"execute": "migrate", "arguments": {"uri": "tcp:h:2", "resume": true}})")
+                  .contains("return"));
+  EXPECT_EQ(src.info().status, MigrationStatus::kPostcopyActive);
+  EXPECT_EQ(src.last_uri_, "tcp:h:2");
+
+  HostDouble dst(Role::kDestination);
+  QmpCommands dc(dst, MigrationParameters{}, nullptr);
+  EXPECT_NE(desc(run(dc, R"({"execute": "migrate-recover", "arguments": {"uri": "tcp:h:1"}})"))
+                .find("postcopy-paused"),
+            std::string::npos);
+  EXPECT_NE(desc(run(dc, R"({"execute": "migrate-recover"})")).find("uri"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tern::control
