@@ -27,7 +27,7 @@ class CommandsTest : public ::testing::Test {
 };
 
 TEST_F(CommandsTest, UnknownCommandListsTheKnownOnes) {
-  Json r = run(R"({"execute": "migrate-pause", "id": 7})");
+  Json r = run(R"({"execute": "migrate-teleport", "id": 7})");
   EXPECT_EQ(r["error"]["class"], "CommandNotFound");
   EXPECT_EQ(r["id"], 7);
   std::string d = desc(r);
@@ -54,7 +54,7 @@ TEST_F(CommandsTest, WrongArgumentTypesNameTheArgument) {
             "migrate: argument 'uri' must be a string, got 5");
   EXPECT_EQ(desc(run(R"({"execute": "migrate"})")), "migrate: missing argument 'uri'");
   EXPECT_NE(desc(run(R"({"execute": "migrate", "arguments": {"uri": "tcp:h:1", "bw": 1}})"))
-                .find("unknown argument 'bw' (known: uri, detach)"),
+                .find("unknown argument 'bw' (known: uri, detach, resume)"),
             std::string::npos);
   EXPECT_NE(desc(run(R"({"execute": "query-guest", "arguments": {"verify": "yes"}})"))
                 .find("argument 'verify' must be a boolean"),
