@@ -56,7 +56,7 @@ Status IncomingMigration::Impl::survive(const Status& s) {
   if (pause_requested_.load()) return pause_until_recovered(s);
   // A source that gives up says why on the control channel before it closes: that ends it.
   Status reason = peer_reason(s);
-  if (reason.message() != s.message() || !link_broken()) return reason;
+  if (reason.message() != s.message() || !engine::breaks_link(s) || !link_broken()) return reason;
   return pause_until_recovered(s);
 }
 

@@ -412,7 +412,8 @@ Status OutgoingMigration::Impl::postcopy_run() {
     Status s = postcopy_finish(&acked);
     if (s.is_ok()) return s;
     stop_workers();
-    if (shutdown_requested_.load()) return s;
+    // Only a broken link pauses: a protocol error or the destination's kError ends it.
+    if (shutdown_requested_.load() || !engine::breaks_link(s)) return s;
     // A destination that gives up (shutdown, cancel) says why before its channels close.
     if (Status verdict = peer_verdict(); !verdict.is_ok()) return verdict;
     if (!link_broken()) return s;

@@ -61,11 +61,12 @@ Status can_pause(MigrationStatus s) {
                 std::string("migrate-pause works in postcopy only (status ") + status_name(s) + ")");
 }
 
+bool breaks_link(const Status& s) { return s.code() == Code::kIo || s.code() == Code::kTimeout; }
+
 bool link_broken(const ControlLink* link, const ChannelSet& channels) {
-  auto broken = [](const Status& e) { return e.code() == Code::kIo || e.code() == Code::kTimeout; };
-  if (link && broken(link->error())) return true;
+  if (link && breaks_link(link->error())) return true;
   for (const auto& c : channels)
-    if (broken(c->error())) return true;
+    if (breaks_link(c->error())) return true;
   return false;
 }
 

@@ -32,6 +32,9 @@ uint64_t random_u64();
 
 // migrate-pause: ok in postcopy-active / postcopy-recover, else an error naming the status.
 Status can_pause(MigrationStatus s);
+// A failure that breaks a link (an I/O error or a timeout: EOF, reset, a silent peer) rather
+// than refuses it (a protocol error, a peer's kError).
+bool breaks_link(const Status& s);
 // The link is broken rather than refused: the control link or a channel failed with an I/O
 // error or a timeout (EOF, reset, a silent peer), not a protocol error. Workers stopped.
 bool link_broken(const ControlLink* link, const ChannelSet& channels);
