@@ -82,6 +82,7 @@ TEST(TerndOverMemifRecovery, PauseRecoverResumeCompletes) {
     Json dq = wait_done(*d, 30s);
     ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
     EXPECT_EQ(sq["transport"], "dpdk");
+    EXPECT_EQ(sq["x-postcopy-recovery"]["recoveries"], 1) << sq.dump(2);
     auto dg = d->execute("query-guest");
     ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
     EXPECT_GT((*dg)["verification"]["pages-checked"].get<uint64_t>(), 0u);
