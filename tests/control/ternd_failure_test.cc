@@ -206,6 +206,36 @@ TEST_F(TerndFailure, PauseRecoverResumeOverQmpCompletes) {
   EXPECT_EQ((*dg)["verification"]["touched-mismatches"], 0) << dg->dump(2);
 }
 
+// A destination silent past the source's x-postcopy-peer-timeout (SIGSTOP): the source pauses
+// and closes its link; once the destination runs again it finds the link closed and pauses too;
+// the recovery completes with every page intact.
+TEST_F(TerndFailure, SilentDestinationPausesBothSidesAndRecovers) {
+  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});
+  Ternd src(dir_, "src", {"--guest", kGuest});
+  ASSERT_TRUE(dst.started() && src.started());
+  auto d = dst.connect();
+  auto s = src.connect();
+  ASSERT_TRUE(d && s);
+  ASSERT_TRUE(s->execute("migrate-set-parameters", {{"x-postcopy-peer-timeout", 1000}}).is_ok());
+  ASSERT_NO_FATAL_FAILURE(migrate_into_postcopy(*d, *s, *s, false, 4 << 20));
+  dst.signal(SIGSTOP);
+  Json sp = wait_status(*s, "postcopy-paused", 20s);
+  dst.signal(SIGCONT);
+  ASSERT_EQ(sp["status"], "postcopy-paused") << sp.dump(2);
+  EXPECT_NE(std::string(sp["error-desc"]).find("said nothing"), std::string::npos) << sp.dump(2);
+  ASSERT_EQ(wait_status(*d, "postcopy-paused", 20s)["status"], "postcopy-paused");
+  ASSERT_TRUE(d->execute("migrate-recover", {{"uri", "tcp:127.0.0.1:0"}}).is_ok());
+  auto inc = d->execute("query-incoming");
+  ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
+  ASSERT_TRUE(s->execute("migrate", {{"uri", (*inc)["uri"]}, {"resume", true}}).is_ok());
+  Json sq = wait_done(*s, 60s);
+  ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
+  ASSERT_EQ(wait_done(*d, 30s)["status"], "completed");
+  auto dg = d->execute("query-guest");
+  ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
+  EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);
+}
+
 // SIGTERM ends a ternd whose postcopy is paused, on either side.
 TEST_F(TerndFailure, SigtermEndsPausedSides) {
   Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});

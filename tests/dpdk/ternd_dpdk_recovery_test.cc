@@ -60,7 +60,6 @@ TEST(TerndOverMemifRecovery, PauseRecoverResumeCompletes) {
     ASSERT_TRUE(s->execute("migrate-set-parameters",
                            {{"max-bandwidth", 4 << 20}, {"x-postcopy-peer-timeout", 3000}})
                     .is_ok());
-    ASSERT_TRUE(d->execute("migrate-set-parameters", {{"x-postcopy-peer-timeout", 3000}}).is_ok());
     ASSERT_TRUE(s->execute("migrate", {{"uri", (*inc)["uri"]}}).is_ok());
     ASSERT_EQ(wait_status(*s, "active", 30s)["status"], "active");
     ASSERT_TRUE(s->execute("migrate-start-postcopy").is_ok());
