@@ -200,7 +200,7 @@ Status IncomingMigration::Impl::resync(ChannelSet channels) {
     receivers_.back()->enter_postcopy();
   }
   start_workers();
-  link_->enable_keepalive(params_.postcopy_peer_timeout / 10, params_.postcopy_peer_timeout);
+  link_->enable_keepalive(engine::kKeepaliveInterval, params_.postcopy_peer_timeout);
   board_.set(MigrationStatus::kPostcopyActive);
   return Status::ok();
 }

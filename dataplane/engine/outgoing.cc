@@ -401,7 +401,7 @@ Status OutgoingMigration::Impl::postcopy_switch() {
   if (Status s = link_->send(ControlType::kPostcopyStart, 0, payload); !s.is_ok()) return s;
   postcopy_started_ = true;
   postcopy_start_time_ = t0;
-  link_->enable_keepalive(params_.postcopy_peer_timeout / 10, params_.postcopy_peer_timeout);
+  link_->enable_keepalive(engine::kKeepaliveInterval, params_.postcopy_peer_timeout);
   board_.set(MigrationStatus::kPostcopyActive);
   return postcopy_run();
 }

@@ -144,7 +144,7 @@ Status OutgoingMigration::Impl::reconnect(engine::OpenedTransport opened) {
   for (RamBlock* b : guest_.ram())
     if (Status s = transport_->register_memory(b->base(), b->size()); !s.is_ok()) return s;
   start_workers();
-  link_->enable_keepalive(params_.postcopy_peer_timeout / 10, params_.postcopy_peer_timeout);
+  link_->enable_keepalive(engine::kKeepaliveInterval, params_.postcopy_peer_timeout);
   board_.set(MigrationStatus::kPostcopyActive);
   return Status::ok();
 }
