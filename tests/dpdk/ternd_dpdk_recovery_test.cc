@@ -18,20 +18,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-Json wait_status(QmpClient& c, const std::string& want, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  Json q;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto r = c.execute("query-migrate", Json::object(), 5s);
-    if (r) {
-      q = *r;
-      if (q.value("status", "") == want) return q;
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  return q;
-}
-
 std::string memif_uri(const char* what) {
   return "dpdk:net_memif0,socket=/run/tern-dpdk-recover-" + std::to_string(::getpid()) + "-" +
          what + ".sock";
