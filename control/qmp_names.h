@@ -30,12 +30,16 @@ inline constexpr const char* kFreePageHint = TERN_QMP_EXTENSION("free-page-hint"
 inline constexpr const char* kChunkSize = TERN_QMP_EXTENSION("chunk-size");
 inline constexpr const char* kWorkers = TERN_QMP_EXTENSION("workers");
 inline constexpr const char* kMaxRounds = TERN_QMP_EXTENSION("max-rounds");
+// ms a postcopy peer may stay silent (no keepalive) before the link counts as broken.
+inline constexpr const char* kPostcopyPeerTimeout = TERN_QMP_EXTENSION("postcopy-peer-timeout");
 
 // query-migrate members (MigrationInfo).
 inline constexpr const char* kTransport = TERN_QMP_EXTENSION("transport");
 inline constexpr const char* kSwitchoverForced = TERN_QMP_EXTENSION("switchover-forced");
 inline constexpr const char* kPostcopyFaultLatency = TERN_QMP_EXTENSION("postcopy-fault-latency");
 inline constexpr const char* kIncomingUri = TERN_QMP_EXTENSION("incoming-uri");
+// {"pauses", "recoveries", "missing-pages"} once a postcopy link broke (QEMU has no counters).
+inline constexpr const char* kPostcopyRecovery = TERN_QMP_EXTENSION("postcopy-recovery");
 
 // query-migrate "ram" members (MigrationStats).
 inline constexpr const char* kUrgentPages = TERN_QMP_EXTENSION("urgent-pages");
@@ -62,10 +66,12 @@ inline constexpr const char* kAll[] = {
     kChunkSize,
     kWorkers,
     kMaxRounds,
+    kPostcopyPeerTimeout,
     kTransport,
     kSwitchoverForced,
     kPostcopyFaultLatency,
     kIncomingUri,
+    kPostcopyRecovery,
     kUrgentPages,
     kPreemptions,
     kRaisedRequests,
