@@ -52,7 +52,7 @@ std::unique_ptr<Ternd> FaultRig::start_destination(const std::string& name) {
 
 std::unique_ptr<Ternd> FaultRig::start_source(const std::string& name) {
   return std::make_unique<Ternd>(
-      dir_, name, std::vector<std::string>{"--workers", "1", "--guest", kFaultGuest},
+      dir_, name, std::vector<std::string>{"--workers", "1", "--prefill", "--guest", kFaultGuest},
       std::vector<std::string>{}, link_ ? link_->source_launcher() : std::vector<std::string>{});
 }
 

@@ -97,9 +97,9 @@ void CaseRunner::configure_source() {
     case Phase::kSetup: break;
     case Phase::kPrecopy: params["max-bandwidth"] = 8 << 20; break;  // ~4 s a round
     case Phase::kSwitchover:
-      // Switch after the first round; its final round resends the whole (rewritten) guest,
-      // which holds the source in "device" for about 2 s.
-      params["max-bandwidth"] = 16 << 20;
+      // Switch after the first round (~4 s); its final round resends what the guest wrote
+      // meanwhile (~8 MiB), which holds the source in "device" for about a second.
+      params["max-bandwidth"] = 8 << 20;
       params["downtime-limit"] = 60000;
       break;
     case Phase::kPostcopy: {
@@ -135,9 +135,14 @@ void CaseRunner::reach_phase() {
       break;
     case Phase::kPrecopy:
       q = poll_until(
-          *s_, [](const Json& j) { return is_status(j, "active") && transferred(j) > (1 << 20); },
+          *s_,
+          [](const Json& j) {
+            return (is_status(j, "active") && transferred(j) > (1 << 20)) ||
+                   !in_progress(status_of(j));
+          },
           60s, &met);
-      ASSERT_TRUE(met) << what("precopy never moved 1 MiB within 60 s: ") << q.dump();
+      ASSERT_TRUE(met && is_status(q, "active"))
+          << what("precopy never moved 1 MiB within 60 s: ") << q.dump();
       break;
     case Phase::kSwitchover:
       q = poll_until(
@@ -146,8 +151,11 @@ void CaseRunner::reach_phase() {
       ASSERT_TRUE(is_status(q, "device")) << what("the source never showed device: ") << q.dump();
       break;
     case Phase::kPostcopy: {
-      q = poll_until(*s_, [](const Json& j) { return is_status(j, "active"); }, 60s, &met);
-      ASSERT_TRUE(met) << what("the source never became active: ") << q.dump();
+      q = poll_until(
+          *s_, [](const Json& j) { return is_status(j, "active") || !in_progress(status_of(j)); },
+          60s, &met);
+      ASSERT_TRUE(met && is_status(q, "active"))
+          << what("the source never became active: ") << q.dump();
       auto r = s_->execute("migrate-start-postcopy");
       ASSERT_TRUE(r.is_ok()) << what("migrate-start-postcopy: ") << r.status().to_string();
       for (QmpClient* c : {s_.get(), d_.get()}) {
@@ -187,6 +195,23 @@ void CaseRunner::inject() {
   }
 }
 
+// "source running, destination exited (signal 9)": for failure messages.
+std::string CaseRunner::processes() {
+  std::string out;
+  for (auto [name, t] : {std::pair{"source", src_.get()}, std::pair{"destination", dst_.get()}}) {
+    if (!out.empty()) out += ", ";
+    out += name;
+    if (t->running()) {
+      out += " running";
+      continue;
+    }
+    const int st = t->exit_status();
+    out += WIFSIGNALED(st) ? " died of signal " + std::to_string(WTERMSIG(st))
+                           : " exited with " + std::to_string(WEXITSTATUS(st));
+  }
+  return out;
+}
+
 // setup, precopy, switchover: the guest has not moved. The source, when it lives, must end
 // completed or failed with its guest running and intact; a retry must complete.
 void CaseRunner::judge_before_switch() {
@@ -198,6 +223,8 @@ void CaseRunner::judge_before_switch() {
     ASSERT_TRUE(met) << what("the destination still shows a migration 30 s after the source "
                              "died: ")
                      << q.dump();
+    ASSERT_NE(status_of(q).rfind("no answer", 0), 0u)
+        << what("the destination's QMP: ") << status_of(q) << " (" << processes() << ")";
     if (is_status(q, "completed")) {
       add(verify_destination(*d_, what("destination")));
       outcome_.result = "completed";
@@ -215,6 +242,8 @@ void CaseRunner::judge_before_switch() {
   const auto bound = case_.fault == Fault::kKill ? 30s : 180s;
   Json q = poll_until(*s_, [](const Json& j) { return !in_progress(status_of(j)); }, bound, &met);
   ASSERT_TRUE(met) << what("the source still migrating after the bound: ") << q.dump();
+  ASSERT_NE(status_of(q).rfind("no answer", 0), 0u)
+      << what("the source's QMP: ") << status_of(q) << " (" << processes() << ")";
   if (case_.fault == Fault::kKill) {
     ASSERT_TRUE(is_status(q, "failed")) << what("the destination died: ") << q.dump();
   }
@@ -253,7 +282,7 @@ void CaseRunner::judge_postcopy() {
     ASSERT_TRUE(met) << what("the survivor still in postcopy 30 s after its peer died: ")
                      << q.dump();
     ASSERT_TRUE(is_status(q, "failed") || is_status(q, "postcopy-paused"))
-        << what("the survivor ended: ") << q.dump();
+        << what("the survivor ended: ") << q.dump() << " (" << processes() << ")";
     outcome_.cause = is_status(q, "failed") ? error_of(q) : "postcopy-paused";
     EXPECT_FALSE(outcome_.cause.empty()) << what("failed without a reason: ") << q.dump();
     auto g = survivor.execute("query-guest", Json::object(), 5s);
@@ -282,7 +311,8 @@ void CaseRunner::judge_postcopy() {
     std::this_thread::sleep_for(20ms);
   }
   ASSERT_TRUE(is_status(sq, "completed") && is_status(dq, "completed"))
-      << what("postcopy after the fault: source ") << sq.dump() << " destination " << dq.dump();
+      << what("postcopy after the fault: source ") << sq.dump() << " destination " << dq.dump()
+      << " (" << processes() << ")";
   add(verify_destination(*d_, what("destination")));
   outcome_.result = recovered ? "recovered" : "completed";
 }

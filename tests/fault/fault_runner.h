@@ -49,6 +49,7 @@ class CaseRunner {
   void migrate();
   void reach_phase();
   void inject();
+  std::string processes();
   void judge_before_switch();
   void judge_postcopy();
   void recover();
