@@ -25,12 +25,14 @@ namespace tern::control {
 // One ternd child (--socket DIR/NAME.sock --no-pin --log-level warn, then `args`, with
 // `extra_env` added to the environment), started through `launcher` when one is given (e.g.
 // {"ip", "netns", "exec", "NS"}: it must exec ternd in its own process); killed (SIGCONT and
-// SIGTERM, then SIGKILL) and reaped on destruction.
+// SIGTERM, then SIGKILL) and reaped on destruction. `own_group`: the child leads a process
+// group of its own, for tests that SIGSTOP it: a stopped child in the test's group gets the
+// kernel's SIGHUP when that group is orphaned by some other member's exit.
 class Ternd {
  public:
   Ternd(const std::string& dir, const std::string& name, std::vector<std::string> args,
         const std::vector<std::string>& extra_env = {},
-        const std::vector<std::string>& launcher = {})
+        const std::vector<std::string>& launcher = {}, bool own_group = false)
       : socket_(dir + "/" + name + ".sock"), env_(extra_env) {
     const char* bin = std::getenv("TERND");
     std::vector<std::string> argv = launcher;
@@ -44,7 +46,14 @@ class Ternd {
     for (char** e = environ; *e; ++e) cenv.push_back(*e);
     for (auto& e : env_) cenv.push_back(e.data());
     cenv.push_back(nullptr);
-    if (posix_spawnp(&pid_, cargv[0], nullptr, nullptr, cargv.data(), cenv.data()) != 0) pid_ = -1;
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    if (own_group) {
+      posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+      posix_spawnattr_setpgroup(&attr, 0);
+    }
+    if (posix_spawnp(&pid_, cargv[0], nullptr, &attr, cargv.data(), cenv.data()) != 0) pid_ = -1;
+    posix_spawnattr_destroy(&attr);
   }
   Ternd(const Ternd&) = delete;
   Ternd& operator=(const Ternd&) = delete;

@@ -47,13 +47,14 @@ std::unique_ptr<Ternd> FaultRig::start_destination(const std::string& name) {
   return std::make_unique<Ternd>(
       dir_, name, std::vector<std::string>{"--workers", "1", "--incoming", listen_uri()},
       std::vector<std::string>{},
-      link_ ? link_->destination_launcher() : std::vector<std::string>{});
+      link_ ? link_->destination_launcher() : std::vector<std::string>{}, /*own_group=*/true);
 }
 
 std::unique_ptr<Ternd> FaultRig::start_source(const std::string& name) {
   return std::make_unique<Ternd>(
       dir_, name, std::vector<std::string>{"--workers", "1", "--prefill", "--guest", kFaultGuest},
-      std::vector<std::string>{}, link_ ? link_->source_launcher() : std::vector<std::string>{});
+      std::vector<std::string>{}, link_ ? link_->source_launcher() : std::vector<std::string>{},
+      /*own_group=*/true);
 }
 
 std::string FaultRig::source_uri(const std::string& incoming_uri) const {

@@ -195,8 +195,10 @@ void CaseRunner::inject() {
   }
 }
 
-// "source running, destination exited (signal 9)": for failure messages.
+// "source running, destination died of signal 9": for failure messages only (a QMP socket that
+// broke may belong to a process that is still dying, so it first gives them a second).
 std::string CaseRunner::processes() {
+  std::this_thread::sleep_for(1s);
   std::string out;
   for (auto [name, t] : {std::pair{"source", src_.get()}, std::pair{"destination", dst_.get()}}) {
     if (!out.empty()) out += ", ";
