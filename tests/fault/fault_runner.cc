@@ -339,23 +339,24 @@ void CaseRunner::recover() {
 
 // Every ternd still alive must be running (no crash) and end on SIGTERM within 10 s.
 void CaseRunner::end_survivors() {
-  for (Ternd* t : {dst_.get(), src_.get(), dst2_.get(), src2_.get()}) {
-    if (t == nullptr) continue;
-    const bool was_killed = (t == dst_.get() || t == src_.get()) && &target() == t &&
-                            case_.fault == Fault::kKill;
-    if (was_killed) continue;
+  const std::pair<const char*, Ternd*> all[] = {{"the destination", dst_.get()},
+                                                {"the source", src_.get()},
+                                                {"the retry's destination", dst2_.get()},
+                                                {"the retry's source", src2_.get()}};
+  for (auto [name, t] : all) {
+    if (t == nullptr || (t == &target() && case_.fault == Fault::kKill)) continue;
     if (!t->running()) {
       const int st = t->exit_status();
-      ADD_FAILURE() << what("a ternd ended by itself: ")
+      ADD_FAILURE() << what(name) << " ended by itself: "
                     << (WIFSIGNALED(st) ? "signal " + std::to_string(WTERMSIG(st))
                                         : "exit " + std::to_string(WEXITSTATUS(st)));
       continue;
     }
     t->signal(SIGTERM);
-    EXPECT_TRUE(t->wait_exit(10s)) << what("SIGTERM did not end a ternd within 10 s");
+    EXPECT_TRUE(t->wait_exit(10s)) << what(name) << ": SIGTERM did not end it within 10 s";
     const int st = t->exit_status();
     EXPECT_FALSE(WIFSIGNALED(st) && WTERMSIG(st) != SIGTERM)
-        << what("a ternd died of signal ") << WTERMSIG(st) << " at SIGTERM";
+        << what(name) << " died of signal " << WTERMSIG(st) << " at SIGTERM";
   }
 }
 
