@@ -27,6 +27,8 @@ const char* name_of(Fault f) {
   return "?";
 }
 
+void PrintTo(const FaultCase& c, std::ostream* os) { *os << c.name(); }
+
 std::string FaultCase::name() const {
   return std::string(name_of(transport)) + "_" + name_of(phase) + "_" + name_of(side) + "_" +
          name_of(fault);
@@ -43,12 +45,15 @@ std::vector<FaultCase> all_fault_cases() {
 
 namespace {
 
-// The CI set (about 5 minutes on the shared 2-core host): every phase, side and fault over tcp
-// except the SIGSTOP cases outside setup (each costs the stop time and, with no data-phase
-// timeout, behaves like a slow link); over dpdk the kills, and the link cut in postcopy.
+// The CI set (about 3-4 minutes on the shared 2-core host). tcp: every case but the SIGSTOPs
+// in precopy and switchover (each costs the stop time and, with no data-phase timeout, acts
+// as a slow link). dpdk: the link cuts, and the source kills; the destination kills are left
+// out while DPDK 22.11's memif crashes a source whose peer dies (a SIGSEGV in the memif
+// transmit path, an EAL interrupt-thread panic: README, *Fault injection*).
 bool in_ci_set(const FaultCase& c) {
-  if (c.transport == Transport::kTcp) return c.fault != Fault::kStop || c.phase == Phase::kSetup;
-  return c.fault == Fault::kKill || (c.fault == Fault::kCut && c.phase == Phase::kPostcopy);
+  if (c.transport == Transport::kTcp)
+    return c.fault != Fault::kStop || c.phase == Phase::kSetup || c.phase == Phase::kPostcopy;
+  return c.fault == Fault::kCut || (c.fault == Fault::kKill && c.side == Side::kSource);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // comma-separated list of names or name prefixes such as "tcp_postcopy,dpdk_setup_source_kill").
 #pragma once
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,8 @@ struct FaultCase {
   Fault fault;
   std::string name() const;
 };
+// GoogleTest prints a case by its name.
+void PrintTo(const FaultCase& c, std::ostream* os);
 
 const char* name_of(Transport t);
 const char* name_of(Phase p);
