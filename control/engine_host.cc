@@ -116,6 +116,27 @@ Status EngineHost::cancel() {
   return Status::ok();
 }
 
+Status EngineHost::pause_postcopy() {
+  if (out_) return out_->pause();
+  if (in_) return in_->pause();
+  return {Code::kInvalidArgument, "migrate-pause works in postcopy only (no migration)"};
+}
+
+Result<std::string> EngineHost::recover(const std::string& uri) {
+  if (!in_)
+    return Status(Code::kInvalidArgument,
+                  "migrate-recover needs a postcopy-paused migration (no incoming migration)");
+  Result<std::string> listening = in_->recover(uri);
+  if (listening) incoming_uri_ = *listening;
+  return listening;
+}
+
+Status EngineHost::resume(const std::string& uri) {
+  if (!out_)
+    return {Code::kInvalidArgument, "resume needs a postcopy-paused migration (no migration)"};
+  return out_->resume(uri);
+}
+
 MigrationInfo EngineHost::info() const {
   if (out_) return out_->info();
   if (in_) return in_->info();

@@ -36,6 +36,9 @@ class EngineHost : public MigrationHost {
                                        const MigrationParameters& params) override;
   Status start_postcopy() override;
   Status cancel() override;
+  Status pause_postcopy() override;
+  Result<std::string> recover(const std::string& uri) override;
+  Status resume(const std::string& uri) override;
   MigrationInfo info() const override;
   std::string incoming_uri() const override { return incoming_uri_; }
   Result<GuestInfo> guest_info(bool verify) override;

@@ -46,6 +46,13 @@ class MigrationHost {
                                                const MigrationParameters& params) = 0;
   virtual Status start_postcopy() = 0;
   virtual Status cancel() = 0;
+  // Postcopy recovery. pause_postcopy (QMP migrate-pause, either side) breaks the link on
+  // purpose: both sides go to postcopy-paused. recover (migrate-recover, destination, when
+  // postcopy-paused) listens on `uri` for the source's resume and returns the URI to use.
+  // resume (migrate with resume=true, source, when postcopy-paused) connects to it.
+  virtual Status pause_postcopy() = 0;
+  virtual Result<std::string> recover(const std::string& uri) = 0;
+  virtual Status resume(const std::string& uri) = 0;
   // The current (or last) migration; status kNone when there was none.
   virtual MigrationInfo info() const = 0;
   // Destination: the URI being listened on ("" when not listening).

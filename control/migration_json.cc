@@ -32,6 +32,7 @@ constexpr ParamSpec kParams[] = {
     {"x-max-rounds", 1, 100'000},
     {"vcpu-dirty-limit", 1, 1'000'000},
     {"x-vcpu-dirty-limit-period", 10, 60'000},
+    {"x-postcopy-peer-timeout", 100, 3'600'000},
 };
 
 }  // namespace
@@ -40,7 +41,7 @@ constexpr ParamSpec kParams[] = {
 const char* qmp_status_name(MigrationStatus s) { return status_name(s); }
 
 std::optional<MigrationStatus> parse_qmp_status(const std::string& name) {
-  for (int i = 0; i <= static_cast<int>(MigrationStatus::kCancelled); ++i) {
+  for (int i = 0; i <= static_cast<int>(kLastStatus); ++i) {
     auto s = static_cast<MigrationStatus>(i);
     if (name == qmp_status_name(s)) return s;
   }
@@ -116,6 +117,13 @@ Json query_migrate_json(const MigrationInfo& info) {
   };
   if (info.status == MigrationStatus::kFailed) {
     j["error-desc"] = info.error.empty() ? "migration failed (no reason given)" : info.error;
+  }
+  if (info.status == MigrationStatus::kPostcopyPaused && !info.error.empty())
+    j["error-desc"] = info.error;  // why the link broke
+  if (s.postcopy_pauses) {
+    j["x-postcopy-recovery"] = {{"pauses", s.postcopy_pauses},
+                                {"recoveries", s.postcopy_recoveries},
+                                {"missing-pages", s.recovery_missing_pages}};
   }
   if (s.dirty_limit_active) {
     j["dirty-limit-throttle-time-per-round"] = s.dirty_limit_throttle_time_per_round;
@@ -210,7 +218,8 @@ Json parameters_json(const MigrationParameters& p) {
           {"x-workers", p.workers},
           {"x-max-rounds", p.max_rounds},
           {"vcpu-dirty-limit", p.vcpu_dirty_limit},
-          {"x-vcpu-dirty-limit-period", p.vcpu_dirty_limit_period_ms}};
+          {"x-vcpu-dirty-limit-period", p.vcpu_dirty_limit_period_ms},
+          {"x-postcopy-peer-timeout", p.postcopy_peer_timeout.count()}};
 }
 
 Status apply_parameters(const Json& args, MigrationParameters& params) {
@@ -256,6 +265,8 @@ Status apply_parameters(const Json& args, MigrationParameters& params) {
       next.vcpu_dirty_limit = v;
     } else if (key == "x-vcpu-dirty-limit-period") {
       next.vcpu_dirty_limit_period_ms = v;
+    } else if (key == "x-postcopy-peer-timeout") {
+      next.postcopy_peer_timeout = std::chrono::milliseconds(v);
     }
   }
   params = next;

@@ -36,7 +36,12 @@ QmpCommands::QmpCommands(MigrationHost& host, MigrationParameters initial_params
   std::vector<ArgSpec> params;
   for (const auto& name : parameter_names()) params.push_back({name, "int", true});
   table_ = {
-      {"migrate", {&QmpCommands::cmd_migrate, {{"uri", "str"}, {"detach", "bool", true}}, kEmpty}},
+      {"migrate",
+       {&QmpCommands::cmd_migrate,
+        {{"uri", "str"}, {"detach", "bool", true}, {"resume", "bool", true}},
+        kEmpty}},
+      {"migrate-pause", {&QmpCommands::cmd_migrate_pause, none, kEmpty}},
+      {"migrate-recover", {&QmpCommands::cmd_migrate_recover, {{"uri", "str"}}, kEmpty}},
       {"migrate-incoming", {&QmpCommands::cmd_migrate_incoming, {{"uri", "str"}}, kAny}},
       {"query-migrate", {&QmpCommands::cmd_query_migrate, none, kAny}},
       {"query-incoming", {&QmpCommands::cmd_query_incoming, none, kAny}},
@@ -141,7 +146,7 @@ Json QmpCommands::schema() const {
                  {"meta-type", "object"},
                  {"members", members({{"status", "MigrationStatus"}, {"error-desc", "str", true}})}});
   Json statuses = Json::array();
-  for (int i = 0; i <= static_cast<int>(MigrationStatus::kCancelled); ++i) {
+  for (int i = 0; i <= static_cast<int>(kLastStatus); ++i) {
     statuses.push_back(qmp_status_name(static_cast<MigrationStatus>(i)));
   }
   out.push_back({{"name", "MigrationStatus"}, {"meta-type", "enum"}, {"values", statuses}});
@@ -168,7 +173,27 @@ Result<Json> QmpCommands::cmd_migrate(const ArgReader& args) {
   if (host_.role() != Role::kSource) return wrong_role("migrate", host_.role());
   Result<std::string> uri = args.string("uri");
   if (!uri) return uri.status();
+  Result<bool> resume = args.boolean("resume", false);
+  if (!resume) return resume.status();
+  if (*resume) {
+    if (Status s = host_.resume(*uri); !s) return s;
+    return Json::object();
+  }
   if (Status s = host_.migrate(*uri, caps_, params_); !s) return s;
+  return Json::object();
+}
+
+Result<Json> QmpCommands::cmd_migrate_pause(const ArgReader& /*args*/) {
+  if (Status s = host_.pause_postcopy(); !s) return s;
+  return Json::object();
+}
+
+Result<Json> QmpCommands::cmd_migrate_recover(const ArgReader& args) {
+  if (host_.role() != Role::kDestination) return wrong_role("migrate-recover", host_.role());
+  Result<std::string> uri = args.string("uri");
+  if (!uri) return uri.status();
+  Result<std::string> listening = host_.recover(*uri);
+  if (!listening) return listening.status();
   return Json::object();
 }
 

@@ -62,6 +62,8 @@ class QmpCommands {
   Result<Json> cmd_query_parameters(const ArgReader& args);
   Result<Json> cmd_start_postcopy(const ArgReader& args);
   Result<Json> cmd_cancel(const ArgReader& args);
+  Result<Json> cmd_migrate_pause(const ArgReader& args);
+  Result<Json> cmd_migrate_recover(const ArgReader& args);
   Result<Json> cmd_query_guest(const ArgReader& args);
   Result<Json> cmd_set_dirty_limit(const ArgReader& args);
   Result<Json> cmd_cancel_dirty_limit(const ArgReader& args);

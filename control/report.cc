@@ -75,7 +75,15 @@ std::string render_query_migrate(const Json& qm) {
   if (qm.contains("incoming-uri")) rows.push_back({"incoming uri", str(qm, "incoming-uri")});
   if (str(qm, "status") == "none" || !qm.contains("ram")) return format_table(rows);
   if (!str(qm, "transport").empty()) rows.push_back({"transport", str(qm, "transport")});
-  if (qm.contains("error-desc")) rows.push_back({"error", str(qm, "error-desc")});
+  if (qm.contains("error-desc"))
+    rows.push_back({str(qm, "status") == "postcopy-paused" ? "paused because" : "error",
+                    str(qm, "error-desc")});
+  if (qm.contains("x-postcopy-recovery")) {
+    const Json& r = qm["x-postcopy-recovery"];
+    rows.push_back({"postcopy pauses", count_of(r, "pauses")});
+    rows.push_back({"recoveries", count_of(r, "recoveries")});
+    rows.push_back({"missing at resume", count_of(r, "missing-pages") + " host pages"});
+  }
   rows.push_back({"total time", format_duration_ms(u64(qm, "total-time"))});
   rows.push_back({"setup time", format_duration_ms(u64(qm, "setup-time"))});
   rows.push_back({"downtime", format_duration_ms(u64(qm, "downtime"))});

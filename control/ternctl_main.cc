@@ -30,6 +30,7 @@ struct Options {
   std::optional<uint64_t> downtime_limit;
   std::string chunk_size;
   bool wait = false;
+  bool resume = false;
   std::optional<double> postcopy_after;
   // set-capability / set-parameter / raw
   std::string name;
@@ -82,7 +83,38 @@ std::optional<uint64_t> parameter_value(const std::string& name, const std::stri
   return std::stoull(text);
 }
 
+// migrate --resume: the paused postcopy migration reconnects to URI (migrate resume=true).
+int cmd_resume(QmpClient& c, const Options& o) {
+  Result<Json> r = c.execute("migrate", {{"uri", o.uri}, {"resume", true}}, timeout(o));
+  if (!r) return fail("migrate --resume", r.status());
+  if (!o.wait) {
+    if (o.json)
+      print_json(*r);
+    else
+      std::cout << "resuming the postcopy migration on " << o.uri << "\n";
+    return kExitOk;
+  }
+  WatchOptions w;
+  w.json = o.json;
+  w.interval_s = o.interval;
+  return watch_migration(c, w);
+}
+
+// migrate-recover URI: the paused destination listens for the source's resume; prints where.
+int cmd_recover(QmpClient& c, const Options& o) {
+  Result<Json> r = c.execute("migrate-recover", {{"uri", o.uri}}, timeout(o));
+  if (!r) return fail("migrate-recover", r.status());
+  Result<Json> q = c.execute("query-incoming", Json::object(), timeout(o));
+  if (!q) return fail("query-incoming", q.status());
+  if (o.json)
+    print_json(*q);
+  else
+    std::cout << "waiting for the source to resume on " << q->value("uri", o.uri) << "\n";
+  return kExitOk;
+}
+
 int cmd_migrate(QmpClient& c, const Options& o) {
+  if (o.resume) return cmd_resume(c, o);
   if (o.postcopy || o.preempt || o.dirty_limit || o.free_page_hint) {
     Json caps = Json::array();
     if (o.postcopy || o.preempt) caps.push_back({{"capability", "postcopy-ram"}, {"state", true}});
@@ -218,6 +250,11 @@ int run(CLI::App& app, Options& o) {
     return run_simple(c, o, "migrate-start-postcopy", Json::object(), "switching to postcopy");
   }
   if (sub("cancel")) return run_simple(c, o, "migrate_cancel", Json::object(), "cancelling");
+  if (sub("migrate-pause")) {
+    return run_simple(c, o, "migrate-pause", Json::object(),
+                      "breaking the postcopy link: both sides go to postcopy-paused");
+  }
+  if (sub("migrate-recover")) return cmd_recover(c, o);
   if (sub("status")) return cmd_status(c, o);
   if (sub("watch")) {
     WatchOptions w;
@@ -379,6 +416,12 @@ int main(int argc, char** argv) {
   migrate->add_option("--postcopy-after", o.postcopy_after,
                       "with --wait: switch to postcopy after the first round or SECONDS");
   migrate->add_option("--interval", o.interval, "with --wait: seconds between samples");
+  migrate->add_flag("--resume", o.resume,
+                    "resume a postcopy-paused migration on URI (where migrate-recover listens)");
+  app.add_subcommand("migrate-pause", "break the postcopy link on purpose (postcopy-paused)");
+  auto* recover = app.add_subcommand(
+      "migrate-recover", "destination, postcopy-paused: listen on URI for the source's resume");
+  recover->add_option("uri", o.uri, "URI to listen on, e.g. tcp:0.0.0.0:4445")->required();
 
   app.add_subcommand("migrate-start-postcopy", "switch the running migration to postcopy");
   app.add_subcommand("cancel", "cancel the migration (migrate_cancel)");

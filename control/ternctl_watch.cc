@@ -63,7 +63,8 @@ int watch_migration(QmpClient& client, const WatchOptions& options) {
     p.work_per_second = rate.work_rate();
     p.eta_ms = rate.eta_ms();
 
-    bool done = is_terminal_status(status);
+    // A paused postcopy waits for the user (migrate-recover, migrate --resume): stop watching.
+    bool done = is_terminal_status(status) || status == "postcopy-paused";
     bool print = done || std::chrono::duration<double>(now - last_print).count() >= interval * 0.95;
     if (!print) {
       std::this_thread::sleep_for(std::chrono::duration<double>(poll_s));
@@ -89,6 +90,9 @@ int watch_migration(QmpClient& client, const WatchOptions& options) {
     std::cerr << "ternctl: migration " << status;
     if (qm.contains("error-desc")) std::cerr << ": " << qm["error-desc"].get<std::string>();
     std::cerr << "\n";
+    if (status == "postcopy-paused")
+      std::cerr << "ternctl: recover with 'ternctl migrate-recover URI' on the destination, then "
+                   "'ternctl migrate --resume URI' on the source\n";
   }
   return kExitFailed;
 }

@@ -37,12 +37,18 @@ struct MigrationParameters {
   uint64_t vcpu_dirty_limit = 1;     // "vcpu-dirty-limit": MB/s per vCPU under the dirty-limit cap
   uint64_t vcpu_dirty_limit_period_ms = 1000;  // "x-vcpu-dirty-limit-period": throttle loop
   std::chrono::milliseconds connect_timeout{10000};
+  // "x-postcopy-peer-timeout": in postcopy, a peer silent this long (no keepalive, which each
+  // side sends every tenth of it) breaks the link: both sides go to postcopy-paused.
+  std::chrono::milliseconds postcopy_peer_timeout{10000};
 };
 
 // QMP status names: none, setup, active, postcopy-active, device, completed, failed,
-// cancelling, cancelled.
+// cancelling, cancelled, postcopy-paused (a postcopy link broke: both sides wait for
+// recovery), postcopy-recover (a new link is resyncing). kLastStatus is the last value.
 enum class MigrationStatus { kNone, kSetup, kActive, kPostcopyActive, kDevice, kCompleted,
-                             kFailed, kCancelling, kCancelled };
+                             kFailed, kCancelling, kCancelled, kPostcopyPaused,
+                             kPostcopyRecover };
+inline constexpr MigrationStatus kLastStatus = MigrationStatus::kPostcopyRecover;
 const char* status_name(MigrationStatus s);
 bool is_terminal(MigrationStatus s);
 
@@ -80,11 +86,16 @@ struct MigrationStats {
   uint64_t free_pages_skipped = 0;
   uint64_t free_page_hints_refused = 0;
   bool switchover_forced = false;   // precopy reached max-rounds without converging
+  // Postcopy recovery: links broken in postcopy; recoveries that resumed; host pages the
+  // destination lacked at the last resync (source).
+  uint64_t postcopy_pauses = 0;
+  uint64_t postcopy_recoveries = 0;
+  uint64_t recovery_missing_pages = 0;
 };
 
 struct MigrationInfo {
   MigrationStatus status = MigrationStatus::kNone;
-  std::string error;              // set when failed
+  std::string error;              // set when failed, or why the link broke when postcopy-paused
   std::string transport;          // name of the transport in use
   MigrationStats stats;
   LatencyHistogram::Snapshot fault_latency;  // destination: fault read -> page placed
@@ -111,8 +122,15 @@ class OutgoingMigration {
   // Switch to postcopy at the next round boundary (needs the postcopy-ram capability).
   Status start_postcopy();
   // Cancels; the source guest keeps running untouched. Refused (ignored) once postcopy has
-  // started, since the guest then runs on the destination.
+  // started, since the guest then runs on the destination; in postcopy-paused it gives up the
+  // recovery instead: the migration fails (the guest's memory stays split between the hosts).
   void cancel();
+  // Postcopy recovery. pause() breaks the link on purpose (QMP migrate-pause): both sides go to
+  // postcopy-paused; refused outside postcopy-active / postcopy-recover. resume() (QMP migrate
+  // with resume=true) connects to `uri`, where the destination listens after migrate-recover,
+  // and resyncs (postcopy-recover), then postcopy goes on; refused unless postcopy-paused.
+  Status pause();
+  Status resume(const std::string& uri);
   // Ends the migration in any state, postcopy included (ternd is exiting): the destination is
   // told, and a postcopy migration fails (the guest's memory is split between the hosts).
   void shutdown();
@@ -139,8 +157,15 @@ class IncomingMigration {
   // guest ran here ends in `failed` / `cancelled` and the listener is armed again: the next
   // source to connect starts a new migration (status back to `setup`).
   Result<std::string> start(const std::string& uri);
-  // Cancels (and stops listening). Ignored once postcopy runs the guest here.
+  // Cancels (and stops listening). Ignored once postcopy runs the guest here; in
+  // postcopy-paused it gives up the recovery: the migration fails and the guest here is lost.
   void cancel();
+  // Postcopy recovery. pause(): as OutgoingMigration::pause. recover() (QMP migrate-recover),
+  // only in postcopy-paused: listens on `uri` for the source's resume (replacing an earlier
+  // recovery listener) and returns the URI to resume to (wildcard port resolved). The guest
+  // here keeps running meanwhile; vCPUs that touch a missing page wait for it.
+  Status pause();
+  Result<std::string> recover(const std::string& uri);
   // Ends everything in any state, postcopy included (the guest here is then lost), telling
   // the source; for a ternd that exits.
   void shutdown();

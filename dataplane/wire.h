@@ -1,4 +1,4 @@
-// tern wire format, version 2. Every frame starts with a fixed 32-byte little-endian header;
+// tern wire format, version 3. Every frame starts with a fixed 32-byte little-endian header;
 // `length` payload bytes follow for frame types that carry a payload. The same frames travel
 // on every transport (loopback, tcp; rdma and dpdk map them onto their own primitives).
 // See docs/wire-protocol.md.
@@ -14,7 +14,9 @@
 namespace tern {
 
 inline constexpr uint16_t kWireMagic = 0x7e4e;  // "tern"
-inline constexpr uint8_t kWireVersion = 2;  // 2: kZero may span whole host pages
+// 2: kZero may span whole host pages. 3: postcopy recovery (kResume..kKeepalive, the
+// kPostcopyStart token).
+inline constexpr uint8_t kWireVersion = 3;
 inline constexpr uint32_t kTargetPageSize = 4096;
 inline constexpr uint32_t kTargetPageShift = 12;
 inline constexpr uint32_t kHugePageBytes = 2u << 20;
@@ -42,13 +44,22 @@ enum class ControlType : uint32_t {
   kLayout = 1,         // src -> dst: RAM layout (payload: encode_layout)
   kLayoutAck = 2,      // dst -> src: layout accepted
   kRoundAck = 3,       // dst -> src: every bulk channel delivered kRoundEnd(round)
-  kPostcopyStart = 4,  // src -> dst: payload = discard list (encode_ranges), then device state
+  kPostcopyStart = 4,  // src -> dst: payload = u64 recovery token (kResume), u64 n, n bytes
+                       // of discard list (encode_ranges), then device state
   kPostcopyAck = 5,    // dst -> src: stale pages discarded, guest running on destination
   kDeviceState = 6,    // src -> dst: guest device/vCPU state (precopy switchover)
   kComplete = 7,       // src -> dst: nothing more will be sent
   kCompleteAck = 8,    // dst -> src: every page placed, guest running (text "running")
   kError = 9,          // either way: payload = human-readable reason; the migration fails
   kCancel = 10,        // src -> dst: migration cancelled
+  // Postcopy recovery (a broken link, both sides postcopy-paused, then a new set of channels):
+  kResume = 11,        // src -> dst: first message of the new link; payload = the u64 token
+                       // of kPostcopyStart: this link continues that migration
+  kReceivedBitmap = 12,  // dst -> src: `round` = block index; payload = the block's received
+                         // host pages, one bit each (u64 words, little-endian): the authority
+  kResumeAck = 13,     // dst -> src: every block's bitmap sent; pages not in them are missing
+  kKeepalive = 14,     // both, in postcopy: "still here"; a peer silent past its timeout breaks
+                       // the link (the migration pauses)
 };
 
 // kLayout's `round` field: flags about the migration the layout starts.

@@ -39,22 +39,55 @@ Status ControlLink::send(ControlType type, uint32_t round, const std::vector<uin
 }
 
 std::optional<ControlMessage> ControlLink::poll() {
-  if (!error_.is_ok()) return std::nullopt;
-  RxFrame f;
-  const size_t n = channel_->poll_rx(&f, 1);
-  // Keeps any partially written message moving. After the read: a flush that finds the peer
-  // gone fails the channel, and a failed channel delivers nothing more, so the last message a
-  // closing peer sent (its kError or kCancel) would be lost.
-  channel_->flush();
-  if (n != 1) return std::nullopt;
-  if (static_cast<FrameType>(f.hdr.type) != FrameType::kControl) {
-    error_ = Status(Code::kProtocol, "frame type " + std::to_string(f.hdr.type) +
-                                         " on the control channel");
-    return std::nullopt;
+  while (error_.is_ok()) {
+    RxFrame f;
+    const size_t n = channel_->poll_rx(&f, 1);
+    // Keeps any partially written message moving. After the read: a flush that finds the peer
+    // gone fails the channel, and a failed channel delivers nothing more, so the last message
+    // a closing peer sent (its kError or kCancel) would be lost.
+    channel_->flush();
+    if (n != 1) return std::nullopt;
+    if (static_cast<FrameType>(f.hdr.type) != FrameType::kControl) {
+      error_ = Status(Code::kProtocol, "frame type " + std::to_string(f.hdr.type) +
+                                           " on the control channel");
+      return std::nullopt;
+    }
+    last_rx_ = std::chrono::steady_clock::now();
+    ControlMessage m{static_cast<ControlType>(f.hdr.flags), f.hdr.round, {}};
+    if (m.type == ControlType::kKeepalive) continue;
+    if (f.hdr.length && f.data) m.payload.assign(f.data, f.data + f.hdr.length);
+    return m;
   }
-  ControlMessage m{static_cast<ControlType>(f.hdr.flags), f.hdr.round, {}};
-  if (f.hdr.length && f.data) m.payload.assign(f.data, f.data + f.hdr.length);
-  return m;
+  return std::nullopt;
+}
+
+void ControlLink::enable_keepalive(std::chrono::milliseconds interval,
+                                   std::chrono::milliseconds timeout) {
+  keepalive_on_ = true;
+  keepalive_interval_ = interval;
+  keepalive_timeout_ = timeout;
+  last_rx_ = last_tx_ = std::chrono::steady_clock::now();
+}
+
+Status ControlLink::keepalive() {
+  if (!keepalive_on_ || !error().is_ok()) return error();
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_rx_ > keepalive_timeout_) {
+    error_ = Status(Code::kTimeout,
+                    "the peer said nothing for " +
+                        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           now - last_rx_)
+                                           .count()) +
+                        " ms (timeout " + std::to_string(keepalive_timeout_.count()) + " ms)");
+    return error_;
+  }
+  if (now - last_tx_ >= keepalive_interval_) {
+    last_tx_ = now;
+    // A peer that stopped reading fills the window: that is the silence above, not an error.
+    Status s = send(ControlType::kKeepalive, 0, {}, std::chrono::milliseconds(1));
+    if (!s.is_ok() && s.code() != Code::kTimeout) return s;
+  }
+  return Status::ok();
 }
 
 void ControlLink::wait(std::chrono::milliseconds timeout) {

@@ -33,7 +33,14 @@ class ControlLink {
     return send(type, 0, std::vector<uint8_t>(text.begin(), text.end()), timeout);
   }
   // One received message, if any (non-blocking). A non-control frame fails the link.
+  // kKeepalive messages are consumed here (they only say the peer is alive).
   std::optional<ControlMessage> poll();
+  // Postcopy liveness: from now on keepalive() sends a kKeepalive every `interval` and fails
+  // the link (kTimeout) once nothing has arrived for `timeout`. Off until called.
+  void enable_keepalive(std::chrono::milliseconds interval, std::chrono::milliseconds timeout);
+  // Sends a keepalive when one is due and checks the peer's silence; the control loop calls
+  // it at least every `interval`. The link's error (sticky) when the peer went silent.
+  Status keepalive();
   // Blocks until the channel may have input or `timeout` passes.
   void wait(std::chrono::milliseconds timeout);
   // Sticky: the channel's error, or a protocol error seen by poll().
@@ -43,6 +50,9 @@ class ControlLink {
   Channel* channel_;
   Landing no_pages_;  // control channels receive no pages: any kPage frame is refused
   Status error_;
+  bool keepalive_on_ = false;
+  std::chrono::milliseconds keepalive_interval_{0}, keepalive_timeout_{0};
+  std::chrono::steady_clock::time_point last_rx_{}, last_tx_{};
 };
 
 }  // namespace tern::engine

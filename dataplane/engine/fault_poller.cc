@@ -17,8 +17,47 @@ void FaultPoller::fail(Status s) {
   failed_.store(true, std::memory_order_release);
 }
 
+bool FaultPoller::post_requests(TxFrame* requests, size_t nreq) {
+  if (!urgent_ || nreq == 0) return true;
+  for (size_t i = 0; i < nreq; ++i) requests[i].hdr.channel = urgent_->index();
+  size_t posted = 0;
+  while (posted < nreq) {
+    size_t k = urgent_->post(requests + posted, nreq - posted);
+    posted += k;
+    if (!urgent_->flush()) {
+      fail(urgent_->error());
+      return false;
+    }
+    if (k == 0) urgent_->poll_tx();
+  }
+  state_.counters.requests.fetch_add(nreq, std::memory_order_relaxed);
+  urgent_->poll_tx();
+  return true;
+}
+
+bool FaultPoller::request_waiting_pages() {
+  request_again_ = false;
+  TxFrame requests[kBurst];
+  size_t nreq = 0;
+  for (uint32_t b = 0; b < state_.blocks.size(); ++b) {
+    RamBlock* rb = state_.blocks[b];
+    for (uint64_t hp = 0; hp < rb->host_pages(); ++hp) {
+      if (state_.fault_time[b][hp].load(std::memory_order_acquire) == 0) continue;
+      if (state_.received.block(b).test(hp)) continue;  // placed meanwhile
+      requests[nreq++] = {make_header(FrameType::kRequest, b, hp * rb->host_page_size()),
+                          nullptr};
+      if (nreq == kBurst) {
+        if (!post_requests(requests, nreq)) return false;
+        nreq = 0;
+      }
+    }
+  }
+  return post_requests(requests, nreq);
+}
+
 PollResult FaultPoller::poll() {
   if (!enabled_ || failed()) return PollResult::kIdle;
+  if (request_again_ && urgent_ && !request_waiting_pages()) return PollResult::kIdle;
   uint64_t addrs[kBurst];
   int n = state_.uffd->read_faults(addrs, kBurst);
   if (n < 0) {
@@ -60,21 +99,11 @@ PollResult FaultPoller::poll() {
     }
     state_.outstanding.fetch_add(1, std::memory_order_relaxed);
     requests[nreq++] = {make_header(FrameType::kRequest, static_cast<uint32_t>(b),
-                                    hp * uint64_t{hp_size}, 0, 0, 0, urgent_->index()),
+                                    hp * uint64_t{hp_size}),
                         nullptr};
   }
-  size_t posted = 0;
-  while (posted < nreq) {
-    size_t k = urgent_->post(requests + posted, nreq - posted);
-    posted += k;
-    if (!urgent_->flush()) {
-      fail(urgent_->error());
-      return PollResult::kIdle;
-    }
-    if (k == 0) urgent_->poll_tx();
-  }
-  state_.counters.requests.fetch_add(nreq, std::memory_order_relaxed);
-  if (nreq) urgent_->poll_tx();
+  // While the link is broken the fault time stays recorded: request_again() asks for it later.
+  if (!post_requests(requests, nreq)) return PollResult::kIdle;
   return PollResult::kBusy;
 }
 

@@ -1,20 +1,14 @@
 // IncomingMigration: the destination's control thread. It accepts the channels, creates the
 // guest from the announced layout, acknowledges rounds, switches to postcopy (userfaultfd,
 // discard of stale pages, staged placement) and completes: loads the device state, starts
-// the guest and acknowledges.
+// the guest and acknowledges. A postcopy link that breaks pauses the migration until a source
+// resumes it on a recovery listener (incoming_recovery.cc).
+#include "dataplane/engine/incoming_impl.h"
+
 #include <algorithm>
-#include <atomic>
 #include <cstring>
-#include <mutex>
 #include <thread>
 #include <utility>
-
-#include "dataplane/engine/control_link.h"
-#include "dataplane/engine/fault_poller.h"
-#include "dataplane/engine/receiver.h"
-#include "dataplane/engine/recv_state.h"
-#include "dataplane/engine/session_common.h"
-#include "dataplane/migration.h"
 
 namespace tern {
 
@@ -25,85 +19,8 @@ using engine::ReceiverPoller;
 using engine::RecvState;
 using engine::ms_since;
 using engine::seconds_since;
-using engine::StatusBoard;
 using engine::worker_count;
 using Clock = std::chrono::steady_clock;
-
-class IncomingMigration::Impl {
- public:
-  Impl(GuestFactory factory, MigrationParameters params)
-      : factory_(std::move(factory)), params_(params) {}
-  ~Impl() {
-    shutdown();
-    if (thread_.joinable()) thread_.join();
-  }
-
-  Result<std::string> start(const std::string& uri);
-  void cancel() { cancel_requested_.store(true); }
-  void shutdown() {
-    shutdown_requested_.store(true);
-    cancel_requested_.store(true);
-  }
-  MigrationInfo info() const;
-  std::shared_ptr<Guest> guest() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return guest_;
-  }
-  void on_notice(NoticeCallback cb) { notice_ = std::move(cb); }
-  StatusBoard board_;
-
- private:
-  void run();
-  Status migrate();
-  Status accept();
-  void notice(const Status& s) {
-    if (notice_) notice_(s);
-  }
-  // The end of a migration that failed or was cancelled: tell the source, stop the guest if
-  // postcopy had started it, publish the status.
-  void end_session(const Status& s);
-  // Stops a guest that postcopy started, without waiting on a page that will never come.
-  void stop_lost_guest(Guest& g);
-  // Drops everything of the last migration, so that the listener can take the next one.
-  void reset_session();
-  Status setup(const ControlMessage& layout_msg);
-  Status check_health();
-  Status peer_reason(const Status& s);
-  Status ack_rounds();
-  Status enter_postcopy(const ControlMessage& m);
-  Status complete_precopy(const ControlMessage& m);
-  Status complete_postcopy();
-  Status finish();
-  void start_workers();
-  void stop_workers();
-
-  GuestFactory factory_;
-  const MigrationParameters params_;
-  NoticeCallback notice_;  // set before start()
-  std::string address_;
-  std::string listen_uri_;
-  std::string transport_name_;
-  std::unique_ptr<Transport> transport_;
-  ChannelSet channels_;
-  std::unique_ptr<ControlLink> link_;
-  std::shared_ptr<Guest> guest_;      // written by the control thread under mu_
-  std::unique_ptr<RecvState> state_;  // written by the control thread under mu_
-  std::unique_ptr<Userfault> uffd_;
-  std::vector<std::unique_ptr<ReceiverPoller>> receivers_;
-  std::unique_ptr<FaultPoller> faults_;
-  std::vector<std::unique_ptr<Worker>> workers_;
-  std::thread thread_;
-  std::atomic<bool> cancel_requested_{false};    // local cancel (or shutdown)
-  std::atomic<bool> shutdown_requested_{false};  // ends postcopy too
-  bool accepted_ = false;  // the current migration got past accept()
-  uint32_t rounds_acked_ = 0;
-  bool postcopy_ = false;
-  bool precopy_only_ = false;  // the layout said no postcopy follows (kLayoutPrecopyOnly)
-
-  mutable std::mutex mu_;
-  Clock::time_point start_time_{};
-  uint64_t setup_time_ms_ = 0, total_time_ms_ = 0, downtime_ms_ = 0;
-};
 
 Result<std::string> IncomingMigration::Impl::start(const std::string& uri) {
   if (board_.get() != MigrationStatus::kNone)
@@ -218,6 +135,7 @@ Status IncomingMigration::Impl::accept() {
     if (chans.status().code() != Code::kTimeout) return chans.status();
   }
   accepted_ = true;
+  channel_count_ = channels_.size();
   {
     std::lock_guard<std::mutex> lock(mu_);
     start_time_ = Clock::now();
@@ -324,15 +242,13 @@ void IncomingMigration::Impl::stop_workers() {
 Status IncomingMigration::Impl::check_health() {
   if (shutdown_requested_.load())
     return Status(Code::kUnavailable, "the destination ternd is shutting down");
-  if (cancel_requested_.load()) {
-    if (postcopy_) return Status::ok();  // postcopy cannot be cancelled: the guest runs here
+  if (cancel_requested_.load() && !postcopy_)  // postcopy cannot be cancelled: the guest runs here
     return Status(Code::kCancelled, "cancelled on the destination");
-  }
+  if (postcopy_ && pause_requested_.load()) return Status(Code::kIo, "migrate-pause on the destination");
   for (auto& r : receivers_)
     if (r->failed()) return r->error();
   if (faults_ && faults_->failed()) return faults_->error();
-  if (!link_->error().is_ok()) return link_->error();
-  return Status::ok();
+  return link_->keepalive();
 }
 
 // Acknowledges every round whose end every bulk channel has delivered.
@@ -350,12 +266,17 @@ Status IncomingMigration::Impl::migrate() {
   if (Status s = accept(); !s.is_ok()) return s;
   bool have_layout = false;
   while (true) {
-    if (Status s = check_health(); !s.is_ok()) return peer_reason(s);
-    if (have_layout)
-      if (Status s = ack_rounds(); !s.is_ok()) return s;
-    auto m = link_->poll();
+    Status s = check_health();
+    if (s.is_ok() && have_layout) s = ack_rounds();
+    std::optional<engine::ControlMessage> m;
+    if (s.is_ok()) m = link_->poll();
+    if (s.is_ok() && !m) s = link_->error();
+    if (!s.is_ok()) {
+      // In postcopy a broken link pauses the migration until a source resumes it.
+      if (Status r = survive(s); !r.is_ok()) return r;
+      continue;
+    }
     if (!m) {
-      if (!link_->error().is_ok()) return link_->error();
       link_->wait(std::chrono::milliseconds(1));
       continue;
     }
@@ -376,9 +297,13 @@ Status IncomingMigration::Impl::migrate() {
       case ControlType::kDeviceState:
         if (!have_layout || postcopy_) return Status(Code::kProtocol, "unexpected device state");
         return complete_precopy(*m);
-      case ControlType::kComplete:
+      case ControlType::kComplete: {
         if (!postcopy_) return Status(Code::kProtocol, "complete before postcopy");
-        return complete_postcopy();
+        Status done = complete_postcopy();
+        if (done.is_ok()) return done;
+        if (Status r = survive(done); !r.is_ok()) return r;
+        break;  // resumed: the source sends the rest and kComplete again
+      }
       case ControlType::kError:
         return Status(Code::kProtocol, "source failed: " + m->text());
       case ControlType::kCancel:
@@ -411,13 +336,15 @@ Status IncomingMigration::Impl::peer_reason(const Status& s) {
 
 Status IncomingMigration::Impl::enter_postcopy(const ControlMessage& m) {
   auto t0 = Clock::now();
-  if (m.payload.size() < 8) return Status(Code::kProtocol, "postcopy start without payload");
+  if (m.payload.size() < 16) return Status(Code::kProtocol, "postcopy start without payload");
+  std::memcpy(&recovery_token_, m.payload.data(), 8);
   uint64_t n;
-  std::memcpy(&n, m.payload.data(), 8);
-  if (n > m.payload.size() - 8) return Status(Code::kProtocol, "postcopy start: bad discard size");
-  auto discard = decode_ranges(m.payload.data() + 8, n, state_->layout);
+  std::memcpy(&n, m.payload.data() + 8, 8);
+  if (n > m.payload.size() - 16)
+    return Status(Code::kProtocol, "postcopy start: bad discard size");
+  auto discard = decode_ranges(m.payload.data() + 16, n, state_->layout);
   if (!discard) return discard.status();
-  std::vector<uint8_t> device(m.payload.begin() + 8 + static_cast<long>(n), m.payload.end());
+  std::vector<uint8_t> device(m.payload.begin() + 16 + static_cast<long>(n), m.payload.end());
 
   auto uffd = Userfault::open();
   if (!uffd) return uffd.status();
@@ -464,8 +391,10 @@ Status IncomingMigration::Impl::enter_postcopy(const ControlMessage& m) {
     std::lock_guard<std::mutex> lock(mu_);
     downtime_ms_ = ms_since(t0);
   }
-  if (Status s = link_->send(ControlType::kPostcopyAck); !s.is_ok()) return s;
+  link_->enable_keepalive(params_.postcopy_peer_timeout / 10, params_.postcopy_peer_timeout);
   board_.set(MigrationStatus::kPostcopyActive);
+  // A failed ack is a broken link like any other: the migration pauses (the guest runs here).
+  if (Status s = link_->send(ControlType::kPostcopyAck); !s.is_ok()) return survive(s);
   return Status::ok();
 }
 
@@ -514,8 +443,8 @@ MigrationInfo IncomingMigration::Impl::info() const {
   MigrationInfo i;
   i.status = board_.get();
   i.error = board_.error();
-  i.transport = transport_name_;
   std::lock_guard<std::mutex> lock(mu_);
+  i.transport = transport_name_;
   if (state_) {
     const auto& c = state_->counters;
     MigrationStats& s = i.stats;
@@ -531,6 +460,8 @@ MigrationInfo IncomingMigration::Impl::info() const {
     i.fault_latency = state_->fault_latency.snapshot();
   }
   i.stats.setup_time = setup_time_ms_;
+  i.stats.postcopy_pauses = pauses_.load();
+  i.stats.postcopy_recoveries = recoveries_.load();
   i.stats.downtime = downtime_ms_;
   i.stats.total_time = is_terminal(i.status) ? total_time_ms_
                        : (start_time_ == Clock::time_point{}) ? 0 : ms_since(start_time_);
@@ -544,6 +475,10 @@ Result<std::string> IncomingMigration::start(const std::string& uri) { return im
 void IncomingMigration::cancel() { impl_->cancel(); }
 void IncomingMigration::shutdown() { impl_->shutdown(); }
 void IncomingMigration::on_notice(NoticeCallback cb) { impl_->on_notice(std::move(cb)); }
+Status IncomingMigration::pause() { return impl_->pause(); }
+Result<std::string> IncomingMigration::recover(const std::string& uri) {
+  return impl_->recover(uri);
+}
 MigrationInfo IncomingMigration::info() const { return impl_->info(); }
 MigrationStatus IncomingMigration::wait(std::chrono::milliseconds timeout) {
   return impl_->board_.wait(timeout);

@@ -1,133 +1,25 @@
 // OutgoingMigration: the source's control thread. It connects, announces the layout, runs
 // dirty rounds (the workers send; this thread syncs dirty pages between rounds and decides
-// when to switch over), and switches to postcopy on request.
-#include <atomic>
+// when to switch over), and switches to postcopy on request. A postcopy link that breaks
+// pauses the migration until it is resumed on a new link (outgoing_recovery.cc).
+#include "dataplane/engine/outgoing_impl.h"
+
 #include <cstring>
-#include <mutex>
 #include <random>
 #include <thread>
 
-#include "dataplane/dirty_limit.h"
-#include "dataplane/engine/control_link.h"
-#include "dataplane/engine/free_page_filter.h"
-#include "dataplane/engine/send_state.h"
-#include "dataplane/engine/sender.h"
-#include "dataplane/engine/session_common.h"
-#include "dataplane/migration.h"
+#include "dataplane/engine/resync.h"
 
 namespace tern {
 
 using engine::ControlLink;
 using engine::ControlMessage;
-using engine::SendCounters;
-using engine::SenderPoller;
 using engine::SendState;
+using engine::SenderPoller;
 using engine::ms_since;
 using engine::seconds_since;
-using engine::StatusBoard;
 using engine::worker_count;
 using Clock = std::chrono::steady_clock;
-
-class OutgoingMigration::Impl {
- public:
-  Impl(Guest& guest, MigrationCapabilities caps, MigrationParameters params,
-       DirtyLimiter* limiter)
-      : guest_(guest), caps_(caps), params_(params), limiter_(limiter) {}
-  ~Impl() {
-    shutdown();
-    if (thread_.joinable()) thread_.join();
-  }
-
-  Status start(const std::string& uri);
-  Status start_postcopy() {
-    if (!caps_.postcopy_ram)
-      return Status(Code::kInvalidArgument, "postcopy-ram capability is not enabled");
-    MigrationStatus s = board_.get();
-    if (s != MigrationStatus::kActive && s != MigrationStatus::kSetup)
-      return Status(Code::kInvalidArgument,
-                    std::string("cannot start postcopy in state ") + status_name(s));
-    postcopy_requested_.store(true);
-    return Status::ok();
-  }
-  void cancel() {
-    if (is_terminal(board_.get()) || board_.get() == MigrationStatus::kNone) return;
-    cancel_requested_.store(true);
-  }
-  void shutdown() {
-    shutdown_requested_.store(true);
-    cancel();
-  }
-  MigrationInfo info() const;
-  StatusBoard board_;
-
- private:
-  void run();
-  Status migrate();
-  Status connect_and_setup();
-  Status run_round(uint32_t round);
-  Status wait_for(ControlType type, uint32_t round, std::chrono::milliseconds timeout,
-                  ControlMessage* out = nullptr);
-  Status check_health();
-  Status precopy_switchover();
-  Status postcopy_switch();
-  void start_workers();
-  // A sender for `urgent` (or nullptr) and `lanes`, on `worker`, started.
-  void add_sender(Channel* urgent, std::vector<SenderPoller::BulkChannel> lanes,
-                  double bandwidth_share, std::unique_ptr<Worker> worker);
-  void stop_workers();
-  void update_rate();
-  // A dirty sync: with S5, the hints are cleared first, then the dirty log applied.
-  uint64_t sync_dirty() {
-    return filter_ ? filter_->sync() : guest_.collect_dirty(state_->dirty);
-  }
-  void consider_dirty_limit(uint64_t dirtied_pages, uint64_t sent_bytes);
-  void release_dirty_limit();
-
-  Guest& guest_;
-  const MigrationCapabilities caps_;
-  const MigrationParameters params_;
-  // Dirty limit (S4): borrowed from the guest's owner or owned here; limits found before the
-  // capability turned it on are given back at the end. Control thread only, but for
-  // limit_on_, which info() reads.
-  DirtyLimiter* limiter_;
-  std::unique_ptr<DirtyLimiter> own_limiter_;
-  std::vector<VcpuDirtyLimit> saved_limits_;
-  uint32_t busy_rounds_ = 0;  // rounds in which the guest dirtied over half of what was sent
-  std::atomic<bool> limit_on_{false};
-  std::atomic<bool> limit_released_{false};
-  std::atomic<uint64_t> final_throttle_us_{0}, final_ring_full_us_{0};  // at release
-  std::atomic<bool> forced_{false};
-  std::string address_;
-  std::unique_ptr<Transport> transport_;
-  ChannelSet channels_;
-  std::unique_ptr<ControlLink> link_;
-  std::unique_ptr<SendState> state_;
-  // S5, with the x-free-page-hint capability: created with state_, before the first round.
-  std::unique_ptr<engine::FreePageFilter> filter_;
-  SendCounters counters_;
-  std::vector<std::unique_ptr<SenderPoller>> senders_;
-  std::vector<std::unique_ptr<Worker>> workers_;
-  Layout layout_;
-  std::thread thread_;
-  std::atomic<bool> postcopy_requested_{false};
-  std::atomic<bool> cancel_requested_{false};
-  std::atomic<bool> shutdown_requested_{false};  // ends postcopy too (ternd exits)
-  bool paused_by_us_ = false;
-  bool postcopy_started_ = false;
-  uint32_t round_ = 0;
-
-  // Statistics written by the control thread, read by info() under mu_.
-  mutable std::mutex mu_;
-  Clock::time_point start_time_{};
-  uint64_t setup_time_ms_ = 0, downtime_ms_ = 0, total_time_ms_ = 0, expected_downtime_ms_ = 0;
-  uint64_t dirty_sync_count_ = 0, dirty_pages_rate_ = 0;
-  double mbps_ = 0;
-  uint64_t total_bytes_ = 0;
-  uint64_t counters_discarded_ = 0;
-  std::string transport_name_;
-  Clock::time_point rate_time_{};
-  uint64_t rate_bytes_ = 0;
-};
 
 Status OutgoingMigration::Impl::start(const std::string& uri) {
   if (board_.get() != MigrationStatus::kNone)
@@ -269,10 +161,11 @@ Status OutgoingMigration::Impl::check_health() {
   if (shutdown_requested_.load())
     return Status(Code::kUnavailable, "the source ternd is shutting down");
   if (cancel_requested_.load() && !postcopy_started_) return Status(Code::kCancelled, "cancelled");
+  if (postcopy_started_ && pause_requested_.load())
+    return Status(Code::kIo, "migrate-pause on the source");
   for (auto& s : senders_)
     if (s->failed()) return s->error();
-  if (!link_->error().is_ok()) return link_->error();
-  return Status::ok();
+  return link_->keepalive();
 }
 
 // Waits for one control message of `type` (and `round`), failing on kError/kCancel from the
@@ -487,9 +380,13 @@ Status OutgoingMigration::Impl::postcopy_switch() {
   }
   std::vector<uint8_t> ranges = encode_ranges(discard);
   std::vector<uint8_t> device = guest_.save_state();
-  std::vector<uint8_t> payload(8);
+  // The recovery token first: a source that resumes this migration on a new link presents it.
+  std::random_device rd;
+  recovery_token_ = (uint64_t{rd()} << 32) | rd();
+  std::vector<uint8_t> payload = engine::encode_token(recovery_token_);
   uint64_t n = ranges.size();
-  std::memcpy(payload.data(), &n, 8);
+  payload.resize(16);
+  std::memcpy(payload.data() + 8, &n, 8);
   payload.insert(payload.end(), ranges.begin(), ranges.end());
   payload.insert(payload.end(), device.begin(), device.end());
   state_->preempt.store(caps_.postcopy_preempt);
@@ -501,12 +398,34 @@ Status OutgoingMigration::Impl::postcopy_switch() {
   }
   if (Status s = link_->send(ControlType::kPostcopyStart, 0, payload); !s.is_ok()) return s;
   postcopy_started_ = true;
+  postcopy_start_time_ = t0;
+  link_->enable_keepalive(params_.postcopy_peer_timeout / 10, params_.postcopy_peer_timeout);
   board_.set(MigrationStatus::kPostcopyActive);
-  if (Status s = wait_for(ControlType::kPostcopyAck, 0, std::chrono::seconds(120)); !s.is_ok())
-    return s;
-  {
+  return postcopy_run();
+}
+
+Status OutgoingMigration::Impl::postcopy_run() {
+  bool acked = false;
+  while (true) {
+    Status s = postcopy_finish(&acked);
+    if (s.is_ok()) return s;
+    stop_workers();
+    if (shutdown_requested_.load()) return s;
+    // A destination that gives up (shutdown, cancel) says why before its channels close.
+    if (Status verdict = peer_verdict(); !verdict.is_ok()) return verdict;
+    if (!link_broken()) return s;
+    if (Status r = pause_until_resumed(s); !r.is_ok()) return r;
+    acked = true;  // a destination that resynced is in postcopy: its ack is no longer due
+  }
+}
+
+Status OutgoingMigration::Impl::postcopy_finish(bool* acked) {
+  if (!*acked) {
+    if (Status s = wait_for(ControlType::kPostcopyAck, 0, std::chrono::seconds(120)); !s.is_ok())
+      return s;
+    *acked = true;
     std::lock_guard<std::mutex> lock(mu_);
-    downtime_ms_ = ms_since(t0);
+    downtime_ms_ = ms_since(postcopy_start_time_);
   }
   if (Status s = run_round(round_ + 1); !s.is_ok()) return s;
   if (Status s = link_->send(ControlType::kComplete); !s.is_ok()) return s;
@@ -550,6 +469,9 @@ MigrationInfo OutgoingMigration::Impl::info() const {
     s.dirty_limit_ring_full_time = limiter_->ring_full_time_us();
   }
   s.switchover_forced = forced_.load();
+  s.postcopy_pauses = pauses_.load();
+  s.postcopy_recoveries = recoveries_.load();
+  s.recovery_missing_pages = missing_at_resume_.load();
   if (filter_) {
     const engine::FreePageFilter::Counters c = filter_->counters();
     s.free_page_hints = c.hints;
@@ -567,6 +489,8 @@ Status OutgoingMigration::start(const std::string& uri) { return impl_->start(ur
 Status OutgoingMigration::start_postcopy() { return impl_->start_postcopy(); }
 void OutgoingMigration::cancel() { impl_->cancel(); }
 void OutgoingMigration::shutdown() { impl_->shutdown(); }
+Status OutgoingMigration::pause() { return impl_->pause(); }
+Status OutgoingMigration::resume(const std::string& uri) { return impl_->resume(uri); }
 MigrationInfo OutgoingMigration::info() const { return impl_->info(); }
 MigrationStatus OutgoingMigration::wait(std::chrono::milliseconds timeout) {
   return impl_->board_.wait(timeout);

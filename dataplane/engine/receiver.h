@@ -48,7 +48,8 @@ class ReceiverPoller : public Poller {
   ~ReceiverPoller() override;
 
   PollResult poll() override;
-  int wait_fd() const override { return channel_->wait_fd(); }
+  // None once failed: a broken channel stays readable (EOF) with nothing to receive.
+  int wait_fd() const override { return failed() ? -1 : channel_->wait_fd(); }
 
   // Switches to staged landing and userfaultfd placement. Worker stopped; state.uffd set.
   void enter_postcopy();

@@ -64,7 +64,10 @@ SenderPoller::SenderPoller(SendState& state, SendCounters& counters, const Layou
   bucket_time_ = std::chrono::steady_clock::now();
 }
 
-int SenderPoller::wait_fd() const { return owns_urgent_ ? urgent_.channel->wait_fd() : -1; }
+int SenderPoller::wait_fd() const {
+  // None once failed: a broken channel stays readable (EOF) with nothing to receive.
+  return owns_urgent_ && !failed() ? urgent_.channel->wait_fd() : -1;
+}
 
 uint32_t SenderPoller::wait_poll_us() const {
   for (const Lane& l : bulk_)

@@ -14,7 +14,11 @@ void StatusBoard::set(MigrationStatus s, const std::string& detail) {
     if (status_ == s) return;
     if (is_terminal(status_)) return;  // terminal states are final
     status_ = s;
-    if (s == MigrationStatus::kFailed) error_ = detail;
+    // A paused migration says why its link broke until it runs again.
+    if (s == MigrationStatus::kFailed || s == MigrationStatus::kPostcopyPaused)
+      error_ = detail;
+    else
+      error_.clear();
     cbs = callbacks_;
   }
   cv_.notify_all();

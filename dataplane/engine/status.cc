@@ -13,6 +13,8 @@ const char* status_name(MigrationStatus s) {
     case MigrationStatus::kFailed: return "failed";
     case MigrationStatus::kCancelling: return "cancelling";
     case MigrationStatus::kCancelled: return "cancelled";
+    case MigrationStatus::kPostcopyPaused: return "postcopy-paused";
+    case MigrationStatus::kPostcopyRecover: return "postcopy-recover";
   }
   return "unknown";
 }

@@ -43,6 +43,27 @@ class HostDouble : public MigrationHost {
     if (info_.status != MigrationStatus::kNone && !is_done()) set(MigrationStatus::kCancelled);
     return Status::ok();
   }
+  // Postcopy recovery, as the engine: pause from postcopy-active, recover (destination) and
+  // resume (source) from postcopy-paused only.
+  Status pause_postcopy() override {
+    if (info_.status != MigrationStatus::kPostcopyActive)
+      return {Code::kInvalidArgument, "migrate-pause works in postcopy only"};
+    set(MigrationStatus::kPostcopyPaused);
+    return Status::ok();
+  }
+  Result<std::string> recover(const std::string& uri) override {
+    if (info_.status != MigrationStatus::kPostcopyPaused)
+      return Status(Code::kInvalidArgument, "migrate-recover needs a postcopy-paused migration");
+    incoming_ = uri;
+    return uri;
+  }
+  Status resume(const std::string& uri) override {
+    if (info_.status != MigrationStatus::kPostcopyPaused)
+      return {Code::kInvalidArgument, "resume needs a postcopy-paused migration"};
+    last_uri_ = uri;
+    set(MigrationStatus::kPostcopyActive);
+    return Status::ok();
+  }
   MigrationInfo info() const override { return info_; }
   std::string incoming_uri() const override { return incoming_; }
   Result<GuestInfo> guest_info(bool verify) override {

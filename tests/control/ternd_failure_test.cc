@@ -1,7 +1,9 @@
 // Integration: two real ternd processes over tcp on 127.0.0.1, and a peer that dies. kill -9 of
-// the source during postcopy (with and without preempt): the destination keeps answering QMP,
-// reports a clear failed state (its guest cannot continue without the source's pages) and
-// SIGTERM ends it. A destination whose migration was cancelled takes the next one.
+// the source during postcopy (with and without preempt): the destination keeps answering QMP
+// in postcopy-paused with its guest running, migrate_cancel gives the recovery up with a clear
+// failed state (its guest cannot continue without the source's pages) and SIGTERM ends it.
+// Postcopy recovery over QMP: migrate-pause, migrate-recover, migrate resume=true completes.
+// A destination whose migration was cancelled takes the next one.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -58,6 +60,20 @@ void migrate_into_postcopy(QmpClient& d, QmpClient& s, QmpClient& watch, bool pr
   ASSERT_EQ(st, "postcopy-active");
 }
 
+Json wait_status(QmpClient& c, const std::string& want, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  Json q;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = c.execute("query-migrate", Json::object(), 5s);
+    if (r) {
+      q = *r;
+      if (q.value("status", "") == want) return q;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return q;
+}
+
 TEST_P(TerndFailure, SourceKilledInPostcopyDestinationAnswersFailsClearlyAndEndsOnSigterm) {
   const bool preempt = GetParam();
   Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});
@@ -70,6 +86,15 @@ TEST_P(TerndFailure, SourceKilledInPostcopyDestinationAnswersFailsClearlyAndEnds
   src.signal(SIGKILL);
   ASSERT_TRUE(src.wait_exit(5s));
 
+  // The link broke: postcopy-paused, the guest runs on, QMP answers.
+  Json p = wait_status(*d, "postcopy-paused", 20s);
+  ASSERT_EQ(p["status"], "postcopy-paused") << p.dump(2);
+  EXPECT_TRUE(p.contains("error-desc")) << p.dump(2);
+  auto running = d->execute("query-guest", Json::object(), 5s);
+  ASSERT_TRUE(running.is_ok()) << running.status().to_string();
+  EXPECT_TRUE((*running)["running"].get<bool>()) << running->dump(2);
+  // No source will come back: migrate_cancel gives up the recovery.
+  ASSERT_TRUE(d->execute("migrate_cancel").is_ok());
   Json q = wait_done(*d, 20s);
   ASSERT_EQ(q["status"], "failed") << q.dump(2);
   const std::string error = q["error-desc"];
@@ -135,6 +160,68 @@ TEST_F(TerndFailure, CancelThenMigrateAgainToTheSameDestinationCompletes) {
   ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
   EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);
   EXPECT_GT((*dg)["verification"]["pages-checked"].get<uint64_t>(), 0u) << dg->dump(2);
+}
+
+}  // namespace
+}  // namespace tern::control
+
+namespace tern::control {
+namespace {
+
+// Postcopy recovery through QMP between two ternd processes: migrate-pause on the source,
+// migrate-recover on the destination, migrate resume=true; the destination checks every page.
+TEST_F(TerndFailure, PauseRecoverResumeOverQmpCompletes) {
+  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});
+  Ternd src(dir_, "src", {"--guest", kGuest});
+  ASSERT_TRUE(dst.started() && src.started());
+  auto d = dst.connect();
+  auto s = src.connect();
+  ASSERT_TRUE(d && s);
+  // Refused outside postcopy-paused, with a clear error.
+  auto early = d->execute("migrate-recover", {{"uri", "tcp:127.0.0.1:0"}});
+  ASSERT_FALSE(early.is_ok());
+  EXPECT_NE(early.status().message().find("postcopy-paused"), std::string::npos)
+      << early.status().message();
+  ASSERT_NO_FATAL_FAILURE(migrate_into_postcopy(*d, *s, *s, true, 4 << 20));
+  auto paused = s->execute("migrate-pause");
+  ASSERT_TRUE(paused.is_ok()) << paused.status().to_string();
+  EXPECT_EQ(wait_status(*s, "postcopy-paused", 20s)["status"], "postcopy-paused");
+  EXPECT_EQ(wait_status(*d, "postcopy-paused", 20s)["status"], "postcopy-paused");
+  auto again = d->execute("migrate-pause");
+  EXPECT_FALSE(again.is_ok());
+  auto rec = d->execute("migrate-recover", {{"uri", "tcp:127.0.0.1:0"}});
+  ASSERT_TRUE(rec.is_ok()) << rec.status().to_string();
+  auto inc = d->execute("query-incoming");
+  ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
+  auto res = s->execute("migrate", {{"uri", (*inc)["uri"]}, {"resume", true}});
+  ASSERT_TRUE(res.is_ok()) << res.status().to_string();
+  Json sq = wait_done(*s, 60s);
+  ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
+  Json dq = wait_done(*d, 30s);
+  ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
+  EXPECT_EQ(sq["x-postcopy-recovery"]["recoveries"], 1) << sq.dump(2);
+  auto dg = d->execute("query-guest");
+  ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
+  EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);
+  EXPECT_EQ((*dg)["verification"]["touched-mismatches"], 0) << dg->dump(2);
+}
+
+// SIGTERM ends a ternd whose postcopy is paused, on either side.
+TEST_F(TerndFailure, SigtermEndsPausedSides) {
+  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});
+  Ternd src(dir_, "src", {"--guest", kGuest});
+  ASSERT_TRUE(dst.started() && src.started());
+  auto d = dst.connect();
+  auto s = src.connect();
+  ASSERT_TRUE(d && s);
+  ASSERT_NO_FATAL_FAILURE(migrate_into_postcopy(*d, *s, *s, false, 4 << 20));
+  ASSERT_TRUE(d->execute("migrate-pause").is_ok());
+  EXPECT_EQ(wait_status(*s, "postcopy-paused", 20s)["status"], "postcopy-paused");
+  EXPECT_EQ(wait_status(*d, "postcopy-paused", 20s)["status"], "postcopy-paused");
+  src.signal(SIGTERM);
+  EXPECT_TRUE(src.wait_exit(10s)) << "SIGTERM did not end the paused source";
+  dst.signal(SIGTERM);
+  EXPECT_TRUE(dst.wait_exit(10s)) << "SIGTERM did not end the paused destination";
 }
 
 }  // namespace

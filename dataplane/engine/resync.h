@@ -1,0 +1,28 @@
+// Postcopy recovery's resync: after a broken link, the destination (the authority on what is
+// in place) sends one bitmap of received host pages per block; the source makes every host
+// page that is not in it dirty again, and only those, so nothing missing is forgotten and
+// nothing in place is sent again. Pure functions over the bitmaps: the control threads call
+// them while their workers are stopped.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "dataplane/bitmap.h"
+#include "dataplane/status.h"
+
+namespace tern::engine {
+
+// The kReceivedBitmap payload for one block: its bits as little-endian u64 words.
+std::vector<uint8_t> encode_received(const AtomicBitmap& received);
+
+// Source: `dirty` (one block's bitmap of host pages to send) becomes exactly the pages that
+// `payload` (encode_received of the destination's block) does not hold. Returns how many host
+// pages are missing; kProtocol when the payload's size does not match the block.
+Result<uint64_t> apply_received(const uint8_t* payload, size_t size, AtomicBitmap& dirty);
+
+// The 8-byte recovery token of kPostcopyAck / kResume; kProtocol for another size.
+std::vector<uint8_t> encode_token(uint64_t token);
+Result<uint64_t> decode_token(const std::vector<uint8_t>& payload);
+
+}  // namespace tern::engine
