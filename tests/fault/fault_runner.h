@@ -21,7 +21,7 @@ struct CaseOutcome {
   // completed: the migration finished despite the fault; failed-retried: it failed, the
   // source was intact (or re-created when killed) and a retry completed; recovered: postcopy
   // paused and resumed (migrate-recover + migrate resume); survivor-failed: a postcopy peer
-  // died and the survivor failed clearly; skipped.
+  // died and the survivor failed clearly (after migrate_cancel, when it paused); skipped.
   std::string result;
   std::string cause;       // the error the fault caused (the failed side's error-desc)
   uint64_t pages_checked = 0;
@@ -29,7 +29,9 @@ struct CaseOutcome {
 };
 
 struct FaultTimes {
-  std::chrono::seconds stop{11};  // TERN_FAULT_STOP_SECONDS: past the 10 s handshake deadlines
+  // TERN_FAULT_STOP_SECONDS: past the 10 s handshake deadlines and postcopy peer timeout (a
+  // postcopy cut lasts this long too).
+  std::chrono::seconds stop{12};
   std::chrono::seconds cut{3};    // TERN_FAULT_CUT_SECONDS
   static FaultTimes from_env();
 };
