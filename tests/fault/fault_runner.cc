@@ -240,8 +240,7 @@ void CaseRunner::judge_before_switch() {
     src2_ = rig_.start_source("src2");
     auto s2 = src2_->connect();
     ASSERT_TRUE(s2) << what("a fresh source");
-    add(retry_migration(*s2, *d_, [&](const std::string& u) { return rig_.source_uri(u); },
-                        what("fresh source to the same destination")));
+    retry(*s2, *d_, "fresh source to the same destination");
     outcome_.result = "failed-retried";
     return;
   }
@@ -267,9 +266,12 @@ void CaseRunner::judge_before_switch() {
   dst2_ = rig_.start_destination("dst2");
   auto d2 = dst2_->connect();
   ASSERT_TRUE(d2) << what("a fresh destination");
-  add(retry_migration(*s_, *d2, [&](const std::string& u) { return rig_.source_uri(u); },
-                      what("same source to a fresh destination")));
+  retry(*s_, *d2, "same source to a fresh destination");
   outcome_.result = "failed-retried";
+}
+
+void CaseRunner::retry(QmpClient& s, QmpClient& d, const std::string& step) {
+  add(retry_migration(s, d, [&](const std::string& u) { return rig_.source_uri(u); }, what(step)));
 }
 
 // postcopy: a dead peer leaves the survivor clearly failed (QMP answering, SIGTERM ending

@@ -55,6 +55,8 @@ class CaseRunner {
   void judge_before_switch();
   void judge_postcopy();
   void recover();
+  // retry_migration from `s` to `d`, its pages counted in the outcome.
+  void retry(QmpClient& s, QmpClient& d, const std::string& step);
   void end_survivors();
 
   control::Ternd& target();
