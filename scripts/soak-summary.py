@@ -25,8 +25,12 @@ print("failures by cause (the fault failed the migration, as it may):")
 for c, k in causes.most_common():
     print(f"  {k:5d}  {c}")
 print(f"test failures: {len(broken)}")
-for c, k in collections.Counter((r["case"], r.get("failure", "").splitlines()[0][:160])
-                                for r in broken).most_common():
+def why(r):
+    """The failed assertion's own message: its line that names the case, else its first."""
+    lines = r.get("failure", "").splitlines() or [""]
+    named = [l for l in lines if l.startswith(r["case"] + ":")]
+    return (named or lines)[0][:200]
+for c, k in collections.Counter((r["case"], why(r)) for r in broken).most_common():
     print(f"  {k:5d}  {c[0]}: {c[1]}")
 print(f"pages checked: {sum(r['pages-checked'] for r in rows)}")
 print(f"pages lost: {lost}")
