@@ -31,7 +31,7 @@ def why(r):
     named = [l for l in lines if l.startswith(r["case"] + ":")]
     return (named or lines)[0][:200]
 for c, k in collections.Counter((r["case"], why(r)) for r in broken).most_common():
-    print(f"  {k:5d}  {c[0]}: {c[1]}")
+    print(f"  {k:5d}  {c[1]}")
 print(f"pages checked: {sum(r['pages-checked'] for r in rows)}")
 print(f"pages lost: {lost}")
 sys.exit(1 if broken or lost else 0)
