@@ -20,7 +20,10 @@ print(f"rounds: {rounds}, {secs} s")
 print(f"runs: {len(rows)}")
 for k in ("completed", "failed-retried", "recovered", "survivor-failed", "skipped", "test-failed"):
     print(f"  {k}: {results.get(k, 0)}")
-print(f"recoveries: {results.get('recovered', 0)}")
+print(f"recoveries: {results.get('recovered', 0)}, by what paused postcopy:")
+for c, k in collections.Counter(norm(r["cause"]) for r in rows
+                                if r["result"] == "recovered").most_common():
+    print(f"  {k:5d}  {c}")
 print("failures by cause (the fault failed the migration, as it may):")
 for c, k in causes.most_common():
     print(f"  {k:5d}  {c}")

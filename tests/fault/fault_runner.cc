@@ -308,8 +308,13 @@ void CaseRunner::judge_postcopy() {
     outcome_.result = "survivor-failed";
     return;
   }
-  bool recovered = false;
+  // A resume that fails (its new link cannot be made) leaves both sides paused again: as an
+  // operator would, try again, up to kRecoveries times; the attempts show in the cause.
+  constexpr int kRecoveries = 3;
+  int recoveries = 0;
+  std::string first_pause;
   const auto deadline = std::chrono::steady_clock::now() + 180s;
+  auto settled = std::chrono::steady_clock::now();
   Json sq, dq;
   for (;;) {
     sq = query_migrate(*s_);
@@ -317,20 +322,27 @@ void CaseRunner::judge_postcopy() {
     const std::string ss = status_of(sq), ds = status_of(dq);
     if (ss == "failed" || ds == "failed") break;
     if (ss == "completed" && ds == "completed") break;
-    if ((ss == "postcopy-paused" || ds == "postcopy-paused") && !recovered) {
+    const bool paused = ss == "postcopy-paused" || ds == "postcopy-paused";
+    if (paused && recoveries < kRecoveries && std::chrono::steady_clock::now() >= settled) {
       ASSERT_TRUE(recovery_built_) << what("paused, and migrate-recover is unknown");
+      if (first_pause.empty()) first_pause = error_of(ss == "postcopy-paused" ? sq : dq);
       ASSERT_NO_FATAL_FAILURE(recover());
-      recovered = true;
+      ++recoveries;
+      settled = std::chrono::steady_clock::now() + 2s;  // the resume's link takes a moment
       continue;
     }
     ASSERT_LT(std::chrono::steady_clock::now(), deadline)
-        << what("postcopy not done 180 s after the fault: source ") << sq.dump()
-        << " destination " << dq.dump();
+        << what("postcopy not done 180 s after the fault (") << recoveries
+        << " recoveries): source " << sq.dump() << " destination " << dq.dump();
     std::this_thread::sleep_for(20ms);
   }
   ASSERT_TRUE(is_status(sq, "completed") && is_status(dq, "completed"))
       << what("postcopy after the fault: source ") << sq.dump() << " destination " << dq.dump()
       << " (" << processes() << ")";
+  const bool recovered = recoveries > 0;
+  if (recovered) outcome_.cause = first_pause;
+  if (recoveries > 1)
+    outcome_.cause += " (resumed at attempt " + std::to_string(recoveries) + ")";
   add(verify_destination(*d_, what("destination")));
   outcome_.result = recovered ? "recovered" : "completed";
 }
