@@ -32,7 +32,7 @@ constexpr ParamSpec kParams[] = {
     {"x-max-rounds", 1, 100'000},
     {"vcpu-dirty-limit", 1, 1'000'000},
     {"x-vcpu-dirty-limit-period", 10, 60'000},
-    {"x-postcopy-peer-timeout", 100, 3'600'000},
+    {"x-postcopy-peer-timeout", 500, 3'600'000},
 };
 
 }  // namespace

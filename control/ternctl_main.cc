@@ -94,6 +94,14 @@ int cmd_resume(QmpClient& c, const Options& o) {
       std::cout << "resuming the postcopy migration on " << o.uri << "\n";
     return kExitOk;
   }
+  // The resume is taken asynchronously: watch once the migration has left postcopy-paused
+  // (the watch stops at postcopy-paused), or shows why it is paused again after 10 s.
+  for (int i = 0; i < 1000; ++i) {
+    Result<Json> q = c.execute("query-migrate", Json::object(), timeout(o));
+    if (!q) return fail("query-migrate", q.status());
+    if (q->value("status", "") != "postcopy-paused") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   WatchOptions w;
   w.json = o.json;
   w.interval_s = o.interval;

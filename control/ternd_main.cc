@@ -110,10 +110,11 @@ int serve(const Options& o) {
   });
   host->set_status_sink([&srv, &commands](MigrationStatus s, const std::string& detail) {
     Json data = {{"status", qmp_status_name(s)}};
-    if (s == MigrationStatus::kFailed && !detail.empty()) data["error-desc"] = detail;
+    const bool trouble = s == MigrationStatus::kFailed || s == MigrationStatus::kPostcopyPaused;
+    if (trouble && !detail.empty()) data["error-desc"] = detail;  // paused: why the link broke
     // As QEMU (migrate_generate_event): only with the "events" capability on.
     if (commands.events_enabled()) srv.broadcast(make_event("MIGRATION", data));
-    log(s == MigrationStatus::kFailed ? LogLevel::kWarn : LogLevel::kInfo,
+    log(trouble ? LogLevel::kWarn : LogLevel::kInfo,
         std::string("migration ") + qmp_status_name(s) + (detail.empty() ? "" : ": " + detail));
   });
 

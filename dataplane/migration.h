@@ -38,7 +38,7 @@ struct MigrationParameters {
   uint64_t vcpu_dirty_limit_period_ms = 1000;  // "x-vcpu-dirty-limit-period": throttle loop
   std::chrono::milliseconds connect_timeout{10000};
   // "x-postcopy-peer-timeout": in postcopy, a peer silent this long (no keepalive, which each
-  // side sends every tenth of it) breaks the link: both sides go to postcopy-paused.
+  // side sends every 100 ms) breaks the link: both sides go to postcopy-paused.
   std::chrono::milliseconds postcopy_peer_timeout{10000};
 };
 

@@ -58,8 +58,8 @@ enum class ControlType : uint32_t {
   kReceivedBitmap = 12,  // dst -> src: `round` = block index; payload = the block's received
                          // host pages, one bit each (u64 words, little-endian): the authority
   kResumeAck = 13,     // dst -> src: every block's bitmap sent; pages not in them are missing
-  kKeepalive = 14,     // both, in postcopy: "still here"; a peer silent past its timeout breaks
-                       // the link (the migration pauses)
+  kKeepalive = 14,     // both, in postcopy, every 100 ms: "still here"; a peer silent past
+                       // its timeout breaks the link (the migration pauses)
 };
 
 // kLayout's `round` field: flags about the migration the layout starts.

@@ -14,6 +14,10 @@
 
 namespace tern::engine {
 
+// How often each side says it is alive in postcopy: fixed, so that a peer's timeout (its own
+// parameter, at least 500 ms) never depends on this side's.
+inline constexpr std::chrono::milliseconds kKeepaliveInterval{100};
+
 struct ControlMessage {
   ControlType type;
   uint32_t round = 0;

@@ -391,7 +391,7 @@ Status IncomingMigration::Impl::enter_postcopy(const ControlMessage& m) {
     std::lock_guard<std::mutex> lock(mu_);
     downtime_ms_ = ms_since(t0);
   }
-  link_->enable_keepalive(params_.postcopy_peer_timeout / 10, params_.postcopy_peer_timeout);
+  link_->enable_keepalive(engine::kKeepaliveInterval, params_.postcopy_peer_timeout);
   board_.set(MigrationStatus::kPostcopyActive);
   // A failed ack is a broken link like any other: the migration pauses (the guest runs here).
   if (Status s = link_->send(ControlType::kPostcopyAck); !s.is_ok()) return survive(s);

@@ -19,11 +19,7 @@ using engine::ReceiverPoller;
 using Clock = std::chrono::steady_clock;
 
 Status IncomingMigration::Impl::pause() {
-  const MigrationStatus s = board_.get();
-  if (s != MigrationStatus::kPostcopyActive && s != MigrationStatus::kPostcopyRecover)
-    return Status(Code::kInvalidArgument,
-                  std::string("migrate-pause works in postcopy only (status ") + status_name(s) +
-                      ")");
+  if (Status s = engine::can_pause(board_.get()); !s.is_ok()) return s;
   pause_requested_.store(true);
   return Status::ok();
 }
@@ -51,13 +47,7 @@ Result<std::string> IncomingMigration::Impl::recover(const std::string& uri) {
 
 bool IncomingMigration::Impl::link_broken() const {
   if (pause_requested_.load()) return true;
-  auto broken = [](const Status& e) {
-    return e.code() == Code::kIo || e.code() == Code::kTimeout;
-  };
-  if (link_ && broken(link_->error())) return true;
-  for (const auto& c : channels_)
-    if (broken(c->error())) return true;
-  return false;
+  return engine::link_broken(link_.get(), channels_);
 }
 
 Status IncomingMigration::Impl::survive(const Status& s) {
@@ -66,7 +56,7 @@ Status IncomingMigration::Impl::survive(const Status& s) {
   if (pause_requested_.load()) return pause_until_recovered(s);
   // A source that gives up says why on the control channel before it closes: that ends it.
   Status reason = peer_reason(s);
-  if (reason.message() != s.message() || !link_broken()) return reason;
+  if (reason.message() != s.message() || !engine::breaks_link(s) || !link_broken()) return reason;
   return pause_until_recovered(s);
 }
 
@@ -210,7 +200,7 @@ Status IncomingMigration::Impl::resync(ChannelSet channels) {
     receivers_.back()->enter_postcopy();
   }
   start_workers();
-  link_->enable_keepalive(params_.postcopy_peer_timeout / 10, params_.postcopy_peer_timeout);
+  link_->enable_keepalive(engine::kKeepaliveInterval, params_.postcopy_peer_timeout);
   board_.set(MigrationStatus::kPostcopyActive);
   return Status::ok();
 }

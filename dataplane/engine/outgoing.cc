@@ -5,7 +5,6 @@
 #include "dataplane/engine/outgoing_impl.h"
 
 #include <cstring>
-#include <random>
 #include <thread>
 
 #include "dataplane/engine/resync.h"
@@ -94,17 +93,21 @@ void OutgoingMigration::Impl::run() {
   }
 }
 
-Status OutgoingMigration::Impl::connect_and_setup() {
-  std::random_device rd;
-  const uint64_t session = (uint64_t{rd()} << 32) | rd();
+Status OutgoingMigration::Impl::connect_channels() {
   const uint32_t count = kFirstBulkChannel + params_.multifd_channels;
-  auto chans = transport_->connect(address_, count, session, params_.connect_timeout);
+  auto chans =
+      transport_->connect(address_, count, engine::random_u64(), params_.connect_timeout);
   if (!chans) return chans.status();
   channels_ = std::move(*chans);
   if (channels_.size() != count)
     return Status(Code::kInternal, "transport returned " + std::to_string(channels_.size()) +
                                        " channels, asked for " + std::to_string(count));
   link_ = std::make_unique<ControlLink>(channels_[kControlChannel].get());
+  return Status::ok();
+}
+
+Status OutgoingMigration::Impl::connect_and_setup() {
+  if (Status s = connect_channels(); !s.is_ok()) return s;
   const uint32_t layout_flags = caps_.postcopy_ram ? 0 : kLayoutPrecopyOnly;
   if (Status s = link_->send(ControlType::kLayout, layout_flags, encode_layout(layout_)); !s.is_ok())
     return s;
@@ -381,8 +384,7 @@ Status OutgoingMigration::Impl::postcopy_switch() {
   std::vector<uint8_t> ranges = encode_ranges(discard);
   std::vector<uint8_t> device = guest_.save_state();
   // The recovery token first: a source that resumes this migration on a new link presents it.
-  std::random_device rd;
-  recovery_token_ = (uint64_t{rd()} << 32) | rd();
+  recovery_token_ = engine::random_u64();
   std::vector<uint8_t> payload = engine::encode_token(recovery_token_);
   uint64_t n = ranges.size();
   payload.resize(16);
@@ -399,7 +401,7 @@ Status OutgoingMigration::Impl::postcopy_switch() {
   if (Status s = link_->send(ControlType::kPostcopyStart, 0, payload); !s.is_ok()) return s;
   postcopy_started_ = true;
   postcopy_start_time_ = t0;
-  link_->enable_keepalive(params_.postcopy_peer_timeout / 10, params_.postcopy_peer_timeout);
+  link_->enable_keepalive(engine::kKeepaliveInterval, params_.postcopy_peer_timeout);
   board_.set(MigrationStatus::kPostcopyActive);
   return postcopy_run();
 }
@@ -410,7 +412,8 @@ Status OutgoingMigration::Impl::postcopy_run() {
     Status s = postcopy_finish(&acked);
     if (s.is_ok()) return s;
     stop_workers();
-    if (shutdown_requested_.load()) return s;
+    // Only a broken link pauses: a protocol error or the destination's kError ends it.
+    if (shutdown_requested_.load() || !engine::breaks_link(s)) return s;
     // A destination that gives up (shutdown, cancel) says why before its channels close.
     if (Status verdict = peer_verdict(); !verdict.is_ok()) return verdict;
     if (!link_broken()) return s;

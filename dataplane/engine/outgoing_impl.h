@@ -66,6 +66,8 @@ class OutgoingMigration::Impl {
  private:
   void run();
   Status migrate();
+  // Opens the migration's channels to address_ (a fresh session id) and the control link.
+  Status connect_channels();
   Status connect_and_setup();
   Status run_round(uint32_t round);
   Status wait_for(ControlType type, uint32_t round, std::chrono::milliseconds timeout,

@@ -5,7 +5,6 @@
 // destination's recovery listener and presents the token of kPostcopyStart; the destination's
 // received bitmaps then say exactly which host pages are missing, and only those are sent
 // (requests in flight come again from the destination). A failed attempt leaves it paused.
-#include <random>
 #include <thread>
 
 #include "dataplane/engine/outgoing_impl.h"
@@ -17,11 +16,7 @@ using engine::ControlLink;
 using Clock = std::chrono::steady_clock;
 
 Status OutgoingMigration::Impl::pause() {
-  const MigrationStatus s = board_.get();
-  if (s != MigrationStatus::kPostcopyActive && s != MigrationStatus::kPostcopyRecover)
-    return Status(Code::kInvalidArgument,
-                  std::string("migrate-pause works in postcopy only (status ") + status_name(s) +
-                      ")");
+  if (Status s = engine::can_pause(board_.get()); !s.is_ok()) return s;
   pause_requested_.store(true);
   return Status::ok();
 }
@@ -41,13 +36,7 @@ Status OutgoingMigration::Impl::resume(const std::string& uri) {
 
 bool OutgoingMigration::Impl::link_broken() const {
   if (pause_requested_.load()) return true;
-  auto broken = [](const Status& e) {
-    return e.code() == Code::kIo || e.code() == Code::kTimeout;
-  };
-  if (link_ && broken(link_->error())) return true;
-  for (const auto& c : channels_)
-    if (broken(c->error())) return true;
-  return false;
+  return engine::link_broken(link_.get(), channels_);
 }
 
 Status OutgoingMigration::Impl::peer_verdict() {
@@ -115,13 +104,7 @@ Status OutgoingMigration::Impl::reconnect(engine::OpenedTransport opened) {
     std::lock_guard<std::mutex> lock(mu_);
     transport_name_ = opened.name;
   }
-  std::random_device rd;
-  const uint64_t session = (uint64_t{rd()} << 32) | rd();
-  const uint32_t count = kFirstBulkChannel + params_.multifd_channels;
-  auto chans = transport_->connect(address_, count, session, params_.connect_timeout);
-  if (!chans) return chans.status();
-  channels_ = std::move(*chans);
-  link_ = std::make_unique<ControlLink>(channels_[kControlChannel].get());
+  if (Status s = connect_channels(); !s.is_ok()) return s;
   if (Status s = link_->send(ControlType::kResume, 0, engine::encode_token(recovery_token_));
       !s.is_ok())
     return s;
@@ -161,7 +144,7 @@ Status OutgoingMigration::Impl::reconnect(engine::OpenedTransport opened) {
   for (RamBlock* b : guest_.ram())
     if (Status s = transport_->register_memory(b->base(), b->size()); !s.is_ok()) return s;
   start_workers();
-  link_->enable_keepalive(params_.postcopy_peer_timeout / 10, params_.postcopy_peer_timeout);
+  link_->enable_keepalive(engine::kKeepaliveInterval, params_.postcopy_peer_timeout);
   board_.set(MigrationStatus::kPostcopyActive);
   return Status::ok();
 }

@@ -1,6 +1,7 @@
 #include "dataplane/engine/resync.h"
 
 #include <cstring>
+#include <random>
 #include <string>
 
 namespace tern::engine {
@@ -46,6 +47,27 @@ Result<uint64_t> decode_token(const std::vector<uint8_t>& payload) {
   uint64_t token;
   std::memcpy(&token, payload.data(), 8);
   return token;
+}
+
+uint64_t random_u64() {
+  std::random_device rd;
+  return (uint64_t{rd()} << 32) | rd();
+}
+
+Status can_pause(MigrationStatus s) {
+  if (s == MigrationStatus::kPostcopyActive || s == MigrationStatus::kPostcopyRecover)
+    return Status::ok();
+  return Status(Code::kInvalidArgument,
+                std::string("migrate-pause works in postcopy only (status ") + status_name(s) + ")");
+}
+
+bool breaks_link(const Status& s) { return s.code() == Code::kIo || s.code() == Code::kTimeout; }
+
+bool link_broken(const ControlLink* link, const ChannelSet& channels) {
+  if (link && breaks_link(link->error())) return true;
+  for (const auto& c : channels)
+    if (breaks_link(c->error())) return true;
+  return false;
 }
 
 }  // namespace tern::engine

@@ -2,14 +2,17 @@
 // in place) sends one bitmap of received host pages per block; the source makes every host
 // page that is not in it dirty again, and only those, so nothing missing is forgotten and
 // nothing in place is sent again. Pure functions over the bitmaps: the control threads call
-// them while their workers are stopped.
+// them while their workers are stopped. Also the small pieces both sides' recovery shares.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "dataplane/bitmap.h"
+#include "dataplane/engine/control_link.h"
+#include "dataplane/migration.h"
 #include "dataplane/status.h"
+#include "dataplane/transport.h"
 
 namespace tern::engine {
 
@@ -24,5 +27,16 @@ Result<uint64_t> apply_received(const uint8_t* payload, size_t size, AtomicBitma
 // The 8-byte recovery token of kPostcopyAck / kResume; kProtocol for another size.
 std::vector<uint8_t> encode_token(uint64_t token);
 Result<uint64_t> decode_token(const std::vector<uint8_t>& payload);
+// A random 64-bit value (session ids, recovery tokens).
+uint64_t random_u64();
+
+// migrate-pause: ok in postcopy-active / postcopy-recover, else an error naming the status.
+Status can_pause(MigrationStatus s);
+// A failure that breaks a link (an I/O error or a timeout: EOF, reset, a silent peer) rather
+// than refuses it (a protocol error, a peer's kError).
+bool breaks_link(const Status& s);
+// The link is broken rather than refused: the control link or a channel failed with an I/O
+// error or a timeout (EOF, reset, a silent peer), not a protocol error. Workers stopped.
+bool link_broken(const ControlLink* link, const ChannelSet& channels);
 
 }  // namespace tern::engine

@@ -104,13 +104,32 @@ TEST(StatusNames, RoundTripAndTerminal) {
   for (auto s :
        {MigrationStatus::kNone, MigrationStatus::kSetup, MigrationStatus::kActive,
         MigrationStatus::kPostcopyActive, MigrationStatus::kDevice, MigrationStatus::kCompleted,
-        MigrationStatus::kFailed, MigrationStatus::kCancelling, MigrationStatus::kCancelled}) {
+        MigrationStatus::kFailed, MigrationStatus::kCancelling, MigrationStatus::kCancelled,
+        MigrationStatus::kPostcopyPaused, MigrationStatus::kPostcopyRecover}) {
     EXPECT_EQ(parse_qmp_status(qmp_status_name(s)), s);
   }
   EXPECT_EQ(parse_qmp_status("bogus"), std::nullopt);
   EXPECT_TRUE(is_terminal_status("completed"));
   EXPECT_TRUE(is_terminal_status("cancelled"));
   EXPECT_FALSE(is_terminal_status("postcopy-active"));
+  EXPECT_FALSE(is_terminal_status("postcopy-paused"));
+  EXPECT_EQ(std::string(qmp_status_name(MigrationStatus::kPostcopyPaused)), "postcopy-paused");
+  EXPECT_EQ(std::string(qmp_status_name(MigrationStatus::kPostcopyRecover)), "postcopy-recover");
+}
+
+TEST(QueryMigrate, PausedSaysWhyAndCountsRecoveries) {
+  MigrationInfo i;
+  i.status = MigrationStatus::kPostcopyPaused;
+  i.error = "postcopy paused: i/o error: peer closed channel 3";
+  i.stats.postcopy_pauses = 2;
+  i.stats.postcopy_recoveries = 1;
+  i.stats.recovery_missing_pages = 17;
+  Json j = query_migrate_json(i);
+  EXPECT_EQ(j["status"], "postcopy-paused");
+  EXPECT_EQ(j["error-desc"], i.error);
+  EXPECT_EQ(j["x-postcopy-recovery"]["pauses"], 2);
+  EXPECT_EQ(j["x-postcopy-recovery"]["recoveries"], 1);
+  EXPECT_EQ(j["x-postcopy-recovery"]["missing-pages"], 17);
 }
 
 TEST(Capabilities, ApplyIsAllOrNothingAndNamesTheBadEntry) {

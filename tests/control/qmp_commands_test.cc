@@ -27,7 +27,7 @@ class CommandsTest : public ::testing::Test {
 };
 
 TEST_F(CommandsTest, UnknownCommandListsTheKnownOnes) {
-  Json r = run(R"({"execute": "migrate-pause", "id": 7})");
+  Json r = run(R"({"execute": "migrate-teleport", "id": 7})");
   EXPECT_EQ(r["error"]["class"], "CommandNotFound");
   EXPECT_EQ(r["id"], 7);
   std::string d = desc(r);
@@ -54,7 +54,7 @@ TEST_F(CommandsTest, WrongArgumentTypesNameTheArgument) {
             "migrate: argument 'uri' must be a string, got 5");
   EXPECT_EQ(desc(run(R"({"execute": "migrate"})")), "migrate: missing argument 'uri'");
   EXPECT_NE(desc(run(R"({"execute": "migrate", "arguments": {"uri": "tcp:h:1", "bw": 1}})"))
-                .find("unknown argument 'bw' (known: uri, detach)"),
+                .find("unknown argument 'bw' (known: uri, detach, resume)"),
             std::string::npos);
   EXPECT_NE(desc(run(R"({"execute": "query-guest", "arguments": {"verify": "yes"}})"))
                 .find("argument 'verify' must be a boolean"),
@@ -236,6 +236,49 @@ TEST_F(CommandsTest, SchemaDescribesTheRealCommands) {
   // An argument the table does not list is refused by name.
   Json r = run(R"({"execute": "query-version", "arguments": {"x": 1}})");
   EXPECT_NE(r["error"]["desc"].get<std::string>().find("unknown argument 'x'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tern::control
+
+namespace tern::control {
+namespace {
+
+// Postcopy recovery's commands: refused outside postcopy-paused with the status named, then
+// pause -> recover (destination) / resume (source) as QEMU names them.
+TEST(RecoveryCommands, PauseRecoverResume) {
+  HostDouble src(Role::kSource);
+  QmpCommands sc(src, MigrationParameters{}, nullptr);
+  auto run = [](QmpCommands& c, const char* json) {
+    Json j = Json::parse(json);
+    return c.dispatch(Request{j["execute"], j.value("arguments", Json::object()), std::nullopt});
+  };
+  auto desc = [](const Json& r) { return r.contains("error") ? std::string(r["error"]["desc"]) : ""; };
+  EXPECT_NE(desc(run(sc, R"({"execute": "migrate-pause"})")).find("postcopy only"),
+            std::string::npos);
+  EXPECT_NE(desc(run(sc, R"({"execute": "migrate", "arguments": {"uri": "tcp:h:1", "resume": true}})"))
+                .find("postcopy-paused"),
+            std::string::npos);
+  EXPECT_NE(desc(run(sc, R"({"execute": "migrate-recover", "arguments": {"uri": "tcp:h:1"}})"))
+                .find("destination command"),
+            std::string::npos);
+  ASSERT_TRUE(run(sc, R"({"execute": "migrate-set-capabilities", "arguments": {"capabilities": [
+                  {"capability": "postcopy-ram", "state": true}]}})").contains("return"));
+  ASSERT_TRUE(run(sc, R"({"execute": "migrate", "arguments": {"uri": "tcp:h:1"}})").contains("return"));
+  ASSERT_TRUE(run(sc, R"({"execute": "migrate-start-postcopy"})").contains("return"));
+  ASSERT_TRUE(run(sc, R"({"execute": "migrate-pause"})").contains("return"));
+  EXPECT_EQ(src.info().status, MigrationStatus::kPostcopyPaused);
+  ASSERT_TRUE(run(sc, R"({"execute": "migrate", "arguments": {"uri": "tcp:h:2", "resume": true}})")
+                  .contains("return"));
+  EXPECT_EQ(src.info().status, MigrationStatus::kPostcopyActive);
+  EXPECT_EQ(src.last_uri_, "tcp:h:2");
+
+  HostDouble dst(Role::kDestination);
+  QmpCommands dc(dst, MigrationParameters{}, nullptr);
+  EXPECT_NE(desc(run(dc, R"({"execute": "migrate-recover", "arguments": {"uri": "tcp:h:1"}})"))
+                .find("postcopy-paused"),
+            std::string::npos);
+  EXPECT_NE(desc(run(dc, R"({"execute": "migrate-recover"})")).find("uri"), std::string::npos);
 }
 
 }  // namespace

@@ -60,20 +60,6 @@ void migrate_into_postcopy(QmpClient& d, QmpClient& s, QmpClient& watch, bool pr
   ASSERT_EQ(st, "postcopy-active");
 }
 
-Json wait_status(QmpClient& c, const std::string& want, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  Json q;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto r = c.execute("query-migrate", Json::object(), 5s);
-    if (r) {
-      q = *r;
-      if (q.value("status", "") == want) return q;
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  return q;
-}
-
 TEST_P(TerndFailure, SourceKilledInPostcopyDestinationAnswersFailsClearlyAndEndsOnSigterm) {
   const bool preempt = GetParam();
   Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});
@@ -168,6 +154,26 @@ TEST_F(TerndFailure, CancelThenMigrateAgainToTheSameDestinationCompletes) {
 namespace tern::control {
 namespace {
 
+// Both sides postcopy-paused: migrate-recover on `d`, migrate resume=true on `s`; both complete
+// after one recovery and the destination's check of every page finds no mismatch.
+void recover_and_complete(QmpClient& d, QmpClient& s) {
+  auto rec = d.execute("migrate-recover", {{"uri", "tcp:127.0.0.1:0"}});
+  ASSERT_TRUE(rec.is_ok()) << rec.status().to_string();
+  auto inc = d.execute("query-incoming");
+  ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
+  auto res = s.execute("migrate", {{"uri", (*inc)["uri"]}, {"resume", true}});
+  ASSERT_TRUE(res.is_ok()) << res.status().to_string();
+  Json sq = wait_done(s, 60s);
+  ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
+  Json dq = wait_done(d, 30s);
+  ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
+  EXPECT_EQ(sq["x-postcopy-recovery"]["recoveries"], 1) << sq.dump(2);
+  auto dg = d.execute("query-guest");
+  ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
+  EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);
+  EXPECT_EQ((*dg)["verification"]["touched-mismatches"], 0) << dg->dump(2);
+}
+
 // Postcopy recovery through QMP between two ternd processes: migrate-pause on the source,
 // migrate-recover on the destination, migrate resume=true; the destination checks every page.
 TEST_F(TerndFailure, PauseRecoverResumeOverQmpCompletes) {
@@ -189,21 +195,28 @@ TEST_F(TerndFailure, PauseRecoverResumeOverQmpCompletes) {
   EXPECT_EQ(wait_status(*d, "postcopy-paused", 20s)["status"], "postcopy-paused");
   auto again = d->execute("migrate-pause");
   EXPECT_FALSE(again.is_ok());
-  auto rec = d->execute("migrate-recover", {{"uri", "tcp:127.0.0.1:0"}});
-  ASSERT_TRUE(rec.is_ok()) << rec.status().to_string();
-  auto inc = d->execute("query-incoming");
-  ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
-  auto res = s->execute("migrate", {{"uri", (*inc)["uri"]}, {"resume", true}});
-  ASSERT_TRUE(res.is_ok()) << res.status().to_string();
-  Json sq = wait_done(*s, 60s);
-  ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
-  Json dq = wait_done(*d, 30s);
-  ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
-  EXPECT_EQ(sq["x-postcopy-recovery"]["recoveries"], 1) << sq.dump(2);
-  auto dg = d->execute("query-guest");
-  ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
-  EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);
-  EXPECT_EQ((*dg)["verification"]["touched-mismatches"], 0) << dg->dump(2);
+  ASSERT_NO_FATAL_FAILURE(recover_and_complete(*d, *s));
+}
+
+// A destination silent past the source's x-postcopy-peer-timeout (SIGSTOP): the source pauses
+// and closes its link; once the destination runs again it finds the link closed and pauses too;
+// the recovery completes with every page intact.
+TEST_F(TerndFailure, SilentDestinationPausesBothSidesAndRecovers) {
+  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});
+  Ternd src(dir_, "src", {"--guest", kGuest});
+  ASSERT_TRUE(dst.started() && src.started());
+  auto d = dst.connect();
+  auto s = src.connect();
+  ASSERT_TRUE(d && s);
+  ASSERT_TRUE(s->execute("migrate-set-parameters", {{"x-postcopy-peer-timeout", 1000}}).is_ok());
+  ASSERT_NO_FATAL_FAILURE(migrate_into_postcopy(*d, *s, *s, false, 4 << 20));
+  dst.signal(SIGSTOP);
+  Json sp = wait_status(*s, "postcopy-paused", 20s);
+  dst.signal(SIGCONT);
+  ASSERT_EQ(sp["status"], "postcopy-paused") << sp.dump(2);
+  EXPECT_NE(std::string(sp["error-desc"]).find("said nothing"), std::string::npos) << sp.dump(2);
+  ASSERT_EQ(wait_status(*d, "postcopy-paused", 20s)["status"], "postcopy-paused");
+  ASSERT_NO_FATAL_FAILURE(recover_and_complete(*d, *s));
 }
 
 // SIGTERM ends a ternd whose postcopy is paused, on either side.

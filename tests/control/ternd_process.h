@@ -103,6 +103,21 @@ class Ternd {
   int exit_status_ = 0;
 };
 
+// Polls query-migrate until the status is `want` or `limit` passes; returns the last reply.
+inline Json wait_status(QmpClient& c, const std::string& want, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  Json q;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = c.execute("query-migrate", Json::object(), std::chrono::seconds(5));
+    if (r) {
+      q = *r;
+      if (q.value("status", "") == want) return q;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return q;
+}
+
 // Polls query-migrate until a terminal status or `limit`; returns the last reply.
 inline Json wait_done(QmpClient& c, std::chrono::seconds limit) {
   auto deadline = std::chrono::steady_clock::now() + limit;
