@@ -45,7 +45,7 @@ std::vector<FaultCase> all_fault_cases() {
 
 namespace {
 
-// The CI set (24 cases, about 4-5 minutes on the shared 2-core host): over tcp every kill and
+// The CI set (24 cases, about 3 minutes on the shared 2-core host): over tcp every kill and
 // every cut, and SIGSTOP in setup (source) and postcopy (destination: a pause and a recovery);
 // the other SIGSTOPs each cost the stop time and act as a slow link or a cut. Over dpdk the
 // source kills and two cuts (setup: a failed handshake and a retry; postcopy: a recovery).
