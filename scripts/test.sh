@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs tern's whole test suite: installs missing Debian packages, then builds and tests
 #   1. normal     build/       debugoptimized, every suite
-#   2. asan       build-asan/  ASan+UBSan, every suite, TERN_TEST_SCALE=small
+#   2. asan       build-asan/  ASan+UBSan, every suite but rdma and fault, TERN_TEST_SCALE=small
 #   3. tsan       build-tsan/  TSan, suite 'unit' (the concurrent parts)
 #   4. fuzz       build-fuzz/  clang, libFuzzer + ASan+UBSan, suite 'fuzz': each target fuzzed
 #                              TERN_FUZZ_SECONDS (default 20) from tests/fuzz/corpus/
@@ -186,6 +186,9 @@ fi
 
 # The rdma suite boots a soft-RoCE VM under TCG (tests/rdma/run.sh): once, in the normal stage.
 rdma_skip="rdma=runs once, in the normal stage: its tests run inside an emulated-CPU soft-RoCE VM (minutes), where sanitizer builds would add nothing but time"
+# The fault matrix kills, stops and cuts off real ternd processes (minutes of wall time): once,
+# in the normal stage; scripts/soak.sh runs it longer.
+fault_skip="fault=runs once, in the normal stage: whole ternd processes killed, stopped and cut off (minutes of wall time); scripts/soak.sh runs it longer"
 
 sanitizer_env=(
   "ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:print_summary=1"
@@ -204,14 +207,14 @@ for stage in "${stages[@]}"; do
       run_stage normal "$prefix" all "" all -- -Dbuildtype=debugoptimized
       ;;
     asan)
-      run_stage asan "$prefix-asan" all "$rdma_skip" all "${sanitizer_env[@]}" -- \
+      run_stage asan "$prefix-asan" all "$rdma_skip|$fault_skip" all "${sanitizer_env[@]}" -- \
         -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
         -Dbench=disabled "${sanitizer_debug_info[@]}"
       ;;
     tsan)
       stage_test_args=("${tsan_wrapper[@]}")
       run_stage tsan "$prefix-tsan" unit \
-        "integration=runs in the normal and asan stages; TSan slows the large guests 5-15x|$rdma_skip|dpdk=DPDK's rings and mempools are not TSan-instrumented: packets handed between threads look like races (the unit run leaves the dpdk conformance entry out for the same reason)" tests \
+        "integration=runs in the normal and asan stages; TSan slows the large guests 5-15x|$rdma_skip|$fault_skip|dpdk=DPDK's rings and mempools are not TSan-instrumented: packets handed between threads look like races (the unit run leaves the dpdk conformance entry out for the same reason)" tests \
         "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1" "TERN_TEST_SCALE=small" -- \
         -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false -Dbench=disabled \
         "${sanitizer_debug_info[@]}"

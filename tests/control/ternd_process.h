@@ -23,16 +23,22 @@ extern char** environ;
 namespace tern::control {
 
 // One ternd child (--socket DIR/NAME.sock --no-pin --log-level warn, then `args`, with
-// `extra_env` added to the environment); killed (SIGTERM, then SIGKILL) and reaped on
-// destruction.
+// `extra_env` added to the environment), started through `launcher` when one is given (e.g.
+// {"ip", "netns", "exec", "NS"}: it must exec ternd in its own process); killed (SIGCONT and
+// SIGTERM, then SIGKILL) and reaped on destruction. `own_group`: the child leads a process
+// group of its own, for tests that SIGSTOP it: a stopped child in the test's group gets the
+// kernel's SIGHUP when that group is orphaned by some other member's exit.
 class Ternd {
  public:
   Ternd(const std::string& dir, const std::string& name, std::vector<std::string> args,
-        const std::vector<std::string>& extra_env = {})
+        const std::vector<std::string>& extra_env = {},
+        const std::vector<std::string>& launcher = {}, bool own_group = false)
       : socket_(dir + "/" + name + ".sock"), env_(extra_env) {
     const char* bin = std::getenv("TERND");
-    std::vector<std::string> argv = {bin ? bin : "ternd", "--socket",    socket_,
-                                     "--no-pin",          "--log-level", "warn"};
+    std::vector<std::string> argv = launcher;
+    for (const char* a : {bin ? bin : "ternd", "--socket", socket_.c_str(), "--no-pin",
+                          "--log-level", "warn"})
+      argv.push_back(a);
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> cargv, cenv;
     for (auto& a : argv) cargv.push_back(a.data());
@@ -40,12 +46,20 @@ class Ternd {
     for (char** e = environ; *e; ++e) cenv.push_back(*e);
     for (auto& e : env_) cenv.push_back(e.data());
     cenv.push_back(nullptr);
-    if (posix_spawn(&pid_, cargv[0], nullptr, nullptr, cargv.data(), cenv.data()) != 0) pid_ = -1;
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    if (own_group) {
+      posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+      posix_spawnattr_setpgroup(&attr, 0);
+    }
+    if (posix_spawnp(&pid_, cargv[0], nullptr, &attr, cargv.data(), cenv.data()) != 0) pid_ = -1;
+    posix_spawnattr_destroy(&attr);
   }
   Ternd(const Ternd&) = delete;
   Ternd& operator=(const Ternd&) = delete;
   ~Ternd() {
     if (pid_ <= 0) return;
+    kill(pid_, SIGCONT);
     kill(pid_, SIGTERM);
     for (int i = 0; i < 100; ++i) {
       if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
@@ -64,24 +78,29 @@ class Ternd {
   void signal(int sig) {
     if (pid_ > 0) ::kill(pid_, sig);
   }
-  // True once the child has exited (reaped) within `limit`.
+  // True once the child has exited (reaped) within `limit`; exit_status() then tells how.
   bool wait_exit(std::chrono::milliseconds limit) {
     if (pid_ <= 0) return true;
     const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+    do {
+      if (waitpid(pid_, &exit_status_, WNOHANG) == pid_) {
         pid_ = -1;
         return true;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    } while (std::chrono::steady_clock::now() < deadline);
     return false;
   }
+  // The child is still running (not exited; a stopped child counts as running).
+  bool running() { return !wait_exit(std::chrono::milliseconds(0)); }
+  // waitpid's status of the reaped child (valid once wait_exit returned true).
+  int exit_status() const { return exit_status_; }
 
  private:
   std::string socket_;
   std::vector<std::string> env_;
   pid_t pid_ = -1;
+  int exit_status_ = 0;
 };
 
 // Polls query-migrate until the status is `want` or `limit` passes; returns the last reply.

@@ -1,0 +1,24 @@
+#include "tests/fault/fault_record.h"
+
+#include <cstdlib>
+#include <fstream>
+
+#include "control/qmp_protocol.h"
+
+namespace tern::fault {
+
+void record_case(const std::string& case_name, const CaseOutcome& outcome, double seconds,
+                 const std::string& failure) {
+  const char* path = std::getenv("TERN_FAULT_RECORD");
+  if (path == nullptr || *path == '\0') return;
+  control::Json j = {{"case", case_name},
+                     {"result", failure.empty() ? outcome.result : "test-failed"},
+                     {"cause", outcome.cause},
+                     {"pages-checked", outcome.pages_checked},
+                     {"pages-lost", outcome.pages_lost},
+                     {"seconds", seconds}};
+  if (!failure.empty()) j["failure"] = failure;
+  std::ofstream(path, std::ios::app) << j.dump() << "\n";
+}
+
+}  // namespace tern::fault
