@@ -124,6 +124,9 @@ Json query_migrate_json(const MigrationInfo& info) {
   j["x-switchover-forced"] = s.switchover_forced;
   j["postcopy-fault-latency"] = fault_latency_json(info.fault_latency);
   j["transport"] = info.transport;
+  // How the channels are protected (docs/security.md): "psk" (every channel authenticated
+  // both ways with the pre-shared key, not encrypted) or "none" (ternd --insecure).
+  j["x-channel-security"] = info.authenticated ? "psk" : "none";
   return j;
 }
 

@@ -43,6 +43,13 @@ std::string average_rate(const Json& qm) {
                      static_cast<double>(ms));
 }
 
+// query-migrate's x-channel-security in words.
+std::string security_words(const std::string& mode) {
+  if (mode == "psk") return "authenticated (pre-shared key), not encrypted";
+  if (mode == "none") return "NOT authenticated, not encrypted (--insecure)";
+  return mode;
+}
+
 }  // namespace
 
 Progress progress_from(const Json& qm) {
@@ -75,6 +82,8 @@ std::string render_query_migrate(const Json& qm) {
   if (qm.contains("incoming-uri")) rows.push_back({"incoming uri", str(qm, "incoming-uri")});
   if (str(qm, "status") == "none" || !qm.contains("ram")) return format_table(rows);
   if (!str(qm, "transport").empty()) rows.push_back({"transport", str(qm, "transport")});
+  if (qm.contains("x-channel-security"))
+    rows.push_back({"security", security_words(str(qm, "x-channel-security"))});
   if (qm.contains("error-desc")) rows.push_back({"error", str(qm, "error-desc")});
   rows.push_back({"total time", format_duration_ms(u64(qm, "total-time"))});
   rows.push_back({"setup time", format_duration_ms(u64(qm, "setup-time"))});
@@ -126,6 +135,8 @@ Json make_summary(const Json& source_qm, const Json& destination_qm, const Json&
   if (transport["name"] == "") transport["name"] = str(destination_qm, "transport");
   if (!uri.empty()) transport["uri"] = uri;
   if (!transport_reason.empty()) transport["reason"] = transport_reason;
+  if (source_qm.contains("x-channel-security"))
+    transport["security"] = str(source_qm, "x-channel-security");
   return {{"source", source_qm},
           {"destination", destination_qm},
           {"verification", verification},
@@ -190,6 +201,7 @@ std::string render_summary(const Json& s) {
   const Json& t = s["transport"];
   out += "migration summary: transport " + str(t, "name");
   if (t.contains("uri")) out += " (" + str(t, "uri") + ")";
+  if (t.contains("security")) out += ", " + security_words(str(t, "security"));
   out += "\n";
   out += format_grid(grid);
   // Faults happen on the destination; the source's histogram is empty.

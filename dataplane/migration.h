@@ -13,6 +13,7 @@
 
 #include "dataplane/guest.h"
 #include "dataplane/histogram.h"
+#include "dataplane/peer_key.h"
 #include "dataplane/status.h"
 
 namespace tern {
@@ -37,6 +38,9 @@ struct MigrationParameters {
   uint64_t vcpu_dirty_limit = 1;     // "vcpu-dirty-limit": MB/s per vCPU under the dirty-limit cap
   uint64_t vcpu_dirty_limit_period_ms = 1000;  // "x-vcpu-dirty-limit-period": throttle loop
   std::chrono::milliseconds connect_timeout{10000};
+  // Every channel proves it knows this key, both ways, before it is used (docs/security.md);
+  // nullptr: unauthenticated (a program that allows that says so: ternd --insecure).
+  std::shared_ptr<const PeerKey> peer_key;
 };
 
 // QMP status names: none, setup, active, postcopy-active, device, completed, failed,
@@ -86,6 +90,7 @@ struct MigrationInfo {
   MigrationStatus status = MigrationStatus::kNone;
   std::string error;              // set when failed
   std::string transport;          // name of the transport in use
+  bool authenticated = false;     // every channel proved it knows the peer key (both ways)
   MigrationStats stats;
   LatencyHistogram::Snapshot fault_latency;  // destination: fault read -> page placed
 };

@@ -171,13 +171,17 @@ wait_socket() {
 }
 
 spec="vcpus=$vcpus,ram=$ram,page=$page,wss=25%,rate=$rate,pattern=random,seed=1"
-"$ternd" --socket "$tmp/dst.sock" --workers 1 --incoming "$listen_uri" 2>"$tmp/dst.log" &
+# Both sides prove they know this throwaway key on every channel (docs/security.md).
+make_throwaway_key "$tmp/demo.psk"
+"$ternd" --socket "$tmp/dst.sock" --workers 1 --auth-key-file "$tmp/demo.psk" \
+  --incoming "$listen_uri" 2>"$tmp/dst.log" &
 dst_pid=$!
 wait_socket "$dst_pid" "$tmp/dst.sock" dst
 uri=$("$ternctl" --socket "$tmp/dst.sock" incoming) || die "cannot read the destination's URI"
 say "destination: ternd --incoming $listen_uri, listening on $uri"
 
-"$ternd" --socket "$tmp/src.sock" --workers 1 --guest "$guest,$spec" 2>"$tmp/src.log" &
+"$ternd" --socket "$tmp/src.sock" --workers 1 --auth-key-file "$tmp/demo.psk" \
+  --guest "$guest,$spec" 2>"$tmp/src.log" &
 src_pid=$!
 wait_socket "$src_pid" "$tmp/src.sock" src
 say "source:      ternd --guest $guest,$spec"

@@ -108,7 +108,7 @@ class IncomingMigration::Impl {
 Result<std::string> IncomingMigration::Impl::start(const std::string& uri) {
   if (board_.get() != MigrationStatus::kNone)
     return Status(Code::kInvalidArgument, "this destination already accepted a migration");
-  auto opened = engine::open_transport(uri);
+  auto opened = engine::open_transport(uri, params_);
   if (!opened) return opened.status();
   transport_ = std::move(opened->transport);
   transport_name_ = opened->name;
@@ -515,6 +515,7 @@ MigrationInfo IncomingMigration::Impl::info() const {
   i.status = board_.get();
   i.error = board_.error();
   i.transport = transport_name_;
+  i.authenticated = params_.peer_key != nullptr;
   std::lock_guard<std::mutex> lock(mu_);
   if (state_) {
     const auto& c = state_->counters;
