@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the wire_frame, wire_layout, hello and guest_state fuzz targets
+"""Writes the seed corpora of the wire_frame, wire_layout, hello, channel_auth and guest_state fuzz targets
 (tests/fuzz/corpus/TARGET/seed_*) in the byte layouts of dataplane/wire.h and vm/state_codec.h.
 Re-run after a format change; inputs found by fuzzing (regressions) sit beside them unnamed
 by this script and are kept."""
@@ -90,6 +90,19 @@ write("hello", "index_mismatch", hello(0, 3, 1, channel=5))
 write("hello", "not_a_hello", header(PAGE, length=K4) + bytes(K4) + hello(0, 3, 1))
 write("hello", "too_many", hello(0, 5000, 1))
 write("hello", "truncated", hello(0, 3, 1)[:40])
+
+AUTH_OFFER, AUTH_CHALLENGE, AUTH_PROOF = 11, 12, 13
+
+
+def auth(step, nonce=b"\x5a" * 32, mac=bytes(32), channel=0):
+    return header(CONTROL, length=64, flags=step, channel=channel) + nonce + mac
+
+
+write("channel_auth", "offer_then_proof", hello(0, 3, 42) + auth(AUTH_OFFER) + auth(AUTH_PROOF))
+write("channel_auth", "proof_first", hello(1, 3, 42, channel=1) + auth(AUTH_PROOF, channel=1))
+write("channel_auth", "reflected_challenge", hello(0, 3, 1) + auth(AUTH_OFFER) + auth(AUTH_CHALLENGE))
+write("channel_auth", "layout_instead", hello(0, 3, 1) + header(CONTROL, length=5000, flags=1) + bytes(5000))
+write("channel_auth", "short_offer", hello(0, 3, 1) + header(CONTROL, length=16, flags=AUTH_OFFER) + bytes(16))
 
 spec = b"vcpus=2,ram=1048576,page=4K,wss=0.25,rate=20000,pattern=random,hot=80/20,read=0%,readers=0,seed=1,ring=1024"
 good = state(spec, 2, [(1, 3, 100, 90, 10), (99, 0, 5, 5, 0)])
