@@ -1,6 +1,5 @@
 #include "dpdk/dpdk_transport.h"
 
-#include "dataplane/toolkit/session_gatherer.h"
 
 #include <unistd.h>
 
@@ -130,24 +129,32 @@ Result<ChannelSet> DpdkTransport::accept(std::chrono::milliseconds timeout) {
     return toolkit::timeout_status(where + " (no peer attached)", timeout);
   // One candidate channel per queue; each hello says which channel its queue carries. The
   // gatherer reads the hellos (and runs the channel handshake when there is a key); a bad one
-  // drops that queue's channel only. Queues whose peer side was never opened stay waiting and
-  // are dropped quietly with the gatherer.
-  toolkit::GatherLimits limits;
-  limits.hello_timeout = timeout;
-  limits.max_waiting = std::max<size_t>(limits.max_waiting, listen_port_->queues());
-  toolkit::SessionGatherer gatherer(limits);
-  gatherer.set_peer_key(peer_key_);
-  for (uint16_t q = 0; q < listen_port_->queues(); ++q)
-    gatherer.add_connection(
-        std::make_unique<dpdk::DpdkChannel>(listen_port_, q, config_of(*listen_address_)),
-        "queue " + std::to_string(q));
+  // drops that queue's channel only. It lives until a session is taken: queues whose peer side
+  // was never opened are then dropped quietly.
+  if (!gatherer_) {
+    toolkit::GatherLimits limits;
+    limits.max_waiting = std::max<size_t>(limits.max_waiting, listen_port_->queues());
+    gatherer_ = std::make_unique<toolkit::SessionGatherer>(limits);
+    gatherer_->set_peer_key(peer_key_);
+    for (uint16_t q = 0; q < listen_port_->queues(); ++q)
+      gatherer_->add_connection(
+          std::make_unique<dpdk::DpdkChannel>(listen_port_, q, config_of(*listen_address_)),
+          "queue " + std::to_string(q));
+  }
   while (true) {
-    const bool progress = gatherer.poll();
-    for (Status& s : gatherer.take_rejected())
+    const bool progress = gatherer_->poll();
+    for (Status& s : gatherer_->take_rejected())
       rejected_.push_back(Status(s.code(), where + ": " + s.message()));
-    if (auto set = gatherer.take_complete()) return std::move(*set);
+    if (auto set = gatherer_->take_complete()) {
+      gatherer_.reset();
+      return std::move(*set);
+    }
+    if (gatherer_->waiting() == 0 && gatherer_->progress() == "no channel") {
+      gatherer_.reset();  // every queue dropped: fresh channels on the next call
+      return toolkit::timeout_status(where + " (every queue's channel was dropped)", timeout);
+    }
     if (Clock::now() >= deadline)
-      return toolkit::timeout_status(where + " (have " + gatherer.progress() + ")", timeout);
+      return toolkit::timeout_status(where + " (have " + gatherer_->progress() + ")", timeout);
     if (!progress) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
 }
