@@ -11,6 +11,7 @@
 #include "dataplane/expected_guest.h"
 #include "dataplane/transport.h"
 #include "tests/integration/migration_helpers.h"
+#include "tests/dataplane/test_peer_key.h"
 
 namespace tern {
 namespace {
@@ -18,31 +19,11 @@ namespace {
 using namespace testing_support;
 using namespace std::chrono_literals;
 
-std::shared_ptr<const PeerKey> key_of(char fill) {
-  auto k = std::make_shared<PeerKey>();
-  k->bytes.assign(32, static_cast<uint8_t>(fill));
-  k->origin = std::string("key ") + fill;
-  return k;
-}
-
 MigrationParameters with_key(std::shared_ptr<const PeerKey> key) {
   MigrationParameters p;
   p.peer_key = std::move(key);
   p.connect_timeout = 3s;
   return p;
-}
-
-std::unique_ptr<ThreadGuest> running_guest(uint64_t ram) {
-  WorkloadSpec spec;
-  spec.vcpus = 2;
-  spec.ram_bytes = ram;
-  spec.wss_fraction = 1.0;
-  spec.rate = 2000;
-  auto g = ThreadGuest::create(spec);
-  EXPECT_TRUE(g.is_ok()) << g.status().to_string();
-  if (!g) return nullptr;
-  EXPECT_TRUE((*g)->start().is_ok());
-  return std::move(*g);
 }
 
 struct Notices {
@@ -77,7 +58,7 @@ class PeerTrust : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PeerTrust, IntrudersAreDroppedThenTheRealSourceMigrates) {
   Notices notices;
-  IncomingMigration in(make_thread_guest_factory(), with_key(key_of('k')));
+  IncomingMigration in(make_thread_guest_factory(), with_key(test_key('k')));
   notices.attach(in);
   auto uri = in.start(listen_uri(GetParam()));
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
@@ -97,31 +78,31 @@ TEST_P(PeerTrust, IntrudersAreDroppedThenTheRealSourceMigrates) {
   }
   {
     // A wrong key: the source side itself refuses (the destination's proof does not match).
-    auto guest = running_guest(16ull << 20);
+    auto guest = running_thread_guest(16ull << 20);
     ASSERT_TRUE(guest);
-    OutgoingMigration out(*guest, {}, with_key(key_of('w')));
+    OutgoingMigration out(*guest, {}, with_key(test_key('w')));
     ASSERT_TRUE(out.start(*uri).is_ok());
     EXPECT_EQ(out.wait(30s), MigrationStatus::kFailed);
     EXPECT_NE(out.info().error.find("cannot prove it knows the key"), std::string::npos)
         << out.info().error;
   }
   EXPECT_EQ(in.info().status, MigrationStatus::kNone) << "an intruder started a migration";
-  auto guest = running_guest(32ull << 20);
+  auto guest = running_thread_guest(32ull << 20);
   ASSERT_TRUE(guest);
-  expect_completes_clean(*guest, in, *uri, with_key(key_of('k')));
+  expect_completes_clean(*guest, in, *uri, with_key(test_key('k')));
   EXPECT_TRUE(in.info().authenticated);
   EXPECT_NE(notices.all().find("not authenticated"), std::string::npos) << notices.all();
 }
 
 TEST_P(PeerTrust, AFakeDestinationCannotMoveTheSourceOn) {
-  IncomingMigration fake(make_thread_guest_factory(), with_key(key_of('f')));
+  IncomingMigration fake(make_thread_guest_factory(), with_key(test_key('f')));
   auto uri = fake.start(listen_uri(GetParam()));
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
-  auto guest = running_guest(16ull << 20);
+  auto guest = running_thread_guest(16ull << 20);
   ASSERT_TRUE(guest);
-  OutgoingMigration out(*guest, {}, with_key(key_of('k')));
-  std::vector<MigrationStatus> seen;
+  std::vector<MigrationStatus> seen;  // outlives `out`, whose callbacks write it
   std::mutex mu;
+  OutgoingMigration out(*guest, {}, with_key(test_key('k')));
   out.on_status([&](MigrationStatus s, const std::string&) {
     std::lock_guard<std::mutex> lock(mu);
     seen.push_back(s);
@@ -141,22 +122,22 @@ TEST_P(PeerTrust, AFakeDestinationCannotMoveTheSourceOn) {
 
 TEST_P(PeerTrust, ALayoutOfAnotherSizeIsRefusedAndTheDestinationStaysArmed) {
   IncomingMigration in(expecting(make_thread_guest_factory(), {.ram_bytes = 16ull << 20}),
-                       with_key(key_of('k')));
+                       with_key(test_key('k')));
   auto uri = in.start(listen_uri(GetParam()));
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
   {
-    auto big = running_guest(64ull << 20);
+    auto big = running_thread_guest(64ull << 20);
     ASSERT_TRUE(big);
-    OutgoingMigration out(*big, {}, with_key(key_of('k')));
+    OutgoingMigration out(*big, {}, with_key(test_key('k')));
     ASSERT_TRUE(out.start(*uri).is_ok());
     EXPECT_EQ(out.wait(30s), MigrationStatus::kFailed);
     EXPECT_EQ(in.wait(30s), MigrationStatus::kFailed);
     EXPECT_NE(in.info().error.find("expects 16 MiB"), std::string::npos) << in.info().error;
     EXPECT_TRUE(big->running());
   }
-  auto guest = running_guest(16ull << 20);
+  auto guest = running_thread_guest(16ull << 20);
   ASSERT_TRUE(guest);
-  expect_completes_clean(*guest, in, *uri, with_key(key_of('k')));
+  expect_completes_clean(*guest, in, *uri, with_key(test_key('k')));
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, PeerTrust, ::testing::Values("tcp", "loopback"),

@@ -12,18 +12,14 @@
 
 #include "dataplane/toolkit/session_gatherer.h"
 #include "dataplane/transport/detail/loopback_channel.h"
+#include "tests/dataplane/test_peer_key.h"
 
 namespace tern::toolkit {
 namespace {
 
-using namespace std::chrono_literals;
+using testing_support::test_key;
 
-std::shared_ptr<const PeerKey> key_of(char fill) {
-  auto k = std::make_shared<PeerKey>();
-  k->bytes.assign(32, static_cast<uint8_t>(fill));
-  k->origin = std::string("test key ") + fill;
-  return k;
-}
+using namespace std::chrono_literals;
 
 struct Pair {
   std::unique_ptr<detail::LoopbackChannel> src, dst;
@@ -72,7 +68,7 @@ void offer(Pair& p, const HelloPayload& hello, const AuthPayload& offer) {
 }
 
 TEST(ChannelAuth, RightKeyAuthenticatesBothWays) {
-  auto key = key_of('k');
+  auto key = test_key('k');
   Pair p = open_pair();
   const HelloPayload hello{0, 3, 42};
   AuthResponder responder(key, hello);
@@ -91,21 +87,21 @@ TEST(ChannelAuth, RightKeyAuthenticatesBothWays) {
 TEST(ChannelAuth, SourceRefusesADestinationWithAnotherKey) {
   Pair p = open_pair();
   const HelloPayload hello{0, 3, 42};
-  AuthResponder fake(key_of('x'), hello);
+  AuthResponder fake(test_key('x'), hello);
   std::thread dst([&] {
     ASSERT_TRUE(receive_hello(*p.dst, Clock::now() + 2s).is_ok());
     auto r = settle(fake, *p.dst, 600ms);  // never gets a proof: the source stops at the challenge
     EXPECT_TRUE(r.is_ok() && !*r);
   });
   ASSERT_TRUE(send_hello(*p.src, hello, Clock::now() + 1s).is_ok());
-  Status s = authenticate_channels({p.src.get()}, {hello}, *key_of('k'), Clock::now() + 500ms);
+  Status s = authenticate_channels({p.src.get()}, {hello}, *test_key('k'), Clock::now() + 500ms);
   dst.join();
   EXPECT_EQ(s.code(), Code::kDenied) << s.to_string();
   EXPECT_NE(s.message().find("cannot prove"), std::string::npos) << s.message();
 }
 
 TEST(ChannelAuth, ReplayedForgedAndReflectedProofsAreRefused) {
-  auto key = key_of('k');
+  auto key = test_key('k');
   const HelloPayload hello{1, 3, 7};
   AuthPayload o{};
   std::memset(o.nonce, 0x5a, sizeof(o.nonce));
@@ -141,7 +137,7 @@ TEST(ChannelAuth, ReplayedForgedAndReflectedProofsAreRefused) {
     ASSERT_TRUE(r.poll(*p.dst).is_ok());
     AuthPayload c = read_challenge(*p.src), forged{};
     if (variant == 0)
-      handshake_mac(*key_of('x'), 'S', hello, o.nonce, c.nonce, forged.mac);
+      handshake_mac(*test_key('x'), 'S', hello, o.nonce, c.nonce, forged.mac);
     else
       std::memcpy(forged.mac, c.mac, sizeof(forged.mac));
     send_frame(*p.src, ControlType::kAuthProof, forged);
@@ -163,7 +159,7 @@ TEST(ChannelAuth, ReplayedForgedAndReflectedProofsAreRefused) {
 }
 
 TEST(ChannelAuth, GathererDropsUnauthenticatedChannelsAndFilesTheRealOnes) {
-  auto key = key_of('k');
+  auto key = test_key('k');
   SessionGatherer g({.hello_timeout = 300ms});
   g.set_peer_key(key);
   // An intruder with no key sends a layout-sized control frame right after its hello; one
@@ -198,7 +194,7 @@ TEST(ChannelAuth, GathererDropsUnauthenticatedChannelsAndFilesTheRealOnes) {
     }
   });
   Status wrong_result =
-      authenticate_channels({wrong.src.get()}, {stolen}, *key_of('x'), Clock::now() + 2s);
+      authenticate_channels({wrong.src.get()}, {stolen}, *test_key('x'), Clock::now() + 2s);
   Status real_result = authenticate_channels(src, hellos, *key, Clock::now() + 2s);
   std::this_thread::sleep_for(400ms);  // past the wrong one's hello deadline
   stop = true;

@@ -7,26 +7,22 @@
 #include <future>
 
 #include "tests/dataplane/transport/harness.h"
+#include "tests/dataplane/test_peer_key.h"
 
 namespace tern::testing {
 namespace {
+
+using testing_support::test_key;
 
 class Auth : public ::testing::TestWithParam<std::string> {
  protected:
   const Harness& h() { return harness(GetParam()); }
 };
 
-std::shared_ptr<const PeerKey> key_of(char fill) {
-  auto k = std::make_shared<PeerKey>();
-  k->bytes.assign(32, static_cast<uint8_t>(fill));
-  k->origin = std::string("key ") + fill;
-  return k;
-}
-
 TEST_P(Auth, SameKeyAuthenticatesEveryChannelAndAWrongKeyIsRefused) {
   auto dst = create_transport(h().name);
   ASSERT_TRUE(dst.is_ok());
-  (*dst)->set_peer_key(key_of('k'));
+  (*dst)->set_peer_key(test_key('k'));
   auto uri = (*dst)->listen(h().listen_address());
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
   const std::string address = uri->substr(uri->find(':') + 1);
@@ -39,13 +35,13 @@ TEST_P(Auth, SameKeyAuthenticatesEveryChannelAndAWrongKeyIsRefused) {
   if (h().name != "dpdk") {  // dpdk: one source per port (memif), so no intruder first
     auto wrong = create_transport(h().name);
     ASSERT_TRUE(wrong.is_ok());
-    (*wrong)->set_peer_key(key_of('w'));
+    (*wrong)->set_peer_key(test_key('w'));
     auto refused = (*wrong)->connect(address, 3, 5, 2s);
     EXPECT_EQ(refused.status().code(), Code::kDenied) << refused.status().to_string();
   }
   auto src = create_transport(h().name);
   ASSERT_TRUE(src.is_ok());
-  (*src)->set_peer_key(key_of('k'));
+  (*src)->set_peer_key(test_key('k'));
   auto conn = (*src)->connect(address, 3, 6, 5s);
   auto acc = accepted.get();
   ASSERT_TRUE(conn.is_ok()) << conn.status().to_string();
