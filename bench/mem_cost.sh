@@ -34,9 +34,10 @@ stat_of() { awk '{print $10, $14 + $15}' "/proc/$1/stat"; }
 
 incoming="$kind:127.0.0.1:0"
 [[ $kind == dpdk ]] && incoming="dpdk:"  # memif on a fresh socket
-"$ternd" -s "$dir/d.sock" --incoming "$incoming" >"$dir/d.log" 2>&1 &
+(umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dir/key.psk")  # throwaway key
+"$ternd" -s "$dir/d.sock" --auth-key-file "$dir/key.psk" --incoming "$incoming" >"$dir/d.log" 2>&1 &
 dpid=$!
-"$ternd" -s "$dir/s.sock" --guest "$spec" --prefill >"$dir/s.log" 2>&1 &
+"$ternd" -s "$dir/s.sock" --auth-key-file "$dir/key.psk" --guest "$spec" --prefill >"$dir/s.log" 2>&1 &
 spid=$!
 for _ in $(seq 100); do [[ -S $dir/d.sock && -S $dir/s.sock ]] && break; sleep 0.1; done
 uri=$("$ternctl" -s "$dir/d.sock" incoming)

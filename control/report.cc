@@ -45,6 +45,13 @@ std::string average_rate(const Json& qm) {
                      static_cast<double>(ms));
 }
 
+// query-migrate's __io.github.tern_channel-security in words.
+std::string security_words(const std::string& mode) {
+  if (mode == "psk") return "authenticated (pre-shared key), not encrypted";
+  if (mode == "none") return "NOT authenticated, not encrypted (--insecure)";
+  return mode;
+}
+
 }  // namespace
 
 Progress progress_from(const Json& qm) {
@@ -77,6 +84,8 @@ std::string render_query_migrate(const Json& qm) {
   if (qm.contains(ext::kIncomingUri)) rows.push_back({"incoming uri", str(qm, ext::kIncomingUri)});
   if (str(qm, "status") == "none" || !qm.contains("ram")) return format_table(rows);
   if (!str(qm, ext::kTransport).empty()) rows.push_back({"transport", str(qm, ext::kTransport)});
+  if (qm.contains(ext::kChannelSecurity))
+    rows.push_back({"security", security_words(str(qm, ext::kChannelSecurity))});
   if (qm.contains("error-desc"))
     rows.push_back({str(qm, "status") == "postcopy-paused" ? "paused because" : "error",
                     str(qm, "error-desc")});
@@ -136,6 +145,8 @@ Json make_summary(const Json& source_qm, const Json& destination_qm, const Json&
   if (transport["name"] == "") transport["name"] = str(destination_qm, ext::kTransport);
   if (!uri.empty()) transport["uri"] = uri;
   if (!transport_reason.empty()) transport["reason"] = transport_reason;
+  if (source_qm.contains(ext::kChannelSecurity))
+    transport["security"] = str(source_qm, ext::kChannelSecurity);
   return {{"source", source_qm},
           {"destination", destination_qm},
           {"verification", verification},
@@ -200,6 +211,7 @@ std::string render_summary(const Json& s) {
   const Json& t = s["transport"];
   out += "migration summary: transport " + str(t, "name");
   if (t.contains("uri")) out += " (" + str(t, "uri") + ")";
+  if (t.contains("security")) out += ", " + security_words(str(t, "security"));
   out += "\n";
   out += format_grid(grid);
   // Faults happen on the destination; the source's histogram is empty.

@@ -12,11 +12,14 @@
 
 #include "control/attach_server.h"
 #include "control/engine_host.h"
+#include "control/format.h"
 #include "control/log.h"
 #include "control/migration_json.h"
 #include "control/qmp_commands.h"
 #include "control/qmp_names.h"
 #include "control/qmp_server.h"
+#include "dataplane/expected_guest.h"
+#include "dataplane/peer_key.h"
 #include "dataplane/transport.h"
 #include "transports/builtin_transports.h"
 #include "vm/guest_factory.h"
@@ -45,7 +48,37 @@ struct Options {
   std::string socket_group;
   std::vector<uint32_t> allow_uids;
   std::vector<std::string> allow_groups;
+  std::string auth_key_file;  // the migration's pre-shared key (docs/security.md)
+  bool insecure = false;      // allow unauthenticated migrations
+  std::string expect_ram;     // destination: the guest RAM it commits memory for
 };
+
+// The key and the layout bound from the options into `params` / a guest factory; false (logged)
+// when the key file or the size is bad.
+bool load_trust(const Options& o, MigrationParameters& params, ExpectedGuest& expected) {
+  if (!o.auth_key_file.empty()) {
+    Result<PeerKey> key = load_peer_key(o.auth_key_file);
+    if (!key) {
+      log(LogLevel::kError, "--auth-key-file: " + key.status().message());
+      return false;
+    }
+    params.peer_key = std::make_shared<const PeerKey>(std::move(*key));
+    log(LogLevel::kInfo, "migration channels authenticate with the key " + o.auth_key_file);
+  } else {
+    log(LogLevel::kWarn, "--insecure: migration channels are NOT authenticated; anyone who "
+                         "reaches the migration port can take part");
+  }
+  expected.max_ram_bytes = host_memory_bytes();
+  if (!o.expect_ram.empty()) {
+    std::optional<uint64_t> ram = parse_size(o.expect_ram);
+    if (!ram || *ram == 0) {
+      log(LogLevel::kError, "--expect-ram: '" + o.expect_ram + "' is not a size (e.g. 1G)");
+      return false;
+    }
+    expected.ram_bytes = *ram;
+  }
+  return true;
+}
 
 // A group name or number.
 Result<gid_t> resolve_group(const std::string& name) {
@@ -60,6 +93,9 @@ int serve(const Options& o) {
   const bool source = o.incoming.empty();
   set_log(*parse_log_level(o.log_level), source ? "ternd[source]" : "ternd[destination]");
 
+  MigrationParameters params;
+  ExpectedGuest expected;
+  if (!load_trust(o, params, expected)) return 1;
   // A VMM's guest (docs/attach-protocol.md): the server outlives the host, whose factory uses it.
   std::unique_ptr<AttachServer> attach;
   if (!o.attach_socket.empty()) {
@@ -86,7 +122,7 @@ int serve(const Options& o) {
     }
     host = std::move(*h);
   } else if (attach) {
-    host = EngineHost::destination(attach->factory());
+    host = EngineHost::destination(expecting(attach->factory(), expected));
   } else if (source) {
     Result<std::unique_ptr<Guest>> guest = make_source_guest(o.guest, o.prefill);
     if (!guest) {
@@ -100,7 +136,7 @@ int serve(const Options& o) {
     }
     host = std::move(*h);
   } else {
-    host = EngineHost::destination(make_guest_factory());
+    host = EngineHost::destination(expecting(make_guest_factory(), expected));
   }
 
   QmpServerOptions qmp;
@@ -128,7 +164,6 @@ int serve(const Options& o) {
   }
   QmpServer& srv = **server;
 
-  MigrationParameters params;
   params.pin_workers = o.pin;
   params.workers = o.workers;
   QmpCommands commands(*host, params, [&srv] { srv.stop(); });
@@ -218,6 +253,17 @@ int main(int argc, char** argv) {
                  "socket's mode must let it connect too)");
   app.add_option("--allow-group", o.allow_groups,
                  "admit members of this group (name or number) on the QMP socket (repeatable)");
+  auto* key = app.add_option("--auth-key-file", o.auth_key_file,
+                             "pre-shared key file (hex, or QEMU keys.psk 'NAME:HEX'; mode 0600): "
+                             "every migration channel proves it knows it, both ways");
+  app.add_flag("--insecure", o.insecure,
+               "allow migrations whose channels are not authenticated (anyone who reaches the "
+               "port can send pages or acks); without it, ternd needs --auth-key-file")
+      ->excludes(key);
+  app.add_option("--expect-ram", o.expect_ram,
+                 "destination: the guest RAM to accept (e.g. 1G); a source announcing another "
+                 "size is refused before anything is allocated (default: at most this host's "
+                 "memory)");
   app.add_flag("--print-default-transport", o.print_default_transport,
                "print 'NAME: REASON' for the transport used when a URI names none, and exit");
   try {
@@ -236,6 +282,12 @@ int main(int argc, char** argv) {
     std::cerr << "ternd: need --socket PATH and one of --guest threads|kvm,SPEC or "
                  "--attach-socket PATH (source), or --incoming URI (destination)\n"
               << "Run with --help for more information.\n";
+    return 2;
+  }
+  if (o.auth_key_file.empty() && !o.insecure) {
+    std::cerr << "ternd: migrations are authenticated by default: give --auth-key-file FILE "
+                 "(make one with: (umask 077; openssl rand -hex 32 > FILE)), or --insecure to "
+                 "allow unauthenticated migrations (docs/security.md)\n";
     return 2;
   }
   return tern::control::serve(o);

@@ -13,6 +13,7 @@
 
 #include "dataplane/guest.h"
 #include "dataplane/histogram.h"
+#include "dataplane/peer_key.h"
 #include "dataplane/status.h"
 
 namespace tern {
@@ -40,6 +41,9 @@ struct MigrationParameters {
   // ext::kPostcopyPeerTimeout: in postcopy, a peer silent this long (no keepalive, which each
   // side sends every 100 ms) breaks the link: both sides go to postcopy-paused.
   std::chrono::milliseconds postcopy_peer_timeout{10000};
+  // Every channel proves it knows this key, both ways, before it is used (docs/security.md);
+  // nullptr: unauthenticated (a program that allows that says so: ternd --insecure).
+  std::shared_ptr<const PeerKey> peer_key;
 };
 
 // QMP status names: none, setup, active, postcopy-active, device, completed, failed,
@@ -97,6 +101,7 @@ struct MigrationInfo {
   MigrationStatus status = MigrationStatus::kNone;
   std::string error;              // set when failed, or why the link broke when postcopy-paused
   std::string transport;          // name of the transport in use
+  bool authenticated = false;     // every channel proved it knows the peer key (both ways)
   MigrationStats stats;
   LatencyHistogram::Snapshot fault_latency;  // destination: fault read -> page placed
 };

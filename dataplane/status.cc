@@ -13,6 +13,7 @@ const char* code_name(Code c) {
     case Code::kCancelled: return "cancelled";
     case Code::kTimeout: return "timeout";
     case Code::kInternal: return "internal error";
+    case Code::kDenied: return "not authenticated";
   }
   return "unknown";
 }

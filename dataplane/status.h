@@ -20,6 +20,7 @@ enum class Code {
   kCancelled,        // the user cancelled
   kTimeout,
   kInternal,
+  kDenied,           // a peer did not prove it belongs to this migration (authentication)
 };
 
 const char* code_name(Code c);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "dataplane/landing.h"
+#include "dataplane/peer_key.h"
 #include "dataplane/status.h"
 #include "dataplane/wire.h"
 
@@ -122,6 +123,15 @@ class Transport {
   // is not a PCI device (soft-RoCE, memif, sockets) or it is not known. Asked after connect() or
   // accept(); the engine pins its workers on cores near it (choose_worker_cpus).
   virtual std::string device_pci() const { return ""; }
+
+  // Before listen()/connect(): every channel must then prove it knows `key` (the channel
+  // handshake, toolkit/channel_auth.h) before connect()/accept() hand it out, and the peer
+  // must prove it too. nullptr (the default): hello only, unauthenticated.
+  void set_peer_key(std::shared_ptr<const PeerKey> key) { peer_key_ = std::move(key); }
+  bool authenticated() const { return peer_key_ != nullptr; }
+
+ protected:
+  std::shared_ptr<const PeerKey> peer_key_;
 };
 
 struct ParsedUri {

@@ -22,6 +22,9 @@ inline constexpr uint32_t kTargetPageShift = 12;
 inline constexpr uint32_t kHugePageBytes = 2u << 20;
 // Largest payload of a non-page frame (layout, discard list, device state).
 inline constexpr uint32_t kMaxControlPayload = 64u << 20;
+// Largest payload a channel takes before it is authenticated (hello, handshake): a peer that
+// has not proved who it is makes the destination allocate no more than this per connection.
+inline constexpr uint32_t kMaxHandshakePayload = 4096;
 // Most bytes one kZero frame may cover (a zero range of whole host pages).
 inline constexpr uint32_t kMaxZeroRange = 1u << 30;
 
@@ -60,6 +63,11 @@ enum class ControlType : uint32_t {
   kResumeAck = 13,     // dst -> src: every block's bitmap sent; pages not in them are missing
   kKeepalive = 14,     // both, in postcopy, every 100 ms: "still here"; a peer silent past
                        // its timeout breaks the link (the migration pauses)
+  // The channel handshake (dataplane/toolkit/channel_auth.h), right after the hello, before
+  // the channel is handed to the engine; payload: AuthPayload.
+  kAuthOffer = 15,     // src -> dst: the source's nonce
+  kAuthChallenge = 16, // dst -> src: the destination's nonce and its proof
+  kAuthProof = 17,     // src -> dst: the source's proof
 };
 
 // kLayout's `round` field: flags about the migration the layout starts.
@@ -89,6 +97,13 @@ struct HelloPayload {
   uint32_t channel_count;
   uint64_t session_id;     // same on every channel of one migration
 };
+
+// kAuth* payload: a fresh random nonce and/or an HMAC-SHA256 proof (zero where unused).
+struct AuthPayload {
+  uint8_t nonce[32];
+  uint8_t mac[32];
+};
+static_assert(sizeof(AuthPayload) == 64);
 
 // One RAM block as the layout announces it.
 struct BlockInfo {

@@ -1,5 +1,6 @@
 #include "dpdk/dpdk_transport.h"
 
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <thread>
 
 #include "dataplane/toolkit/hello.h"
+#include "dataplane/toolkit/session_gatherer.h"
 #include "dpdk/detail/address.h"
 #include "dpdk/detail/dpdk_channel.h"
 #include "dpdk/detail/eal.h"
@@ -125,41 +127,36 @@ Result<ChannelSet> DpdkTransport::accept(std::chrono::milliseconds timeout) {
   const std::string where = "dpdk accept on " + listen_port_->name();
   if (!wait_link(*listen_port_, deadline))
     return toolkit::timeout_status(where + " (no peer attached)", timeout);
-  // One candidate channel per queue; each hello says which channel its queue carries.
-  std::vector<std::unique_ptr<dpdk::DpdkChannel>> pending;
-  for (uint16_t q = 0; q < listen_port_->queues(); ++q)
-    pending.push_back(
-        std::make_unique<dpdk::DpdkChannel>(listen_port_, q, config_of(*listen_address_)));
-  toolkit::HelloAssembler set;
-  while (!set.complete()) {
-    bool progress = false;
-    for (auto& ch : pending) {
-      if (!ch) continue;
-      auto hello = toolkit::receive_hello(*ch, Clock::now());
-      if (!hello && hello.status().code() == Code::kTimeout && ch->error().is_ok()) continue;
-      progress = true;
-      // A bad hello, or one that does not fit the session, drops that queue's channel only.
-      const std::string queue = "queue " + std::to_string(&ch - pending.data());
-      if (!hello) {
-        ch.reset();
-        rejected_.push_back(Status(hello.status().code(), where + ": " + queue +
-                                                              " dropped: " + hello.status().message()));
-        continue;
-      }
-      if (Status s = set.add(std::move(ch), *hello); !s.is_ok()) {
-        ch.reset();
-        rejected_.push_back(Status(s.code(), where + ": " + queue + " dropped: " + s.message()));
-        continue;
-      }
-      if (set.complete()) break;
+  // One candidate channel per queue; each hello says which channel its queue carries. The
+  // gatherer reads the hellos (and runs the channel handshake when there is a key); a bad one
+  // drops that queue's channel only. It lives until a session is taken: queues whose peer side
+  // was never opened are then dropped quietly.
+  if (!gatherer_) {
+    toolkit::GatherLimits limits;
+    limits.max_waiting = std::max<size_t>(limits.max_waiting, listen_port_->queues());
+    gatherer_ = std::make_unique<toolkit::SessionGatherer>(limits);
+    gatherer_->set_peer_key(peer_key_);
+    for (uint16_t q = 0; q < listen_port_->queues(); ++q)
+      gatherer_->add_connection(
+          std::make_unique<dpdk::DpdkChannel>(listen_port_, q, config_of(*listen_address_)),
+          "queue " + std::to_string(q));
+  }
+  while (true) {
+    const bool progress = gatherer_->poll();
+    for (Status& s : gatherer_->take_rejected())
+      rejected_.push_back(Status(s.code(), where + ": " + s.message()));
+    if (auto set = gatherer_->take_complete()) {
+      gatherer_.reset();
+      return std::move(*set);
     }
-    if (set.complete()) break;
+    if (gatherer_->waiting() == 0 && gatherer_->progress() == "no channel") {
+      gatherer_.reset();  // every queue dropped: fresh channels on the next call
+      return toolkit::timeout_status(where + " (every queue's channel was dropped)", timeout);
+    }
     if (Clock::now() >= deadline)
-      return toolkit::timeout_status(where + " (have " + set.progress() + ")", timeout);
+      return toolkit::timeout_status(where + " (have " + gatherer_->progress() + ")", timeout);
     if (!progress) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
-  // Queues without a channel are dropped quietly: their peer side was never opened.
-  return set.take();
 }
 
 Result<ChannelSet> DpdkTransport::connect_with_hellos(const std::string& address,

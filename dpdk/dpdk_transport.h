@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "dataplane/toolkit/hello_transport.h"
+#include "dataplane/toolkit/session_gatherer.h"
 
 namespace tern {
 namespace dpdk {
@@ -59,6 +60,9 @@ class DpdkTransport final : public toolkit::HelloTransport {
   std::vector<std::shared_ptr<dpdk::Port>> connected_;
   std::unique_ptr<dpdk::Address> listen_address_;
   std::vector<Status> rejected_;  // queues accept() dropped, for take_rejected (control thread)
+  // One candidate channel per queue while a session is gathered, kept across accept() calls
+  // (a hello and its handshake may straddle two); dropped once a session is taken.
+  std::unique_ptr<toolkit::SessionGatherer> gatherer_;
 };
 
 }  // namespace tern

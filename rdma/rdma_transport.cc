@@ -170,6 +170,7 @@ void RdmaTransport::accept_loop() {
 Result<ChannelSet> RdmaTransport::accept(std::chrono::milliseconds timeout) {
   if (!listening_) return Status(Code::kInvalidArgument, "rdma: accept() before listen()");
   const auto deadline = Clock::now() + timeout;
+  gatherer_.set_peer_key(peer_key_);
   // Setting up a queue pair takes far longer than a TCP handshake (hundreds of ms under an
   // emulated CPU), so a session often spans several accept() calls: the gatherer keeps the
   // channels and the connections still waiting for their hello across a timeout.

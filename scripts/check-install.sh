@@ -34,10 +34,14 @@ export LD_LIBRARY_PATH=$libdir
 bin=$(dirname "$(find "$stage" -name ternd -type f | head -1)")
 d=$stage/run
 mkdir -p "$d"
+# A throwaway key both ternd prove they know (docs/security.md).
+(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$d/key.psk" && echo >>"$d/key.psk")
 "$bin/ternd" -s "$d/dst.sock" --incoming tcp:127.0.0.1:0 --attach-socket "$d/dst.att" --no-pin \
+  --auth-key-file "$d/key.psk" \
   --log-level warn >"$d/dst.log" 2>&1 & pids+=($!)
 "$stage/minimal_vmm_static" "$d/dst.att" 16 --incoming >"$d/dvmm.log" 2>&1 & pids+=($!)
 "$bin/ternd" -s "$d/src.sock" --attach-socket "$d/src.att" --no-pin --log-level warn \
+  --auth-key-file "$d/key.psk" \
   >"$d/src.log" 2>&1 & pids+=($!)
 "$stage/minimal_vmm" "$d/src.att" 16 >"$d/svmm.log" 2>&1 & pids+=($!)
 for _ in $(seq 100); do

@@ -183,14 +183,17 @@ if [ $guest = vmm ]; then  # each guest in a VMM process of its own, attached to
   "$vmm" --attach "$tmp/src.att" --spec "$spec" >"$tmp/src-vmm.log" 2>&1 &
   src_vmm_pid=$!
 fi
-"$ternd" --socket "$tmp/dst.sock" --workers 1 --incoming "$listen_uri" "${dst_attach[@]}" \
-  2>"$tmp/dst.log" &
+# Both sides prove they know this throwaway key on every channel (docs/security.md).
+make_throwaway_key "$tmp/demo.psk"
+"$ternd" --socket "$tmp/dst.sock" --workers 1 --auth-key-file "$tmp/demo.psk" \
+  --incoming "$listen_uri" "${dst_attach[@]}" 2>"$tmp/dst.log" &
 dst_pid=$!
 wait_socket "$dst_pid" "$tmp/dst.sock" dst
 uri=$("$ternctl" --socket "$tmp/dst.sock" incoming) || die "cannot read the destination's URI"
 say "destination: ternd --incoming $listen_uri, listening on $uri"
 
-"$ternd" --socket "$tmp/src.sock" --workers 1 "${src_guest[@]}" 2>"$tmp/src.log" &
+"$ternd" --socket "$tmp/src.sock" --workers 1 --auth-key-file "$tmp/demo.psk" \
+  "${src_guest[@]}" 2>"$tmp/src.log" &
 src_pid=$!
 wait_socket "$src_pid" "$tmp/src.sock" src
 if [ $guest = vmm ]; then

@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential g++ pkg-config meson ninja-build python3
   libhwloc-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libssl-dev  # libcrypto: the channel handshake (HMAC-SHA256, nonces; docs/security.md)
   libgtest-dev libgmock-dev libbenchmark-dev
   gnuplot-nox  # scripts/bench-report.sh: the plots of docs/benchmarks.md
   clang  # libFuzzer: the fuzz targets of tests/fuzz (scripts/fuzz.sh, the fuzz stage of test.sh)

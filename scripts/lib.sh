@@ -52,3 +52,10 @@ meson_setup() {
   rm -f "$log"
   return $rc
 }
+
+# Makes a throwaway pre-shared key file (mode 0600) at $1 for ternd --auth-key-file, so the
+# ternd processes a script starts authenticate their migration channels (docs/security.md).
+# Every ternd of one migration must be given the same file.
+make_throwaway_key() {
+  (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$1" && echo >>"$1")
+}

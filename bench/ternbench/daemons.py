@@ -101,6 +101,7 @@ class Pair:
         self.qmp = {}
         self.transport = transport
         common = ["--workers", str(workers)] + ([] if pin else ["--no-pin"])
+        common += ["--auth-key-file", throwaway_key(self.tmp)]
         try:
             self._start("dst", ["--incoming", listen_uri(transport)] + common)
             self.uri = self.qmp["dst"].execute(ext("query-incoming"))["uri"]
@@ -198,13 +199,23 @@ def migration_figures(info):
 _available = {}
 
 
+def throwaway_key(directory):
+    """A fresh pre-shared key file (mode 0600) in `directory` for ternd --auth-key-file: both
+    ternd of a pair authenticate their channels with it (docs/security.md)."""
+    path = os.path.join(directory, "bench.psk")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    return path
+
+
 def available_transports(build):
     """The transports compiled into this build's ternd (query-transports, a tern extension), cached per build."""
     if build not in _available:
         tmp = tempfile.mkdtemp(prefix="tern-bench-probe.")
         sock = os.path.join(tmp, "probe.sock")
         p = subprocess.Popen([os.path.join(build, "control", "ternd"), "--socket", sock,
-                              "--incoming", "defer", "--log-level", "error"],
+                              "--incoming", "defer", "--log-level", "error", "--insecure"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             for _ in range(200):

@@ -25,7 +25,7 @@ using Clock = std::chrono::steady_clock;
 Result<std::string> IncomingMigration::Impl::start(const std::string& uri) {
   if (board_.get() != MigrationStatus::kNone)
     return Status(Code::kInvalidArgument, "this destination already accepted a migration");
-  auto opened = engine::open_transport(uri);
+  auto opened = engine::open_transport(uri, params_);
   if (!opened) return opened.status();
   transport_ = std::move(opened->transport);
   transport_name_ = opened->name;
@@ -444,6 +444,7 @@ MigrationInfo IncomingMigration::Impl::info() const {
   MigrationInfo i;
   i.status = board_.get();
   i.error = board_.error();
+  i.authenticated = params_.peer_key != nullptr;
   std::lock_guard<std::mutex> lock(mu_);
   i.transport = transport_name_;
   if (state_) {

@@ -42,7 +42,7 @@ Status OutgoingMigration::Impl::start(const std::string& uri) {
                     "the dirty-limit capability needs a guest with a dirty ring (" +
                         guest_.describe() + " has none)");
   }
-  auto opened = engine::open_transport(uri);
+  auto opened = engine::open_transport(uri, params_);
   if (!opened) return opened.status();
   transport_ = std::move(opened->transport);
   transport_name_ = opened->name;
@@ -442,6 +442,7 @@ MigrationInfo OutgoingMigration::Impl::info() const {
   i.error = board_.error();
   std::lock_guard<std::mutex> lock(mu_);
   i.transport = transport_name_;
+  i.authenticated = params_.peer_key != nullptr;
   MigrationStats& s = i.stats;
   s.transferred = counters_.bytes.load();
   s.total = total_bytes_;

@@ -58,11 +58,12 @@ void StatusBoard::on_status(StatusCallback cb) {
   callbacks_.push_back(std::move(cb));
 }
 
-Result<OpenedTransport> open_transport(const std::string& uri) {
+Result<OpenedTransport> open_transport(const std::string& uri, const MigrationParameters& params) {
   auto parsed = parse_uri(uri);
   if (!parsed) return parsed.status();
   auto transport = create_transport(parsed->transport);
   if (!transport) return transport.status();
+  (*transport)->set_peer_key(params.peer_key);
   return OpenedTransport{std::move(*transport), parsed->transport, parsed->address};
 }
 

@@ -40,7 +40,7 @@ struct OpenedTransport {
   std::string name;     // "tcp", "loopback", ...
   std::string address;  // the URI after "name:"
 };
-Result<OpenedTransport> open_transport(const std::string& uri);
+Result<OpenedTransport> open_transport(const std::string& uri, const MigrationParameters& params);
 
 // Worker count for a side: the parameter, else one per bulk channel up to the core count.
 uint32_t worker_count(const MigrationParameters& p);

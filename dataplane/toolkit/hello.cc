@@ -5,6 +5,7 @@
 #include <cstring>
 #include <thread>
 
+#include "dataplane/toolkit/channel_auth.h"
 #include "dataplane/toolkit/hello_transport.h"
 
 namespace tern::toolkit {
@@ -91,6 +92,7 @@ Status HelloAssembler::add(std::unique_ptr<RawChannel> ch, const HelloPayload& h
     return Status(Code::kProtocol,
                   "two hellos for channel_index " + std::to_string(h.channel_index));
   ch->set_index(h.channel_index);
+  ch->open_control_limit();  // the hello exchange (and any handshake) is over
   slots_[h.channel_index] = std::move(ch);
   ++have_;
   return Status::ok();
@@ -127,7 +129,21 @@ Result<ChannelSet> HelloTransport::connect(const std::string& address, uint32_t 
                                            uint64_t session_id,
                                            std::chrono::milliseconds timeout) {
   if (Status s = check_channel_count(count); !s.is_ok()) return s;
-  return connect_with_hellos(address, standard_hellos(count, session_id), timeout);
+  const auto deadline = Clock::now() + timeout;
+  const std::vector<HelloPayload> hellos = standard_hellos(count, session_id);
+  auto set = connect_with_hellos(address, hellos, timeout);
+  if (!set) return set;
+  std::vector<RawChannel*> raw;
+  for (auto& ch : *set) {
+    auto* r = dynamic_cast<RawChannel*>(ch.get());
+    if (r == nullptr)
+      return Status(Code::kInternal, std::string(name()) + ": a channel is not a RawChannel");
+    raw.push_back(r);
+  }
+  if (peer_key_)
+    if (Status s = authenticate_channels(raw, hellos, *peer_key_, deadline); !s.is_ok()) return s;
+  for (RawChannel* r : raw) r->open_control_limit();
+  return set;
 }
 
 }  // namespace tern::toolkit

@@ -66,6 +66,10 @@ class RawChannel : public Channel {
   // The next `n` completions poll_tx would report belong to frames the transport sent itself
   // (the hello); poll_tx swallows them so the engine only sees its own frames.
   void hide_tx_completions(size_t n) { hidden_tx_ += n; }
+  // Non-page payloads above the limit fail the channel: kMaxHandshakePayload until the hello
+  // exchange (and authentication) is over, then kMaxControlPayload. Called by the toolkit
+  // before the channel is handed out.
+  void open_control_limit() { control_limit_ = kMaxControlPayload; }
 
  protected:
   // First failure wins (errors are sticky). Cold path: may allocate.
@@ -83,6 +87,13 @@ class RawChannel : public Channel {
     Status s = check_header(h);
     if (!s.is_ok()) {
       fail(Status(s.code(), "channel " + std::to_string(index_) + ": " + s.message()));
+      return false;
+    }
+    if (static_cast<FrameType>(h.type) != FrameType::kPage && payload_length(h) > control_limit_) {
+      fail(Status(Code::kProtocol, "channel " + std::to_string(index_) + ": a frame of " +
+                                       std::to_string(h.length) + " bytes before the channel "
+                                       "was authenticated (at most " +
+                                       std::to_string(control_limit_) + ")"));
       return false;
     }
     if (index_ != kUnknownIndex && h.channel != index_) {
@@ -121,6 +132,7 @@ class RawChannel : public Channel {
 
   uint32_t index_ = kUnknownIndex;
   size_t hidden_tx_ = 0;
+  uint32_t control_limit_ = kMaxHandshakePayload;
   Status error_;
 };
 

@@ -59,26 +59,44 @@ void SessionGatherer::file(Waiter w, const HelloPayload& hello) {
   }
 }
 
+Result<bool> SessionGatherer::advance(Waiter& w) {
+  if (!w.hello) {
+    auto hello = receive_hello(*w.ch, Clock::time_point{});  // one look, no wait
+    if (!hello && hello.status().code() == Code::kTimeout && w.ch->error().is_ok()) return false;
+    if (!hello) return hello.status();
+    w.hello = *hello;
+    if (!key_) return true;
+    w.auth = std::make_unique<AuthResponder>(key_, *hello);
+  }
+  auto authenticated = w.auth->poll(*w.ch);
+  if (!authenticated)
+    return Status(authenticated.status().code(),
+                  "not authenticated: " + authenticated.status().message());
+  return *authenticated;
+}
+
 bool SessionGatherer::poll() {
   bool changed = false;
   const auto now = Clock::now();
   for (size_t i = 0; i < waiting_.size();) {
     Waiter& w = waiting_[i];
-    auto hello = receive_hello(*w.ch, Clock::time_point{});  // one look, no wait
-    if (!hello && hello.status().code() == Code::kTimeout && w.ch->error().is_ok()) {
+    auto filed = advance(w);
+    if (filed && !*filed) {
       if (now < w.deadline) {
         ++i;
         continue;
       }
-      reject(Status(Code::kTimeout, "connection from " + w.peer + " dropped: no hello within " +
+      reject(Status(Code::kTimeout, "connection from " + w.peer + " dropped: " +
+                                        (w.hello ? "no handshake" : "no hello") + " within " +
                                         std::to_string(limits_.hello_timeout.count()) + " ms"));
-    } else if (!hello) {
-      reject(Status(hello.status().code(),
-                    "connection from " + w.peer + " dropped: " + hello.status().message()));
+    } else if (!filed) {
+      reject(Status(filed.status().code(),
+                    "connection from " + w.peer + " dropped: " + filed.status().message()));
     } else {
       Waiter taken = std::move(w);
       waiting_.erase(waiting_.begin() + static_cast<long>(i));
-      file(std::move(taken), *hello);
+      const HelloPayload hello = *taken.hello;
+      file(std::move(taken), hello);
       changed = true;
       continue;
     }

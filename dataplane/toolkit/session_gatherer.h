@@ -5,7 +5,9 @@
 // is dropped, never the listener: a connection whose first frame is not a good hello, or that
 // sends none before its own deadline; a hello that does not fit its session (count, index);
 // a session that is not complete by its deadline. Each drop leaves a reason (take_rejected) for
-// the log. Everything it holds is bounded (GatherLimits), so a flood of connections costs a
+// the log. With a key (set_peer_key), a channel is filed only once it has also passed the
+// channel handshake (channel_auth.h) within its hello deadline; one that fails it is dropped
+// the same way, and cannot take a slot in anyone's session. Everything it holds is bounded (GatherLimits), so a flood of connections costs a
 // fixed amount of memory and evicts the oldest waiters first.
 //
 // Threads: the transport's accept() caller only (control path). Allocates.
@@ -21,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/peer_key.h"
+#include "dataplane/toolkit/channel_auth.h"
 #include "dataplane/toolkit/hello.h"
 
 namespace tern::toolkit {
@@ -38,6 +42,9 @@ struct GatherLimits {
 class SessionGatherer {
  public:
   explicit SessionGatherer(GatherLimits limits = {}) : limits_(limits) {}
+
+  // Channels that arrive from now on must prove they know `key`; nullptr: hello only.
+  void set_peer_key(std::shared_ptr<const PeerKey> key) { key_ = std::move(key); }
 
   // A new connection whose hello has not been read yet. At max_waiting the oldest waiter is
   // dropped. `peer` names it in messages ("127.0.0.1:5000", "queue 3").
@@ -68,6 +75,8 @@ class SessionGatherer {
     std::unique_ptr<RawChannel> ch;
     std::string peer;
     Clock::time_point deadline;
+    std::optional<HelloPayload> hello;     // read; the handshake (auth) is still going on
+    std::unique_ptr<AuthResponder> auth;
   };
   struct Gathering {
     HelloAssembler set;
@@ -76,7 +85,12 @@ class SessionGatherer {
   void reject(Status s);
   void file(Waiter w, const HelloPayload& hello);
 
+  // One look at a waiter: its hello, then its handshake. Filed: true; still waiting: false;
+  // an error: drop it with that reason.
+  Result<bool> advance(Waiter& w);
+
   const GatherLimits limits_;
+  std::shared_ptr<const PeerKey> key_;
   std::deque<Waiter> waiting_;                    // oldest first
   std::map<uint64_t, Gathering> sessions_;        // incomplete, by session id
   std::deque<ChannelSet> complete_;

@@ -90,6 +90,7 @@ Result<std::string> LoopbackTransport::listen(const std::string& address) {
 Result<ChannelSet> LoopbackTransport::accept(std::chrono::milliseconds timeout) {
   if (!listener_) return Status(Code::kInvalidArgument, "loopback: accept() before listen()");
   const auto deadline = toolkit::Clock::now() + timeout;
+  gatherer_.set_peer_key(peer_key_);
   while (true) {
     std::deque<std::unique_ptr<detail::LoopbackChannel>> fresh;
     {

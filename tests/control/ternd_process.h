@@ -3,13 +3,17 @@
 // tests/dpdk. The binary comes from $TERND (else "ternd" on PATH).
 #pragma once
 
+#include <errno.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -22,12 +26,34 @@ extern char** environ;
 
 namespace tern::control {
 
+// A throwaway pre-shared key in DIR/tern-test.psk (mode 0600), made on first use: every ternd
+// a test starts in DIR shares it, so its channels authenticate (docs/security.md). Returns the
+// path; "" (with a test failure) if it cannot be written.
+inline std::string throwaway_key(const std::string& dir) {
+  const std::string path = dir + "/tern-test.psk";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return errno == EEXIST ? path : (ADD_FAILURE() << "cannot create " << path, "");
+  unsigned char key[32];
+  std::FILE* r = std::fopen("/dev/urandom", "rb");
+  const bool got = r != nullptr && std::fread(key, 1, sizeof(key), r) == sizeof(key);
+  if (r) std::fclose(r);
+  std::string hex;
+  for (unsigned char b : key) hex += "0123456789abcdef"[b >> 4], hex += "0123456789abcdef"[b & 15];
+  hex += "\n";
+  const bool wrote = got && ::write(fd, hex.data(), hex.size()) == static_cast<ssize_t>(hex.size());
+  ::close(fd);
+  if (!wrote) ADD_FAILURE() << "cannot write a key to " << path;
+  return wrote ? path : "";
+}
+
 // One ternd child (--socket DIR/NAME.sock --no-pin --log-level warn, then `args`, with
 // `extra_env` added to the environment), started through `launcher` when one is given (e.g.
 // {"ip", "netns", "exec", "NS"}: it must exec ternd in its own process); killed (SIGCONT and
 // SIGTERM, then SIGKILL) and reaped on destruction. `own_group`: the child leads a process
 // group of its own, for tests that SIGSTOP it: a stopped child in the test's group gets the
 // kernel's SIGHUP when that group is orphaned by some other member's exit.
+// Unless `args` choose (--auth-key-file or --insecure), it authenticates its channels with
+// throwaway_key(DIR), like every other ternd of the test.
 class Ternd {
  public:
   Ternd(const std::string& dir, const std::string& name, std::vector<std::string> args,
@@ -39,6 +65,10 @@ class Ternd {
     for (const char* a : {bin ? bin : "ternd", "--socket", socket_.c_str(), "--no-pin",
                           "--log-level", "warn"})
       argv.push_back(a);
+    const bool chose = std::find_if(args.begin(), args.end(), [](const std::string& a) {
+                         return a == "--auth-key-file" || a == "--insecure";
+                       }) != args.end();
+    if (!chose) argv.insert(argv.end(), {"--auth-key-file", throwaway_key(dir)});
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> cargv, cenv;
     for (auto& a : argv) cargv.push_back(a.data());

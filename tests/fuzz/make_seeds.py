@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the wire_frame, wire_layout, hello, guest_state and attach_message
-fuzz targets (tests/fuzz/corpus/TARGET/seed_*) in the byte layouts of dataplane/wire.h,
-vm/state_codec.h and attach/protocol.h.
+"""Writes the seed corpora of the wire_frame, wire_layout, hello, channel_auth, guest_state and
+attach_message fuzz targets (tests/fuzz/corpus/TARGET/seed_*) in the byte layouts of
+dataplane/wire.h, vm/state_codec.h and attach/protocol.h.
 Re-run after a format change; inputs found by fuzzing (regressions) sit beside them unnamed
 by this script and are kept."""
 import os
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MAGIC, VERSION = 0x7E4E, 2
+MAGIC, VERSION = 0x7E4E, 3
 HELLO, PAGE, ZERO, ROUND_END, REQUEST, CONTROL = 1, 2, 3, 4, 5, 6
 K4, M2 = 4096, 2 << 20
 
@@ -91,6 +91,19 @@ write("hello", "index_mismatch", hello(0, 3, 1, channel=5))
 write("hello", "not_a_hello", header(PAGE, length=K4) + bytes(K4) + hello(0, 3, 1))
 write("hello", "too_many", hello(0, 5000, 1))
 write("hello", "truncated", hello(0, 3, 1)[:40])
+
+AUTH_OFFER, AUTH_CHALLENGE, AUTH_PROOF = 15, 16, 17
+
+
+def auth(step, nonce=b"\x5a" * 32, mac=bytes(32), channel=0):
+    return header(CONTROL, length=64, flags=step, channel=channel) + nonce + mac
+
+
+write("channel_auth", "offer_then_proof", hello(0, 3, 42) + auth(AUTH_OFFER) + auth(AUTH_PROOF))
+write("channel_auth", "proof_first", hello(1, 3, 42, channel=1) + auth(AUTH_PROOF, channel=1))
+write("channel_auth", "reflected_challenge", hello(0, 3, 1) + auth(AUTH_OFFER) + auth(AUTH_CHALLENGE))
+write("channel_auth", "layout_instead", hello(0, 3, 1) + header(CONTROL, length=5000, flags=1) + bytes(5000))
+write("channel_auth", "short_offer", hello(0, 3, 1) + header(CONTROL, length=16, flags=AUTH_OFFER) + bytes(16))
 
 spec = b"vcpus=2,ram=1048576,page=4K,wss=0.25,rate=20000,pattern=random,hot=80/20,read=0%,readers=0,seed=1,ring=1024"
 good = state(spec, 2, [(1, 3, 100, 90, 10), (99, 0, 5, 5, 0)])

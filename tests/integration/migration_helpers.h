@@ -2,7 +2,10 @@
 // and running one whole migration between two engines in this process.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
+#include <memory>
 #include <string>
 
 #include "dataplane/migration.h"
@@ -60,6 +63,21 @@ inline Result<VerifyReport> check_destination(IncomingMigration& in) {
   Guest* guest = in.guest();
   if (guest == nullptr) return Status(Code::kUnavailable, "the destination has no guest");
   return check_guest(*guest);
+}
+
+// A started thread guest of `ram` bytes, 2 vCPUs writing its whole RAM at 2000 pages/s;
+// nullptr (with a test failure) if it cannot be made.
+inline std::unique_ptr<ThreadGuest> running_thread_guest(uint64_t ram) {
+  WorkloadSpec spec;
+  spec.vcpus = 2;
+  spec.ram_bytes = ram;
+  spec.wss_fraction = 1.0;
+  spec.rate = 2000;
+  auto g = ThreadGuest::create(spec);
+  EXPECT_TRUE(g.is_ok()) << g.status().to_string();
+  if (!g) return nullptr;
+  EXPECT_TRUE((*g)->start().is_ok());
+  return std::move(*g);
 }
 
 struct MigrationRun {

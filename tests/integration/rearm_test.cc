@@ -23,18 +23,7 @@ namespace {
 using namespace testing_support;
 using namespace std::chrono_literals;
 
-std::unique_ptr<ThreadGuest> small_guest() {
-  WorkloadSpec spec;
-  spec.vcpus = 2;
-  spec.ram_bytes = 32ull << 20;
-  spec.wss_fraction = 1.0;
-  spec.rate = 2000;
-  auto g = ThreadGuest::create(spec);
-  EXPECT_TRUE(g.is_ok()) << g.status().to_string();
-  if (!g) return nullptr;
-  EXPECT_TRUE((*g)->start().is_ok());
-  return std::move(*g);
-}
+std::unique_ptr<ThreadGuest> small_guest() { return running_thread_guest(32ull << 20); }
 
 // Migrates `guest` to `uri` and checks the destination's pages.
 void migrate_and_verify(Guest& guest, IncomingMigration& incoming, const std::string& uri) {

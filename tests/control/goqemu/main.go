@@ -17,6 +17,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -240,8 +242,17 @@ func main() {
 	}
 	dstSock := filepath.Join(*dir, "dst.sock")
 	srcSock := filepath.Join(*dir, "src.sock")
-	startTernd(*ternd, dstSock, "--incoming", "tcp:127.0.0.1:0")
-	startTernd(*ternd, srcSock, "--guest", guest)
+	// Both ternd authenticate their channels with a throwaway key (docs/security.md).
+	key := filepath.Join(*dir, "goqemu.psk")
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		fail("random key: %v", err)
+	}
+	if err := os.WriteFile(key, []byte(hex.EncodeToString(secret)+"\n"), 0600); err != nil {
+		fail("%v", err)
+	}
+	startTernd(*ternd, dstSock, "--auth-key-file", key, "--incoming", "tcp:127.0.0.1:0")
+	startTernd(*ternd, srcSock, "--auth-key-file", key, "--guest", guest)
 	defer cleanup()
 
 	dst := connect(dstSock)
