@@ -69,6 +69,8 @@ struct MigrationStats {
   uint64_t preemptions = 0;       // huge pages interrupted between chunks for urgent requests (S1)
   uint64_t raised_requests = 0;   // requests served on the bulk channel holding the page (S3)
   uint64_t discarded_pages = 0;   // stale host pages discarded at the switch to postcopy
+  uint64_t zero_copy_pages = 0;   // destination: host pages installed from the page cache
+                                  // (UFFDIO_CONTINUE, file-backed guest RAM) in postcopy
   // Dirty limit (S4), while the dirty-limit capability throttles the guest: the largest penalty
   // a vCPU sleeps per ring-full round, and the average time to fill a ring (microseconds).
   uint64_t dirty_limit_throttle_time_per_round = 0;

@@ -42,6 +42,29 @@ Result<std::unique_ptr<RamBlock>> RamBlock::create(std::string name, uint64_t si
       new RamBlock(std::move(name), static_cast<uint8_t*>(p), size, host_page_size, -1, 0));
 }
 
+Result<std::unique_ptr<RamBlock>> RamBlock::create(std::string name, uint64_t size,
+                                                   uint32_t host_page_size, RamBacking backing) {
+  return backing == RamBacking::kMemfd ? create_memfd(std::move(name), size, host_page_size)
+                                       : create(std::move(name), size, host_page_size);
+}
+
+Result<std::unique_ptr<RamBlock>> RamBlock::create_memfd(std::string name, uint64_t size,
+                                                         uint32_t host_page_size) {
+  const bool huge = host_page_size == kHugePage;
+  int fd = memfd_create(("tern-" + name).c_str(), MFD_CLOEXEC | (huge ? MFD_HUGETLB : 0u));
+  if (fd < 0) return errno_status("block '" + name + "': memfd_create");
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    Status s = errno_status("block '" + name + "': sizing the memfd to " + std::to_string(size));
+    close(fd);
+    return s;
+  }
+  auto b = map_fd(std::move(name), fd, 0, size, host_page_size);
+  // Transparent huge pages for shmem follow /sys/kernel/mm/transparent_hugepage/shmem_enabled
+  // ("advise" honours this; "never", the default, leaves 4 KiB pages).
+  if (b && !huge) madvise((*b)->base(), size, MADV_HUGEPAGE);
+  return b;
+}
+
 Result<std::unique_ptr<RamBlock>> RamBlock::map_fd(std::string name, int fd, uint64_t offset,
                                                    uint64_t size, uint32_t host_page_size) {
   auto fail = [&](Status s) {
@@ -149,6 +172,13 @@ void RamBlock::populated_from_file(uint64_t first, uint64_t count, uint64_t* bit
 Status RamBlock::discard(uint64_t offset, uint64_t len) {
   if (offset % host_page_size_ || len % host_page_size_ || offset + len > size_)
     return Status(Code::kInvalidArgument, "discard outside block '" + name_ + "'");
+  if (fd_ >= 0) {
+    // A shared mapping's MADV_DONTNEED only unmaps: the page cache would still hold the page.
+    if (len != 0 && fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                              static_cast<off_t>(fd_offset_ + offset), static_cast<off_t>(len)) != 0)
+      return errno_status("punching a hole in the file of block '" + name_ + "'");
+    return Status::ok();
+  }
   if (madvise(base_ + offset, len, MADV_DONTNEED) != 0)
     return errno_status("madvise(MADV_DONTNEED) on block '" + name_ + "'");
   return Status::ok();
@@ -187,7 +217,12 @@ static uint64_t meminfo_value(const std::string& key) {
   return 0;
 }
 
-uint64_t free_huge_pages() { return meminfo_value("HugePages_Free:"); }
+uint64_t free_huge_pages() {
+  // Free pages that a mapping has reserved (a shared or private hugetlb mapping reserves its
+  // pages at mmap, before touching them) are not free for the next mapping.
+  const uint64_t free = meminfo_value("HugePages_Free:"), rsvd = meminfo_value("HugePages_Rsvd:");
+  return free > rsvd ? free - rsvd : 0;
+}
 
 Result<std::string> reserve_huge_pages(uint64_t pages) {
   uint64_t free_now = free_huge_pages();

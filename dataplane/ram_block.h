@@ -1,5 +1,6 @@
 // A RAM block: one contiguous mapping of guest memory with one host page size (4 KiB anonymous
-// or 2 MiB hugetlb). Target pages are always 4 KiB. Owns its mapping.
+// or 2 MiB hugetlb), or a shared mapping of a file (memfd, hugetlbfs). Target pages are always
+// 4 KiB. Owns its mapping (and its file descriptor, if any).
 #pragma once
 
 #include <cstdint>
@@ -14,12 +15,23 @@ namespace tern {
 inline constexpr uint32_t kSmallPage = 4096;
 inline constexpr uint32_t kHugePage = 2u << 20;
 
+// What guest RAM is made of: anonymous memory (postcopy placement copies, UFFDIO_COPY) or a
+// memfd (file-backed: postcopy placement from the page cache, UFFDIO_CONTINUE).
+enum class RamBacking : uint8_t { kAnonymous, kMemfd };
+
 class RamBlock {
  public:
   // Maps `size` bytes (a multiple of host_page_size). 2 MiB pages come from hugetlb; when too
   // few are reserved the error says how many to reserve in /proc/sys/vm/nr_hugepages.
   static Result<std::unique_ptr<RamBlock>> create(std::string name, uint64_t size,
                                                   uint32_t host_page_size);
+  // The same on a fresh memfd (MFD_HUGETLB for 2 MiB pages) mapped shared: file-backed guest
+  // RAM, whose postcopy placement can be zero-copy (dataplane/page_cache_view.h).
+  static Result<std::unique_ptr<RamBlock>> create_memfd(std::string name, uint64_t size,
+                                                        uint32_t host_page_size);
+  // create() or create_memfd() by `backing`.
+  static Result<std::unique_ptr<RamBlock>> create(std::string name, uint64_t size,
+                                                  uint32_t host_page_size, RamBacking backing);
   // Maps `size` bytes of the file `fd` from `offset`, shared: guest RAM that another process
   // (a VMM) owns and hands over as a memfd or hugetlbfs descriptor. Takes ownership of `fd`.
   static Result<std::unique_ptr<RamBlock>> map_fd(std::string name, int fd, uint64_t offset,
@@ -36,9 +48,14 @@ class RamBlock {
   uint64_t target_pages() const { return size_ / 4096; }
   uint32_t target_pages_per_host_page() const { return host_page_size_ / 4096; }
   bool hugetlb() const { return host_page_size_ == kHugePage; }
+  // The backing file (map_fd, create_memfd) and where the block starts in it; -1 = anonymous.
+  int fd() const { return fd_; }
+  uint64_t fd_offset() const { return fd_offset_; }
 
   // Drops the contents of [offset, offset+len) (host-page aligned) so the next access faults:
-  // MADV_DONTNEED. Used by the destination to discard stale pages before postcopy.
+  // MADV_DONTNEED for anonymous memory; for a file, its pages are punched out of the file
+  // (every mapping of it, in any process, then faults as missing). Used by the destination to
+  // discard stale pages before postcopy.
   Status discard(uint64_t offset, uint64_t len);
   // 4 KiB blocks are mapped on transparent huge pages (one fault and one zeroing per 2 MiB,
   // not 512). The destination calls this before postcopy, before registering the block with
@@ -77,7 +94,8 @@ class RamBlock {
 std::vector<uint32_t> host_page_sizes(const std::vector<RamBlock*>& blocks);
 std::vector<uint64_t> block_sizes(const std::vector<RamBlock*>& blocks);
 
-// Number of free 2 MiB hugetlb pages, from /proc/meminfo (0 if unknown).
+// Number of free 2 MiB hugetlb pages not reserved by a mapping, from /proc/meminfo (0 if
+// unknown).
 uint64_t free_huge_pages();
 // Makes sure at least `pages` 2 MiB pages are free, raising /proc/sys/vm/nr_hugepages if needed.
 // Returns what it did in words ("reserved 512 more 2 MiB pages"), or an error.

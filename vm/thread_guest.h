@@ -60,7 +60,8 @@ class ThreadGuest : public Guest, public SelfCheck {
   // Source guest: RAM per spec (zeroed, all versions 0), vCPUs created but not running.
   static Result<std::unique_ptr<ThreadGuest>> create(const WorkloadSpec& spec);
   // Destination guest: RAM matching `layout` (one block), no workload until load_state().
-  static Result<std::unique_ptr<ThreadGuest>> create_incoming(const Layout& layout);
+  static Result<std::unique_ptr<ThreadGuest>> create_incoming(
+      const Layout& layout, RamBacking backing = RamBacking::kAnonymous);
   ~ThreadGuest() override;
 
   // Guest.
@@ -211,7 +212,8 @@ class ThreadGuest : public Guest, public SelfCheck {
   std::string touch_first_mismatch_;
 };
 
-// Destination factory for IncomingMigration: ThreadGuest::create_incoming.
-GuestFactory make_thread_guest_factory();
+// Destination factory for IncomingMigration: ThreadGuest::create_incoming, RAM by `backing`
+// (memfd: postcopy pages are installed from the page cache, without a second copy).
+GuestFactory make_thread_guest_factory(RamBacking backing = RamBacking::kAnonymous);
 
 }  // namespace tern

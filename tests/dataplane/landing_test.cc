@@ -46,11 +46,11 @@ class LandingTest : public ::testing::Test {
 };
 
 TEST_F(LandingTest, ResolvesToGuestRamOrToTheStagingPage) {
-  EXPECT_EQ(landing_.mode(), Landing::Mode::kDirect);
+  EXPECT_EQ(landing_.mode(0), Landing::Mode::kDirect);
   EXPECT_EQ(landing_.resolve(page(0, k2M + 8192, 4096)), ram0_.data() + k2M + 8192);
   EXPECT_EQ(landing_.resolve(page(1, 60u << 10, 4096)), ram1_.data() + (60u << 10));
   landing_.set_staging(staging_.data());
-  EXPECT_EQ(landing_.mode(), Landing::Mode::kStaged);
+  EXPECT_EQ(landing_.mode(0), Landing::Mode::kStaged);
   // At the frame's offset within its host page.
   EXPECT_EQ(landing_.resolve(page(0, k2M + 8192, 4096)), staging_.data() + 8192);
   EXPECT_EQ(landing_.resolve(page(1, 60u << 10, 4096)), staging_.data());
