@@ -64,6 +64,7 @@ Result<Run> migrate(ThreadGuest& guest, const std::string& transport, bool postc
   MigrationParameters params;
   params.workers = 1;
   params.multifd_channels = 2;
+  params.zero_copy_small_pages = true;  // memfd RAM: always the page cache path (_memfd rows)
   IncomingMigration in(make_thread_guest_factory(backing), params);
   auto uri = in.start(endpoint(transport));
   if (!uri) return uri.status();

@@ -487,6 +487,7 @@ void IncomingMigration::Impl::choose_placement() {
   for (uint32_t i = 0; i < state_->blocks.size(); ++i) {
     RamBlock* b = state_->blocks[i];
     if (b->fd() < 0) continue;  // anonymous memory: UFFDIO_COPY, as ever
+    if (!b->hugetlb() && !params_.zero_copy_small_pages) continue;  // cheaper (migration.h)
     std::string why = uffd_->minor_faults_missing(b->host_page_size());
     if (why.empty()) {
       auto view = PageCacheView::map(*b);
