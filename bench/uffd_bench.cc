@@ -81,6 +81,18 @@ void BM_Memcpy(benchmark::State& state) {
 }
 BENCHMARK(BM_Memcpy)->Arg(4096)->Arg(2 << 20);
 
+// Before placement number i into a block of `slots` host pages: when the block is full, empties
+// it (RamBlock::discard, untimed) so that every placement lands on a missing page. False (and
+// the benchmark skipped) if that fails.
+bool empty_when_full(benchmark::State& state, RamBlock& b, uint64_t i, uint64_t slots) {
+  if (i % slots != 0 || i == 0) return true;
+  state.PauseTiming();
+  const bool discarded = b.discard(0, b.size()).is_ok();
+  state.ResumeTiming();
+  if (!discarded) state.SkipWithError("discarding the full block failed");
+  return discarded;
+}
+
 // UFFDIO_COPY of one host page per iteration into a registered block; when the block is full
 // it is discarded (MADV_DONTNEED, untimed) so every copy lands on a missing page.
 void uffd_copy_bench(benchmark::State& state, uint32_t block_page, uint64_t block_bytes,
@@ -116,15 +128,7 @@ void uffd_copy_bench(benchmark::State& state, uint32_t block_page, uint64_t bloc
   const uint64_t src_slots = kPoolBytes / copy_len;
   uint64_t i = 0;
   for (auto _ : state) {
-    if (i % slots == 0 && i != 0) {
-      state.PauseTiming();
-      const bool discarded = b.discard(0, b.size()).is_ok();
-      state.ResumeTiming();
-      if (!discarded) {
-        state.SkipWithError("MADV_DONTNEED of the block failed");
-        break;
-      }
-    }
+    if (!empty_when_full(state, b, i, slots)) break;
     int r = uffd.value()->copy(b.base() + (i % slots) * copy_len,
                                src.base() + (i % src_slots) * copy_len, copy_len);
     if (r != 0) {
@@ -166,12 +170,7 @@ void placement_bench(benchmark::State& state, RamBacking backing, uint32_t page,
   const uint64_t slots = block_bytes / page, src_slots = kPoolBytes / page;
   uint64_t i = 0;
   for (auto _ : state) {
-    if (i % slots == 0 && i != 0) {
-      state.PauseTiming();
-      const bool discarded = b.discard(0, b.size()).is_ok();
-      state.ResumeTiming();
-      if (!discarded) return state.SkipWithError("discarding the block failed");
-    }
+    if (!empty_when_full(state, b, i, slots)) return;
     const uint64_t off = (i % slots) * page;
     const uint8_t* from = src.base() + (i % src_slots) * page;
     int r;

@@ -103,6 +103,19 @@ int place(int fd, unsigned long request, uint64_t dst, uint64_t len, Fill fill,
   return 0;
 }
 
+// place() for the ioctls whose argument is a range and a mode (UFFDIO_ZEROPAGE, UFFDIO_CONTINUE).
+template <typename Arg>
+int place_range(int fd, unsigned long request, void* dst, uint64_t len, __s64 Arg::*done_field) {
+  return place<Arg>(
+      fd, request, reinterpret_cast<uint64_t>(dst), len,
+      [](Arg& a, uint64_t d, uint64_t, uint64_t rest) {
+        a.range.start = d;
+        a.range.len = rest;
+        a.mode = 0;
+      },
+      done_field);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Userfault>> Userfault::open() {
@@ -275,14 +288,7 @@ int Userfault::copy(void* dst, const void* src, size_t len) {
 
 int Userfault::install(void* dst, size_t len) {
 #ifdef UFFD_FEATURE_MINOR_SHMEM
-  return place<uffdio_continue>(
-      fd_, UFFDIO_CONTINUE, reinterpret_cast<uint64_t>(dst), len,
-      [](uffdio_continue& c, uint64_t d, uint64_t, uint64_t rest) {
-        c.range.start = d;
-        c.range.len = rest;
-        c.mode = 0;
-      },
-      &uffdio_continue::mapped);
+  return place_range<uffdio_continue>(fd_, UFFDIO_CONTINUE, dst, len, &uffdio_continue::mapped);
 #else
   (void)dst;
   (void)len;
@@ -292,14 +298,8 @@ int Userfault::install(void* dst, size_t len) {
 
 int Userfault::zero(void* dst, size_t len, uint32_t host_page_size) {
   if (host_page_size != kHugePage) {
-    return place<uffdio_zeropage>(
-        fd_, UFFDIO_ZEROPAGE, reinterpret_cast<uint64_t>(dst), len,
-        [](uffdio_zeropage& z, uint64_t d, uint64_t, uint64_t rest) {
-          z.range.start = d;
-          z.range.len = rest;
-          z.mode = 0;
-        },
-        &uffdio_zeropage::zeropage);
+    return place_range<uffdio_zeropage>(fd_, UFFDIO_ZEROPAGE, dst, len,
+                                        &uffdio_zeropage::zeropage);
   }
   // hugetlb has no UFFDIO_ZEROPAGE: copy from 2 MiB of zeros. The source is mapped once, read
   // only and pre-faulted onto the shared zero page, so it costs no memory and the copy never
