@@ -3,10 +3,14 @@
 //     time, against memcpy of the same bytes into populated memory of the same page type.
 //   BM_PostcopyFaults: a guest migrated almost entirely in postcopy while its destination vCPUs
 //     run (faults) and the bulk channels push the rest (load); host-side fault latency
-//     (fault read -> page placed) against the bare userfaultfd fault round trip.
+//     (fault read -> page placed) against the bare userfaultfd fault round trip; with anonymous
+//     guest RAM (UFFDIO_COPY from a staging page) and memfd guest RAM (landing in the page
+//     cache, UFFDIO_CONTINUE: zero-copy), with the CPU seconds and minor faults of the run
+//     (this process: both sides and the guest) to compare the two placements.
 // Both sides run in this process on this host (one worker each), so the two share its cores.
 #include <benchmark/benchmark.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -34,7 +38,8 @@ std::string endpoint(const std::string& transport) {
 // vCPUs that keep touching pages at random when they run again. `rate` limits its vCPUs
 // (target pages per second each) once it runs again on the destination.
 Result<std::unique_ptr<ThreadGuest>> filled_guest(uint32_t page, uint64_t rate = 0,
-                                                  Pattern fill = Pattern::kRandom) {
+                                                  Pattern fill = Pattern::kRandom,
+                                                  RamBacking backing = RamBacking::kAnonymous) {
   WorkloadSpec spec;
   spec.vcpus = 2;
   spec.ram_bytes = kGuestBytes;
@@ -42,6 +47,7 @@ Result<std::unique_ptr<ThreadGuest>> filled_guest(uint32_t page, uint64_t rate =
   spec.wss_fraction = 1.0;
   spec.pattern = fill;
   spec.rate = rate;
+  spec.backing = backing;
   auto g = ThreadGuest::create(spec);
   if (!g) return g.status();
   if (Status s = (*g)->run_ops(kGuestBytes / kTargetPageSize / spec.vcpus); !s.is_ok()) return s;
@@ -53,11 +59,13 @@ struct Run {
   double precopy_seconds = 0;  // from status 'active' to 'device' (or 'postcopy-active')
 };
 
-Result<Run> migrate(ThreadGuest& guest, const std::string& transport, bool postcopy, bool preempt) {
+Result<Run> migrate(ThreadGuest& guest, const std::string& transport, bool postcopy, bool preempt,
+                    RamBacking backing = RamBacking::kAnonymous) {
   MigrationParameters params;
   params.workers = 1;
   params.multifd_channels = 2;
-  IncomingMigration in(make_thread_guest_factory(), params);
+  params.zero_copy_small_pages = true;  // memfd RAM: always the page cache path (_memfd rows)
+  IncomingMigration in(make_thread_guest_factory(backing), params);
   auto uri = in.start(endpoint(transport));
   if (!uri) return uri.status();
   MigrationCapabilities caps;
@@ -155,34 +163,45 @@ void BM_EngineBulk(benchmark::State& state, std::string transport, uint32_t page
   state.counters["ratio_max"] = *hi;
 }
 
-void BM_PostcopyFaults(benchmark::State& state, std::string transport, bool preempt) {
+void BM_PostcopyFaults(benchmark::State& state, std::string transport, bool preempt,
+                       RamBacking backing) {
   FaultLatency bare = measure_bare_uffd_faults(2000, true);
   if (!bare.ok()) {
     state.SkipWithError(bare.error.c_str());
     return;
   }
   // vCPUs that touch pages steadily but do not hog the two cores the workers need.
-  auto guest = filled_guest(kSmallPage, 50000);
+  auto guest = filled_guest(kSmallPage, 50000, Pattern::kRandom, backing);
   if (!guest) {
     state.SkipWithError(guest.status().to_string().c_str());
     return;
   }
   LatencyHistogram::Snapshot h;
-  uint64_t requests = 0;
+  uint64_t requests = 0, zero_copy = 0;
+  rusage before{}, after{};
   for (auto _ : state) {
-    auto r = migrate(**guest, transport, true, preempt);
+    getrusage(RUSAGE_SELF, &before);
+    auto r = migrate(**guest, transport, true, preempt, backing);
+    getrusage(RUSAGE_SELF, &after);
     if (!r) {
       state.SkipWithError(r.status().to_string().c_str());
       return;
     }
     h = r->dst.fault_latency;
     requests = r->dst.stats.postcopy_requests;
+    zero_copy = r->dst.stats.zero_copy_pages;
     state.SetIterationTime(static_cast<double>(r->src.stats.total_time) / 1e3);
   }
   // The histogram reports a bucket's upper bound; round the bare p99 up the same way.
   double bare_p99_bucket = static_cast<double>(
       LatencyHistogram::Snapshot::bucket_upper_us(64 - __builtin_clzll(
           static_cast<uint64_t>(bare.p99_us) | 1)));
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  state.counters["cpu_s"] = seconds(after.ru_utime) + seconds(after.ru_stime) -
+                            seconds(before.ru_utime) - seconds(before.ru_stime);
+  state.counters["sys_s"] = seconds(after.ru_stime) - seconds(before.ru_stime);
+  state.counters["minflt"] = static_cast<double>(after.ru_minflt - before.ru_minflt);
+  state.counters["zero_copy_pages"] = static_cast<double>(zero_copy);
   state.counters["faults"] = static_cast<double>(h.total);
   state.counters["requests"] = static_cast<double>(requests);
   state.counters["p50_us"] = static_cast<double>(h.quantile_us(0.5));
@@ -206,11 +225,20 @@ BENCHMARK_CAPTURE(BM_EngineBulk, tcp_2M, std::string("tcp"), kHugePage)
     ->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_EngineBulk, tcp_4K, std::string("tcp"), kSmallPage)
     ->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_PostcopyFaults, loopback_preempt, std::string("loopback"), true)
+BENCHMARK_CAPTURE(BM_PostcopyFaults, loopback_preempt, std::string("loopback"), true,
+                  RamBacking::kAnonymous)
     ->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_PostcopyFaults, loopback_nopreempt, std::string("loopback"), false)
+BENCHMARK_CAPTURE(BM_PostcopyFaults, loopback_nopreempt, std::string("loopback"), false,
+                  RamBacking::kAnonymous)
     ->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_PostcopyFaults, tcp_preempt, std::string("tcp"), true)
+BENCHMARK_CAPTURE(BM_PostcopyFaults, tcp_preempt, std::string("tcp"), true,
+                  RamBacking::kAnonymous)
+    ->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PostcopyFaults, loopback_preempt_memfd, std::string("loopback"), true,
+                  RamBacking::kMemfd)
+    ->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PostcopyFaults, tcp_preempt_memfd, std::string("tcp"), true,
+                  RamBacking::kMemfd)
     ->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -14,18 +14,18 @@
 // payloads land in the channel's staging host page at the frame's offset within its host page,
 // and the engine installs the whole host page at once (UFFDIO_COPY, or zero placement).
 //
-// Zero-copy postcopy placement (issue 12, item 4) plugs in as a third mode, kPageCache, for
-// file-backed guest RAM: each BlockLanding then names tern's own MAP_SHARED mapping of the
-// block's memfd/hugetlbfs file (the VMM maps the same file and handed over a userfaultfd that
-// registered its mapping for minor faults). resolve() returns the frame's final address in
-// tern's mapping (the page cache), copy() memcpy's there (the guest reads it soon), ends_batch()
-// stays true at kFlagHostPageEnd (no buffer is reused, but the host page must be installed at
-// once, whole: S2), accepts_remote_writes() stays false (the guest runs), land_zero() clears
-// only pages that held data (a hole reads as zero). The guest cannot see a partial page: its
-// mapping has no entry for it until the install. The receiver's placement step then switches
-// on mode(): UFFDIO_CONTINUE of the host page in the VMM's mapping instead of UFFDIO_COPY from
-// the staging page; no second copy. Transports need no change: they only call the methods
-// above.
+// kPageCache (postcopy, zero-copy placement for file-backed guest RAM, issue 12 item 4): a
+// block whose BlockLanding names tern's own MAP_SHARED mapping of its memfd/hugetlbfs file
+// (dataplane/page_cache_view.h) lands payloads at their final offset in that mapping, i.e. in
+// the page cache, while the guest's mapping of the same file (registered with userfaultfd for
+// missing and minor faults) has no entry for the page: a guest thread that touches it waits
+// until the engine installs the whole host page with UFFDIO_CONTINUE (S2), and no second copy
+// is made. A zero run writes nothing (the page was a hole at the switch: it reads as zero).
+// A host page is written by one channel only: the first frame of a host page takes it for this
+// landing's channel (a bit in BlockLanding::taken); frames of a host page another channel took,
+// or that is in place already (a duplicate answer), land in the staging page as in a sink, so
+// that no late copy overwrites what the guest wrote since. owns() tells the engine whether to
+// install; release() after it. Transports need no change: they only call the methods below.
 //
 // Threads: set up (and switched, set_staging) by the engine while the channel is quiescent;
 // then read by the channel's worker only. Per-frame calls allocate nothing, throw nothing and
@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/bitmap.h"
 #include "dataplane/page_copy.h"
 #include "dataplane/status.h"
 #include "dataplane/wire.h"
@@ -47,6 +48,10 @@ struct BlockLanding {
   uint8_t* base = nullptr;  // guest RAM of the block on this host
   uint64_t size = 0;
   uint32_t host_page_size = 0;
+  // kPageCache in staged landing: tern's own mapping of the block's file, and the host pages
+  // some channel has taken (or that were in place before postcopy). nullptr = kStaged.
+  uint8_t* page_cache = nullptr;
+  AtomicBitmap* taken = nullptr;
 };
 
 // Why resolve() refused a frame.
@@ -68,7 +73,7 @@ struct WritableSpan {
 
 class Landing {
  public:
-  enum class Mode : uint8_t { kDirect, kStaged };  // kPageCache: see the header comment
+  enum class Mode : uint8_t { kDirect, kStaged, kPageCache };  // see the header comment
 
   Landing() = default;
   explicit Landing(std::vector<BlockLanding> blocks) : blocks_(std::move(blocks)) {}
@@ -78,7 +83,11 @@ class Landing {
   void set_staging(uint8_t* staging) { staging_ = staging; }
   uint8_t* staging() const { return staging_; }
   bool staged() const { return staging_ != nullptr; }
-  Mode mode() const { return staged() ? Mode::kStaged : Mode::kDirect; }
+  // How frames of block b land (b must be a block of the landing).
+  Mode mode(uint32_t b) const {
+    if (!staged()) return Mode::kDirect;
+    return blocks_[b].page_cache != nullptr ? Mode::kPageCache : Mode::kStaged;
+  }
 
   // Address for the payload of a kPage frame, or nullptr if the frame does not lie inside one
   // host page of one block (a hostile or corrupt peer): the channel must then fail, with
@@ -90,8 +99,17 @@ class Landing {
       return nullptr;
     }
     const BlockLanding& b = blocks_[h.block];
-    return staging_ ? staging_ + h.offset % b.host_page_size : b.base + h.offset;
+    if (!staging_) return b.base + h.offset;
+    if (b.page_cache != nullptr && take(h)) return b.page_cache + h.offset;
+    return staging_ + h.offset % b.host_page_size;
   }
+  // kPageCache: whether frame h's host page is this landing's to install (taken by its first
+  // frame here; not a duplicate of a page another channel took or placed).
+  bool owns(uint32_t block, uint64_t host_page) const {
+    return owned_block_ == static_cast<int64_t>(block) && owned_page_ == host_page;
+  }
+  // kPageCache: the owned host page is installed; frames for it are duplicates from now on.
+  void release() { owned_block_ = -1; }
   // The protocol error for a frame resolve() refused with `why`: names the frame and the rule.
   // Cold path (allocates); the channel prefixes its own name.
   Status refusal(const FrameHeader& h, LandingRefusal why) const;
@@ -140,9 +158,13 @@ class Landing {
   // it is refused: nothing written). Fresh memory reads as zero, so nothing is written unless
   // `held_data` says the bytes it covers may hold an earlier page (direct: the host page was
   // received before; staged: the staging buffer held another page).
+  // kPageCache: takes the host page like a page frame and writes nothing (a hole at the switch,
+  // it reads as zero).
   LandingRefusal land_zero(const FrameHeader& h, bool held_data) const {
     const LandingRefusal r = check(h);
-    if (r == LandingRefusal::kNone && held_data) std::memset(resolve(h), 0, h.length);
+    if (r != LandingRefusal::kNone) return r;
+    uint8_t* dst = resolve(h);  // kPageCache: takes the host page (or sinks a duplicate)
+    if (held_data && mode(h.block) != Mode::kPageCache) std::memset(dst, 0, h.length);
     return r;
   }
 
@@ -185,8 +207,24 @@ class Landing {
     return LandingRefusal::kNone;
   }
 
+  // kPageCache: takes h's host page for this landing unless another frame did; true if it is
+  // this landing's (now or already).
+  bool take(const FrameHeader& h) const {
+    const BlockLanding& b = blocks_[h.block];
+    const uint64_t hp = h.offset / b.host_page_size;
+    if (owns(h.block, hp)) return true;
+    if (b.taken->test_and_set(hp)) return false;
+    owned_block_ = h.block;
+    owned_page_ = hp;
+    return true;
+  }
+
   std::vector<BlockLanding> blocks_;
   uint8_t* staging_ = nullptr;
+  // kPageCache: the host page this landing's channel took and has not installed yet (one at a
+  // time: S2). Written by resolve() on the channel's worker, which alone uses this landing.
+  mutable int64_t owned_block_ = -1;
+  mutable uint64_t owned_page_ = 0;
 };
 
 }  // namespace tern

@@ -44,6 +44,12 @@ struct MigrationParameters {
   // Every channel proves it knows this key, both ways, before it is used (docs/security.md);
   // nullptr: unauthenticated (a program that allows that says so: ternd --insecure).
   std::shared_ptr<const PeerKey> peer_key;
+  // Destination, file-backed 4 KiB guest RAM in postcopy: land pages in the page cache and
+  // install them with UFFDIO_CONTINUE (zero-copy) instead of UFFDIO_COPY from a staging page.
+  // Off by default: on Linux 6.18 the write through tern's mapping faults and the kernel zeroes
+  // each shmem page first, 2.6-3.2 us of CPU per page against 1.6-1.8 us for UFFDIO_COPY into
+  // the same memfd (bench/uffd_bench.cc BM_PagePlacement). 2 MiB hugetlbfs pages always use it.
+  bool zero_copy_small_pages = false;
 };
 
 // QMP status names: none, setup, active, postcopy-active, device, completed, failed,
@@ -79,6 +85,8 @@ struct MigrationStats {
   uint64_t preemptions = 0;       // huge pages interrupted between chunks for urgent requests (S1)
   uint64_t raised_requests = 0;   // requests served on the bulk channel holding the page (S3)
   uint64_t discarded_pages = 0;   // stale host pages discarded at the switch to postcopy
+  uint64_t zero_copy_pages = 0;   // destination: host pages installed from the page cache
+                                  // (UFFDIO_CONTINUE, file-backed guest RAM) in postcopy
   // Dirty limit (S4), while the dirty-limit capability throttles the guest: the largest penalty
   // a vCPU sleeps per ring-full round, and the average time to fill a ring (microseconds).
   uint64_t dirty_limit_throttle_time_per_round = 0;

@@ -43,6 +43,12 @@ Result<std::unique_ptr<RamBlock>> RamBlock::create(std::string name, uint64_t si
       new RamBlock(std::move(name), static_cast<uint8_t*>(p), size, host_page_size, -1, 0));
 }
 
+Result<std::unique_ptr<RamBlock>> RamBlock::create(std::string name, uint64_t size,
+                                                   uint32_t host_page_size, RamBacking backing) {
+  return backing == RamBacking::kMemfd ? create_shared(std::move(name), size, host_page_size)
+                                       : create(std::move(name), size, host_page_size);
+}
+
 Result<std::unique_ptr<RamBlock>> RamBlock::map_fd(std::string name, int fd, uint64_t offset,
                                                    uint64_t size, uint32_t host_page_size) {
   auto fail = [&](Status s) {
@@ -80,6 +86,9 @@ Result<std::unique_ptr<RamBlock>> RamBlock::create_shared(std::string name, uint
                                           std::to_string(free_huge_pages()) +
                                           " 2 MiB pages are free: reserve more with 'echo N > "
                                           "/proc/sys/vm/nr_hugepages'");
+  // Transparent huge pages for shmem follow /sys/kernel/mm/transparent_hugepage/shmem_enabled
+  // ("advise" honours this; "never", the default, leaves 4 KiB pages).
+  if (b && host_page_size == kSmallPage) madvise((*b)->base(), size, MADV_HUGEPAGE);
   return b;
 }
 
@@ -172,9 +181,10 @@ Status RamBlock::discard(uint64_t offset, uint64_t len) {
   if (offset % host_page_size_ || len % host_page_size_ || offset + len > size_)
     return Status(Code::kInvalidArgument, "discard outside block '" + name_ + "'");
   if (fd_ >= 0) {
-    if (fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  static_cast<off_t>(fd_offset_ + offset), static_cast<off_t>(len)) != 0)
-      return errno_status("fallocate(PUNCH_HOLE) on block '" + name_ + "'");
+    // A shared mapping's MADV_DONTNEED only unmaps: the page cache would still hold the page.
+    if (len != 0 && fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                              static_cast<off_t>(fd_offset_ + offset), static_cast<off_t>(len)) != 0)
+      return errno_status("punching a hole in the file of block '" + name_ + "'");
     return Status::ok();
   }
   if (madvise(base_ + offset, len, MADV_DONTNEED) != 0)
@@ -215,7 +225,12 @@ static uint64_t meminfo_value(const std::string& key) {
   return 0;
 }
 
-uint64_t free_huge_pages() { return meminfo_value("HugePages_Free:"); }
+uint64_t free_huge_pages() {
+  // Free pages that a mapping has reserved (a shared or private hugetlb mapping reserves its
+  // pages at mmap, before touching them) are not free for the next mapping.
+  const uint64_t free = meminfo_value("HugePages_Free:"), rsvd = meminfo_value("HugePages_Rsvd:");
+  return free > rsvd ? free - rsvd : 0;
+}
 
 Result<std::string> reserve_huge_pages(uint64_t pages) {
   uint64_t free_now = free_huge_pages();

@@ -1,5 +1,6 @@
 // A RAM block: one contiguous mapping of guest memory with one host page size (4 KiB anonymous
-// or 2 MiB hugetlb). Target pages are always 4 KiB. Owns its mapping.
+// or 2 MiB hugetlb), or a shared mapping of a file (memfd, hugetlbfs). Target pages are always
+// 4 KiB. Owns its mapping (and its file descriptor, if any).
 #pragma once
 
 #include <cstdint>
@@ -14,18 +15,28 @@ namespace tern {
 inline constexpr uint32_t kSmallPage = 4096;
 inline constexpr uint32_t kHugePage = 2u << 20;
 
+// What guest RAM is made of: anonymous memory (postcopy placement copies, UFFDIO_COPY) or a
+// memfd (RamBlock::create_shared): file-backed, so it can be handed to another process (fd(),
+// a VMM's RAM that ternd maps a second time), and its postcopy placement can come from the
+// page cache (UFFDIO_CONTINUE, dataplane/page_cache_view.h).
+enum class RamBacking : uint8_t { kAnonymous, kMemfd };
+
 class RamBlock {
  public:
   // Maps `size` bytes (a multiple of host_page_size). 2 MiB pages come from hugetlb; when too
   // few are reserved the error says how many to reserve in /proc/sys/vm/nr_hugepages.
   static Result<std::unique_ptr<RamBlock>> create(std::string name, uint64_t size,
                                                   uint32_t host_page_size);
+  // create() or create_shared() by `backing`.
+  static Result<std::unique_ptr<RamBlock>> create(std::string name, uint64_t size,
+                                                  uint32_t host_page_size, RamBacking backing);
   // Maps `size` bytes of the file `fd` from `offset`, shared: guest RAM that another process
   // (a VMM) owns and hands over as a memfd or hugetlbfs descriptor. Takes ownership of `fd`.
   static Result<std::unique_ptr<RamBlock>> map_fd(std::string name, int fd, uint64_t offset,
                                                   uint64_t size, uint32_t host_page_size);
-  // Like create(), but on a fresh memfd (hugetlb for 2 MiB pages) mapped shared, so that the
-  // RAM can be handed to another process (fd()): a VMM's RAM that ternd maps a second time.
+  // Like create(), but on a fresh memfd (hugetlb for 2 MiB pages) mapped shared: file-backed
+  // guest RAM that can be handed to another process (fd(): a VMM's RAM that ternd maps a second
+  // time), and whose postcopy placement can be zero-copy (dataplane/page_cache_view.h).
   static Result<std::unique_ptr<RamBlock>> create_shared(std::string name, uint64_t size,
                                                          uint32_t host_page_size);
   ~RamBlock();
@@ -40,14 +51,16 @@ class RamBlock {
   uint64_t target_pages() const { return size_ / 4096; }
   uint32_t target_pages_per_host_page() const { return host_page_size_ / 4096; }
   bool hugetlb() const { return host_page_size_ == kHugePage; }
-  // The backing file of a fd-backed block (map_fd, create_shared), -1 for anonymous memory;
-  // owned by the block.
+  // The backing file of a fd-backed block (map_fd, create_shared) and where the block starts
+  // in it; -1 for anonymous memory. Owned by the block.
   int fd() const { return fd_; }
   uint64_t fd_offset() const { return fd_offset_; }
 
   // Drops the contents of [offset, offset+len) (host-page aligned) so the next access faults:
-  // MADV_DONTNEED; for fd-backed RAM a hole punched in the file, which every process mapping
-  // it sees (MADV_DONTNEED would only drop this mapping's view of the shared pages). Used by the destination to discard stale pages before postcopy.
+  // MADV_DONTNEED for anonymous memory; for fd-backed RAM a hole punched in the file, which
+  // every mapping of it, in any process, then sees as missing (MADV_DONTNEED would only drop
+  // this mapping's view of the shared pages). Used by the destination to discard stale pages
+  // before postcopy.
   Status discard(uint64_t offset, uint64_t len);
   // 4 KiB blocks are mapped on transparent huge pages (one fault and one zeroing per 2 MiB,
   // not 512). The destination calls this before postcopy, before registering the block with
@@ -77,7 +90,7 @@ class RamBlock {
   uint8_t* base_;
   uint64_t size_;
   uint32_t host_page_size_;
-  int fd_ = -1;            // backing file (map_fd), -1 = anonymous
+  int fd_ = -1;            // backing file (map_fd, create_shared), -1 = anonymous
   uint64_t fd_offset_ = 0;
   int pagemap_fd_ = -1;    // /proc/self/pagemap for anonymous blocks, -1 if unreadable
 };
@@ -86,7 +99,8 @@ class RamBlock {
 std::vector<uint32_t> host_page_sizes(const std::vector<RamBlock*>& blocks);
 std::vector<uint64_t> block_sizes(const std::vector<RamBlock*>& blocks);
 
-// Number of free 2 MiB hugetlb pages, from /proc/meminfo (0 if unknown).
+// Number of free 2 MiB hugetlb pages not reserved by a mapping, from /proc/meminfo (0 if
+// unknown).
 uint64_t free_huge_pages();
 // Makes sure at least `pages` 2 MiB pages are free, raising /proc/sys/vm/nr_hugepages if needed.
 // Returns what it did in words ("reserved 512 more 2 MiB pages"), or an error.

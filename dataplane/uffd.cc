@@ -19,6 +19,15 @@ namespace {
 
 constexpr int kUffdFlags = O_CLOEXEC | O_NONBLOCK;
 constexpr uint64_t kTargetMask = ~uint64_t{kSmallPage - 1};
+#ifdef UFFD_FEATURE_MINOR_SHMEM
+constexpr uint64_t kMinorFeatures = UFFD_FEATURE_MINOR_HUGETLBFS | UFFD_FEATURE_MINOR_SHMEM;
+constexpr uint64_t kMinorMode = UFFDIO_REGISTER_MODE_MINOR;
+constexpr int kContinueIoctl = _UFFDIO_CONTINUE;
+#else  // headers older than Linux 5.13: no minor faults
+constexpr uint64_t kMinorFeatures = 0;
+constexpr uint64_t kMinorMode = 0;
+constexpr int kContinueIoctl = -1;
+#endif
 
 // A new userfaultfd from /dev/userfaultfd (Linux >= 6.1; access is governed by the device's file
 // mode rather than vm.unprivileged_userfaultfd). Returns the fd, or -errno.
@@ -94,6 +103,21 @@ int place(int fd, unsigned long request, uint64_t dst, uint64_t len, Fill fill,
   return 0;
 }
 
+// place() for the ioctls whose argument is a range and a mode (UFFDIO_ZEROPAGE, UFFDIO_CONTINUE).
+// `dst` is an address in the userfaultfd creator's address space (Userfault::to_remote()).
+template <typename Arg>
+int place_range(int fd, unsigned long request, uint64_t dst, uint64_t len,
+                __s64 Arg::*done_field) {
+  return place<Arg>(
+      fd, request, dst, len,
+      [](Arg& a, uint64_t d, uint64_t, uint64_t rest) {
+        a.range.start = d;
+        a.range.len = rest;
+        a.mode = 0;
+      },
+      done_field);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Userfault>> Userfault::open() {
@@ -108,17 +132,23 @@ Result<std::unique_ptr<Userfault>> Userfault::open() {
   Result<int> fd = open_fd();
   if (!fd) return fd.status();
 
-  // Ask for hugetlb missing-mode faults; a kernel without them (< 4.11) rejects the whole
-  // handshake, and the fd cannot be handshaken twice, so retry on a fresh fd without them.
-  uint64_t features = UFFD_FEATURE_MISSING_HUGETLBFS;
+  // Ask for hugetlb missing-mode faults and minor faults on shmem and hugetlbfs; a kernel
+  // without one of them rejects the whole handshake, and the fd cannot be handshaken twice, so
+  // retry on a fresh fd with fewer (minor faults: Linux >= 5.13; hugetlb missing: >= 4.11).
+  const uint64_t wants[] = {UFFD_FEATURE_MISSING_HUGETLBFS | kMinorFeatures,
+                            UFFD_FEATURE_MISSING_HUGETLBFS, 0};
   uint64_t ioctls = 0;
-  int r = handshake(*fd, features, &ioctls);
-  if (r == -EINVAL) {
-    close(*fd);
-    fd = open_fd();
-    if (!fd) return fd.status();
-    features = 0;
+  uint64_t features = 0;
+  int r = -EINVAL;
+  for (size_t i = 0; i < std::size(wants); ++i) {
+    if (i > 0) {
+      close(*fd);
+      fd = open_fd();
+      if (!fd) return fd.status();
+    }
+    features = wants[i];
     r = handshake(*fd, features, &ioctls);
+    if (r != -EINVAL) break;
   }
   if (r != 0) {
     close(*fd);
@@ -145,7 +175,10 @@ std::unique_ptr<Userfault> Userfault::adopt(int fd, std::vector<Remap> remaps) {
   // The creator negotiated the API; hugetlb missing faults are asked for by every creator
   // tern knows (libtern-vmm's users are told to), and a kernel without them refuses the
   // registration with a clear error anyway.
+  // Minor faults are not assumed: placement on an adopted userfaultfd is UFFDIO_COPY
+  // (minor_faults_missing() says why).
   u->features_ = UFFD_FEATURE_MISSING_HUGETLBFS;
+  u->adopted_ = true;
   return u;
 }
 
@@ -169,7 +202,26 @@ Userfault::~Userfault() {
   if (zero_huge_ != nullptr) munmap(zero_huge_, kHugePage);
 }
 
-Status Userfault::register_range(void* addr, size_t len, uint32_t host_page_size) {
+std::string Userfault::minor_faults_missing(uint32_t host_page_size) const {
+  if (adopted_)
+    return "the userfaultfd was handed over by the VMM, and the attach protocol does not yet "
+           "tell ternd whether it asked for minor faults (UFFDIO_CONTINUE for VMM-attached RAM: "
+           "not yet; docs/attach-protocol.md)";
+  if (kMinorFeatures == 0)
+    return "tern was built against kernel headers without userfaultfd minor faults (< 5.13)";
+#ifdef UFFD_FEATURE_MINOR_SHMEM
+  const uint64_t need =
+      host_page_size == kHugePage ? UFFD_FEATURE_MINOR_HUGETLBFS : UFFD_FEATURE_MINOR_SHMEM;
+  if ((features_ & need) == 0)
+    return std::string("this kernel has no userfaultfd minor faults on ") +
+           (host_page_size == kHugePage ? "hugetlbfs (UFFD_FEATURE_MINOR_HUGETLBFS" :
+                                          "shmem (UFFD_FEATURE_MINOR_SHMEM") +
+           ", Linux >= 5.13)";
+#endif
+  return "";
+}
+
+Status Userfault::register_range(void* addr, size_t len, uint32_t host_page_size, bool minor) {
   const auto a = reinterpret_cast<uint64_t>(addr);
   if (host_page_size != kSmallPage && host_page_size != kHugePage)
     return Status(Code::kInvalidArgument,
@@ -186,10 +238,14 @@ Status Userfault::register_range(void* addr, size_t len, uint32_t host_page_size
                   "userfaultfd: this kernel cannot handle missing faults on hugetlb memory "
                   "(no UFFD_FEATURE_MISSING_HUGETLBFS, needs Linux >= 4.11); use 4 KiB pages");
 
+  if (minor)
+    if (std::string why = minor_faults_missing(host_page_size); !why.empty())
+      return Status(Code::kUnavailable, "userfaultfd: " + why);
+
   uffdio_register reg{};
   reg.range.start = to_remote(a);
   reg.range.len = len;
-  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING | (minor ? kMinorMode : 0);
   if (ioctl(fd_, UFFDIO_REGISTER, &reg) != 0) {
     int err = errno;
     if (err == EBUSY)
@@ -199,19 +255,23 @@ Status Userfault::register_range(void* addr, size_t len, uint32_t host_page_size
       return Status(Code::kInvalidArgument,
                     "userfaultfd: cannot register " + std::to_string(len) +
                         " bytes: the range must be covered by private anonymous or hugetlb "
-                        "mappings aligned to their page size");
+                        "mappings aligned to their page size" +
+                        (minor ? " (minor faults: shared memfd/shmem or hugetlbfs mappings)"
+                               : ""));
     return errno_status("userfaultfd: UFFDIO_REGISTER", err);
   }
   // The kernel reports which placement ioctls the range supports; hugetlb has no ZEROPAGE.
   uint64_t need = uint64_t{1} << _UFFDIO_COPY | uint64_t{1} << _UFFDIO_WAKE;
-  if (!huge) need |= uint64_t{1} << _UFFDIO_ZEROPAGE;
+  if (!huge && !minor) need |= uint64_t{1} << _UFFDIO_ZEROPAGE;
+  if (minor) need |= uint64_t{1} << kContinueIoctl;
   if ((reg.ioctls & need) != need) {
     uffdio_range range{to_remote(a), len};
     ioctl(fd_, UFFDIO_UNREGISTER, &range);
     return Status(Code::kUnavailable,
                   std::string("userfaultfd: the range does not support ") +
                       ((reg.ioctls & (uint64_t{1} << _UFFDIO_COPY)) == 0 ? "UFFDIO_COPY"
-                                                                         : "UFFDIO_ZEROPAGE") +
+                       : minor ? "UFFDIO_CONTINUE"
+                               : "UFFDIO_ZEROPAGE") +
                       (huge ? "" : " (is it hugetlb memory registered with 4 KiB pages?)"));
   }
   return Status::ok();
@@ -238,7 +298,7 @@ int Userfault::read_faults(uint64_t* addrs, int max) {
     }
     const int got = static_cast<int>(r / static_cast<ssize_t>(sizeof(uffd_msg)));
     for (int i = 0; i < got; ++i) {
-      // Only missing-page faults are expected; other events need features we never ask for.
+      // Missing and minor page faults; other events need features we never ask for.
       if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
         addrs[n++] = to_local(msgs[i].arg.pagefault.address & kTargetMask);
     }
@@ -260,16 +320,23 @@ int Userfault::copy(void* dst, const void* src, size_t len) {
       &uffdio_copy::copy);
 }
 
+int Userfault::install(void* dst, size_t len) {
+#ifdef UFFD_FEATURE_MINOR_SHMEM
+  return place_range<uffdio_continue>(fd_, UFFDIO_CONTINUE,
+                                      to_remote(reinterpret_cast<uint64_t>(dst)), len,
+                                      &uffdio_continue::mapped);
+#else
+  (void)dst;
+  (void)len;
+  return -ENOSYS;
+#endif
+}
+
 int Userfault::zero(void* dst, size_t len, uint32_t host_page_size) {
   if (host_page_size != kHugePage) {
-    return place<uffdio_zeropage>(
-        fd_, UFFDIO_ZEROPAGE, to_remote(reinterpret_cast<uint64_t>(dst)), len,
-        [](uffdio_zeropage& z, uint64_t d, uint64_t, uint64_t rest) {
-          z.range.start = d;
-          z.range.len = rest;
-          z.mode = 0;
-        },
-        &uffdio_zeropage::zeropage);
+    return place_range<uffdio_zeropage>(fd_, UFFDIO_ZEROPAGE,
+                                        to_remote(reinterpret_cast<uint64_t>(dst)), len,
+                                        &uffdio_zeropage::zeropage);
   }
   // hugetlb has no UFFDIO_ZEROPAGE: copy from 2 MiB of zeros. The source is mapped once, read
   // only and pre-faulted onto the shared zero page, so it costs no memory and the copy never

@@ -1,7 +1,9 @@
 // userfaultfd, as the destination uses it in postcopy: register guest RAM for missing-page
 // faults, read fault addresses, and install whole host pages atomically (UFFDIO_COPY), or
 // zero pages (UFFDIO_ZEROPAGE for 4 KiB; a copy from a zeroed huge page for hugetlb, which has
-// no zeropage ioctl). Placement calls wake every thread waiting on the page.
+// no zeropage ioctl). File-backed RAM (memfd, hugetlbfs) may also be registered for minor
+// faults, and a page already in the page cache installed with UFFDIO_CONTINUE (no copy).
+// Placement calls wake every thread waiting on the page.
 //
 // Threads: the ioctls are thread-safe; read_faults() from one fault thread only.
 #pragma once
@@ -35,8 +37,15 @@ class Userfault {
   Userfault(const Userfault&) = delete;
   Userfault& operator=(const Userfault&) = delete;
 
-  // Missing-page mode over [addr, addr+len); hugetlb ranges must be 2 MiB aligned.
-  Status register_range(void* addr, size_t len, uint32_t host_page_size);
+  // Missing-page mode over [addr, addr+len); hugetlb ranges must be 2 MiB aligned. With
+  // `minor`, minor faults too (a page in the page cache but not in this mapping): the range
+  // must be a shared mapping of a memfd/shmem or hugetlbfs file, and minor_faults() true.
+  Status register_range(void* addr, size_t len, uint32_t host_page_size, bool minor = false);
+  // Whether this kernel reports minor faults on shmem (4 KiB) or hugetlbfs (2 MiB) memory
+  // (Linux >= 5.13); "" if so, else why not, in words. Never "" for an adopted userfaultfd: its
+  // creator negotiated the features and the attach protocol does not yet say whether minor
+  // faults are among them, so VMM-attached RAM is placed with UFFDIO_COPY.
+  std::string minor_faults_missing(uint32_t host_page_size) const;
   Status unregister_range(void* addr, size_t len);
   int fd() const { return fd_; }
 
@@ -49,6 +58,10 @@ class Userfault {
   // 0 on success, -EEXIST if the page is already present (waiters are woken anyway),
   // else -errno. Retries internally on -EAGAIN.
   int copy(void* dst, const void* src, size_t len);
+  // Maps the page cache pages behind [dst, dst+len) (whole host pages, already present in the
+  // file) into the registered mapping and wakes their waiters: UFFDIO_CONTINUE. Like copy():
+  // 0, -EEXIST if already mapped (waiters woken), else -errno.
+  int install(void* dst, size_t len);
   // Installs a zero host page at dst (len = host page size), like copy().
   int zero(void* dst, size_t len, uint32_t host_page_size);
   // Wakes threads waiting on [addr, addr+len) (when the page was placed by other means).
@@ -59,6 +72,7 @@ class Userfault {
   uint64_t to_remote(uint64_t local) const;  // identity unless adopted
   uint64_t to_local(uint64_t remote) const;
   int fd_;
+  bool adopted_ = false;          // adopt(): another process negotiated the features
   std::vector<Remap> remaps_;     // (fixed) adopted: local -> creator's addresses
   uint64_t features_ = 0;         // UFFD_FEATURE_* the kernel granted at open()
   uint8_t* zero_huge_ = nullptr;  // lazily mapped 2 MiB of zeros for hugetlb zero placement

@@ -37,11 +37,9 @@ ThreadGuest::ThreadGuest(std::unique_ptr<RamBlock> block)
   }
 }
 
-Result<std::unique_ptr<ThreadGuest>> ThreadGuest::create(const WorkloadSpec& spec,
-                                                         bool shared_ram) {
+Result<std::unique_ptr<ThreadGuest>> ThreadGuest::create(const WorkloadSpec& spec) {
   if (Status s = spec.validate(); !s) return s;
-  auto block = shared_ram ? RamBlock::create_shared("ram", spec.ram_bytes, spec.page_size)
-                          : RamBlock::create("ram", spec.ram_bytes, spec.page_size);
+  auto block = RamBlock::create("ram", spec.ram_bytes, spec.page_size, spec.backing);
   if (!block) return block.status();
   std::unique_ptr<ThreadGuest> g(new ThreadGuest(std::move(block).value()));
   if (Status s = g->setup_workload(spec); !s) return s;
@@ -50,7 +48,7 @@ Result<std::unique_ptr<ThreadGuest>> ThreadGuest::create(const WorkloadSpec& spe
 }
 
 Result<std::unique_ptr<ThreadGuest>> ThreadGuest::create_incoming(const Layout& layout,
-                                                                  bool shared_ram) {
+                                                                  RamBacking backing) {
   if (layout.blocks.size() != 1)
     return Status(Code::kInvalidArgument, "thread guest: layout has " +
                                               std::to_string(layout.blocks.size()) +
@@ -58,8 +56,7 @@ Result<std::unique_ptr<ThreadGuest>> ThreadGuest::create_incoming(const Layout& 
   const BlockInfo& b = layout.blocks[0];
   if (b.size / kSmallPage < 2)
     return Status(Code::kInvalidArgument, "thread guest: block '" + b.name + "' is too small");
-  auto block = shared_ram ? RamBlock::create_shared(b.name, b.size, b.host_page_size)
-                          : RamBlock::create(b.name, b.size, b.host_page_size);
+  auto block = RamBlock::create(b.name, b.size, b.host_page_size, backing);
   if (!block) return block.status();
   return std::unique_ptr<ThreadGuest>(new ThreadGuest(std::move(block).value()));
 }
@@ -305,9 +302,9 @@ std::string ThreadGuest::describe() const {
          (block_->hugetlb() ? "2M" : "4K") + " pages";
 }
 
-GuestFactory make_thread_guest_factory() {
-  return [](const Layout& layout) -> Result<std::unique_ptr<Guest>> {
-    auto g = ThreadGuest::create_incoming(layout);
+GuestFactory make_thread_guest_factory(RamBacking backing) {
+  return [backing](const Layout& layout) -> Result<std::unique_ptr<Guest>> {
+    auto g = ThreadGuest::create_incoming(layout, backing);
     if (!g) return g.status();
     return std::unique_ptr<Guest>(std::move(g).value());
   };

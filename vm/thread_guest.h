@@ -57,14 +57,14 @@ struct VcpuStats {
 
 class ThreadGuest : public Guest, public SelfCheck {
  public:
-  // Source guest: RAM per spec (zeroed, all versions 0), vCPUs created but not running.
-  // `shared_ram`: RAM on a memfd (RamBlock::create_shared) that a VMM process can hand to ternd
-  // (vm/thread_vmm_main.cc); else anonymous memory.
-  static Result<std::unique_ptr<ThreadGuest>> create(const WorkloadSpec& spec,
-                                                     bool shared_ram = false);
-  // Destination guest: RAM matching `layout` (one block), no workload until load_state().
-  static Result<std::unique_ptr<ThreadGuest>> create_incoming(const Layout& layout,
-                                                              bool shared_ram = false);
+  // Source guest: RAM per spec (zeroed, all versions 0), vCPUs created but not running. RAM is
+  // anonymous, or with spec.backing kMemfd a memfd (RamBlock::create_shared) that a VMM process
+  // can hand to ternd (vm/thread_vmm_main.cc).
+  static Result<std::unique_ptr<ThreadGuest>> create(const WorkloadSpec& spec);
+  // Destination guest: RAM matching `layout` (one block), no workload until load_state(); RAM
+  // by `backing`, as for create().
+  static Result<std::unique_ptr<ThreadGuest>> create_incoming(
+      const Layout& layout, RamBacking backing = RamBacking::kAnonymous);
   ~ThreadGuest() override;
 
   // Guest.
@@ -216,7 +216,8 @@ class ThreadGuest : public Guest, public SelfCheck {
   std::string touch_first_mismatch_;
 };
 
-// Destination factory for IncomingMigration: ThreadGuest::create_incoming.
-GuestFactory make_thread_guest_factory();
+// Destination factory for IncomingMigration: ThreadGuest::create_incoming, RAM by `backing`
+// (memfd: postcopy pages are installed from the page cache, without a second copy).
+GuestFactory make_thread_guest_factory(RamBacking backing = RamBacking::kAnonymous);
 
 }  // namespace tern

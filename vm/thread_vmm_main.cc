@@ -163,10 +163,13 @@ int run(const Options& o) {
     std::cerr << "tern-thread-vmm: --spec: " << spec.status().message() << "\n";
     return 2;
   }
+  // The RAM is handed to ternd as a memfd, whatever the spec says.
+  spec->backing = RamBacking::kMemfd;
   Result<std::unique_ptr<ThreadGuest>> guest =
       o.incoming ? ThreadGuest::create_incoming(
-                       Layout{{BlockInfo{"ram", spec->ram_bytes, spec->page_size}}}, true)
-                 : ThreadGuest::create(*spec, true);
+                       Layout{{BlockInfo{"ram", spec->ram_bytes, spec->page_size}}},
+                       RamBacking::kMemfd)
+                 : ThreadGuest::create(*spec);
   if (!guest) {
     std::cerr << "tern-thread-vmm: " << guest.status().message() << "\n";
     return 1;

@@ -110,6 +110,10 @@ Result<WorkloadSpec> parse_workload(std::string_view text) {
       auto r = parse_size(val);
       if (!r || *r == 0) return bad(key, val, "a size such as 1G or 512M");
       spec.ram_bytes = *r;
+    } else if (key == "backing") {
+      if (val == "anon") spec.backing = RamBacking::kAnonymous;
+      else if (val == "memfd") spec.backing = RamBacking::kMemfd;
+      else return bad(key, val, "anon or memfd");
     } else if (key == "page") {
       auto r = parse_size(val);
       if (!r || (*r != kSmallPage && *r != kHugePage)) return bad(key, val, "4K or 2M");
@@ -225,7 +229,8 @@ std::string WorkloadSpec::to_string() const {
          ",ring=" + std::to_string(ring_entries) +
          // Only when set: the canonical form of a spec without a heap is what it always was.
          (free_pct ? ",free=" + std::to_string(free_pct) + "%" : std::string()) +
-         (reuse_pct ? ",reuse=" + std::to_string(reuse_pct) + "%" : std::string());
+         (reuse_pct ? ",reuse=" + std::to_string(reuse_pct) + "%" : std::string()) +
+         (backing == RamBacking::kMemfd ? ",backing=memfd" : "");
 }
 
 std::string WorkloadSpec::describe() const {
@@ -243,6 +248,7 @@ std::string WorkloadSpec::describe() const {
   if (readers) s += ", " + std::to_string(readers) + " read-only vCPU" + (readers == 1 ? "" : "s");
   if (free_pct) s += ", " + std::to_string(free_pct) + "% freed";
   if (reuse_pct) s += ", " + std::to_string(reuse_pct) + "% heap churn";
+  if (backing == RamBacking::kMemfd) s += ", memfd RAM";
   return s;
 }
 

@@ -57,6 +57,7 @@ struct WorkloadSpec {
   uint32_t ring_entries = 4096;
   uint32_t free_pct = 0;   // heap: share of the working set freed at the first start
   uint32_t reuse_pct = 0;  // heap: share of operations that reuse or free a page
+  RamBacking backing = RamBacking::kAnonymous;  // "backing=anon|memfd" (thread guests)
 
   // Checks ranges and combinations; the message names the offending key.
   Status validate() const;

@@ -77,14 +77,24 @@ PollResult FaultPoller::poll() {
     const uint64_t hp = static_cast<uint64_t>(addr - rb->base()) / hp_size;
     uint8_t* page = rb->base() + hp * hp_size;
     AtomicBitmap& received = state_.received.block(static_cast<uint32_t>(b));
-    if (received.test(hp)) {
-      // Received as a zero marker in precopy and never written here: nothing to fetch.
-      int rc = state_.uffd->zero(page, hp_size, hp_size);
+    // In place here already: received as a zero marker (or left a hole: RecvState::leave_hole)
+    // and never written (a missing fault), or, for page-cache blocks, in the page cache but not
+    // (or no longer) in the guest's mapping (a minor fault: e.g. a VMM that never mapped it).
+    // Nothing to fetch: the page is placed here.
+    const bool cached = state_.page_cache.size() > static_cast<size_t>(b) &&
+                        state_.page_cache[static_cast<uint32_t>(b)] != nullptr;
+    auto place_locally = [&] {
+      int rc = cached ? state_.install(static_cast<uint32_t>(b), hp, 1, /*allocate=*/true)
+                      : state_.uffd->zero(page, hp_size, hp_size);
       if (rc != 0 && rc != -EEXIST) {
-        fail(Status(Code::kIo, std::string("zero placement: ") + std::strerror(-rc)));
-        return PollResult::kIdle;
+        fail(Status(Code::kIo, std::string("local placement: ") + std::strerror(-rc)));
+        return false;
       }
       state_.counters.local_zero.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    };
+    if (received.test(hp)) {
+      if (!place_locally()) return PollResult::kIdle;
       continue;
     }
     std::atomic<uint64_t>& t = state_.fault_time[static_cast<uint32_t>(b)][hp];
@@ -92,9 +102,11 @@ PollResult FaultPoller::poll() {
     if (!t.compare_exchange_strong(expected, now, std::memory_order_acq_rel))
       continue;  // a request for this page is already out
     if (received.test(hp)) {
-      // Placed between our check and the publish: take the fault time back, no request.
+      // Placed (or left a hole) between our check and the publish: take the fault time back,
+      // no request; a hole has no placement that woke this thread, so place it here.
       uint64_t mine = now;
       t.compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+      if (!place_locally()) return PollResult::kIdle;
       continue;
     }
     state_.outstanding.fetch_add(1, std::memory_order_relaxed);

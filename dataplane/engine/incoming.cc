@@ -121,6 +121,7 @@ void IncomingMigration::Impl::reset_session() {
   // source's layout replaces it.
   uffd_.reset();
   accepted_ = postcopy_ = precopy_only_ = false;
+  zero_copy_blocks_ = 0;
 }
 
 Status IncomingMigration::Impl::accept() {
@@ -355,9 +356,14 @@ Status IncomingMigration::Impl::enter_postcopy(const ControlMessage& m) {
   // registration, so no fault in between gets a huge page either).
   for (RamBlock* b : state_->blocks)
     if (Status s = b->use_small_pages(); !s.is_ok()) return s;
-  for (RamBlock* b : state_->blocks)
-    if (Status s = uffd_->register_range(b->base(), b->size(), b->host_page_size()); !s.is_ok())
+  choose_placement();
+  for (uint32_t i = 0; i < state_->blocks.size(); ++i) {
+    RamBlock* b = state_->blocks[i];
+    if (Status s = uffd_->register_range(b->base(), b->size(), b->host_page_size(),
+                                         /*minor=*/state_->page_cache[i] != nullptr);
+        !s.is_ok())
       return s;
+  }
   // Stale pages are no longer received; then every host page that is not received (stale, or
   // never sent) is dropped, so that the guest's touch faults.
   for (const Range& r : *discard) {
@@ -381,6 +387,7 @@ Status IncomingMigration::Impl::enter_postcopy(const ControlMessage& m) {
       p = end;
     }
   }
+  if (zero_copy_blocks_ > 0) state_->take_received();
   state_->uffd = uffd_.get();
   for (auto& r : receivers_) r->enter_postcopy();
   faults_->enable();
@@ -397,6 +404,30 @@ Status IncomingMigration::Impl::enter_postcopy(const ControlMessage& m) {
   // A failed ack is a broken link like any other: the migration pauses (the guest runs here).
   if (Status s = link_->send(ControlType::kPostcopyAck); !s.is_ok()) return survive(s);
   return Status::ok();
+}
+
+void IncomingMigration::Impl::choose_placement() {
+  state_->page_cache.clear();
+  state_->page_cache.resize(state_->blocks.size());
+  zero_copy_blocks_ = 0;
+  for (uint32_t i = 0; i < state_->blocks.size(); ++i) {
+    RamBlock* b = state_->blocks[i];
+    if (b->fd() < 0) continue;  // anonymous memory: UFFDIO_COPY, as ever
+    if (!b->hugetlb() && !params_.zero_copy_small_pages) continue;  // cheaper (migration.h)
+    std::string why = uffd_->minor_faults_missing(b->host_page_size());
+    if (why.empty()) {
+      auto view = PageCacheView::map(*b);
+      if (view) {
+        state_->page_cache[i] = std::move(*view);
+        ++zero_copy_blocks_;
+        continue;
+      }
+      why = view.status().message();
+    }
+    notice(Status(Code::kUnavailable, "block '" + b->name() +
+                                          "' is file-backed but its postcopy pages are placed "
+                                          "with UFFDIO_COPY (a second copy): " + why));
+  }
 }
 
 Status IncomingMigration::Impl::complete_precopy(const ControlMessage& m) {
@@ -458,6 +489,7 @@ MigrationInfo IncomingMigration::Impl::info() const {
     s.postcopy_requests = c.requests.load();
     s.precopy_bytes = c.precopy_bytes.load();
     s.postcopy_bytes = c.postcopy_bytes.load();
+    s.zero_copy_pages = c.installed_pages.load();
     s.dirty_sync_count = rounds_acked_;
     i.fault_latency = state_->fault_latency.snapshot();
   }

@@ -72,6 +72,9 @@ class IncomingMigration::Impl {
   Status peer_reason(const Status& s);
   Status ack_rounds();
   Status enter_postcopy(const engine::ControlMessage& m);
+  // At the switch to postcopy: which blocks land in the page cache (zero-copy, UFFDIO_CONTINUE)
+  // and which in staging pages (UFFDIO_COPY); fills state_->page_cache, says why not by notice.
+  void choose_placement();
   Status complete_precopy(const engine::ControlMessage& m);
   Status complete_postcopy();
   Status finish();
@@ -116,6 +119,7 @@ class IncomingMigration::Impl {
   uint32_t rounds_acked_ = 0;
   bool postcopy_ = false;
   bool precopy_only_ = false;  // the layout said no postcopy follows (kLayoutPrecopyOnly)
+  uint32_t zero_copy_blocks_ = 0;  // blocks placed from the page cache in postcopy
   size_t channel_count_ = 0;   // channels of the migration (a resuming source opens as many)
   uint64_t recovery_token_ = 0;  // from kPostcopyStart: a resuming source must present it
 

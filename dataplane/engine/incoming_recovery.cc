@@ -69,7 +69,7 @@ void IncomingMigration::Impl::serve_recover_request() {
   if (!uri) return;
   transport_.reset();  // the last recovery listener closes first: the same address works
   Result<std::string> answer = Status(Code::kInternal, "no answer");
-  auto opened = engine::open_transport(*uri);
+  auto opened = engine::open_transport(*uri, params_);
   if (!opened) {
     answer = opened.status();
   } else {

@@ -27,7 +27,7 @@ Status OutgoingMigration::Impl::resume(const std::string& uri) {
     return Status(Code::kInvalidArgument,
                   std::string("resume needs a postcopy-paused migration (status ") +
                       status_name(s) + ")");
-  auto opened = engine::open_transport(uri);
+  auto opened = engine::open_transport(uri, params_);
   if (!opened) return opened.status();
   std::lock_guard<std::mutex> lock(resume_mu_);
   resume_ = std::move(*opened);

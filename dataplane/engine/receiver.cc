@@ -37,6 +37,7 @@ void ReceiverPoller::enter_postcopy() {
     staging_.buffer = static_cast<uint8_t*>(p);
   }
   staging_.reset();
+  staged_landing_ = Landing(state_.postcopy_landings());
   staged_landing_.set_staging(staging_.buffer);
   channel_->set_landing(&staged_landing_);
   postcopy_ = true;
@@ -127,22 +128,35 @@ void ReceiverPoller::place_zero_range(const FrameHeader& h) {
   }
   RamBlock* rb = state_.blocks[h.block];
   const uint32_t hp_size = rb->host_page_size();
-  uint8_t* dst = rb->base() + h.offset;
-  int rc = state_.uffd->zero(dst, h.length, hp_size);
-  if (rc == -EEXIST) {
-    // Some host page of the run is in place already (a request answered on the urgent
-    // channel: the same zeros, the source is stopped): place the rest one by one.
+  const uint64_t first = h.offset / hp_size, count = h.length / hp_size;
+  int rc;
+  if (staged_landing_.mode(h.block) == Landing::Mode::kPageCache) {
+    // Never populated at the source, holes here (punched at the switch): they stay holes.
     rc = 0;
-    for (uint64_t off = 0; off < h.length && (rc == 0 || rc == -EEXIST); off += hp_size)
-      rc = state_.uffd->zero(dst + off, hp_size, hp_size);
+    for (uint64_t p = first; p < first + count && rc == 0; ++p) {
+      state_.taken->block(h.block).set(p);
+      rc = state_.leave_hole(h.block, p);
+    }
+    if (rc != 0) return fail(Status(Code::kIo, "installing a zero page of block '" + rb->name() +
+                                                   "': " + std::strerror(-rc)));
+    return;
+  } else {
+    uint8_t* dst = rb->base() + h.offset;
+    rc = state_.uffd->zero(dst, h.length, hp_size);
+    if (rc == -EEXIST) {
+      // Some host page of the run is in place already (a request answered on the urgent
+      // channel: the same zeros, the source is stopped): place the rest one by one.
+      rc = 0;
+      for (uint64_t off = 0; off < h.length && (rc == 0 || rc == -EEXIST); off += hp_size)
+        rc = state_.uffd->zero(dst + off, hp_size, hp_size);
+    }
   }
   if (rc != 0 && rc != -EEXIST) {
     fail(Status(Code::kIo, "placing zero range at offset " + std::to_string(h.offset) +
                                " of block '" + rb->name() + "': " + std::strerror(-rc)));
     return;
   }
-  const uint64_t first = h.offset / hp_size;
-  for (uint64_t p = first; p < first + h.length / hp_size; ++p) state_.page_placed(h.block, p);
+  for (uint64_t p = first; p < first + count; ++p) state_.page_placed(h.block, p);
 }
 
 void ReceiverPoller::stage(const FrameHeader& h, bool zero) {
@@ -182,10 +196,28 @@ void ReceiverPoller::stage(const FrameHeader& h, bool zero) {
 
 void ReceiverPoller::place_staged() {
   StagingPage& s = staging_;
-  RamBlock* rb = state_.blocks[static_cast<uint32_t>(s.block)];
+  const auto block = static_cast<uint32_t>(s.block);
+  RamBlock* rb = state_.blocks[block];
   uint8_t* dst = rb->base() + s.hp * s.host_page_size;
-  int rc = s.all_zero ? state_.uffd->zero(dst, s.host_page_size, s.host_page_size)
-                      : state_.uffd->copy(dst, s.buffer, s.host_page_size);
+  int rc;
+  if (staged_landing_.mode(block) == Landing::Mode::kPageCache) {
+    if (!staged_landing_.owns(block, s.hp)) {
+      // A duplicate of a page another channel took (its frames went to the staging sink):
+      // that channel installs it.
+      s.reset();
+      return;
+    }
+    // An all-zero page wrote nothing: its hole stays one unless a thread waits on it.
+    rc = s.all_zero ? state_.leave_hole(block, s.hp) : state_.install(block, s.hp, 1, false);
+    staged_landing_.release();
+    if (rc == 0 && s.all_zero) {
+      s.reset();
+      return;
+    }
+  } else {
+    rc = s.all_zero ? state_.uffd->zero(dst, s.host_page_size, s.host_page_size)
+                    : state_.uffd->copy(dst, s.buffer, s.host_page_size);
+  }
   if (rc != 0 && rc != -EEXIST) {
     fail(Status(Code::kIo, std::string("placing host page ") + std::to_string(s.hp) +
                                " of block '" + rb->name() + "': " + std::strerror(-rc)));
@@ -195,7 +227,7 @@ void ReceiverPoller::place_staged() {
   // first copy was still queued) and the other copy is in place; the guest may have written
   // to it since, so this one is dropped.
   if (rc == 0) state_.counters.placed_pages.fetch_add(1, std::memory_order_relaxed);
-  state_.page_placed(static_cast<uint32_t>(s.block), s.hp);
+  state_.page_placed(block, s.hp);
   s.reset();
 }
 

@@ -8,6 +8,9 @@
 // there it is installed at once with UFFDIO_COPY (or zero placement), so a guest thread never
 // sees part of a huge page. A host page in progress on this channel is never mixed with
 // another one: a frame for a different page before it completes fails the migration.
+// Blocks with a page cache (RecvState::page_cache: file-backed RAM) land payloads in the page
+// cache through tern's own mapping instead, and the whole host page is installed with
+// UFFDIO_CONTINUE (Landing kPageCache): the staging page only tracks what arrived.
 //
 // Threads: poll() on the owning worker; enter_postcopy() only while that worker is stopped;
 // last_round_end()/failed()/error() from the control thread.

@@ -45,12 +45,42 @@ class LandingTest : public ::testing::Test {
   Landing landing_{{{ram0_.data(), ram0_.size(), k2M}, {ram1_.data(), ram1_.size(), 4096}}};
 };
 
+// kPageCache: the first frame of a host page takes it for its landing's channel and lands in
+// the page cache mapping; another channel's frames for it, and frames after its install, land
+// in the staging page (a sink): no late copy reaches the page the guest may be writing.
+TEST_F(LandingTest, PageCacheHostPageIsWrittenByTheChannelThatTookItOnly) {
+  std::vector<uint8_t> cache(8u << 20), other_staging(k2M);
+  AtomicBitmap taken(4);
+  taken.set(3);  // in place before postcopy
+  auto make = [&](uint8_t* staging) {
+    Landing l({{ram0_.data(), ram0_.size(), k2M, cache.data(), &taken}});
+    l.set_staging(staging);
+    return l;
+  };
+  Landing a = make(staging_.data()), b = make(other_staging.data());
+  EXPECT_EQ(a.mode(0), Landing::Mode::kPageCache);
+  EXPECT_EQ(a.resolve(page(0, k2M + 8192, 4096)), cache.data() + k2M + 8192);
+  EXPECT_TRUE(a.owns(0, 1));
+  EXPECT_EQ(a.resolve(page(0, k2M, 4096)), cache.data() + k2M);  // still a's
+  EXPECT_EQ(b.resolve(page(0, k2M + 4096, 4096)), other_staging.data() + 4096);  // a duplicate
+  EXPECT_FALSE(b.owns(0, 1));
+  EXPECT_EQ(b.resolve(page(0, 3 * k2M, 4096)), other_staging.data());  // placed already
+  // A zero run takes its host page too, and writes nothing.
+  std::fill(cache.begin(), cache.end(), 0xcc);
+  EXPECT_EQ(b.land_zero(make_header(FrameType::kZero, 0, 0, 4096), true), LandingRefusal::kNone);
+  EXPECT_TRUE(b.owns(0, 0));
+  EXPECT_EQ(cache[0], 0xcc);
+  a.release();
+  EXPECT_EQ(a.resolve(page(0, k2M, 4096)), staging_.data());  // installed: now a duplicate
+  EXPECT_EQ(taken.count(), 3u);
+}
+
 TEST_F(LandingTest, ResolvesToGuestRamOrToTheStagingPage) {
-  EXPECT_EQ(landing_.mode(), Landing::Mode::kDirect);
+  EXPECT_EQ(landing_.mode(0), Landing::Mode::kDirect);
   EXPECT_EQ(landing_.resolve(page(0, k2M + 8192, 4096)), ram0_.data() + k2M + 8192);
   EXPECT_EQ(landing_.resolve(page(1, 60u << 10, 4096)), ram1_.data() + (60u << 10));
   landing_.set_staging(staging_.data());
-  EXPECT_EQ(landing_.mode(), Landing::Mode::kStaged);
+  EXPECT_EQ(landing_.mode(0), Landing::Mode::kStaged);
   // At the frame's offset within its host page.
   EXPECT_EQ(landing_.resolve(page(0, k2M + 8192, 4096)), staging_.data() + 8192);
   EXPECT_EQ(landing_.resolve(page(1, 60u << 10, 4096)), staging_.data());

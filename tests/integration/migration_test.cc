@@ -1,6 +1,9 @@
 // End to end: a thread guest that keeps writing is migrated between two engines over a real
 // transport, in precopy, postcopy and postcopy-preempt, with 4K and 2M host pages; the
 // destination checks every page (and, in postcopy, every page the guest touched first).
+// memfd cases back guest RAM with a memfd on both sides: postcopy pages then land in the page
+// cache and are installed with UFFDIO_CONTINUE (zero-copy placement, issue 12) for 2 MiB pages
+// and, with zero_copy_small_pages, for 4 KiB pages; else UFFDIO_COPY into the memfd.
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -19,11 +22,15 @@ struct Case {
   std::string transport;
   std::string mode;  // precopy | postcopy | preempt
   uint32_t page;
+  RamBacking backing = RamBacking::kAnonymous;
+  bool zero_copy_small_pages = false;  // MigrationParameters::zero_copy_small_pages
 };
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return info.param.transport + "_" + info.param.mode + "_" +
-         (info.param.page == kHugePage ? "2M" : "4K");
+         (info.param.page == kHugePage ? "2M" : "4K") +
+         (info.param.backing == RamBacking::kMemfd ? "_memfd" : "") +
+         (info.param.zero_copy_small_pages ? "_zerocopy" : "");
 }
 
 class EndToEnd : public ::testing::TestWithParam<Case> {};
@@ -41,6 +48,7 @@ TEST_P(EndToEnd, EveryPageArrivesIntact) {
   spec.wss_fraction = 0.25;
   spec.rate = dirty_rate();  // pages per second per vCPU: the guest dirties while it moves
   spec.pattern = Pattern::kRandom;
+  spec.backing = c.backing;
   auto guest = ThreadGuest::create(spec);
   ASSERT_TRUE(guest.is_ok()) << guest.status().to_string();
   ASSERT_TRUE((*guest)->start().is_ok());
@@ -49,10 +57,11 @@ TEST_P(EndToEnd, EveryPageArrivesIntact) {
   params.multifd_channels = 2;
   params.downtime_limit_ms = 100;
   params.workers = 1;  // one poll-mode worker per side: both sides share this 2-core host
+  params.zero_copy_small_pages = c.zero_copy_small_pages;
 #ifdef TERN_HAVE_RDMA
   const RdmaDirectCounters direct_before = rdma_direct_counters();
 #endif
-  IncomingMigration incoming(make_thread_guest_factory(), params);
+  IncomingMigration incoming(make_thread_guest_factory(c.backing), params);
   auto uri = incoming.start(listen_uri(c.transport));
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
 
@@ -89,6 +98,14 @@ TEST_P(EndToEnd, EveryPageArrivesIntact) {
     EXPECT_GT(v.touched_checked, 0u);
     EXPECT_GT(si.stats.postcopy_bytes, 0u);
   }
+  // File-backed RAM lands in the page cache (UFFDIO_CONTINUE) for 2 MiB pages, and for 4 KiB
+  // pages when asked; otherwise UFFDIO_COPY into the memfd.
+  if (caps.postcopy_ram && c.backing == RamBacking::kMemfd &&
+      (c.page == kHugePage || c.zero_copy_small_pages)) {
+    EXPECT_GT(di.stats.zero_copy_pages, 0u) << "no page was installed from the page cache";
+  } else {
+    EXPECT_EQ(di.stats.zero_copy_pages, 0u);
+  }
 #ifdef TERN_HAVE_RDMA
   // rdma: precopy places pages straight into guest RAM; with postcopy armed the destination
   // never registers guest RAM, so nothing is granted and nothing placed directly.
@@ -110,7 +127,8 @@ TEST_P(EndToEnd, EveryPageArrivesIntact) {
             << " ms, rounds " << si.stats.dirty_sync_count << ", requests "
             << si.stats.postcopy_requests << ", preemptions " << si.stats.preemptions
             << ", fault p50/p99 " << di.fault_latency.quantile_us(0.5) << "/"
-            << di.fault_latency.quantile_us(0.99) << " us\n";
+            << di.fault_latency.quantile_us(0.99) << " us, zero-copy host pages "
+            << di.stats.zero_copy_pages << "\n";
   Guest* dest = incoming.guest();
   ASSERT_NE(dest, nullptr);
   EXPECT_TRUE(dest->running());
@@ -122,6 +140,12 @@ std::vector<Case> all_cases() {
   for (std::string t : {TERN_IT_TRANSPORTS})
     for (std::string m : {"precopy", "postcopy", "preempt"})
       for (uint32_t p : {kSmallPage, kHugePage}) v.push_back({t, m, p});
+  // Zero-copy postcopy placement (file-backed RAM), on the last transport listed (tcp here).
+  for (std::string m : {"postcopy", "preempt"})
+    for (uint32_t p : {kSmallPage, kHugePage})
+      v.push_back({std::vector<std::string>{TERN_IT_TRANSPORTS}.back(), m, p, RamBacking::kMemfd});
+  v.push_back({std::vector<std::string>{TERN_IT_TRANSPORTS}.back(), "preempt", kSmallPage,
+               RamBacking::kMemfd, true});
   return v;
 }
 

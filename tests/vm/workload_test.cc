@@ -22,7 +22,7 @@ TEST(WorkloadSpec, ParsesTheCliExample) {
 
 TEST(WorkloadSpec, ParsesEveryKeyAndRoundTrips) {
   auto r = parse_workload(" vcpus=4, ram=64MiB ,page=2M,wss=16M,rate=0,pattern=hotset,"
-                          "hot=80/20,read=30%,seed=99,ring=256");
+                          "hot=80/20,read=30%,seed=99,ring=256,backing=memfd");
   ASSERT_TRUE(r) << r.status().to_string();
   EXPECT_EQ(r->page_size, kHugePage);
   EXPECT_EQ(r->wss_bytes, uint64_t{16} << 20);
@@ -31,6 +31,7 @@ TEST(WorkloadSpec, ParsesEveryKeyAndRoundTrips) {
   EXPECT_EQ(r->hot_set_pct, 20u);
   EXPECT_EQ(r->read_pct, 30u);
   EXPECT_EQ(r->ring_entries, 256u);
+  EXPECT_EQ(r->backing, RamBacking::kMemfd);
   auto again = parse_workload(r->to_string());
   ASSERT_TRUE(again) << again.status().to_string();
   EXPECT_EQ(*again, *r);
@@ -59,6 +60,7 @@ TEST(WorkloadSpec, ErrorsNameTheBadKeyAndValue) {
       {"ring=100", "'ring'"},          {"color=blue", "unknown key 'color'"},
       {"vcpus", "not key=value"},      {"ram=4K,vcpus=8", "too small"},
       {"ram=6K", "multiple"},          {"ram=4M,wss=8M", "larger than 'ram'"},
+      {"backing=file", "'backing'"},
   };
   for (const Case& c : cases) {
     auto r = parse_workload(c.text);

@@ -1,6 +1,9 @@
 // S2: the destination assembles a huge page in its channel's staging page and installs it
 // whole; a guest thread never sees part of it. A host page travels wholly on one channel.
+// Each receiver test runs on anonymous hugetlb RAM (staged, UFFDIO_COPY) and on a hugetlb
+// memfd (page cache landing, UFFDIO_CONTINUE: issue 12's zero-copy placement).
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <map>
@@ -17,12 +20,13 @@ namespace {
 
 using namespace testing_support;
 
-class ReceiverTest : public ::testing::Test {
+class ReceiverTest : public ::testing::TestWithParam<RamBacking> {
  protected:
+  bool page_cache() const { return GetParam() == RamBacking::kMemfd; }
   void SetUp() override {
     auto r = reserve_huge_pages(8);
     if (!r.is_ok()) GTEST_SKIP() << "needs 2 MiB hugetlb pages: " << r.status().to_string();
-    auto b = RamBlock::create("ram", 2 * kHugePage, kHugePage);
+    auto b = RamBlock::create("ram", 2 * kHugePage, kHugePage, GetParam());
     ASSERT_TRUE(b.is_ok()) << b.status().to_string();
     block_ = std::move(*b);
     layout_.blocks.push_back({"ram", block_->size(), kHugePage});
@@ -30,7 +34,17 @@ class ReceiverTest : public ::testing::Test {
     auto u = Userfault::open();
     ASSERT_TRUE(u.is_ok()) << u.status().to_string();
     uffd_ = std::move(*u);
-    ASSERT_TRUE(uffd_->register_range(block_->base(), block_->size(), kHugePage).is_ok());
+    state_->page_cache.resize(1);
+    if (page_cache()) {
+      if (std::string why = uffd_->minor_faults_missing(kHugePage); !why.empty())
+        GTEST_SKIP() << why;
+      auto view = PageCacheView::map(*block_);
+      ASSERT_TRUE(view.is_ok()) << view.status().to_string();
+      state_->page_cache[0] = std::move(*view);
+      state_->take_received();
+    }
+    Status reg = uffd_->register_range(block_->base(), block_->size(), kHugePage, page_cache());
+    ASSERT_TRUE(reg.is_ok()) << reg.to_string();
     state_->uffd = uffd_.get();
     static int n = 0;
     wired_ = wire_loopback("staging-" + std::to_string(++n), 3);
@@ -41,10 +55,11 @@ class ReceiverTest : public ::testing::Test {
     if (uffd_ && block_) (void)uffd_->unregister_range(block_->base(), block_->size());
   }
   // Posts target pages [first, first+count) of host page hp, content = page number + 1.
-  void send(uint64_t hp, uint32_t first, uint32_t count, bool end) {
+  void send(uint64_t hp, uint32_t first, uint32_t count, bool end, int fill = 0) {
     static std::vector<uint8_t> buf(kHugePage);
     for (uint32_t t = first; t < first + count; ++t)
-      std::memset(buf.data() + t * kTargetPageSize, static_cast<int>(t % 250 + 1), kTargetPageSize);
+      std::memset(buf.data() + t * kTargetPageSize, fill ? fill : static_cast<int>(t % 250 + 1),
+                  kTargetPageSize);
     TxFrame f{make_header(FrameType::kPage, 0, hp * kHugePage + first * kTargetPageSize,
                           count * kTargetPageSize, end ? kFlagHostPageEnd : 0, 1, 2),
               buf.data() + first * kTargetPageSize};
@@ -60,7 +75,7 @@ class ReceiverTest : public ::testing::Test {
   std::unique_ptr<ReceiverPoller> receiver_;
 };
 
-TEST_F(ReceiverTest, GuestThreadsNeverSeeAPartialHugePage) {
+TEST_P(ReceiverTest, GuestThreadsNeverSeeAPartialHugePage) {
   Worker worker("test-recv");
   worker.add(receiver_.get());
   worker.start();
@@ -90,22 +105,49 @@ TEST_F(ReceiverTest, GuestThreadsNeverSeeAPartialHugePage) {
   EXPECT_EQ(bad.load(), 0);
   EXPECT_EQ(woke.load(), 3);
   EXPECT_EQ(state_->counters.placed_pages.load(), 1u);
+  EXPECT_EQ(state_->counters.installed_pages.load(), page_cache() ? 1u : 0u);
   EXPECT_TRUE(state_->received.block(0).test(0));
 }
 
-TEST_F(ReceiverTest, AllZeroHugePageIsPlacedAsZeros) {
+TEST_P(ReceiverTest, AllZeroHugePageIsPlacedAsZerosOrLeftAHole) {
   TxFrame z{make_header(FrameType::kZero, 0, kHugePage, kHugePage, kFlagHostPageEnd, 1, 2),
             nullptr};
   ASSERT_EQ(wired_.src[2]->post(&z, 1), 1u);
   ASSERT_TRUE(wired_.src[2]->flush());
   for (int i = 0; i < 100 && !state_->received.block(0).test(1); ++i) receiver_->poll();
   ASSERT_TRUE(state_->received.block(0).test(1));
+  if (page_cache()) {
+    // Nobody waits on it: the hole stays a hole (nothing allocated; a later touch faults and
+    // the fault poller installs it locally).
+    struct stat st {};
+    ASSERT_EQ(fstat(block_->fd(), &st), 0);
+    EXPECT_EQ(st.st_blocks, 0) << "the memfd holds allocated pages";
+    EXPECT_EQ(state_->counters.installed_pages.load(), 0u);
+    return;
+  }
   for (uint64_t off = 0; off < kHugePage; off += 512) ASSERT_EQ(block_->base()[kHugePage + off], 0);
+}
+
+// A page that comes twice (a request answered again while the first answer was queued) is
+// dropped the second time: the guest may have written to it since. In page cache landing the
+// duplicate's payload must not even reach the page cache.
+TEST_P(ReceiverTest, DuplicatePageNeverOverwritesWhatTheGuestWrote) {
+  send(0, 0, 512, true);
+  for (int i = 0; i < 100 && !state_->received.block(0).test(0); ++i) receiver_->poll();
+  ASSERT_TRUE(state_->received.block(0).test(0));
+  block_->base()[100] = 0xee;  // the guest writes
+  send(0, 0, 256, false, 0x77);  // the duplicate, in two pieces
+  send(0, 256, 256, true, 0x77);
+  for (int i = 0; i < 20; ++i) receiver_->poll();
+  ASSERT_FALSE(receiver_->failed()) << receiver_->error().to_string();
+  EXPECT_EQ(block_->base()[100], 0xee);
+  EXPECT_EQ(block_->base()[5000], 1 + 1);  // target page 1 of the first copy
+  EXPECT_EQ(state_->counters.placed_pages.load(), 1u);
 }
 
 // A second host page may not start on a channel before the first is complete: that would be
 // a huge page split across channels (or mixed in one staging page).
-TEST_F(ReceiverTest, InterleavedHostPagesOnOneChannelFailTheChannel) {
+TEST_P(ReceiverTest, InterleavedHostPagesOnOneChannelFailTheChannel) {
   send(0, 0, 16, false);
   send(1, 0, 16, false);
   for (int i = 0; i < 100 && !receiver_->failed(); ++i) receiver_->poll();
@@ -114,6 +156,13 @@ TEST_F(ReceiverTest, InterleavedHostPagesOnOneChannelFailTheChannel) {
       << receiver_->error().to_string();
   EXPECT_EQ(state_->counters.placed_pages.load(), 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backing, ReceiverTest,
+                         ::testing::Values(RamBacking::kAnonymous, RamBacking::kMemfd),
+                         [](const ::testing::TestParamInfo<RamBacking>& i) {
+                           return i.param == RamBacking::kMemfd ? "memfd_page_cache"
+                                                                : "anonymous_staged";
+                         });
 
 // Source side: in a whole round over two bulk channels, every host page is sent exactly once,
 // wholly on one channel, its frames contiguous in that channel's stream.
