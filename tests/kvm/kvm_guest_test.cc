@@ -129,7 +129,11 @@ TEST(KvmGuest, PenaltySlowsTheWriterNotTheReader) {
   ASSERT_TRUE(guest.start_dirty_log().is_ok());
   for (uint32_t i = 0; i < 2; ++i) guest.set_ring_full_penalty(i, 50000);  // 50 ms
   ASSERT_TRUE(guest.start().is_ok());
+  // 1.5 s, or longer until the writer has met 3 ring-full events (a nested KVM in the TCG VM
+  // writes ~400 pages a second; at most a minute).
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  for (int i = 0; i < 600 && guest.dirty_ring_counters(0).ring_full_exits < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   guest.pause();
   ASSERT_EQ(guest.error(), "");
   KvmVcpuCounters w = guest.vcpu_counters(0), r = guest.vcpu_counters(1);
