@@ -4,7 +4,7 @@
 # loads there, the binary meets a real KVM nested in the emulated CPU). Exits with the binary's
 # status. TERN_KVM_VM=never skips (exit 77) instead of booting a VM; =always forces the VM.
 # In the VM, guests are small (TERN_TEST_SCALE=tiny, or TERN_KVM_VM_SCALE: full = the native
-# sizes, expect many minutes) and the whole run is bounded by TERN_KVM_VM_TIMEOUT (s, 600).
+# sizes, expect many minutes) and the whole run is bounded by TERN_KVM_VM_TIMEOUT (s, 840).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 [ $# -ge 1 ] || { echo "usage: $0 TEST_BINARY [ARGS...]" >&2; exit 2; }
@@ -24,4 +24,4 @@ scale=${TERN_KVM_VM_SCALE:-tiny}
 [ "$scale" = full ] && scale=
 echo "[kvm] running $(basename "$1") on KVM nested in the TCG VM (scale ${scale:-full})"
 exec env TERN_TEST_SCALE="$scale" "$here/../rdma/vm.sh" --kvm \
-  --timeout "${TERN_KVM_VM_TIMEOUT:-600}" -- "$@"
+  --timeout "${TERN_KVM_VM_TIMEOUT:-840}" -- "$@"

@@ -168,7 +168,7 @@ void _start(uint64_t vcpu) {
           if (reuse) reuse_unit(&h, u);
           else free_unit(&h, u);
         }
-        ++reads; /* a churn operation, counted with the reads (it checks nothing) */
+        ++writes; /* a churn operation writes (a unit, or its table entries): paced as one */
         continue;
       }
       if (heap_on && (table[page] & TERN_KVM_FREE)) {
