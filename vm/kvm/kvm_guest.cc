@@ -249,7 +249,7 @@ KvmVcpuCounters KvmGuest::vcpu_counters(uint32_t vcpu) const {
   const Vcpu& v = *vcpus_[vcpu];
   return {v.ops.load(),        v.writes.load(),         v.reads.load(),
           v.checks.load(),     v.mismatches.load(),     v.progress_exits.load(),
-          v.ring_overruns.load(), v.area->frees,        v.area->reuses};
+          v.ring_overruns.load(), v.frees.load(),        v.reuses.load()};
 }
 
 uint32_t KvmGuest::dirty_limit_vcpus() const {

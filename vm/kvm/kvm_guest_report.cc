@@ -89,7 +89,7 @@ uint64_t KvmGuest::take_free_pages(std::vector<Range>& out) {
 
 void KvmGuest::stop_free_page_reporting() {
   report_cmd_.store(0, std::memory_order_release);
-  if (has_workload_) report_ctl()->cmd = 0;
+  if (report_session_ != 0) report_ctl()->cmd = 0;  // only a guest asked (a source's RAM)
   std::lock_guard lk(report_mu_);
   reports_.clear();
 }

@@ -105,6 +105,8 @@ bool KvmGuest::on_progress(Vcpu& v) {
   v.reads.store(v.area->reads, std::memory_order_relaxed);
   v.checks.store(v.area->checks, std::memory_order_relaxed);
   v.mismatches.store(v.area->mismatches, std::memory_order_relaxed);
+  v.frees.store(v.area->frees, std::memory_order_relaxed);
+  v.reuses.store(v.area->reuses, std::memory_order_relaxed);
   v.progress_exits.fetch_add(1, std::memory_order_release);
   take_reports(v);  // no doorbell needed for what a batch reported (virtio's notification suppression)
   if (v.soft_full.exchange(false, std::memory_order_acq_rel)) ring_full(v, false);
