@@ -117,7 +117,8 @@ accel=${TERN_VM_ACCEL:-tcg,thread=multi}
 # conformance suite's 256 MiB).
 cpu=qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt
 # KVM inside (--kvm): TCG emulates AMD SVM and its nested paging; nothing else is needed (no
-# AVX, for the reason above). Without npt KVM would shadow-page the nested guest, slower still.
+# AVX, for the reason above). qemu64 has svm already (kvm_amd loads in every VM of this script,
+# harmlessly); without npt KVM would shadow-page the nested guest, slower still.
 cpu=${TERN_VM_CPU:-$cpu}
 if [ $kvm = 1 ]; then cpu=$cpu,+svm,+npt; fi
 log "booting QEMU ($accel, -cpu $cpu, -smp ${TERN_VM_SMP:-2} -m ${TERN_VM_MEM:-2G})"
