@@ -1,7 +1,7 @@
 // S5 free page hinting with the KVM guest: its program's heap frees 75% of its working set and
 // keeps reusing and freeing units, and reports what is free through its report ring and
 // doorbell (vm/kvm/abi.h). First the protocol on its own (the whole free set on request, then
-// each free, nothing after stop), then whole migrations with x-free-page-hint over loopback,
+// each free, nothing after stop), then whole migrations with free page hinting over loopback,
 // precopy and postcopy, 4K and 2M: every page in use checked at the destination (0
 // mismatches), pages freed then reused hold their new content there, and most of
 // the free pages were never sent.
