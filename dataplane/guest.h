@@ -62,7 +62,9 @@ class Guest {
   //  - take_free_pages appends, as target-page-aligned ranges of guest RAM (block, byte offset,
   //    length), the pages freed since the previous take (or since start_free_page_reporting)
   //    and free at the moment of the take; a page the guest reused after freeing it is not
-  //    reported until freed again. Returns the target pages appended.
+  //    reported until freed again (or, the KVM guest's weaker form, which the filter's order
+  //    also needs no more than: every write after a report taken here reaches a collect_dirty
+  //    that follows this take). Returns the target pages appended.
   //  - A write to a reported page that follows its take shows up in a later collect_dirty
   //    (the dirty log must be on before start_free_page_reporting: the engine starts it first).
   //  - The guest never waits for the host, and keeps no reserve of free pages.

@@ -191,6 +191,9 @@ rdma_skip="rdma=runs once, in the normal stage: its tests run inside an emulated
 fault_skip="fault=runs once, in the normal stage: whole ternd processes killed, stopped and cut off (minutes of wall time); scripts/soak.sh runs it longer"
 
 sanitizer_env=(
+  # The kvm suite runs natively where /dev/kvm works; its nested-KVM VM (tests/kvm/run.sh) boots
+  # in the normal stage only, like the rdma suite's.
+  "TERN_KVM_VM=never"
   "ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:print_summary=1"
   "UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1"
   "TERN_TEST_SCALE=small"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# /init of the soft-RoCE test VM (tests/rdma/vm.sh): loads rdma_rxe, mounts the host root
+# /init of the soft-RoCE test VM (tests/rdma/vm.sh): loads rdma_rxe (and kvm_amd with SVM), mounts the host root
 # (read-only 9p) and the job dir, sets up rxe0 on a dummy netdev, chroots into the host root and
 # runs the job's command; writes its exit status to the job dir and powers off.
 export PATH=/bin:/sbin
@@ -9,6 +9,8 @@ mount -t devtmpfs dev /dev
 for m in virtio_pci 9pnet_virtio 9p crc32_generic rdma_rxe ib_uverbs rdma_ucm; do
   modprobe $m || echo "[init] modprobe $m failed"
 done
+# /dev/kvm for the kvm suite: where the CPU model has SVM (vm.sh --kvm), kvm_amd loads.
+if grep -qw svm /proc/cpuinfo; then modprobe kvm_amd || echo "[init] modprobe kvm_amd failed"; fi
 modprobe dummy numdummies=0
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /host ||
   { echo "[init] cannot mount the host root"; poweroff -f; }

@@ -2,9 +2,11 @@
 # Runs a command inside a throwaway QEMU VM whose Debian kernel has soft-RoCE (rdma_rxe), and
 # exits with the command's status. This machine's kernel has no RDMA stack; the VM's has.
 #
-#   tests/rdma/vm.sh [--timeout SECONDS] [--] COMMAND [ARGS...]
+#   tests/rdma/vm.sh [--timeout SECONDS] [--kvm] [--] COMMAND [ARGS...]
 #   tests/rdma/vm.sh --kernel    # fetch (once) and print the path of the cached vmlinux only
 #                                # (tern-bench's qemu reference boots its own guest with it)
+#   --kvm: the CPU model also has AMD SVM with nested paging (TCG emulates both), so the VM's
+#          kvm_amd loads and /dev/kvm works inside: the kvm suite's runner (tests/kvm/run.sh).
 #
 # The guest sees the host's root filesystem read-only over 9p and chroots into it, so host-built
 # binaries (the build tree), the host's rdma-core, perftest and iproute2 run in the guest as they
@@ -15,15 +17,17 @@
 #
 # Env: TERN_RDMA_CACHE, TERN_VM_MEM (default 2G), TERN_VM_SMP (default 2), TERN_VM_ACCEL
 # (default tcg: /dev/kvm here is kvm_pvm, which cannot boot a stock kernel at speed),
-# TERN_VM_CPU (default an SSE4.2 qemu64, see below).
+# TERN_VM_CPU (default an SSE4.2 qemu64, see below; --kvm adds svm and npt to it).
 set -euo pipefail
 
 timeout_s=900
 kernel_only=0
+kvm=0
 while [ $# -gt 0 ]; do
   case $1 in
     --timeout) timeout_s=$2; shift 2 ;;
     --kernel) kernel_only=1; shift ;;
+    --kvm) kvm=1; shift ;;
     --) shift; break ;;
     *) break ;;
   esac
@@ -62,9 +66,11 @@ kver=$(ls "$kdir/root/lib/modules")
 if [ $kernel_only = 1 ]; then echo "$kdir/vmlinux"; exit 0; fi
 
 # --- initramfs: busybox, the module closure, an init that chroots into the host root ------------
-initrd=$cache/initramfs-$kver.cpio
+# Named after the scripts that shape it, so that worktrees with different versions of them
+# (sharing the cache) never use or overwrite each other's initramfs.
 here=$(cd "$(dirname "$0")" && pwd)
-if [ ! -f "$initrd" ] || [ "$here/vm-init.sh" -nt "$initrd" ] || [ "$0" -nt "$initrd" ]; then
+initrd=$cache/initramfs-$kver-$(cat "$0" "$here/vm-init.sh" | sha1sum | cut -c1-12).cpio
+if [ ! -f "$initrd" ]; then
   log "building initramfs for $kver"
   ir=$(mktemp -d)
   trap 'rm -rf "$ir"' EXIT
@@ -72,7 +78,7 @@ if [ ! -f "$initrd" ] || [ "$here/vm-init.sh" -nt "$initrd" ] || [ "$0" -nt "$in
   cp /usr/bin/busybox "$ir/bin/busybox"
   for a in sh mount umount mkdir modprobe insmod ip sleep cat echo ls poweroff reboot chroot \
            mknod ln sync dmesg; do ln -sf busybox "$ir/bin/$a"; done
-  mods="crc32_generic rdma_rxe ib_uverbs rdma_ucm dummy veth 9p 9pnet_virtio virtio_pci"
+  mods="kvm kvm-amd crc32_generic rdma_rxe ib_uverbs rdma_ucm dummy veth 9p 9pnet_virtio virtio_pci"
   mroot=$kdir/root/lib/modules/$kver
   # modules.dep lists "path: deps..." (busybox depmod writes full paths relative to mroot).
   need=$(for m in $mods; do
@@ -103,17 +109,22 @@ printf 'cd %q\n' "$PWD" >"$out/cwd"
 # The working directory (the build tree) is shared on its own too: the guest mounts tmpfs on
 # /tmp and /run, which would hide a tree that lives there (a CI clone in /tmp, say).
 printf '%s\n' "$PWD" >"$out/tree"
-env | grep -E '^(TERN_|GTEST_)' | sed 's/^/export /' >"$out/env" || true
+env | grep -E '^(TERN_|TERND=|GTEST_)' | sed 's/^/export /' >"$out/env" || true
 
 accel=${TERN_VM_ACCEL:-tcg,thread=multi}
 # Not `-cpu max`: with AVX/AVX-512 advertised, glibc's memcpy and friends pick vector paths that
 # TCG emulates slowly; an SSE4.2 model moved rxe traffic 2x faster here (9 s vs 20 s for the
 # conformance suite's 256 MiB).
 cpu=qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt
-log "booting QEMU ($accel, -cpu ${TERN_VM_CPU:-$cpu}, -smp ${TERN_VM_SMP:-2} -m ${TERN_VM_MEM:-2G})"
+# KVM inside (--kvm): TCG emulates AMD SVM and its nested paging; nothing else is needed (no
+# AVX, for the reason above). qemu64 has svm already (kvm_amd loads in every VM of this script,
+# harmlessly); without npt KVM would shadow-page the nested guest, slower still.
+cpu=${TERN_VM_CPU:-$cpu}
+if [ $kvm = 1 ]; then cpu=$cpu,+svm,+npt; fi
+log "booting QEMU ($accel, -cpu $cpu, -smp ${TERN_VM_SMP:-2} -m ${TERN_VM_MEM:-2G})"
 set +e
 timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 \
-  -accel "$accel" -cpu "${TERN_VM_CPU:-$cpu}" -smp "${TERN_VM_SMP:-2}" -m "${TERN_VM_MEM:-2G}" -nic none \
+  -accel "$accel" -cpu "$cpu" -smp "${TERN_VM_SMP:-2}" -m "${TERN_VM_MEM:-2G}" -nic none \
   -nographic -no-reboot -display none -serial mon:stdio \
   -kernel "$kdir/vmlinux" -initrd "$initrd" \
   -append "console=ttyS0 quiet panic=-1 loglevel=3 tsc=reliable" \

@@ -129,6 +129,9 @@ Status KvmGuest::write_boot_image(const Options& opt) {
   cfg->read_pct = spec_.read_pct;
   cfg->batch = std::max<uint32_t>(opt.batch, 1);
   cfg->seed = spec_.seed;
+  cfg->free_pct = spec_.free_pct;
+  cfg->reuse_pct = spec_.reuse_pct;
+  cfg->unit_pages = spec_.page_size / 4096;
   if (opt.vcpu_read_pct.size() > TERN_KVM_MAX_VCPUS)
     return Status(Code::kInvalidArgument, "kvm guest: more read shares than vCPUs");
   std::memset(cfg->vcpu_read_pct, 0xff, sizeof cfg->vcpu_read_pct);
@@ -244,8 +247,9 @@ uint32_t KvmGuest::page_version(uint64_t page) const {
 
 KvmVcpuCounters KvmGuest::vcpu_counters(uint32_t vcpu) const {
   const Vcpu& v = *vcpus_[vcpu];
-  return {v.ops.load(),        v.writes.load(),         v.reads.load(),        v.checks.load(),
-          v.mismatches.load(), v.progress_exits.load(), v.ring_overruns.load()};
+  return {v.ops.load(),        v.writes.load(),         v.reads.load(),
+          v.checks.load(),     v.mismatches.load(),     v.progress_exits.load(),
+          v.ring_overruns.load(), v.frees.load(),        v.reuses.load()};
 }
 
 uint32_t KvmGuest::dirty_limit_vcpus() const {

@@ -15,6 +15,11 @@
 // KVM_EXIT_DIRTY_RING_FULL and this soft one are handled alike (harvest, then sleep the penalty
 // set by set_ring_full_penalty). See docs/kvm.md for why (kvm_pvm overruns a full ring).
 //
+// Free page reporting (S5, kvm_guest_report.cc): the guest program's heap reports the units it
+// frees through a per-vCPU ring in guest RAM and a doorbell port, as virtio-balloon's free page
+// hinting does for Linux (protocol in vm/kvm/abi.h); the vCPU threads take the entries at their
+// exits, take_free_pages hands them to the engine.
+//
 // Threads: Guest methods and run_ops() from one control thread; dirty_ring_counters(),
 // set_ring_full_penalty(), verify_counters(), vcpu_counters() and error() from any thread.
 #pragma once
@@ -30,6 +35,7 @@
 
 #include "dataplane/bitmap.h"
 #include "dataplane/guest.h"
+#include "vm/kvm/abi.h"
 #include "vm/kvm/kvm_vm.h"
 #include "vm/self_check.h"
 #include "vm/workload.h"
@@ -43,6 +49,7 @@ struct KvmVcpuCounters {
   uint64_t ops = 0, writes = 0, reads = 0, checks = 0, mismatches = 0;
   uint64_t progress_exits = 0;  // PROGRESS exits seen by this VMM (not migrated)
   uint64_t ring_overruns = 0;   // KVM's ring was overrun (entries lost; all memory re-sent)
+  uint64_t frees = 0, reuses = 0;  // heap (free=, reuse=): pages freed, freed pages reused
 };
 
 class KvmGuest : public Guest, public SelfCheck {
@@ -87,6 +94,11 @@ class KvmGuest : public Guest, public SelfCheck {
   DirtyRingCounters dirty_ring_counters(uint32_t vcpu) const override;
   void set_ring_full_penalty(uint32_t vcpu, uint64_t microseconds) override;
   Status set_dirty_limit_tracking(bool on) override;
+  // Free page reporting (S5): see the protocol in vm/kvm/abi.h.
+  bool reports_free_pages() const override { return true; }
+  Status start_free_page_reporting() override;
+  uint64_t take_free_pages(std::vector<Range>& out) override;
+  void stop_free_page_reporting() override;
 
   // Runs until every vCPU has done at least `ops_per_vcpu` operations since boot, then pauses.
   Status run_ops(uint64_t ops_per_vcpu);
@@ -119,6 +131,10 @@ class KvmGuest : public Guest, public SelfCheck {
   void fail(Vcpu& v, const std::string& why);
   void reaper_main();
   void harvest_locked(bool reset);
+  // Free page reporting (kvm_guest_report.cc).
+  void take_reports(Vcpu& v);  // vCPU thread, at its exits: the ring's entries, acknowledged
+  void next_report_cmd();      // control thread, after each collection while reporting
+  volatile tern_kvm_report_ctl* report_ctl() const;
 
   uint8_t* gpa(uint64_t addr) const { return block_->base() + addr; }
 
@@ -162,6 +178,15 @@ class KvmGuest : public Guest, public SelfCheck {
   // can be blocked in a userfaultfd fault that will never be served, e.g. a failed postcopy).
   std::atomic<bool> quit_{false};
   std::thread reaper_;
+
+  // Free page reporting. report_cmd_: the id reports must carry (0 = not reporting), written
+  // by the control thread, read by vCPU threads; reports_ (entries taken, current id only)
+  // under report_mu_; report_session_ and last_cmd_: control thread.
+  std::atomic<uint32_t> report_cmd_{0};
+  uint32_t last_cmd_ = 0;
+  uint64_t report_session_ = 0;
+  std::mutex report_mu_;
+  std::vector<tern_kvm_report_entry> reports_;
 
   // Destination: the guest's own checks since load_state are counted against these.
   std::string first_mismatch_;  // under run_mu_

@@ -116,6 +116,7 @@ uint64_t KvmGuest::collect_dirty(MigrationBitmap& bitmap) {
     bitmap.mark_target(0, p);
     ++n;
   }
+  next_report_cmd();  // S5: reports from here on came after this collection
   return n;
 }
 

@@ -48,6 +48,9 @@ void KvmGuest::run_vcpu(Vcpu& v) {
           if (!on_progress(v)) return;
         } else if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == TERN_KVM_PORT_MISMATCH) {
           on_mismatch(v);
+        } else if (run->io.direction == KVM_EXIT_IO_OUT &&
+                   run->io.port == TERN_KVM_PORT_FREE_REPORT) {
+          take_reports(v);
         } else if (run->io.port == TERN_KVM_PORT_PANIC) {
           fail(v, "the guest program rejected its config page");
           if (!park(v)) return;
@@ -102,7 +105,10 @@ bool KvmGuest::on_progress(Vcpu& v) {
   v.reads.store(v.area->reads, std::memory_order_relaxed);
   v.checks.store(v.area->checks, std::memory_order_relaxed);
   v.mismatches.store(v.area->mismatches, std::memory_order_relaxed);
+  v.frees.store(v.area->frees, std::memory_order_relaxed);
+  v.reuses.store(v.area->reuses, std::memory_order_relaxed);
   v.progress_exits.fetch_add(1, std::memory_order_release);
+  take_reports(v);  // no doorbell needed for what a batch reported (virtio's notification suppression)
   if (v.soft_full.exchange(false, std::memory_order_acq_rel)) ring_full(v, false);
   if (spec_.rate) pace(v);
   if (pause_req_.load(std::memory_order_acquire) || v.ops.load() >= stop_at_.load()) return park(v);

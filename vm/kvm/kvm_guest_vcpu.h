@@ -19,7 +19,10 @@ struct KvmGuest::Vcpu {
   std::atomic<bool> done{false};  // vcpu_main returned
 
   // The guest program's counters as of the last PROGRESS exit (vCPU thread writes, any reads).
+  // Never read from guest RAM by other threads: on a postcopy destination a missing page there
+  // would block the reader in a userfaultfd fault.
   std::atomic<uint64_t> ops{0}, writes{0}, reads{0}, checks{0}, mismatches{0};
+  std::atomic<uint64_t> frees{0}, reuses{0};
   std::atomic<uint64_t> progress_exits{0};
   // Values at load_state (destination): the guest's own checks since arrival are the difference.
   uint64_t base_checks = 0, base_mismatches = 0;
