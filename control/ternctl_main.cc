@@ -114,8 +114,8 @@ int cmd_resume(QmpClient& c, const Options& o) {
 int cmd_recover(QmpClient& c, const Options& o) {
   Result<Json> r = c.execute("migrate-recover", {{"uri", o.uri}}, timeout(o));
   if (!r) return fail("migrate-recover", r.status());
-  Result<Json> q = c.execute("query-incoming", Json::object(), timeout(o));
-  if (!q) return fail("query-incoming", q.status());
+  Result<Json> q = c.execute(ext::kQueryIncoming, Json::object(), timeout(o));
+  if (!q) return fail(ext::kQueryIncoming, q.status());
   if (o.json)
     print_json(*q);
   else

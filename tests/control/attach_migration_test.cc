@@ -165,5 +165,36 @@ TEST_F(AttachMigrationTest, SourceTerndKilledMidPrecopyLeavesTheGuestRunningAndA
   expect_verified(*d);
 }
 
+// S5 across the attach protocol: the VMM's guest frees 75% of its prefilled RAM and keeps reusing
+// and freeing pages; its reports reach the engine through libtern-vmm (FREE_START / FREE_TAKE /
+// FREE_STOP), the pages it freed are skipped, and every page it still uses arrives.
+TEST_F(AttachMigrationTest, FreePageReportsCrossTheAttachProtocol) {
+  const uint64_t ram = 64ull << 20, pages = ram / 4096;
+  const std::string free_spec =
+      "vcpus=2,ram=64M,page=4K,wss=100%,rate=5000,pattern=random,seed=5,free=75%,reuse=10%";
+  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0", "--attach-socket", att("dst")});
+  VmmProcess dvmm(dir_, "dvmm", {"--attach", att("dst"), "--incoming", "--spec", free_spec});
+  Ternd src(dir_, "src", {"--attach-socket", att("src")});
+  VmmProcess svmm(dir_, "svmm", {"--attach", att("src"), "--prefill", "--spec", free_spec});
+  auto d = dst.connect();
+  auto s = src.connect();
+  ASSERT_TRUE(d && s);
+  ASSERT_TRUE(dvmm.wait_output("attached", 20s)) << dvmm.output();
+  Json caps = Json::array({{{"capability", ext::kFreePageHint}, {"state", true}}});
+  auto set = s->execute("migrate-set-capabilities", {{"capabilities", caps}});
+  ASSERT_TRUE(set.is_ok()) << set.status().to_string();
+  std::string uri = (*d->execute(ext::kQueryIncoming))["uri"];
+  ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
+  Json sq = wait_done(*s, 120s);
+  ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
+  ASSERT_EQ(wait_done(*d, 30s)["status"], "completed");
+  expect_verified(*d);
+  const Json& r = sq["ram"];
+  EXPECT_GE(r[ext::kFreePageHints].get<uint64_t>(), pages * 6 / 10) << r.dump(2);
+  EXPECT_GE(r[ext::kFreePagesSkipped].get<uint64_t>(), pages / 2) << r.dump(2);
+  EXPECT_EQ(r[ext::kFreePageHintsRefused], 0) << r.dump(2);
+  EXPECT_LT(r["normal"].get<uint64_t>() * 4096, ram / 2) << "free pages were sent: " << r.dump(2);
+}
+
 }  // namespace
 }  // namespace tern::control

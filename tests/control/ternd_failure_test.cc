@@ -77,7 +77,7 @@ TEST_P(TerndFailure, SourceKilledInPostcopyDestinationAnswersFailsClearlyAndEnds
   Json p = wait_status(*d, "postcopy-paused", 20s);
   ASSERT_EQ(p["status"], "postcopy-paused") << p.dump(2);
   EXPECT_TRUE(p.contains("error-desc")) << p.dump(2);
-  auto running = d->execute("query-guest", Json::object(), 5s);
+  auto running = d->execute(ext::kQueryGuest, Json::object(), 5s);
   ASSERT_TRUE(running.is_ok()) << running.status().to_string();
   EXPECT_TRUE((*running)["running"].get<bool>()) << running->dump(2);
   // No source will come back: migrate_cancel gives up the recovery.
@@ -160,7 +160,7 @@ namespace {
 void recover_and_complete(QmpClient& d, QmpClient& s) {
   auto rec = d.execute("migrate-recover", {{"uri", "tcp:127.0.0.1:0"}});
   ASSERT_TRUE(rec.is_ok()) << rec.status().to_string();
-  auto inc = d.execute("query-incoming");
+  auto inc = d.execute(ext::kQueryIncoming);
   ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
   auto res = s.execute("migrate", {{"uri", (*inc)["uri"]}, {"resume", true}});
   ASSERT_TRUE(res.is_ok()) << res.status().to_string();
@@ -169,7 +169,7 @@ void recover_and_complete(QmpClient& d, QmpClient& s) {
   Json dq = wait_done(d, 30s);
   ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
   EXPECT_EQ(sq[ext::kPostcopyRecovery]["recoveries"], 1) << sq.dump(2);
-  auto dg = d.execute("query-guest");
+  auto dg = d.execute(ext::kQueryGuest);
   ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
   EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);
   EXPECT_EQ((*dg)["verification"]["touched-mismatches"], 0) << dg->dump(2);

@@ -39,7 +39,7 @@ TEST(TerndOverMemifRecovery, PauseRecoverResumeCompletes) {
     auto d = dst.connect();
     auto s = src.connect();
     ASSERT_TRUE(d && s);
-    auto inc = d->execute("query-incoming");
+    auto inc = d->execute(ext::kQueryIncoming);
     ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
     Json caps = Json::array({{{"capability", "postcopy-ram"}, {"state", true}},
                              {{"capability", "postcopy-preempt"}, {"state", true}}});
@@ -59,7 +59,7 @@ TEST(TerndOverMemifRecovery, PauseRecoverResumeCompletes) {
     ASSERT_EQ(dp["status"], "postcopy-paused") << dp.dump(2);
     auto rec = d->execute("migrate-recover", {{"uri", memif_uri("again")}});
     ASSERT_TRUE(rec.is_ok()) << rec.status().to_string();
-    auto again = d->execute("query-incoming");
+    auto again = d->execute(ext::kQueryIncoming);
     ASSERT_TRUE(again.is_ok()) << again.status().to_string();
     auto res = s->execute("migrate", {{"uri", (*again)["uri"]}, {"resume", true}});
     ASSERT_TRUE(res.is_ok()) << res.status().to_string();
@@ -69,7 +69,7 @@ TEST(TerndOverMemifRecovery, PauseRecoverResumeCompletes) {
     ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
     EXPECT_EQ(sq["transport"], "dpdk");
     EXPECT_EQ(sq[ext::kPostcopyRecovery]["recoveries"], 1) << sq.dump(2);
-    auto dg = d->execute("query-guest");
+    auto dg = d->execute(ext::kQueryGuest);
     ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
     EXPECT_GT((*dg)["verification"]["pages-checked"].get<uint64_t>(), 0u);
     EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);
