@@ -67,7 +67,7 @@ TEST(TerndOverMemifRecovery, PauseRecoverResumeCompletes) {
     ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
     Json dq = wait_done(*d, 30s);
     ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
-    EXPECT_EQ(sq["transport"], "dpdk");
+    EXPECT_EQ(sq[ext::kTransport], "dpdk");
     EXPECT_EQ(sq[ext::kPostcopyRecovery]["recoveries"], 1) << sq.dump(2);
     auto dg = d->execute(ext::kQueryGuest);
     ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
