@@ -155,6 +155,17 @@ TEST_F(TerndFailure, CancelThenMigrateAgainToTheSameDestinationCompletes) {
 namespace tern::control {
 namespace {
 
+// A destination ternd and a source ternd hosting kGuest in `dir`, each with a QMP client.
+struct PostcopyPair {
+  explicit PostcopyPair(const std::string& dir)
+      : dst(dir, "dst", {"--incoming", "tcp:127.0.0.1:0"}), src(dir, "src", {"--guest", kGuest}) {
+    if (dst.started() && src.started()) d = dst.connect(), s = src.connect();
+  }
+  bool connected() const { return d && s; }
+  Ternd dst, src;
+  std::unique_ptr<QmpClient> d, s;
+};
+
 // Both sides postcopy-paused: migrate-recover on `d`, migrate resume=true on `s`; both complete
 // after one recovery and the destination's check of every page finds no mismatch.
 void recover_and_complete(QmpClient& d, QmpClient& s) {
@@ -178,12 +189,9 @@ void recover_and_complete(QmpClient& d, QmpClient& s) {
 // Postcopy recovery through QMP between two ternd processes: migrate-pause on the source,
 // migrate-recover on the destination, migrate resume=true; the destination checks every page.
 TEST_F(TerndFailure, PauseRecoverResumeOverQmpCompletes) {
-  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});
-  Ternd src(dir_, "src", {"--guest", kGuest});
-  ASSERT_TRUE(dst.started() && src.started());
-  auto d = dst.connect();
-  auto s = src.connect();
-  ASSERT_TRUE(d && s);
+  PostcopyPair p(dir_);
+  ASSERT_TRUE(p.connected());
+  auto &d = p.d, &s = p.s;
   // Refused outside postcopy-paused, with a clear error.
   auto early = d->execute("migrate-recover", {{"uri", "tcp:127.0.0.1:0"}});
   ASSERT_FALSE(early.is_ok());
@@ -203,12 +211,10 @@ TEST_F(TerndFailure, PauseRecoverResumeOverQmpCompletes) {
 // and closes its link; once the destination runs again it finds the link closed and pauses too;
 // the recovery completes with every page intact.
 TEST_F(TerndFailure, SilentDestinationPausesBothSidesAndRecovers) {
-  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});
-  Ternd src(dir_, "src", {"--guest", kGuest});
-  ASSERT_TRUE(dst.started() && src.started());
-  auto d = dst.connect();
-  auto s = src.connect();
-  ASSERT_TRUE(d && s);
+  PostcopyPair p(dir_);
+  ASSERT_TRUE(p.connected());
+  Ternd& dst = p.dst;
+  auto &d = p.d, &s = p.s;
   ASSERT_TRUE(s->execute("migrate-set-parameters", {{ext::kPostcopyPeerTimeout, 1000}}).is_ok());
   ASSERT_NO_FATAL_FAILURE(migrate_into_postcopy(*d, *s, *s, false, 4 << 20));
   dst.signal(SIGSTOP);
@@ -222,12 +228,10 @@ TEST_F(TerndFailure, SilentDestinationPausesBothSidesAndRecovers) {
 
 // SIGTERM ends a ternd whose postcopy is paused, on either side.
 TEST_F(TerndFailure, SigtermEndsPausedSides) {
-  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});
-  Ternd src(dir_, "src", {"--guest", kGuest});
-  ASSERT_TRUE(dst.started() && src.started());
-  auto d = dst.connect();
-  auto s = src.connect();
-  ASSERT_TRUE(d && s);
+  PostcopyPair p(dir_);
+  ASSERT_TRUE(p.connected());
+  Ternd &dst = p.dst, &src = p.src;
+  auto &d = p.d, &s = p.s;
   ASSERT_NO_FATAL_FAILURE(migrate_into_postcopy(*d, *s, *s, false, 4 << 20));
   ASSERT_TRUE(d->execute("migrate-pause").is_ok());
   EXPECT_EQ(wait_status(*s, "postcopy-paused", 20s)["status"], "postcopy-paused");
