@@ -233,7 +233,10 @@ TEST_F(TerndFailure, SigtermEndsPausedSides) {
   Ternd &dst = p.dst, &src = p.src;
   auto &d = p.d, &s = p.s;
   ASSERT_NO_FATAL_FAILURE(migrate_into_postcopy(*d, *s, *s, false, 4 << 20));
-  ASSERT_TRUE(d->execute("migrate-pause").is_ok());
+  // The source switches first; the destination may still be "active" for a moment.
+  EXPECT_EQ(wait_status(*d, "postcopy-active", 20s)["status"], "postcopy-active");
+  auto paused = d->execute("migrate-pause");
+  ASSERT_TRUE(paused.is_ok()) << paused.status().to_string();
   EXPECT_EQ(wait_status(*s, "postcopy-paused", 20s)["status"], "postcopy-paused");
   EXPECT_EQ(wait_status(*d, "postcopy-paused", 20s)["status"], "postcopy-paused");
   src.signal(SIGTERM);
