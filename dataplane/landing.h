@@ -90,7 +90,8 @@ class Landing {
   }
 
   // Address for the payload of a kPage frame, or nullptr if the frame does not lie inside one
-  // host page of one block (a hostile or corrupt peer): the channel must then fail, with
+  // host page of one block, or (direct landing) is not a page run of a 4 KiB block (a hostile
+  // or corrupt peer): the channel must then fail, with
   // refusal(h, *why). Nothing may be written for a refused frame.
   uint8_t* resolve(const FrameHeader& h, LandingRefusal* why = nullptr) const {
     const LandingRefusal r = check(h);
@@ -203,8 +204,16 @@ class Landing {
       return LandingRefusal::kUnaligned;
     if (h.offset >= b.size || h.length > b.size - h.offset) return LandingRefusal::kOutsideBlock;
     const uint64_t hp = b.host_page_size;
-    if (h.length > hp - h.offset % hp) return LandingRefusal::kCrossesHostPage;
+    if (h.length > hp - h.offset % hp && !direct_page_run(h, b))
+      return LandingRefusal::kCrossesHostPage;
     return LandingRefusal::kNone;
+  }
+
+  // A page run (wire.h, kLayoutAckPageRuns): a kPage frame over whole 4 KiB host pages, taken
+  // in direct landing only (staged landing places one host page at a time: S2).
+  bool direct_page_run(const FrameHeader& h, const BlockLanding& b) const {
+    return !staged() && static_cast<FrameType>(h.type) == FrameType::kPage &&
+           b.host_page_size == kTargetPageSize && h.length <= kMaxPageRun;
   }
 
   // kPageCache: takes h's host page for this landing unless another frame did; true if it is

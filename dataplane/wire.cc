@@ -84,7 +84,9 @@ Status check_page_frame(const FrameHeader& h, const Layout& layout) {
                                          b.name + "'");
     return Status::ok();
   }
-  if (h.offset % b.host_page_size + len > b.host_page_size)
+  const bool page_run = static_cast<FrameType>(h.type) == FrameType::kPage &&
+                        b.host_page_size == kTargetPageSize && len <= kMaxPageRun;
+  if (!page_run && h.offset % b.host_page_size + len > b.host_page_size)
     return Status(Code::kProtocol, "frame at offset " + std::to_string(h.offset) +
                                        " crosses a host page boundary of block '" + b.name + "'");
   return Status::ok();

@@ -77,6 +77,14 @@ enum class ControlType : uint32_t {
 // it (0) leaves guest RAM unregistered.
 inline constexpr uint32_t kLayoutPrecopyOnly = 1u << 0;
 
+// kLayoutAck's `round` field: what the destination takes beyond version 3's frames.
+// kLayoutAckPageRuns: in precopy a kPage frame may cover several whole host pages of a block
+// of 4 KiB host pages (a page run, at most kMaxPageRun bytes), so that a stream transport
+// reads it straight into guest RAM. A destination that does not set it (0) gets one frame per
+// 4 KiB host page; a source never sends runs in postcopy (S2, S3 name single host pages).
+inline constexpr uint32_t kLayoutAckPageRuns = 1u << 0;
+inline constexpr uint32_t kMaxPageRun = 1u << 20;
+
 #pragma pack(push, 1)
 struct FrameHeader {
   uint16_t magic;    // kWireMagic
@@ -133,8 +141,9 @@ FrameHeader make_header(FrameType type, uint32_t block = 0, uint64_t offset = 0,
 Status check_header(const FrameHeader& h);
 
 // Checks that a kPage/kZero/kRequest frame addresses target pages that lie inside one host
-// page of one block of `layout`, or, for kZero only, whole host pages of one block (a zero
-// range). Anything else is a protocol error naming the bad field.
+// page of one block of `layout`, or, for kZero, whole host pages of one block (a zero range),
+// or, for kPage, whole host pages of a 4 KiB block up to kMaxPageRun (a page run: precopy
+// only, which the receiver checks). Anything else is a protocol error naming the bad field.
 Status check_page_frame(const FrameHeader& h, const Layout& layout);
 
 std::vector<uint8_t> encode_layout(const Layout& layout);

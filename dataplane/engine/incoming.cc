@@ -193,7 +193,7 @@ Status IncomingMigration::Impl::setup(const ControlMessage& m) {
     std::lock_guard<std::mutex> lock(mu_);
     setup_time_ms_ = ms_since(start_time_);
   }
-  if (Status s = link_->send(ControlType::kLayoutAck); !s.is_ok()) return s;
+  if (Status s = link_->send(ControlType::kLayoutAck, kLayoutAckPageRuns); !s.is_ok()) return s;
   board_.set(MigrationStatus::kActive);
   return Status::ok();
 }

@@ -111,8 +111,10 @@ Status OutgoingMigration::Impl::connect_and_setup() {
   const uint32_t layout_flags = caps_.postcopy_ram ? 0 : kLayoutPrecopyOnly;
   if (Status s = link_->send(ControlType::kLayout, layout_flags, encode_layout(layout_)); !s.is_ok())
     return s;
-  if (Status s = wait_for(ControlType::kLayoutAck, 0, std::chrono::seconds(60)); !s.is_ok())
+  engine::ControlMessage ack;
+  if (Status s = wait_for(ControlType::kLayoutAck, 0, std::chrono::seconds(60), &ack); !s.is_ok())
     return s;
+  peer_page_runs_ = (ack.round & kLayoutAckPageRuns) != 0;
   for (RamBlock* b : guest_.ram())
     if (Status s = transport_->register_memory(b->base(), b->size()); !s.is_ok()) return s;
   return Status::ok();
@@ -246,6 +248,7 @@ Status OutgoingMigration::Impl::migrate() {
   if (Status s = connect_and_setup(); !s.is_ok()) return s;
   state_ = std::make_unique<SendState>(guest_.ram(), params_.multifd_channels);
   state_->chunk_size = params_.chunk_size;
+  state_->page_runs = peer_page_runs_;
   state_->max_bandwidth.store(params_.max_bandwidth);
   // Dirty logging starts before the first full pass, so no write is missed, and before the
   // guest is asked for free pages (S5: a page reported free and then written must show up in

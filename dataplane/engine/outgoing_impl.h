@@ -142,6 +142,7 @@ class OutgoingMigration::Impl {
   std::atomic<uint64_t> pauses_{0}, recoveries_{0}, missing_at_resume_{0};
   bool paused_by_us_ = false;
   bool postcopy_started_ = false;
+  bool peer_page_runs_ = false;  // the layout ack said kLayoutAckPageRuns (control thread)
   uint32_t round_ = 0;
 
   // Statistics written by the control thread, read by info() under mu_.

@@ -96,6 +96,10 @@ void ReceiverPoller::handle(const RxFrame& f) {
   const uint64_t first = h.offset / hp_size;
   const uint64_t last = (h.offset + h.length - 1) / hp_size;  // last host page touched
   if (postcopy_) {
+    if (first != last && !zero)  // a page run: precopy only (S2 places one host page)
+      return fail(Status(Code::kProtocol, "page run at offset " + std::to_string(h.offset) +
+                                              " of block " + std::to_string(h.block) +
+                                              " in postcopy"));
     if (first != last) return place_zero_range(h);  // a zero range: whole host pages
     stage(h, zero);
     return;

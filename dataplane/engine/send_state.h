@@ -65,6 +65,9 @@ struct SendState {
   std::atomic<bool> stop{false};        // (ctl) cancel: senders stop sending
   std::atomic<uint64_t> max_bandwidth{0};  // (ctl) bytes/s for the whole source, 0 = unlimited
   uint32_t chunk_size = 64 * 1024;      // (ctl, fixed while running)
+  // The destination takes page runs (wire.h, kLayoutAckPageRuns): in precopy a lane claims up
+  // to a chunk of consecutive dirty 4 KiB host pages at once and sends them as one frame.
+  bool page_runs = false;               // (fixed)
   // Host pages a lane takes from the cursor at once: about kStripeBytes, at least one page, so
   // that channels share a round evenly and contend on the cursor rarely.
   static constexpr uint64_t kStripeBytes = 1 << 20;

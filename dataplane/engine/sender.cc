@@ -336,9 +336,28 @@ SenderPoller::Next SenderPoller::next_dirty_page(Lane& lane) {
       continue;
     }
     state_.sent.block(block).set(found);
-    start_page(lane, block, found, key);
+    const uint32_t run = claim_run(lane, block, found);
+    lane.stripe_next = std::max(lane.stripe_next, block_base + found + run);
+    start_page(lane, block, found, key, run);
     return Next::kPage;
   }
+}
+
+uint32_t SenderPoller::claim_run(Lane& lane, uint32_t block, uint64_t first) {
+  RamBlock* rb = state_.blocks[block];
+  if (!state_.page_runs || rb->host_page_size() != kTargetPageSize ||
+      state_.postcopy.load(std::memory_order_relaxed))
+    return 1;
+  const uint64_t max_pages =
+      std::min<uint64_t>({state_.chunk_size, kMaxPageRun, kBacklog * kTargetPageSize}) /
+      kTargetPageSize;
+  const AtomicBitmap& map = state_.dirty.block(block);
+  AtomicBitmap& sent = state_.sent.block(block);
+  uint64_t end = first + 1;
+  while (end - first < max_pages && end < rb->host_pages() && map.test(end) &&
+         populated(lane, block, end) && state_.dirty.claim(block, end))
+    sent.set(end++);
+  return static_cast<uint32_t>(end - first);
 }
 
 // A window may go stale within the round: a page written after it was read is in the dirty
@@ -379,20 +398,23 @@ void SenderPoller::queue_zero_range(Lane& lane, uint32_t block, uint64_t first, 
   charge(bytes);
 }
 
-void SenderPoller::start_page(Lane& lane, uint32_t block, uint64_t hp, uint64_t key) {
+void SenderPoller::start_page(Lane& lane, uint32_t block, uint64_t hp, uint64_t key,
+                              uint32_t run_pages) {
   lane.key = key;
   lane.block = block;
   lane.hp = hp;
+  lane.run_pages = run_pages;
   lane.next = 0;
   if (lane.slot) lane.urgent = lane.slot->raised.load(std::memory_order_acquire);
-  counters_.host_pages.fetch_add(1, std::memory_order_relaxed);
+  counters_.host_pages.fetch_add(run_pages, std::memory_order_relaxed);
 }
 
 void SenderPoller::send_chunk(Lane& lane) {
   RamBlock* rb = state_.blocks[lane.block];
   const uint32_t hp_size = rb->host_page_size();
+  const uint32_t span = hp_size * lane.run_pages;  // the host page, or the page run
   const uint8_t* page = rb->base() + lane.hp * hp_size;
-  const uint32_t end = std::min<uint32_t>(lane.next + state_.chunk_size, hp_size);
+  const uint32_t end = std::min<uint32_t>(lane.next + state_.chunk_size, span);
   const uint32_t round = state_.round.load(std::memory_order_relaxed);
   const bool postcopy = state_.postcopy.load(std::memory_order_relaxed);
   const uint32_t flags = lane.urgent ? kFlagUrgent : 0;
@@ -403,7 +425,7 @@ void SenderPoller::send_chunk(Lane& lane) {
   bool run_zero = is_zero_target_page(page + run_start);
   auto emit = [&](uint32_t from, uint32_t to, bool zero_run) {
     const uint32_t len = to - from;
-    const uint32_t f = flags | (to == hp_size ? kFlagHostPageEnd : 0);
+    const uint32_t f = flags | (to % hp_size == 0 ? kFlagHostPageEnd : 0);
     TxFrame fr{make_header(zero_run ? FrameType::kZero : FrameType::kPage, lane.block,
                            page_off + from, len, f, round, lane.index),
                zero_run ? nullptr : page + from};
@@ -433,7 +455,7 @@ void SenderPoller::send_chunk(Lane& lane) {
   (postcopy ? counters_.postcopy_bytes : counters_.precopy_bytes)
       .fetch_add(bytes, std::memory_order_relaxed);
   charge(bytes);
-  if (stop == hp_size) finish_page(lane);
+  if (stop == span) finish_page(lane);
 }
 
 void SenderPoller::finish_page(Lane& lane) {

@@ -5,7 +5,10 @@
 //     pending, so urgent requests cut into a huge page between chunks; the interrupted page
 //     resumes where it stopped once every queued request is served.
 // Never-populated host pages (RamBlock::populated) are not read: a lane claims a run of them
-// together and sends one zero-range frame (wire.h, kZero) for the run.
+// together and sends one zero-range frame (wire.h, kZero) for the run. In precopy, when the
+// destination takes page runs, consecutive dirty 4 KiB host pages are claimed together too and
+// go out as frames of up to a chunk (a stream transport then reads them straight into guest
+// RAM instead of through its buffer).
 // S3: a request for a page that a bulk channel has partly sent is not dropped or postponed: it
 //     takes its place in the request queue and, when served, that bulk channel finishes the
 //     page at once with the urgent flag.
@@ -64,8 +67,9 @@ class SenderPoller : public Poller {
     uint32_t index = 0;        // channel index on the wire
     uint64_t key = 0;          // page_key of the current page, 0 = none
     uint32_t block = 0;
-    uint64_t hp = 0;
-    uint32_t next = 0;         // byte offset of the next chunk inside the host page
+    uint64_t hp = 0;           // the page's (a page run's first) host page
+    uint32_t run_pages = 1;    // host pages of the page run (SendState::page_runs), else 1
+    uint32_t next = 0;         // byte offset of the next chunk inside the page (run)
     bool urgent = false;       // frames carry kFlagUrgent
     std::array<TxFrame, kBacklog> backlog{};
     size_t backlog_head = 0, backlog_tail = 0;
@@ -93,7 +97,10 @@ class SenderPoller : public Poller {
   Next next_dirty_page(Lane& lane);
   bool populated(Lane& lane, uint32_t block, uint64_t hp);
   void queue_zero_range(Lane& lane, uint32_t block, uint64_t first, uint64_t pages);
-  void start_page(Lane& lane, uint32_t block, uint64_t hp, uint64_t key);
+  void start_page(Lane& lane, uint32_t block, uint64_t hp, uint64_t key, uint32_t run_pages = 1);
+  // Precopy with page runs: claims the dirty, populated 4 KiB host pages that follow `first`
+  // (already claimed), up to a chunk; returns the run's length in host pages.
+  uint32_t claim_run(Lane& lane, uint32_t block, uint64_t first);
   // Builds the frames of the next chunk of lane's page into its backlog (posted by drain()).
   // A chunk ends early where the backlog is full; the page goes on from there.
   void send_chunk(Lane& lane);

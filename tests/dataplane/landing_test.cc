@@ -110,11 +110,12 @@ TEST_F(LandingTest, RefusalsNameTheFrameAndTheRule) {
   m = refused(page(0, k2M - 4096, 8192), LandingRefusal::kCrossesHostPage);
   EXPECT_NE(m.find("crosses a host page boundary (host pages of 2097152 bytes)"), std::string::npos)
       << m;
-  refused(page(1, 0, 8192), LandingRefusal::kCrossesHostPage);
-
-  // Staged landing refuses the same frames (it must never write past its one host page).
+  // Staged landing refuses the same frames (it must never write past its one host page), and
+  // page runs of 4 KiB host pages, which direct landing takes (wire.h, kLayoutAckPageRuns).
+  EXPECT_EQ(landing_.resolve(page(1, 4096, 8192)), ram1_.data() + 4096);
   landing_.set_staging(staging_.data());
   refused(page(0, k2M - 4096, 8192), LandingRefusal::kCrossesHostPage);
+  refused(page(1, 0, 8192), LandingRefusal::kCrossesHostPage);
   refused(page(2, 0, 4096), LandingRefusal::kNoBlock);
   // A zero run is named as one.
   m = landing_.refusal(make_header(FrameType::kZero, 9, 0, 4096), LandingRefusal::kNoBlock)

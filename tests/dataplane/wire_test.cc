@@ -41,10 +41,23 @@ TEST(Wire, PageFramesMustLieInsideOneHostPage) {
   EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 2, 0, 4096), l).is_ok());
   EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 1, 64u << 10, 4096), l).is_ok());
   EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 0, 100, 4096), l).is_ok());
-  EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 1, 0, 8192), l).is_ok());
   EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 0, (2u << 20) - 4096, 8192), l).is_ok());
   EXPECT_FALSE(
       check_page_frame(make_header(FrameType::kPage, 0, ~uint64_t{0} - 4095, 4096), l).is_ok());
+}
+
+// A page run (kLayoutAckPageRuns): a kPage frame over whole host pages of a 4 KiB block, at
+// most kMaxPageRun bytes, inside the block; never over 2 MiB host pages.
+TEST(Wire, PageRunsAreWholeSmallHostPagesUpToTheirLimit) {
+  Layout l = two_blocks();
+  l.blocks.push_back({"ram2", 4u << 20, 4096});
+  EXPECT_TRUE(check_page_frame(make_header(FrameType::kPage, 1, 0, 8192), l).is_ok());
+  EXPECT_TRUE(check_page_frame(make_header(FrameType::kPage, 1, 0, 64u << 10), l).is_ok());
+  EXPECT_TRUE(check_page_frame(make_header(FrameType::kPage, 2, 4096, kMaxPageRun), l).is_ok());
+  EXPECT_FALSE(
+      check_page_frame(make_header(FrameType::kPage, 2, 0, kMaxPageRun + 4096), l).is_ok());
+  EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 1, 4096, 64u << 10), l).is_ok());
+  EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 0, 0, 4u << 20), l).is_ok());
 }
 
 // A kZero frame may cover whole host pages (a never-populated run), never more than its block.
@@ -62,8 +75,8 @@ TEST(Wire, ZeroRangesAreWholeHostPagesInsideTheBlock) {
       check_page_frame(make_header(FrameType::kZero, 0, 0, (4u << 20) + 4096), l).is_ok());
   EXPECT_FALSE(
       check_page_frame(make_header(FrameType::kZero, 0, ~uint64_t{0} - 4095, 4u << 20), l).is_ok());
-  // Page data never spans host pages.
-  EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 1, 0, 8192), l).is_ok());
+  // Page data spans 2 MiB host pages never (4 KiB ones only as a page run, below).
+  EXPECT_FALSE(check_page_frame(make_header(FrameType::kPage, 0, 0, 4u << 20), l).is_ok());
 }
 
 TEST(Wire, LayoutRoundTripAndMalformedInput) {
