@@ -22,11 +22,8 @@ RecvState::RecvState(std::vector<RamBlock*> blocks_in, Layout layout_in)
       layout(std::move(layout_in)),
       direct(landings(blocks)),
       received(host_page_sizes(blocks), block_sizes(blocks)) {
-  for (auto* b : blocks) {
-    auto arr = std::make_unique<std::atomic<uint64_t>[]>(b->host_pages());
-    for (uint64_t i = 0; i < b->host_pages(); ++i) arr[i].store(0, std::memory_order_relaxed);
-    fault_time.push_back(std::move(arr));
-  }
+  for (auto* b : blocks)
+    fault_time.emplace_back(b->host_pages());
 }
 
 void RecvState::take_received() {

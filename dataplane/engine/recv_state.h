@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dataplane/bitmap.h"
+#include "dataplane/fresh_array.h"
 #include "dataplane/histogram.h"
 #include "dataplane/landing.h"
 #include "dataplane/page_cache_view.h"
@@ -40,7 +41,7 @@ struct RecvState {
   // Host pages whose latest version is in guest RAM (set when a host page's last frame lands).
   MigrationBitmap received;
   // Per block, per host page: steady-clock ns of the first unanswered fault, 0 = none.
-  std::vector<std::unique_ptr<std::atomic<uint64_t>[]>> fault_time;
+  std::vector<FreshAtomicArray<uint64_t>> fault_time;  // fresh memory: untouched in precopy
   std::atomic<int64_t> outstanding{0};  // requests sent and not yet answered by a placement
   LatencyHistogram fault_latency;       // fault read -> page placed
   RecvCounters counters;

@@ -18,7 +18,7 @@ constexpr int kMaxIov = 256;
 TcpChannel::TcpChannel(int fd)
     : fd_(fd),
       slots_(std::make_unique<std::array<Slot, kSlots>>()),
-      rx_buf_(std::make_unique<uint8_t[]>(kRxBuffer)) {}
+      rx_buf_(std::make_unique_for_overwrite<uint8_t[]>(kRxBuffer)) {}  // touched as used
 
 TcpChannel::~TcpChannel() {
   if (fd_ >= 0) ::close(fd_);
