@@ -370,6 +370,9 @@ def _run(row, pair, variant):
             except Exception:  # noqa: BLE001 - precopy may have completed first
                 if src.execute("query-migrate").get("status") == "active":
                     raise
+    if pc:  # the guest, now on the destination, touches every page it has not touched yet
+        wait_status(dst, {"postcopy-active", "completed"}, timeout, interval=0.01)
+        pair.serial["dst"].send("s\n")
     info = wait_status(src, set(), timeout, interval=0.05)
     s1 = {"src": _stat(pair.pid("src"))}
     wall = time.monotonic() - t0
@@ -378,6 +381,8 @@ def _run(row, pair, variant):
     if info.get("status") != "completed" or dinfo.get("status") != "completed":
         raise RuntimeError(f"QEMU migration {info.get('status')} (destination "
                            f"{dinfo.get('status')}): {info.get('error-desc') or ''}")
+    if pc:
+        pair.serial["dst"].wait_for("TERN-SWEPT", 60 + data / 10e6, pair.procs["dst"])
     # Every page checked on the destination (TCG: ~0.5-1 s per GiB).
     pair.serial["dst"].send("v\n")
     verify = _fields(pair.serial["dst"].wait_for(VERIFY, 60 + data / 10e6, pair.procs["dst"]))
