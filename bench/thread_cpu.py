@@ -6,7 +6,9 @@
 Reads /proc/PID/task/*/stat every 5 ms and keeps each thread's last utime+stime, so threads
 that exit meanwhile (migration workers) are counted up to their last sample (at most 5 ms
 short). On SIGTERM it writes {label: {thread name: cpu s, ...}, ...}: the CPU each thread
-used since the sampler started, threads of the same name summed (tern-recv0, CPU 0/TCG, ...).
+used since the sampler started, threads of the same name summed (tern-recv0, CPU 0/TCG, ...),
+and "runqueue-wait-s": {label: s}, the time its threads were runnable but waited for a CPU
+(/proc/.../schedstat): on a loaded host, the part of a slow run that is the host's, not ours.
 Used by bench/mem_cost.sh (THREADS=1).
 """
 import json
@@ -32,7 +34,12 @@ def sample(pid):
             continue
         name = s[s.index("(") + 1 : s.rindex(")")]
         fields = s[s.rindex(")") + 2 :].split()
-        out[tid] = (name, int(fields[11]) + int(fields[12]))  # utime + stime
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                wait_ns = int(f.read().split()[1])  # time spent on a runqueue, waiting
+        except (OSError, IndexError, ValueError):
+            wait_ns = 0
+        out[tid] = (name, int(fields[11]) + int(fields[12]), wait_ns)  # utime + stime
     return out
 
 
@@ -50,13 +57,15 @@ def main():
         time.sleep(0.005)
     for label, pid in procs.items():
         last[label].update(sample(pid))
-    report = {}
+    report = {"runqueue-wait-s": {}}
     for label in procs:
-        per_name = {}
-        for tid, (name, ticks) in last[label].items():
-            base = first[label].get(tid, (name, 0))[1]
-            per_name[name] = per_name.get(name, 0) + (ticks - base)
+        per_name, wait = {}, 0
+        for tid, (name, ticks, wait_ns) in last[label].items():
+            base = first[label].get(tid, (name, 0, 0))
+            per_name[name] = per_name.get(name, 0) + (ticks - base[1])
+            wait += wait_ns - base[2]
         report[label] = {n: round(t / CLK, 2) for n, t in sorted(per_name.items()) if t}
+        report["runqueue-wait-s"][label] = round(wait / 1e9, 3)
     with open(path, "w") as f:
         json.dump(report, f)
 
