@@ -1,6 +1,7 @@
 // Never-populated guest memory: the source learns it from RamBlock::populated() without reading
 // it, sends one zero-range frame per run, and the destination writes nothing for it. A page
-// written later is sent in a later round; a hostile zero range fails the channel.
+// written later is sent in a later round; a hostile zero range fails the channel. Page runs
+// (populated pages claimed together in precopy) ride the same fixture.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -167,6 +168,42 @@ TEST_F(ZeroRange, ZeroRangeOverReceivedDataZeroesIt) {
   EXPECT_EQ(counters_.zero_range_frames.load(), 3u) << "round 1: two runs, round 2: one";
   EXPECT_EQ(populated_count(*dst_), 1u);
   EXPECT_EQ(dst_->base()[5 * kSmallPage], 0);
+}
+
+// Page runs (wire.h, kLayoutAckPageRuns): in precopy, consecutive dirty data pages go as
+// frames of up to a chunk, split at zero pages, and land the same as page by page.
+TEST_F(ZeroRange, PageRunsSendConsecutivePagesInFewFrames) {
+  for (uint64_t p = 100; p < 200; ++p) write(p, static_cast<uint8_t>(p));
+  write(150, 0);  // populated, all zero: a zero marker inside the run
+  auto frames_of_round = [&](bool runs) {
+    send_state_->page_runs = runs;
+    const uint64_t bytes0 = counters_.bytes.load(), normal0 = counters_.normal_pages.load();
+    send_state_->dirty.set_all();
+    round(runs ? 2 : 1);
+    const uint64_t payload = (counters_.normal_pages.load() - normal0) * kSmallPage;
+    return (counters_.bytes.load() - bytes0 - payload) / sizeof(FrameHeader);
+  };
+  const uint64_t page_by_page = frames_of_round(false);
+  EXPECT_GE(page_by_page, 100u);
+  std::memset(dst_->base(), 0, src_->size());
+  const uint64_t with_runs = frames_of_round(true);
+  EXPECT_LE(with_runs, 3u + 2 + 100 / 16 + 2) << "zero ranges, the zero page, runs of a chunk";
+  EXPECT_EQ(recv_state_->received.block(0).count(), kPages);
+  EXPECT_EQ(std::memcmp(src_->base(), dst_->base(), src_->size()), 0);
+}
+
+// A page run over a block's end fails the channel before anything is written.
+TEST_F(ZeroRange, PageRunPastTheBlockFailsTheChannel) {
+  std::vector<uint8_t> payload(8 * kSmallPage, 0x11);
+  TxFrame bad{make_header(FrameType::kPage, 0, src_->size() - 4 * kSmallPage, 8 * kSmallPage,
+                          kFlagHostPageEnd, 1, 2),
+              payload.data()};
+  ASSERT_EQ(wired_.src[2]->post(&bad, 1), 1u);
+  ASSERT_TRUE(wired_.src[2]->flush());
+  for (int i = 0; i < 100 && !receiver_->failed(); ++i) receiver_->poll();
+  ASSERT_TRUE(receiver_->failed());
+  EXPECT_EQ(recv_state_->received.block(0).count(), 0u);
+  EXPECT_EQ(populated_count(*dst_), 0u);
 }
 
 // A hostile peer: zero ranges past the end of the block, or longer than any frame may be,
