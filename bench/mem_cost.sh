@@ -7,7 +7,8 @@
 # verification (which starts once it acknowledges completion; `*_with_verify` include it all).
 #   bench/mem_cost.sh BUILD_DIR [GUEST_SPEC] [URI_KIND]
 # THREADS=1 adds "threads": CPU s per thread name of each side during the migration
-# (bench/thread_cpu.py; workers that exit are counted to their last 5 ms sample).
+# (bench/thread_cpu.py; workers that exit are counted to their last 5 ms sample), and each
+# side's runqueue wait (runnable, waiting for a CPU: a slow run on a busy host shows it there).
 # PERF=DIR records each side during the migration (perf record -e cpu-clock -g) into
 # DIR/src.data and DIR/dst.data, and counts task-clock, page faults and context switches
 # into DIR/src.stat and DIR/dst.stat.
