@@ -48,11 +48,11 @@ def check_resources(row):
     if str(row.get("page", "4K")).upper() == "2M":
         return
     ram = parse_size(row["ram"])
-    # Source: the working set + version table; destination: all of the RAM today (it
-    # pre-faults every page in setup, MADV_POPULATE_WRITE), the working set when it no longer does.
-    # 2 GiB to spare: a 16G row that passed with 1 GiB drove this 23 GiB host out of memory (the
-    # OOM killer took the destination ternd).
-    need = (wss_bytes(row) + ram // 1024) + max(ram, wss_bytes(row)) + (2 << 30)
+    # Source: the working set + version table; destination: the same (it no longer pre-faults
+    # guest RAM; never-populated memory arrives as zero ranges and is not touched). 2 GiB to
+    # spare: a 16G row that passed with 1 GiB, when the destination pre-faulted, drove this
+    # 23 GiB host out of memory (the OOM killer took the destination ternd).
+    need = 2 * (wss_bytes(row) + ram // 1024) + (2 << 30)
     from .machine import mem_available_bytes
     have = mem_available_bytes()
     if have < need:
