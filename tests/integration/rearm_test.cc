@@ -145,6 +145,8 @@ MigrationStatus interrupt_slow_migration(Guest& guest, const std::string& uri,
   slow.max_bandwidth = 8ull << 20;
   OutgoingMigration out(guest, {}, slow);
   if (!out.start(uri).is_ok()) return MigrationStatus::kFailed;
+  // The guest was prefilled: its 32 MiB take ~4 s at this rate, so the stop lands mid-precopy
+  // even when this thread is starved for a while on a loaded host.
   auto deadline = std::chrono::steady_clock::now() + 20s;
   while (out.info().status != MigrationStatus::kActive &&
          std::chrono::steady_clock::now() < deadline)
@@ -160,7 +162,7 @@ TEST_P(RearmAfter, CancelThenMigrateAgainCompletes) {
   IncomingMigration incoming(make_thread_guest_factory(), {});
   auto uri = incoming.start(listen_uri(GetParam()));
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
-  auto guest = small_guest();
+  auto guest = running_thread_guest(32ull << 20, /*prefill=*/true);
   ASSERT_TRUE(guest);
   EXPECT_EQ(interrupt_slow_migration(*guest, *uri, &OutgoingMigration::cancel),
             MigrationStatus::kCancelled);
@@ -173,7 +175,7 @@ TEST_P(RearmAfter, FailureThenMigrateAgainCompletes) {
   IncomingMigration incoming(make_thread_guest_factory(), {});
   auto uri = incoming.start(listen_uri(GetParam()));
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
-  auto guest = small_guest();
+  auto guest = running_thread_guest(32ull << 20, /*prefill=*/true);
   ASSERT_TRUE(guest);
   // The source goes away in the middle of precopy.
   EXPECT_EQ(interrupt_slow_migration(*guest, *uri, &OutgoingMigration::shutdown),

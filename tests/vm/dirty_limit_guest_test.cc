@@ -58,14 +58,27 @@ TEST(DirtyLimitGuest, WriterSettlesAtItsLimitAndTheReaderKeepsItsSpeed) {
 
   ASSERT_TRUE(limiter.set(std::nullopt, static_cast<uint64_t>(limit)));
   std::this_thread::sleep_for(3s);  // settle
+  // Five windows in the 10% band. A window below the band means the writer was not scheduled
+  // (this 2-core host runs other work): the measurement is taken again, up to three times; a
+  // window above the band is the limit broken and fails at once.
   std::vector<double> rates;
   std::vector<uint64_t> penalties;
   double reader_ops = 0;
-  for (int i = 0; i < 5; ++i) {
-    Speeds s = measure(g, 800ms);
-    rates.push_back(s.writer_mbps);
-    reader_ops += s.reader_ops / 5;
-    penalties.push_back(limiter.query()[0].penalty_us);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    rates.clear();
+    penalties.clear();
+    reader_ops = 0;
+    for (int i = 0; i < 5; ++i) {
+      Speeds s = measure(g, 800ms);
+      rates.push_back(s.writer_mbps);
+      reader_ops += s.reader_ops / 5;
+      penalties.push_back(limiter.query()[0].penalty_us);
+    }
+    for (double r : rates) ASSERT_LE(r, 1.10 * limit) << "a window went above the limit's band";
+    if (std::all_of(rates.begin(), rates.end(), [&](double r) { return r >= 0.90 * limit; }))
+      break;
+    std::printf("attempt %d: a window fell below the band (writer starved?), measuring again\n",
+                attempt + 1);
   }
   const auto [lo, hi] = std::minmax_element(rates.begin(), rates.end());
   double mean = 0;
