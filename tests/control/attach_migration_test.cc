@@ -14,8 +14,7 @@
 #include "control/qmp_client.h"
 #include "control/qmp_names.h"
 #include "dataplane/ram_block.h"
-#include "tests/control/ternd_process.h"
-#include "tests/control/vmm_process.h"
+#include "tests/control/vmm_migration.h"
 
 namespace tern::control {
 namespace {
@@ -38,30 +37,8 @@ class AttachMigrationTest : public ::testing::Test {
   static std::string spec(const std::string& page) {
     return "vcpus=2,ram=64M,page=" + page + ",wss=50%,rate=20000,pattern=random,seed=3";
   }
-  // The destination's verification after a completed migration, checked at 0 mismatches.
-  static void expect_verified(QmpClient& d) {
-    auto dg = d.execute(ext::kQueryGuest);
-    ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
-    ASSERT_TRUE(dg->contains("verification")) << dg->dump(2);
-    EXPECT_GT((*dg)["verification"]["pages-checked"].get<uint64_t>(), 0u) << dg->dump(2);
-    EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);
-    EXPECT_EQ((*dg)["verification"]["touched-mismatches"], 0) << dg->dump(2);
-  }
   std::string dir_;
 };
-
-// Starts a migration from `s` to `d` held to 4 MB/s (the 64 MiB guest takes seconds, so a kill
-// lands mid-precopy) and waits until it is active.
-bool start_slow_migration(QmpClient& s, QmpClient& d) {
-  std::string uri = (*d.execute(ext::kQueryIncoming))["uri"];
-  if (!s.execute("migrate-set-parameters", {{"max-bandwidth", 4 << 20}}).is_ok()) return false;
-  if (!s.execute("migrate", {{"uri", uri}}).is_ok()) return false;
-  for (int i = 0; i < 100 && (*s.execute("query-migrate"))["status"] != "active"; ++i)
-    std::this_thread::sleep_for(20ms);
-  return true;
-}
-
-enum class Mode { kPrecopy, kPostcopy, kPreempt };
 
 class AttachModes : public AttachMigrationTest,
                     public ::testing::WithParamInterface<std::tuple<Mode, std::string>> {};
@@ -72,32 +49,10 @@ TEST_P(AttachModes, OutOfProcessThreadGuestMigratesWithEveryPageVerified) {
     auto r = reserve_huge_pages(2 * 32 + 8);  // 64 MiB per side
     if (!r) GTEST_SKIP() << "2M pages: " << r.status().message();
   }
-  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0", "--attach-socket", att("dst")});
-  VmmProcess dvmm(dir_, "dvmm", {"--attach", att("dst"), "--incoming", "--spec", spec(page)});
-  Ternd src(dir_, "src", {"--attach-socket", att("src")});
-  VmmProcess svmm(dir_, "svmm", {"--attach", att("src"), "--spec", spec(page)});
-  ASSERT_TRUE(dst.started() && src.started() && dvmm.started() && svmm.started());
-  auto d = dst.connect();
-  auto s = src.connect();
-  ASSERT_TRUE(d && s);
-  ASSERT_TRUE(dvmm.wait_output("attached", 20s)) << dvmm.output();
-  std::string uri = (*d->execute(ext::kQueryIncoming))["uri"];
-  if (mode != Mode::kPrecopy) ASSERT_TRUE(arm_postcopy(*s, mode == Mode::kPreempt, 32 << 20));
-  ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
-  if (mode != Mode::kPrecopy) ASSERT_TRUE(start_postcopy_when_active(*s, 200, 20ms));
-  Json sq = wait_done(*s, 120s);
-  ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
-  Json dq = wait_done(*d, 30s);
-  ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
-  expect_verified(*d);
-  if (mode != Mode::kPrecopy)
-    EXPECT_GT(sq["ram"]["postcopy-bytes"].get<uint64_t>(), 0u) << "never reached postcopy";
-}
-
-std::string mode_name(const ::testing::TestParamInfo<std::tuple<Mode, std::string>>& info) {
-  static const char* const kNames[] = {"precopy", "postcopy", "preempt"};
-  return std::string(kNames[static_cast<int>(std::get<0>(info.param))]) + "_" +
-         std::get<1>(info.param);
+  VmmMigration m;
+  m.spec = spec(page);
+  m.mode = mode;
+  migrate_between_vmms(dir_, m);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -107,25 +62,7 @@ INSTANTIATE_TEST_SUITE_P(
     mode_name);
 
 TEST_F(AttachMigrationTest, SourceVmmKilledMidMigrationFailsItClearlyAndTerndStaysUp) {
-  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0", "--attach-socket", att("dst")});
-  VmmProcess dvmm(dir_, "dvmm", {"--attach", att("dst"), "--incoming", "--spec", spec("4K")});
-  Ternd src(dir_, "src", {"--attach-socket", att("src")});
-  VmmProcess svmm(dir_, "svmm", {"--attach", att("src"), "--spec", spec("4K")});
-  auto d = dst.connect();
-  auto s = src.connect();
-  ASSERT_TRUE(d && s);
-  ASSERT_TRUE(start_slow_migration(*s, *d));
-  svmm.kill(SIGKILL);
-  Json sq = wait_done(*s, 60s);
-  ASSERT_EQ(sq["status"], "failed") << sq.dump(2);
-  const std::string why = sq.value("error-desc", "");
-  EXPECT_NE(why.find("VMM"), std::string::npos) << why;
-  // ternd is up and says why its guest cannot migrate again.
-  auto again = s->execute("query-migrate");
-  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
-  EXPECT_EQ((*again)["status"], "failed");
-  Json dq = wait_done(*d, 30s);
-  EXPECT_NE(dq["status"], "completed") << dq.dump(2);
+  kill_source_vmm_mid_migration(dir_, kThreadVmm, spec("4K"), 4 << 20);
 }
 
 TEST_F(AttachMigrationTest, SourceTerndKilledMidPrecopyLeavesTheGuestRunningAndARetryCompletes) {
