@@ -176,7 +176,10 @@ Result<std::unique_ptr<AttachedGuest>> AttachServer::attach_vmm(attach::Channel&
                           (role_ == attach::Role::kSource ? "a running guest's VMM"
                                                           : "a destination VMM")));
   parts.capabilities = hello->capabilities & attach::kAllCapabilities;
-  if (role_ == attach::Role::kSource) parts.capabilities &= ~uint64_t{attach::kCapPostcopy};
+  if (role_ == attach::Role::kSource)
+    parts.capabilities &= ~uint64_t{attach::kCapPostcopy | attach::kCapMinorFaults};
+  if (!(parts.capabilities & attach::kCapPostcopy))  // minor faults of which userfaultfd?
+    parts.capabilities &= ~uint64_t{attach::kCapMinorFaults};
   if (role_ == attach::Role::kDestination) parts.capabilities &= ~uint64_t{attach::kCapDirtyLog};
   parts.hello = *hello;
   if (Status s = ch.send(MsgType::kReply, m->id,

@@ -240,7 +240,7 @@ Result<std::unique_ptr<Userfault>> AttachedGuest::postcopy_userfault() {
   std::vector<Userfault::Remap> remaps;
   for (size_t i = 0; i < regions_.size(); ++i)
     remaps.push_back({blocks_[i]->base(), regions_[i].vmm_addr, regions_[i].size});
-  return Userfault::adopt(fd, std::move(remaps));
+  return Userfault::adopt(fd, std::move(remaps), has(attach::kCapMinorFaults));
 }
 
 VerifyReport AttachedGuest::verify() {

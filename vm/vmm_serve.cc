@@ -143,19 +143,35 @@ tern_vmm_ops make_ops() {
 }
 
 // A userfaultfd for the destination's postcopy: created here, handed to ternd, which registers
-// the RAM through it at the postcopy switch.
-Result<int> open_userfaultfd() {
-  int fd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
-  if (fd < 0) return errno_status("userfaultfd(2) (run as root or set vm.unprivileged_userfaultfd=1)");
-  uffdio_api api{};
-  api.api = UFFD_API;
-  api.features = UFFD_FEATURE_MISSING_HUGETLBFS | UFFD_FEATURE_MISSING_SHMEM;
-  if (ioctl(fd, UFFDIO_API, &api) != 0) {
-    int err = errno;
+// the RAM through it at the postcopy switch. With `want_minor`, minor faults on shmem and
+// hugetlbfs too where the kernel has them (Linux >= 5.13; `minor` says whether it did): ternd
+// then places pages zero-copy (attach capability minor-faults). A kernel refuses an UFFDIO_API
+// it cannot grant whole, and a userfaultfd takes one UFFDIO_API: so a fresh fd for each try.
+struct OpenedUffd {
+  int fd = -1;
+  bool minor = false;
+};
+Result<OpenedUffd> open_userfaultfd(bool want_minor) {
+  constexpr uint64_t kMissing = UFFD_FEATURE_MISSING_HUGETLBFS | UFFD_FEATURE_MISSING_SHMEM;
+#ifdef UFFD_FEATURE_MINOR_SHMEM
+  constexpr uint64_t kMinor = UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_MINOR_HUGETLBFS;
+#else
+  constexpr uint64_t kMinor = 0;
+#endif
+  int err = 0;
+  for (uint64_t features : {kMissing | kMinor, kMissing}) {
+    if ((features & kMinor) && (!want_minor || kMinor == 0)) continue;
+    int fd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+    if (fd < 0)
+      return errno_status("userfaultfd(2) (run as root or set vm.unprivileged_userfaultfd=1)");
+    uffdio_api api{};
+    api.api = UFFD_API;
+    api.features = features;
+    if (ioctl(fd, UFFDIO_API, &api) == 0) return OpenedUffd{fd, (features & kMinor) != 0};
+    err = errno;
     close(fd);
-    return errno_status("UFFDIO_API with hugetlbfs and shmem missing faults", err);
   }
-  return fd;
+  return errno_status("UFFDIO_API with hugetlbfs and shmem missing faults", err);
 }
 
 }  // namespace
@@ -166,6 +182,9 @@ void add_vmm_options(CLI::App& app, VmmOptions& o) {
   app.add_flag("--incoming", o.incoming, "a destination VMM: RAM for the guest to come");
   app.add_flag("--reattach", o.reattach,
                "source: after ternd goes away, attach again (a new ternd) while the guest runs");
+  app.add_flag("--minor-faults,!--no-minor-faults", o.minor_faults,
+               "destination: offer ternd a userfaultfd with minor faults, for zero-copy postcopy "
+               "placement (default on where the kernel has them)");
 }
 
 int serve_vmm(const std::string& program, Guest& g, SelfCheck& check, uint32_t vcpus,
@@ -185,11 +204,11 @@ int serve_vmm(const std::string& program, Guest& g, SelfCheck& check, uint32_t v
     target_pages.push_back(kSmallPage);
     sizes.push_back(b->size());
   }
-  int uffd = -1;
+  OpenedUffd uffd;
   if (o.incoming) {
-    auto u = open_userfaultfd();
+    auto u = open_userfaultfd(o.minor_faults);
     if (!u) std::cerr << program << ": no postcopy: " << u.status().message() << "\n";
-    uffd = u ? *u : -1;
+    if (u) uffd = *u;
   }
   Vmm vmm;
   vmm.guest = &g;
@@ -200,7 +219,8 @@ int serve_vmm(const std::string& program, Guest& g, SelfCheck& check, uint32_t v
   tern_vmm_config c{};
   c.role = o.incoming ? TERN_VMM_DESTINATION : TERN_VMM_SOURCE;
   c.capabilities = TERN_VMM_CAP_STATE | TERN_VMM_CAP_SELF_CHECK;
-  if (o.incoming && uffd >= 0) c.capabilities |= TERN_VMM_CAP_POSTCOPY;
+  if (o.incoming && uffd.fd >= 0) c.capabilities |= TERN_VMM_CAP_POSTCOPY;
+  if (o.incoming && uffd.minor) c.capabilities |= TERN_VMM_CAP_MINOR_FAULTS;
   if (!o.incoming) {
     c.capabilities |= TERN_VMM_CAP_DIRTY_LOG;
     if (g.dirty_limit_vcpus() > 0) c.capabilities |= TERN_VMM_CAP_THROTTLE;
@@ -210,7 +230,7 @@ int serve_vmm(const std::string& program, Guest& g, SelfCheck& check, uint32_t v
   c.description = description.c_str();
   c.regions = regions.data();
   c.n_regions = regions.size();
-  c.userfaultfd = uffd;
+  c.userfaultfd = uffd.fd;
   c.connect_timeout_ms = 30000;
   const tern_vmm_ops ops = make_ops();
   int rc = 1;
@@ -235,7 +255,7 @@ int serve_vmm(const std::string& program, Guest& g, SelfCheck& check, uint32_t v
     pause();
   }
   g.pause();
-  if (uffd >= 0) close(uffd);
+  if (uffd.fd >= 0) close(uffd.fd);
   return rc == 0 ? 0 : 1;
 }
 

@@ -25,8 +25,9 @@ struct VmmOptions {
   std::string spec = "vcpus=2,ram=64M";  // --spec: vm/workload.h
   bool incoming = false;  // --incoming: a destination VMM
   bool reattach = false;  // --reattach: attach again after ternd goes away (source)
+  bool minor_faults = true;  // --no-minor-faults: a destination's userfaultfd without them
 };
-// Adds --attach, --spec, --incoming and --reattach to `app`.
+// Adds --attach, --spec, --incoming, --reattach and --[no-]minor-faults to `app`.
 void add_vmm_options(CLI::App& app, VmmOptions& o);
 
 // Attaches `guest` to ternd as `program` ("tern-kvm-vmm") and serves ternd's requests until

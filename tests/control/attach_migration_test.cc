@@ -61,6 +61,41 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Values("4K", "2M")),
     mode_name);
 
+// Zero-copy postcopy into a VMM's RAM (attach capability minor-faults): the destination VMM's
+// userfaultfd has minor faults, ternd registers its regions MISSING|MINOR and installs pages
+// from the page cache with UFFDIO_CONTINUE; 4 KiB pages only when asked (zero-copy-small-pages).
+// Without the capability (--no-minor-faults) the pages are copied (UFFDIO_COPY), with a notice.
+struct ZeroCopyCase {
+  std::string page;
+  bool minor;
+};
+
+class AttachZeroCopy : public AttachMigrationTest,
+                       public ::testing::WithParamInterface<ZeroCopyCase> {};
+
+TEST_P(AttachZeroCopy, PostcopyPlacesPagesFromThePageCacheOnlyWithMinorFaults) {
+  const ZeroCopyCase& c = GetParam();
+  if (c.page == "2M") {
+    auto r = reserve_huge_pages(2 * 32 + 8);
+    if (!r) GTEST_SKIP() << "2M pages: " << r.status().message();
+  }
+  VmmMigration m;
+  m.spec = spec(c.page);
+  m.mode = Mode::kPostcopy;
+  m.expect_touched = true;
+  if (!c.minor) m.dst_vmm_args = {"--no-minor-faults"};
+  if (c.page == "4K") m.dst_parameters = {{ext::kZeroCopySmallPages, 1}};
+  m.expect_zero_copy = c.minor ? 1 : 0;
+  migrate_between_vmms(dir_, m);
+}
+
+INSTANTIATE_TEST_SUITE_P(Tcp, AttachZeroCopy,
+                         ::testing::Values(ZeroCopyCase{"4K", true}, ZeroCopyCase{"2M", true},
+                                           ZeroCopyCase{"2M", false}),
+                         [](const ::testing::TestParamInfo<ZeroCopyCase>& info) {
+                           return info.param.page + (info.param.minor ? "_minor" : "_copy");
+                         });
+
 TEST_F(AttachMigrationTest, SourceVmmKilledMidMigrationFailsItClearlyAndTerndStaysUp) {
   kill_source_vmm_mid_migration(dir_, kThreadVmm, spec("4K"), 4 << 20);
 }

@@ -58,6 +58,11 @@ struct VmmMigration {
   std::vector<std::string> ternd_args;       // extra arguments of both ternd
   uint64_t postcopy_bandwidth = 32 << 20;    // max-bandwidth while waiting to switch
   bool expect_touched = false;               // postcopy: the guest checks pages on first touch
+  std::vector<std::string> dst_vmm_args;     // extra arguments of the destination VMM
+  Json dst_parameters;                       // set on the destination (--incoming defer first)
+  // Postcopy: whether pages were placed zero-copy (query-migrate's zero-copy-pages) on the
+  // destination: -1 not checked, 0 none, 1 some.
+  int expect_zero_copy = -1;
 };
 
 // Runs `m` in `dir` (ternd and VMM outputs there) and checks it as said above.
@@ -68,9 +73,11 @@ inline void migrate_between_vmms(const std::string& dir, const VmmMigration& m) 
     return a;
   };
   const std::string datt = dir + "/dst.att", satt = dir + "/src.att";
-  Ternd dst(dir, "dst", args({"--incoming", m.listen, "--attach-socket", datt}));
-  VmmProcess dvmm(dir, "dvmm", {"--attach", datt, "--incoming", "--spec", m.spec},
-                  m.kind.bin_env, m.kind.fallback);
+  const bool defer = !m.dst_parameters.is_null();
+  Ternd dst(dir, "dst", args({"--incoming", defer ? "defer" : m.listen, "--attach-socket", datt}));
+  std::vector<std::string> dvmm_args = {"--attach", datt, "--incoming", "--spec", m.spec};
+  dvmm_args.insert(dvmm_args.end(), m.dst_vmm_args.begin(), m.dst_vmm_args.end());
+  VmmProcess dvmm(dir, "dvmm", dvmm_args, m.kind.bin_env, m.kind.fallback);
   Ternd src(dir, "src", args({"--attach-socket", satt}));
   VmmProcess svmm(dir, "svmm", {"--attach", satt, "--spec", m.spec}, m.kind.bin_env,
                   m.kind.fallback);
@@ -79,6 +86,12 @@ inline void migrate_between_vmms(const std::string& dir, const VmmMigration& m) 
   auto s = src.connect();
   ASSERT_TRUE(d && s) << svmm.output() << dvmm.output();
   ASSERT_TRUE(dvmm.wait_output("attached", 20s)) << dvmm.output();
+  if (defer) {
+    auto set = d->execute("migrate-set-parameters", m.dst_parameters);
+    ASSERT_TRUE(set.is_ok()) << set.status().to_string();
+    auto in = d->execute("migrate-incoming", {{"uri", m.listen}});
+    ASSERT_TRUE(in.is_ok()) << in.status().to_string();
+  }
   std::string uri = (*d->execute(ext::kQueryIncoming))["uri"];
   const bool postcopy = m.mode != Mode::kPrecopy;
   if (postcopy) ASSERT_TRUE(arm_postcopy(*s, m.mode == Mode::kPreempt, m.postcopy_bandwidth));
@@ -92,6 +105,13 @@ inline void migrate_between_vmms(const std::string& dir, const VmmMigration& m) 
   expect_verified(*d, postcopy && m.expect_touched);
   if (postcopy)
     EXPECT_GT(sq["ram"]["postcopy-bytes"].get<uint64_t>(), 0u) << "never reached postcopy";
+  if (m.expect_zero_copy >= 0) {
+    const uint64_t zero_copy = dq["ram"][ext::kZeroCopyPages].get<uint64_t>();
+    if (m.expect_zero_copy > 0)
+      EXPECT_GT(zero_copy, 0u) << "no page placed from the page cache: " << dq.dump(2);
+    else
+      EXPECT_EQ(zero_copy, 0u) << dq.dump(2);
+  }
   EXPECT_TRUE(dvmm.alive()) << "the destination VMM runs the guest: " << dvmm.output();
 }
 
