@@ -185,6 +185,8 @@ void add_vmm_options(CLI::App& app, VmmOptions& o) {
   app.add_flag("--minor-faults,!--no-minor-faults", o.minor_faults,
                "destination: offer ternd a userfaultfd with minor faults, for zero-copy postcopy "
                "placement (default on where the kernel has them)");
+  app.add_flag("!--no-postcopy", o.postcopy,
+               "destination: hand over no userfaultfd (a VMM without postcopy)");
 }
 
 int serve_vmm(const std::string& program, Guest& g, SelfCheck& check, uint32_t vcpus,
@@ -205,7 +207,7 @@ int serve_vmm(const std::string& program, Guest& g, SelfCheck& check, uint32_t v
     sizes.push_back(b->size());
   }
   OpenedUffd uffd;
-  if (o.incoming) {
+  if (o.incoming && o.postcopy) {
     auto u = open_userfaultfd(o.minor_faults);
     if (!u) std::cerr << program << ": no postcopy: " << u.status().message() << "\n";
     if (u) uffd = *u;

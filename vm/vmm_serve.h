@@ -26,8 +26,9 @@ struct VmmOptions {
   bool incoming = false;  // --incoming: a destination VMM
   bool reattach = false;  // --reattach: attach again after ternd goes away (source)
   bool minor_faults = true;  // --no-minor-faults: a destination's userfaultfd without them
+  bool postcopy = true;      // --no-postcopy: a destination that hands over no userfaultfd
 };
-// Adds --attach, --spec, --incoming, --reattach and --[no-]minor-faults to `app`.
+// Adds --attach, --spec, --incoming, --reattach, --[no-]minor-faults and --no-postcopy.
 void add_vmm_options(CLI::App& app, VmmOptions& o);
 
 // Attaches `guest` to ternd as `program` ("tern-kvm-vmm") and serves ternd's requests until

@@ -96,6 +96,33 @@ INSTANTIATE_TEST_SUITE_P(Tcp, AttachZeroCopy,
                            return info.param.page + (info.param.minor ? "_minor" : "_copy");
                          });
 
+// A destination VMM without postcopy (no userfaultfd) and a source with postcopy-ram on: the
+// migration fails at setup, before a page moves, saying why; the source's guest keeps running.
+TEST_F(AttachMigrationTest, PostcopyIntoAVmmWithoutUserfaultfdIsRefusedAtSetup) {
+  const std::string datt = att("dst"), satt = att("src");
+  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0", "--attach-socket", datt});
+  VmmProcess dvmm(dir_, "dvmm", {"--attach", datt, "--incoming", "--no-postcopy", "--spec",
+                                 spec("4K")});
+  Ternd src(dir_, "src", {"--attach-socket", satt});
+  VmmProcess svmm(dir_, "svmm", {"--attach", satt, "--spec", spec("4K")});
+  auto d = dst.connect();
+  auto s = src.connect();
+  ASSERT_TRUE(d && s);
+  ASSERT_TRUE(dvmm.wait_output("attached", 20s)) << dvmm.output();
+  ASSERT_TRUE(arm_postcopy(*s, /*preempt=*/false, 0));
+  std::string uri = (*d->execute(ext::kQueryIncoming))["uri"];
+  ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
+  Json sq = wait_done(*s, 60s);
+  ASSERT_EQ(sq["status"], "failed") << sq.dump(2);
+  const std::string why = sq.value("error-desc", "");
+  EXPECT_NE(why.find("cannot take postcopy"), std::string::npos) << why;
+  EXPECT_NE(why.find("no userfaultfd"), std::string::npos) << why;
+  EXPECT_EQ(sq["ram"]["transferred"].get<uint64_t>(), 0u) << "pages moved before the refusal";
+  auto g = s->execute(ext::kQueryGuest);
+  ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+  EXPECT_EQ((*g)["running"], true) << g->dump(2);
+}
+
 TEST_F(AttachMigrationTest, SourceVmmKilledMidMigrationFailsItClearlyAndTerndStaysUp) {
   kill_source_vmm_mid_migration(dir_, kThreadVmm, spec("4K"), 4 << 20);
 }
