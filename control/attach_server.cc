@@ -135,7 +135,7 @@ void AttachServer::serve_one(attach::Channel ch, pid_t pid, uid_t uid) {
                                                      " may not attach (root or ternd's owner)"));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (waiting_ || source_taken_)
+    if (waiting_ || (source_lost_ && !source_lost_->load()))
       return refuse(Status(Code::kUnavailable,
                            "a VMM is attached to this ternd already; start another ternd"));
   }
@@ -241,8 +241,13 @@ Result<std::unique_ptr<AttachedGuest>> AttachServer::take(std::chrono::milliseco
   if (!cv_.wait_for(lock, limit, [&] { return waiting_ != nullptr; }))
     return Status(Code::kTimeout, "no VMM attached on " + path_ + " within " +
                                       std::to_string(limit.count() / 1000) + " s");
-  if (role_ == attach::Role::kSource) source_taken_ = true;
+  if (role_ == attach::Role::kSource) source_lost_ = waiting_->lost_flag();
   return std::move(waiting_);
+}
+
+std::unique_ptr<Guest> AttachServer::take_now() {
+  auto g = take(std::chrono::milliseconds(0));
+  return g ? std::unique_ptr<Guest>(std::move(*g)) : nullptr;
 }
 
 GuestFactory AttachServer::factory() {

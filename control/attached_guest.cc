@@ -41,11 +41,13 @@ AttachedGuest::AttachedGuest(Parts parts)
 AttachedGuest::~AttachedGuest() {
   detach("ternd let go of the guest (shutting down)");
   if (bitmap_ != nullptr) munmap(bitmap_, bitmap_bytes_);
+  lost_->store(true);
 }
 
 void AttachedGuest::fail(const Status& s) const {
   std::lock_guard<std::mutex> lock(fail_mu_);
   if (failure_.is_ok()) failure_ = s;
+  lost_->store(true);
 }
 
 Status AttachedGuest::failure() const {

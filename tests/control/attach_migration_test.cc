@@ -127,6 +127,46 @@ TEST_F(AttachMigrationTest, SourceVmmKilledMidMigrationFailsItClearlyAndTerndSta
   kill_source_vmm_mid_migration(dir_, kThreadVmm, spec("4K"), 4 << 20);
 }
 
+// The source VMM killed mid-migration, then a new VMM attached to the same source ternd: the
+// ternd takes it in place of the lost one and a retried migration (to a new destination VMM)
+// completes with every page verified.
+TEST_F(AttachMigrationTest, SourceTerndTakesANewVmmAfterTheFirstDied) {
+  const std::string datt = att("dst"), satt = att("src");
+  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0", "--attach-socket", datt});
+  Ternd src(dir_, "src", {"--attach-socket", satt});
+  auto dvmm1 = std::make_unique<VmmProcess>(
+      dir_, "dvmm1", std::vector<std::string>{"--attach", datt, "--incoming", "--spec", spec("4K")});
+  VmmProcess svmm1(dir_, "svmm1", {"--attach", satt, "--spec", spec("4K")});
+  auto d = dst.connect();
+  auto s = src.connect();
+  ASSERT_TRUE(d && s);
+  ASSERT_TRUE(dvmm1->wait_output("attached", 20s)) << dvmm1->output();
+  ASSERT_TRUE(start_slow_migration(*s, *d));
+  svmm1.kill(SIGKILL);
+  ASSERT_EQ(wait_done(*s, 60s)["status"], "failed");
+  ASSERT_NE(wait_done(*d, 30s)["status"], "completed");
+  // Before a new VMM attaches, a retry says what to do.
+  std::string uri = (*d->execute(ext::kQueryIncoming))["uri"];
+  auto refused = s->execute("migrate", {{"uri", uri}});
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().message().find("attach a new VMM"), std::string::npos)
+      << refused.status().message();
+
+  dvmm1.reset();
+  VmmProcess dvmm2(dir_, "dvmm2", {"--attach", datt, "--incoming", "--spec", spec("4K")});
+  VmmProcess svmm2(dir_, "svmm2", {"--attach", satt, "--spec", spec("4K")});
+  ASSERT_TRUE(svmm2.wait_output("attached", 20s)) << svmm2.output();
+  ASSERT_TRUE(dvmm2.wait_output("attached", 20s)) << dvmm2.output();
+  ASSERT_TRUE(s->execute("migrate-set-parameters", {{"max-bandwidth", 0}}).is_ok());
+  uri = (*d->execute(ext::kQueryIncoming))["uri"];
+  auto again = s->execute("migrate", {{"uri", uri}});
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  Json sq = wait_done(*s, 120s);
+  ASSERT_EQ(sq["status"], "completed") << sq.dump(2) << svmm2.output();
+  ASSERT_EQ(wait_done(*d, 30s)["status"], "completed");
+  expect_verified(*d);
+}
+
 TEST_F(AttachMigrationTest, SourceTerndKilledMidPrecopyLeavesTheGuestRunningAndARetryCompletes) {
   auto first_dst = std::make_unique<Ternd>(
       dir_, "dst1", std::vector<std::string>{"--incoming", "tcp:127.0.0.1:0"});

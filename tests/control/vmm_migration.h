@@ -116,12 +116,17 @@ inline void migrate_between_vmms(const std::string& dir, const VmmMigration& m) 
 }
 
 // Starts a migration from `s` to `d` held to `bandwidth` bytes/s (so that a failure injected
-// next lands mid-migration) and waits until it is active.
+// next lands mid-migration) and waits until it is active; false (with a test failure saying
+// what the source reported) if it never was.
 inline bool start_slow_migration(QmpClient& s, QmpClient& d, uint64_t bandwidth = 4 << 20) {
   std::string uri = (*d.execute(ext::kQueryIncoming))["uri"];
   if (!s.execute("migrate-set-parameters", {{"max-bandwidth", bandwidth}}).is_ok()) return false;
-  if (!s.execute("migrate", {{"uri", uri}}).is_ok()) return false;
-  return wait_status(s, "active", std::chrono::seconds(30)).value("status", "") == "active";
+  auto started = s.execute("migrate", {{"uri", uri}});
+  EXPECT_TRUE(started.is_ok()) << started.status().to_string();
+  if (!started) return false;
+  Json q = wait_status(s, "active", std::chrono::seconds(30));
+  EXPECT_EQ(q.value("status", ""), "active") << q.dump(2);
+  return q.value("status", "") == "active";
 }
 
 // The source VMM (of `kind`, with `spec`) killed mid-migration: the migration fails with an
