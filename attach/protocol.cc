@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <cstring>
+#include <iterator>
 
 namespace tern::attach {
 namespace {
@@ -107,13 +108,13 @@ std::string type_name(uint16_t type) {
 bool known_type(uint16_t type) { return type_name(type).rfind("type ", 0) != 0; }
 
 std::string capability_names(uint64_t caps) {
-  static const char* const kNames[] = {"dirty-log", "state",      "postcopy",
-                                       "throttle",  "free-pages", "self-check"};
+  static const char* const kNames[] = {"dirty-log",  "state",      "postcopy",    "throttle",
+                                       "free-pages", "self-check", "minor-faults"};
   std::string out;
   for (int i = 0; i < 64; ++i) {
     if (!(caps & (uint64_t{1} << i))) continue;
     if (!out.empty()) out += ",";
-    out += i < 6 ? kNames[i] : "bit" + std::to_string(i);
+    out += i < static_cast<int>(std::size(kNames)) ? kNames[i] : "bit" + std::to_string(i);
   }
   return out.empty() ? "none" : out;
 }

@@ -57,8 +57,12 @@ enum Capability : uint64_t {
   kCapThrottle = 1u << 3,
   kCapFreePages = 1u << 4,
   kCapSelfCheck = 1u << 5,
+  // Destination, with kCapPostcopy: the VMM's userfaultfd has minor faults for its regions'
+  // memory (UFFD_FEATURE_MINOR_SHMEM for 4 KiB regions, _MINOR_HUGETLBFS for 2 MiB ones), so
+  // ternd may register them MISSING|MINOR and place pages zero-copy with UFFDIO_CONTINUE.
+  kCapMinorFaults = 1u << 6,
 };
-inline constexpr uint64_t kAllCapabilities = (1u << 6) - 1;
+inline constexpr uint64_t kAllCapabilities = (1u << 7) - 1;
 // "dirty-log" for one bit; "dirty-log,state" for a set.
 std::string capability_names(uint64_t caps);
 

@@ -42,6 +42,10 @@ enum tern_vmm_role { TERN_VMM_SOURCE = 1, TERN_VMM_DESTINATION = 2 };
 #define TERN_VMM_CAP_THROTTLE (1u << 3)   /* set_penalty, ring_counters, limit_tracking (S4) */
 #define TERN_VMM_CAP_FREE_PAGES (1u << 4) /* free_pages_* (S5) */
 #define TERN_VMM_CAP_SELF_CHECK (1u << 5) /* verify */
+/* With TERN_VMM_CAP_POSTCOPY: the userfaultfd was created with minor faults for the regions'
+ * memory (UFFD_FEATURE_MINOR_SHMEM for 4 KiB regions on memfd, UFFD_FEATURE_MINOR_HUGETLBFS for
+ * 2 MiB ones): ternd then places postcopy pages zero-copy (page cache + UFFDIO_CONTINUE). */
+#define TERN_VMM_CAP_MINOR_FAULTS (1u << 6)
 
 /* One RAM region: `size` bytes of the file `fd` from `fd_offset`, mapped MAP_SHARED by the VMM
  * at `host_addr`, seen by the guest at `guest_phys_addr`. fd: a memfd or hugetlbfs file; the

@@ -135,7 +135,7 @@ void AttachServer::serve_one(attach::Channel ch, pid_t pid, uid_t uid) {
                                                      " may not attach (root or ternd's owner)"));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (waiting_ || source_taken_)
+    if (waiting_ || (source_lost_ && !source_lost_->load()))
       return refuse(Status(Code::kUnavailable,
                            "a VMM is attached to this ternd already; start another ternd"));
   }
@@ -176,7 +176,10 @@ Result<std::unique_ptr<AttachedGuest>> AttachServer::attach_vmm(attach::Channel&
                           (role_ == attach::Role::kSource ? "a running guest's VMM"
                                                           : "a destination VMM")));
   parts.capabilities = hello->capabilities & attach::kAllCapabilities;
-  if (role_ == attach::Role::kSource) parts.capabilities &= ~uint64_t{attach::kCapPostcopy};
+  if (role_ == attach::Role::kSource)
+    parts.capabilities &= ~uint64_t{attach::kCapPostcopy | attach::kCapMinorFaults};
+  if (!(parts.capabilities & attach::kCapPostcopy))  // minor faults of which userfaultfd?
+    parts.capabilities &= ~uint64_t{attach::kCapMinorFaults};
   if (role_ == attach::Role::kDestination) parts.capabilities &= ~uint64_t{attach::kCapDirtyLog};
   parts.hello = *hello;
   if (Status s = ch.send(MsgType::kReply, m->id,
@@ -238,8 +241,13 @@ Result<std::unique_ptr<AttachedGuest>> AttachServer::take(std::chrono::milliseco
   if (!cv_.wait_for(lock, limit, [&] { return waiting_ != nullptr; }))
     return Status(Code::kTimeout, "no VMM attached on " + path_ + " within " +
                                       std::to_string(limit.count() / 1000) + " s");
-  if (role_ == attach::Role::kSource) source_taken_ = true;
+  if (role_ == attach::Role::kSource) source_lost_ = waiting_->lost_flag();
   return std::move(waiting_);
+}
+
+std::unique_ptr<Guest> AttachServer::take_now() {
+  auto g = take(std::chrono::milliseconds(0));
+  return g ? std::unique_ptr<Guest>(std::move(*g)) : nullptr;
 }
 
 GuestFactory AttachServer::factory() {

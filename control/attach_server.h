@@ -2,7 +2,7 @@
 // checks each attach (version, role, capabilities, every region's fd, READY's fds) and keeps the
 // attached VMM as an AttachedGuest until ternd takes it: a source ternd as its guest, a
 // destination ternd from its GuestFactory when a source's layout arrives. One VMM waits at a
-// time; a source ternd takes one VMM for its lifetime.
+// time; a source ternd takes its next VMM only once the one it took is gone (died, detached).
 //
 // Threads: an accept thread of its own does the attaches; take() and factory() from any thread.
 #pragma once
@@ -35,6 +35,9 @@ class AttachServer {
 
   // Waits up to `limit` for an attached VMM and takes it.
   Result<std::unique_ptr<AttachedGuest>> take(std::chrono::milliseconds limit);
+  // take() without waiting, as a Guest (nullptr when no VMM is attached): a source's next
+  // guest after its VMM is gone (EngineHost::set_next_guest).
+  std::unique_ptr<Guest> take_now();
   // Destination: a GuestFactory that takes the attached VMM when a source's layout arrives and
   // checks the layout against its regions. The server must outlive it.
   GuestFactory factory();
@@ -55,7 +58,8 @@ class AttachServer {
   std::mutex mu_;
   std::condition_variable cv_;
   std::unique_ptr<AttachedGuest> waiting_;  // attached, not taken yet; guarded by mu_
-  bool source_taken_ = false;                // guarded by mu_
+  // The source's taken VMM is gone (AttachedGuest::lost_flag); null before the first take.
+  std::shared_ptr<const std::atomic<bool>> source_lost_;  // guarded by mu_
 };
 
 }  // namespace tern::control

@@ -41,11 +41,13 @@ AttachedGuest::AttachedGuest(Parts parts)
 AttachedGuest::~AttachedGuest() {
   detach("ternd let go of the guest (shutting down)");
   if (bitmap_ != nullptr) munmap(bitmap_, bitmap_bytes_);
+  lost_->store(true);
 }
 
 void AttachedGuest::fail(const Status& s) const {
   std::lock_guard<std::mutex> lock(fail_mu_);
   if (failure_.is_ok()) failure_ = s;
+  lost_->store(true);
 }
 
 Status AttachedGuest::failure() const {
@@ -240,7 +242,7 @@ Result<std::unique_ptr<Userfault>> AttachedGuest::postcopy_userfault() {
   std::vector<Userfault::Remap> remaps;
   for (size_t i = 0; i < regions_.size(); ++i)
     remaps.push_back({blocks_[i]->base(), regions_[i].vmm_addr, regions_[i].size});
-  return Userfault::adopt(fd, std::move(remaps));
+  return Userfault::adopt(fd, std::move(remaps), has(attach::kCapMinorFaults));
 }
 
 VerifyReport AttachedGuest::verify() {

@@ -76,6 +76,9 @@ class AttachedGuest : public Guest, public SelfCheck {
   attach::Role role() const { return hello_.role; }
   // Tells the VMM ternd detaches (ternd shutting down), best effort.
   void detach(const std::string& reason);
+  // Set once the VMM is gone (failure() not ok) or this guest destroyed; outlives the guest.
+  // The attach server reads it to admit a source's next VMM. Any thread.
+  std::shared_ptr<const std::atomic<bool>> lost_flag() const { return lost_; }
 
  private:
   explicit AttachedGuest(Parts parts);
@@ -105,6 +108,7 @@ class AttachedGuest : public Guest, public SelfCheck {
   std::atomic<bool> running_{false};
   mutable std::mutex fail_mu_;
   mutable Status failure_;  // guarded by fail_mu_; set once
+  std::shared_ptr<std::atomic<bool>> lost_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 }  // namespace tern::control

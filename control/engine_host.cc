@@ -19,6 +19,24 @@ Result<std::unique_ptr<EngineHost>> EngineHost::source(std::unique_ptr<Guest> gu
   return h;
 }
 
+Status EngineHost::replace_lost_guest() {
+  Status lost = guest_->failure();
+  if (lost.is_ok() || !next_guest_) return Status::ok();
+  std::unique_ptr<Guest> next = next_guest_();
+  if (!next)
+    return {Code::kUnavailable, "the guest is lost (" + lost.message() +
+                                    "); attach a new VMM to this ternd, then migrate again"};
+  if (!next->running())
+    if (Status s = next->start(); !s) return s;
+  // The last migration and the limiter borrow the lost guest: both go first (joining threads).
+  out_.reset();
+  limiter_.reset();
+  guest_ = std::move(next);
+  limiter_ = std::make_unique<DirtyLimiter>(*guest_);
+  log(LogLevel::kInfo, "guest running: " + guest_->describe() + " (replaces the lost one)");
+  return Status::ok();
+}
+
 std::unique_ptr<EngineHost> EngineHost::destination(GuestFactory factory) {
   std::unique_ptr<EngineHost> h(new EngineHost(Role::kDestination));
   h->factory_ = std::move(factory);
@@ -58,6 +76,7 @@ Status EngineHost::migrate(const std::string& uri, const MigrationCapabilities& 
               "the guest has already migrated away (the last migration completed)"};
     }
   }
+  if (Status s = replace_lost_guest(); !s) return s;
   if (!guest_->running()) {
     return {Code::kUnavailable, "the guest is not running"};
   }

@@ -9,6 +9,7 @@
 // comes first; check_mu_ makes it run once.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -52,6 +53,10 @@ class EngineHost : public MigrationHost {
   // Shutdown: ends the current migrations in any state (telling the peers) and waits for
   // them; no-op when none.
   void cancel_and_wait();
+  // Source: where a next guest comes from once the current one is lost (Guest::failure(): a
+  // VMM that died); `migrate` then takes it (nullptr: none yet) instead of failing. Before
+  // the QMP server runs; called on the QMP thread.
+  void set_next_guest(std::function<std::unique_ptr<Guest>()> next) { next_guest_ = std::move(next); }
 
  private:
   explicit EngineHost(Role role) : role_(role) {}
@@ -71,7 +76,11 @@ class EngineHost : public MigrationHost {
   std::optional<VerifyReport> verification_;  // the latest full check; guarded by check_mu_
   bool completion_checked_ = false;           // destination; guarded by check_mu_
 
-  std::unique_ptr<Guest> guest_;            // source only
+  // Replaces a lost source guest by next_guest_'s, if it has one (QMP thread).
+  Status replace_lost_guest();
+
+  std::unique_ptr<Guest> guest_;            // source only; replaced only by replace_lost_guest
+  std::function<std::unique_ptr<Guest>()> next_guest_;  // source only
   std::unique_ptr<DirtyLimiter> limiter_;   // source only; outlives out_, which borrows it
   GuestFactory factory_;                    // destination only
   std::unique_ptr<OutgoingMigration> out_;  // the current or last outgoing migration

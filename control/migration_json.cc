@@ -34,6 +34,7 @@ constexpr ParamSpec kParams[] = {
     {"vcpu-dirty-limit", 1, 1'000'000},
     {"x-vcpu-dirty-limit-period", 10, 60'000},
     {ext::kPostcopyPeerTimeout, 500, 3'600'000},
+    {ext::kZeroCopySmallPages, 0, 1},
 };
 
 }  // namespace
@@ -115,6 +116,7 @@ Json query_migrate_json(const MigrationInfo& info) {
       {ext::kFreePageHints, s.free_page_hints},
       {ext::kFreePagesSkipped, s.free_pages_skipped},
       {ext::kFreePageHintsRefused, s.free_page_hints_refused},
+      {ext::kZeroCopyPages, s.zero_copy_pages},
   };
   if (info.status == MigrationStatus::kFailed) {
     j["error-desc"] = info.error.empty() ? "migration failed (no reason given)" : info.error;
@@ -224,7 +226,8 @@ Json parameters_json(const MigrationParameters& p) {
           {ext::kMaxRounds, p.max_rounds},
           {"vcpu-dirty-limit", p.vcpu_dirty_limit},
           {"x-vcpu-dirty-limit-period", p.vcpu_dirty_limit_period_ms},
-          {ext::kPostcopyPeerTimeout, p.postcopy_peer_timeout.count()}};
+          {ext::kPostcopyPeerTimeout, p.postcopy_peer_timeout.count()},
+          {ext::kZeroCopySmallPages, p.zero_copy_small_pages ? 1 : 0}};
 }
 
 Status apply_parameters(const Json& args, MigrationParameters& params) {
@@ -273,6 +276,8 @@ Status apply_parameters(const Json& args, MigrationParameters& params) {
       next.vcpu_dirty_limit_period_ms = v;
     } else if (key == ext::kPostcopyPeerTimeout) {
       next.postcopy_peer_timeout = std::chrono::milliseconds(v);
+    } else if (key == ext::kZeroCopySmallPages) {
+      next.zero_copy_small_pages = v != 0;
     }
   }
   params = next;

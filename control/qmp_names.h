@@ -32,6 +32,8 @@ inline constexpr const char* kWorkers = TERN_QMP_EXTENSION("workers");
 inline constexpr const char* kMaxRounds = TERN_QMP_EXTENSION("max-rounds");
 // ms a postcopy peer may stay silent (no keepalive) before the link counts as broken.
 inline constexpr const char* kPostcopyPeerTimeout = TERN_QMP_EXTENSION("postcopy-peer-timeout");
+// Destination: 1 = 4 KiB file-backed RAM placed zero-copy in postcopy too (2 MiB always is).
+inline constexpr const char* kZeroCopySmallPages = TERN_QMP_EXTENSION("zero-copy-small-pages");
 
 // query-migrate members (MigrationInfo).
 inline constexpr const char* kTransport = TERN_QMP_EXTENSION("transport");
@@ -51,6 +53,8 @@ inline constexpr const char* kDiscardedPages = TERN_QMP_EXTENSION("discarded-pag
 inline constexpr const char* kFreePageHints = TERN_QMP_EXTENSION("free-page-hints");
 inline constexpr const char* kFreePagesSkipped = TERN_QMP_EXTENSION("free-pages-skipped");
 inline constexpr const char* kFreePageHintsRefused = TERN_QMP_EXTENSION("free-page-hints-refused");
+// Destination: host pages installed from the page cache (UFFDIO_CONTINUE) in postcopy.
+inline constexpr const char* kZeroCopyPages = TERN_QMP_EXTENSION("zero-copy-pages");
 
 // query-vcpu-dirty-limit member (DirtyLimitInfo).
 inline constexpr const char* kPenaltyUs = TERN_QMP_EXTENSION("penalty-us");
@@ -69,6 +73,7 @@ inline constexpr const char* kAll[] = {
     kWorkers,
     kMaxRounds,
     kPostcopyPeerTimeout,
+    kZeroCopySmallPages,
     kTransport,
     kSwitchoverForced,
     kPostcopyFaultLatency,
@@ -82,6 +87,7 @@ inline constexpr const char* kAll[] = {
     kFreePageHints,
     kFreePagesSkipped,
     kFreePageHintsRefused,
+    kZeroCopyPages,
     kPenaltyUs,
     kErrorDesc,
 };

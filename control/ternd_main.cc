@@ -121,6 +121,7 @@ int serve(const Options& o) {
       return 1;
     }
     host = std::move(*h);
+    host->set_next_guest([a = attach.get()] { return a->take_now(); });
   } else if (attach) {
     host = EngineHost::destination(expecting(attach->factory(), expected));
   } else if (source) {

@@ -169,16 +169,19 @@ Result<std::unique_ptr<Userfault>> Userfault::open() {
   return u;
 }
 
-std::unique_ptr<Userfault> Userfault::adopt(int fd, std::vector<Remap> remaps) {
+std::unique_ptr<Userfault> Userfault::adopt(int fd, std::vector<Remap> remaps,
+                                            bool minor_faults) {
   std::unique_ptr<Userfault> u(new Userfault(fd));
   u->remaps_ = std::move(remaps);
   // The creator negotiated the API; hugetlb missing faults are asked for by every creator
   // tern knows (libtern-vmm's users are told to), and a kernel without them refuses the
   // registration with a clear error anyway.
-  // Minor faults are not assumed: placement on an adopted userfaultfd is UFFDIO_COPY
-  // (minor_faults_missing() says why).
-  u->features_ = UFFD_FEATURE_MISSING_HUGETLBFS;
+  // Minor faults only when the creator says it asked for them (else placement on an adopted
+  // userfaultfd is UFFDIO_COPY; minor_faults_missing() says why). A kernel without them would
+  // have refused the creator's UFFDIO_API, and refuses a minor registration clearly anyway.
+  u->features_ = UFFD_FEATURE_MISSING_HUGETLBFS | (minor_faults ? kMinorFeatures : 0);
   u->adopted_ = true;
+  u->adopted_minor_ = minor_faults;
   return u;
 }
 
@@ -203,10 +206,9 @@ Userfault::~Userfault() {
 }
 
 std::string Userfault::minor_faults_missing(uint32_t host_page_size) const {
-  if (adopted_)
-    return "the userfaultfd was handed over by the VMM, and the attach protocol does not yet "
-           "tell ternd whether it asked for minor faults (UFFDIO_CONTINUE for VMM-attached RAM: "
-           "not yet; docs/attach-protocol.md)";
+  if (adopted_ && !adopted_minor_)
+    return "the VMM's userfaultfd has no minor faults (the VMM did not offer the attach "
+           "capability 'minor-faults'; docs/attach-protocol.md)";
   if (kMinorFeatures == 0)
     return "tern was built against kernel headers without userfaultfd minor faults (< 5.13)";
 #ifdef UFFD_FEATURE_MINOR_SHMEM

@@ -27,12 +27,15 @@ class Userfault {
   // (`local`) sits in the creator's address space (`remote`). Every call below takes and
   // returns local addresses and translates them; the kernel applies the ioctls to the
   // creator's address space. Takes ownership of `fd` (UFFDIO_API already done by the creator).
+  // `minor_faults`: the creator says it asked for minor faults on shmem and hugetlbfs (the
+  // attach capability 'minor-faults'), so its ranges may be registered for them.
   struct Remap {
     uint8_t* local = nullptr;
     uint64_t remote = 0;
     uint64_t size = 0;
   };
-  static std::unique_ptr<Userfault> adopt(int fd, std::vector<Remap> remaps);
+  static std::unique_ptr<Userfault> adopt(int fd, std::vector<Remap> remaps,
+                                          bool minor_faults = false);
   ~Userfault();
   Userfault(const Userfault&) = delete;
   Userfault& operator=(const Userfault&) = delete;
@@ -42,9 +45,9 @@ class Userfault {
   // must be a shared mapping of a memfd/shmem or hugetlbfs file, and minor_faults() true.
   Status register_range(void* addr, size_t len, uint32_t host_page_size, bool minor = false);
   // Whether this kernel reports minor faults on shmem (4 KiB) or hugetlbfs (2 MiB) memory
-  // (Linux >= 5.13); "" if so, else why not, in words. Never "" for an adopted userfaultfd: its
-  // creator negotiated the features and the attach protocol does not yet say whether minor
-  // faults are among them, so VMM-attached RAM is placed with UFFDIO_COPY.
+  // (Linux >= 5.13); "" if so, else why not, in words. For an adopted userfaultfd, what its
+  // creator said (adopt's `minor_faults`): without them VMM-attached RAM is placed with
+  // UFFDIO_COPY.
   std::string minor_faults_missing(uint32_t host_page_size) const;
   Status unregister_range(void* addr, size_t len);
   int fd() const { return fd_; }
@@ -73,6 +76,7 @@ class Userfault {
   uint64_t to_local(uint64_t remote) const;
   int fd_;
   bool adopted_ = false;          // adopt(): another process negotiated the features
+  bool adopted_minor_ = false;    // adopt(): its creator asked for minor faults
   std::vector<Remap> remaps_;     // (fixed) adopted: local -> creator's addresses
   uint64_t features_ = 0;         // UFFD_FEATURE_* the kernel granted at open()
   uint8_t* zero_huge_ = nullptr;  // lazily mapped 2 MiB of zeros for hugetlb zero placement

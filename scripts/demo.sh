@@ -16,8 +16,9 @@ usage: scripts/demo.sh [options]
   --preempt          postcopy-preempt: urgent pages cut into huge pages (implies --postcopy)
   --guest KIND       vmm (default: the thread guest in VMM processes of its own,
                      tern-thread-vmm, attached to each ternd through libtern-vmm, as any VMM
-                     would: docs/embedding.md), threads (the same guest inside ternd) or kvm (a KVM virtual machine
-                     running tern's guest program; needs /dev/kvm)
+                     would: docs/embedding.md), threads (the same guest inside ternd), kvm (a KVM virtual machine
+                     running tern's guest program inside ternd; needs /dev/kvm) or kvm-vmm
+                     (that KVM guest in VMM processes of its own, tern-kvm-vmm)
   --ram SIZE         guest RAM (default 1G; 256M with --guest kvm)
   --page-size P      4K (default) or 2M (hugetlb pages are reserved for both sides)
   --vcpus N          guest vCPUs (default 2)
@@ -61,12 +62,12 @@ say() { printf '%s\n' "$*" >&3; }
 
 case $guest in
   threads | vmm) : "${ram:=1G}" "${rate:=20000}" ;;
-  kvm)
+  kvm | kvm-vmm)
     : "${ram:=256M}" "${rate:=2000}"
     [ -r /dev/kvm ] && [ -w /dev/kvm ] ||
       die "--guest kvm needs /dev/kvm (read-write); this host has none: use --guest threads"
     ;;
-  *) die "--guest must be threads, vmm or kvm, got '$guest'" ;;
+  *) die "--guest must be threads, vmm, kvm or kvm-vmm, got '$guest'" ;;
 esac
 case $page in
   4K | 4k) page=4K ;;
@@ -174,8 +175,11 @@ wait_socket() {
 
 spec="vcpus=$vcpus,ram=$ram,page=$page,wss=25%,rate=$rate,pattern=random,seed=1"
 dst_attach=() src_guest=(--guest "$guest,$spec") src_vmm_pid="" dst_vmm_pid=""
-if [ $guest = vmm ]; then  # each guest in a VMM process of its own, attached to its ternd
-  vmm=$build/vm/tern-thread-vmm
+vmm_name=""
+[ $guest = vmm ] && vmm_name=tern-thread-vmm
+[ $guest = kvm-vmm ] && vmm_name=tern-kvm-vmm
+if [ -n "$vmm_name" ]; then  # each guest in a VMM process of its own, attached to its ternd
+  vmm=$build/vm/$vmm_name
   [ -x "$vmm" ] || die "$vmm was not built"
   dst_attach=(--attach-socket "$tmp/dst.att") src_guest=(--attach-socket "$tmp/src.att")
   "$vmm" --attach "$tmp/dst.att" --incoming --spec "ram=$ram,page=$page" >"$tmp/dst-vmm.log" 2>&1 &
@@ -196,8 +200,8 @@ say "destination: ternd --incoming $listen_uri, listening on $uri"
   "${src_guest[@]}" 2>"$tmp/src.log" &
 src_pid=$!
 wait_socket "$src_pid" "$tmp/src.sock" src
-if [ $guest = vmm ]; then
-  say "source:      ternd --attach-socket, guest in VMM process $src_vmm_pid (tern-thread-vmm --spec $spec)"
+if [ -n "$vmm_name" ]; then
+  say "source:      ternd --attach-socket, guest in VMM process $src_vmm_pid ($vmm_name --spec $spec)"
 else
   say "source:      ternd --guest $guest,$spec"
 fi
@@ -211,7 +215,7 @@ args=(migrate "$uri" --channels "$channels" --wait)
 # A KVM guest here dirties little (its code may be emulated) and precopy would converge before
 # the switch: switch at once, so that its vCPUs really fault pages in through userfaultfd.
 postcopy_after=1
-[ $guest = kvm ] && postcopy_after=0
+[ $guest = kvm ] || [ $guest = kvm-vmm ] && postcopy_after=0
 [ $postcopy -eq 1 ] && args+=(--postcopy --postcopy-after $postcopy_after)
 [ $preempt -eq 1 ] && args+=(--preempt)
 "$ternctl" --socket "$tmp/src.sock" "${args[@]}" >&3

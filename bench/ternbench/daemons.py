@@ -90,28 +90,47 @@ def listen_uri(transport):
 
 
 class Pair:
-    """Destination first, then source; both stopped (quit, then SIGKILL) on close()."""
+    """Destination first, then source; both stopped (quit, then SIGKILL) on close().
+    vmm: each guest lives in a VMM process of its own (tern-thread-vmm, attached to its ternd
+    through libtern-vmm, docs/embedding.md) instead of inside ternd."""
 
-    def __init__(self, build, transport, guest_spec, workers=1, prefill=True, pin=True):
+    def __init__(self, build, transport, guest_spec, workers=1, prefill=True, pin=True,
+                 vmm=False):
         self.build = build
         self.ternd = os.path.join(build, "control", "ternd")
         self.ternctl = os.path.join(build, "control", "ternctl")
         self.tmp = tempfile.mkdtemp(prefix="tern-bench.")
         self.procs = {}
+        self.vmms = {}
         self.qmp = {}
         self.transport = transport
         common = ["--workers", str(workers)] + ([] if pin else ["--no-pin"])
         common += ["--auth-key-file", throwaway_key(self.tmp)]
         try:
-            self._start("dst", ["--incoming", listen_uri(transport)] + common)
+            dst_args = ["--incoming", listen_uri(transport)] + common
+            if vmm:
+                dst_args += ["--attach-socket", self._vmm("dst", guest_spec, ["--incoming"])]
+            self._start("dst", dst_args)
             self.uri = self.qmp["dst"].execute(ext("query-incoming"))["uri"]
-            src_args = ["--guest", "threads," + guest_spec] + common
-            if prefill:
-                src_args.append("--prefill")
-            self._start("src", src_args, timeout=300)
+            if vmm:  # ternd opens its QMP socket once the VMM attached
+                src_args = ["--attach-socket",
+                            self._vmm("src", guest_spec, ["--prefill"] if prefill else [])]
+            else:
+                src_args = ["--guest", "threads," + guest_spec] + (["--prefill"] if prefill else [])
+            self._start("src", src_args + common, timeout=300)
         except BaseException:
             self.close()
             raise
+
+    def _vmm(self, side, guest_spec, args):
+        """Starts the guest's VMM process for `side`; returns the attach socket it waits for."""
+        att = os.path.join(self.tmp, side + ".att")
+        log = open(os.path.join(self.tmp, side + "-vmm.log"), "w")
+        self.vmms[side] = subprocess.Popen(
+            [os.path.join(self.build, "vm", "tern-thread-vmm"), "--attach", att, "--spec",
+             guest_spec, *args], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        return att
 
     def log_tail(self, side, lines=8):
         try:
@@ -166,6 +185,11 @@ class Pair:
                 q.close()
         reap(self.procs.values())
         self.procs = {}
+        for p in self.vmms.values():  # a destination VMM runs its guest until told to stop
+            if p.poll() is None:
+                p.terminate()
+        reap(self.vmms.values())
+        self.vmms = {}
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

@@ -112,7 +112,8 @@ def run(row, build):
     need = 2 * (ram >> 21) if huge else 0
     with daemons.HugePages(need) if huge else _null():
         pair = daemons.Pair(build, row["transport"], guest_spec(row), row.get("workers", 1),
-                            prefill=row.get("prefill", True), pin=row.get("pin", True))
+                            prefill=row.get("prefill", True), pin=row.get("pin", True),
+                            vmm=row.get("vmm", False))
         try:
             return _run(row, pair, ram)
         except Exception as e:

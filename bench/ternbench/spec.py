@@ -12,6 +12,9 @@ is an axis: the scenario expands into one row per combination, named
               free_page_hint (the __io.github.tern_free-page-hint capability, S5: ternctl migrate --free-page-hint)
   max_bandwidth (bytes/s, e.g. "64M"; 0 = unlimited), downtime_limit (ms), max_rounds,
   chunk_size, workers (ternd --workers), prefill (default true), timeout (s per run)
+  vmm         true: the thread guest lives in a VMM process of its own (tern-thread-vmm,
+              attached through libtern-vmm) instead of inside ternd; [false, true] compares
+              both in one run
   qemu        QEMU's own migration of the same guest beside a migration or postcopy scenario's
               tern rows (qemuref.py): "plain", "multifd" or a list of them (true = "plain").
               After the tern rows of each combination of the other axes come its QEMU rows, one

@@ -175,6 +175,15 @@ Status IncomingMigration::Impl::setup(const ControlMessage& m) {
   // pinning what it registers) only when the source said no postcopy will follow: postcopy
   // needs pages missing, and a pinned page cannot be.
   precopy_only_ = (m.round & kLayoutPrecopyOnly) != 0;
+  // A source that may switch to postcopy needs a guest here that can take it (a VMM that
+  // handed over its userfaultfd): found now, before a page moves, not at the switch, when the
+  // source's guest is already paused.
+  if (!precopy_only_)
+    if (auto uffd = guest_->postcopy_userfault(); !uffd)
+      return Status(uffd.status().code(),
+                    "the source has postcopy-ram on, but this destination cannot take "
+                    "postcopy: " + uffd.status().message() +
+                    "; turn postcopy-ram off on the source or attach a VMM that offers it");
   if (precopy_only_)
     for (RamBlock* b : guest_->ram())
       if (Status s = transport_->register_memory(b->base(), b->size()); !s.is_ok()) return s;

@@ -14,8 +14,7 @@
 #include "control/qmp_client.h"
 #include "control/qmp_names.h"
 #include "dataplane/ram_block.h"
-#include "tests/control/ternd_process.h"
-#include "tests/control/vmm_process.h"
+#include "tests/control/vmm_migration.h"
 
 namespace tern::control {
 namespace {
@@ -38,30 +37,8 @@ class AttachMigrationTest : public ::testing::Test {
   static std::string spec(const std::string& page) {
     return "vcpus=2,ram=64M,page=" + page + ",wss=50%,rate=20000,pattern=random,seed=3";
   }
-  // The destination's verification after a completed migration, checked at 0 mismatches.
-  static void expect_verified(QmpClient& d) {
-    auto dg = d.execute(ext::kQueryGuest);
-    ASSERT_TRUE(dg.is_ok()) << dg.status().to_string();
-    ASSERT_TRUE(dg->contains("verification")) << dg->dump(2);
-    EXPECT_GT((*dg)["verification"]["pages-checked"].get<uint64_t>(), 0u) << dg->dump(2);
-    EXPECT_EQ((*dg)["verification"]["mismatches"], 0) << dg->dump(2);
-    EXPECT_EQ((*dg)["verification"]["touched-mismatches"], 0) << dg->dump(2);
-  }
   std::string dir_;
 };
-
-// Starts a migration from `s` to `d` held to 4 MB/s (the 64 MiB guest takes seconds, so a kill
-// lands mid-precopy) and waits until it is active.
-bool start_slow_migration(QmpClient& s, QmpClient& d) {
-  std::string uri = (*d.execute(ext::kQueryIncoming))["uri"];
-  if (!s.execute("migrate-set-parameters", {{"max-bandwidth", 4 << 20}}).is_ok()) return false;
-  if (!s.execute("migrate", {{"uri", uri}}).is_ok()) return false;
-  for (int i = 0; i < 100 && (*s.execute("query-migrate"))["status"] != "active"; ++i)
-    std::this_thread::sleep_for(20ms);
-  return true;
-}
-
-enum class Mode { kPrecopy, kPostcopy, kPreempt };
 
 class AttachModes : public AttachMigrationTest,
                     public ::testing::WithParamInterface<std::tuple<Mode, std::string>> {};
@@ -72,32 +49,10 @@ TEST_P(AttachModes, OutOfProcessThreadGuestMigratesWithEveryPageVerified) {
     auto r = reserve_huge_pages(2 * 32 + 8);  // 64 MiB per side
     if (!r) GTEST_SKIP() << "2M pages: " << r.status().message();
   }
-  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0", "--attach-socket", att("dst")});
-  VmmProcess dvmm(dir_, "dvmm", {"--attach", att("dst"), "--incoming", "--spec", spec(page)});
-  Ternd src(dir_, "src", {"--attach-socket", att("src")});
-  VmmProcess svmm(dir_, "svmm", {"--attach", att("src"), "--spec", spec(page)});
-  ASSERT_TRUE(dst.started() && src.started() && dvmm.started() && svmm.started());
-  auto d = dst.connect();
-  auto s = src.connect();
-  ASSERT_TRUE(d && s);
-  ASSERT_TRUE(dvmm.wait_output("attached", 20s)) << dvmm.output();
-  std::string uri = (*d->execute(ext::kQueryIncoming))["uri"];
-  if (mode != Mode::kPrecopy) ASSERT_TRUE(arm_postcopy(*s, mode == Mode::kPreempt, 32 << 20));
-  ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
-  if (mode != Mode::kPrecopy) ASSERT_TRUE(start_postcopy_when_active(*s, 200, 20ms));
-  Json sq = wait_done(*s, 120s);
-  ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
-  Json dq = wait_done(*d, 30s);
-  ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
-  expect_verified(*d);
-  if (mode != Mode::kPrecopy)
-    EXPECT_GT(sq["ram"]["postcopy-bytes"].get<uint64_t>(), 0u) << "never reached postcopy";
-}
-
-std::string mode_name(const ::testing::TestParamInfo<std::tuple<Mode, std::string>>& info) {
-  static const char* const kNames[] = {"precopy", "postcopy", "preempt"};
-  return std::string(kNames[static_cast<int>(std::get<0>(info.param))]) + "_" +
-         std::get<1>(info.param);
+  VmmMigration m;
+  m.spec = spec(page);
+  m.mode = mode;
+  migrate_between_vmms(dir_, m);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -106,26 +61,110 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Values("4K", "2M")),
     mode_name);
 
-TEST_F(AttachMigrationTest, SourceVmmKilledMidMigrationFailsItClearlyAndTerndStaysUp) {
-  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0", "--attach-socket", att("dst")});
-  VmmProcess dvmm(dir_, "dvmm", {"--attach", att("dst"), "--incoming", "--spec", spec("4K")});
-  Ternd src(dir_, "src", {"--attach-socket", att("src")});
-  VmmProcess svmm(dir_, "svmm", {"--attach", att("src"), "--spec", spec("4K")});
+// Zero-copy postcopy into a VMM's RAM (attach capability minor-faults): the destination VMM's
+// userfaultfd has minor faults, ternd registers its regions MISSING|MINOR and installs pages
+// from the page cache with UFFDIO_CONTINUE; 4 KiB pages only when asked (zero-copy-small-pages).
+// Without the capability (--no-minor-faults) the pages are copied (UFFDIO_COPY), with a notice.
+struct ZeroCopyCase {
+  std::string page;
+  bool minor;
+};
+
+class AttachZeroCopy : public AttachMigrationTest,
+                       public ::testing::WithParamInterface<ZeroCopyCase> {};
+
+TEST_P(AttachZeroCopy, PostcopyPlacesPagesFromThePageCacheOnlyWithMinorFaults) {
+  const ZeroCopyCase& c = GetParam();
+  if (c.page == "2M") {
+    auto r = reserve_huge_pages(2 * 32 + 8);
+    if (!r) GTEST_SKIP() << "2M pages: " << r.status().message();
+  }
+  VmmMigration m;
+  m.spec = spec(c.page);
+  m.mode = Mode::kPostcopy;
+  m.expect_touched = true;
+  if (!c.minor) m.dst_vmm_args = {"--no-minor-faults"};
+  if (c.page == "4K") m.dst_parameters = {{ext::kZeroCopySmallPages, 1}};
+  m.expect_zero_copy = c.minor ? 1 : 0;
+  migrate_between_vmms(dir_, m);
+}
+
+INSTANTIATE_TEST_SUITE_P(Tcp, AttachZeroCopy,
+                         ::testing::Values(ZeroCopyCase{"4K", true}, ZeroCopyCase{"2M", true},
+                                           ZeroCopyCase{"2M", false}),
+                         [](const ::testing::TestParamInfo<ZeroCopyCase>& info) {
+                           return info.param.page + (info.param.minor ? "_minor" : "_copy");
+                         });
+
+// A destination VMM without postcopy (no userfaultfd) and a source with postcopy-ram on: the
+// migration fails at setup, before a page moves, saying why; the source's guest keeps running.
+TEST_F(AttachMigrationTest, PostcopyIntoAVmmWithoutUserfaultfdIsRefusedAtSetup) {
+  const std::string datt = att("dst"), satt = att("src");
+  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0", "--attach-socket", datt});
+  VmmProcess dvmm(dir_, "dvmm", {"--attach", datt, "--incoming", "--no-postcopy", "--spec",
+                                 spec("4K")});
+  Ternd src(dir_, "src", {"--attach-socket", satt});
+  VmmProcess svmm(dir_, "svmm", {"--attach", satt, "--spec", spec("4K")});
   auto d = dst.connect();
   auto s = src.connect();
   ASSERT_TRUE(d && s);
-  ASSERT_TRUE(start_slow_migration(*s, *d));
-  svmm.kill(SIGKILL);
+  ASSERT_TRUE(dvmm.wait_output("attached", 20s)) << dvmm.output();
+  ASSERT_TRUE(arm_postcopy(*s, /*preempt=*/false, 0));
+  std::string uri = (*d->execute(ext::kQueryIncoming))["uri"];
+  ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
   Json sq = wait_done(*s, 60s);
   ASSERT_EQ(sq["status"], "failed") << sq.dump(2);
   const std::string why = sq.value("error-desc", "");
-  EXPECT_NE(why.find("VMM"), std::string::npos) << why;
-  // ternd is up and says why its guest cannot migrate again.
-  auto again = s->execute("query-migrate");
+  EXPECT_NE(why.find("cannot take postcopy"), std::string::npos) << why;
+  EXPECT_NE(why.find("no userfaultfd"), std::string::npos) << why;
+  EXPECT_EQ(sq["ram"]["transferred"].get<uint64_t>(), 0u) << "pages moved before the refusal";
+  auto g = s->execute(ext::kQueryGuest);
+  ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+  EXPECT_EQ((*g)["running"], true) << g->dump(2);
+}
+
+TEST_F(AttachMigrationTest, SourceVmmKilledMidMigrationFailsItClearlyAndTerndStaysUp) {
+  kill_source_vmm_mid_migration(dir_, kThreadVmm, spec("4K"), 4 << 20);
+}
+
+// The source VMM killed mid-migration, then a new VMM attached to the same source ternd: the
+// ternd takes it in place of the lost one and a retried migration (to a new destination VMM)
+// completes with every page verified.
+TEST_F(AttachMigrationTest, SourceTerndTakesANewVmmAfterTheFirstDied) {
+  const std::string datt = att("dst"), satt = att("src");
+  Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0", "--attach-socket", datt});
+  Ternd src(dir_, "src", {"--attach-socket", satt});
+  auto dvmm1 = std::make_unique<VmmProcess>(
+      dir_, "dvmm1", std::vector<std::string>{"--attach", datt, "--incoming", "--spec", spec("4K")});
+  VmmProcess svmm1(dir_, "svmm1", {"--attach", satt, "--spec", spec("4K")});
+  auto d = dst.connect();
+  auto s = src.connect();
+  ASSERT_TRUE(d && s);
+  ASSERT_TRUE(dvmm1->wait_output("attached", 20s)) << dvmm1->output();
+  ASSERT_TRUE(start_slow_migration(*s, *d));
+  svmm1.kill(SIGKILL);
+  ASSERT_EQ(wait_done(*s, 60s)["status"], "failed");
+  ASSERT_NE(wait_done(*d, 30s)["status"], "completed");
+  // Before a new VMM attaches, a retry says what to do.
+  std::string uri = (*d->execute(ext::kQueryIncoming))["uri"];
+  auto refused = s->execute("migrate", {{"uri", uri}});
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().message().find("attach a new VMM"), std::string::npos)
+      << refused.status().message();
+
+  dvmm1.reset();
+  VmmProcess dvmm2(dir_, "dvmm2", {"--attach", datt, "--incoming", "--spec", spec("4K")});
+  VmmProcess svmm2(dir_, "svmm2", {"--attach", satt, "--spec", spec("4K")});
+  ASSERT_TRUE(svmm2.wait_output("attached", 20s)) << svmm2.output();
+  ASSERT_TRUE(dvmm2.wait_output("attached", 20s)) << dvmm2.output();
+  ASSERT_TRUE(s->execute("migrate-set-parameters", {{"max-bandwidth", 0}}).is_ok());
+  uri = (*d->execute(ext::kQueryIncoming))["uri"];
+  auto again = s->execute("migrate", {{"uri", uri}});
   ASSERT_TRUE(again.is_ok()) << again.status().to_string();
-  EXPECT_EQ((*again)["status"], "failed");
-  Json dq = wait_done(*d, 30s);
-  EXPECT_NE(dq["status"], "completed") << dq.dump(2);
+  Json sq = wait_done(*s, 120s);
+  ASSERT_EQ(sq["status"], "completed") << sq.dump(2) << svmm2.output();
+  ASSERT_EQ(wait_done(*d, 30s)["status"], "completed");
+  expect_verified(*d);
 }
 
 TEST_F(AttachMigrationTest, SourceTerndKilledMidPrecopyLeavesTheGuestRunningAndARetryCompletes) {

@@ -1,6 +1,7 @@
-// Test support: one tern-thread-vmm child (vm/thread_vmm_main.cc) attached to a ternd's attach
-// socket, its stdout in DIR/NAME.out; killed (SIGTERM, then SIGKILL) and reaped on destruction.
-// The binary comes from $TERN_THREAD_VMM.
+// Test support: one VMM child (tern-thread-vmm, vm/thread_vmm_main.cc, or tern-kvm-vmm,
+// vm/kvm/kvm_vmm_main.cc) attached to a ternd's attach socket, its stdout in DIR/NAME.out;
+// killed (SIGTERM, then SIGKILL) and reaped on destruction. The binary comes from the
+// environment variable `bin_env` ($TERN_THREAD_VMM by default), else the path `fallback`.
 #pragma once
 
 #include <fcntl.h>
@@ -23,10 +24,11 @@ namespace tern::control {
 
 class VmmProcess {
  public:
-  VmmProcess(const std::string& dir, const std::string& name, std::vector<std::string> args)
+  VmmProcess(const std::string& dir, const std::string& name, std::vector<std::string> args,
+             const char* bin_env = "TERN_THREAD_VMM", const char* fallback = "tern-thread-vmm")
       : out_(dir + "/" + name + ".out") {
-    const char* bin = std::getenv("TERN_THREAD_VMM");
-    std::vector<std::string> argv = {bin ? bin : "tern-thread-vmm"};
+    const char* bin = std::getenv(bin_env);
+    std::vector<std::string> argv = {bin ? bin : fallback};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());

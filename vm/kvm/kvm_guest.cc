@@ -150,7 +150,7 @@ Status KvmGuest::write_boot_image(const Options& opt) {
 Result<std::unique_ptr<KvmGuest>> KvmGuest::create(const WorkloadSpec& spec, Options opt) {
   if (std::string why = kvm_unavailable_reason(); !why.empty())
     return Status(Code::kUnavailable, "kvm guest: " + why);
-  auto block = RamBlock::create(kKvmBlockName, spec.ram_bytes, spec.page_size);
+  auto block = RamBlock::create(kKvmBlockName, spec.ram_bytes, spec.page_size, opt.backing);
   if (!block) return block.status();
   std::unique_ptr<KvmGuest> g(new KvmGuest(std::move(block).value()));
   if (Status s = g->set_geometry(spec); !s) return s;
@@ -173,7 +173,8 @@ Result<std::unique_ptr<KvmGuest>> KvmGuest::create(const WorkloadSpec& spec, Opt
   return g;
 }
 
-Result<std::unique_ptr<KvmGuest>> KvmGuest::create_incoming(const Layout& layout) {
+Result<std::unique_ptr<KvmGuest>> KvmGuest::create_incoming(const Layout& layout,
+                                                             RamBacking backing) {
   if (layout.blocks.size() != 1 || layout.blocks[0].name != kKvmBlockName)
     return Status(Code::kInvalidArgument,
                   "kvm guest: the incoming layout is not a KVM guest's (one block 'kvm-ram')");
@@ -182,7 +183,7 @@ Result<std::unique_ptr<KvmGuest>> KvmGuest::create_incoming(const Layout& layout
   const BlockInfo& b = layout.blocks[0];
   if (b.size > TERN_KVM_MAX_RAM)
     return Status(Code::kInvalidArgument, "kvm guest: incoming RAM above 16 GiB");
-  auto block = RamBlock::create(b.name, b.size, b.host_page_size);
+  auto block = RamBlock::create(b.name, b.size, b.host_page_size, backing);
   if (!block) return block.status();
   return std::unique_ptr<KvmGuest>(new KvmGuest(std::move(block).value()));
 }

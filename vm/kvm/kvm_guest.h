@@ -65,15 +65,19 @@ class KvmGuest : public Guest, public SelfCheck {
     // {0, 100}: vCPU 0 only writes, vCPU 1 only reads (dirty-limit tests). Lives in the config
     // page, so it migrates with the guest.
     std::vector<uint32_t> vcpu_read_pct;
+    // Guest RAM: anonymous (in ternd), or a memfd (hugetlb for 2M) that a VMM process of its own
+    // hands to ternd (tern-kvm-vmm, vm/kvm/kvm_vmm_main.cc).
+    RamBacking backing = RamBacking::kAnonymous;
   };
   // Source guest: RAM, page tables, config and program written; vCPUs ready, not running.
   static Result<std::unique_ptr<KvmGuest>> create(const WorkloadSpec& spec, Options opt);
   static Result<std::unique_ptr<KvmGuest>> create(const WorkloadSpec& spec) {
     return create(spec, Options{});
   }
-  // Destination guest: RAM for `layout` (untouched), VM and vCPUs; the rest comes with
-  // load_state() and the migrated RAM.
-  static Result<std::unique_ptr<KvmGuest>> create_incoming(const Layout& layout);
+  // Destination guest: RAM for `layout` (untouched, made as `backing` says), VM and vCPUs; the
+  // rest comes with load_state() and the migrated RAM.
+  static Result<std::unique_ptr<KvmGuest>> create_incoming(
+      const Layout& layout, RamBacking backing = RamBacking::kAnonymous);
   ~KvmGuest() override;
 
   // Guest.
