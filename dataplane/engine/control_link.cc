@@ -6,7 +6,13 @@
 
 namespace tern::engine {
 
-ControlLink::ControlLink(Channel* channel) : channel_(channel) { channel_->set_landing(&no_pages_); }
+ControlLink::ControlLink(Channel* channel) : channel_(channel) {
+  channel_->set_landing(&no_pages_);
+  if (const ChannelKeys* keys = channel_->keys()) {
+    sealer_ = std::make_unique<FrameSealer>(keys->send);
+    opener_ = std::make_unique<FrameOpener>(keys->recv);
+  }
+}
 
 const Status& ControlLink::error() const {
   return error_.is_ok() ? channel_->error() : error_;
@@ -17,6 +23,13 @@ Status ControlLink::send(ControlType type, uint32_t round, const std::vector<uin
   TxFrame f{make_header(FrameType::kControl, 0, 0, static_cast<uint32_t>(payload.size()),
                         static_cast<uint32_t>(type), round, channel_->index()),
             payload.empty() ? nullptr : payload.data()};
+  std::vector<uint8_t> sealed;  // post() copies a control payload: it may go after the call
+  if (sealer_) {
+    if (Status s = sealer_->seal(f.hdr, payload.data(), payload.size(), &f.hdr, &sealed);
+        !s.is_ok())
+      return s;
+    f.payload = sealed.data();
+  }
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (channel_->post(&f, 1) != 1) {
     if (!channel_->error().is_ok()) return channel_->error();
@@ -52,10 +65,20 @@ std::optional<ControlMessage> ControlLink::poll() {
                                            " on the control channel");
       return std::nullopt;
     }
-    last_rx_ = std::chrono::steady_clock::now();
     ControlMessage m{static_cast<ControlType>(f.hdr.flags), f.hdr.round, {}};
+    if (opener_) {
+      auto inner = opener_->open(f.hdr, f.data, f.data ? f.hdr.length : 0, &m.payload);
+      if (!inner) {
+        error_ = inner.status();
+        return std::nullopt;
+      }
+      m.type = static_cast<ControlType>(inner->flags);
+      m.round = inner->round;
+    } else if (f.hdr.length && f.data) {
+      m.payload.assign(f.data, f.data + f.hdr.length);
+    }
+    last_rx_ = std::chrono::steady_clock::now();
     if (m.type == ControlType::kKeepalive) continue;
-    if (f.hdr.length && f.data) m.payload.assign(f.data, f.data + f.hdr.length);
     return m;
   }
   return std::nullopt;

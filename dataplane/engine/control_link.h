@@ -1,15 +1,19 @@
 // Control messages on channel 0, for the session control threads (source and destination).
-// Blocking with deadlines: this is the control path, not the data path.
+// Blocking with deadlines: this is the control path, not the data path. On a channel with
+// session keys every message is sealed and opened (frame_seal.h): a frame that does not open
+// fails the link with "control frame failed authentication: ...".
 //
 // Threads: the owning control thread only.
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "dataplane/engine/frame_seal.h"
 #include "dataplane/transport.h"
 
 namespace tern::engine {
@@ -49,9 +53,13 @@ class ControlLink {
   void wait(std::chrono::milliseconds timeout);
   // Sticky: the channel's error, or a protocol error seen by poll().
   const Status& error() const;
+  // Whether messages are sealed (the channel has session keys).
+  bool sealed() const { return sealer_ != nullptr; }
 
  private:
   Channel* channel_;
+  std::unique_ptr<FrameSealer> sealer_;  // both set when the channel has keys
+  std::unique_ptr<FrameOpener> opener_;
   Landing no_pages_;  // control channels receive no pages: any kPage frame is refused
   Status error_;
   bool keepalive_on_ = false;

@@ -45,7 +45,8 @@ void expect_completes_clean(Guest& guest, IncomingMigration& in, const std::stri
                             const MigrationParameters& params) {
   OutgoingMigration out(guest, {}, params);
   ASSERT_TRUE(out.start(uri).is_ok());
-  ASSERT_EQ(out.wait(60s), MigrationStatus::kCompleted) << out.info().error;
+  ASSERT_EQ(out.wait(60s), MigrationStatus::kCompleted)
+      << out.info().error << " (destination: " << in.info().error << ")";
   ASSERT_EQ(in.wait(30s), MigrationStatus::kCompleted) << in.info().error;
   EXPECT_TRUE(out.info().authenticated == (params.peer_key != nullptr));
   auto v = check_destination(in);
