@@ -6,12 +6,45 @@
 
 namespace tern::engine {
 
-ControlLink::ControlLink(Channel* channel) : channel_(channel) {
+ControlLink::ControlLink(Channel* channel, LinkSide side) : channel_(channel) {
   channel_->set_landing(&no_pages_);
   if (const ChannelKeys* keys = channel_->keys()) {
     sealer_ = std::make_unique<FrameSealer>(keys->send);
     opener_ = std::make_unique<FrameOpener>(keys->recv);
+    tamper_ = take_control_tamper(side);
   }
+}
+
+bool ControlLink::next_frame(RxFrame* f) {
+  if (replay_due_) {  // replay_ stays alive: f->data points into it until the next call
+    f->hdr = replay_->first;
+    f->data = replay_->second.data();
+    replay_due_ = false;
+    return true;
+  }
+  const size_t n = channel_->poll_rx(f, 1);
+  // Keeps any partially written message moving. After the read: a flush that finds the peer
+  // gone fails the channel, and a failed channel delivers nothing more, so the last message
+  // a closing peer sent (its kError or kCancel) would be lost.
+  channel_->flush();
+  if (n != 1) return false;
+  if (tamper_.action == ControlTamper::Action::kNone || ++received_ != tamper_.frame) return true;
+  using Action = ControlTamper::Action;
+  switch (tamper_.action) {
+    case Action::kFlip:
+      if (f->data && f->hdr.length) f->data[f->hdr.length / 2] ^= 0xff;
+      break;
+    case Action::kReplay:
+      replay_.emplace(f->hdr,
+                      std::vector<uint8_t>(f->data, f->data + (f->data ? f->hdr.length : 0)));
+      replay_due_ = true;
+      break;
+    case Action::kDrop:
+      return next_frame(f);
+    case Action::kNone:
+      break;
+  }
+  return true;
 }
 
 const Status& ControlLink::error() const {
@@ -54,12 +87,7 @@ Status ControlLink::send(ControlType type, uint32_t round, const std::vector<uin
 std::optional<ControlMessage> ControlLink::poll() {
   while (error_.is_ok()) {
     RxFrame f;
-    const size_t n = channel_->poll_rx(&f, 1);
-    // Keeps any partially written message moving. After the read: a flush that finds the peer
-    // gone fails the channel, and a failed channel delivers nothing more, so the last message
-    // a closing peer sent (its kError or kCancel) would be lost.
-    channel_->flush();
-    if (n != 1) return std::nullopt;
+    if (!next_frame(&f)) return std::nullopt;
     if (static_cast<FrameType>(f.hdr.type) != FrameType::kControl) {
       error_ = Status(Code::kProtocol, "frame type " + std::to_string(f.hdr.type) +
                                            " on the control channel");

@@ -11,8 +11,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "dataplane/engine/control_tamper.h"
 #include "dataplane/engine/frame_seal.h"
 #include "dataplane/transport.h"
 
@@ -31,7 +33,8 @@ struct ControlMessage {
 
 class ControlLink {
  public:
-  explicit ControlLink(Channel* channel);
+  // `side`: which end of the migration this link is (test tampering, control_tamper.h).
+  ControlLink(Channel* channel, LinkSide side);
 
   // Posts one control message and flushes it, waiting up to `timeout` for window space.
   Status send(ControlType type, uint32_t round = 0, const std::vector<uint8_t>& payload = {},
@@ -60,6 +63,13 @@ class ControlLink {
   Channel* channel_;
   std::unique_ptr<FrameSealer> sealer_;  // both set when the channel has keys
   std::unique_ptr<FrameOpener> opener_;
+  // Test-only (control_tamper.h): what to do to which received frame; a frame to replay.
+  ControlTamper tamper_;
+  uint64_t received_ = 0;
+  std::optional<std::pair<FrameHeader, std::vector<uint8_t>>> replay_;
+  bool replay_due_ = false;
+  // The next received frame (a replayed one first); false when none.
+  bool next_frame(RxFrame* f);
   Landing no_pages_;  // control channels receive no pages: any kPage frame is refused
   Status error_;
   bool keepalive_on_ = false;
