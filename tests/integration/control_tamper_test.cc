@@ -4,7 +4,8 @@
 // running, and the real migration to the same destination completes afterwards with 0
 // mismatches. A destination that knows the key but replays its acks cannot move the source to
 // switchover. The tampering is control_tamper.h's test hook on the receiving side, which sees
-// exactly the bytes an attacker on the path would have delivered.
+// exactly the bytes an attacker on the path would have delivered, and on tcp also a real man
+// in the middle (tamper_proxy.h) that flips a byte of, or replays, the sealed layout on the wire.
 #include <gtest/gtest.h>
 
 #include <mutex>
@@ -12,6 +13,7 @@
 
 #include "dataplane/engine/control_tamper.h"
 #include "tests/dataplane/test_peer_key.h"
+#include "tests/integration/tamper_proxy.h"
 #include "tests/integration/trust_helpers.h"
 
 namespace tern {
@@ -107,6 +109,42 @@ TEST_P(ControlTamperTest, WithoutAKeyFramesArePlainAndTheHookDoesNothing) {
   EXPECT_EQ(engine::take_control_tamper(LinkSide::kDestination).action,
             ControlTamper::Action::kFlip);
 }
+
+class TcpManInTheMiddle : public ::testing::TestWithParam<TamperProxy::Edit> {};
+
+TEST_P(TcpManInTheMiddle, AnEditedLayoutOnTheWireIsRefusedThenTheRealSourceMigrates) {
+  IncomingMigration in(make_thread_guest_factory(), with_key(test_key('k')));
+  auto uri = in.start("tcp:127.0.0.1:0");
+  ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
+  const int port = std::stoi(uri->substr(uri->rfind(':') + 1));
+  TamperProxy proxy(port, GetParam());
+  ASSERT_NE(proxy.port(), 0);
+  const std::string via_proxy = "tcp:127.0.0.1:" + std::to_string(proxy.port());
+  {
+    auto guest = running_thread_guest(16ull << 20);
+    ASSERT_TRUE(guest);
+    StatusTrail trail;
+    OutgoingMigration out(*guest, {}, with_key(test_key('k')));
+    trail.attach(out);
+    ASSERT_TRUE(out.start(via_proxy).is_ok());
+    EXPECT_EQ(out.wait(30s), MigrationStatus::kFailed);
+    EXPECT_EQ(in.wait(30s), MigrationStatus::kFailed);
+    EXPECT_TRUE(proxy.edited());
+    EXPECT_NE(in.info().error.find(kRefusal), std::string::npos) << in.info().error;
+    EXPECT_TRUE(guest->running());
+    trail.expect_never_switched_over();
+  }
+  // The same path, now forwarding unchanged: the real migration completes.
+  auto guest = running_thread_guest(32ull << 20);
+  ASSERT_TRUE(guest);
+  expect_completes_clean(*guest, in, via_proxy, with_key(test_key('k')));
+}
+
+INSTANTIATE_TEST_SUITE_P(Edits, TcpManInTheMiddle,
+                         ::testing::Values(TamperProxy::Edit::kFlip, TamperProxy::Edit::kReplay),
+                         [](const auto& info) {
+                           return info.param == TamperProxy::Edit::kFlip ? "flip" : "replay";
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Transports, ControlTamperTest, ::testing::Values("tcp", "loopback"),
                          [](const auto& info) { return info.param; });
