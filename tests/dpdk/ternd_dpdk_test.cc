@@ -4,8 +4,9 @@
 // receive paths (TERN_DPDK_FAULTS, seeded); every page must verify on the destination.
 // Sealed control frames over memif: a control frame flipped on its way to the destination
 // (TERN_TEST_CONTROL_TAMPER, engine/control_tamper.h) fails that migration with "control frame
-// failed authentication", the source guest keeps running, and the next migration to the same
-// destination completes with every page verified.
+// failed authentication", the source guest keeps running, and the same destination process,
+// listening again (migrate-incoming on a new memif socket), then takes a real migration with
+// every page verified.
 // S5 over memif: a 256 MiB guest whose heap freed 75% of its memory and keeps reusing and freeing pages
 // migrates with the free-page-hint capability, precopy and postcopy, 4K and 2M; the freed pages
 // stay behind and every page in use verifies (a reused page whose new content did not arrive
@@ -154,8 +155,15 @@ TEST_F(MemifTernds, ATamperedControlFrameIsRefusedThenTheRealMigrationCompletes)
   ASSERT_TRUE(g.is_ok());
   EXPECT_TRUE((*g)["running"].get<bool>()) << "the source guest keeps running";
 
-  ASSERT_TRUE(s->execute("migrate", {{"uri", incoming_uri(*d)}}).is_ok());
-  sq = wait_done(*s, 120s);
+  // The destination listens again on a new memif socket (a memif server takes its first client
+  // only), and a fresh source process connects (one EAL process attaches a client device once).
+  auto re = d->execute("migrate-incoming", {{"uri", listen_uri()}});
+  ASSERT_TRUE(re.is_ok()) << re.status().to_string();
+  Ternd src2(dir_, "src2", {"--workers", "1", "--guest", "threads,vcpus=2,ram=32M,wss=25%,seed=2"});
+  auto s2 = src2.connect();
+  ASSERT_TRUE(s2);
+  ASSERT_TRUE(s2->execute("migrate", {{"uri", incoming_uri(*d)}}).is_ok());
+  sq = wait_done(*s2, 120s);
   ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
   dq = wait_done(*d, 30s);
   ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
