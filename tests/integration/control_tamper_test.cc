@@ -46,27 +46,31 @@ struct StatusTrail {
   }
 };
 
+// One migration of a fresh guest to `uri` (into `in`), which must fail with the refusal on
+// `refusing` side; the source guest keeps running and never reaches switchover.
+void expect_refused_by(LinkSide refusing, IncomingMigration& in, const std::string& uri) {
+  auto guest = running_thread_guest(16ull << 20);
+  ASSERT_TRUE(guest);
+  StatusTrail trail;
+  OutgoingMigration out(*guest, {}, with_key(test_key('k')));
+  trail.attach(out);
+  ASSERT_TRUE(out.start(uri).is_ok());
+  EXPECT_EQ(out.wait(30s), MigrationStatus::kFailed);
+  EXPECT_EQ(in.wait(30s), MigrationStatus::kFailed);
+  const std::string& error = refusing == LinkSide::kSource ? out.info().error : in.info().error;
+  EXPECT_NE(error.find(kRefusal), std::string::npos)
+      << "source: " << out.info().error << " / destination: " << in.info().error;
+  EXPECT_TRUE(guest->running());
+  trail.expect_never_switched_over();
+}
+
 class ControlTamperTest : public ::testing::TestWithParam<std::string> {
  protected:
-  // Arms `tamper` on `side`, runs one migration of a fresh guest into `in`, which must fail on
-  // the tampering side with the refusal; the source guest keeps running.
+  // Arms `tamper` on `side`, then expect_refused_by that side; the hook is used up by it.
   void expect_refused(IncomingMigration& in, const std::string& uri, ControlTamper tamper,
                       LinkSide side) {
     engine::arm_control_tamper(tamper, side);
-    auto guest = running_thread_guest(16ull << 20);
-    ASSERT_TRUE(guest);
-    StatusTrail trail;
-    OutgoingMigration out(*guest, {}, with_key(test_key('k')));
-    trail.attach(out);
-    ASSERT_TRUE(out.start(uri).is_ok());
-    EXPECT_EQ(out.wait(30s), MigrationStatus::kFailed);
-    EXPECT_EQ(in.wait(30s), MigrationStatus::kFailed);
-    const std::string& error = side == LinkSide::kSource ? out.info().error : in.info().error;
-    EXPECT_NE(error.find(kRefusal), std::string::npos)
-        << "source: " << out.info().error << " / destination: " << in.info().error;
-    EXPECT_TRUE(guest->running());
-    trail.expect_never_switched_over();
-    // The hook was used up by this migration (a later one is untouched).
+    expect_refused_by(side, in, uri);
     EXPECT_EQ(engine::take_control_tamper(side).action, ControlTamper::Action::kNone);
   }
 };
@@ -120,20 +124,8 @@ TEST_P(TcpManInTheMiddle, AnEditedLayoutOnTheWireIsRefusedThenTheRealSourceMigra
   TamperProxy proxy(port, GetParam());
   ASSERT_NE(proxy.port(), 0);
   const std::string via_proxy = "tcp:127.0.0.1:" + std::to_string(proxy.port());
-  {
-    auto guest = running_thread_guest(16ull << 20);
-    ASSERT_TRUE(guest);
-    StatusTrail trail;
-    OutgoingMigration out(*guest, {}, with_key(test_key('k')));
-    trail.attach(out);
-    ASSERT_TRUE(out.start(via_proxy).is_ok());
-    EXPECT_EQ(out.wait(30s), MigrationStatus::kFailed);
-    EXPECT_EQ(in.wait(30s), MigrationStatus::kFailed);
-    EXPECT_TRUE(proxy.edited());
-    EXPECT_NE(in.info().error.find(kRefusal), std::string::npos) << in.info().error;
-    EXPECT_TRUE(guest->running());
-    trail.expect_never_switched_over();
-  }
+  expect_refused_by(LinkSide::kDestination, in, via_proxy);
+  EXPECT_TRUE(proxy.edited());
   // The same path, now forwarding unchanged: the real migration completes.
   auto guest = running_thread_guest(32ull << 20);
   ASSERT_TRUE(guest);
