@@ -68,8 +68,10 @@ Status ControlLink::send(ControlType type, uint32_t round, const std::vector<uin
     if (!channel_->error().is_ok()) return channel_->error();
     if (!channel_->flush()) return channel_->error();
     channel_->poll_tx();
-    if (std::chrono::steady_clock::now() > deadline)
+    if (std::chrono::steady_clock::now() > deadline) {
+      if (sealer_) sealer_->unseal_last();  // never posted: the next message takes its number
       return Status(Code::kTimeout, "control channel: peer is not reading");
+    }
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   while (channel_->tx_pending()) {

@@ -33,6 +33,9 @@ class FrameSealer {
   // kInvalidArgument when the message is too large to seal.
   [[nodiscard]] Status seal(FrameHeader inner, const uint8_t* payload, size_t n,
                             FrameHeader* outer, std::vector<uint8_t>* sealed);
+  // The last sealed frame was never handed to the channel (its post was refused) and is
+  // discarded: the next seal takes its sequence number (no nonce is used twice on the wire).
+  void unseal_last() { --seq_; }
 
  private:
   uint8_t key_[kSessionKeyBytes];

@@ -147,5 +147,17 @@ TEST(FrameSeal, ReplayedReorderedDroppedOrReflectedFramesAreRefused) {
   }
 }
 
+TEST(FrameSeal, AFrameNeverPostedGivesItsNumberToTheNext) {
+  Pair p = derive('k');
+  FrameSealer sealer(p.src.send);
+  FrameOpener opener(p.dst.recv);
+  (void)seal(sealer, ControlType::kKeepalive, 0, "");  // its post was refused
+  sealer.unseal_last();
+  std::vector<uint8_t> payload;
+  auto inner = open(opener, seal(sealer, ControlType::kRoundAck, 4, ""), &payload);
+  ASSERT_TRUE(inner.is_ok()) << inner.status().to_string();
+  EXPECT_EQ(inner->round, 4u);
+}
+
 }  // namespace
 }  // namespace tern::engine
