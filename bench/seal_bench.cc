@@ -1,6 +1,6 @@
 // Sealed control frames (dataplane/engine/frame_seal.h): what sealing and opening one control
 // message costs, by payload size (an ack, a 4 KiB layout, a 1 MiB device state), and the two
-// AEADs it could use (ChaCha20-Poly1305, chosen; AES-256-GCM) on the same bytes, for
+// AEADs it could use (AES-256-GCM, chosen; ChaCha20-Poly1305) on the same bytes, for
 // docs/security.md. Bytes per second are the message's payload.
 #include <benchmark/benchmark.h>
 #include <openssl/evp.h>

@@ -49,7 +49,7 @@ std::string average_rate(const Json& qm) {
 std::string security_words(const std::string& mode) {
   if (mode == "psk")
     return "authenticated (pre-shared key); control channel encrypted and integrity-protected "
-           "(ChaCha20-Poly1305); page data in clear";
+           "(AES-256-GCM); page data in clear";
   if (mode == "none") return "NOT authenticated, not encrypted (--insecure)";
   return mode;
 }

@@ -40,14 +40,14 @@ Status FrameSealer::seal(FrameHeader inner, const uint8_t* payload, size_t n,
   CipherCtx ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
   int len = 0;
   const int body = static_cast<int>(sizeof(inner) + n);
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_chacha20_poly1305(), nullptr, key_, nonce) != 1 ||
+  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_, nonce) != 1 ||
       EVP_EncryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const uint8_t*>(outer),
                         sizeof(*outer)) != 1 ||
       EVP_EncryptUpdate(ctx.get(), sealed->data(), &len, sealed->data(), body) != 1 ||
       EVP_EncryptFinal_ex(ctx.get(), sealed->data() + len, &len) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG, kSealTagBytes,
                           sealed->data() + body) != 1)
-    return Status(Code::kInternal, "ChaCha20-Poly1305 sealing failed (libcrypto)");
+    return Status(Code::kInternal, "AES-256-GCM sealing failed (libcrypto)");
   ++seq_;
   return Status::ok();
 }
@@ -69,7 +69,7 @@ Result<FrameHeader> FrameOpener::open(const FrameHeader& outer, const uint8_t* d
   nonce_of(seq_, nonce);
   CipherCtx ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
   int len = 0;
-  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_chacha20_poly1305(), nullptr, key_, nonce) != 1 ||
+  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_, nonce) != 1 ||
       EVP_DecryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const uint8_t*>(&outer),
                         sizeof(outer)) != 1 ||
       EVP_DecryptUpdate(ctx.get(), plain.data(), &len, data, body) != 1 ||

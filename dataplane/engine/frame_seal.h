@@ -1,6 +1,6 @@
 // Sealed control frames. On a channel with session keys (Channel::keys()) every control message
 // travels as one kControl frame with flags = kSealed whose payload is
-//   ChaCha20-Poly1305(key = this direction's session key, nonce = 0^4 | seq (u64 LE),
+//   AES-256-GCM(key = this direction's session key, nonce = 0^4 | seq (u64 LE),
 //                     aad = the outer header, plaintext = inner header | inner payload) | tag
 // seq counts the frames of that direction on that channel from 0 and is never sent: a frame
 // that was tampered with, replayed, reordered or dropped (the next one then carries the wrong

@@ -106,16 +106,16 @@ write("channel_auth", "layout_instead", hello(0, 3, 1) + header(CONTROL, length=
 write("channel_auth", "short_offer", hello(0, 3, 1) + header(CONTROL, length=16, flags=AUTH_OFFER) + bytes(16))
 
 # sealed_control: frames sealed as engine/frame_seal.h does, with the fuzz target's receive key
-# (32 bytes of 0x6b), sequence numbers from 0 (python3-cryptography).
+# (32 bytes of 0x6b), sequence numbers from 0, AES-256-GCM (python3-cryptography).
 SEALED = 18
 
 
 def sealed(seq, inner_type, payload=b"", rnd=0, key=b"\x6b" * 32):
-    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     inner = header(CONTROL, length=len(payload), flags=inner_type, rnd=rnd) + payload
     outer = header(CONTROL, length=len(inner) + 16, flags=SEALED)
     nonce = bytes(4) + struct.pack("<Q", seq)
-    return outer + ChaCha20Poly1305(key).encrypt(nonce, inner, outer)
+    return outer + AESGCM(key).encrypt(nonce, inner, outer)
 
 
 LAYOUT_ACK, ROUND_ACK, KEEPALIVE, ERROR = 2, 3, 14, 9
