@@ -126,3 +126,46 @@ write("sealed_control", "reordered", sealed(1, ROUND_ACK) + sealed(0, LAYOUT_ACK
 write("sealed_control", "plain", header(CONTROL, flags=LAYOUT_ACK))
 write("sealed_control", "error_text", sealed(0, ERROR, b"the destination gave up"))
 write("sealed_control", "short", header(CONTROL, length=8, flags=SEALED) + bytes(8))
+
+spec = b"vcpus=2,ram=1048576,page=4K,wss=0.25,rate=20000,pattern=random,hot=80/20,read=0%,readers=0,seed=1,ring=1024"
+good = state(spec, 2, [(1, 3, 100, 90, 10), (99, 0, 5, 5, 0)])
+write("guest_state", "valid", b"\x00" + good)
+write("guest_state", "valid_fixsum", b"\x01" + good)
+write("guest_state", "short_spec", b"\x00" + state(b"vcpus=1,ram=1M", 1, [(5, 1, 0, 0, 0)]))
+write("guest_state", "bad_sum", b"\x00" + state(spec, 2, [(1, 3, 1, 1, 0), (2, 0, 0, 0, 0)], good_sum=False))
+write("guest_state", "bad_magic", b"\x01" + state(spec, 2, [(1, 3, 1, 1, 0), (2, 0, 0, 0, 0)], magic=1))
+write("guest_state", "vcpu_mismatch", b"\x01" + state(spec, 3, [(1, 0, 0, 0, 0)] * 3))
+write("guest_state", "cursor_out_of_range", b"\x01" + state(spec, 2, [(1, 1 << 40, 0, 0, 0), (2, 0, 0, 0, 0)]))
+write("guest_state", "wrong_ram", b"\x01" + state(b"vcpus=1,ram=2M", 1, [(5, 1, 0, 0, 0)]))
+write("guest_state", "huge_spec_len", b"\x01" + struct.pack("<QIII", 0x545347544E524554, 1, 1, 0xFFFFFFFF) + bytes(8))
+write("guest_state", "empty", b"\x00")
+
+
+# attach_message: attach protocol messages (attach/protocol.h), 16-byte header + payload.
+TRNV = 0x564E5254
+
+
+def amsg(typ, payload=b"", mid=1, magic=TRNV, version=1, length=None):
+    n = len(payload) if length is None else length
+    return struct.pack("<IHHII", magic, version, typ, n, mid) + payload
+
+
+def region(gpa, size, off, addr, page, name):
+    return struct.pack("<QQQQII", gpa, size, off, addr, page, 0) + name
+
+
+write("attach_message", "attach", amsg(1, struct.pack("<HHIQII", 1, 1, 1, 0x3F, 2, 0) + b"vmm") +
+      amsg(2, region(0, 64 << 20, 0, 0x7F0000000000, K4, b"ram"), 2) +
+      amsg(3, struct.pack("<II", 1, 0), 3))
+write("attach_message", "requests", amsg(16) + amsg(20, mid=2) + amsg(21, mid=3) +
+      amsg(23, struct.pack("<IIQ", 1, 0, 500), 4) + amsg(24, struct.pack("<II", 0, 0), 5) +
+      amsg(29, struct.pack("<II", 1, 0), 6))
+write("attach_message", "replies", amsg(64, struct.pack("<Q", 12)) +
+      amsg(27, struct.pack("<II", 2, 0) + struct.pack("<IIQQ", 0, 0, K4, K4) * 2) +
+      amsg(29, struct.pack("<QQQQ", 10, 0, 5, 0) + b"ok") +
+      amsg(65, struct.pack("<I", 3) + b"no throttle"))
+write("attach_message", "bad_magic", amsg(1, magic=0x1234))
+write("attach_message", "bad_version", amsg(1, version=9))
+write("attach_message", "huge_length", amsg(22, length=0xFFFFFFFF))
+write("attach_message", "free_count_lies", amsg(27, struct.pack("<II", 1000, 0)))
+write("attach_message", "region_nul_name", amsg(2, region(0, K4, 0, 0, K4, b"r\0am")))
