@@ -136,7 +136,7 @@ Json query_migrate_json(const MigrationInfo& info) {
   j[ext::kPostcopyFaultLatency] = fault_latency_json(info.fault_latency);
   j[ext::kTransport] = info.transport;
   // How the channels are protected (docs/security.md): "psk" (every channel authenticated
-  // both ways with the pre-shared key, not encrypted) or "none" (ternd --insecure).
+  // both ways with the pre-shared key, control frames sealed) or "none" (ternd --insecure).
   j[ext::kChannelSecurity] = info.authenticated ? "psk" : "none";
   return j;
 }

@@ -41,7 +41,8 @@ inline constexpr const char* kSwitchoverForced = TERN_QMP_EXTENSION("switchover-
 inline constexpr const char* kPostcopyFaultLatency = TERN_QMP_EXTENSION("postcopy-fault-latency");
 inline constexpr const char* kIncomingUri = TERN_QMP_EXTENSION("incoming-uri");
 // {"pauses", "recoveries", "missing-pages"} once a postcopy link broke (QEMU has no counters).
-// "psk" (every channel authenticated with the pre-shared key) or "none" (ternd --insecure).
+// "psk" (every channel authenticated with the pre-shared key, control frames sealed) or "none"
+// (ternd --insecure).
 inline constexpr const char* kChannelSecurity = TERN_QMP_EXTENSION("channel-security");
 inline constexpr const char* kPostcopyRecovery = TERN_QMP_EXTENSION("postcopy-recovery");
 

@@ -47,7 +47,9 @@ std::string average_rate(const Json& qm) {
 
 // query-migrate's __io.github.tern_channel-security in words.
 std::string security_words(const std::string& mode) {
-  if (mode == "psk") return "authenticated (pre-shared key), not encrypted";
+  if (mode == "psk")
+    return "authenticated (pre-shared key); control channel encrypted and integrity-protected "
+           "(AES-256-GCM); page data in clear";
   if (mode == "none") return "NOT authenticated, not encrypted (--insecure)";
   return mode;
 }

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dataplane/channel_keys.h"
 #include "dataplane/landing.h"
 #include "dataplane/peer_key.h"
 #include "dataplane/status.h"
@@ -80,9 +81,14 @@ class Channel {
   // not inside poll_rx; it must outlive the channel's use of it.
   void set_landing(const Landing* landing) { landing_ = landing; }
   const Landing* landing() const { return landing_; }
+  // The channel's session keys when it passed the handshake with a pre-shared key (the engine
+  // then seals its control frames: engine/frame_seal.h); nullptr without a key.
+  const ChannelKeys* keys() const { return has_keys_ ? &keys_ : nullptr; }
 
  protected:
   const Landing* landing_ = nullptr;
+  ChannelKeys keys_{};  // set by the toolkit before the channel is handed out, fixed after
+  bool has_keys_ = false;
 };
 
 using ChannelSet = std::vector<std::unique_ptr<Channel>>;

@@ -1,4 +1,4 @@
-// tern wire format, version 3. Every frame starts with a fixed 32-byte little-endian header;
+// tern wire format, version 4. Every frame starts with a fixed 32-byte little-endian header;
 // `length` payload bytes follow for frame types that carry a payload. The same frames travel
 // on every transport (loopback, tcp; rdma and dpdk map them onto their own primitives).
 // See docs/wire-protocol.md.
@@ -15,8 +15,8 @@ namespace tern {
 
 inline constexpr uint16_t kWireMagic = 0x7e4e;  // "tern"
 // 2: kZero may span whole host pages. 3: postcopy recovery (kResume..kKeepalive, the
-// kPostcopyStart token).
-inline constexpr uint8_t kWireVersion = 3;
+// kPostcopyStart token). 4: sealed control frames (kSealed) on channels with session keys.
+inline constexpr uint8_t kWireVersion = 4;
 inline constexpr uint32_t kTargetPageSize = 4096;
 inline constexpr uint32_t kTargetPageShift = 12;
 inline constexpr uint32_t kHugePageBytes = 2u << 20;
@@ -68,6 +68,9 @@ enum class ControlType : uint32_t {
   kAuthOffer = 15,     // src -> dst: the source's nonce
   kAuthChallenge = 16, // dst -> src: the destination's nonce and its proof
   kAuthProof = 17,     // src -> dst: the source's proof
+  // On a channel with session keys every control message after the handshake travels sealed
+  // (engine/frame_seal.h): payload = AEAD(inner header | inner payload) | 16-byte tag.
+  kSealed = 18,
 };
 
 // kLayout's `round` field: flags about the migration the layout starts.

@@ -10,6 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   gnuplot-nox  # scripts/bench-report.sh: the plots of docs/benchmarks.md
   clang  # libFuzzer: the fuzz targets of tests/fuzz (scripts/fuzz.sh, the fuzz stage of test.sh)
+  python3-cryptography  # tests/fuzz/make_seeds.py: the sealed_control seeds (AES-256-GCM)
   # tests/control/goqemu: a third-party QMP client (DigitalOcean's go-qemu) drives ternd; built
   # offline against Debian's /usr/share/gocode (GOPATH mode, no module downloads)
   golang-go golang-github-digitalocean-go-qemu-dev

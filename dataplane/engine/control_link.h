@@ -1,15 +1,21 @@
 // Control messages on channel 0, for the session control threads (source and destination).
-// Blocking with deadlines: this is the control path, not the data path.
+// Blocking with deadlines: this is the control path, not the data path. On a channel with
+// session keys every message is sealed and opened (frame_seal.h): a frame that does not open
+// fails the link with "control frame failed authentication: ...".
 //
 // Threads: the owning control thread only.
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "dataplane/engine/control_tamper.h"
+#include "dataplane/engine/frame_seal.h"
 #include "dataplane/transport.h"
 
 namespace tern::engine {
@@ -27,7 +33,8 @@ struct ControlMessage {
 
 class ControlLink {
  public:
-  explicit ControlLink(Channel* channel);
+  // `side`: which end of the migration this link is (test tampering, control_tamper.h).
+  ControlLink(Channel* channel, LinkSide side);
 
   // Posts one control message and flushes it, waiting up to `timeout` for window space.
   Status send(ControlType type, uint32_t round = 0, const std::vector<uint8_t>& payload = {},
@@ -49,9 +56,20 @@ class ControlLink {
   void wait(std::chrono::milliseconds timeout);
   // Sticky: the channel's error, or a protocol error seen by poll().
   const Status& error() const;
+  // Whether messages are sealed (the channel has session keys).
+  bool sealed() const { return sealer_ != nullptr; }
 
  private:
   Channel* channel_;
+  std::unique_ptr<FrameSealer> sealer_;  // both set when the channel has keys
+  std::unique_ptr<FrameOpener> opener_;
+  // Test-only (control_tamper.h): what to do to which received frame; a frame to replay.
+  ControlTamper tamper_;
+  uint64_t received_ = 0;
+  std::optional<std::pair<FrameHeader, std::vector<uint8_t>>> replay_;
+  bool replay_due_ = false;
+  // The next received frame (a replayed one first); false when none.
+  bool next_frame(RxFrame* f);
   Landing no_pages_;  // control channels receive no pages: any kPage frame is refused
   Status error_;
   bool keepalive_on_ = false;

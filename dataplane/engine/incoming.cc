@@ -70,7 +70,9 @@ void IncomingMigration::Impl::end_session(const Status& s) {
           std::to_string(missing) + " of " + std::to_string(total) +
           " host pages never arrived): it is stopped here and lost";
   }
-  if (link_ && link_->error().is_ok() && !from_source) {
+  // After a frame that failed authentication the sealed kError still reaches the real source.
+  if (link_ && (link_->error().is_ok() || link_->error().code() == Code::kDenied) &&
+      !from_source) {
     if (s.code() == Code::kCancelled)
       (void)link_->send_text(ControlType::kCancel, "cancelled on the destination",
                              std::chrono::milliseconds(500));
@@ -148,7 +150,8 @@ Status IncomingMigration::Impl::accept() {
   if (channels_.size() < kFirstBulkChannel + 1)
     return Status(Code::kProtocol, "source opened only " + std::to_string(channels_.size()) +
                                        " channels");
-  link_ = std::make_unique<ControlLink>(channels_[kControlChannel].get());
+  link_ = std::make_unique<ControlLink>(channels_[kControlChannel].get(),
+                                       engine::LinkSide::kDestination);
   return Status::ok();
 }
 

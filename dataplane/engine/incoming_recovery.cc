@@ -165,7 +165,8 @@ Status IncomingMigration::Impl::resync(ChannelSet channels) {
     return Status(Code::kProtocol, "a source resumed with " + std::to_string(channels_.size()) +
                                        " channels; the migration has " +
                                        std::to_string(channel_count_));
-  link_ = std::make_unique<ControlLink>(channels_[kControlChannel].get());
+  link_ = std::make_unique<ControlLink>(channels_[kControlChannel].get(),
+                                       engine::LinkSide::kDestination);
   const auto deadline = Clock::now() + params_.connect_timeout;
   std::optional<engine::ControlMessage> m;
   while (!(m = link_->poll())) {

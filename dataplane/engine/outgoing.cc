@@ -76,7 +76,9 @@ void OutgoingMigration::Impl::run() {
     if (s.code() == Code::kCancelled)
       (void)link_->send_text(ControlType::kCancel, "cancelled by the source",
                              std::chrono::milliseconds(500));
-    else if (link_->error().is_ok())
+    else if (link_->error().is_ok() || link_->error().code() == Code::kDenied)
+      // A frame that failed authentication broke only what this side receives: the sealed
+      // kError still tells the real destination why (an attacker cannot read or fake it).
       (void)link_->send_text(ControlType::kError, s.to_string(), std::chrono::milliseconds(500));
   }
   guest_.stop_dirty_log();
@@ -102,7 +104,8 @@ Status OutgoingMigration::Impl::connect_channels() {
   if (channels_.size() != count)
     return Status(Code::kInternal, "transport returned " + std::to_string(channels_.size()) +
                                        " channels, asked for " + std::to_string(count));
-  link_ = std::make_unique<ControlLink>(channels_[kControlChannel].get());
+  link_ = std::make_unique<ControlLink>(channels_[kControlChannel].get(),
+                                       engine::LinkSide::kSource);
   return Status::ok();
 }
 

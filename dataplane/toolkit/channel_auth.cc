@@ -1,5 +1,7 @@
 #include "dataplane/toolkit/channel_auth.h"
 
+#include "dataplane/toolkit/session_keys.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -87,6 +89,9 @@ Result<bool> AuthResponder::poll(RawChannel& ch) {
   if (CRYPTO_memcmp(want, proof.mac, sizeof(want)) != 0)
     return Status(Code::kDenied, "the source's proof does not match the key " + key_->origin +
                                      " (a wrong key, or a replayed or forged handshake)");
+  auto keys = derive_channel_keys(*key_, 'D', hello_, offer_.nonce, challenge_.nonce);
+  if (!keys) return keys.status();
+  ch.set_keys(*keys);
   return true;
 }
 
@@ -139,6 +144,9 @@ Status authenticate_channels(const std::vector<RawChannel*>& channels,
         return Status(Code::kDenied, "channel " + std::to_string(i) +
                                          ": the destination cannot prove it knows the key " +
                                          key.origin + ": not migrating to it");
+      auto keys = derive_channel_keys(key, 'S', hellos[i], offers[i].nonce, challenge.nonce);
+      if (!keys) return keys.status();
+      ch.set_keys(*keys);
       AuthPayload proof{};
       handshake_mac(key, 'S', hellos[i], offers[i].nonce, challenge.nonce, proof.mac);
       if (!send_auth(ch, hellos[i].channel_index, ControlType::kAuthProof, proof)) return ch.error();

@@ -7,6 +7,7 @@
 // where T = "tern-auth-v1" | hello (channel index, count, session id) | nonce_s | nonce_d.
 // Each side proves it knows K over nonces the other side just chose, bound to this channel's
 // role and session: a replayed hello or proof, a forged one, or one reflected back fails.
+// A channel that passed carries its session keys (RawChannel::set_keys, toolkit/session_keys.h).
 // The destination answers only after the offer, the source sends its proof only after checking
 // the destination's, so a fake destination learns nothing and moves no source on.
 //

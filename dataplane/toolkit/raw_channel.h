@@ -70,6 +70,11 @@ class RawChannel : public Channel {
   // exchange (and authentication) is over, then kMaxControlPayload. Called by the toolkit
   // before the channel is handed out.
   void open_control_limit() { control_limit_ = kMaxControlPayload; }
+  // The session keys of the handshake this channel passed (toolkit/session_keys.h).
+  void set_keys(const ChannelKeys& keys) {
+    keys_ = keys;
+    has_keys_ = true;
+  }
 
  protected:
   // First failure wins (errors are sticky). Cold path: may allocate.

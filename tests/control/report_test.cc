@@ -62,6 +62,20 @@ TEST(Report, QueryMigrateTableUsesHumanUnits) {
   EXPECT_EQ(render_query_migrate(Json::object()), "status  none\n");  // query-migrate before any
 }
 
+TEST(Report, SecurityRowSaysWhatIsProtected) {
+  MigrationInfo i;
+  i.status = MigrationStatus::kActive;
+  i.authenticated = true;
+  std::string t = render_query_migrate(query_migrate_json(i));
+  EXPECT_NE(row(t, "security").find("control channel encrypted and integrity-protected"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(row(t, "security").find("page data in clear"), std::string::npos) << t;
+  i.authenticated = false;
+  t = render_query_migrate(query_migrate_json(i));
+  EXPECT_EQ(row(t, "security"), "NOT authenticated, not encrypted (--insecure)") << t;
+}
+
 TEST(Report, ProgressFromQueryMigrate) {
   Progress p = progress_from(completed_qm(1000));
   EXPECT_EQ(p.status, "completed");

@@ -2,6 +2,11 @@
 // source hosting a 64 MiB thread guest) migrate in precopy, postcopy and postcopy-preempt with
 // 4K and 2M pages, on a clean link and with loss, reordering and duplication injected in both
 // receive paths (TERN_DPDK_FAULTS, seeded); every page must verify on the destination.
+// Sealed control frames over memif: a control frame flipped on its way to the destination
+// (TERN_TEST_CONTROL_TAMPER, engine/control_tamper.h) fails that migration with "control frame
+// failed authentication", the source guest keeps running, and the same destination process,
+// listening again (migrate-incoming on a new memif socket), then takes a real migration with
+// every page verified.
 // S5 over memif: a 256 MiB guest whose heap freed 75% of its memory and keeps reusing and freeing pages
 // migrates with the free-page-hint capability, precopy and postcopy, 4K and 2M; the freed pages
 // stay behind and every page in use verifies (a reused page whose new content did not arrive
@@ -128,6 +133,43 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"preempt", "2M", "loss=0.01,reorder=0.01,dup=0.01,seed=16", "preempt_2M_lossy1"}),
     [](const auto& info) { return std::string(info.param.name); });
 
+
+TEST_F(MemifTernds, ATamperedControlFrameIsRefusedThenTheRealMigrationCompletes) {
+  Ternd dst(dir_, "dst", {"--workers", "1", "--incoming", listen_uri()},
+            {"TERN_TEST_CONTROL_TAMPER=flip:1:destination"});
+  Ternd src(dir_, "src", {"--workers", "1", "--guest", "threads,vcpus=2,ram=32M,wss=25%,seed=1"});
+  auto d = dst.connect();
+  auto s = src.connect();
+  ASSERT_TRUE(d && s);
+  const std::string uri = incoming_uri(*d);
+  ASSERT_FALSE(uri.empty());
+  ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
+  Json sq = wait_done(*s, 60s);
+  Json dq = wait_done(*d, 30s);
+  EXPECT_EQ(sq["status"], "failed") << sq.dump(2);
+  ASSERT_EQ(dq["status"], "failed") << dq.dump(2);
+  EXPECT_NE(dq.value("error-desc", "").find("control frame failed authentication"),
+            std::string::npos)
+      << dq.dump(2);
+  auto g = s->execute(ext::kQueryGuest);
+  ASSERT_TRUE(g.is_ok());
+  EXPECT_TRUE((*g)["running"].get<bool>()) << "the source guest keeps running";
+
+  // The destination listens again on a new memif socket (a memif server takes its first client
+  // only), and a fresh source process connects (one EAL process attaches a client device once).
+  auto re = d->execute("migrate-incoming", {{"uri", listen_uri()}});
+  ASSERT_TRUE(re.is_ok()) << re.status().to_string();
+  Ternd src2(dir_, "src2", {"--workers", "1", "--guest", "threads,vcpus=2,ram=32M,wss=25%,seed=2"});
+  auto s2 = src2.connect();
+  ASSERT_TRUE(s2);
+  ASSERT_TRUE(s2->execute("migrate", {{"uri", incoming_uri(*d)}}).is_ok());
+  sq = wait_done(*s2, 120s);
+  ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
+  dq = wait_done(*d, 30s);
+  ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
+  EXPECT_EQ(sq[ext::kChannelSecurity], "psk");
+  expect_every_page_verified(*d);
+}
 
 struct HintCase {
   const char* mode;  // precopy, postcopy

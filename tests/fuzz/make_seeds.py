@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the wire_frame, wire_layout, hello, channel_auth, guest_state and
-attach_message fuzz targets (tests/fuzz/corpus/TARGET/seed_*) in the byte layouts of
+"""Writes the seed corpora of the wire_frame, wire_layout, hello, channel_auth, sealed_control,
+guest_state and attach_message fuzz targets (tests/fuzz/corpus/TARGET/seed_*) in the byte layouts of
 dataplane/wire.h, vm/state_codec.h and attach/protocol.h.
 Re-run after a format change; inputs found by fuzzing (regressions) sit beside them unnamed
 by this script and are kept."""
@@ -8,7 +8,7 @@ import os
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MAGIC, VERSION = 0x7E4E, 3
+MAGIC, VERSION = 0x7E4E, 4
 HELLO, PAGE, ZERO, ROUND_END, REQUEST, CONTROL = 1, 2, 3, 4, 5, 6
 K4, M2 = 4096, 2 << 20
 
@@ -104,6 +104,28 @@ write("channel_auth", "proof_first", hello(1, 3, 42, channel=1) + auth(AUTH_PROO
 write("channel_auth", "reflected_challenge", hello(0, 3, 1) + auth(AUTH_OFFER) + auth(AUTH_CHALLENGE))
 write("channel_auth", "layout_instead", hello(0, 3, 1) + header(CONTROL, length=5000, flags=1) + bytes(5000))
 write("channel_auth", "short_offer", hello(0, 3, 1) + header(CONTROL, length=16, flags=AUTH_OFFER) + bytes(16))
+
+# sealed_control: frames sealed as engine/frame_seal.h does, with the fuzz target's receive key
+# (32 bytes of 0x6b), sequence numbers from 0, AES-256-GCM (python3-cryptography).
+SEALED = 18
+
+
+def sealed(seq, inner_type, payload=b"", rnd=0, key=b"\x6b" * 32):
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    inner = header(CONTROL, length=len(payload), flags=inner_type, rnd=rnd) + payload
+    outer = header(CONTROL, length=len(inner) + 16, flags=SEALED)
+    nonce = bytes(4) + struct.pack("<Q", seq)
+    return outer + AESGCM(key).encrypt(nonce, inner, outer)
+
+
+LAYOUT_ACK, ROUND_ACK, KEEPALIVE, ERROR = 2, 3, 14, 9
+write("sealed_control", "layout", sealed(0, 1, layout([(b"ram", 16 << 20, K4)])))
+write("sealed_control", "acks", sealed(0, LAYOUT_ACK) + sealed(1, KEEPALIVE) + sealed(2, ROUND_ACK, rnd=1))
+write("sealed_control", "replayed", sealed(0, LAYOUT_ACK) + sealed(0, LAYOUT_ACK))
+write("sealed_control", "reordered", sealed(1, ROUND_ACK) + sealed(0, LAYOUT_ACK))
+write("sealed_control", "plain", header(CONTROL, flags=LAYOUT_ACK))
+write("sealed_control", "error_text", sealed(0, ERROR, b"the destination gave up"))
+write("sealed_control", "short", header(CONTROL, length=8, flags=SEALED) + bytes(8))
 
 spec = b"vcpus=2,ram=1048576,page=4K,wss=0.25,rate=20000,pattern=random,hot=80/20,read=0%,readers=0,seed=1,ring=1024"
 good = state(spec, 2, [(1, 3, 100, 90, 10), (99, 0, 5, 5, 0)])

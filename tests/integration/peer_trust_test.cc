@@ -10,49 +10,14 @@
 
 #include "dataplane/expected_guest.h"
 #include "dataplane/transport.h"
-#include "tests/integration/migration_helpers.h"
 #include "tests/dataplane/test_peer_key.h"
+#include "tests/integration/trust_helpers.h"
 
 namespace tern {
 namespace {
 
 using namespace testing_support;
 using namespace std::chrono_literals;
-
-MigrationParameters with_key(std::shared_ptr<const PeerKey> key) {
-  MigrationParameters p;
-  p.peer_key = std::move(key);
-  p.connect_timeout = 3s;
-  return p;
-}
-
-struct Notices {
-  std::mutex mu;
-  std::string text;
-  void attach(IncomingMigration& in) {
-    in.on_notice([this](const Status& s) {
-      std::lock_guard<std::mutex> lock(mu);
-      text += s.to_string() + "\n";
-    });
-  }
-  std::string all() {
-    std::lock_guard<std::mutex> lock(mu);
-    return text;
-  }
-};
-
-void expect_completes_clean(Guest& guest, IncomingMigration& in, const std::string& uri,
-                            const MigrationParameters& params) {
-  OutgoingMigration out(guest, {}, params);
-  ASSERT_TRUE(out.start(uri).is_ok());
-  ASSERT_EQ(out.wait(60s), MigrationStatus::kCompleted) << out.info().error;
-  ASSERT_EQ(in.wait(30s), MigrationStatus::kCompleted) << in.info().error;
-  EXPECT_TRUE(out.info().authenticated == (params.peer_key != nullptr));
-  auto v = check_destination(in);
-  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
-  EXPECT_GT(v->pages_checked, 0u);
-  EXPECT_EQ(v->mismatches, 0u) << v->first_mismatch;
-}
 
 class PeerTrust : public ::testing::TestWithParam<std::string> {};
 
