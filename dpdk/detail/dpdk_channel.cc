@@ -192,6 +192,10 @@ bool DpdkChannel::build_segment() {
   rte_mbuf* m = rte_pktmbuf_alloc(packet_pool());
   if (m == nullptr) return false;  // pool empty: acks will return buffers
   auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kFragmentOffset + frag));
+  if (d == nullptr) {  // cannot happen (packet buffers hold a whole segment); keeps GCC sure
+    rte_pktmbuf_free(m);
+    return false;
+  }
   port_->write_ether(d);
   SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kData), data_flags(), queue_,
               txw_.end(), 0, 0, s.built, frag, 0, 0, 0};
