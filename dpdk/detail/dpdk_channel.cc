@@ -29,13 +29,6 @@ constexpr size_t kFragmentOffset = kEtherHeaderBytes + kDataHeaderBytes;
 constexpr auto kLinger = std::chrono::milliseconds(50);
 constexpr uint64_t kLingerResendUs = 2000;
 
-// Locally administered MACs; the link is point to point, so they only need to be well formed.
-void write_ether(uint8_t* d) {
-  static const uint8_t kHdr[kEtherHeaderBytes] = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01,
-                                                  kEtherType >> 8, kEtherType & 0xff};
-  std::memcpy(d, kHdr, sizeof kHdr);
-}
-
 void release(Packet p) { rte_pktmbuf_free(static_cast<rte_mbuf*>(p)); }
 
 // A reference on every mbuf of a chain: rte_pktmbuf_free drops one from each of them, so a
@@ -104,7 +97,7 @@ DpdkChannel::~DpdkChannel() {
     if (m != nullptr) {
       uint8_t* d = reinterpret_cast<uint8_t*>(
           rte_pktmbuf_append(m, kEtherHeaderBytes + sizeof(SegHeader)));
-      write_ether(d);
+      port_->write_ether(d);
       SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kFin), want_flag(), queue_,
                   txw_.end(), 0, 0, 0, 0, 0, 0, 0};
       h.sum = segment_sum(h, 0);
@@ -199,7 +192,11 @@ bool DpdkChannel::build_segment() {
   rte_mbuf* m = rte_pktmbuf_alloc(packet_pool());
   if (m == nullptr) return false;  // pool empty: acks will return buffers
   auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kFragmentOffset + frag));
-  write_ether(d);
+  if (d == nullptr) {  // cannot happen (packet buffers hold a whole segment); keeps GCC sure
+    rte_pktmbuf_free(m);
+    return false;
+  }
+  port_->write_ether(d);
   SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kData), data_flags(), queue_,
               txw_.end(), 0, 0, s.built, frag, 0, 0, 0};
   std::memcpy(d + kFrameHeaderOffset, &s.hdr, sizeof(FrameHeader));
@@ -221,7 +218,7 @@ bool DpdkChannel::build_segment() {
 bool DpdkChannel::build_ext_segment(Slot& s, uint32_t frag) {
   if (s.ext == nullptr) s.ext = ext_ref_new();
   uint8_t hdr[kFragmentOffset];
-  write_ether(hdr);
+  port_->write_ether(hdr);
   SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kData), data_flags(), queue_,
               txw_.end(), 0, 0, s.built, frag, 0, 0, 0};
   std::memcpy(hdr + kFrameHeaderOffset, &s.hdr, sizeof(FrameHeader));
@@ -286,7 +283,7 @@ void DpdkChannel::send_control(uint8_t kind, uint32_t seq) {
   rte_mbuf* m = rte_pktmbuf_alloc(packet_pool());
   if (m == nullptr) return;
   auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kFrameHeaderOffset));
-  write_ether(d);
+  port_->write_ether(d);
   SegHeader h{kSegMagic, kind, want_flag(), queue_, seq, rxw_.ack(), rxw_.wnd_end(), 0, 0, 0,
               rxw_.sack(), 0};
   h.sum = segment_sum(h, 0);

@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -236,24 +237,104 @@ Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
       }
     }
   }
+  if (!p->handed_.empty()) {
+    std::random_device rd;
+    while (p->local_ep_ == 0) p->local_ep_ = rd();
+    p->listener_ = listener;
+    if (listener) a.local_ep = p->local_ep_;  // listen() returns it in the URI (`ep=`)
+    else p->peer_ep_ = a.peer_ep;
+    // A connector whose address has no `ep=` (typed by hand, not the listener's URI) learns the
+    // listener from its first answer, as a listener learns its peer.
+    p->learns_peer_ = listener || a.peer_ep == 0;
+  }
   if (Status s = p->configure(a.queues); !s.is_ok()) return s;
+  if (p->local_ep_ != 0) {
+    for (auto& [k, v] : a.pmd_args)
+      if (k == "iface") p->iface_ = v;
+    std::lock_guard<std::mutex> lock(siblings().mu);
+    siblings().ports.push_back(p.get());
+  }
   return p;
+}
+
+namespace {
+// Locally administered unicast MACs: 02:54 then the endpoint id, big-endian.
+void put_mac(uint8_t* d, uint32_t ep) {
+  d[0] = 0x02, d[1] = 0x54;
+  d[2] = ep >> 24, d[3] = ep >> 16, d[4] = ep >> 8, d[5] = ep;
+}
+bool mac_ep(const uint8_t* d, uint32_t& ep) {
+  ep = uint32_t{d[2]} << 24 | uint32_t{d[3]} << 16 | uint32_t{d[4]} << 8 | d[5];
+  return d[0] == 0x02 && d[1] == 0x54;
+}
+}  // namespace
+
+void Port::write_ether(uint8_t* d) const {
+  if (local_ep_ == 0) {
+    // Steering ports are point to point: the addresses only need to be well formed.
+    static const uint8_t kHdr[kEtherHeaderBytes] = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0,
+                                                    0,    0, 0, 0x01, kEtherType >> 8,
+                                                    kEtherType & 0xff};
+    std::memcpy(d, kHdr, sizeof kHdr);
+    return;
+  }
+  put_mac(d, peer_ep());
+  put_mac(d + 6, local_ep_);
+  d[12] = kEtherType >> 8, d[13] = kEtherType & 0xff;
+}
+
+Port::Siblings& Port::siblings() {
+  static Siblings* s = new Siblings;  // never destroyed: ports may close during exit
+  return *s;
+}
+
+bool Port::hand(rte_mbuf* m) {
+  const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
+  if (rte_pktmbuf_data_len(m) < kEtherHeaderBytes + sizeof(SegHeader) || !for_us(d)) return false;
+  uint32_t to = 0;
+  std::memcpy(&to, d + kEtherHeaderBytes + offsetof(SegHeader, queue), sizeof to);
+  if (to >= handed_.size() || rte_ring_sp_enqueue(handed_[to], m) != 0)
+    rte_pktmbuf_free(m);  // a queue we do not have, or its ring is full: resent later
+  return true;
+}
+
+// af_packet's PMD joins every packet socket of a process on one interface to one
+// PACKET_FANOUT group (its id is the pid xor the interface index), so two ports of one process
+// on one interface split the frames between them instead of each seeing all: whichever port's
+// socket a frame lands in, it goes to the port it is addressed to. Frames for another endpoint
+// (another process's, or a port that is gone) are freed here: never acked, consumed or counted
+// by any channel. Called with siblings().mu held.
+void Port::hand_group(rte_mbuf* m) {
+  for (Port* p : siblings().ports)
+    if (p->iface_ == iface_ && p->hand(m)) return;
+  rte_pktmbuf_free(m);
+}
+
+bool Port::for_us(const uint8_t* d) {
+  if (local_ep_ == 0) return true;
+  uint32_t dst = 0, src = 0;
+  if (!mac_ep(d, dst) || !mac_ep(d + 6, src) || src == 0 || src == local_ep_) return false;
+  const uint32_t peer = peer_ep();
+  // dst 0: a connector that does not know the listener's id (an address without `ep=`); a
+  // listener takes it when it has no peer yet (and learns it) or it is that peer.
+  if (dst != local_ep_ && !(dst == 0 && listener_ && (peer == 0 || peer == src))) return false;
+  if (peer == src) return true;
+  if (peer != 0 || !learns_peer_) return false;  // another endpoint's session
+  uint32_t none = 0;  // learn it, unless a sibling's drainer just did
+  return peer_ep_.compare_exchange_strong(none, src, std::memory_order_relaxed) || none == src;
 }
 
 uint16_t Port::take_handed(uint16_t q, rte_mbuf** out, uint16_t n) {
   if (q >= handed_.size()) return 0;
-  if (std::unique_lock<std::mutex> lock(rx_mu_, std::try_to_lock); lock.owns_lock()) {
+  // One caller at a time drains every RX queue of every non-steering port of this process on
+  // this interface (see hand_group); the others skip to their rings.
+  if (std::unique_lock<std::mutex> lock(siblings().mu, std::try_to_lock); lock.owns_lock()) {
     rte_mbuf* burst[32];
-    for (uint16_t rq = 0; rq < queues_; ++rq) {
-      const uint16_t got = rte_eth_rx_burst(id_, rq, burst, 32);
-      for (uint16_t i = 0; i < got; ++i) {
-        rte_mbuf* m = burst[i];
-        const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
-        uint32_t to = UINT32_MAX;
-        if (rte_pktmbuf_data_len(m) >= kEtherHeaderBytes + sizeof(SegHeader))
-          std::memcpy(&to, d + kEtherHeaderBytes + offsetof(SegHeader, queue), sizeof to);
-        if (to >= handed_.size() || rte_ring_sp_enqueue(handed_[to], m) != 0)
-          rte_pktmbuf_free(m);
+    for (Port* p : siblings().ports) {
+      if (p->iface_ != iface_) continue;
+      for (uint16_t rq = 0; rq < p->queues_; ++rq) {
+        const uint16_t got = rte_eth_rx_burst(p->id_, rq, burst, 32);
+        for (uint16_t i = 0; i < got; ++i) hand_group(burst[i]);
       }
     }
   }
@@ -331,6 +412,11 @@ void Port::unkeep(DpdkChannel* ch) {
 }
 
 Port::~Port() {
+  if (local_ep_ != 0) {
+    std::lock_guard<std::mutex> lock(siblings().mu);
+    auto& v = siblings().ports;
+    v.erase(std::remove(v.begin(), v.end(), this), v.end());
+  }
   if (keeper_.joinable()) {
     {
       std::lock_guard<std::mutex> lock(keep_mu_);

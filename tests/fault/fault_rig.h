@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/control/ternd_process.h"
 #include "tests/fault/fault_matrix.h"
@@ -32,8 +33,11 @@ class FaultRig {
 
   // A destination waiting for a migration, or a source hosting kFaultGuest; `name` names its
   // socket (unique per rig).
-  std::unique_ptr<control::Ternd> start_destination(const std::string& name);
-  std::unique_ptr<control::Ternd> start_source(const std::string& name);
+  // `extra`: more ternd arguments (say --insecure).
+  std::unique_ptr<control::Ternd> start_destination(const std::string& name,
+                                                    std::vector<std::string> extra = {});
+  std::unique_ptr<control::Ternd> start_source(const std::string& name,
+                                               std::vector<std::string> extra = {});
   // The URI a source passes to `migrate`, from the destination's query-incoming `uri`.
   std::string source_uri(const std::string& incoming_uri) const;
   // The URI a destination listens on again (migrate-recover).
