@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "dpdk/detail/eal.h"
+#include "dpdk/detail/intr_guard.h"
 #include "dpdk/detail/port.h"
 #include "dpdk/detail/tx_extbuf.h"
 
@@ -245,7 +246,7 @@ void DpdkChannel::resend(rte_mbuf** pkts, uint32_t n) {
       out[k++] = pkts[i];
     }
   }
-  uint16_t sent = rte_eth_tx_burst(port_id_, queue_, out, static_cast<uint16_t>(k));
+  uint16_t sent = guarded_tx_burst(port_id_, queue_, out, static_cast<uint16_t>(k));
   stats_.segments_sent += sent;
   for (uint32_t i = sent; i < k; ++i) rte_pktmbuf_free(out[i]);
 }
@@ -253,7 +254,7 @@ void DpdkChannel::resend(rte_mbuf** pkts, uint32_t n) {
 void DpdkChannel::send_batch(rte_mbuf** pkts, uint32_t n, bool keep) {
   if (keep)
     for (uint32_t i = 0; i < n; ++i) hold(pkts[i], 1);  // the window's ref
-  uint16_t sent = rte_eth_tx_burst(port_id_, queue_, pkts, static_cast<uint16_t>(n));
+  uint16_t sent = guarded_tx_burst(port_id_, queue_, pkts, static_cast<uint16_t>(n));
   stats_.segments_sent += sent;
   for (uint32_t i = sent; i < n; ++i) {
     if (keep)
@@ -271,7 +272,7 @@ void DpdkChannel::transmit_new(uint64_t now) {
       batch[i] = static_cast<rte_mbuf*>(txw_.at(txw_.cursor() + i));
       hold(batch[i], 1);
     }
-    uint16_t sent = rte_eth_tx_burst(port_id_, queue_, batch, static_cast<uint16_t>(n));
+    uint16_t sent = guarded_tx_burst(port_id_, queue_, batch, static_cast<uint16_t>(n));
     for (uint32_t i = sent; i < n; ++i) hold(batch[i], -1);
     stats_.segments_sent += sent;
     txw_.advance_cursor(sent, now);
@@ -437,7 +438,7 @@ size_t DpdkChannel::pump(uint64_t now) {
   rte_mbuf* raw[kBurst];
   uint16_t n = 0;
   if (port_->steers()) {
-    n = rte_eth_rx_burst(port_id_, queue_, raw, kBurst);
+    n = guarded_rx_burst(port_id_, queue_, raw, kBurst);
   } else {
     n = port_->take_handed(queue_, raw, kBurst);  // sorted by queue from all of the port's
   }

@@ -25,8 +25,10 @@
 #include <set>
 #include <thread>
 
+#include "dpdk/detail/device_close.h"
 #include "dpdk/detail/dpdk_channel.h"
 #include "dpdk/detail/eal.h"
+#include "dpdk/detail/intr_guard.h"
 
 namespace tern::dpdk {
 
@@ -112,6 +114,14 @@ std::string claim_memif_path(const std::string& path) {
   return p;
 }
 
+// A random nonzero memif interface id (memif's ids are 32-bit).
+uint32_t fresh_memif_id() {
+  std::random_device rd;
+  uint32_t id = 0;
+  while (id == 0) id = rd();
+  return id;
+}
+
 }  // namespace
 
 std::string memif_socket_path(const Address& a) {
@@ -161,6 +171,7 @@ static Status af_packet_defaults(Address& a) {
 
 Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
   if (const Status& s = eal_start(); !s.is_ok()) return s;
+  close_parked_ports();
   std::shared_ptr<Port> p(new Port);
   if (a.kind == PortKind::kRingPair) {
     if (listener) {
@@ -198,6 +209,14 @@ Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
         if (k == "socket") v = path, set = true;
       if (!set) a.pmd_args.emplace_back("socket", path);
       p->memif_server_socket_ = path;
+      // A fresh interface id per server, carried to the client in the URI (`id=`): a client
+      // process keeps a port of an earlier migration on a socket path until its link goes (or
+      // longer: see park_unlinked_client), and memif refuses a second client with the same id
+      // on the same path ("Two interfaces with the same id (0) can not have the same role"),
+      // which a new destination on that path (a restarted ternd) would otherwise hit.
+      bool has_id = false;
+      for (const auto& [k, v] : a.pmd_args) has_id |= k == "id";
+      if (!has_id) a.pmd_args.emplace_back("id", std::to_string(fresh_memif_id()));
     }
     if (prefix == "net_af_packet") {
       if (Status s = af_packet_defaults(a); !s.is_ok()) return s;
@@ -214,6 +233,16 @@ Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
     const std::string name = prefix + "_t" + unique_suffix();
     const std::string role = a.role.empty() ? (listener ? "server" : "client") : a.role;
     const std::string devargs = a.pmd_devargs(name, role);
+    std::string memif_key;
+    if (a.kind == PortKind::kMemif && role == "client") {
+      memif_key = memif_socket_path(a) + " id=";
+      for (const auto& [k, v] : a.pmd_args)
+        if (k == "id") memif_key += v;
+      if (!close_parked_port_on(memif_key))
+        return Status(Code::kUnavailable,
+                      "dpdk: an earlier memif client of this process on " + memif_key +
+                          " still waits for its server to accept it (server stopped or busy)");
+    }
     if (int r = rte_dev_probe(devargs.c_str()); r < 0)
       return Status(Code::kInvalidArgument,
                     "dpdk cannot open device '" + devargs + "': " + rte_strerror(-r));
@@ -224,6 +253,8 @@ Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
     p->name_ = name;
     p->attached_ = true;
     p->has_link_state_ = a.kind == PortKind::kMemif;
+    p->memif_key_ = memif_key;
+    if (!memif_key.empty()) p->memif_socket_ = memif_socket_path(a);
     if (a.kind != PortKind::kMemif) {
       const std::string tag = unique_suffix();
       for (uint16_t q = 0; q < a.queues; ++q) {
@@ -333,7 +364,7 @@ uint16_t Port::take_handed(uint16_t q, rte_mbuf** out, uint16_t n) {
     for (Port* p : siblings().ports) {
       if (p->iface_ != iface_) continue;
       for (uint16_t rq = 0; rq < p->queues_; ++rq) {
-        const uint16_t got = rte_eth_rx_burst(p->id_, rq, burst, 32);
+        const uint16_t got = guarded_rx_burst(p->id_, rq, burst, 32);
         for (uint16_t i = 0; i < got; ++i) hand_group(burst[i]);
       }
     }
@@ -388,7 +419,9 @@ bool Port::link_up() const {
   if (!has_link_state_) return true;
   rte_eth_link link{};
   if (rte_eth_link_get_nowait(id_, &link) != 0) return false;
-  return link.link_status == RTE_ETH_LINK_UP;
+  const bool up = link.link_status == RTE_ETH_LINK_UP;
+  if (up) linked_once_.store(true, std::memory_order_relaxed);
+  return up;
 }
 
 void Port::keep(DpdkChannel* ch) {
@@ -429,21 +462,13 @@ Port::~Port() {
     std::lock_guard<std::mutex> lock(memif_paths().mu);
     memif_paths().retired.insert(memif_server_socket_);
   }
-  if (!attached_) return;
-  // memif (DPDK 22.11) handles a peer's disconnect on the EAL interrupt thread and frees this
-  // port's interrupt handles there, partly in a deferred callback; a rte_eth_dev_stop racing
-  // with it freed them twice (SIGSEGV in rte_intr_instance_free, 5 of 8 runs of the memif
-  // conformance suite). So when the peer is going away, let that handling finish first: wait
-  // (bounded) for the link to go down, then a little for the deferred part.
-  if (started_ && has_link_state_) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
-    while (link_up() && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    if (!link_up()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (attached_) {
+    const PortDevice d{id_, rings_ ? std::string() : name_, started_, has_link_state_,
+                       memif_socket_, memif_key_};
+    // A client whose link was never seen up may still sit in the server's accept queue.
+    if (!memif_key_.empty() && !link_up() && !linked_once_.load()) close_or_park_memif_client(d);
+    else close_port(d);
   }
-  if (started_) rte_eth_dev_stop(id_);
-  rte_eth_dev_close(id_);
-  if (!rings_) rte_eal_hotplug_remove("vdev", name_.c_str());
   for (rte_ring* r : handed_) {
     void* m;
     while (rte_ring_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));

@@ -91,6 +91,9 @@ class Port {
   bool attached_ = false;  // id_ is ours to close
   bool started_ = false;
   bool has_link_state_ = false;
+  std::string memif_socket_;  // memif client: its server's socket
+  std::string memif_key_;  // memif client: parked, not closed, if never linked (device_close.h)
+  mutable std::atomic<bool> linked_once_{false};  // link_up() has seen the link up
   std::string name_;  // the process-unique device name
   std::shared_ptr<RingPair> rings_;  // ring pairs: shared by both ends
   std::string memif_server_socket_;  // memif server: the socket it listens on
