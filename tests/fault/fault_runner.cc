@@ -36,6 +36,7 @@ FaultTimes FaultTimes::from_env() {
   FaultTimes t;
   t.stop = seconds_from_env("TERN_FAULT_STOP_SECONDS", t.stop);
   t.cut = seconds_from_env("TERN_FAULT_CUT_SECONDS", t.cut);
+  t.peer_timeout = seconds_from_env("TERN_FAULT_PEER_TIMEOUT_SECONDS", t.peer_timeout);
   return t;
 }
 
@@ -110,6 +111,12 @@ void CaseRunner::configure_source() {
       Json caps = Json::array({{{"capability", "postcopy-ram"}, {"state", true}}});
       auto c = s_->execute("migrate-set-capabilities", {{"capabilities", caps}});
       ASSERT_TRUE(c.is_ok()) << what("postcopy-ram: ") << c.status().to_string();
+      // A shorter peer timeout on both sides, so that a stop or a cut need not last 10 s.
+      const Json timeout = {{control::ext::kPostcopyPeerTimeout,
+                             std::chrono::milliseconds(times_.peer_timeout).count()}};
+      auto t = d_->execute("migrate-set-parameters", timeout);
+      ASSERT_TRUE(t.is_ok()) << what("the destination's peer timeout: ") << t.status().to_string();
+      params.update(timeout);
       break;
     }
   }
@@ -186,15 +193,16 @@ void CaseRunner::inject() {
     case Fault::kStop:
       target().signal(SIGSTOP);
       if (case_.side == Side::kSource) release_destination();
-      std::this_thread::sleep_for(times_.stop);
+      std::this_thread::sleep_for(case_.phase == Phase::kPostcopy ? times_.postcopy_fault()
+                                                                  : times_.stop);
       target().signal(SIGCONT);
       break;
     case Fault::kCut:
       ASSERT_TRUE(rig_.cut()) << what("cutting the link: ") << rig_.link_error();
       release_destination();
-      // In postcopy the cut outlasts the peer timeout (10 s), so that the link breaks and
-      // recovery is what brings the migration back.
-      std::this_thread::sleep_for(case_.phase == Phase::kPostcopy ? std::max(times_.cut, times_.stop)
+      // In postcopy the cut outlasts the peer timeout, so that the link breaks and recovery
+      // is what brings the migration back.
+      std::this_thread::sleep_for(case_.phase == Phase::kPostcopy ? times_.postcopy_fault()
                                                                   : times_.cut);
       ASSERT_TRUE(rig_.restore()) << what("restoring the link: ") << rig_.link_error();
       break;
