@@ -91,6 +91,19 @@ F next(const char* name) {
   return reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
 }
 
+using Unregister = int (*)(const rte_intr_handle*, rte_intr_callback_fn, void*);
+
+// rte_intr_callback_unregister and _sync: the wrapped record for memif's callbacks, forgotten
+// once the EAL let it go.
+int unregister_through(Unregister real, const rte_intr_handle* h, rte_intr_callback_fn fn,
+                       void* arg) {
+  Wrapped* w = find(fn, arg);
+  if (w == nullptr) return real(h, fn, arg);
+  const int r = real(h, run_wrapped, w);
+  if (r > 0) forget(w);
+  return r;
+}
+
 }  // namespace
 
 void burst_lock() { pthread_rwlock_rdlock(burst_rwlock()); }
@@ -118,13 +131,8 @@ int rte_intr_callback_register(const rte_intr_handle* h, rte_intr_callback_fn fn
 }
 
 int rte_intr_callback_unregister(const rte_intr_handle* h, rte_intr_callback_fn fn, void* arg) {
-  using F = int (*)(const rte_intr_handle*, rte_intr_callback_fn, void*);
-  static const F real = next<F>("rte_intr_callback_unregister");
-  Wrapped* w = find(fn, arg);
-  if (w == nullptr) return real(h, fn, arg);
-  const int r = real(h, run_wrapped, w);
-  if (r > 0) forget(w);
-  return r;
+  static const Unregister real = next<Unregister>("rte_intr_callback_unregister");
+  return unregister_through(real, h, fn, arg);
 }
 
 int rte_intr_callback_unregister_pending(const rte_intr_handle* h, rte_intr_callback_fn fn,
@@ -140,13 +148,8 @@ int rte_intr_callback_unregister_pending(const rte_intr_handle* h, rte_intr_call
 
 int rte_intr_callback_unregister_sync(const rte_intr_handle* h, rte_intr_callback_fn fn,
                                       void* arg) {
-  using F = int (*)(const rte_intr_handle*, rte_intr_callback_fn, void*);
-  static const F real = next<F>("rte_intr_callback_unregister_sync");
-  Wrapped* w = find(fn, arg);
-  if (w == nullptr) return real(h, fn, arg);
-  const int r = real(h, run_wrapped, w);
-  if (r > 0) forget(w);
-  return r;
+  static const Unregister real = next<Unregister>("rte_intr_callback_unregister_sync");
+  return unregister_through(real, h, fn, arg);
 }
 
 }  // extern "C"

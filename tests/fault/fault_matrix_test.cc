@@ -31,7 +31,9 @@ class FirstFailure : public ::testing::EmptyTestEventListener {
 };
 FirstFailure* FirstFailure::instance = nullptr;
 
-class FaultMatrix : public ::testing::TestWithParam<FaultCase> {
+// A case with ternd's path (TERND) and a scratch directory of its own.
+template <typename Param>
+class WithScratchDir : public ::testing::TestWithParam<Param> {
  protected:
   void SetUp() override {
     if (std::getenv("TERND") == nullptr) GTEST_SKIP() << "TERND (path to ternd) is not set";
@@ -44,6 +46,8 @@ class FaultMatrix : public ::testing::TestWithParam<FaultCase> {
   }
   std::string dir_;
 };
+
+class FaultMatrix : public WithScratchDir<FaultCase> {};
 
 TEST_P(FaultMatrix, SurvivesTheFault) {
   const FaultCase& c = GetParam();
@@ -74,19 +78,7 @@ TEST_P(FaultMatrix, SurvivesTheFault) {
 // pages stale. Uses the rig of a dpdk cut case for its veth pair; not part of the matrix.
 // Insecure too: without the channel handshake the other destination does not drop the
 // connection at once.
-class TwoDestinations : public ::testing::TestWithParam<bool> {
- protected:
-  void SetUp() override {
-    if (std::getenv("TERND") == nullptr) GTEST_SKIP() << "TERND (path to ternd) is not set";
-    char tmpl[] = "/tmp/tern-fault-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
-  }
-  std::string dir_;
-};
+class TwoDestinations : public WithScratchDir<bool> {};
 
 TEST_P(TwoDestinations, OnOneAfPacketInterfaceKeepTheirSessionsApart) {
   static int serial = 0;
