@@ -44,8 +44,9 @@ std::string FaultRig::listen_uri() {
 }
 
 std::unique_ptr<Ternd> FaultRig::start_destination(const std::string& name,
-                                                  std::vector<std::string> extra) {
-  std::vector<std::string> args{"--workers", "1", "--incoming", listen_uri()};
+                                                  std::vector<std::string> extra, bool deferred) {
+  std::vector<std::string> args{"--workers", "1", "--incoming",
+                                deferred ? std::string("defer") : listen_uri()};
   args.insert(args.end(), extra.begin(), extra.end());
   return std::make_unique<Ternd>(
       dir_, name, args,

@@ -31,11 +31,13 @@ class FaultRig {
   // Non-empty when this case cannot run here (with the reason).
   const std::string& skip_reason() const { return skip_; }
 
-  // A destination waiting for a migration, or a source hosting kFaultGuest; `name` names its
-  // socket (unique per rig).
+  // A destination waiting for a migration (`deferred`: started with `--incoming defer`, so
+  // that parameters can be set before migrate-incoming arms it), or a source hosting
+  // kFaultGuest; `name` names its socket (unique per rig).
   // `extra`: more ternd arguments (say --insecure).
   std::unique_ptr<control::Ternd> start_destination(const std::string& name,
-                                                    std::vector<std::string> extra = {});
+                                                    std::vector<std::string> extra = {},
+                                                    bool deferred = false);
   std::unique_ptr<control::Ternd> start_source(const std::string& name,
                                                std::vector<std::string> extra = {});
   // The URI a source passes to `migrate`, from the destination's query-incoming `uri`.
