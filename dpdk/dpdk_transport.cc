@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
 #include <thread>
 
 #include "dataplane/toolkit/hello.h"
@@ -14,6 +13,7 @@
 #include "dpdk/detail/dpdk_channel.h"
 #include "dpdk/detail/eal.h"
 #include "dpdk/detail/port.h"
+#include "dpdk/detail/unix_listener.h"
 
 namespace tern {
 namespace {
@@ -56,21 +56,6 @@ bool wait_link(const dpdk::Port& port, Clock::time_point deadline) {
 // True when a unix socket named `path` (abstract "@path" or a file) is listening on this host:
 // a memif client is only created once its server listens (a client whose connect failed
 // leaves the 22.11 PMD in a bad state).
-bool memif_server_listening(const std::string& path) {
-  std::ifstream in("/proc/net/unix");
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    // Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 = listening.
-    if (line.find(" 00010000 ") == std::string::npos) continue;
-    const size_t sp = line.rfind(' ');
-    if (sp == std::string::npos) continue;
-    std::string name = line.substr(sp + 1);
-    if (!name.empty() && name[0] == '@') name.erase(0, 1);
-    if (name == path) return true;
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -136,6 +121,8 @@ Result<ChannelSet> DpdkTransport::accept(std::chrono::milliseconds timeout) {
     limits.max_waiting = std::max<size_t>(limits.max_waiting, listen_port_->queues());
     gatherer_ = std::make_unique<toolkit::SessionGatherer>(limits);
     gatherer_->set_peer_key(peer_key_);
+    // Fresh channels: the next frame addressed to this listener names its peer (af_packet).
+    listen_port_->forget_peer();
     for (uint16_t q = 0; q < listen_port_->queues(); ++q)
       gatherer_->add_connection(
           std::make_unique<dpdk::DpdkChannel>(listen_port_, q, config_of(*listen_address_)),
@@ -177,7 +164,7 @@ Result<ChannelSet> DpdkTransport::connect_with_hellos(const std::string& address
     if (dpdk::memif_socket_retired(sock))
       return Status(Code::kUnavailable, "dpdk: the memif server on socket " + sock +
                                             " in this process is closed");
-    while (!memif_server_listening(sock)) {
+    while (dpdk::unix_accept_queue(sock) < 0) {
       if (Clock::now() >= deadline)
         return Status(Code::kUnavailable, "dpdk: no memif server listens on socket " + sock +
                                               " (start the destination first)");
@@ -185,11 +172,17 @@ Result<ChannelSet> DpdkTransport::connect_with_hellos(const std::string& address
     }
   }
   // A memif client connects once, when started; if the handshake does not complete (seen
-  // rarely on a loaded host), a fresh client port tries again until the deadline.
+  // rarely on a loaded host), a fresh client port tries again until the deadline. Not while
+  // the server has connections to accept (stopped or busy): closing ours before it is
+  // accepted would make the server's interrupt thread abort (dpdk/detail/device_close.h).
   Result<std::shared_ptr<dpdk::Port>> port = Status(Code::kInternal, "no port");
   while (true) {
-    port = dpdk::Port::open(*a, false);
-    if (!port) return port.status();
+    if (!port || a->kind != dpdk::PortKind::kMemif ||
+        dpdk::unix_accept_queue(dpdk::memif_socket_path(*a)) <= 0) {
+      port = Status(Code::kInternal, "no port");  // the old one goes first (same memif id)
+      port = dpdk::Port::open(*a, false);
+      if (!port) return port.status();
+    }
     const auto attempt = std::min(deadline, Clock::now() + std::chrono::seconds(2));
     if (wait_link(**port, attempt)) break;
     if (Clock::now() >= deadline)

@@ -176,14 +176,7 @@ Status IncomingMigration::Impl::resync(ChannelSet channels) {
     if (Clock::now() > deadline) return Status(Code::kTimeout, "the source did not resume");
     link_->wait(std::chrono::milliseconds(5));
   }
-  if (m->type != ControlType::kResume)
-    return Status(Code::kProtocol, "a source on the recovery listener sent control message " +
-                                       std::to_string(static_cast<uint32_t>(m->type)) +
-                                       " instead of resume");
-  auto token = engine::decode_token(m->payload);
-  if (!token) return token.status();
-  if (*token != recovery_token_)
-    return Status(Code::kProtocol, "a source tried to resume another migration (wrong token)");
+  if (Status s = engine::check_resume(*m, recovery_token_); !s.is_ok()) return s;
   // The received bitmaps are stable: only the receivers (stopped) mark pages received.
   for (uint32_t b = 0; b < state_->blocks.size(); ++b)
     if (Status s = link_->send(ControlType::kReceivedBitmap, b,

@@ -109,8 +109,7 @@ Status OutgoingMigration::Impl::reconnect(engine::OpenedTransport opened) {
       !s.is_ok())
     return s;
   // The destination's received bitmaps, one per block, then kResumeAck.
-  std::vector<bool> seen(state_->blocks.size(), false);
-  uint64_t missing = 0;
+  engine::ResyncIntake intake(state_->dirty);
   const auto deadline = Clock::now() + params_.connect_timeout;
   while (true) {
     if (shutdown_requested_.load() || pause_requested_.load())
@@ -123,24 +122,11 @@ Status OutgoingMigration::Impl::reconnect(engine::OpenedTransport opened) {
       link_->wait(std::chrono::milliseconds(5));
       continue;
     }
-    if (m->type == ControlType::kError)
-      return Status(Code::kProtocol, "destination refused the resume: " + m->text());
-    if (m->type == ControlType::kResumeAck) break;
-    if (m->type != ControlType::kReceivedBitmap || m->round >= state_->blocks.size())
-      return Status(Code::kProtocol, "unexpected control message " +
-                                         std::to_string(static_cast<uint32_t>(m->type)) +
-                                         " while resuming");
-    auto n = engine::apply_received(m->payload.data(), m->payload.size(),
-                                    state_->dirty.block(m->round));
-    if (!n) return n.status();
-    missing += *n;
-    seen[m->round] = true;
+    auto done = intake.take(*m);
+    if (!done) return done.status();
+    if (*done) break;
   }
-  for (size_t b = 0; b < seen.size(); ++b)
-    if (!seen[b])
-      return Status(Code::kProtocol, "the destination sent no received bitmap for block " +
-                                         std::to_string(b));
-  missing_at_resume_.store(missing);
+  missing_at_resume_.store(intake.missing());
   for (RamBlock* b : guest_.ram())
     if (Status s = transport_->register_memory(b->base(), b->size()); !s.is_ok()) return s;
   start_workers();

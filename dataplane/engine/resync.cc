@@ -49,6 +49,42 @@ Result<uint64_t> decode_token(const std::vector<uint8_t>& payload) {
   return token;
 }
 
+Result<bool> ResyncIntake::take(const ControlMessage& m) {
+  if (m.type == ControlType::kError)
+    return Status(Code::kProtocol, "destination refused the resume: " + m.text());
+  if (m.type == ControlType::kResumeAck) {
+    for (size_t b = 0; b < seen_.size(); ++b)
+      if (!seen_[b])
+        return Status(Code::kProtocol, "the destination sent no received bitmap for block " +
+                                           std::to_string(b));
+    return true;
+  }
+  if (m.type != ControlType::kReceivedBitmap || m.round >= seen_.size())
+    return Status(Code::kProtocol, "unexpected control message " +
+                                       std::to_string(static_cast<uint32_t>(m.type)) +
+                                       " (round " + std::to_string(m.round) + ") while resuming");
+  if (seen_[m.round])
+    return Status(Code::kProtocol,
+                  "the destination sent block " + std::to_string(m.round) + "'s bitmap twice");
+  auto n = apply_received(m.payload.data(), m.payload.size(), dirty_.block(m.round));
+  if (!n) return n.status();
+  missing_ += *n;
+  seen_[m.round] = true;
+  return false;
+}
+
+Status check_resume(const ControlMessage& m, uint64_t token) {
+  if (m.type != ControlType::kResume)
+    return Status(Code::kProtocol, "a source on the recovery listener sent control message " +
+                                       std::to_string(static_cast<uint32_t>(m.type)) +
+                                       " instead of resume");
+  auto t = decode_token(m.payload);
+  if (!t) return t.status();
+  if (*t != token)
+    return Status(Code::kProtocol, "a source tried to resume another migration (wrong token)");
+  return Status::ok();
+}
+
 uint64_t random_u64() {
   std::random_device rd;
   return (uint64_t{rd()} << 32) | rd();

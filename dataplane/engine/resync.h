@@ -24,6 +24,27 @@ std::vector<uint8_t> encode_received(const AtomicBitmap& received);
 // pages are missing; kProtocol when the payload's size does not match the block.
 Result<uint64_t> apply_received(const uint8_t* payload, size_t size, AtomicBitmap& dirty);
 
+// Source, resuming: takes the destination's answer to kResume one message at a time: one
+// kReceivedBitmap per block (`round` = block index; applied to that block of `dirty`), then
+// kResumeAck. A kError, another type, a block out of range or sent twice, a bitmap of the wrong
+// size, or kResumeAck before every block: an error (kProtocol). Control thread only.
+class ResyncIntake {
+ public:
+  explicit ResyncIntake(MigrationBitmap& dirty) : dirty_(dirty), seen_(dirty.blocks(), false) {}
+  // True once kResumeAck completed the resync.
+  Result<bool> take(const ControlMessage& m);
+  // Host pages the destination does not hold, over the blocks taken so far.
+  uint64_t missing() const { return missing_; }
+
+ private:
+  MigrationBitmap& dirty_;
+  std::vector<bool> seen_;
+  uint64_t missing_ = 0;
+};
+
+// Destination: the first message on a resumed link must be kResume carrying `token`.
+Status check_resume(const ControlMessage& m, uint64_t token);
+
 // The 8-byte recovery token of kPostcopyAck / kResume; kProtocol for another size.
 std::vector<uint8_t> encode_token(uint64_t token);
 Result<uint64_t> decode_token(const std::vector<uint8_t>& payload);

@@ -72,6 +72,8 @@ bool tern_option(const std::string& key, const std::string& v, Address& a, Statu
     if (need_prob()) a.faults.dup = p;
   } else if (key == "corrupt") {
     if (need_prob()) a.faults.corrupt = p;
+  } else if (key == "ep") {
+    if (need_u64(1, UINT32_MAX)) a.peer_ep = static_cast<uint32_t>(n);
   } else if (key == "seed") {
     if (need_u64(0, UINT64_MAX)) a.faults.seed = n;
   } else {
@@ -164,6 +166,7 @@ std::string Address::peer_address(const std::string& r) const {
   if (rto_us != d.rto_us) s += ",rto_us=" + std::to_string(rto_us);
   if (idle_us != d.idle_us) s += ",idle_us=" + std::to_string(idle_us);
   if (checksum_always) s += ",checksum=always";
+  if (local_ep != 0) s += ",ep=" + std::to_string(local_ep);
   return s;
 }
 

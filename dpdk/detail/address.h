@@ -5,7 +5,7 @@
 //   net_ring,name=NAME              two ring ports joined inside one process (tests)
 //   net_af_packet0,iface=veth0 | any other vdev devargs
 // tern options, accepted on any of them: queues=N window=SEGS rto_us=US idle_us=US zerocopy=0|1
-//   checksum=auto|always
+//   checksum=auto|always ep=N (the listener's endpoint id; set by listen, af_packet)
 //   loss=P reorder=P dup=P corrupt=P seed=N (receive-path fault injection; docs/dpdk.md)
 #pragma once
 
@@ -36,6 +36,11 @@ struct Address {
   // checksum=always: check every data segment's payload checksum, even on a shared-memory
   // link (memif, net_ring), which otherwise skips it unless corruption is injected.
   bool checksum_always = false;
+  // Endpoint ids on a port that does not steer (af_packet; docs/dpdk.md "Endpoint ids"):
+  // `ep=N` in a connector's address is the listener's id (peer_ep); a listener's Port::open
+  // sets local_ep to the id it chose, which peer_address() writes as `ep=`.
+  uint32_t peer_ep = 0;
+  uint32_t local_ep = 0;
   // Whether this end checks the payload checksums of what it receives (ChannelConfig).
   bool verify_payload() const {
     return checksum_always || faults.corrupt > 0 ||

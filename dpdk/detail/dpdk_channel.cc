@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "dpdk/detail/eal.h"
+#include "dpdk/detail/intr_guard.h"
 #include "dpdk/detail/port.h"
 #include "dpdk/detail/tx_extbuf.h"
 
@@ -28,13 +29,6 @@ constexpr size_t kFragmentOffset = kEtherHeaderBytes + kDataHeaderBytes;
 // after the channel is gone nobody would resend a lost segment.
 constexpr auto kLinger = std::chrono::milliseconds(50);
 constexpr uint64_t kLingerResendUs = 2000;
-
-// Locally administered MACs; the link is point to point, so they only need to be well formed.
-void write_ether(uint8_t* d) {
-  static const uint8_t kHdr[kEtherHeaderBytes] = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01,
-                                                  kEtherType >> 8, kEtherType & 0xff};
-  std::memcpy(d, kHdr, sizeof kHdr);
-}
 
 void release(Packet p) { rte_pktmbuf_free(static_cast<rte_mbuf*>(p)); }
 
@@ -104,7 +98,7 @@ DpdkChannel::~DpdkChannel() {
     if (m != nullptr) {
       uint8_t* d = reinterpret_cast<uint8_t*>(
           rte_pktmbuf_append(m, kEtherHeaderBytes + sizeof(SegHeader)));
-      write_ether(d);
+      port_->write_ether(d);
       SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kFin), want_flag(), queue_,
                   txw_.end(), 0, 0, 0, 0, 0, 0, 0};
       h.sum = segment_sum(h, 0);
@@ -199,7 +193,11 @@ bool DpdkChannel::build_segment() {
   rte_mbuf* m = rte_pktmbuf_alloc(packet_pool());
   if (m == nullptr) return false;  // pool empty: acks will return buffers
   auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kFragmentOffset + frag));
-  write_ether(d);
+  if (d == nullptr) {  // cannot happen (packet buffers hold a whole segment); keeps GCC sure
+    rte_pktmbuf_free(m);
+    return false;
+  }
+  port_->write_ether(d);
   SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kData), data_flags(), queue_,
               txw_.end(), 0, 0, s.built, frag, 0, 0, 0};
   std::memcpy(d + kFrameHeaderOffset, &s.hdr, sizeof(FrameHeader));
@@ -221,7 +219,7 @@ bool DpdkChannel::build_segment() {
 bool DpdkChannel::build_ext_segment(Slot& s, uint32_t frag) {
   if (s.ext == nullptr) s.ext = ext_ref_new();
   uint8_t hdr[kFragmentOffset];
-  write_ether(hdr);
+  port_->write_ether(hdr);
   SegHeader h{kSegMagic, static_cast<uint8_t>(SegKind::kData), data_flags(), queue_,
               txw_.end(), 0, 0, s.built, frag, 0, 0, 0};
   std::memcpy(hdr + kFrameHeaderOffset, &s.hdr, sizeof(FrameHeader));
@@ -248,7 +246,7 @@ void DpdkChannel::resend(rte_mbuf** pkts, uint32_t n) {
       out[k++] = pkts[i];
     }
   }
-  uint16_t sent = rte_eth_tx_burst(port_id_, queue_, out, static_cast<uint16_t>(k));
+  uint16_t sent = guarded_tx_burst(port_id_, queue_, out, static_cast<uint16_t>(k));
   stats_.segments_sent += sent;
   for (uint32_t i = sent; i < k; ++i) rte_pktmbuf_free(out[i]);
 }
@@ -256,7 +254,7 @@ void DpdkChannel::resend(rte_mbuf** pkts, uint32_t n) {
 void DpdkChannel::send_batch(rte_mbuf** pkts, uint32_t n, bool keep) {
   if (keep)
     for (uint32_t i = 0; i < n; ++i) hold(pkts[i], 1);  // the window's ref
-  uint16_t sent = rte_eth_tx_burst(port_id_, queue_, pkts, static_cast<uint16_t>(n));
+  uint16_t sent = guarded_tx_burst(port_id_, queue_, pkts, static_cast<uint16_t>(n));
   stats_.segments_sent += sent;
   for (uint32_t i = sent; i < n; ++i) {
     if (keep)
@@ -274,7 +272,7 @@ void DpdkChannel::transmit_new(uint64_t now) {
       batch[i] = static_cast<rte_mbuf*>(txw_.at(txw_.cursor() + i));
       hold(batch[i], 1);
     }
-    uint16_t sent = rte_eth_tx_burst(port_id_, queue_, batch, static_cast<uint16_t>(n));
+    uint16_t sent = guarded_tx_burst(port_id_, queue_, batch, static_cast<uint16_t>(n));
     for (uint32_t i = sent; i < n; ++i) hold(batch[i], -1);
     stats_.segments_sent += sent;
     txw_.advance_cursor(sent, now);
@@ -286,7 +284,7 @@ void DpdkChannel::send_control(uint8_t kind, uint32_t seq) {
   rte_mbuf* m = rte_pktmbuf_alloc(packet_pool());
   if (m == nullptr) return;
   auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kFrameHeaderOffset));
-  write_ether(d);
+  port_->write_ether(d);
   SegHeader h{kSegMagic, kind, want_flag(), queue_, seq, rxw_.ack(), rxw_.wnd_end(), 0, 0, 0,
               rxw_.sack(), 0};
   h.sum = segment_sum(h, 0);
@@ -440,7 +438,7 @@ size_t DpdkChannel::pump(uint64_t now) {
   rte_mbuf* raw[kBurst];
   uint16_t n = 0;
   if (port_->steers()) {
-    n = rte_eth_rx_burst(port_id_, queue_, raw, kBurst);
+    n = guarded_rx_burst(port_id_, queue_, raw, kBurst);
   } else {
     n = port_->take_handed(queue_, raw, kBurst);  // sorted by queue from all of the port's
   }

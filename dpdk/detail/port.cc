@@ -21,11 +21,14 @@
 #include <pthread.h>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
+#include "dpdk/detail/device_close.h"
 #include "dpdk/detail/dpdk_channel.h"
 #include "dpdk/detail/eal.h"
+#include "dpdk/detail/intr_guard.h"
 
 namespace tern::dpdk {
 
@@ -111,6 +114,14 @@ std::string claim_memif_path(const std::string& path) {
   return p;
 }
 
+// A random nonzero memif interface id (memif's ids are 32-bit).
+uint32_t fresh_memif_id() {
+  std::random_device rd;
+  uint32_t id = 0;
+  while (id == 0) id = rd();
+  return id;
+}
+
 }  // namespace
 
 std::string memif_socket_path(const Address& a) {
@@ -160,6 +171,7 @@ static Status af_packet_defaults(Address& a) {
 
 Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
   if (const Status& s = eal_start(); !s.is_ok()) return s;
+  close_parked_ports();
   std::shared_ptr<Port> p(new Port);
   if (a.kind == PortKind::kRingPair) {
     if (listener) {
@@ -197,6 +209,14 @@ Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
         if (k == "socket") v = path, set = true;
       if (!set) a.pmd_args.emplace_back("socket", path);
       p->memif_server_socket_ = path;
+      // A fresh interface id per server, carried to the client in the URI (`id=`): a client
+      // process keeps a port of an earlier migration on a socket path until its link goes (or
+      // longer: see park_unlinked_client), and memif refuses a second client with the same id
+      // on the same path ("Two interfaces with the same id (0) can not have the same role"),
+      // which a new destination on that path (a restarted ternd) would otherwise hit.
+      bool has_id = false;
+      for (const auto& [k, v] : a.pmd_args) has_id |= k == "id";
+      if (!has_id) a.pmd_args.emplace_back("id", std::to_string(fresh_memif_id()));
     }
     if (prefix == "net_af_packet") {
       if (Status s = af_packet_defaults(a); !s.is_ok()) return s;
@@ -213,6 +233,16 @@ Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
     const std::string name = prefix + "_t" + unique_suffix();
     const std::string role = a.role.empty() ? (listener ? "server" : "client") : a.role;
     const std::string devargs = a.pmd_devargs(name, role);
+    std::string memif_key;
+    if (a.kind == PortKind::kMemif && role == "client") {
+      memif_key = memif_socket_path(a) + " id=";
+      for (const auto& [k, v] : a.pmd_args)
+        if (k == "id") memif_key += v;
+      if (!close_parked_port_on(memif_key))
+        return Status(Code::kUnavailable,
+                      "dpdk: an earlier memif client of this process on " + memif_key +
+                          " still waits for its server to accept it (server stopped or busy)");
+    }
     if (int r = rte_dev_probe(devargs.c_str()); r < 0)
       return Status(Code::kInvalidArgument,
                     "dpdk cannot open device '" + devargs + "': " + rte_strerror(-r));
@@ -223,6 +253,8 @@ Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
     p->name_ = name;
     p->attached_ = true;
     p->has_link_state_ = a.kind == PortKind::kMemif;
+    p->memif_key_ = memif_key;
+    if (!memif_key.empty()) p->memif_socket_ = memif_socket_path(a);
     if (a.kind != PortKind::kMemif) {
       const std::string tag = unique_suffix();
       for (uint16_t q = 0; q < a.queues; ++q) {
@@ -236,24 +268,104 @@ Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
       }
     }
   }
+  if (!p->handed_.empty()) {
+    std::random_device rd;
+    while (p->local_ep_ == 0) p->local_ep_ = rd();
+    p->listener_ = listener;
+    if (listener) a.local_ep = p->local_ep_;  // listen() returns it in the URI (`ep=`)
+    else p->peer_ep_ = a.peer_ep;
+    // A connector whose address has no `ep=` (typed by hand, not the listener's URI) learns the
+    // listener from its first answer, as a listener learns its peer.
+    p->learns_peer_ = listener || a.peer_ep == 0;
+  }
   if (Status s = p->configure(a.queues); !s.is_ok()) return s;
+  if (p->local_ep_ != 0) {
+    for (auto& [k, v] : a.pmd_args)
+      if (k == "iface") p->iface_ = v;
+    std::lock_guard<std::mutex> lock(siblings().mu);
+    siblings().ports.push_back(p.get());
+  }
   return p;
+}
+
+namespace {
+// Locally administered unicast MACs: 02:54 then the endpoint id, big-endian.
+void put_mac(uint8_t* d, uint32_t ep) {
+  d[0] = 0x02, d[1] = 0x54;
+  d[2] = ep >> 24, d[3] = ep >> 16, d[4] = ep >> 8, d[5] = ep;
+}
+bool mac_ep(const uint8_t* d, uint32_t& ep) {
+  ep = uint32_t{d[2]} << 24 | uint32_t{d[3]} << 16 | uint32_t{d[4]} << 8 | d[5];
+  return d[0] == 0x02 && d[1] == 0x54;
+}
+}  // namespace
+
+void Port::write_ether(uint8_t* d) const {
+  if (local_ep_ == 0) {
+    // Steering ports are point to point: the addresses only need to be well formed.
+    static const uint8_t kHdr[kEtherHeaderBytes] = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0,
+                                                    0,    0, 0, 0x01, kEtherType >> 8,
+                                                    kEtherType & 0xff};
+    std::memcpy(d, kHdr, sizeof kHdr);
+    return;
+  }
+  put_mac(d, peer_ep());
+  put_mac(d + 6, local_ep_);
+  d[12] = kEtherType >> 8, d[13] = kEtherType & 0xff;
+}
+
+Port::Siblings& Port::siblings() {
+  static Siblings* s = new Siblings;  // never destroyed: ports may close during exit
+  return *s;
+}
+
+bool Port::hand(rte_mbuf* m) {
+  const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
+  if (rte_pktmbuf_data_len(m) < kEtherHeaderBytes + sizeof(SegHeader) || !for_us(d)) return false;
+  uint32_t to = 0;
+  std::memcpy(&to, d + kEtherHeaderBytes + offsetof(SegHeader, queue), sizeof to);
+  if (to >= handed_.size() || rte_ring_sp_enqueue(handed_[to], m) != 0)
+    rte_pktmbuf_free(m);  // a queue we do not have, or its ring is full: resent later
+  return true;
+}
+
+// af_packet's PMD joins every packet socket of a process on one interface to one
+// PACKET_FANOUT group (its id is the pid xor the interface index), so two ports of one process
+// on one interface split the frames between them instead of each seeing all: whichever port's
+// socket a frame lands in, it goes to the port it is addressed to. Frames for another endpoint
+// (another process's, or a port that is gone) are freed here: never acked, consumed or counted
+// by any channel. Called with siblings().mu held.
+void Port::hand_group(rte_mbuf* m) {
+  for (Port* p : siblings().ports)
+    if (p->iface_ == iface_ && p->hand(m)) return;
+  rte_pktmbuf_free(m);
+}
+
+bool Port::for_us(const uint8_t* d) {
+  if (local_ep_ == 0) return true;
+  uint32_t dst = 0, src = 0;
+  if (!mac_ep(d, dst) || !mac_ep(d + 6, src) || src == 0 || src == local_ep_) return false;
+  const uint32_t peer = peer_ep();
+  // dst 0: a connector that does not know the listener's id (an address without `ep=`); a
+  // listener takes it when it has no peer yet (and learns it) or it is that peer.
+  if (dst != local_ep_ && !(dst == 0 && listener_ && (peer == 0 || peer == src))) return false;
+  if (peer == src) return true;
+  if (peer != 0 || !learns_peer_) return false;  // another endpoint's session
+  uint32_t none = 0;  // learn it, unless a sibling's drainer just did
+  return peer_ep_.compare_exchange_strong(none, src, std::memory_order_relaxed) || none == src;
 }
 
 uint16_t Port::take_handed(uint16_t q, rte_mbuf** out, uint16_t n) {
   if (q >= handed_.size()) return 0;
-  if (std::unique_lock<std::mutex> lock(rx_mu_, std::try_to_lock); lock.owns_lock()) {
+  // One caller at a time drains every RX queue of every non-steering port of this process on
+  // this interface (see hand_group); the others skip to their rings.
+  if (std::unique_lock<std::mutex> lock(siblings().mu, std::try_to_lock); lock.owns_lock()) {
     rte_mbuf* burst[32];
-    for (uint16_t rq = 0; rq < queues_; ++rq) {
-      const uint16_t got = rte_eth_rx_burst(id_, rq, burst, 32);
-      for (uint16_t i = 0; i < got; ++i) {
-        rte_mbuf* m = burst[i];
-        const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
-        uint32_t to = UINT32_MAX;
-        if (rte_pktmbuf_data_len(m) >= kEtherHeaderBytes + sizeof(SegHeader))
-          std::memcpy(&to, d + kEtherHeaderBytes + offsetof(SegHeader, queue), sizeof to);
-        if (to >= handed_.size() || rte_ring_sp_enqueue(handed_[to], m) != 0)
-          rte_pktmbuf_free(m);
+    for (Port* p : siblings().ports) {
+      if (p->iface_ != iface_) continue;
+      for (uint16_t rq = 0; rq < p->queues_; ++rq) {
+        const uint16_t got = guarded_rx_burst(p->id_, rq, burst, 32);
+        for (uint16_t i = 0; i < got; ++i) hand_group(burst[i]);
       }
     }
   }
@@ -307,7 +419,9 @@ bool Port::link_up() const {
   if (!has_link_state_) return true;
   rte_eth_link link{};
   if (rte_eth_link_get_nowait(id_, &link) != 0) return false;
-  return link.link_status == RTE_ETH_LINK_UP;
+  const bool up = link.link_status == RTE_ETH_LINK_UP;
+  if (up) linked_once_.store(true, std::memory_order_relaxed);
+  return up;
 }
 
 void Port::keep(DpdkChannel* ch) {
@@ -331,6 +445,11 @@ void Port::unkeep(DpdkChannel* ch) {
 }
 
 Port::~Port() {
+  if (local_ep_ != 0) {
+    std::lock_guard<std::mutex> lock(siblings().mu);
+    auto& v = siblings().ports;
+    v.erase(std::remove(v.begin(), v.end(), this), v.end());
+  }
   if (keeper_.joinable()) {
     {
       std::lock_guard<std::mutex> lock(keep_mu_);
@@ -343,21 +462,13 @@ Port::~Port() {
     std::lock_guard<std::mutex> lock(memif_paths().mu);
     memif_paths().retired.insert(memif_server_socket_);
   }
-  if (!attached_) return;
-  // memif (DPDK 22.11) handles a peer's disconnect on the EAL interrupt thread and frees this
-  // port's interrupt handles there, partly in a deferred callback; a rte_eth_dev_stop racing
-  // with it freed them twice (SIGSEGV in rte_intr_instance_free, 5 of 8 runs of the memif
-  // conformance suite). So when the peer is going away, let that handling finish first: wait
-  // (bounded) for the link to go down, then a little for the deferred part.
-  if (started_ && has_link_state_) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
-    while (link_up() && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    if (!link_up()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (attached_) {
+    const PortDevice d{id_, rings_ ? std::string() : name_, started_, has_link_state_,
+                       memif_socket_, memif_key_};
+    // A client whose link was never seen up may still sit in the server's accept queue.
+    if (!memif_key_.empty() && !link_up() && !linked_once_.load()) close_or_park_memif_client(d);
+    else close_port(d);
   }
-  if (started_) rte_eth_dev_stop(id_);
-  rte_eth_dev_close(id_);
-  if (!rings_) rte_eal_hotplug_remove("vdev", name_.c_str());
   for (rte_ring* r : handed_) {
     void* m;
     while (rte_ring_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));

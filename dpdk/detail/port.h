@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -51,7 +52,30 @@ class Port {
   // Not steering: drains every RX queue of the port (one caller at a time; others skip) into
   // per-queue rings by the segment's queue field, then returns up to n segments for queue q.
   // Queue q's owner only. Segments for a queue whose ring is full are dropped (resent later).
+  // Only frames addressed to this endpoint are handed (see "Endpoint ids" below); others are
+  // freed there, unseen by every channel: not acked, not consumed, not counted as loss.
   uint16_t take_handed(uint16_t q, rte_mbuf** out, uint16_t n);
+
+  // Endpoint ids (ports that do not steer; docs/dpdk.md). Several tern endpoints may share one
+  // interface (two destinations listening on one veth end), and every packet socket sees every
+  // frame on it. Each port picks a random nonzero id when opened; a frame's Ethernet
+  // destination carries the id of the endpoint it is for, its source the sender's. A
+  // connector knows the listener's id from the URI (`ep=`); a listener learns its peer from
+  // the first frame addressed to it, and keeps it until forget_peer(). Steering ports (memif,
+  // net_ring) are point to point: ids 0, the fixed addresses, nothing checked.
+  uint32_t local_ep() const { return local_ep_; }
+  uint32_t peer_ep() const { return peer_ep_.load(std::memory_order_relaxed); }
+  // Listener: the next frame addressed to us names the peer (a fresh set of channels).
+  void forget_peer() { peer_ep_.store(0, std::memory_order_relaxed); }
+  // The 14-byte Ethernet header of a segment from this endpoint to its peer.
+  void write_ether(uint8_t* d) const;
+  // Whether a received frame is for this endpoint (learning the peer on a listener).
+  bool for_us(const uint8_t* d);
+  // Queues a received frame on its queue's ring if it is for us (true; freed if that queue's
+  // ring is full), else false and the frame untouched.
+  bool hand(rte_mbuf* m);
+  // To whichever non-steering port of this process on this interface it is for, else freed.
+  void hand_group(rte_mbuf* m);
 
   // Channels on this port for the keeper thread, which calls keep_alive() on each every
   // couple of milliseconds (started with the first channel, joined when the port goes).
@@ -67,11 +91,23 @@ class Port {
   bool attached_ = false;  // id_ is ours to close
   bool started_ = false;
   bool has_link_state_ = false;
+  std::string memif_socket_;  // memif client: its server's socket
+  std::string memif_key_;  // memif client: parked, not closed, if never linked (device_close.h)
+  mutable std::atomic<bool> linked_once_{false};  // link_up() has seen the link up
   std::string name_;  // the process-unique device name
   std::shared_ptr<RingPair> rings_;  // ring pairs: shared by both ends
   std::string memif_server_socket_;  // memif server: the socket it listens on
   std::vector<rte_ring*> handed_;    // per queue, when the port does not steer (see steers())
-  std::mutex rx_mu_;                 // the RX queues, when the port does not steer
+  uint32_t local_ep_ = 0;               // 0: a steering port (no ids)
+  bool listener_ = false;
+  std::string iface_;  // af_packet's iface= (siblings: ports of this process on it)
+  struct Siblings {
+    std::mutex mu;             // also: one drainer at a time of the ports' RX queues
+    std::vector<Port*> ports;  // every non-steering port of the process
+  };
+  static Siblings& siblings();
+  bool learns_peer_ = false;            // peer_ep_ from the first frame for us (see for_us)
+  std::atomic<uint32_t> peer_ep_{0};    // 0: not yet known (frames to it go nowhere)
 
   std::mutex keep_mu_;
   std::condition_variable keep_cv_;

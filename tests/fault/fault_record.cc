@@ -18,7 +18,8 @@ void record_case(const std::string& case_name, const CaseOutcome& outcome, doubl
                      {"pages-lost", outcome.pages_lost},
                      {"seconds", seconds}};
   if (!failure.empty()) j["failure"] = failure;
-  std::ofstream(path, std::ios::app) << j.dump() << "\n";
+  // One write of the whole line: shards of a soak (TERN_SOAK_JOBS) append to one file.
+  std::ofstream(path, std::ios::app) << j.dump() + "\n";
 }
 
 }  // namespace tern::fault

@@ -43,16 +43,23 @@ std::string FaultRig::listen_uri() {
          dir_.substr(dir_.rfind('-') + 1) + "-" + std::to_string(listens_++) + ".sock";
 }
 
-std::unique_ptr<Ternd> FaultRig::start_destination(const std::string& name) {
+std::unique_ptr<Ternd> FaultRig::start_destination(const std::string& name,
+                                                  std::vector<std::string> extra, bool deferred) {
+  std::vector<std::string> args{"--workers", "1", "--incoming",
+                                deferred ? std::string("defer") : listen_uri()};
+  args.insert(args.end(), extra.begin(), extra.end());
   return std::make_unique<Ternd>(
-      dir_, name, std::vector<std::string>{"--workers", "1", "--incoming", listen_uri()},
+      dir_, name, args,
       std::vector<std::string>{},
       link_ ? link_->destination_launcher() : std::vector<std::string>{}, /*own_group=*/true);
 }
 
-std::unique_ptr<Ternd> FaultRig::start_source(const std::string& name) {
+std::unique_ptr<Ternd> FaultRig::start_source(const std::string& name,
+                                             std::vector<std::string> extra) {
+  std::vector<std::string> args{"--workers", "1", "--prefill", "--guest", kFaultGuest};
+  args.insert(args.end(), extra.begin(), extra.end());
   return std::make_unique<Ternd>(
-      dir_, name, std::vector<std::string>{"--workers", "1", "--prefill", "--guest", kFaultGuest},
+      dir_, name, args,
       std::vector<std::string>{}, link_ ? link_->source_launcher() : std::vector<std::string>{},
       /*own_group=*/true);
 }

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/control/ternd_process.h"
 #include "tests/fault/fault_matrix.h"
@@ -30,10 +31,15 @@ class FaultRig {
   // Non-empty when this case cannot run here (with the reason).
   const std::string& skip_reason() const { return skip_; }
 
-  // A destination waiting for a migration, or a source hosting kFaultGuest; `name` names its
-  // socket (unique per rig).
-  std::unique_ptr<control::Ternd> start_destination(const std::string& name);
-  std::unique_ptr<control::Ternd> start_source(const std::string& name);
+  // A destination waiting for a migration (`deferred`: started with `--incoming defer`, so
+  // that parameters can be set before migrate-incoming arms it), or a source hosting
+  // kFaultGuest; `name` names its socket (unique per rig).
+  // `extra`: more ternd arguments (say --insecure).
+  std::unique_ptr<control::Ternd> start_destination(const std::string& name,
+                                                    std::vector<std::string> extra = {},
+                                                    bool deferred = false);
+  std::unique_ptr<control::Ternd> start_source(const std::string& name,
+                                               std::vector<std::string> extra = {});
   // The URI a source passes to `migrate`, from the destination's query-incoming `uri`.
   std::string source_uri(const std::string& incoming_uri) const;
   // The URI a destination listens on again (migrate-recover).

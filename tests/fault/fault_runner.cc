@@ -36,6 +36,7 @@ FaultTimes FaultTimes::from_env() {
   FaultTimes t;
   t.stop = seconds_from_env("TERN_FAULT_STOP_SECONDS", t.stop);
   t.cut = seconds_from_env("TERN_FAULT_CUT_SECONDS", t.cut);
+  t.peer_timeout = seconds_from_env("TERN_FAULT_PEER_TIMEOUT_SECONDS", t.peer_timeout);
   return t;
 }
 
@@ -72,7 +73,8 @@ void CaseRunner::run() {
 }
 
 void CaseRunner::start_pair() {
-  dst_ = rig_.start_destination("dst");
+  // postcopy: armed in configure_source, after its peer timeout is set.
+  dst_ = rig_.start_destination("dst", {}, case_.phase == Phase::kPostcopy);
   src_ = rig_.start_source("src");
   ASSERT_TRUE(dst_->started() && src_->started()) << what("starting ternd");
   d_ = dst_->connect();
@@ -110,6 +112,16 @@ void CaseRunner::configure_source() {
       Json caps = Json::array({{{"capability", "postcopy-ram"}, {"state", true}}});
       auto c = s_->execute("migrate-set-capabilities", {{"capabilities", caps}});
       ASSERT_TRUE(c.is_ok()) << what("postcopy-ram: ") << c.status().to_string();
+      // A shorter peer timeout on both sides, so that a stop or a cut need not last 10 s. An
+      // incoming migration takes its parameters when armed: the destination was started with
+      // `--incoming defer` and listens only now.
+      const Json timeout = {{control::ext::kPostcopyPeerTimeout,
+                             std::chrono::milliseconds(times_.peer_timeout).count()}};
+      auto t = d_->execute("migrate-set-parameters", timeout);
+      ASSERT_TRUE(t.is_ok()) << what("the destination's peer timeout: ") << t.status().to_string();
+      auto armed = d_->execute("migrate-incoming", {{"uri", rig_.listen_uri()}}, 30s);
+      ASSERT_TRUE(armed.is_ok()) << what("migrate-incoming: ") << armed.status().to_string();
+      params.update(timeout);
       break;
     }
   }
@@ -186,15 +198,16 @@ void CaseRunner::inject() {
     case Fault::kStop:
       target().signal(SIGSTOP);
       if (case_.side == Side::kSource) release_destination();
-      std::this_thread::sleep_for(times_.stop);
+      std::this_thread::sleep_for(case_.phase == Phase::kPostcopy ? times_.postcopy_fault()
+                                                                  : times_.stop);
       target().signal(SIGCONT);
       break;
     case Fault::kCut:
       ASSERT_TRUE(rig_.cut()) << what("cutting the link: ") << rig_.link_error();
       release_destination();
-      // In postcopy the cut outlasts the peer timeout (10 s), so that the link breaks and
-      // recovery is what brings the migration back.
-      std::this_thread::sleep_for(case_.phase == Phase::kPostcopy ? std::max(times_.cut, times_.stop)
+      // In postcopy the cut outlasts the peer timeout, so that the link breaks and recovery
+      // is what brings the migration back.
+      std::this_thread::sleep_for(case_.phase == Phase::kPostcopy ? times_.postcopy_fault()
                                                                   : times_.cut);
       ASSERT_TRUE(rig_.restore()) << what("restoring the link: ") << rig_.link_error();
       break;
@@ -365,6 +378,14 @@ void CaseRunner::recover() {
   auto m = s_->execute("migrate", {{"uri", rig_.source_uri((*inc)["uri"])}, {"resume", true}},
                        30s);
   ASSERT_TRUE(m.is_ok()) << what("migrate resume: ") << m.status().to_string();
+  // The resume takes a moment (a new link, the resync): until the destination leaves
+  // postcopy-paused, or the source is paused again (the resume failed), nothing says whether
+  // another recovery is needed. Bounded; judge_postcopy decides after it.
+  const auto started = std::chrono::steady_clock::now();
+  auto waited = [&] { return std::chrono::steady_clock::now() - started; };
+  while (waited() < 30s && is_status(query_migrate(*d_), "postcopy-paused") &&
+         (waited() < 2s || !is_status(query_migrate(*s_), "postcopy-paused")))
+    std::this_thread::sleep_for(20ms);
 }
 
 // Every ternd still alive must be running (no crash) and end on SIGTERM within 10 s.

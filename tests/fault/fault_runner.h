@@ -29,10 +29,14 @@ struct CaseOutcome {
 };
 
 struct FaultTimes {
-  // TERN_FAULT_STOP_SECONDS: past the 10 s handshake deadlines and postcopy peer timeout (a
-  // postcopy cut lasts this long too).
+  // TERN_FAULT_STOP_SECONDS: before postcopy, past the 10 s handshake deadlines.
   std::chrono::seconds stop{12};
   std::chrono::seconds cut{3};    // TERN_FAULT_CUT_SECONDS
+  // TERN_FAULT_PEER_TIMEOUT_SECONDS: both sides' postcopy peer timeout (QMP
+  // __io.github.tern_postcopy-peer-timeout; ternd's default is 10 s). A postcopy stop or cut
+  // lasts postcopy_fault() = this + 2 s, so that the link breaks and recovery brings it back.
+  std::chrono::seconds peer_timeout{3};
+  std::chrono::seconds postcopy_fault() const { return peer_timeout + std::chrono::seconds(2); }
   static FaultTimes from_env();
 };
 

@@ -169,3 +169,31 @@ write("attach_message", "bad_version", amsg(1, version=9))
 write("attach_message", "huge_length", amsg(22, length=0xFFFFFFFF))
 write("attach_message", "free_count_lies", amsg(27, struct.pack("<II", 1000, 0)))
 write("attach_message", "region_nul_name", amsg(2, region(0, K4, 0, 0, K4, b"r\0am")))
+
+
+# recovery_messages: postcopy recovery's control messages (dataplane/engine/resync.h), records of
+# [u8 type][u8 round][u16 length][payload]: kResume (11) with the target's token, then the
+# destination's kReceivedBitmap (12) per block of the fuzz layout (4 host pages of 2M: 8 bytes;
+# 256 of 4K: 32 bytes) and kResumeAck (13); kKeepalive is 14.
+RESUME, RECEIVED, RESUME_ACK, KEEPALIVE, ERROR = 11, 12, 13, 14, 9
+TOKEN = struct.pack("<Q", 0x0123456789ABCDEF)
+
+
+def rec(typ, rnd=0, payload=b""):
+    return struct.pack("<BBH", typ, rnd, len(payload)) + payload
+
+
+half = bytes([0x05]) + bytes(7)
+some = bytes([0xFF, 0x0F]) + bytes(30)
+write("recovery_messages", "resync", rec(RESUME, 0, TOKEN) + rec(RECEIVED, 0, half) +
+      rec(RECEIVED, 1, some) + rec(RESUME_ACK))
+write("recovery_messages", "all_received", rec(RESUME, 0, TOKEN) + rec(RECEIVED, 1, b"\xff" * 32) +
+      rec(RECEIVED, 0, b"\xff" * 8) + rec(RESUME_ACK))
+write("recovery_messages", "ack_early", rec(RESUME, 0, TOKEN) + rec(RECEIVED, 0, half) + rec(RESUME_ACK))
+write("recovery_messages", "twice", rec(RESUME, 0, TOKEN) + rec(RECEIVED, 0, half) + rec(RECEIVED, 0, half))
+write("recovery_messages", "wrong_size", rec(RESUME, 0, TOKEN) + rec(RECEIVED, 1, half))
+write("recovery_messages", "block_out_of_range", rec(RESUME, 0, TOKEN) + rec(RECEIVED, 7, half))
+write("recovery_messages", "wrong_token", rec(RESUME, 0, bytes(8)) + rec(RESUME_ACK))
+write("recovery_messages", "short_token", rec(RESUME, 0, TOKEN[:5]))
+write("recovery_messages", "keepalive_in_resync", rec(RESUME, 0, TOKEN) + rec(KEEPALIVE))
+write("recovery_messages", "refused", rec(RESUME, 0, TOKEN) + rec(ERROR, 0, b"no such migration"))

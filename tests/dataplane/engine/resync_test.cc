@@ -35,5 +35,43 @@ TEST(Resync, TokenRoundTripsAndRefusesOtherSizes) {
   EXPECT_FALSE(decode_token(std::vector<uint8_t>(7)).is_ok());
 }
 
+TEST(ResyncIntake, TakesEachBlockOnceThenTheAck) {
+  MigrationBitmap dirty({kHugePageBytes, kTargetPageSize}, {8u << 20, 1u << 20});
+  dirty.set_all();
+  ResyncIntake intake(dirty);
+  AtomicBitmap huge(4), small(256);
+  huge.set(1);
+  small.set(0), small.set(255);
+  ASSERT_FALSE(*intake.take({ControlType::kReceivedBitmap, 0, encode_received(huge)}));
+  // A second bitmap for the same block is refused (it would count its pages twice).
+  auto twice = intake.take({ControlType::kReceivedBitmap, 0, encode_received(huge)});
+  ASSERT_FALSE(twice.is_ok());
+  EXPECT_NE(twice.status().message().find("twice"), std::string::npos);
+  // The ack before every block's bitmap is refused too.
+  EXPECT_FALSE(intake.take({ControlType::kResumeAck, 0, {}}).is_ok());
+  ASSERT_FALSE(*intake.take({ControlType::kReceivedBitmap, 1, encode_received(small)}));
+  auto done = intake.take({ControlType::kResumeAck, 0, {}});
+  ASSERT_TRUE(done.is_ok() && *done);
+  EXPECT_EQ(intake.missing(), 3u + 254u);
+  EXPECT_EQ(dirty.dirty_host_pages(), intake.missing());
+}
+
+TEST(ResyncIntake, RefusesOtherMessagesAndBlocksOutOfRange) {
+  MigrationBitmap dirty({kTargetPageSize}, {1u << 20});
+  ResyncIntake intake(dirty);
+  EXPECT_FALSE(intake.take({ControlType::kKeepalive, 0, {}}).is_ok());
+  EXPECT_FALSE(intake.take({ControlType::kReceivedBitmap, 1, std::vector<uint8_t>(32)}).is_ok());
+  auto refused = intake.take({ControlType::kError, 0, {'n', 'o'}});
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().message().find("refused the resume: no"), std::string::npos);
+}
+
+TEST(Resync, CheckResumeWantsTheTokenInAResume) {
+  EXPECT_TRUE(check_resume({ControlType::kResume, 0, encode_token(7)}, 7).is_ok());
+  EXPECT_FALSE(check_resume({ControlType::kResume, 0, encode_token(8)}, 7).is_ok());
+  EXPECT_FALSE(check_resume({ControlType::kKeepalive, 0, encode_token(7)}, 7).is_ok());
+  EXPECT_FALSE(check_resume({ControlType::kResume, 0, std::vector<uint8_t>(4)}, 7).is_ok());
+}
+
 }  // namespace
 }  // namespace tern::engine

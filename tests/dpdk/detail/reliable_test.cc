@@ -224,6 +224,15 @@ TEST(Address, MemifRingAndOptions) {
   EXPECT_TRUE(parse_address("net_ring,name=x,corrupt=0.01")->verify_payload());
   EXPECT_TRUE(parse_address("net_af_packet0,iface=veth0")->verify_payload());
   EXPECT_FALSE(parse_address("net_ring,name=x,checksum=sometimes"));
+  // Endpoint ids (af_packet): the listener's id rides in the URI as ep=, a tern option.
+  auto ep = parse_address("net_af_packet0,iface=veth0,ep=3735928559");
+  ASSERT_TRUE(ep);
+  EXPECT_EQ(ep->peer_ep, 3735928559u);
+  EXPECT_EQ(ep->pmd_devargs("u", ""), "u,iface=veth0");
+  Address listener = *parse_address("net_af_packet0,iface=veth0");
+  listener.local_ep = 42;
+  EXPECT_EQ(listener.peer_address("client"), "net_af_packet0,iface=veth0,queues=8,window=256,ep=42");
+  EXPECT_FALSE(parse_address("net_af_packet0,iface=veth0,ep=0"));
   FaultConfig f;
   EXPECT_TRUE(parse_faults("loss=0.01,reorder=0.02,dup=0.03,seed=4", f).is_ok());
   EXPECT_DOUBLE_EQ(f.reorder, 0.02);
