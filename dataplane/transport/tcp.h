@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ class TcpTransport final : public toolkit::HelloTransport {
   // does not fit its session is closed and reported by take_rejected.
   Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
   std::vector<Status> take_rejected() override { return gatherer_.take_rejected(); }
+  // TLS under every channel: the destination runs the server side of each connection before its
+  // hello, the source the client side before it sends one.
+  Status set_tls(std::shared_ptr<const TlsChannelConfig> tls) override;
+  std::string encryption() const override;
 
  private:
   // HelloTransport: one channel per hello, each hello sent unchanged.
@@ -37,6 +42,13 @@ class TcpTransport final : public toolkit::HelloTransport {
                                          const std::vector<HelloPayload>& hellos,
                                          std::chrono::milliseconds timeout) override;
 
+  // Wraps an accepted socket in a channel (a server TLS session when TLS is on).
+  Result<std::unique_ptr<toolkit::RawChannel>> accepted_channel(int fd);
+  void note_encryption(const ChannelSet& set);
+
+  std::shared_ptr<const TlsChannelConfig> tls_;
+  mutable std::mutex encryption_mu_;
+  std::string encryption_;  // of the last channels handed out (encryption_mu_)
   int listen_fd_ = -1;
   std::string listen_uri_;
   toolkit::SessionGatherer gatherer_;  // connections accepted, sessions not yet complete

@@ -52,7 +52,7 @@ inline std::string throwaway_key(const std::string& dir) {
 // SIGTERM, then SIGKILL) and reaped on destruction. `own_group`: the child leads a process
 // group of its own, for tests that SIGSTOP it: a stopped child in the test's group gets the
 // kernel's SIGHUP when that group is orphaned by some other member's exit.
-// Unless `args` choose (--auth-key-file or --insecure), it authenticates its channels with
+// Unless `args` choose (--auth-key-file, --insecure or --tls-creds), it authenticates its channels with
 // throwaway_key(DIR), like every other ternd of the test.
 class Ternd {
  public:
@@ -66,7 +66,7 @@ class Ternd {
                           "--log-level", "warn"})
       argv.push_back(a);
     const bool chose = std::find_if(args.begin(), args.end(), [](const std::string& a) {
-                         return a == "--auth-key-file" || a == "--insecure";
+                         return a == "--auth-key-file" || a == "--insecure" || a == "--tls-creds";
                        }) != args.end();
     if (!chose) argv.insert(argv.end(), {"--auth-key-file", throwaway_key(dir)});
     argv.insert(argv.end(), args.begin(), args.end());

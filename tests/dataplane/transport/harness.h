@@ -18,6 +18,10 @@ using namespace std::chrono_literals;
 
 struct Harness {
   std::string name;
+  // The registry name when it differs from `name` ("tcp-tls" is tcp with TLS set).
+  std::string transport;
+  // Called on every transport the suite makes (both sides), before listen/connect.
+  std::function<void(Transport&)> configure;
   // A listen address (without "name:") private to this test process.
   std::function<std::string()> listen_address;
   // Addresses connect() must refuse with kInvalidArgument.
@@ -25,6 +29,8 @@ struct Harness {
 };
 
 const Harness& harness(const std::string& name);
+// A transport of the harness's kind, configured as the harness says.
+Result<std::unique_ptr<Transport>> make_transport(const Harness& h);
 std::vector<std::string> harness_names();
 
 // Two transports of one kind, listening and connected.
