@@ -2,11 +2,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/socket.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace tern::detail {
@@ -36,6 +38,58 @@ std::string subject_of(X509* cert) {
   std::string s(data, static_cast<size_t>(n));
   BIO_free(bio);
   return s;
+}
+
+// A socket BIO whose writes are send(MSG_NOSIGNAL): OpenSSL's own writes with write(2), and a
+// peer that closed would raise SIGPIPE in a process that did not ignore it (library code must
+// not change a process's signal dispositions).
+int bio_write(BIO* b, const char* buf, int len) {
+  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b)));
+  BIO_clear_retry_flags(b);
+  ssize_t w;
+  do {
+    w = ::send(fd, buf, static_cast<size_t>(len), MSG_NOSIGNAL);
+  } while (w < 0 && errno == EINTR);
+  if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_write(b);
+  return static_cast<int>(w);
+}
+
+int bio_read(BIO* b, char* buf, int len) {
+  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b)));
+  BIO_clear_retry_flags(b);
+  ssize_t r;
+  do {
+    r = ::recv(fd, buf, static_cast<size_t>(len), 0);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(b);
+  return static_cast<int>(r);
+}
+
+long bio_ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+BIO_METHOD* socket_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tern tcp socket");
+    BIO_meth_set_write(m, bio_write);
+    BIO_meth_set_read(m, bio_read);
+    BIO_meth_set_ctrl(m, bio_ctrl);
+    return m;
+  }();
+  return method;
+}
+
+// SSL over `fd` through socket_method(); nullptr on failure.
+SSL* ssl_over(SSL_CTX* ctx, int fd) {
+  SSL* ssl = SSL_new(ctx);
+  BIO* bio = ssl ? BIO_new(socket_method()) : nullptr;
+  if (bio == nullptr) {
+    SSL_free(ssl);
+    return nullptr;
+  }
+  BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(fd)));
+  BIO_set_init(bio, 1);
+  SSL_set_bio(ssl, bio, bio);
+  return ssl;
 }
 
 // Index of the ex_data slot that points a server SSL at its TlsStream (tls-authz).
@@ -74,11 +128,8 @@ Result<std::unique_ptr<TlsStream>> TlsStream::server(
     return Status(Code::kInvalidArgument, "tls-creds " + config->creds->dir() +
                                               " has no server-cert.pem / server-key.pem: this "
                                               "side cannot be a TLS destination");
-  SSL* ssl = SSL_new(config->creds->server_context());
-  if (ssl == nullptr || SSL_set_fd(ssl, fd) != 1) {
-    SSL_free(ssl);
-    return Status(Code::kInternal, "SSL_new: " + openssl_errors());
-  }
+  SSL* ssl = ssl_over(config->creds->server_context(), fd);
+  if (ssl == nullptr) return Status(Code::kInternal, "SSL_new: " + openssl_errors());
   SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_with_authz);
   SSL_set_accept_state(ssl);
   std::unique_ptr<TlsStream> stream(new TlsStream(ssl, true, std::move(config), ""));
@@ -89,11 +140,8 @@ Result<std::unique_ptr<TlsStream>> TlsStream::server(
 Result<std::unique_ptr<TlsStream>> TlsStream::client(
     int fd, std::shared_ptr<const TlsChannelConfig> config, const std::string& host) {
   const std::string name = config->hostname.empty() ? host : config->hostname;
-  SSL* ssl = SSL_new(config->creds->client_context());
-  if (ssl == nullptr || SSL_set_fd(ssl, fd) != 1) {
-    SSL_free(ssl);
-    return Status(Code::kInternal, "SSL_new: " + openssl_errors());
-  }
+  SSL* ssl = ssl_over(config->creds->client_context(), fd);
+  if (ssl == nullptr) return Status(Code::kInternal, "SSL_new: " + openssl_errors());
   // The destination's certificate must name `name`: an IP address in its SAN, or a DNS name
   // in its SAN (or its CN when it has no DNS SAN).
   const int named = is_ip_literal(name) ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),

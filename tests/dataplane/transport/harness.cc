@@ -73,12 +73,12 @@ std::vector<Harness> tls_harnesses() {
     if (::mkdtemp(dir) == nullptr) return none;
     const auto pki = testing_support::make_test_pki(dir);
     if (!pki.error.empty()) {
-      std::printf("[ SKIPPED  ] tcp-tls conformance: %s\n", pki.error.c_str());
+      std::printf("[ SKIPPED  ] tcptls conformance: %s\n", pki.error.c_str());
       return none;
     }
     auto creds = TlsCredentials::load(pki.good);
     if (!creds) {
-      std::printf("[ SKIPPED  ] tcp-tls conformance: %s\n", creds.status().to_string().c_str());
+      std::printf("[ SKIPPED  ] tcptls conformance: %s\n", creds.status().to_string().c_str());
       return none;
     }
     auto c = std::make_shared<TlsChannelConfig>();
@@ -86,7 +86,7 @@ std::vector<Harness> tls_harnesses() {
     return std::shared_ptr<const TlsChannelConfig>(c);
   }();
   if (!config) return {};
-  return {{"tcp-tls",
+  return {{"tcptls",
            [] { return std::string("127.0.0.1:0"); },
            {"127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", ":4444",
             "127.0.0.1:0"},

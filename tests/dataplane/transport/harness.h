@@ -18,14 +18,14 @@ using namespace std::chrono_literals;
 
 struct Harness {
   std::string name;
-  // The registry name when it differs from `name` ("tcp-tls" is tcp with TLS set).
-  std::string transport;
-  // Called on every transport the suite makes (both sides), before listen/connect.
-  std::function<void(Transport&)> configure;
   // A listen address (without "name:") private to this test process.
   std::function<std::string()> listen_address;
   // Addresses connect() must refuse with kInvalidArgument.
   std::vector<std::string> bad_addresses;
+  // The registry name when it differs from `name` ("tcptls" is tcp with TLS set).
+  std::string transport = {};
+  // Called on every transport the suite makes (both sides), before listen/connect.
+  std::function<void(Transport&)> configure = {};
 };
 
 const Harness& harness(const std::string& name);
