@@ -53,6 +53,10 @@ Result<SSL_CTX*> make_context(const SSL_METHOD* method, const std::string& ca,
   // A peer that closes without close_notify is a closed channel ("peer closed channel N"), as
   // without TLS; a truncated migration cannot pass for a whole one (completion is acked).
   SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  // One recv takes several records (not two per record). Safe for wait_fd: the tcp channel's
+  // poll_rx comes back empty only once OpenSSL wants more from the socket.
+  SSL_CTX_set_read_ahead(ctx, 1);
+  SSL_CTX_set_default_read_buffer_len(ctx, 256 << 10);
   if (SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr) != 1)
     return fail("tls CA certificate " + ca);
   if (!cert.empty()) {

@@ -117,8 +117,15 @@ bool TcpChannel::flush_tls() {
 
 ssize_t TcpChannel::read_tls(uint8_t* buf, size_t len) {
   const ssize_t r = tls_->read(buf, len);
+  if (r > 0) tls_received_ = true;
   if (r >= 0) return r;
-  if (r == TlsStream::kClosed) {
+  if (r == TlsStream::kClosed && !tls_received_ && tls_->is_client()) {
+    // In TLS 1.3 a destination checks the client certificate after the client's handshake
+    // ended: a refusal it does not announce with an alert looks like this.
+    fail(Status(Code::kIo, "peer closed channel " + std::to_string(index_) +
+                               " before it sent anything over TLS (did the destination refuse "
+                               "this source's certificate? its log says why)"));
+  } else if (r == TlsStream::kClosed) {
     fail_peer_closed();
   } else {
     fail(Status(tls_->error().code(),

@@ -192,6 +192,10 @@ ssize_t TlsStream::classify(int rc, const char* what) {
   } else if (!is_server_ && detail.find("alert") != std::string::npos) {
     detail = "the destination refused this source (" + detail + "): does it have a client "
              "certificate from the destination's CA, with a subject in its tls-authz?";
+  } else if (is_server_ && detail.find("alert") != std::string::npos) {
+    detail = "the source refused this destination's certificate (" + detail + "): does the "
+             "source trust this CA, and is its tls-hostname (or the URI's host) in the "
+             "certificate?";
   } else if (is_server_ && detail.find("certificate") != std::string::npos) {
     detail = "the source's certificate is refused: " + detail;
   }

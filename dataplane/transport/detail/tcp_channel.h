@@ -86,6 +86,7 @@ class TcpChannel final : public RawChannel {
   const uint8_t* tls_unit_ = nullptr;
   size_t tls_unit_len_ = 0;
   std::unique_ptr<uint8_t[]> tls_stage_;
+  bool tls_received_ = false;  // any plaintext read yet (for the message of an early close)
   // Send side (owner thread only).
   std::unique_ptr<std::array<Slot, kSlots>> slots_;
   uint64_t posted_ = 0;     // frames queued

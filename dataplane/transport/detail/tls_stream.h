@@ -36,6 +36,7 @@ class TlsStream {
   // kDenied when a check failed, kIo when the peer left. Idempotent once done.
   Result<bool> handshake();
   bool established() const { return established_; }
+  bool is_client() const { return !is_server_; }
   bool wants_write() const { return want_write_; }
 
   // Plaintext I/O once established: >0 bytes moved; 0 nothing now (the socket would block;
