@@ -104,7 +104,7 @@ bool TcpChannel::flush_tls() {
     const ssize_t w = tls_->write(tls_unit_, tls_unit_len_);
     if (w == 0) return true;  // the socket is full: the same bytes go next time
     if (w < 0) {
-      if (w == TlsStream::kClosed) fail_peer_closed();
+      if (w == TlsStream::kClosed) fail_tls_closed();
       else fail(Status(tls_->error().code(), "channel " + std::to_string(index_) + ": " +
                                                   tls_->error().message()));
       return false;
@@ -115,18 +115,21 @@ bool TcpChannel::flush_tls() {
   return true;
 }
 
+void TcpChannel::fail_tls_closed() {
+  if (tls_received_ || !tls_->is_client()) return fail_peer_closed();
+  // In TLS 1.3 a destination checks the client certificate after the client's handshake ended:
+  // a refusal whose alert the source did not read looks like this.
+  fail(Status(Code::kIo, "peer closed channel " + std::to_string(index_) +
+                             " before it sent anything over TLS (did the destination refuse "
+                             "this source's certificate? its log says why)"));
+}
+
 ssize_t TcpChannel::read_tls(uint8_t* buf, size_t len) {
   const ssize_t r = tls_->read(buf, len);
   if (r > 0) tls_received_ = true;
   if (r >= 0) return r;
-  if (r == TlsStream::kClosed && !tls_received_ && tls_->is_client()) {
-    // In TLS 1.3 a destination checks the client certificate after the client's handshake
-    // ended: a refusal it does not announce with an alert looks like this.
-    fail(Status(Code::kIo, "peer closed channel " + std::to_string(index_) +
-                               " before it sent anything over TLS (did the destination refuse "
-                               "this source's certificate? its log says why)"));
-  } else if (r == TlsStream::kClosed) {
-    fail_peer_closed();
+  if (r == TlsStream::kClosed) {
+    fail_tls_closed();
   } else {
     fail(Status(tls_->error().code(),
                 "channel " + std::to_string(index_) + ": " + tls_->error().message()));

@@ -82,10 +82,14 @@ TEST_F(TerndTls, RefusedSourcesLeaveTheDestinationArmedForTheRightOne) {
   ASSERT_FALSE(cleared.is_ok());
   EXPECT_NE(cleared.status().message().find("only authentication"), std::string::npos);
 
+  // The destination checks a client certificate after the client's TLS 1.3 handshake ended:
+  // the source learns of the refusal from the alert or the close that follows.
   Json q = refused_source("nocert", {"--tls-creds", pki_.no_client}, uri);
   EXPECT_EQ(q["status"], "failed") << q.dump(2);
+  EXPECT_NE(q.value("error-desc", "").find("refuse"), std::string::npos) << q.dump(2);
   q = refused_source("stranger", {"--tls-creds", pki_.stranger}, uri);
   EXPECT_EQ(q["status"], "failed") << q.dump(2);
+  EXPECT_NE(q.value("error-desc", "").find("refuse"), std::string::npos) << q.dump(2);
   q = refused_source("plain", {"--insecure"}, uri);
   EXPECT_EQ(q["status"], "failed") << q.dump(2);
   q = refused_source("picky", {"--tls-creds", pki_.good}, uri,

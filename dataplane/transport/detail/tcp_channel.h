@@ -77,6 +77,8 @@ class TcpChannel final : public RawChannel {
   bool flush_tls();
   void next_tls_unit();
   ssize_t read_tls(uint8_t* buf, size_t len);
+  // The peer closed a TLS channel (with a hint when a source was refused silently).
+  void fail_tls_closed();
 
   int fd_;
   std::unique_ptr<TlsStream> tls_;  // nullptr: plain tcp
