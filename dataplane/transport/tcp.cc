@@ -192,6 +192,10 @@ TcpTransport::~TcpTransport() {
 Result<std::string> TcpTransport::listen(const std::string& address) {
   if (listen_fd_ >= 0)
     return Status(Code::kInvalidArgument, "tcp: already listening on " + listen_uri_);
+  if (tls_ && tls_->creds->server_context() == nullptr)  // said now, not at the first source
+    return Status(Code::kInvalidArgument, "tls-creds " + tls_->creds->dir() +
+                                              " has no server-cert.pem / server-key.pem: this "
+                                              "side cannot be a TLS destination");
   auto ep = resolve(address, /*passive=*/true);
   if (!ep) return ep.status();
   FdGuard fd{::socket(ep->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};

@@ -124,10 +124,9 @@ TlsStream::~TlsStream() { SSL_free(ssl_); }
 
 Result<std::unique_ptr<TlsStream>> TlsStream::server(
     int fd, std::shared_ptr<const TlsChannelConfig> config) {
-  if (config->creds->server_context() == nullptr)
+  if (config->creds->server_context() == nullptr)  // TcpTransport::listen refuses it first
     return Status(Code::kInvalidArgument, "tls-creds " + config->creds->dir() +
-                                              " has no server-cert.pem / server-key.pem: this "
-                                              "side cannot be a TLS destination");
+                                              " has no server pair");
   SSL* ssl = ssl_over(config->creds->server_context(), fd);
   if (ssl == nullptr) return Status(Code::kInternal, "SSL_new: " + openssl_errors());
   SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_with_authz);

@@ -173,6 +173,13 @@ TEST_F(TcpTls, CredentialsAreCheckedWhenLoaded) {
   EXPECT_EQ((*stranger)->server_context(), nullptr);
   auto c = std::make_shared<TlsChannelConfig>();
   c->creds = *stranger;
+  auto dst = create_transport("tcp");
+  ASSERT_TRUE(dst.is_ok());
+  ASSERT_TRUE((*dst)->set_tls(c).is_ok());
+  auto refused = (*dst)->listen("127.0.0.1:0");
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().message().find("cannot be a TLS destination"), std::string::npos)
+      << refused.status().message();
   // tls-creds on a transport without TLS is refused by name.
   auto loop = create_transport("loopback");
   ASSERT_TRUE(loop.is_ok());
