@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <future>
+#include <optional>
 
 #include "tests/dataplane/test_tls_certs.h"
 #include "tests/dataplane/transport/hello_access.h"
@@ -183,18 +184,26 @@ Status accept_with_hellos(const Harness& h, const std::vector<HelloPayload>& hel
   auto uri = (*dst)->listen(h.listen_address());
   if (!uri) return uri.status();
   // accept() drops a channel whose hello is bad and goes on: the first drop is the answer.
+  // It keeps accepting until the source is done: a TLS source's connect needs accept() for
+  // its handshake (plain tcp completes in the kernel's backlog).
+  std::atomic<bool> connected{false};
   auto accepted = std::async(std::launch::async, [&]() -> Status {
     const auto deadline = std::chrono::steady_clock::now() + 2s;
-    while (true) {
+    std::optional<Status> answer;
+    Status last;  // accept's own timeout, which names what it has gathered
+    while (!answer || !connected.load()) {
       auto acc = (*dst)->accept(50ms);
-      if (acc) return Status::ok();
+      if (!acc) last = acc.status();
       auto rejected = (*dst)->take_rejected();
-      if (!rejected.empty()) return rejected.front();
-      if (acc.status().code() != Code::kTimeout || std::chrono::steady_clock::now() > deadline)
-        return acc.status();
+      if (!answer && acc) answer = Status::ok();
+      if (!answer && !rejected.empty()) answer = rejected.front();
+      if (!answer && acc.status().code() != Code::kTimeout) answer = acc.status();
+      if (std::chrono::steady_clock::now() > deadline) break;
     }
+    return answer ? *answer : last;
   });
   auto conn = connect_with_hellos(**src, address_of(*uri), hellos, 2s);
+  connected = true;
   EXPECT_TRUE(conn.is_ok()) << conn.status().to_string();
   return accepted.get();
 }
