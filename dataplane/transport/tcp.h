@@ -1,6 +1,9 @@
 // The tcp transport ("tcp:HOST:PORT"): one TCP connection per channel, TCP_NODELAY,
 // non-blocking sockets, large socket buffers. The datapath is in detail/tcp_channel.h.
 // Works wherever sockets do; it is the fallback when neither rdma nor dpdk is available.
+// With set_tls, every connection runs TLS 1.3 (x509, mutual) before its hello: the source
+// finishes each handshake in connect(), the destination in its channels' first poll_rx
+// (detail/tls_stream.h; docs/security.md).
 //
 // Threads: a TcpTransport is used by one control thread at a time.
 #pragma once
