@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "control/qmp_client.h"
+#include "control/qmp_names.h"
 
 extern char** environ;
 
@@ -194,5 +195,27 @@ inline bool start_postcopy_when_active(QmpClient& s, int tries, std::chrono::mil
   ADD_FAILURE() << "the source never became active, so postcopy never started";
   return false;
 }
+
+// A fixture for tests that start ternd processes: skipped without $TERND; dir_ is a private
+// temporary directory (sockets, keys, logs), removed afterwards.
+class TerndDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::getenv("TERND") == nullptr) GTEST_SKIP() << "TERND (path to ternd) is not set";
+    char tmpl[] = "/tmp/tern-ternd-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
+  }
+  // The URI a destination listens on (its query-incoming), "" with a test failure.
+  std::string uri_of(QmpClient& d) {
+    auto inc = d.execute(ext::kQueryIncoming);
+    EXPECT_TRUE(inc.is_ok()) << inc.status().to_string();
+    return inc.is_ok() ? (*inc)["uri"].get<std::string>() : "";
+  }
+  std::string dir_;
+};
 
 }  // namespace tern::control

@@ -23,23 +23,13 @@ using namespace std::chrono_literals;
 constexpr const char* kGuest =
     "threads,vcpus=2,ram=32M,page=4K,wss=25%,rate=20000,pattern=random,seed=1";
 
-class TerndTls : public ::testing::Test {
+class TerndTls : public TerndDirTest {
  protected:
   void SetUp() override {
-    if (std::getenv("TERND") == nullptr) GTEST_SKIP() << "TERND (path to ternd) is not set";
-    char tmpl[] = "/tmp/tern-tls-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    TerndDirTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     pki_ = testing_support::make_test_pki(dir_);
     if (!pki_.error.empty()) GTEST_SKIP() << pki_.error;
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
-  }
-  std::string uri_of(QmpClient& d) {
-    auto inc = d.execute(ext::kQueryIncoming);
-    EXPECT_TRUE(inc.is_ok()) << inc.status().to_string();
-    return inc.is_ok() ? (*inc)["uri"].get<std::string>() : "";
   }
   // The destination guest's verification: pages were checked and none differs.
   void expect_verified(QmpClient& d) {
@@ -62,7 +52,6 @@ class TerndTls : public ::testing::Test {
     EXPECT_TRUE(g.is_ok() && (*g)["running"].get<bool>()) << "the source guest keeps running";
     return sq;
   }
-  std::string dir_;
   testing_support::TestPki pki_;
 };
 
