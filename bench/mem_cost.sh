@@ -12,6 +12,8 @@
 # PERF=DIR records each side during the migration (perf record -e cpu-clock -g) into
 # DIR/src.data and DIR/dst.data, and counts task-clock, page faults and context switches
 # into DIR/src.stat and DIR/dst.stat.
+# TLS_CREDS=DIR runs both sides with --tls-creds DIR as well (TLS 1.3 on every tcp channel, on
+# top of the key; bench/tls_cost.sh alternates the two).
 # Prints one JSON line. Example, two builds alternated:
 #   for i in 1 2 3; do bench/mem_cost.sh /work/base/build; bench/mem_cost.sh build; done
 set -euo pipefail
@@ -36,9 +38,11 @@ stat_of() { awk '{print $10, $14 + $15}' "/proc/$1/stat"; }
 incoming="$kind:127.0.0.1:0"
 [[ $kind == dpdk ]] && incoming="dpdk:"  # memif on a fresh socket
 (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dir/key.psk")  # throwaway key
-"$ternd" -s "$dir/d.sock" --auth-key-file "$dir/key.psk" --incoming "$incoming" >"$dir/d.log" 2>&1 &
+trust=(--auth-key-file "$dir/key.psk")
+[[ -n ${TLS_CREDS:-} ]] && trust+=(--tls-creds "$TLS_CREDS")
+"$ternd" -s "$dir/d.sock" "${trust[@]}" --incoming "$incoming" >"$dir/d.log" 2>&1 &
 dpid=$!
-"$ternd" -s "$dir/s.sock" --auth-key-file "$dir/key.psk" --guest "$spec" --prefill >"$dir/s.log" 2>&1 &
+"$ternd" -s "$dir/s.sock" "${trust[@]}" --guest "$spec" --prefill >"$dir/s.log" 2>&1 &
 spid=$!
 for _ in $(seq 100); do [[ -S $dir/d.sock && -S $dir/s.sock ]] && break; sleep 0.1; done
 uri=$("$ternctl" -s "$dir/d.sock" incoming)
@@ -89,7 +93,8 @@ except Exception:
     s = {"unparsed": raw[:400]}
 src, dst, ver = s.get("source", {}), s.get("destination", {}), s.get("verification", {})
 out = {
-  "build": "$build", "wall_s": round($t1 - $t0, 3),
+  "build": "$build", "security": src.get("__io.github.tern_channel-security"),
+  "wall_s": round($t1 - $t0, 3), "transferred": src.get("ram", {}).get("transferred"),
   "src_total_ms": src.get("total-time"), "src_setup_ms": src.get("setup-time"),
   "dst_total_ms": dst.get("total-time"), "dst_setup_ms": dst.get("setup-time"),
   "src_cpu_s": round(($s_cpu1 - $s_cpu0) / $hz, 2), "dst_cpu_s": round(($d_cpu1 - $d_cpu0) / $hz, 2),

@@ -136,8 +136,12 @@ Json query_migrate_json(const MigrationInfo& info) {
   j[ext::kPostcopyFaultLatency] = fault_latency_json(info.fault_latency);
   j[ext::kTransport] = info.transport;
   // How the channels are protected (docs/security.md): "psk" (every channel authenticated
-  // both ways with the pre-shared key, control frames sealed) or "none" (ternd --insecure).
-  j[ext::kChannelSecurity] = info.authenticated ? "psk" : "none";
+  // both ways with the pre-shared key, control frames sealed), "tls" (TLS 1.3 with x509, mutual),
+  // "tls+psk" (both), or "none" (ternd --insecure).
+  const bool tls = !info.encryption.empty();
+  j[ext::kChannelSecurity] = tls ? (info.authenticated ? "tls+psk" : "tls")
+                                 : (info.authenticated ? "psk" : "none");
+  if (tls) j[ext::kChannelEncryption] = info.encryption;
   return j;
 }
 
@@ -211,11 +215,55 @@ Status apply_capabilities(const Json& list, MigrationCapabilities& caps, bool* e
   return Status::ok();
 }
 
+// QEMU's string parameters of TLS (docs/cli.md).
+constexpr const char* kTlsParams[] = {"tls-creds", "tls-hostname", "tls-authz"};
+
 std::vector<std::string> parameter_names() {
   std::vector<std::string> names;
   for (const auto& p : kParams) names.emplace_back(p.name);
+  for (const char* p : kTlsParams) names.emplace_back(p);
   return names;
 }
+
+namespace {
+
+// One of the TLS parameters into `next`; ids are checked against the catalog ternd defined.
+Status apply_tls_parameter(const std::string& key, const Json& value, MigrationParameters& next) {
+  if (!value.is_string())
+    return {Code::kInvalidArgument,
+            "parameter '" + key + "' must be a string, got " + json_excerpt(value)};
+  const std::string v = value.get<std::string>();
+  const TlsCatalog* cat = next.tls_catalog.get();
+  auto defined = [](const auto& m) {
+    std::string s;
+    for (const auto& [id, x] : m) s += (s.empty() ? "" : ", ") + id;
+    return s.empty() ? std::string("none") : s;
+  };
+  if (key == "tls-creds") {
+    if (!v.empty() && (cat == nullptr || !cat->creds.count(v)))
+      return {Code::kInvalidArgument,
+              "tls-creds '" + utf8_truncate(v, 64) + "' is not a credential set of this ternd "
+              "(defined: " + (cat ? defined(cat->creds) : std::string("none")) +
+              "; ternd --tls-creds DIR defines tls0; a directory path is not accepted)"};
+    if (v.empty() && cat != nullptr && cat->required)
+      return {Code::kInvalidArgument,
+              "tls-creds cannot be cleared: TLS is this ternd's only authentication (start it "
+              "with --auth-key-file or --insecure to migrate without TLS)"};
+    next.tls.creds = v;
+  } else if (key == "tls-authz") {
+    if (!v.empty() && (cat == nullptr || !cat->authz.count(v)))
+      return {Code::kInvalidArgument,
+              "tls-authz '" + utf8_truncate(v, 64) + "' is not an allow-list of this ternd "
+              "(defined: " + (cat ? defined(cat->authz) : std::string("none")) +
+              "; ternd --tls-authz-file FILE defines authz0)"};
+    next.tls.authz = v;
+  } else {
+    next.tls.hostname = v;
+  }
+  return Status::ok();
+}
+
+}  // namespace
 
 Json parameters_json(const MigrationParameters& p) {
   return {{"multifd-channels", p.multifd_channels},
@@ -227,13 +275,20 @@ Json parameters_json(const MigrationParameters& p) {
           {"vcpu-dirty-limit", p.vcpu_dirty_limit},
           {"x-vcpu-dirty-limit-period", p.vcpu_dirty_limit_period_ms},
           {ext::kPostcopyPeerTimeout, p.postcopy_peer_timeout.count()},
-          {ext::kZeroCopySmallPages, p.zero_copy_small_pages ? 1 : 0}};
+          {ext::kZeroCopySmallPages, p.zero_copy_small_pages ? 1 : 0},
+          {"tls-creds", p.tls.creds},
+          {"tls-hostname", p.tls.hostname},
+          {"tls-authz", p.tls.authz}};
 }
 
 Status apply_parameters(const Json& args, MigrationParameters& params) {
   if (!args.is_object()) return {Code::kInvalidArgument, "arguments must be an object"};
   MigrationParameters next = params;
   for (const auto& [key, value] : args.items()) {
+    if (key == "tls-creds" || key == "tls-hostname" || key == "tls-authz") {
+      if (Status s = apply_tls_parameter(key, value, next); !s.is_ok()) return s;
+      continue;
+    }
     const ParamSpec* spec = nullptr;
     for (const auto& p : kParams) {
       if (key == p.name) spec = &p;

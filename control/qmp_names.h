@@ -41,9 +41,11 @@ inline constexpr const char* kSwitchoverForced = TERN_QMP_EXTENSION("switchover-
 inline constexpr const char* kPostcopyFaultLatency = TERN_QMP_EXTENSION("postcopy-fault-latency");
 inline constexpr const char* kIncomingUri = TERN_QMP_EXTENSION("incoming-uri");
 // {"pauses", "recoveries", "missing-pages"} once a postcopy link broke (QEMU has no counters).
-// "psk" (every channel authenticated with the pre-shared key, control frames sealed) or "none"
-// (ternd --insecure).
+// "psk" (every channel authenticated with the pre-shared key, control frames sealed), "tls"
+// (TLS 1.3 with x509 on every channel), "tls+psk" (both), or "none" (ternd --insecure).
 inline constexpr const char* kChannelSecurity = TERN_QMP_EXTENSION("channel-security");
+// How the channels are encrypted ("TLS 1.3, TLS_AES_256_GCM_SHA384"); absent when in clear.
+inline constexpr const char* kChannelEncryption = TERN_QMP_EXTENSION("channel-encryption");
 inline constexpr const char* kPostcopyRecovery = TERN_QMP_EXTENSION("postcopy-recovery");
 
 // query-migrate "ram" members (MigrationStats).
@@ -81,6 +83,7 @@ inline constexpr const char* kAll[] = {
     kIncomingUri,
     kPostcopyRecovery,
     kChannelSecurity,
+    kChannelEncryption,
     kUrgentPages,
     kPreemptions,
     kRaisedRequests,

@@ -46,7 +46,10 @@ std::string average_rate(const Json& qm) {
 }
 
 // query-migrate's __io.github.tern_channel-security in words.
-std::string security_words(const std::string& mode) {
+std::string security_words(const std::string& mode, const std::string& encryption) {
+  const std::string how = "encrypted (" + (encryption.empty() ? "TLS" : encryption) + ")";
+  if (mode == "tls") return "authenticated (x509), " + how;
+  if (mode == "tls+psk") return "authenticated (x509 and pre-shared key), " + how;
   if (mode == "psk")
     return "authenticated (pre-shared key); control channel encrypted and integrity-protected "
            "(AES-256-GCM); page data in clear";
@@ -87,7 +90,8 @@ std::string render_query_migrate(const Json& qm) {
   if (str(qm, "status") == "none" || !qm.contains("ram")) return format_table(rows);
   if (!str(qm, ext::kTransport).empty()) rows.push_back({"transport", str(qm, ext::kTransport)});
   if (qm.contains(ext::kChannelSecurity))
-    rows.push_back({"security", security_words(str(qm, ext::kChannelSecurity))});
+    rows.push_back({"security", security_words(str(qm, ext::kChannelSecurity),
+                                               str(qm, ext::kChannelEncryption))});
   if (qm.contains("error-desc"))
     rows.push_back({str(qm, "status") == "postcopy-paused" ? "paused because" : "error",
                     str(qm, "error-desc")});
@@ -149,6 +153,8 @@ Json make_summary(const Json& source_qm, const Json& destination_qm, const Json&
   if (!transport_reason.empty()) transport["reason"] = transport_reason;
   if (source_qm.contains(ext::kChannelSecurity))
     transport["security"] = str(source_qm, ext::kChannelSecurity);
+  if (source_qm.contains(ext::kChannelEncryption))
+    transport["encryption"] = str(source_qm, ext::kChannelEncryption);
   return {{"source", source_qm},
           {"destination", destination_qm},
           {"verification", verification},
@@ -213,7 +219,8 @@ std::string render_summary(const Json& s) {
   const Json& t = s["transport"];
   out += "migration summary: transport " + str(t, "name");
   if (t.contains("uri")) out += " (" + str(t, "uri") + ")";
-  if (t.contains("security")) out += ", " + security_words(str(t, "security"));
+  if (t.contains("security"))
+    out += ", " + security_words(str(t, "security"), str(t, "encryption"));
   out += "\n";
   out += format_grid(grid);
   // Faults happen on the destination; the source's histogram is empty.

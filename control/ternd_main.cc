@@ -20,6 +20,7 @@
 #include "control/qmp_server.h"
 #include "dataplane/expected_guest.h"
 #include "dataplane/peer_key.h"
+#include "dataplane/tls_credentials.h"
 #include "dataplane/transport.h"
 #include "transports/builtin_transports.h"
 #include "vm/guest_factory.h"
@@ -50,8 +51,44 @@ struct Options {
   std::vector<std::string> allow_groups;
   std::string auth_key_file;  // the migration's pre-shared key (docs/security.md)
   bool insecure = false;      // allow unauthenticated migrations
+  std::string tls_creds;      // x509 credentials directory: the credential set "tls0"
+  std::string tls_authz_file; // allowed client subjects: the allow-list "authz0"
   std::string expect_ram;     // destination: the guest RAM it commits memory for
 };
+
+// --tls-creds / --tls-authz-file as the credential set "tls0" and the allow-list "authz0",
+// which the tls-creds / tls-authz parameters then name (set by default); false (logged) when a
+// file is bad.
+bool load_tls(const Options& o, MigrationParameters& params) {
+  if (o.tls_creds.empty() && o.tls_authz_file.empty()) return true;
+  auto catalog = std::make_shared<TlsCatalog>();
+  catalog->required = o.auth_key_file.empty() && !o.insecure;
+  if (!o.tls_creds.empty()) {
+    auto creds = TlsCredentials::load(o.tls_creds);
+    if (!creds) {
+      log(LogLevel::kError, "--tls-creds: " + creds.status().message());
+      return false;
+    }
+    catalog->creds["tls0"] = *creds;
+    params.tls.creds = "tls0";
+    log(LogLevel::kInfo, "tcp migration channels run TLS 1.3 with the x509 credentials in " +
+                             o.tls_creds + " (tls-creds tls0)");
+  }
+  if (!o.tls_authz_file.empty()) {
+    auto authz = load_tls_authz(o.tls_authz_file);
+    if (!authz) {
+      log(LogLevel::kError, "--tls-authz-file: " + authz.status().message());
+      return false;
+    }
+    catalog->authz["authz0"] = *authz;
+    params.tls.authz = "authz0";
+    log(LogLevel::kInfo, "TLS sources must present a certificate whose subject is one of the " +
+                             std::to_string((*authz)->names.size()) + " in " +
+                             o.tls_authz_file + " (tls-authz authz0)");
+  }
+  params.tls_catalog = std::move(catalog);
+  return true;
+}
 
 // The key and the layout bound from the options into `params` / a guest factory; false (logged)
 // when the key file or the size is bad.
@@ -64,10 +101,11 @@ bool load_trust(const Options& o, MigrationParameters& params, ExpectedGuest& ex
     }
     params.peer_key = std::make_shared<const PeerKey>(std::move(*key));
     log(LogLevel::kInfo, "migration channels authenticate with the key " + o.auth_key_file);
-  } else {
+  } else if (o.tls_creds.empty()) {
     log(LogLevel::kWarn, "--insecure: migration channels are NOT authenticated; anyone who "
                          "reaches the migration port can take part");
   }
+  if (!load_tls(o, params)) return false;
   expected.max_ram_bytes = host_memory_bytes();
   if (!o.expect_ram.empty()) {
     std::optional<uint64_t> ram = parse_size(o.expect_ram);
@@ -261,6 +299,15 @@ int main(int argc, char** argv) {
                "allow migrations whose channels are not authenticated (anyone who reaches the "
                "port can send pages or acks); without it, ternd needs --auth-key-file")
       ->excludes(key);
+  app.add_option("--tls-creds", o.tls_creds,
+                 "x509 credentials directory laid out as QEMU's tls-creds-x509 (ca-cert.pem, "
+                 "server-cert.pem, server-key.pem, client-cert.pem, client-key.pem): defines the "
+                 "credential set 'tls0', and tls-creds starts as tls0, so tcp migrations run "
+                 "TLS 1.3, mutual (docs/security.md)");
+  app.add_option("--tls-authz-file", o.tls_authz_file,
+                 "destination: client certificate subjects to accept, one per line as `openssl "
+                 "x509 -noout -subject -nameopt RFC2253` prints them; defines 'authz0', and "
+                 "tls-authz starts as authz0");
   app.add_option("--expect-ram", o.expect_ram,
                  "destination: the guest RAM to accept (e.g. 1G); a source announcing another "
                  "size is refused before anything is allocated (default: at most this host's "
@@ -285,10 +332,11 @@ int main(int argc, char** argv) {
               << "Run with --help for more information.\n";
     return 2;
   }
-  if (o.auth_key_file.empty() && !o.insecure) {
+  if (o.auth_key_file.empty() && !o.insecure && o.tls_creds.empty()) {
     std::cerr << "ternd: migrations are authenticated by default: give --auth-key-file FILE "
-                 "(make one with: (umask 077; openssl rand -hex 32 > FILE)), or --insecure to "
-                 "allow unauthenticated migrations (docs/security.md)\n";
+                 "(make one with: (umask 077; openssl rand -hex 32 > FILE)), --tls-creds DIR "
+                 "(x509, tcp only), or --insecure to allow unauthenticated migrations "
+                 "(docs/security.md)\n";
     return 2;
   }
   return tern::control::serve(o);

@@ -15,6 +15,7 @@
 #include "dataplane/histogram.h"
 #include "dataplane/peer_key.h"
 #include "dataplane/status.h"
+#include "dataplane/tls_credentials.h"
 
 namespace tern {
 
@@ -44,6 +45,11 @@ struct MigrationParameters {
   // Every channel proves it knows this key, both ways, before it is used (docs/security.md);
   // nullptr: unauthenticated (a program that allows that says so: ternd --insecure).
   std::shared_ptr<const PeerKey> peer_key;
+  // QEMU's tls-creds / tls-hostname / tls-authz: TLS 1.3 with x509 under every channel (tcp
+  // only; docs/security.md). The ids name entries of tls_catalog (ternd: --tls-creds defines
+  // "tls0", --tls-authz-file "authz0"); a migration with ids the catalog lacks is refused.
+  TlsSettings tls;
+  std::shared_ptr<const TlsCatalog> tls_catalog;
   // Destination, file-backed 4 KiB guest RAM in postcopy: land pages in the page cache and
   // install them with UFFDIO_CONTINUE (zero-copy) instead of UFFDIO_COPY from a staging page.
   // Off by default: on Linux 6.18 the write through tern's mapping faults and the kernel zeroes
@@ -110,6 +116,7 @@ struct MigrationInfo {
   std::string error;              // set when failed, or why the link broke when postcopy-paused
   std::string transport;          // name of the transport in use
   bool authenticated = false;     // every channel proved it knows the peer key (both ways)
+  std::string encryption;         // "TLS 1.3, TLS_AES_256_GCM_SHA384", "" when in clear
   MigrationStats stats;
   LatencyHistogram::Snapshot fault_latency;  // destination: fault read -> page placed
 };

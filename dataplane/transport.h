@@ -21,6 +21,7 @@
 #include "dataplane/landing.h"
 #include "dataplane/peer_key.h"
 #include "dataplane/status.h"
+#include "dataplane/tls_credentials.h"
 #include "dataplane/wire.h"
 
 namespace tern {
@@ -135,6 +136,19 @@ class Transport {
   // must prove it too. nullptr (the default): hello only, unauthenticated.
   void set_peer_key(std::shared_ptr<const PeerKey> key) { peer_key_ = std::move(key); }
   bool authenticated() const { return peer_key_ != nullptr; }
+  // Before listen()/connect(): run TLS 1.3 with x509 credentials under every channel, below the
+  // hello (docs/security.md); nullptr: none. kUnavailable on a transport without TLS (every one
+  // but tcp), with a message that says so.
+  virtual Status set_tls(std::shared_ptr<const TlsChannelConfig> tls) {
+    if (tls == nullptr) return Status::ok();
+    return Status(Code::kUnavailable,
+                  "tls-creds is set, but the " + std::string(name()) +
+                      " transport has no TLS (it keeps kernel bypass; docs/security.md): "
+                      "clear tls-creds, or migrate over tcp");
+  }
+  // How the channels are encrypted once connect()/accept() handed them out
+  // ("TLS 1.3, TLS_AES_256_GCM_SHA384"), "" when they are not. Any thread.
+  virtual std::string encryption() const { return ""; }
 
  protected:
   std::shared_ptr<const PeerKey> peer_key_;

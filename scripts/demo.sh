@@ -25,6 +25,8 @@ usage: scripts/demo.sh [options]
   --dirty-rate R     page writes per second per vCPU while migrating (default 20000; 2000
                      with --guest kvm, sized for hosts that emulate guest code)
   --channels N       bulk channels, multifd-channels (default 2)
+  --tls              TLS 1.3 on every tcp channel as well, with throwaway x509 credentials
+                     (ternd --tls-creds; tcp only; docs/security.md)
   --json             print one JSON object on stdout (everything else goes to stderr):
                      {"source": query-migrate, "destination": query-migrate,
                       "verification": {...}, "transport": {...}}
@@ -35,7 +37,7 @@ environment:
 TXT
 }
 
-transport="" postcopy=0 preempt=0 ram="" page=4K vcpus=2 rate="" channels=2 json=0 guest=vmm
+transport="" postcopy=0 preempt=0 ram="" page=4K vcpus=2 rate="" channels=2 json=0 guest=vmm tls=0
 while [ $# -gt 0 ]; do
   case $1 in
     --transport) transport=${2:?--transport needs a value}; shift ;;
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
     --dirty-rate) rate=${2:?--dirty-rate needs a number}; shift ;;
     --channels) channels=${2:?--channels needs a number}; shift ;;
     --json) json=1 ;;
+    --tls) tls=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "demo.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -115,6 +118,7 @@ case $transport in
   *) listen_uri="$transport:127.0.0.1:0" ;;
 esac
 say "transport: $transport ($reason)"
+[ $tls -eq 1 ] && [ "$transport" != tcp ] && die "--tls runs on tcp only (rdma and dpdk keep kernel bypass): add --transport tcp"
 
 # 3. Huge pages for 2M guests: both guests live on this host.
 hugepages_before="" hugepages_set=""
@@ -189,14 +193,19 @@ if [ -n "$vmm_name" ]; then  # each guest in a VMM process of its own, attached 
 fi
 # Both sides prove they know this throwaway key on every channel (docs/security.md).
 make_throwaway_key "$tmp/demo.psk"
-"$ternd" --socket "$tmp/dst.sock" --workers 1 --auth-key-file "$tmp/demo.psk" \
+trust=(--auth-key-file "$tmp/demo.psk")
+if [ $tls -eq 1 ]; then  # and TLS 1.3 with a throwaway CA and both pairs, shared by both sides
+  make_throwaway_tls "$tmp/x509" || die "cannot make TLS credentials (is openssl installed?)"
+  trust+=(--tls-creds "$tmp/x509")
+fi
+"$ternd" --socket "$tmp/dst.sock" --workers 1 "${trust[@]}" \
   --incoming "$listen_uri" "${dst_attach[@]}" 2>"$tmp/dst.log" &
 dst_pid=$!
 wait_socket "$dst_pid" "$tmp/dst.sock" dst
 uri=$("$ternctl" --socket "$tmp/dst.sock" incoming) || die "cannot read the destination's URI"
 say "destination: ternd --incoming $listen_uri, listening on $uri"
 
-"$ternd" --socket "$tmp/src.sock" --workers 1 --auth-key-file "$tmp/demo.psk" \
+"$ternd" --socket "$tmp/src.sock" --workers 1 "${trust[@]}" \
   "${src_guest[@]}" 2>"$tmp/src.log" &
 src_pid=$!
 wait_socket "$src_pid" "$tmp/src.sock" src

@@ -6,7 +6,8 @@ set -euo pipefail
 PACKAGES=(
   build-essential g++ pkg-config meson ninja-build python3
   libhwloc-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-  libssl-dev  # libcrypto: the channel handshake (HMAC-SHA256, nonces; docs/security.md)
+  libssl-dev  # libcrypto: the channel handshake (HMAC-SHA256, nonces); libssl: TLS on tcp (docs/security.md)
+  openssl  # the openssl command: throwaway x509 credentials in TLS tests, demo --tls, bench/tls_cost.sh
   libgtest-dev libgmock-dev libbenchmark-dev
   gnuplot-nox  # scripts/bench-report.sh: the plots of docs/benchmarks.md
   clang  # libFuzzer: the fuzz targets of tests/fuzz (scripts/fuzz.sh, the fuzz stage of test.sh)

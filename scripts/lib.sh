@@ -59,3 +59,23 @@ meson_setup() {
 make_throwaway_key() {
   (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$1" && echo >>"$1")
 }
+
+# Makes throwaway x509 credentials for ternd --tls-creds in directory $1 (created), laid out as
+# QEMU's tls-creds-x509: a CA, and both pairs (server: SAN IP:127.0.0.1 and DNS:localhost;
+# client: CN=tern-source,O=tern), ECDSA P-256, valid 2 days. Both sides of a migration on this
+# host may use the same directory. Needs the openssl command.
+make_throwaway_tls() {
+  local d=$1 role san
+  mkdir -p "$d" && chmod 700 "$d"
+  (umask 077
+   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+     -subj /CN=tern-throwaway-ca -keyout "$d/ca-key.pem" -out "$d/ca-cert.pem" >/dev/null 2>&1 &&
+   for role in server client; do
+     san=""; [ $role = server ] && san="-addext subjectAltName=IP:127.0.0.1,DNS:localhost"
+     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+       -subj "/O=tern/CN=tern-$([ $role = server ] && echo destination || echo source)" \
+       -CA "$d/ca-cert.pem" -CAkey "$d/ca-key.pem" \
+       -addext basicConstraints=critical,CA:FALSE $san \
+       -keyout "$d/$role-key.pem" -out "$d/$role-cert.pem" >/dev/null 2>&1 || return 1
+   done)
+}

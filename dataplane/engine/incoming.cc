@@ -142,6 +142,7 @@ Status IncomingMigration::Impl::accept() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     start_time_ = Clock::now();
+    encryption_ = transport_->encryption();
   }
   if (is_terminal(board_.get()))
     board_.restart(MigrationStatus::kSetup);  // a re-armed destination's next migration
@@ -490,6 +491,7 @@ MigrationInfo IncomingMigration::Impl::info() const {
   i.authenticated = params_.peer_key != nullptr;
   std::lock_guard<std::mutex> lock(mu_);
   i.transport = transport_name_;
+  i.encryption = encryption_;
   if (state_) {
     const auto& c = state_->counters;
     MigrationStats& s = i.stats;

@@ -102,6 +102,7 @@ class IncomingMigration::Impl {
   std::string address_;
   std::string listen_uri_;
   std::string transport_name_;
+  std::string encryption_;  // of the channels accepted last (mu_): Transport::encryption
   std::unique_ptr<Transport> transport_;
   ChannelSet channels_;
   std::unique_ptr<engine::ControlLink> link_;

@@ -101,6 +101,10 @@ Status OutgoingMigration::Impl::connect_channels() {
       transport_->connect(address_, count, engine::random_u64(), params_.connect_timeout);
   if (!chans) return chans.status();
   channels_ = std::move(*chans);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    encryption_ = transport_->encryption();
+  }
   if (channels_.size() != count)
     return Status(Code::kInternal, "transport returned " + std::to_string(channels_.size()) +
                                        " channels, asked for " + std::to_string(count));
@@ -449,6 +453,7 @@ MigrationInfo OutgoingMigration::Impl::info() const {
   std::lock_guard<std::mutex> lock(mu_);
   i.transport = transport_name_;
   i.authenticated = params_.peer_key != nullptr;
+  i.encryption = encryption_;
   MigrationStats& s = i.stats;
   s.transferred = counters_.bytes.load();
   s.total = total_bytes_;

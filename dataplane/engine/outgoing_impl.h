@@ -154,6 +154,7 @@ class OutgoingMigration::Impl {
   uint64_t total_bytes_ = 0;
   uint64_t counters_discarded_ = 0;
   std::string transport_name_;
+  std::string encryption_;  // of the channels connected last (mu_): Transport::encryption
   std::chrono::steady_clock::time_point rate_time_{};
   uint64_t rate_bytes_ = 0;
 };

@@ -61,6 +61,7 @@ struct Endpoint {
   sockaddr_storage addr{};
   socklen_t len = 0;
   std::string text;  // as the user wrote it, for messages
+  std::string host;  // without brackets: the name TLS checks by default
 };
 
 // "HOST:PORT" or "[V6]:PORT" -> socket address. Errors name the bad part.
@@ -96,6 +97,7 @@ Result<Endpoint> resolve(const std::string& address, bool passive) {
   std::memcpy(&e.addr, res->ai_addr, res->ai_addrlen);
   e.len = res->ai_addrlen;
   e.text = address;
+  e.host = host;
   ::freeaddrinfo(res);
   return e;
 }
@@ -137,7 +139,51 @@ Result<int> dial(const Endpoint& e, Clock::time_point deadline,
   return fd.release();
 }
 
+// Runs the client side of a TLS handshake on `fd` to its end (or `deadline`).
+Status finish_tls_handshake(detail::TlsStream& tls, int fd, const Endpoint& e,
+                            Clock::time_point deadline, std::chrono::milliseconds timeout) {
+  while (true) {
+    auto done = tls.handshake();
+    if (!done)
+      return Status(done.status().code(), "tcp:" + e.text + ": " + done.status().message());
+    if (*done) return Status::ok();
+    const int ms = toolkit::remaining_ms(deadline);
+    if (ms == 0) return toolkit::timeout_status("TLS handshake with tcp:" + e.text, timeout);
+    pollfd pfd{fd, static_cast<short>(tls.wants_write() ? POLLOUT : POLLIN), 0};
+    ::poll(&pfd, 1, ms);
+  }
+}
+
 }  // namespace
+
+Status TcpTransport::set_tls(std::shared_ptr<const TlsChannelConfig> tls) {
+  tls_ = std::move(tls);
+  return Status::ok();
+}
+
+std::string TcpTransport::encryption() const {
+  std::lock_guard<std::mutex> lock(encryption_mu_);
+  return encryption_;
+}
+
+void TcpTransport::note_encryption(const ChannelSet& set) {
+  std::string e;
+  if (!set.empty())
+    if (auto* ch = dynamic_cast<const detail::TcpChannel*>(set.front().get()))
+      e = ch->tls_description();
+  std::lock_guard<std::mutex> lock(encryption_mu_);
+  encryption_ = e;
+}
+
+Result<std::unique_ptr<toolkit::RawChannel>> TcpTransport::accepted_channel(int fd) {
+  if (!tls_) return std::unique_ptr<toolkit::RawChannel>(new detail::TcpChannel(fd));
+  auto tls = detail::TlsStream::server(fd, tls_);
+  if (!tls) {
+    ::close(fd);
+    return tls.status();
+  }
+  return std::unique_ptr<toolkit::RawChannel>(new detail::TcpChannel(fd, std::move(*tls)));
+}
 
 TcpTransport::~TcpTransport() {
   if (listen_fd_ >= 0) ::close(listen_fd_);
@@ -146,6 +192,10 @@ TcpTransport::~TcpTransport() {
 Result<std::string> TcpTransport::listen(const std::string& address) {
   if (listen_fd_ >= 0)
     return Status(Code::kInvalidArgument, "tcp: already listening on " + listen_uri_);
+  if (tls_ && tls_->creds->server_context() == nullptr)  // said now, not at the first source
+    return Status(Code::kInvalidArgument, "tls-creds " + tls_->creds->dir() +
+                                              " has no server-cert.pem / server-key.pem: this "
+                                              "side cannot be a TLS destination");
   auto ep = resolve(address, /*passive=*/true);
   if (!ep) return ep.status();
   FdGuard fd{::socket(ep->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
@@ -186,10 +236,15 @@ Result<ChannelSet> TcpTransport::accept(std::chrono::milliseconds timeout) {
       }
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-      gatherer_.add_connection(std::make_unique<detail::TcpChannel>(fd), uri_of(peer));
+      auto ch = accepted_channel(fd);
+      if (!ch) return ch.status();  // the credentials cannot serve: no connection can pass
+      gatherer_.add_connection(std::move(*ch), uri_of(peer));
     }
     gatherer_.poll();
-    if (auto set = gatherer_.take_complete()) return std::move(*set);
+    if (auto set = gatherer_.take_complete()) {
+      note_encryption(*set);
+      return std::move(*set);
+    }
     const int ms = toolkit::remaining_ms(std::min(deadline, gatherer_.next_deadline()));
     if (Clock::now() >= deadline)
       return toolkit::timeout_status(
@@ -211,10 +266,24 @@ Result<ChannelSet> TcpTransport::connect_with_hellos(const std::string& address,
   for (const HelloPayload& h : hellos) {
     auto fd = dial(*ep, deadline, timeout);
     if (!fd) return fd.status();
-    auto ch = std::make_unique<detail::TcpChannel>(*fd);
+    std::unique_ptr<detail::TlsStream> tls;
+    if (tls_) {  // TLS first, then the hello inside it (as QEMU: TLS, then its stream)
+      auto t = detail::TlsStream::client(*fd, tls_, ep->host);
+      if (!t) {
+        ::close(*fd);
+        return t.status();
+      }
+      if (Status s = finish_tls_handshake(**t, *fd, *ep, deadline, timeout); !s.is_ok()) {
+        ::close(*fd);
+        return s;
+      }
+      tls = std::move(*t);
+    }
+    auto ch = std::make_unique<detail::TcpChannel>(*fd, std::move(tls));
     if (Status s = toolkit::send_hello(*ch, h, deadline); !s.is_ok()) return s;
     out.push_back(std::move(ch));
   }
+  note_encryption(out);
   return out;
 }
 

@@ -1,11 +1,15 @@
 // The tcp transport ("tcp:HOST:PORT"): one TCP connection per channel, TCP_NODELAY,
 // non-blocking sockets, large socket buffers. The datapath is in detail/tcp_channel.h.
 // Works wherever sockets do; it is the fallback when neither rdma nor dpdk is available.
+// With set_tls, every connection runs TLS 1.3 (x509, mutual) before its hello: the source
+// finishes each handshake in connect(), the destination in its channels' first poll_rx
+// (detail/tls_stream.h; docs/security.md).
 //
 // Threads: a TcpTransport is used by one control thread at a time.
 #pragma once
 
 #include <chrono>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -30,6 +34,10 @@ class TcpTransport final : public toolkit::HelloTransport {
   // does not fit its session is closed and reported by take_rejected.
   Result<ChannelSet> accept(std::chrono::milliseconds timeout) override;
   std::vector<Status> take_rejected() override { return gatherer_.take_rejected(); }
+  // TLS under every channel: the destination runs the server side of each connection before its
+  // hello, the source the client side before it sends one.
+  Status set_tls(std::shared_ptr<const TlsChannelConfig> tls) override;
+  std::string encryption() const override;
 
  private:
   // HelloTransport: one channel per hello, each hello sent unchanged.
@@ -37,6 +45,13 @@ class TcpTransport final : public toolkit::HelloTransport {
                                          const std::vector<HelloPayload>& hellos,
                                          std::chrono::milliseconds timeout) override;
 
+  // Wraps an accepted socket in a channel (a server TLS session when TLS is on).
+  Result<std::unique_ptr<toolkit::RawChannel>> accepted_channel(int fd);
+  void note_encryption(const ChannelSet& set);
+
+  std::shared_ptr<const TlsChannelConfig> tls_;
+  mutable std::mutex encryption_mu_;
+  std::string encryption_;  // of the last channels handed out (encryption_mu_)
   int listen_fd_ = -1;
   std::string listen_uri_;
   toolkit::SessionGatherer gatherer_;  // connections accepted, sessions not yet complete

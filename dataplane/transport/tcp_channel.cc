@@ -15,10 +15,17 @@ constexpr size_t kHeaderBytes = sizeof(FrameHeader);
 constexpr int kMaxIov = 256;
 }  // namespace
 
-TcpChannel::TcpChannel(int fd)
+TcpChannel::TcpChannel(int fd, std::unique_ptr<TlsStream> tls)
     : fd_(fd),
+      tls_(std::move(tls)),
       slots_(std::make_unique<std::array<Slot, kSlots>>()),
-      rx_buf_(std::make_unique_for_overwrite<uint8_t[]>(kRxBuffer)) {}  // touched as used
+      rx_buf_(std::make_unique_for_overwrite<uint8_t[]>(kRxBuffer)) {  // touched as used
+  if (tls_) tls_stage_ = std::make_unique_for_overwrite<uint8_t[]>(kTlsRecord);
+}
+
+std::string TcpChannel::tls_description() const {
+  return tls_ && tls_->established() ? tls_->description() : "";
+}
 
 TcpChannel::~TcpChannel() {
   if (fd_ >= 0) ::close(fd_);
@@ -52,8 +59,87 @@ size_t TcpChannel::post(const TxFrame* frames, size_t n) {
   return n;
 }
 
+void TcpChannel::advance_sent(size_t left) {
+  while (left > 0) {
+    const size_t rest = kHeaderBytes + (*slots_)[sent_ % kSlots].length - sent_bytes_;
+    if (left < rest) {
+      sent_bytes_ += left;
+      break;
+    }
+    left -= rest;
+    sent_bytes_ = 0;
+    ++sent_;
+  }
+}
+
+void TcpChannel::next_tls_unit() {
+  const Slot& first = (*slots_)[sent_ % kSlots];
+  if (sent_bytes_ >= kHeaderBytes && first.length - (sent_bytes_ - kHeaderBytes) >= kTlsRecord) {
+    tls_unit_ = first.payload + (sent_bytes_ - kHeaderBytes);  // encrypted from where it lies
+    tls_unit_len_ = first.length - (sent_bytes_ - kHeaderBytes);
+    return;
+  }
+  // Headers and small payloads (and the head of a big one) fill one record.
+  size_t n = 0;
+  for (uint64_t s = sent_; s < posted_ && n < kTlsRecord; ++s) {
+    const Slot& slot = (*slots_)[s % kSlots];
+    size_t off = s == sent_ ? sent_bytes_ : 0;
+    if (off < kHeaderBytes) {
+      const size_t take = std::min(kHeaderBytes - off, kTlsRecord - n);
+      std::memcpy(tls_stage_.get() + n, reinterpret_cast<const uint8_t*>(&slot.hdr) + off, take);
+      n += take;
+      off = kHeaderBytes;
+    }
+    const size_t take = std::min<size_t>(slot.length - (off - kHeaderBytes), kTlsRecord - n);
+    if (take) std::memcpy(tls_stage_.get() + n, slot.payload + (off - kHeaderBytes), take);
+    n += take;
+  }
+  tls_unit_ = tls_stage_.get();
+  tls_unit_len_ = n;
+}
+
+bool TcpChannel::flush_tls() {
+  while (sent_ < posted_) {
+    if (tls_unit_len_ == 0) next_tls_unit();
+    const ssize_t w = tls_->write(tls_unit_, tls_unit_len_);
+    if (w == 0) return true;  // the socket is full: the same bytes go next time
+    if (w < 0) {
+      if (w == TlsStream::kClosed) fail_tls_closed();
+      else fail(Status(tls_->error().code(), "channel " + std::to_string(index_) + ": " +
+                                                  tls_->error().message()));
+      return false;
+    }
+    tls_unit_len_ = 0;  // a partial write took whole records: the rest is staged afresh
+    advance_sent(static_cast<size_t>(w));
+  }
+  return true;
+}
+
+void TcpChannel::fail_tls_closed() {
+  if (tls_received_ || !tls_->is_client()) return fail_peer_closed();
+  // In TLS 1.3 a destination checks the client certificate after the client's handshake ended:
+  // a refusal whose alert the source did not read looks like this.
+  fail(Status(Code::kIo, "peer closed channel " + std::to_string(index_) +
+                             " before it sent anything over TLS (did the destination refuse "
+                             "this source's certificate? its log says why)"));
+}
+
+ssize_t TcpChannel::read_tls(uint8_t* buf, size_t len) {
+  const ssize_t r = tls_->read(buf, len);
+  if (r > 0) tls_received_ = true;
+  if (r >= 0) return r;
+  if (r == TlsStream::kClosed) {
+    fail_tls_closed();
+  } else {
+    fail(Status(tls_->error().code(),
+                "channel " + std::to_string(index_) + ": " + tls_->error().message()));
+  }
+  return -1;
+}
+
 bool TcpChannel::flush() {
   if (failed()) return false;
+  if (tls_) return flush_tls();
   while (sent_ < posted_) {
     iovec iov[kMaxIov];
     int k = 0;
@@ -83,17 +169,7 @@ bool TcpChannel::flush() {
       fail_io("send", errno);
       return false;
     }
-    size_t left = static_cast<size_t>(w);
-    while (left > 0) {
-      const size_t rest = kHeaderBytes + (*slots_)[sent_ % kSlots].length - sent_bytes_;
-      if (left < rest) {
-        sent_bytes_ += left;
-        break;
-      }
-      left -= rest;
-      sent_bytes_ = 0;
-      ++sent_;
-    }
+    advance_sent(static_cast<size_t>(w));
     if (static_cast<size_t>(w) < offered) return true;  // socket buffer full: resume later
   }
   return true;
@@ -114,6 +190,11 @@ ssize_t TcpChannel::read_buffer(size_t want) {
     rx_begin_ = 0;
   }
   want = std::min(want, kRxBuffer - rx_end_);
+  if (tls_) {
+    const ssize_t r = read_tls(rx_buf_.get() + rx_end_, want);
+    if (r > 0) rx_end_ += static_cast<size_t>(r);
+    return r;
+  }
   while (true) {
     ssize_t r = ::read(fd_, rx_buf_.get() + rx_end_, want);
     if (r > 0) {
@@ -137,6 +218,12 @@ bool TcpChannel::advance_payload() {
     std::memcpy(dst_ + got_, rx_buf_.get() + rx_begin_, buffered);
     rx_begin_ += buffered;
     got_ += buffered;
+  }
+  while (tls_ && got_ < need_) {
+    // Through SSL_read straight into the payload's place (a page: its landing address).
+    const ssize_t r = read_tls(dst_ + got_, need_ - got_);
+    if (r <= 0) return false;
+    got_ += static_cast<size_t>(r);
   }
   while (got_ < need_) {
     // The buffer is empty here. Read the rest of this payload in place, and some look-ahead
@@ -163,13 +250,21 @@ bool TcpChannel::advance_payload() {
 
 size_t TcpChannel::poll_rx(RxFrame* out, size_t max) {
   if (failed()) return 0;
+  if (tls_ && !tls_->established()) {  // a destination's channel: the server handshake first
+    auto done = tls_->handshake();
+    if (!done) {
+      fail(done.status());
+      return 0;
+    }
+    if (!*done) return 0;
+  }
   size_t n = 0;
   while (n < max) {
     if (state_ == RxState::kHeader) {
-      const size_t have = rx_end_ - rx_begin_;
-      if (have < kHeaderBytes) {
-        const ssize_t r = read_buffer(std::max(lookahead_, kHeaderBytes - have));
-        if (r <= 0 || rx_end_ - rx_begin_ < kHeaderBytes) return n;
+      // A TLS record may end inside a header: read on until it is whole or nothing is left.
+      while (rx_end_ - rx_begin_ < kHeaderBytes) {
+        const ssize_t r = read_buffer(std::max(lookahead_, kHeaderBytes - (rx_end_ - rx_begin_)));
+        if (r <= 0) return n;
       }
       std::memcpy(&cur_, rx_buf_.get() + rx_begin_, kHeaderBytes);
       rx_begin_ += kHeaderBytes;

@@ -207,6 +207,33 @@ TEST(Parameters, ApplyChecksTypesRangesAndNames) {
   EXPECT_FALSE(s.is_ok());
 }
 
+TEST(Parameters, TlsNamesWhatTerndDefinedAndIsReported) {
+  MigrationParameters p;
+  // No credential set defined: only "" is a valid tls-creds.
+  Status s = apply_parameters({{"tls-creds", "tls0"}}, p);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("--tls-creds DIR defines tls0"), std::string::npos) << s.message();
+  auto cat = std::make_shared<TlsCatalog>();
+  cat->creds["tls0"] = nullptr;  // the ids are what is checked here
+  cat->authz["authz0"] = nullptr;
+  cat->required = true;
+  p.tls_catalog = cat;
+  ASSERT_TRUE(apply_parameters({{"tls-creds", "tls0"}, {"tls-authz", "authz0"},
+                                {"tls-hostname", "dst.example"}}, p).is_ok());
+  Json j = parameters_json(p);
+  EXPECT_EQ(j["tls-creds"], "tls0");
+  EXPECT_EQ(j["tls-authz"], "authz0");
+  EXPECT_EQ(j["tls-hostname"], "dst.example");
+  EXPECT_FALSE(apply_parameters({{"tls-creds", "/etc/pki/tern"}}, p).is_ok());
+  EXPECT_FALSE(apply_parameters({{"tls-authz", "authz1"}}, p).is_ok());
+  EXPECT_FALSE(apply_parameters({{"tls-hostname", 5}}, p).is_ok());
+  s = apply_parameters({{"tls-creds", ""}}, p);  // TLS is this ternd's only authentication
+  EXPECT_NE(s.message().find("cannot be cleared"), std::string::npos) << s.message();
+  cat->required = false;
+  EXPECT_TRUE(apply_parameters({{"tls-creds", ""}}, p).is_ok());
+  EXPECT_EQ(p.tls.creds, "");
+}
+
 TEST(VerifyJson, NamesTheFirstMismatchOnlyWhenThereIsOne) {
   VerifyReport r;
   r.pages_checked = 10;

@@ -50,6 +50,28 @@ std::string row(const std::string& table, const std::string& key) {
   return found;
 }
 
+TEST(Report, SecurityRowSaysHowTheChannelsAreProtected) {
+  MigrationInfo i;
+  i.status = MigrationStatus::kActive;
+  i.authenticated = true;
+  EXPECT_EQ(row(render_query_migrate(query_migrate_json(i)), "security"),
+            "authenticated (pre-shared key), not encrypted");
+  i.encryption = "TLS 1.3, TLS_AES_256_GCM_SHA384";
+  Json qm = query_migrate_json(i);
+  EXPECT_EQ(qm["__io.github.tern_channel-security"], "tls+psk");
+  EXPECT_EQ(row(render_query_migrate(qm), "security"),
+            "authenticated (x509 and pre-shared key), encrypted (TLS 1.3, "
+            "TLS_AES_256_GCM_SHA384)");
+  i.authenticated = false;
+  qm = query_migrate_json(i);
+  EXPECT_EQ(qm["__io.github.tern_channel-security"], "tls");
+  EXPECT_EQ(row(render_query_migrate(qm), "security"),
+            "authenticated (x509), encrypted (TLS 1.3, TLS_AES_256_GCM_SHA384)");
+  const std::string summary = render_summary(make_summary(qm, qm, guest_with(10, 0), "", ""));
+  EXPECT_NE(summary.find("authenticated (x509), encrypted (TLS 1.3"), std::string::npos)
+      << summary;
+}
+
 TEST(Report, QueryMigrateTableUsesHumanUnits) {
   std::string t = render_query_migrate(completed_qm(1ull << 30));
   EXPECT_EQ(row(t, "status"), "completed") << t;

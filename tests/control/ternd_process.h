@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "control/qmp_client.h"
+#include "control/qmp_names.h"
 
 extern char** environ;
 
@@ -52,7 +53,7 @@ inline std::string throwaway_key(const std::string& dir) {
 // SIGTERM, then SIGKILL) and reaped on destruction. `own_group`: the child leads a process
 // group of its own, for tests that SIGSTOP it: a stopped child in the test's group gets the
 // kernel's SIGHUP when that group is orphaned by some other member's exit.
-// Unless `args` choose (--auth-key-file or --insecure), it authenticates its channels with
+// Unless `args` choose (--auth-key-file, --insecure or --tls-creds), it authenticates its channels with
 // throwaway_key(DIR), like every other ternd of the test.
 class Ternd {
  public:
@@ -66,7 +67,7 @@ class Ternd {
                           "--log-level", "warn"})
       argv.push_back(a);
     const bool chose = std::find_if(args.begin(), args.end(), [](const std::string& a) {
-                         return a == "--auth-key-file" || a == "--insecure";
+                         return a == "--auth-key-file" || a == "--insecure" || a == "--tls-creds";
                        }) != args.end();
     if (!chose) argv.insert(argv.end(), {"--auth-key-file", throwaway_key(dir)});
     argv.insert(argv.end(), args.begin(), args.end());
@@ -194,5 +195,27 @@ inline bool start_postcopy_when_active(QmpClient& s, int tries, std::chrono::mil
   ADD_FAILURE() << "the source never became active, so postcopy never started";
   return false;
 }
+
+// A fixture for tests that start ternd processes: skipped without $TERND; dir_ is a private
+// temporary directory (sockets, keys, logs), removed afterwards.
+class TerndDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::getenv("TERND") == nullptr) GTEST_SKIP() << "TERND (path to ternd) is not set";
+    char tmpl[] = "/tmp/tern-ternd-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
+  }
+  // The URI a destination listens on (its query-incoming), "" with a test failure.
+  std::string uri_of(QmpClient& d) {
+    auto inc = d.execute(ext::kQueryIncoming);
+    EXPECT_TRUE(inc.is_ok()) << inc.status().to_string();
+    return inc.is_ok() ? (*inc)["uri"].get<std::string>() : "";
+  }
+  std::string dir_;
+};
 
 }  // namespace tern::control

@@ -25,19 +25,7 @@ using namespace std::chrono_literals;
 constexpr const char* kGuest =
     "threads,vcpus=2,ram=64M,page=4K,wss=25%,rate=20000,pattern=random,seed=1";
 
-class TerndTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (std::getenv("TERND") == nullptr) GTEST_SKIP() << "TERND (path to ternd) is not set";
-    char tmpl[] = "/tmp/tern-ternd-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
-  }
-  std::string dir_;
-};
+using TerndTest = TerndDirTest;
 
 TEST_F(TerndTest, PrecopyOverTcpCompletesWithEveryPageVerified) {
   Ternd dst(dir_, "dst", {"--incoming", "tcp:127.0.0.1:0"});

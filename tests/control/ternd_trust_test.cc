@@ -21,24 +21,7 @@ using namespace std::chrono_literals;
 constexpr const char* kGuest =
     "threads,vcpus=2,ram=32M,page=4K,wss=25%,rate=20000,pattern=random,seed=1";
 
-class TerndTrust : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (std::getenv("TERND") == nullptr) GTEST_SKIP() << "TERND (path to ternd) is not set";
-    char tmpl[] = "/tmp/tern-trust-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
-  }
-  std::string uri_of(QmpClient& d) {
-    auto inc = d.execute(ext::kQueryIncoming);
-    EXPECT_TRUE(inc.is_ok()) << inc.status().to_string();
-    return inc.is_ok() ? (*inc)["uri"].get<std::string>() : "";
-  }
-  std::string dir_;
-};
+using TerndTrust = TerndDirTest;
 
 TEST_F(TerndTrust, RefusesToStartWithoutAKeyOrInsecure) {
   const std::string log = dir_ + "/refused.log";

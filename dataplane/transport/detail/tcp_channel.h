@@ -7,6 +7,11 @@
 // Receive: a state machine (header -> payload). Headers and small payloads are batched through
 // a small receive buffer to save syscalls; a page payload is read straight into the address its
 // Landing resolves, checked before a byte of it is read. wait_fd() is the socket.
+// TLS mode (a TlsStream): the same frames as TLS records. A destination's channel runs the
+// server handshake in poll_rx before its first frame; writes are gathered into 16 KiB records
+// (a payload of a record or more is encrypted straight from guest RAM); a page payload is read
+// through SSL_read straight into its landing address. poll_rx returns 0 only once OpenSSL has
+// no plaintext left, so wait_fd() keeps its contract.
 //
 // Threads: one owner thread at a time (Channel contract). The fd is owned and closed here.
 #pragma once
@@ -17,6 +22,7 @@
 #include <vector>
 
 #include "dataplane/toolkit/raw_channel.h"
+#include "dataplane/transport/detail/tls_stream.h"
 
 namespace tern::detail {
 
@@ -27,8 +33,9 @@ using toolkit::store_frame;
 
 class TcpChannel final : public RawChannel {
  public:
-  // Takes ownership of `fd`: a connected, non-blocking stream socket.
-  explicit TcpChannel(int fd);
+  // Takes ownership of `fd`: a connected, non-blocking stream socket; with `tls`, frames go
+  // through that TLS session over it (a client's must be established already).
+  explicit TcpChannel(int fd, std::unique_ptr<TlsStream> tls = nullptr);
   ~TcpChannel() override;
   TcpChannel(const TcpChannel&) = delete;
   TcpChannel& operator=(const TcpChannel&) = delete;
@@ -40,6 +47,8 @@ class TcpChannel final : public RawChannel {
   size_t tx_pending() const override { return posted_ - sent_; }
   int wait_fd() const override { return fd_; }
   int tx_wait_fd() const override { return fd_; }
+  // "TLS 1.3, TLS_AES_256_GCM_SHA384" once its TLS session is established, else "".
+  std::string tls_description() const;
 
  private:
   static constexpr uint32_t kSlots = 1024;     // frames queued on the send side
@@ -61,8 +70,25 @@ class TcpChannel final : public RawChannel {
   // Moves the current payload on (buffer first, then the socket). True when it is complete.
   bool advance_payload();
   void fail_io(const char* what, int err);
+  // Counts `bytes` more of the queued frames as handed over (whole frames complete).
+  void advance_sent(size_t bytes);
+  // TLS mode: flush() through records; the next bytes to write (a staged or a direct unit);
+  // SSL_read into `buf`, with read_buffer's results.
+  bool flush_tls();
+  void next_tls_unit();
+  ssize_t read_tls(uint8_t* buf, size_t len);
+  // The peer closed a TLS channel (with a hint when a source was refused silently).
+  void fail_tls_closed();
 
   int fd_;
+  std::unique_ptr<TlsStream> tls_;  // nullptr: plain tcp
+  // TLS send side: the bytes of the current SSL_write, kept as they are until it takes them
+  // (a write that would block is retried with the same bytes), and the record staging buffer.
+  static constexpr size_t kTlsRecord = 16 << 10;
+  const uint8_t* tls_unit_ = nullptr;
+  size_t tls_unit_len_ = 0;
+  std::unique_ptr<uint8_t[]> tls_stage_;
+  bool tls_received_ = false;  // any plaintext read yet (for the message of an early close)
   // Send side (owner thread only).
   std::unique_ptr<std::array<Slot, kSlots>> slots_;
   uint64_t posted_ = 0;     // frames queued

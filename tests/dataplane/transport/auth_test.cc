@@ -20,7 +20,7 @@ class Auth : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(Auth, SameKeyAuthenticatesEveryChannelAndAWrongKeyIsRefused) {
-  auto dst = create_transport(h().name);
+  auto dst = make_transport(h());
   ASSERT_TRUE(dst.is_ok());
   (*dst)->set_peer_key(test_key('k'));
   auto uri = (*dst)->listen(h().listen_address());
@@ -33,13 +33,13 @@ TEST_P(Auth, SameKeyAuthenticatesEveryChannelAndAWrongKeyIsRefused) {
     return acc;
   });
   if (h().name != "dpdk") {  // dpdk: one source per port (memif), so no intruder first
-    auto wrong = create_transport(h().name);
+    auto wrong = make_transport(h());
     ASSERT_TRUE(wrong.is_ok());
     (*wrong)->set_peer_key(test_key('w'));
     auto refused = (*wrong)->connect(address, 3, 5, 2s);
     EXPECT_EQ(refused.status().code(), Code::kDenied) << refused.status().to_string();
   }
-  auto src = create_transport(h().name);
+  auto src = make_transport(h());
   ASSERT_TRUE(src.is_ok());
   (*src)->set_peer_key(test_key('k'));
   auto conn = (*src)->connect(address, 3, 6, 5s);

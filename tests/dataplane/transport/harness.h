@@ -22,9 +22,15 @@ struct Harness {
   std::function<std::string()> listen_address;
   // Addresses connect() must refuse with kInvalidArgument.
   std::vector<std::string> bad_addresses;
+  // The registry name when it differs from `name` ("tcptls" is tcp with TLS set).
+  std::string transport = {};
+  // Called on every transport the suite makes (both sides), before listen/connect.
+  std::function<void(Transport&)> configure = {};
 };
 
 const Harness& harness(const std::string& name);
+// A transport of the harness's kind, configured as the harness says.
+Result<std::unique_ptr<Transport>> make_transport(const Harness& h);
 std::vector<std::string> harness_names();
 
 // Two transports of one kind, listening and connected.
