@@ -55,7 +55,8 @@ TEST(Report, SecurityRowSaysHowTheChannelsAreProtected) {
   i.status = MigrationStatus::kActive;
   i.authenticated = true;
   EXPECT_EQ(row(render_query_migrate(query_migrate_json(i)), "security"),
-            "authenticated (pre-shared key), not encrypted");
+            "authenticated (pre-shared key); control channel encrypted and integrity-protected "
+            "(AES-256-GCM); page data in clear");
   i.encryption = "TLS 1.3, TLS_AES_256_GCM_SHA384";
   Json qm = query_migrate_json(i);
   EXPECT_EQ(qm["__io.github.tern_channel-security"], "tls+psk");
