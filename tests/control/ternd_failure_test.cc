@@ -23,19 +23,7 @@ using namespace std::chrono_literals;
 
 constexpr const char* kGuest = "threads,vcpus=2,ram=32M,page=4K,wss=100%,rate=20000,seed=3";
 
-class TerndFailure : public ::testing::TestWithParam<bool> {
- protected:
-  void SetUp() override {
-    if (std::getenv("TERND") == nullptr) GTEST_SKIP() << "TERND (path to ternd) is not set";
-    char tmpl[] = "/tmp/tern-ternd-fail-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
-  }
-  std::string dir_;
-};
+class TerndFailure : public TerndDirFixture<::testing::TestWithParam<bool>> {};
 
 std::string status_of(QmpClient& c) {
   auto q = c.execute("query-migrate", Json::object(), 5s);

@@ -197,8 +197,10 @@ inline bool start_postcopy_when_active(QmpClient& s, int tries, std::chrono::mil
 }
 
 // A fixture for tests that start ternd processes: skipped without $TERND; dir_ is a private
-// temporary directory (sockets, keys, logs), removed afterwards.
-class TerndDirTest : public ::testing::Test {
+// temporary directory (sockets, keys, logs), removed afterwards. Base: ::testing::Test, or
+// ::testing::TestWithParam<P> for parameterized cases.
+template <typename Base = ::testing::Test>
+class TerndDirFixture : public Base {
  protected:
   void SetUp() override {
     if (std::getenv("TERND") == nullptr) GTEST_SKIP() << "TERND (path to ternd) is not set";
@@ -217,5 +219,6 @@ class TerndDirTest : public ::testing::Test {
   }
   std::string dir_;
 };
+using TerndDirTest = TerndDirFixture<>;
 
 }  // namespace tern::control

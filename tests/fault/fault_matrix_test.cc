@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "tests/control/ternd_process.h"
 #include "tests/fault/fault_matrix.h"
 #include "tests/fault/fault_qmp.h"
 #include "tests/fault/fault_record.h"
@@ -33,19 +34,7 @@ FirstFailure* FirstFailure::instance = nullptr;
 
 // A case with ternd's path (TERND) and a scratch directory of its own.
 template <typename Param>
-class WithScratchDir : public ::testing::TestWithParam<Param> {
- protected:
-  void SetUp() override {
-    if (std::getenv("TERND") == nullptr) GTEST_SKIP() << "TERND (path to ternd) is not set";
-    char tmpl[] = "/tmp/tern-fault-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
-  }
-  std::string dir_;
-};
+using WithScratchDir = control::TerndDirFixture<::testing::TestWithParam<Param>>;
 
 class FaultMatrix : public WithScratchDir<FaultCase> {};
 
