@@ -7,16 +7,35 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <list>
+#include <mutex>
 
 namespace tern::dpdk {
 namespace {
 
 constexpr size_t kHuge = 2u << 20;
 
+// The mappings handed to pools, {base, length}; held here (a global root) for as long as a
+// pool uses them: pools live until the process ends, and a pointer kept only in EAL memory
+// would read as a leak.
+struct Region {
+  void* base;
+  size_t length;
+};
+// Never destroyed: a pool freed at exit may still unmap its chunk after static destructors.
+std::mutex& regions_mu = *new std::mutex;
+std::list<Region>& regions = *new std::list<Region>;
+
+Region* keep_region(void* base, size_t length) {
+  std::lock_guard lock(regions_mu);
+  return &regions.emplace_back(Region{base, length});
+}
+
 void unmap_chunk(rte_mempool_memhdr*, void* opaque) {
-  auto* region = static_cast<size_t*>(opaque);  // {base, length} of the mapping
-  munmap(reinterpret_cast<void*>(region[0]), region[1]);
-  delete[] region;
+  auto* region = static_cast<Region*>(opaque);
+  munmap(region->base, region->length);
+  std::lock_guard lock(regions_mu);
+  regions.remove_if([&](const Region& r) { return &r == region; });
 }
 
 }  // namespace
@@ -50,7 +69,7 @@ rte_mempool* thp_pktmbuf_pool(const char* name, unsigned n, unsigned cache, uint
   (void)madvise(raw, length, MADV_HUGEPAGE);
   auto* aligned = reinterpret_cast<char*>(
       (reinterpret_cast<uintptr_t>(raw) + kHuge - 1) & ~uintptr_t{kHuge - 1});
-  auto* region = new size_t[2]{reinterpret_cast<size_t>(raw), length};
+  Region* region = keep_region(raw, length);
   const int r = rte_mempool_populate_virt(mp, aligned, bytes, kHuge,
                                           unmap_chunk, region);
   if (r < 0 || mp->populated_size != mp->size) {

@@ -194,7 +194,9 @@ TEST_F(ZeroRange, PageRunsSendConsecutivePagesInFewFrames) {
 
 // A page run over a block's end fails the channel before anything is written.
 TEST_F(ZeroRange, PageRunPastTheBlockFailsTheChannel) {
-  std::vector<uint8_t> payload(8 * kSmallPage, 0x11);
+  // Static: the failed receiver leaves the frame in the loopback ring, whose destructor (after
+  // this body, with the fixture) still copies its payload.
+  static std::vector<uint8_t> payload(8 * kSmallPage, 0x11);
   TxFrame bad{make_header(FrameType::kPage, 0, src_->size() - 4 * kSmallPage, 8 * kSmallPage,
                           kFlagHostPageEnd, 1, 2),
               payload.data()};
