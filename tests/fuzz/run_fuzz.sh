@@ -8,7 +8,9 @@ bin=$1 seed=$2 work=$3 secs=${4:-${TERN_FUZZ_SECONDS:-20}}
 mkdir -p "$work/corpus" "$work/artifacts"
 log=$work/last.log
 set +e
+# -error_exitcode: libFuzzer's default, 77, is what meson reads as "skipped"; a crash must fail.
 "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+  -error_exitcode=1 -timeout_exitcode=1 \
   -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" "$seed" >"$log" 2>&1
 rc=$?
 set -e

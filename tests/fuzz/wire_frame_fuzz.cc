@@ -2,7 +2,7 @@
 // FrameHeader, then layout bytes (encode_layout form; the fixed fuzz layout when they do not
 // decode). check_header must accept only frames within the bounds of their type, and
 // check_page_frame only frames that lie inside one block (inside one host page, or whole host
-// pages for a zero range): anything it accepts is checked here against the layout by hand.
+// pages for a zero range or a page run): anything it accepts is checked here against the layout by hand.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -50,10 +50,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint64_t first_host_page = h.offset / b.host_page_size;
   const uint64_t last_host_page = (h.offset + len - 1) / b.host_page_size;
   if (first_host_page != last_host_page) {
-    // Only a zero range may span host pages, and then it covers whole ones.
-    if (type != FrameType::kZero || h.offset % b.host_page_size || len % b.host_page_size ||
-        len > kMaxZeroRange)
+    // Only a zero range or a page run may span host pages, and then it covers whole ones: a
+    // zero range up to kMaxZeroRange, a page run (kPage) of 4 KiB host pages up to kMaxPageRun.
+    if (h.offset % b.host_page_size || len % b.host_page_size) std::abort();
+    if (type == FrameType::kZero) {
+      if (len > kMaxZeroRange) std::abort();
+    } else if (type == FrameType::kPage) {
+      if (b.host_page_size != kTargetPageSize || len > kMaxPageRun) std::abort();
+    } else {
       std::abort();
+    }
   }
   return 0;
 }
