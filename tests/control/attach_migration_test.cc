@@ -196,11 +196,7 @@ TEST_F(AttachMigrationTest, SourceTerndKilledMidPrecopyLeavesTheGuestRunningAndA
   auto s = src.connect();
   ASSERT_TRUE(d && s);
   ASSERT_TRUE(dvmm.wait_output("attached", 20s)) << dvmm.output();
-  std::string uri = (*d->execute(ext::kQueryIncoming))["uri"];
-  ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
-  Json sq = wait_done(*s, 120s);
-  ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
-  ASSERT_EQ(wait_done(*d, 30s)["status"], "completed");
+  ASSERT_NO_FATAL_FAILURE(migrate_to_completion(*s, *d));
   expect_verified(*d);
 }
 
@@ -222,11 +218,8 @@ TEST_F(AttachMigrationTest, FreePageReportsCrossTheAttachProtocol) {
   Json caps = Json::array({{{"capability", ext::kFreePageHint}, {"state", true}}});
   auto set = s->execute("migrate-set-capabilities", {{"capabilities", caps}});
   ASSERT_TRUE(set.is_ok()) << set.status().to_string();
-  std::string uri = (*d->execute(ext::kQueryIncoming))["uri"];
-  ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
-  Json sq = wait_done(*s, 120s);
-  ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
-  ASSERT_EQ(wait_done(*d, 30s)["status"], "completed");
+  Json sq;
+  ASSERT_NO_FATAL_FAILURE(migrate_to_completion(*s, *d, &sq));
   expect_verified(*d);
   const Json& r = sq["ram"];
   EXPECT_GE(r[ext::kFreePageHints].get<uint64_t>(), pages * 6 / 10) << r.dump(2);

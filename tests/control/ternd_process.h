@@ -164,6 +164,24 @@ inline Json wait_done(QmpClient& c, std::chrono::seconds limit) {
   return q;
 }
 
+// Migrates from `s` to the URI `d` listens on (its query-incoming) and waits until both
+// completed (a fatal test failure names the side that did not); their final query-migrate
+// replies in *source / *destination when asked for. Call under ASSERT_NO_FATAL_FAILURE.
+inline void migrate_to_completion(QmpClient& s, QmpClient& d, Json* source = nullptr,
+                                  Json* destination = nullptr) {
+  using namespace std::chrono_literals;
+  auto inc = d.execute(ext::kQueryIncoming);
+  ASSERT_TRUE(inc.is_ok()) << inc.status().to_string();
+  auto started = s.execute("migrate", {{"uri", (*inc)["uri"]}});
+  ASSERT_TRUE(started.is_ok()) << started.status().to_string();
+  Json sq = wait_done(s, 120s);
+  ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
+  Json dq = wait_done(d, 30s);
+  ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
+  if (source) *source = std::move(sq);
+  if (destination) *destination = std::move(dq);
+}
+
 // Turns on postcopy-ram (and postcopy-preempt if asked) and caps the bandwidth so that
 // precopy runs long enough to switch. False (with a test failure) if ternd refuses.
 inline bool arm_postcopy(QmpClient& s, bool preempt, uint64_t max_bandwidth) {

@@ -59,11 +59,8 @@ TEST_F(TerndTrust, ASourceRefusesAFakeDestinationThenMigratesToTheRealOne) {
   auto s = src.connect();
   auto d = dst.connect();
   ASSERT_TRUE(s && d);
-  ASSERT_TRUE(s->execute("migrate", {{"uri", uri_of(*d)}}).is_ok());
-  Json sq = wait_done(*s, 120s);
-  Json dq = wait_done(*d, 30s);
-  ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
-  ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
+  Json sq, dq;
+  ASSERT_NO_FATAL_FAILURE(migrate_to_completion(*s, *d, &sq, &dq));
   EXPECT_EQ(sq[ext::kChannelSecurity], "psk");
   EXPECT_EQ(dq[ext::kChannelSecurity], "psk");
   auto dg = d->execute(ext::kQueryGuest);
