@@ -11,7 +11,8 @@
 # side's runqueue wait (runnable, waiting for a CPU: a slow run on a busy host shows it there).
 # PERF=DIR records each side during the migration (perf record -e cpu-clock -g) into
 # DIR/src.data and DIR/dst.data, and counts task-clock, page faults and context switches
-# into DIR/src.stat and DIR/dst.stat.
+# into DIR/src.stat and DIR/dst.stat. PERF_EVENT=page-faults records where the faults are
+# instead (every fault, -c 1).
 # TLS_CREDS=DIR runs both sides with --tls-creds DIR as well (TLS 1.3 on every tcp channel, on
 # top of the key; bench/tls_cost.sh alternates the two).
 # Prints one JSON line. Example, two builds alternated:
@@ -60,7 +61,8 @@ if [[ -n ${PERF:-} ]]; then
   perf_pids=()
   for side in src dst; do
     pid=$spid; [[ $side == dst ]] && pid=$dpid
-    perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$PERF/$side.data" 2>/dev/null &
+    if [[ ${PERF_EVENT:-cpu-clock} == cpu-clock ]]; then rate=(-F 2000); else rate=(-c 1); fi
+    perf record -q -e "${PERF_EVENT:-cpu-clock}" "${rate[@]}" -g -p "$pid" -o "$PERF/$side.data" 2>/dev/null &
     perf_pids+=($!)
     perf stat -e task-clock,page-faults,context-switches,cpu-migrations -p "$pid" \
       -o "$PERF/$side.stat" &
