@@ -12,7 +12,7 @@
 # PERF=DIR records each side during the migration (perf record -e cpu-clock -g) into
 # DIR/src.data and DIR/dst.data, and counts task-clock, page faults and context switches
 # into DIR/src.stat and DIR/dst.stat. PERF_EVENT=page-faults records where the faults are
-# instead (every fault, -c 1).
+# instead (every fault, -c 1); PERF_CALLGRAPH=dwarf unwinds without frame pointers.
 # TLS_CREDS=DIR runs both sides with --tls-creds DIR as well (TLS 1.3 on every tcp channel, on
 # top of the key; bench/tls_cost.sh alternates the two).
 # Prints one JSON line. Example, two builds alternated:
@@ -37,7 +37,7 @@ trap cleanup EXIT
 stat_of() { awk '{print $10, $14 + $15}' "/proc/$1/stat"; }
 
 incoming="$kind:127.0.0.1:0"
-[[ $kind == dpdk ]] && incoming="dpdk:"  # memif on a fresh socket
+[[ $kind == dpdk ]] && incoming="dpdk:${DPDK_OPTS:-}"  # memif on a fresh socket (DPDK_OPTS=net_memif0,rsize=9: PMD options)
 (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dir/key.psk")  # throwaway key
 trust=(--auth-key-file "$dir/key.psk")
 [[ -n ${TLS_CREDS:-} ]] && trust+=(--tls-creds "$TLS_CREDS")
@@ -62,7 +62,7 @@ if [[ -n ${PERF:-} ]]; then
   for side in src dst; do
     pid=$spid; [[ $side == dst ]] && pid=$dpid
     if [[ ${PERF_EVENT:-cpu-clock} == cpu-clock ]]; then rate=(-F 2000); else rate=(-c 1); fi
-    perf record -q -e "${PERF_EVENT:-cpu-clock}" "${rate[@]}" -g -p "$pid" -o "$PERF/$side.data" 2>/dev/null &
+    perf record -q -e "${PERF_EVENT:-cpu-clock}" "${rate[@]}" --call-graph "${PERF_CALLGRAPH:-fp}" -p "$pid" -o "$PERF/$side.data" 2>/dev/null &
     perf_pids+=($!)
     perf stat -e task-clock,page-faults,context-switches,cpu-migrations -p "$pid" \
       -o "$PERF/$side.stat" &
