@@ -41,6 +41,11 @@ incoming="$kind:127.0.0.1:0"
 (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dir/key.psk")  # throwaway key
 trust=(--auth-key-file "$dir/key.psk")
 [[ -n ${TLS_CREDS:-} ]] && trust+=(--tls-creds "$TLS_CREDS")
+# dpdk: both sides start their EAL before the migration, as a daemon that migrates more than
+# once would (a build without the option starts it in the source's setup).
+if [[ $kind == dpdk ]] && "$ternd" --help 2>/dev/null | grep -q -- --prepare-transport; then
+  trust+=(--prepare-transport dpdk)
+fi
 "$ternd" -s "$dir/d.sock" "${trust[@]}" --incoming "$incoming" >"$dir/d.log" 2>&1 &
 dpid=$!
 "$ternd" -s "$dir/s.sock" "${trust[@]}" --guest "$spec" --prefill >"$dir/s.log" 2>&1 &

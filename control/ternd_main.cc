@@ -54,6 +54,7 @@ struct Options {
   std::string tls_creds;      // x509 credentials directory: the credential set "tls0"
   std::string tls_authz_file; // allowed client subjects: the allow-list "authz0"
   std::string expect_ram;     // destination: the guest RAM it commits memory for
+  std::vector<std::string> prepare_transports;  // started now, not in a migration's setup
 };
 
 // --tls-creds / --tls-authz-file as the credential set "tls0" and the allow-list "authz0",
@@ -221,6 +222,12 @@ int serve(const Options& o) {
         std::string("migration ") + qmp_status_name(s) + (detail.empty() ? "" : ": " + detail));
   });
 
+  for (const std::string& name : o.prepare_transports) {
+    TransportAvailability a = prepare_transport(name);
+    log(a.usable ? LogLevel::kInfo : LogLevel::kWarn,
+        "--prepare-transport " + name + ": " + (a.usable ? "ready (" : "not usable: ") + a.reason +
+            (a.usable ? ")" : ""));
+  }
   if (source) {
     Result<GuestInfo> g = host->guest_info(false);
     log(LogLevel::kInfo, "guest running: " + (g ? g->description : std::string("?")));
@@ -312,6 +319,9 @@ int main(int argc, char** argv) {
                  "destination: the guest RAM to accept (e.g. 1G); a source announcing another "
                  "size is refused before anything is allocated (default: at most this host's "
                  "memory)");
+  app.add_option("--prepare-transport", o.prepare_transports,
+                 "start transport NAME now rather than in the first migration's setup "
+                 "(repeatable; dpdk: its EAL, ~200 ms here); a failure is logged, not fatal");
   app.add_flag("--print-default-transport", o.print_default_transport,
                "print 'NAME: REASON' for the transport used when a URI names none, and exit");
   try {

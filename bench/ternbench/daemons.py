@@ -106,6 +106,8 @@ class Pair:
         self.transport = transport
         common = ["--workers", str(workers)] + ([] if pin else ["--no-pin"])
         common += ["--auth-key-file", throwaway_key(self.tmp)]
+        if transport == "dpdk":  # the EAL starts with ternd, not in the first migration's setup
+            common += ["--prepare-transport", "dpdk"]
         try:
             dst_args = ["--incoming", listen_uri(transport)] + common
             if vmm:
