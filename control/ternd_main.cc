@@ -22,6 +22,7 @@
 #include "dataplane/peer_key.h"
 #include "dataplane/tls_credentials.h"
 #include "dataplane/transport.h"
+#include "dataplane/worker.h"
 #include "transports/builtin_transports.h"
 #include "vm/guest_factory.h"
 #include "vm/workload.h"
@@ -222,6 +223,8 @@ int serve(const Options& o) {
         std::string("migration ") + qmp_status_name(s) + (detail.empty() ? "" : ": " + detail));
   });
 
+  // The workers' cores (hwloc's topology, 2-880 ms here) read now, not in the first setup.
+  if (o.pin) (void)choose_worker_cpus(1);
   for (const std::string& name : o.prepare_transports) {
     TransportAvailability a = prepare_transport(name);
     log(a.usable ? LogLevel::kInfo : LogLevel::kWarn,
