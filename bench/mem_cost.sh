@@ -11,7 +11,8 @@
 # side's runqueue wait (runnable, waiting for a CPU: a slow run on a busy host shows it there).
 # PERF=DIR records each side during the migration (perf record -e cpu-clock -g) into
 # DIR/src.data and DIR/dst.data, and counts task-clock, page faults and context switches
-# into DIR/src.stat and DIR/dst.stat.
+# into DIR/src.stat and DIR/dst.stat. PERF_EVENT=page-faults records where the faults are
+# instead (every fault, -c 1); PERF_CALLGRAPH=dwarf unwinds without frame pointers.
 # TLS_CREDS=DIR runs both sides with --tls-creds DIR as well (TLS 1.3 on every tcp channel, on
 # top of the key; bench/tls_cost.sh alternates the two).
 # Prints one JSON line. Example, two builds alternated:
@@ -36,10 +37,15 @@ trap cleanup EXIT
 stat_of() { awk '{print $10, $14 + $15}' "/proc/$1/stat"; }
 
 incoming="$kind:127.0.0.1:0"
-[[ $kind == dpdk ]] && incoming="dpdk:"  # memif on a fresh socket
+[[ $kind == dpdk ]] && incoming="dpdk:${DPDK_OPTS:-}"  # memif on a fresh socket (DPDK_OPTS=net_memif0,rsize=9: PMD options)
 (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dir/key.psk")  # throwaway key
 trust=(--auth-key-file "$dir/key.psk")
 [[ -n ${TLS_CREDS:-} ]] && trust+=(--tls-creds "$TLS_CREDS")
+# dpdk: both sides start their EAL before the migration, as a daemon that migrates more than
+# once would (a build without the option starts it in the source's setup).
+if [[ $kind == dpdk ]] && "$ternd" --help 2>/dev/null | grep -q -- --prepare-transport; then
+  trust+=(--prepare-transport dpdk)
+fi
 "$ternd" -s "$dir/d.sock" "${trust[@]}" --incoming "$incoming" >"$dir/d.log" 2>&1 &
 dpid=$!
 "$ternd" -s "$dir/s.sock" "${trust[@]}" --guest "$spec" --prefill >"$dir/s.log" 2>&1 &
@@ -60,7 +66,8 @@ if [[ -n ${PERF:-} ]]; then
   perf_pids=()
   for side in src dst; do
     pid=$spid; [[ $side == dst ]] && pid=$dpid
-    perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$PERF/$side.data" 2>/dev/null &
+    if [[ ${PERF_EVENT:-cpu-clock} == cpu-clock ]]; then rate=(-F 2000); else rate=(-c 1); fi
+    perf record -q -e "${PERF_EVENT:-cpu-clock}" "${rate[@]}" --call-graph "${PERF_CALLGRAPH:-fp}" -p "$pid" -o "$PERF/$side.data" 2>/dev/null &
     perf_pids+=($!)
     perf stat -e task-clock,page-faults,context-switches,cpu-migrations -p "$pid" \
       -o "$PERF/$side.stat" &

@@ -193,6 +193,12 @@ std::vector<std::string> transport_names();
 // the available transports.
 Result<std::unique_ptr<Transport>> create_transport(std::string_view name);
 
+// Runs transport `name`'s availability check now (dpdk: starts its EAL, some 200 ms here, of
+// which 100 ms is DPDK's TSC calibration on CPUs that do not report their TSC frequency), so
+// that a later migration does not pay it in its setup. kNotFound for an unregistered name; a
+// transport without a check is usable ("nothing to prepare").
+TransportAvailability prepare_transport(std::string_view name);
+
 struct DefaultTransport {
   std::string name;    // "" only when no registered transport can be the default
   std::string reason;  // printed to the user: why this one was chosen

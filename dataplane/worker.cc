@@ -11,6 +11,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <mutex>
 
 namespace tern {
 
@@ -217,16 +219,18 @@ bool Worker::block(uint32_t timeout_us) {
   return false;
 }
 
-std::vector<int> choose_worker_cpus(int n, const std::string& near_pci) {
+// The cores hwloc places nearest `near_pci` (all of them when it is empty or unknown); empty
+// when hwloc cannot load the topology.
+static std::vector<int> cores_near(const std::string& near_pci) {
   std::vector<int> cpus;
   hwloc_topology_t topo;
-  if (hwloc_topology_init(&topo) != 0) return std::vector<int>(n, -1);
+  if (hwloc_topology_init(&topo) != 0) return cpus;
   // I/O discovery (the pci plugin) only when a NIC is named: it is slow, and the plugin leaks a
   // small allocation each load (seen with LeakSanitizer, Debian 12's hwloc 2.9).
   if (!near_pci.empty()) hwloc_topology_set_io_types_filter(topo, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
   if (hwloc_topology_load(topo) != 0) {
     hwloc_topology_destroy(topo);
-    return std::vector<int>(n, -1);
+    return cpus;
   }
   hwloc_const_cpuset_t allowed = hwloc_topology_get_topology_cpuset(topo);
   hwloc_bitmap_t near = hwloc_bitmap_dup(allowed);
@@ -242,6 +246,21 @@ std::vector<int> choose_worker_cpus(int n, const std::string& near_pci) {
   }
   hwloc_bitmap_free(near);
   hwloc_topology_destroy(topo);
+  return cpus;
+}
+
+std::vector<int> choose_worker_cpus(int n, const std::string& near_pci) {
+  // Read once per process and NIC: loading the topology took 2-880 ms on this 2-vCPU host
+  // (hundreds of /sys reads, slow under load), inside every migration's setup.
+  static std::mutex mu;
+  static std::map<std::string, std::vector<int>> known;
+  std::vector<int> cpus;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = known.find(near_pci);
+    if (it == known.end()) it = known.emplace(near_pci, cores_near(near_pci)).first;
+    cpus = it->second;
+  }
   if (cpus.empty()) return std::vector<int>(n, -1);
   std::vector<int> out;
   for (int i = 0; i < n; ++i) out.push_back(cpus[i % cpus.size()]);

@@ -114,7 +114,8 @@ class Worker {
 };
 
 // CPUs for `n` workers: hwloc cores, spread, preferring the NUMA node nearest `near_pci`
-// (a PCI address of the NIC, or empty). Fewer cores than workers: CPUs repeat.
+// (a PCI address of the NIC, or empty). Fewer cores than workers: CPUs repeat. The topology is
+// read on the first call for a given near_pci and kept for the process's life (any thread).
 std::vector<int> choose_worker_cpus(int n, const std::string& near_pci = "");
 
 }  // namespace tern

@@ -23,18 +23,13 @@ ThreadGuest::ThreadGuest(std::unique_ptr<RamBlock> block)
     : block_(std::move(block)),
       target_pages_(block_->target_pages()),
       table_pages_((block_->target_pages() + 1023) / 1024),
-      logged_(new std::atomic<uint8_t>[block_->target_pages()]),
+      logged_(block_->target_pages()),
+      free_((block_->target_pages() + 63) / 64),
+      reported_((block_->target_pages() + 63) / 64),
       touched_(block_->target_pages()) {
   ram_view_.push_back(block_.get());
-  for (uint64_t i = 0; i < target_pages_; ++i) logged_[i].store(0, std::memory_order_relaxed);
   pending_.assign((target_pages_ + 63) / 64, 0);
   words_ = (target_pages_ + 63) / 64;
-  free_.reset(new std::atomic<uint64_t>[words_]);
-  reported_.reset(new std::atomic<uint64_t>[words_]);
-  for (uint64_t w = 0; w < words_; ++w) {
-    free_[w].store(0, std::memory_order_relaxed);
-    reported_[w].store(0, std::memory_order_relaxed);
-  }
 }
 
 Result<std::unique_ptr<ThreadGuest>> ThreadGuest::create(const WorkloadSpec& spec) {
@@ -167,9 +162,15 @@ void ThreadGuest::set_logging(bool migration, bool limit) {
   for (auto& v : vcpus_) v->ring.harvest(dropped);  // also releases stalled vCPUs
   std::fill(pending_.begin(), pending_.end(), 0);
   // Flags cleared with the rings empty (a vCPU racing with this can only leave an extra entry
-  // behind, never a set flag without an entry).
-  for (uint64_t i = 0; i < target_pages_; ++i) logged_[i].store(0, std::memory_order_release);
-  if (on) logging_.store(true, std::memory_order_seq_cst);
+  // behind, never a set flag without an entry); only when logging goes on (nothing reads them
+  // while it is off) and some flag may be set: a guest that never logged has them all zero in
+  // fresh pages, and a clear would fault them all in (a destination's, for nothing).
+  if (on && flags_maybe_set_)
+    for (uint64_t i = 0; i < target_pages_; ++i) logged_[i].store(0, std::memory_order_release);
+  if (on) {
+    flags_maybe_set_ = true;
+    logging_.store(true, std::memory_order_seq_cst);
+  }
   migration_log_ = migration;
   limit_tracking_ = limit;
 }

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "dataplane/bitmap.h"
+#include "dataplane/fresh_array.h"
 #include "dataplane/guest.h"
 #include "vm/self_check.h"
 #include "vm/dirty_ring.h"
@@ -187,7 +188,8 @@ class ThreadGuest : public Guest, public SelfCheck {
   std::atomic<bool> logging_{false};
   bool migration_log_ = false;   // harvest_mu_: harvested entries are kept for collect_dirty
   bool limit_tracking_ = false;  // harvest_mu_: the dirty limit wants the rings running
-  std::unique_ptr<std::atomic<uint8_t>[]> logged_;
+  bool flags_maybe_set_ = false;  // harvest_mu_: logging was on since logged_ was last cleared
+  FreshAtomicArray<uint8_t> logged_;  // fresh memory: a destination touches only what it logs
   std::mutex harvest_mu_;          // serializes ring harvests; guards pending_ and the bools above
   std::vector<uint64_t> pending_;  // bitmap of pages the reaper harvested, for collect_dirty
   std::vector<DirtyGfn> batch_;    // collect_dirty's scratch (control thread)
@@ -201,8 +203,9 @@ class ThreadGuest : public Guest, public SelfCheck {
   // table's kFreeBit, carried in the saved state); written by the page's vCPU, or by the
   // control thread with vCPUs parked. reported_: pages freed and neither reused nor taken
   // since (take_free_pages); a vCPU clears a page's bit before it writes the page again.
-  std::unique_ptr<std::atomic<uint64_t>[]> free_;
-  std::unique_ptr<std::atomic<uint64_t>[]> reported_;
+  // Both in fresh memory (zero: no page free or reported), touched only where pages are freed.
+  FreshAtomicArray<uint64_t> free_;
+  FreshAtomicArray<uint64_t> reported_;
   uint64_t words_ = 0;
   bool heap_ready_ = false;              // control thread: heap_init done (or state loaded)
   std::atomic<bool> reporting_{false};   // take_free_pages reports (migration control thread)

@@ -30,6 +30,30 @@ def minor_faults(pid):
     return int(_stat_fields(pid)[7])  # minflt: faults that needed no I/O, every thread's
 
 
+# Host-wide /proc/vmstat counters that say a run's transparent huge pages were hard to get: a
+# fault that had to compact memory (compact_stall) or fell back to 4 KiB pages (a fault per
+# 4 KiB page from then on: thp_fault_fallback), on a host whose free memory is fragmented or
+# held by the page cache. Both sides of every row fault THPs in, so a slow run with these is the
+# host's memory state, not the migration.
+HOST_VMSTAT = {"thp_fault_fallback": "host-thp-fallbacks", "compact_stall": "host-compact-stalls"}
+
+
+def host_vmstat():
+    out = {}
+    with open("/proc/vmstat") as f:
+        for line in f:
+            name, _, value = line.partition(" ")
+            if name in HOST_VMSTAT:
+                out[name] = int(value)
+    return out
+
+
+def host_vmstat_delta(before, after):
+    """The HOST_VMSTAT counters' growth between two host_vmstat() readings, as run metrics."""
+    return {key: after[name] - before[name] for name, key in HOST_VMSTAT.items()
+            if name in before and name in after}
+
+
 def mem_status(pid):
     out = {}
     with open(f"/proc/{pid}/status") as f:
@@ -106,6 +130,8 @@ class Pair:
         self.transport = transport
         common = ["--workers", str(workers)] + ([] if pin else ["--no-pin"])
         common += ["--auth-key-file", throwaway_key(self.tmp)]
+        if transport == "dpdk":  # the EAL starts with ternd, not in the first migration's setup
+            common += ["--prepare-transport", "dpdk"]
         try:
             dst_args = ["--incoming", listen_uri(transport)] + common
             if vmm:

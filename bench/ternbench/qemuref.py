@@ -30,7 +30,8 @@ import tempfile
 import time
 
 from . import stats
-from .daemons import SkipRow, cpu_seconds, migration_figures, minor_faults, reap
+from .daemons import (SkipRow, cpu_seconds, host_vmstat, host_vmstat_delta,
+                      migration_figures, minor_faults, reap)
 from .qmp import Qmp, wait_status
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -360,6 +361,7 @@ def _run(row, pair, variant):
     uri = f"tcp:127.0.0.1:{port}"
     timeout = float(row.get("timeout", 300))
     s0 = {side: _stat(pair.pid(side)) for side in ("src", "dst")}
+    vm0 = host_vmstat()
     t0 = time.monotonic()
     src.execute("migrate", {"uri": uri})
     if pc:  # as tern's fault rows: postcopy as soon as the migration is active
@@ -378,9 +380,15 @@ def _run(row, pair, variant):
     wall = time.monotonic() - t0
     dinfo = wait_status(dst, set(), 60, interval=0.05)
     s1["dst"] = _stat(pair.pid("dst"))
+    vm1 = host_vmstat()
     if info.get("status") != "completed" or dinfo.get("status") != "completed":
         raise RuntimeError(f"QEMU migration {info.get('status')} (destination "
                            f"{dinfo.get('status')}): {info.get('error-desc') or ''}")
+    if not info.get("total-time") or info["total-time"] < (info.get("setup-time") or 0):
+        # Seen once at load 6: total-time 0 with setup-time 3438 (a negative active time and an
+        # absurd rate would enter the medians); the run counts as failed instead.
+        raise RuntimeError(f"QEMU reported total-time {info.get('total-time')} ms with "
+                           f"setup-time {info.get('setup-time')} ms")
     if pc:
         pair.serial["dst"].wait_for("TERN-SWEPT", 60 + data / 10e6, pair.procs["dst"])
     # Every page checked on the destination (TCG: ~0.5-1 s per GiB).
@@ -392,6 +400,7 @@ def _run(row, pair, variant):
     r = info["ram"]
     out = {
         **migration_figures(info),
+        **host_vmstat_delta(vm0, vm1),
         "wall-s": wall,
         "boot-fill-s": boot_s,
         "guest-fill-ms": float(_fields(ready).get("fill-ms", 0)),

@@ -292,7 +292,11 @@ that side completed (`/proc/PID/stat`), and bytes transferred per CPU second. Ce
 plus the 8 KiB: with a RAM size off the 256 KiB grid, 7.2 syncs the dirty bitmap page by page,
 resetting the emulated TLBs for each dirty page, and at setup every page is dirty (2 GiB:
 ~4.3 s of its setup at load 13, against 2 ms with exactly 2 GiB, measured on this host); a
-KVM QEMU does not pay it, so compare *active* time too.
+KVM QEMU does not pay it, so compare *active* time too. *Host THP fallbacks*: transparent huge
+page faults anywhere on the host during the migration that fell back to 4 KiB pages
+(`thp_fault_fallback` in /proc/vmstat; `host-compact-stalls` in the JSON counts those that had to
+compact first): each costs its process 512 faults instead of one, so a run with many is slow
+and fault-heavy because of the host's fragmented memory, whoever migrates.
 """
 
 
@@ -375,7 +379,7 @@ def _qemu_section(results):
                          cell(s, "cpu-s-src"), cell(s, "cpu-s-dst"),
                          cell(s, "minor-faults-src"), cell(s, "minor-faults-dst"),
                          _gbps(s, "bytes-per-cpu-s-src"), _gbps(s, "bytes-per-cpu-s-dst"),
-                         cell(s, "guest-dirty-pages-per-s")))
+                         cell(s, "guest-dirty-pages-per-s"), cell(s, "host-thp-fallbacks")))
         for t in terns:
             for q in qemus:
                 if t["status"] not in ("ok", "partial") or q["status"] not in ("ok", "partial"):
@@ -393,7 +397,7 @@ def _qemu_section(results):
         out += table(["guest", "RAM, data, dirty", "who", "total ms", "setup ms", "active ms",
                       "downtime ms", "sent MiB", "src CPU s", "dst CPU s", "src minor faults",
                       "dst minor faults", "src GB per CPU s", "dst GB per CPU s",
-                      "guest dirty pages/s (QEMU)"], body)
+                      "guest dirty pages/s (QEMU)", "host THP fallbacks"], body)
     if ratios:
         out += ("\nRatios tern / QEMU of the medians (below 1: tern does better; the issue-12 "
                 "targets are total time at most 0.1 in every run, CPU per side at most 0.5, "

@@ -139,7 +139,7 @@ def _run(row, pair, ram):
         src.execute("migrate-set-parameters", {"vcpu-dirty-limit": int(row["dirty_limit"])})
     if row.get("chunk_size"):
         src.execute("migrate-set-parameters", {ext("chunk-size"): parse_size(row["chunk_size"])})
-    cpu0, flt0 = pair.cpu(), pair.faults()
+    cpu0, flt0, vm0 = pair.cpu(), pair.faults(), daemons.host_vmstat()
     t0 = time.monotonic()
     pair.ternctl_run("src", *_migrate_args(row, pair.uri))
     timeout = float(row.get("timeout", 300))
@@ -156,7 +156,7 @@ def _run(row, pair, ram):
     wall = time.monotonic() - t0
     # The destination finishes placing after the source says completed; let it settle.
     dinfo = wait_status(dst, set(), 60, interval=0.05)
-    cpu1, flt1 = pair.cpu(), pair.faults()
+    cpu1, flt1, vm1 = pair.cpu(), pair.faults(), daemons.host_vmstat()
     mem = pair.mem()
     if info.get("status") != "completed" or dinfo.get("status") != "completed":
         raise RuntimeError(f"migration {info.get('status')} (destination {dinfo.get('status')}): "
@@ -170,6 +170,7 @@ def _run(row, pair, ram):
         **daemons.migration_figures(info),
         "switchover-forced": 1 if info.get(ext("switchover-forced")) else 0,
         "wall-s": wall,
+        **daemons.host_vmstat_delta(vm0, vm1),
     }
     if r.get(ext("free-page-hints")):
         out["free-page-hints"] = r[ext("free-page-hints")]

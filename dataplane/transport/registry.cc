@@ -93,6 +93,20 @@ Result<std::unique_ptr<Transport>> create_transport(std::string_view name) {
                                    : joined(names)));
 }
 
+TransportAvailability prepare_transport(std::string_view name) {
+  std::function<TransportAvailability()> available;
+  bool known = false;
+  {
+    Registry& reg = registry();
+    std::lock_guard<std::mutex> lock(reg.mu);
+    for (const TransportRegistration& e : reg.entries)
+      if (e.name == name) known = true, available = e.available;
+  }
+  if (!known) return {false, create_transport(name).status().message()};
+  if (!available) return {true, "nothing to prepare"};
+  return available();  // outside the lock: it may be slow
+}
+
 DefaultTransport choose_default_transport() {
   // Copied out first: availability checks may take a while (dpdk starts its EAL).
   std::vector<std::pair<std::string, std::function<TransportAvailability()>>> candidates;

@@ -224,11 +224,15 @@ Result<std::shared_ptr<Port>> Port::open(Address& a, bool listener) {
     if (a.kind == PortKind::kMemif) {
       // One memif buffer per segment: with the default 2 KiB buffers a segment spans five
       // chained descriptors, and a ring that fills in the middle of a chain stalls the queue
-      // (seen with DPDK 22.11). 512 slots of 8.25 KiB per ring; both ends must agree.
+      // (seen with DPDK 22.11). 128 slots of 8.25 KiB per ring, half a send window: every
+      // slot's pages are faulted in once by each process that writes it (shared memory on 4 KiB
+      // pages; the destination's acks too), so 512 slots cost about 3,400 more page faults a
+      // migration (both sides), and 256 about 900, for no speed measured (issue 12). Both ends
+      // must agree.
       bool bsize = false, rsize = false;
       for (auto& [k, v] : a.pmd_args) bsize |= k == "bsize", rsize |= k == "rsize";
       if (!bsize) a.pmd_args.emplace_back("bsize", std::to_string(kMaxFrameBytes + 128));
-      if (!rsize) a.pmd_args.emplace_back("rsize", "9");
+      if (!rsize) a.pmd_args.emplace_back("rsize", "7");
     }
     const std::string name = prefix + "_t" + unique_suffix();
     const std::string role = a.role.empty() ? (listener ? "server" : "client") : a.role;

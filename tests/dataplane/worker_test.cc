@@ -238,5 +238,16 @@ TEST(ChooseWorkerCpus, NearAPciDeviceTakesOnlyCpusLocalToIt) {
   EXPECT_EQ(choose_worker_cpus(4, "ffff:ff:1f.7"), all);
 }
 
+// The topology is read once per NIC and kept: every call spreads n workers over the same cores
+// in the same order, whatever n.
+TEST(ChooseWorkerCpus, SameCoresInTheSameOrderOnEveryCall) {
+  const std::vector<int> five = choose_worker_cpus(5);
+  const std::vector<int> three = choose_worker_cpus(3);
+  ASSERT_EQ(five.size(), 5u);
+  ASSERT_EQ(three.size(), 3u);
+  for (size_t i = 0; i < three.size(); ++i) EXPECT_EQ(three[i], five[i]) << "worker " << i;
+  EXPECT_EQ(choose_worker_cpus(5), five);
+}
+
 }  // namespace
 }  // namespace tern

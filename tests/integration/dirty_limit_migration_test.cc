@@ -3,7 +3,9 @@
 // the dirty-limit capability; every page verifies either way.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <optional>
+#include <thread>
 
 #include "tests/integration/migration_helpers.h"
 
@@ -17,6 +19,17 @@ struct Outcome {
   std::optional<VerifyReport> check;  // the destination's check of every page, once completed
 };
 
+// Waits until every vCPU wrote its share of the working set at least once: on a loaded host the
+// vCPUs may not have run yet when the migration starts, and a migration of a guest that wrote
+// nothing converges at once (seen once setups no longer read hwloc's topology each time).
+void wait_until_dirtying(const ThreadGuest& guest, uint32_t vcpus, uint64_t writes_each) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  for (uint32_t v = 0; v < vcpus; ++v)
+    while (guest.vcpu_stats(v).writes < writes_each &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
 Outcome migrate(bool dirty_limit) {
   // Two vCPUs writing 32 MiB as fast as they can, over a link held to 32 MB/s.
   auto guest = ThreadGuest::create(*parse_workload(
@@ -24,6 +37,7 @@ Outcome migrate(bool dirty_limit) {
   EXPECT_TRUE(guest.is_ok()) << guest.status().to_string();
   if (!guest.is_ok()) return {};
   EXPECT_TRUE((*guest)->start().is_ok());
+  wait_until_dirtying(**guest, 2, 4096);  // 2 x 16 MiB: the working set
 
   MigrationParameters params;
   params.multifd_channels = 2;

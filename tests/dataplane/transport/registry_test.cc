@@ -141,5 +141,27 @@ TEST(Registry, DefaultIsABuiltTransportWithAReason) {
 #endif
 }
 
+TEST(Registry, PrepareRunsTheNamedTransportsCheckOnly) {
+  int asked = 0;
+  ASSERT_TRUE(register_transport({"test8", [] { return std::move(*create_transport("loopback")); },
+                                  [&asked] {
+                                    ++asked;
+                                    return TransportAvailability{false, "test8 cannot start here"};
+                                  }})
+                  .is_ok());
+  const TransportAvailability a = prepare_transport("test8");
+  EXPECT_EQ(asked, 1);
+  EXPECT_FALSE(a.usable);
+  EXPECT_EQ(a.reason, "test8 cannot start here");
+  // loopback has no check: nothing to start.
+  const TransportAvailability l = prepare_transport("loopback");
+  EXPECT_TRUE(l.usable) << l.reason;
+  // An unknown name says so and lists what there is.
+  const TransportAvailability u = prepare_transport("nosuch");
+  EXPECT_FALSE(u.usable);
+  EXPECT_NE(u.reason.find("no transport 'nosuch'"), std::string::npos) << u.reason;
+  EXPECT_NE(u.reason.find("tcp"), std::string::npos) << u.reason;
+}
+
 }  // namespace
 }  // namespace tern
