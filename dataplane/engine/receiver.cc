@@ -15,6 +15,11 @@ constexpr size_t kBurst = 32;
 ReceiverPoller::ReceiverPoller(RecvState& state, Channel* channel)
     : state_(state), channel_(channel), staged_landing_(state.direct.blocks()) {
   channel_->set_landing(&state_.direct);
+  if (const ChannelKeys* keys = channel_->keys()) {
+    opener_ = std::make_unique<MarkerOpener>(keys->recv);
+    if (channel_->index() >= kFirstBulkChannel)
+      round_end_tamper_.arm(take_marker_tamper(MarkerKind::kRoundEnd));
+  }
 }
 
 ReceiverPoller::~ReceiverPoller() {
@@ -25,6 +30,24 @@ void ReceiverPoller::fail(Status s) {
   if (failed_.load(std::memory_order_relaxed)) return;
   error_ = Status(s.code(), "channel " + std::to_string(channel_->index()) + ": " + s.message());
   failed_.store(true, std::memory_order_release);
+}
+
+void ReceiverPoller::handle_marker(const FrameHeader& outer, uint8_t* payload) {
+  if (is_sealed_frame(outer) && payload != nullptr && outer.length == kSealedMarkerBytes)
+    round_end_tamper_.before_open(payload);
+  for (uint8_t* frame = payload; frame != nullptr; frame = round_end_tamper_.take_replay()) {
+    FrameHeader inner;
+    const uint64_t seq = opener_->opened();
+    const auto why = opener_->open(outer, frame, nullptr, 0, &inner);
+    if (why != MarkerOpener::Refusal::kNone)
+      return fail(Status(Code::kDenied, MarkerOpener::describe("round end", why, seq,
+                                                                channel_->index())));
+    if (static_cast<FrameType>(inner.type) != FrameType::kRoundEnd)
+      return fail(Status(Code::kProtocol, "sealed marker of type " +
+                                              std::to_string(inner.type) + " on channel " +
+                                              std::to_string(channel_->index())));
+    last_round_end_.store(inner.round, std::memory_order_release);
+  }
 }
 
 void ReceiverPoller::enter_postcopy() {
@@ -70,6 +93,8 @@ void ReceiverPoller::handle(const RxFrame& f) {
     fail(Status(Code::kProtocol, "frame says channel " + std::to_string(h.channel)));
     return;
   }
+  if (opener_ && (type == FrameType::kControl || type == FrameType::kRoundEnd))
+    return handle_marker(h, f.data);
   if (type == FrameType::kRoundEnd) {
     last_round_end_.store(h.round, std::memory_order_release);
     return;
