@@ -9,8 +9,8 @@ namespace {
 
 constexpr int kInner = static_cast<int>(sizeof(FrameHeader));
 
-FrameHeader outer_of(uint32_t channel) {
-  return make_header(FrameType::kControl, 0, 0, kSealedMarkerBytes,
+FrameHeader outer_of(uint32_t channel, bool tag) {
+  return make_header(FrameType::kControl, tag ? kMarkerTagsNext : 0, 0, kSealedMarkerBytes,
                      static_cast<uint32_t>(ControlType::kSealed), 0, channel);
 }
 
@@ -35,7 +35,7 @@ MarkerSealer::~MarkerSealer() { EVP_CIPHER_CTX_free(ctx_); }
 bool MarkerSealer::seal(FrameHeader inner, const uint8_t* covered, size_t covered_len,
                         FrameHeader* outer, uint8_t* out) {
   if (ctx_ == nullptr) return false;
-  *outer = outer_of(inner.channel);
+  *outer = outer_of(inner.channel, tags_page(inner));
   uint8_t nonce[12];
   seal_nonce(seq_, nonce);
   int len = 0;
@@ -61,7 +61,7 @@ MarkerOpener::Refusal MarkerOpener::open(const FrameHeader& outer, const uint8_t
   Refusal why = Refusal::kNone;
   if (!is_sealed_frame(outer)) {
     why = Refusal::kNotSealed;
-  } else if (const FrameHeader expected = outer_of(outer.channel);
+  } else if (const FrameHeader expected = outer_of(outer.channel, outer.block != 0);
              data == nullptr || std::memcmp(&outer, &expected, sizeof(outer)) != 0) {
     why = Refusal::kBadLength;
   } else {
@@ -80,6 +80,7 @@ MarkerOpener::Refusal MarkerOpener::open(const FrameHeader& outer, const uint8_t
         EVP_DecryptFinal_ex(ctx_, reinterpret_cast<uint8_t*>(inner) + len, &len) != 1) {
       why = Refusal::kDoesNotOpen;
     } else if (!check_header(*inner).is_ok() || inner->channel != outer.channel ||
+               tags_page(*inner) != (outer.block == kMarkerTagsNext) ||
                static_cast<FrameType>(inner->type) == FrameType::kControl ||
                static_cast<FrameType>(inner->type) == FrameType::kHello) {
       why = Refusal::kBadInner;

@@ -3,7 +3,8 @@
 // destination) and page requests (urgent, destination -> source); with page integrity also
 // one tag per page frame (page_integrity.h). A marker is a sealed frame in the format of
 // frame_seal.h whose inner message is a bare 32-byte header (no inner payload):
-//   outer: kControl, flags = kSealed, length = kSealedMarkerBytes, channel = the channel
+//   outer: kControl, flags = kSealed, length = kSealedMarkerBytes, channel = the channel,
+//          block = kMarkerTagsNext for a page tag (its inner header is the next frame's), else 0
 //   payload: AES-256-GCM(this direction's key, nonce = 0^4 | seq (u64 LE),
 //                        aad = outer header | covered bytes, plaintext = inner header) | tag
 // seq counts this direction's markers on that channel from 0 and is never sent, so a marker
@@ -27,6 +28,14 @@ typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
 namespace tern::engine {
 
 inline constexpr uint32_t kSealedMarkerBytes = sizeof(FrameHeader) + kSealTagBytes;
+// The outer `block` of a page tag: it opens only with the bytes of the page frame after it.
+inline constexpr uint32_t kMarkerTagsNext = 1;
+
+// Whether a marker's inner frame is a page tag's (a kPage or kZero header).
+inline bool tags_page(const FrameHeader& inner) {
+  const auto t = static_cast<FrameType>(inner.type);
+  return t == FrameType::kPage || t == FrameType::kZero;
+}
 
 // Whether a received frame is a sealed frame (a marker, or a sealed control message).
 inline bool is_sealed_frame(const FrameHeader& h) {

@@ -306,7 +306,8 @@ bool SenderPoller::step_bulk(Lane& lane, int budget) {
 }
 
 bool SenderPoller::room_for_chunk(Lane& lane) {
-  const size_t need = std::min<size_t>(kBacklog, state_.chunk_size / kTargetPageSize);
+  const size_t need =
+      std::min<size_t>(kBacklog, state_.chunk_size / kTargetPageSize * page_slots());
   if (backlog_free(lane) >= need) return true;
   return drain(lane);
 }
@@ -405,14 +406,26 @@ bool SenderPoller::populated(Lane& lane, uint32_t block, uint64_t hp) {
   return (lane.res_bits[i / 64] >> (i % 64)) & 1;
 }
 
-void SenderPoller::queue_marker(Lane& lane, const FrameHeader& inner) {
+void SenderPoller::queue_page_frame(Lane& lane, const FrameHeader& h, const uint8_t* payload) {
+  if (state_.page_integrity && lane.sealer) {
+    const bool data = static_cast<FrameType>(h.type) == FrameType::kPage;
+    queue_marker(lane, h, data ? payload : nullptr, data ? h.length : 0);
+    const uint64_t tag = sizeof(FrameHeader) + kSealedMarkerBytes;
+    counters_.bytes.fetch_add(tag, std::memory_order_relaxed);
+    charge(tag);
+  }
+  lane.backlog[lane.backlog_tail++ % kBacklog] = {h, payload};
+}
+
+void SenderPoller::queue_marker(Lane& lane, const FrameHeader& inner, const uint8_t* covered,
+                                size_t covered_len) {
   const size_t at = lane.backlog_tail++ % kBacklog;
   if (!lane.sealer) {
     lane.backlog[at] = {inner, nullptr};
     return;
   }
   uint8_t* sealed = lane.sealed[at].data();
-  if (!lane.sealer->seal(inner, nullptr, 0, &lane.backlog[at].hdr, sealed))
+  if (!lane.sealer->seal(inner, covered, covered_len, &lane.backlog[at].hdr, sealed))
     fail(Status(Code::kInternal, "sealing a marker failed (libcrypto AES-256-GCM)"));
   lane.backlog[at].payload = sealed;
 }
@@ -422,10 +435,10 @@ void SenderPoller::queue_zero_range(Lane& lane, uint32_t block, uint64_t first, 
   state_.sent.block(block).set_range(first, first + pages);
   const uint32_t round = state_.round.load(std::memory_order_relaxed);
   const uint32_t flags = (lane.urgent ? kFlagUrgent : 0) | kFlagHostPageEnd;
-  lane.backlog[lane.backlog_tail++ % kBacklog] = {
-      make_header(FrameType::kZero, block, first * hp_size, static_cast<uint32_t>(pages * hp_size),
-                  flags, round, lane.index),
-      nullptr};
+  queue_page_frame(lane,
+                   make_header(FrameType::kZero, block, first * hp_size,
+                               static_cast<uint32_t>(pages * hp_size), flags, round, lane.index),
+                   nullptr);
   const uint64_t bytes = sizeof(FrameHeader);
   counters_.bytes.fetch_add(bytes, std::memory_order_relaxed);
   counters_.host_pages.fetch_add(pages, std::memory_order_relaxed);
@@ -465,10 +478,10 @@ void SenderPoller::send_chunk(Lane& lane) {
   auto emit = [&](uint32_t from, uint32_t to, bool zero_run) {
     const uint32_t len = to - from;
     const uint32_t f = flags | (to % hp_size == 0 ? kFlagHostPageEnd : 0);
-    TxFrame fr{make_header(zero_run ? FrameType::kZero : FrameType::kPage, lane.block,
-                           page_off + from, len, f, round, lane.index),
-               zero_run ? nullptr : page + from};
-    lane.backlog[lane.backlog_tail++ % kBacklog] = fr;
+    queue_page_frame(lane,
+                     make_header(zero_run ? FrameType::kZero : FrameType::kPage, lane.block,
+                                 page_off + from, len, f, round, lane.index),
+                     zero_run ? nullptr : page + from);
     bytes += sizeof(FrameHeader) + (zero_run ? 0 : len);
     (zero_run ? zero : normal) += len / kTargetPageSize;
   };
@@ -476,7 +489,7 @@ void SenderPoller::send_chunk(Lane& lane) {
   for (uint32_t off = run_start + kTargetPageSize; off < end; off += kTargetPageSize) {
     bool z = is_zero_target_page(page + off);
     if (z != run_zero) {
-      if (backlog_free(lane) == 1) {  // the last slot: the chunk ends here
+      if (backlog_free(lane) < 2 * page_slots()) {  // room for the last frame only: end here
         stop = off;
         break;
       }

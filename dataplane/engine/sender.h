@@ -102,8 +102,14 @@ class SenderPoller : public Poller {
   bool take_request(const FrameHeader& h);
   // Opens a sealed request; false (and the sender fails) when it does not open.
   bool open_request(const FrameHeader& outer, uint8_t* payload, FrameHeader* inner);
-  // Queues the marker `inner` on lane (sealed when the lane has a sealer, else plain).
-  void queue_marker(Lane& lane, const FrameHeader& inner);
+  // Queues the marker `inner` on lane (sealed when the lane has a sealer, else plain);
+  // `covered`: the bytes of the page frame a page tag goes before (page_integrity.h).
+  void queue_marker(Lane& lane, const FrameHeader& inner, const uint8_t* covered = nullptr,
+                    size_t covered_len = 0);
+  // Queues a page frame, after its tag with page integrity on (the backlog then holds two
+  // entries per page frame: page_slots()).
+  void queue_page_frame(Lane& lane, const FrameHeader& h, const uint8_t* payload);
+  size_t page_slots() const { return state_.page_integrity ? 2 : 1; }
   bool serve_urgent();
   bool step_bulk(Lane& lane, int chunk_budget);
   // Claims the lane's next dirty host page (kPage: start_page done), or a run of dirty,

@@ -75,11 +75,13 @@ struct StatusTrail {
 
 // One keyed precopy migration of a fresh 16 MiB guest to `uri` (into `in`), which must fail
 // with `refusal` in the error of the source (`by_source`) or the destination; the source guest
-// keeps running and never reaches switchover. `params`: the source's (a key by default).
+// keeps running and never reaches switchover. `params`: the source's (a key by default);
+// `guest_rate`: pages/s its vCPUs write (prefilled when lower than the default).
 inline void expect_refused_with(const std::string& refusal, bool by_source,
                                 IncomingMigration& in, const std::string& uri,
-                                const MigrationParameters& params = with_key(test_key('k'))) {
-  auto guest = running_thread_guest(16ull << 20);
+                                const MigrationParameters& params = with_key(test_key('k')),
+                                uint32_t guest_rate = 2000) {
+  auto guest = running_thread_guest(16ull << 20, guest_rate < 2000, guest_rate);
   ASSERT_TRUE(guest);
   StatusTrail trail;
   OutgoingMigration out(*guest, {}, params);
@@ -93,5 +95,45 @@ inline void expect_refused_with(const std::string& refusal, bool by_source,
   EXPECT_TRUE(guest->running());
   trail.expect_never_switched_over();
 }
+
+// A keyed postcopy migration of a small guest whose pages the destination's vCPUs fault on
+// (the push is throttled, so requests bring most pages). `params` for both sides.
+struct KeyedPostcopy {
+  std::unique_ptr<ThreadGuest> guest;
+  std::unique_ptr<IncomingMigration> in;
+  std::unique_ptr<OutgoingMigration> out;
+
+  void run(const std::string& transport, MigrationParameters params = with_key(test_key('k'))) {
+    WorkloadSpec spec;
+    spec.vcpus = 2;
+    spec.ram_bytes = 32ull << 20;
+    spec.wss_fraction = 0.5;
+    spec.rate = dirty_rate();
+    spec.pattern = Pattern::kRandom;
+    auto g = ThreadGuest::create(spec);
+    ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+    guest = std::move(*g);
+    ASSERT_TRUE(guest->start().is_ok());
+    params.max_bandwidth = 2 << 20;  // faults, not the push, bring the pages
+    in = std::make_unique<IncomingMigration>(make_thread_guest_factory(), params);
+    auto uri = in->start(listen_uri(transport));
+    ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
+    MigrationCapabilities caps;
+    caps.postcopy_ram = true;
+    out = std::make_unique<OutgoingMigration>(*guest, caps, params);
+    ASSERT_TRUE(out->start(*uri).is_ok());
+    ASSERT_TRUE(out->start_postcopy().is_ok());
+  }
+  // Both sides completed, requests were served, the guest here checks out.
+  void expect_completed_clean() {
+    ASSERT_EQ(out->wait(120s), MigrationStatus::kCompleted)
+        << out->info().error << " (destination: " << in->info().error << ")";
+    ASSERT_EQ(in->wait(30s), MigrationStatus::kCompleted) << in->info().error;
+    EXPECT_GT(in->info().stats.postcopy_requests, 0u);
+    auto v = check_destination(*in);
+    ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+    EXPECT_EQ(v->mismatches, 0u) << v->first_mismatch;
+  }
+};
 
 }  // namespace tern::testing_support
