@@ -122,6 +122,7 @@ struct MigrationInfo {
   std::string transport;          // name of the transport in use
   bool authenticated = false;     // every channel proved it knows the peer key (both ways)
   std::string encryption;         // "TLS 1.3, TLS_AES_256_GCM_SHA384", "" when in clear
+  bool page_integrity = false;    // every page frame is checked against its tag (page_integrity)
   MigrationStats stats;
   LatencyHistogram::Snapshot fault_latency;  // destination: fault read -> page placed
 };

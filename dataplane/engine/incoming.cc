@@ -522,6 +522,7 @@ MigrationInfo IncomingMigration::Impl::info() const {
   i.status = board_.get();
   i.error = board_.error();
   i.authenticated = params_.peer_key != nullptr;
+  i.page_integrity = i.authenticated && params_.page_integrity;
   std::lock_guard<std::mutex> lock(mu_);
   i.transport = transport_name_;
   i.encryption = encryption_;

@@ -467,6 +467,7 @@ MigrationInfo OutgoingMigration::Impl::info() const {
   std::lock_guard<std::mutex> lock(mu_);
   i.transport = transport_name_;
   i.authenticated = params_.peer_key != nullptr;
+  i.page_integrity = i.authenticated && params_.page_integrity;
   i.encryption = encryption_;
   MigrationStats& s = i.stats;
   s.transferred = counters_.bytes.load();
