@@ -8,7 +8,7 @@ namespace tern::engine {
 namespace {
 
 std::mutex mu;
-MarkerTamper armed[3];  // by MarkerKind
+MarkerTamper armed[4];  // by MarkerKind
 bool env_read = false;
 
 void read_env_locked() {
@@ -39,7 +39,9 @@ Result<MarkerTamper> parse_marker_tamper(const std::string& text, MarkerKind* ki
   if (what == "round-end") *kind = MarkerKind::kRoundEnd;
   else if (what == "request") *kind = MarkerKind::kRequest;
   else if (what == "page") *kind = MarkerKind::kPage;
-  else return Status(Code::kInvalidArgument, "kind '" + what + "' (round-end, request or page)");
+  else if (what == "urgent-page") *kind = MarkerKind::kUrgentPage;
+  else return Status(Code::kInvalidArgument,
+                     "kind '" + what + "' (round-end, request, page or urgent-page)");
   return t;
 }
 

@@ -2,7 +2,7 @@
 // an attacker on the path would, so that tests on every transport can check that a round end,
 // a page request or a page tag changed or replayed on the way is refused. Armed by a test with
 // arm_marker_tamper, or for a whole process by TERN_TEST_MARKER_TAMPER="ACTION:KIND" (ACTION
-// flip|replay, KIND round-end|request|page; read once). The first keyed receiver of that kind
+// flip|replay, KIND round-end|request|page|urgent-page; read once). The first keyed receiver of that kind
 // takes it (so a re-armed destination's next migration is untouched); unkeyed channels never do.
 //
 // Threads: arm from any thread; take_marker_tamper from the thread that builds a receiver.
@@ -17,7 +17,8 @@
 
 namespace tern::engine {
 
-enum class MarkerKind { kRoundEnd, kRequest, kPage };
+// kPage: a page frame on a bulk channel; kUrgentPage: on the urgent channel (postcopy only).
+enum class MarkerKind { kRoundEnd, kRequest, kPage, kUrgentPage };
 enum class MarkerTamper { kNone, kFlip, kReplay };
 
 // "flip:round-end", "replay:request": kInvalidArgument naming the bad part.

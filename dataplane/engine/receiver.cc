@@ -18,9 +18,11 @@ ReceiverPoller::ReceiverPoller(RecvState& state, Channel* channel)
   if (const ChannelKeys* keys = channel_->keys()) {
     opener_ = std::make_unique<MarkerOpener>(keys->recv);
     if (state_.page_integrity) tags_ = std::make_unique<PageTagCheck>(*opener_);
-    if (channel_->index() >= kFirstBulkChannel) {  // test hooks: on a bulk channel
+    if (channel_->index() >= kFirstBulkChannel) {  // test hooks (marker_tamper.h)
       round_end_tamper_.arm(take_marker_tamper(MarkerKind::kRoundEnd));
       if (tags_) page_tamper_ = take_marker_tamper(MarkerKind::kPage);
+    } else if (tags_) {
+      page_tamper_ = take_marker_tamper(MarkerKind::kUrgentPage);
     }
   }
 }

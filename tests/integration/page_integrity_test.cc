@@ -3,11 +3,9 @@
 // whose bytes were changed on the way (a flipped byte, marker_tamper.h's hook at the receiving
 // end of the transport, where an attacker's bytes would land) fails the migration before the
 // guest runs on the destination, the source guest keeps running, the destination re-arms and
-// the real migration completes; a replayed page tag is refused at once; both sides must agree
-// on the parameter, and it needs a key.
+// the real migration completes; in postcopy a changed page is never placed; a replayed page
+// tag is refused at once; both sides must agree on the parameter, and it needs a key.
 #include <gtest/gtest.h>
-
-#include <mutex>
 
 #include "dataplane/engine/marker_tamper.h"
 #include "tests/dataplane/test_peer_key.h"
@@ -44,39 +42,35 @@ TEST_P(PageIntegrityTest, PostcopyMigratesWithZeroMismatches) {
   m.expect_completed_clean();
 }
 
+TEST_P(PageIntegrityTest, InPostcopyAFlippedPageIsNeverPlaced) {
+  // The first page answered on the urgent channel (postcopy only), one byte changed.
+  engine::arm_marker_tamper(MarkerKind::kUrgentPage, MarkerTamper::kFlip);
+  KeyedPostcopy m;
+  ASSERT_NO_FATAL_FAILURE(m.run(GetParam(), with_integrity()));
+  EXPECT_EQ(m.in->wait(60s), MigrationStatus::kFailed);
+  EXPECT_NE(m.in->info().error.find("failed authentication"), std::string::npos)
+      << m.in->info().error;
+  EXPECT_NE(m.in->info().error.find("it was not placed"), std::string::npos)
+      << m.in->info().error;
+  EXPECT_EQ(m.out->wait(30s), MigrationStatus::kFailed) << m.out->info().error;
+  EXPECT_EQ(engine::take_marker_tamper(MarkerKind::kUrgentPage), MarkerTamper::kNone);
+}
+
 TEST_P(PageIntegrityTest, AFlippedPageByteFailsBeforeTheGuestRunsThereThenTheRealSourceMigrates) {
   IncomingMigration in(make_thread_guest_factory(), with_integrity());
   auto uri = in.start(listen_uri(GetParam()));
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
-  {
-    // A guest that writes 1 page/s: the flipped page is not sent again, so it stays
-    // unverified; the destination refuses the device state (the source paused its guest for
-    // the final round, and resumes it), the guest never runs there.
-    engine::arm_marker_tamper(MarkerKind::kPage, MarkerTamper::kFlip);
-    auto guest = running_thread_guest(16ull << 20, /*prefill=*/true, /*rate=*/1);
-    ASSERT_TRUE(guest);
-    StatusTrail trail;
-    OutgoingMigration out(*guest, {}, with_integrity());
-    trail.attach(out);
-    ASSERT_TRUE(out.start(*uri).is_ok());
-    EXPECT_EQ(out.wait(30s), MigrationStatus::kFailed);
-    EXPECT_EQ(in.wait(30s), MigrationStatus::kFailed);
-    EXPECT_NE(in.info().error.find("host page(s) failed authentication"), std::string::npos)
-        << in.info().error;
-    EXPECT_NE(out.info().error.find("failed authentication"), std::string::npos)
-        << out.info().error;
-    EXPECT_TRUE(guest->running());
-    std::lock_guard<std::mutex> lock(trail.mu);
-    for (MigrationStatus s : trail.seen) {
-      EXPECT_NE(s, MigrationStatus::kPostcopyActive);
-      EXPECT_NE(s, MigrationStatus::kCompleted);
-    }
-  }
+  // A guest that writes 1 page/s: the flipped page is not sent again, so it stays unverified;
+  // the destination refuses the device state (the source paused its guest for the final round,
+  // and resumes it), the guest never runs there.
+  engine::arm_marker_tamper(MarkerKind::kPage, MarkerTamper::kFlip);
+  expect_refused_with("host page(s) failed authentication", /*by_source=*/false, in, *uri,
+                      with_integrity(), /*guest_rate=*/1, /*paused_ok=*/true);
   EXPECT_EQ(engine::take_marker_tamper(MarkerKind::kPage), MarkerTamper::kNone);
   // A replayed tag is refused when it arrives.
   engine::arm_marker_tamper(MarkerKind::kPage, MarkerTamper::kReplay);
   expect_refused_with("page tag failed authentication", /*by_source=*/false, in, *uri,
-                      with_integrity());
+                      with_integrity(), 2000, /*paused_ok=*/true);
   EXPECT_EQ(engine::take_marker_tamper(MarkerKind::kPage), MarkerTamper::kNone);
   auto guest = running_thread_guest(32ull << 20);
   ASSERT_TRUE(guest);
