@@ -103,7 +103,7 @@ INSTANTIATE_TEST_SUITE_P(Edits, TcpManInTheMiddle,
                            return info.param == TamperProxy::Edit::kFlip ? "flip" : "replay";
                          });
 
-INSTANTIATE_TEST_SUITE_P(Transports, ControlTamperTest, ::testing::Values("tcp", "loopback"),
+INSTANTIATE_TEST_SUITE_P(Transports, ControlTamperTest, ::testing::Values(TERN_IT_TRANSPORTS),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -56,7 +56,7 @@ TEST_P(MarkerTamperTest, KeyedPostcopyWithSealedRequestsCompletes) {
   m.expect_completed_clean();
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, MarkerTamperTest, ::testing::Values("tcp", "loopback"),
+INSTANTIATE_TEST_SUITE_P(Transports, MarkerTamperTest, ::testing::Values(TERN_IT_TRANSPORTS),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

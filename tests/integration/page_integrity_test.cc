@@ -104,7 +104,7 @@ TEST_P(PageIntegrityTest, BothSidesMustAgreeAndItNeedsAKey) {
   EXPECT_TRUE(guest->running());
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, PageIntegrityTest, ::testing::Values("tcp", "loopback"),
+INSTANTIATE_TEST_SUITE_P(Transports, PageIntegrityTest, ::testing::Values(TERN_IT_TRANSPORTS),
                          [](const auto& info) { return info.param; });
 
 }  // namespace
