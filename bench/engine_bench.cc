@@ -127,24 +127,37 @@ double memcpy_gbps(const uint8_t* src, uint64_t bytes, uint32_t page) {
   return static_cast<double>(bytes) / s / 1e9;
 }
 
-void BM_EngineBulk(benchmark::State& state, std::string transport, uint32_t page) {
+// A filled, paused guest for the bulk benchmarks, migrated once over `transport`, not measured:
+// this VM's host backs memory lazily, so the first touch of a page (hugetlb pool pages
+// included) costs far more than a copy; what is measured then runs over memory touched before.
+// nullptr when it cannot be made (the benchmark is skipped with the reason).
+std::unique_ptr<ThreadGuest> warmed_bulk_guest(benchmark::State& state,
+                                               const std::string& transport, uint32_t page) {
   if (page == kHugePage && !reserve_huge_pages(3 * kGuestBytes / kHugePage + 8).is_ok()) {
     state.SkipWithError("cannot reserve hugetlb pages");
-    return;
+    return nullptr;
   }
   auto guest = filled_guest(page, 0, Pattern::kSequential);
   if (!guest) {
     state.SkipWithError(guest.status().to_string().c_str());
-    return;
+    return nullptr;
   }
-  // Warm-up migration, not measured: this VM's host backs memory lazily, so the first touch of
-  // a page (hugetlb pool pages included) costs far more than a copy. Both the engine and the
-  // memcpy reference then run over memory that has been touched before.
   if (auto warm = migrate(**guest, transport, false, false); !warm) {
     state.SkipWithError(warm.status().to_string().c_str());
-    return;
+    return nullptr;
   }
-  (void)memcpy_gbps((*guest)->ram()[0]->base(), kGuestBytes, page);
+  return std::move(*guest);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+void BM_EngineBulk(benchmark::State& state, std::string transport, uint32_t page) {
+  auto guest = warmed_bulk_guest(state, transport, page);
+  if (!guest) return;
+  (void)memcpy_gbps(guest->ram()[0]->base(), kGuestBytes, page);
   // Pairs of (migration, memcpy) back to back; the medians of each and of the per-pair ratios
   // are reported, so a burst of load on this shared host moves one pair, not the figure.
   constexpr int kPairs = 5;
@@ -152,7 +165,7 @@ void BM_EngineBulk(benchmark::State& state, std::string transport, uint32_t page
   for (auto _ : state) {
     double secs_total = 0;
     for (int i = 0; i < kPairs; ++i) {
-      auto r = migrate(**guest, transport, false, false);
+      auto r = migrate(*guest, transport, false, false);
       if (!r) {
         state.SkipWithError(r.status().to_string().c_str());
         return;
@@ -160,16 +173,12 @@ void BM_EngineBulk(benchmark::State& state, std::string transport, uint32_t page
       // The bulk phase: every page of a paused guest goes in the first precopy round.
       const double secs = r->precopy_seconds;
       engine.push_back(static_cast<double>(r->src.stats.normal_bytes) / secs / 1e9);
-      reference.push_back(memcpy_gbps((*guest)->ram()[0]->base(), kGuestBytes, page));
+      reference.push_back(memcpy_gbps(guest->ram()[0]->base(), kGuestBytes, page));
       ratio.push_back(reference.back() > 0 ? engine.back() / reference.back() : 0);
       secs_total += secs;
     }
     state.SetIterationTime(secs_total / kPairs);
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-  };
   auto [lo, hi] = std::minmax_element(ratio.begin(), ratio.end());
   state.counters["engine_GBps"] = median(engine);
   state.counters["memcpy_GBps"] = median(reference);
@@ -239,19 +248,8 @@ double process_cpu_seconds() {
 }
 
 void BM_PageIntegrityCost(benchmark::State& state, std::string transport, uint32_t page) {
-  if (page == kHugePage && !reserve_huge_pages(3 * kGuestBytes / kHugePage + 8).is_ok()) {
-    state.SkipWithError("cannot reserve hugetlb pages");
-    return;
-  }
-  auto guest = filled_guest(page, 0, Pattern::kSequential);
-  if (!guest) {
-    state.SkipWithError(guest.status().to_string().c_str());
-    return;
-  }
-  if (auto warm = migrate(**guest, transport, false, false); !warm) {  // see BM_EngineBulk
-    state.SkipWithError(warm.status().to_string().c_str());
-    return;
-  }
+  auto guest = warmed_bulk_guest(state, transport, page);
+  if (!guest) return;
   constexpr int kPairs = 5;
   std::vector<double> gbps[2], cpu[2];  // [0] key alone, [1] key and page integrity
   for (auto _ : state) {
@@ -259,7 +257,7 @@ void BM_PageIntegrityCost(benchmark::State& state, std::string transport, uint32
     for (int i = 0; i < kPairs; ++i) {
       for (int mode = 0; mode < 2; ++mode) {
         const double cpu0 = process_cpu_seconds();
-        auto r = migrate(**guest, transport, false, false, RamBacking::kAnonymous,
+        auto r = migrate(*guest, transport, false, false, RamBacking::kAnonymous,
                          mode ? Protection::kKeyAndPageIntegrity : Protection::kKey);
         const double cpu_s = process_cpu_seconds() - cpu0;  // includes the destination's check
         if (!r) {
@@ -275,10 +273,6 @@ void BM_PageIntegrityCost(benchmark::State& state, std::string transport, uint32
     }
     state.SetIterationTime(secs_total / (2 * kPairs));
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-  };
   state.counters["key_GBps"] = median(gbps[0]);
   state.counters["integrity_GBps"] = median(gbps[1]);
   state.counters["key_cpu_s_per_GiB"] = median(cpu[0]);
