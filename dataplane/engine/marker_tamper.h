@@ -4,6 +4,8 @@
 // arm_marker_tamper, or for a whole process by TERN_TEST_MARKER_TAMPER="ACTION:KIND" (ACTION
 // flip|replay, KIND round-end|request|page|urgent-page; read once). The first keyed receiver of that kind
 // takes it (so a re-armed destination's next migration is untouched); unkeyed channels never do.
+// flip:page changes the first page frame on a bulk channel and every later copy of that page
+// (so it never verifies); flip:urgent-page the first page answered on the urgent channel.
 //
 // Threads: arm from any thread; take_marker_tamper from the thread that builds a receiver.
 #pragma once

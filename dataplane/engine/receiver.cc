@@ -76,9 +76,13 @@ bool ReceiverPoller::verify_page(const RxFrame& f) {
     return false;
   }
   const bool data = static_cast<FrameType>(h.type) == FrameType::kPage;
-  if (page_tamper_ == MarkerTamper::kFlip && data && f.data) {  // test-only: changed on the way
-    f.data[h.length / 2] ^= 0xff;
-    page_tamper_ = MarkerTamper::kNone;
+  if (data && f.data) {  // test-only (marker_tamper.h): this page changed on the way, every time
+    const uint64_t key = (uint64_t{h.block} << 40 | h.offset / kTargetPageSize) + 1;
+    if (page_tamper_ == MarkerTamper::kFlip) {
+      state_.tampered_page.store(key, std::memory_order_relaxed);
+      page_tamper_ = MarkerTamper::kNone;
+    }
+    if (state_.tampered_page.load(std::memory_order_relaxed) == key) f.data[h.length / 2] ^= 0xff;
   }
   const PageTagCheck::Verdict v = tags_->check(h, f.data, /*strict=*/postcopy_);
   if (page_tamper_ == MarkerTamper::kReplay) {  // test-only: its tag delivered again
@@ -95,20 +99,19 @@ bool ReceiverPoller::verify_page(const RxFrame& f) {
       for (uint64_t p = first; p <= last; ++p) unverified.clear(p);
     return true;
   }
-  const std::string where = "the page frame at block " + std::to_string(h.block) + " offset " +
-                            std::to_string(h.offset) + " (" + std::to_string(h.length) +
-                            " bytes) on channel " + std::to_string(channel_->index());
-  if (v == PageTagCheck::Verdict::kNoTag) {
-    fail(Status(Code::kDenied, "page integrity: " + where + " came without its tag"));
+  auto refuse = [&](const char* why) {  // cold: the text is built only when the receiver fails
+    fail(Status(Code::kDenied, "page integrity: the page frame at block " +
+                                   std::to_string(h.block) + " offset " +
+                                   std::to_string(h.offset) + " (" + std::to_string(h.length) +
+                                   " bytes) on channel " + std::to_string(channel_->index()) +
+                                   why));
     return false;
-  }
-  if (postcopy_) {
-    fail(Status(Code::kDenied, "page integrity: " + where +
-                                   " failed authentication: its tag does not open over the "
-                                   "bytes received (changed, replayed or reordered on the "
-                                   "way); it was not placed"));
-    return false;
-  }
+  };
+  if (v == PageTagCheck::Verdict::kNoTag) return refuse(" came without its tag");
+  if (postcopy_)
+    return refuse(" failed authentication: its tag does not open over the bytes received "
+                  "(changed, replayed or reordered on the way); it was not placed");
+  // Precopy: a page the source's guest wrote while it was sent fails too; it comes again.
   unverified.set_range(first, last + 1);
   state_.counters.unverified_frames.fetch_add(1, std::memory_order_relaxed);
   return true;

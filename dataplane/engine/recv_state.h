@@ -59,6 +59,10 @@ struct RecvState {
   // receivers are made. unverified: host pages whose latest frame failed its check (precopy).
   bool page_integrity = false;
   std::unique_ptr<MigrationBitmap> unverified;
+  // Test-only (marker_tamper.h, flip:page): the page whose every copy any bulk receiver changes
+  // on the way, (block << 40 | offset / 4096) + 1, set by the receiver that took the hook;
+  // 0 = none. So the change stays, whichever channel or round brings the page again.
+  std::atomic<uint64_t> tampered_page{0};
 
   void enable_page_integrity();
   // Host pages still unverified, and the first of them (block, byte offset) when any.
