@@ -15,7 +15,8 @@
 //   migration fails at switchover (before the guest runs here, the source guest resumes) if
 //   any page is still unverified; at a switch to postcopy unverified pages are dropped like
 //   stale ones and fetched again, checked.
-// A missing tag, two tags in a row or a tag that names another frame fails at once.
+// A missing tag or two tags in a row fail at once; a tag that names another frame is a failed
+// check like a changed byte.
 //
 // Threads: one checker per receiving channel, on the worker that owns it. Data tier: no
 // allocation on the normal course.
