@@ -4,11 +4,13 @@
 // end of the transport, where an attacker's bytes would land) fails the migration before the
 // guest runs on the destination, the source guest keeps running, the destination re-arms and
 // the real migration completes; in postcopy a changed page is never placed; a replayed page
-// tag is refused at once; both sides must agree on the parameter, and it needs a key.
+// tag is refused at once; both sides must agree on the parameter, and it needs a key. On tcp a
+// real man in the middle (tamper_proxy.h) changes a page on the wire.
 #include <gtest/gtest.h>
 
 #include "dataplane/engine/marker_tamper.h"
 #include "tests/dataplane/test_peer_key.h"
+#include "tests/integration/tamper_proxy.h"
 #include "tests/integration/trust_helpers.h"
 
 namespace tern {
@@ -83,6 +85,25 @@ TEST_P(PageIntegrityTest, AFlippedPageByteFailsBeforeTheGuestRunsThereThenTheRea
   auto guest = converging_guest(32ull << 20);
   ASSERT_TRUE(guest);
   expect_completes_clean(*guest, in, *uri, with_integrity());
+}
+
+// A real man in the middle on tcp (tamper_proxy.h) changes a byte of a page, and of every copy
+// of it, on the wire.
+TEST(PageIntegrityOnTheWire, AChangedPageIsRefusedThenTheRealSourceMigrates) {
+  IncomingMigration in(make_thread_guest_factory(), with_integrity());
+  auto uri = in.start("tcp:127.0.0.1:0");
+  ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
+  const int port = std::stoi(uri->substr(uri->rfind(':') + 1));
+  TamperProxy proxy(port, TamperProxy::Edit::kFlipPage);
+  ASSERT_NE(proxy.port(), 0);
+  const std::string via_proxy = "tcp:127.0.0.1:" + std::to_string(proxy.port());
+  expect_refused_with("host page(s) failed authentication", /*by_source=*/false, in, via_proxy,
+                      with_integrity(), 2000, /*paused_ok=*/true);
+  EXPECT_TRUE(proxy.edited());
+  proxy.pass_all();  // the same path, now forwarding unchanged: the real migration completes
+  auto guest = converging_guest(32ull << 20);
+  ASSERT_TRUE(guest);
+  expect_completes_clean(*guest, in, via_proxy, with_integrity());
 }
 
 TEST_P(PageIntegrityTest, BothSidesMustAgreeAndItNeedsAKey) {
