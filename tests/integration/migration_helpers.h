@@ -79,7 +79,9 @@ inline std::unique_ptr<ThreadGuest> running_thread_guest(uint64_t ram, bool pref
   auto g = ThreadGuest::create(spec);
   EXPECT_TRUE(g.is_ok()) << g.status().to_string();
   if (!g) return nullptr;
-  if (prefill) EXPECT_TRUE((*g)->prefill().is_ok());
+  if (prefill) {
+    EXPECT_TRUE((*g)->prefill().is_ok());
+  }
   EXPECT_TRUE((*g)->start().is_ok());
   return std::move(*g);
 }

@@ -68,7 +68,9 @@ struct StatusTrail {
   void expect_never_switched_over(bool paused_ok = false) {
     std::lock_guard<std::mutex> lock(mu);
     for (MigrationStatus s : seen) {
-      if (!paused_ok) EXPECT_NE(s, MigrationStatus::kDevice);
+      if (!paused_ok) {
+        EXPECT_NE(s, MigrationStatus::kDevice);
+      }
       EXPECT_NE(s, MigrationStatus::kPostcopyActive);
       EXPECT_NE(s, MigrationStatus::kCompleted);
     }
