@@ -82,6 +82,7 @@ TEST_P(ControlTamperTest, WithoutAKeyFramesArePlainAndTheHookDoesNothing) {
 class TcpManInTheMiddle : public ::testing::TestWithParam<TamperProxy::Edit> {};
 
 TEST_P(TcpManInTheMiddle, AnEditedLayoutOnTheWireIsRefusedThenTheRealSourceMigrates) {
+  if (!transport_listed("tcp")) GTEST_SKIP() << "tcp only, and this binary tests other transports";
   IncomingMigration in(make_thread_guest_factory(), with_key(test_key('k')));
   auto uri = in.start("tcp:127.0.0.1:0");
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();

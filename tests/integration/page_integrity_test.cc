@@ -90,6 +90,7 @@ TEST_P(PageIntegrityTest, AFlippedPageByteFailsBeforeTheGuestRunsThereThenTheRea
 // A real man in the middle on tcp (tamper_proxy.h) changes a byte of a page, and of every copy
 // of it, on the wire.
 TEST(PageIntegrityOnTheWire, AChangedPageIsRefusedThenTheRealSourceMigrates) {
+  if (!transport_listed("tcp")) GTEST_SKIP() << "tcp only, and this binary tests other transports";
   IncomingMigration in(make_thread_guest_factory(), with_integrity());
   auto uri = in.start("tcp:127.0.0.1:0");
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
