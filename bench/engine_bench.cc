@@ -7,6 +7,9 @@
 //     guest RAM (UFFDIO_COPY from a staging page) and memfd guest RAM (landing in the page
 //     cache, UFFDIO_CONTINUE: zero-copy), with the CPU seconds and minor faults of the run
 //     (this process: both sides and the guest) to compare the two placements.
+//   BM_PageIntegrityCost: the BM_EngineBulk migration with a pre-shared key, without and with
+//     page integrity (a tag per page frame), in interleaved pairs: bytes per second of
+//     migration time and CPU seconds per GiB moved (this process: both sides), and the ratios.
 // Both sides run in this process on this host (one worker each), so the two share its cores.
 #include <benchmark/benchmark.h>
 #include <sys/mman.h>
@@ -20,6 +23,7 @@
 
 #include "bench/uffd_reference.h"
 #include "dataplane/migration.h"
+#include "dataplane/peer_key.h"
 #include "vm/self_check.h"
 #include "vm/thread_guest.h"
 
@@ -59,12 +63,23 @@ struct Run {
   double precopy_seconds = 0;  // from status 'active' to 'device' (or 'postcopy-active')
 };
 
+// How the channels are protected: none, a pre-shared key, or a key and page integrity.
+enum class Protection { kNone, kKey, kKeyAndPageIntegrity };
+
 Result<Run> migrate(ThreadGuest& guest, const std::string& transport, bool postcopy, bool preempt,
-                    RamBacking backing = RamBacking::kAnonymous) {
+                    RamBacking backing = RamBacking::kAnonymous,
+                    Protection protection = Protection::kNone) {
   MigrationParameters params;
   params.workers = 1;
   params.multifd_channels = 2;
   params.zero_copy_small_pages = true;  // memfd RAM: always the page cache path (_memfd rows)
+  if (protection != Protection::kNone) {
+    auto key = std::make_shared<PeerKey>();
+    key->bytes.assign(32, 0x6b);
+    key->origin = "bench key";
+    params.peer_key = std::move(key);
+    params.page_integrity = protection == Protection::kKeyAndPageIntegrity;
+  }
   IncomingMigration in(make_thread_guest_factory(backing), params);
   auto uri = in.start(endpoint(transport));
   if (!uri) return uri.status();
@@ -112,24 +127,37 @@ double memcpy_gbps(const uint8_t* src, uint64_t bytes, uint32_t page) {
   return static_cast<double>(bytes) / s / 1e9;
 }
 
-void BM_EngineBulk(benchmark::State& state, std::string transport, uint32_t page) {
+// A filled, paused guest for the bulk benchmarks, migrated once over `transport`, not measured:
+// this VM's host backs memory lazily, so the first touch of a page (hugetlb pool pages
+// included) costs far more than a copy; what is measured then runs over memory touched before.
+// nullptr when it cannot be made (the benchmark is skipped with the reason).
+std::unique_ptr<ThreadGuest> warmed_bulk_guest(benchmark::State& state,
+                                               const std::string& transport, uint32_t page) {
   if (page == kHugePage && !reserve_huge_pages(3 * kGuestBytes / kHugePage + 8).is_ok()) {
     state.SkipWithError("cannot reserve hugetlb pages");
-    return;
+    return nullptr;
   }
   auto guest = filled_guest(page, 0, Pattern::kSequential);
   if (!guest) {
     state.SkipWithError(guest.status().to_string().c_str());
-    return;
+    return nullptr;
   }
-  // Warm-up migration, not measured: this VM's host backs memory lazily, so the first touch of
-  // a page (hugetlb pool pages included) costs far more than a copy. Both the engine and the
-  // memcpy reference then run over memory that has been touched before.
   if (auto warm = migrate(**guest, transport, false, false); !warm) {
     state.SkipWithError(warm.status().to_string().c_str());
-    return;
+    return nullptr;
   }
-  (void)memcpy_gbps((*guest)->ram()[0]->base(), kGuestBytes, page);
+  return std::move(*guest);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+void BM_EngineBulk(benchmark::State& state, std::string transport, uint32_t page) {
+  auto guest = warmed_bulk_guest(state, transport, page);
+  if (!guest) return;
+  (void)memcpy_gbps(guest->ram()[0]->base(), kGuestBytes, page);
   // Pairs of (migration, memcpy) back to back; the medians of each and of the per-pair ratios
   // are reported, so a burst of load on this shared host moves one pair, not the figure.
   constexpr int kPairs = 5;
@@ -137,7 +165,7 @@ void BM_EngineBulk(benchmark::State& state, std::string transport, uint32_t page
   for (auto _ : state) {
     double secs_total = 0;
     for (int i = 0; i < kPairs; ++i) {
-      auto r = migrate(**guest, transport, false, false);
+      auto r = migrate(*guest, transport, false, false);
       if (!r) {
         state.SkipWithError(r.status().to_string().c_str());
         return;
@@ -145,16 +173,12 @@ void BM_EngineBulk(benchmark::State& state, std::string transport, uint32_t page
       // The bulk phase: every page of a paused guest goes in the first precopy round.
       const double secs = r->precopy_seconds;
       engine.push_back(static_cast<double>(r->src.stats.normal_bytes) / secs / 1e9);
-      reference.push_back(memcpy_gbps((*guest)->ram()[0]->base(), kGuestBytes, page));
+      reference.push_back(memcpy_gbps(guest->ram()[0]->base(), kGuestBytes, page));
       ratio.push_back(reference.back() > 0 ? engine.back() / reference.back() : 0);
       secs_total += secs;
     }
     state.SetIterationTime(secs_total / kPairs);
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-  };
   auto [lo, hi] = std::minmax_element(ratio.begin(), ratio.end());
   state.counters["engine_GBps"] = median(engine);
   state.counters["memcpy_GBps"] = median(reference);
@@ -217,6 +241,50 @@ void BM_PostcopyFaults(benchmark::State& state, std::string transport, bool pree
       bare.p99_us > 0 ? h.interpolated_quantile_us(0.99) / bare.p99_us : 0;
 }
 
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+void BM_PageIntegrityCost(benchmark::State& state, std::string transport, uint32_t page) {
+  auto guest = warmed_bulk_guest(state, transport, page);
+  if (!guest) return;
+  constexpr int kPairs = 5;
+  std::vector<double> gbps[2], cpu[2];  // [0] key alone, [1] key and page integrity
+  for (auto _ : state) {
+    double secs_total = 0;
+    for (int i = 0; i < kPairs; ++i) {
+      for (int mode = 0; mode < 2; ++mode) {
+        const double cpu0 = process_cpu_seconds();
+        auto r = migrate(*guest, transport, false, false, RamBacking::kAnonymous,
+                         mode ? Protection::kKeyAndPageIntegrity : Protection::kKey);
+        const double cpu_s = process_cpu_seconds() - cpu0;  // includes the destination's check
+        if (!r) {
+          state.SkipWithError(r.status().to_string().c_str());
+          return;
+        }
+        const double gib = static_cast<double>(r->src.stats.normal_bytes) / (1ull << 30);
+        gbps[mode].push_back(static_cast<double>(r->src.stats.normal_bytes) /
+                             r->precopy_seconds / 1e9);
+        cpu[mode].push_back(cpu_s / gib);
+        secs_total += r->precopy_seconds;
+      }
+    }
+    state.SetIterationTime(secs_total / (2 * kPairs));
+  }
+  state.counters["key_GBps"] = median(gbps[0]);
+  state.counters["integrity_GBps"] = median(gbps[1]);
+  state.counters["key_cpu_s_per_GiB"] = median(cpu[0]);
+  state.counters["integrity_cpu_s_per_GiB"] = median(cpu[1]);
+  state.counters["throughput_ratio"] = median(gbps[0]) > 0 ? median(gbps[1]) / median(gbps[0]) : 0;
+  state.counters["cpu_ratio"] = median(cpu[0]) > 0 ? median(cpu[1]) / median(cpu[0]) : 0;
+}
+
+BENCHMARK_CAPTURE(BM_PageIntegrityCost, loopback_4K, std::string("loopback"), kSmallPage)
+    ->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PageIntegrityCost, loopback_2M, std::string("loopback"), kHugePage)
+    ->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_EngineBulk, loopback_2M, std::string("loopback"), kHugePage)
     ->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_EngineBulk, loopback_4K, std::string("loopback"), kSmallPage)

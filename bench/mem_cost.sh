@@ -15,6 +15,8 @@
 # instead (every fault, -c 1); PERF_CALLGRAPH=dwarf unwinds without frame pointers.
 # TLS_CREDS=DIR runs both sides with --tls-creds DIR as well (TLS 1.3 on every tcp channel, on
 # top of the key; bench/tls_cost.sh alternates the two).
+# PAGE_INTEGRITY=1 sets __io.github.tern_page-integrity on both sides (a tag per page frame,
+# checked; bench/integrity_cost.sh alternates it with the key alone).
 # Prints one JSON line. Example, two builds alternated:
 #   for i in 1 2 3; do bench/mem_cost.sh /work/base/build; bench/mem_cost.sh build; done
 set -euo pipefail
@@ -43,14 +45,21 @@ trust=(--auth-key-file "$dir/key.psk")
 [[ -n ${TLS_CREDS:-} ]] && trust+=(--tls-creds "$TLS_CREDS")
 # dpdk: both sides start their EAL before the migration, as a daemon that migrates more than
 # once would (a build without the option starts it in the source's setup).
-if [[ $kind == dpdk ]] && "$ternd" --help 2>/dev/null | grep -q -- --prepare-transport; then
+if [[ $kind == dpdk ]] && grep -q -- --prepare-transport <<<"$("$ternd" --help 2>&1)"; then
   trust+=(--prepare-transport dpdk)
 fi
-"$ternd" -s "$dir/d.sock" "${trust[@]}" --incoming "$incoming" >"$dir/d.log" 2>&1 &
+listen="$incoming"
+[[ -n ${PAGE_INTEGRITY:-} ]] && listen=defer  # parameters first, then migrate-incoming
+"$ternd" -s "$dir/d.sock" "${trust[@]}" --incoming "$listen" >"$dir/d.log" 2>&1 &
 dpid=$!
 "$ternd" -s "$dir/s.sock" "${trust[@]}" --guest "$spec" --prefill >"$dir/s.log" 2>&1 &
 spid=$!
 for _ in $(seq 100); do [[ -S $dir/d.sock && -S $dir/s.sock ]] && break; sleep 0.1; done
+if [[ -n ${PAGE_INTEGRITY:-} ]]; then
+  "$ternctl" -s "$dir/d.sock" set-parameter page-integrity on >/dev/null
+  "$ternctl" --timeout 120 -s "$dir/s.sock" set-parameter page-integrity on >/dev/null
+  "$ternctl" -s "$dir/d.sock" incoming "$incoming" >/dev/null
+fi
 uri=$("$ternctl" -s "$dir/d.sock" incoming)
 # The source prefills before it answers: wait until it does.
 "$ternctl" --timeout 120 -s "$dir/s.sock" status >/dev/null
@@ -101,6 +110,9 @@ except Exception:
 src, dst, ver = s.get("source", {}), s.get("destination", {}), s.get("verification", {})
 out = {
   "build": "$build", "security": src.get("__io.github.tern_channel-security"),
+  "page_integrity": src.get("__io.github.tern_page-integrity", False),
+  "mode": (src.get("__io.github.tern_channel-security") or "?") +
+          ("+integrity" if src.get("__io.github.tern_page-integrity") else ""),
   "wall_s": round($t1 - $t0, 3), "transferred": src.get("ram", {}).get("transferred"),
   "src_total_ms": src.get("total-time"), "src_setup_ms": src.get("setup-time"),
   "dst_total_ms": dst.get("total-time"), "dst_setup_ms": dst.get("setup-time"),

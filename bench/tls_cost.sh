@@ -21,30 +21,4 @@ for i in $(seq "$runs"); do
   "$here/mem_cost.sh" "$build" "$spec" tcp | tee -a "$out"
   TLS_CREDS="$creds/x509" "$here/mem_cost.sh" "$build" "$spec" tcp | tee -a "$out"
 done
-python3 - "$out" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-by = {}
-for r in rows:
-    if r.get("status") != ["completed", "completed"] or r.get("mismatches"):
-        print(json.dumps({"skipped": r}))
-        continue
-    by.setdefault(r["security"], []).append(r)
-summary = {}
-for mode, rs in by.items():
-    gib = [r["transferred"] / 2**30 for r in rs]
-    summary[mode] = {
-        "runs": len(rs),
-        "MiB_per_s": round(statistics.median(
-            g * 1024 / (r["src_total_ms"] / 1000) for g, r in zip(gib, rs)), 1),
-        "src_cpu_s_per_GiB": round(statistics.median(r["src_cpu_s"] / g for g, r in zip(gib, rs)), 2),
-        "dst_cpu_s_per_GiB": round(statistics.median(r["dst_cpu_s"] / g for g, r in zip(gib, rs)), 2),
-    }
-    print(json.dumps({"mode": mode, **summary[mode]}))
-if "psk" in summary and "tls+psk" in summary:
-    a, b = summary["psk"], summary["tls+psk"]
-    print(json.dumps({"tls_over_psk": {
-        "throughput": round(b["MiB_per_s"] / a["MiB_per_s"], 2),
-        "src_cpu_per_GiB": round(b["src_cpu_s_per_GiB"] / a["src_cpu_s_per_GiB"], 2),
-        "dst_cpu_per_GiB": round(b["dst_cpu_s_per_GiB"] / a["dst_cpu_s_per_GiB"], 2)}}))
-PY
+python3 "$here/cost_summary.py" "$out" psk tls+psk

@@ -35,6 +35,7 @@ constexpr ParamSpec kParams[] = {
     {"x-vcpu-dirty-limit-period", 10, 60'000},
     {ext::kPostcopyPeerTimeout, 500, 3'600'000},
     {ext::kZeroCopySmallPages, 0, 1},
+    {ext::kPageIntegrity, 0, 1},
 };
 
 }  // namespace
@@ -142,6 +143,7 @@ Json query_migrate_json(const MigrationInfo& info) {
   j[ext::kChannelSecurity] = tls ? (info.authenticated ? "tls+psk" : "tls")
                                  : (info.authenticated ? "psk" : "none");
   if (tls) j[ext::kChannelEncryption] = info.encryption;
+  j[ext::kPageIntegrity] = info.page_integrity;  // a tag per page frame, checked
   return j;
 }
 
@@ -276,6 +278,7 @@ Json parameters_json(const MigrationParameters& p) {
           {"x-vcpu-dirty-limit-period", p.vcpu_dirty_limit_period_ms},
           {ext::kPostcopyPeerTimeout, p.postcopy_peer_timeout.count()},
           {ext::kZeroCopySmallPages, p.zero_copy_small_pages ? 1 : 0},
+          {ext::kPageIntegrity, p.page_integrity},
           {"tls-creds", p.tls.creds},
           {"tls-hostname", p.tls.hostname},
           {"tls-authz", p.tls.authz}};
@@ -297,6 +300,10 @@ Status apply_parameters(const Json& args, MigrationParameters& params) {
       return {Code::kInvalidArgument,
               "unknown parameter '" + utf8_truncate(key, 64) + "'" + ext::renamed_hint(key) +
                   "; known parameters: " + join(parameter_names())};
+    }
+    if (key == ext::kPageIntegrity && value.is_boolean()) {  // a boolean, or 0 / 1 below
+      next.page_integrity = value.get<bool>();
+      continue;
     }
     if (!value.is_number_unsigned() && !(value.is_number_integer() && value.get<int64_t>() >= 0)) {
       return {Code::kInvalidArgument,
@@ -333,6 +340,8 @@ Status apply_parameters(const Json& args, MigrationParameters& params) {
       next.postcopy_peer_timeout = std::chrono::milliseconds(v);
     } else if (key == ext::kZeroCopySmallPages) {
       next.zero_copy_small_pages = v != 0;
+    } else if (key == ext::kPageIntegrity) {
+      next.page_integrity = v != 0;
     }
   }
   params = next;

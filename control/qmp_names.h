@@ -34,6 +34,10 @@ inline constexpr const char* kMaxRounds = TERN_QMP_EXTENSION("max-rounds");
 inline constexpr const char* kPostcopyPeerTimeout = TERN_QMP_EXTENSION("postcopy-peer-timeout");
 // Destination: 1 = 4 KiB file-backed RAM placed zero-copy in postcopy too (2 MiB always is).
 inline constexpr const char* kZeroCopySmallPages = TERN_QMP_EXTENSION("zero-copy-small-pages");
+// Both sides, false/true (or 0/1), default false: a tag (GMAC under the session key) per page
+// frame, checked before the page is used (docs/security.md). Also a query-migrate member: true
+// when it is in force.
+inline constexpr const char* kPageIntegrity = TERN_QMP_EXTENSION("page-integrity");
 
 // query-migrate members (MigrationInfo).
 inline constexpr const char* kTransport = TERN_QMP_EXTENSION("transport");
@@ -77,6 +81,7 @@ inline constexpr const char* kAll[] = {
     kMaxRounds,
     kPostcopyPeerTimeout,
     kZeroCopySmallPages,
+    kPageIntegrity,
     kTransport,
     kSwitchoverForced,
     kPostcopyFaultLatency,

@@ -45,14 +45,19 @@ std::string average_rate(const Json& qm) {
                      static_cast<double>(ms));
 }
 
-// query-migrate's __io.github.tern_channel-security in words.
-std::string security_words(const std::string& mode, const std::string& encryption) {
+// query-migrate's __io.github.tern_channel-security (and page-integrity) in words.
+std::string security_words(const std::string& mode, const std::string& encryption,
+                           bool page_integrity) {
   const std::string how = "encrypted (" + (encryption.empty() ? "TLS" : encryption) + ")";
+  const std::string tags = page_integrity ? "; every page checked against its tag" : "";
   if (mode == "tls") return "authenticated (x509), " + how;
-  if (mode == "tls+psk") return "authenticated (x509 and pre-shared key), " + how;
+  if (mode == "tls+psk") return "authenticated (x509 and pre-shared key), " + how + tags;
   if (mode == "psk")
     return "authenticated (pre-shared key); control channel encrypted and integrity-protected "
-           "(AES-256-GCM); page data in clear";
+           "(AES-256-GCM); page data in clear" +
+           std::string(page_integrity
+                           ? ", integrity-protected (a tag per page, checked before use)"
+                           : "");
   if (mode == "none") return "NOT authenticated, not encrypted (--insecure)";
   return mode;
 }
@@ -91,7 +96,8 @@ std::string render_query_migrate(const Json& qm) {
   if (!str(qm, ext::kTransport).empty()) rows.push_back({"transport", str(qm, ext::kTransport)});
   if (qm.contains(ext::kChannelSecurity))
     rows.push_back({"security", security_words(str(qm, ext::kChannelSecurity),
-                                               str(qm, ext::kChannelEncryption))});
+                                               str(qm, ext::kChannelEncryption),
+                                               qm.value(ext::kPageIntegrity, false))});
   if (qm.contains("error-desc"))
     rows.push_back({str(qm, "status") == "postcopy-paused" ? "paused because" : "error",
                     str(qm, "error-desc")});
@@ -155,6 +161,7 @@ Json make_summary(const Json& source_qm, const Json& destination_qm, const Json&
     transport["security"] = str(source_qm, ext::kChannelSecurity);
   if (source_qm.contains(ext::kChannelEncryption))
     transport["encryption"] = str(source_qm, ext::kChannelEncryption);
+  transport["page-integrity"] = source_qm.value(ext::kPageIntegrity, false);
   return {{"source", source_qm},
           {"destination", destination_qm},
           {"verification", verification},
@@ -220,7 +227,8 @@ std::string render_summary(const Json& s) {
   out += "migration summary: transport " + str(t, "name");
   if (t.contains("uri")) out += " (" + str(t, "uri") + ")";
   if (t.contains("security"))
-    out += ", " + security_words(str(t, "security"), str(t, "encryption"));
+    out += ", " + security_words(str(t, "security"), str(t, "encryption"),
+                                 t.value("page-integrity", false));
   out += "\n";
   out += format_grid(grid);
   // Faults happen on the destination; the source's histogram is empty.

@@ -79,6 +79,10 @@ int run_simple(QmpClient& c, const Options& o, const std::string& cmd, const Jso
 // integers otherwise.
 std::optional<uint64_t> parameter_value(const std::string& name, const std::string& text) {
   if (name == "max-bandwidth" || name == ext::kChunkSize) return parse_size(text);
+  if (name == ext::kPageIntegrity) {  // a switch: on / off as well as 1 / 0
+    if (text == "on" || text == "true") return 1;
+    if (text == "off" || text == "false") return 0;
+  }
   if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) {
     return std::nullopt;
   }

@@ -56,6 +56,11 @@ struct MigrationParameters {
   // each shmem page first, 2.6-3.2 us of CPU per page against 1.6-1.8 us for UFFDIO_COPY into
   // the same memfd (bench/uffd_bench.cc BM_PagePlacement). 2 MiB hugetlbfs pages always use it.
   bool zero_copy_small_pages = false;
+  // "__io.github.tern_page-integrity": every page frame (kPage, kZero) on the urgent and bulk channels is
+  // preceded by a tag, AES-256-GCM (GMAC) under the channel's session key over the frame's
+  // header and bytes, checked before the page is used (engine/page_integrity.h). Needs a
+  // peer_key; both sides must set it (the layout negotiates it: a mismatch is refused).
+  bool page_integrity = false;
 };
 
 // QMP status names: none, setup, active, postcopy-active, device, completed, failed,
@@ -117,6 +122,7 @@ struct MigrationInfo {
   std::string transport;          // name of the transport in use
   bool authenticated = false;     // every channel proved it knows the peer key (both ways)
   std::string encryption;         // "TLS 1.3, TLS_AES_256_GCM_SHA384", "" when in clear
+  bool page_integrity = false;    // every page frame is checked against its tag (page_integrity)
   MigrationStats stats;
   LatencyHistogram::Snapshot fault_latency;  // destination: fault read -> page placed
 };

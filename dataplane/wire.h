@@ -79,6 +79,9 @@ enum class ControlType : uint32_t {
 // placement; registering pins pages, which postcopy needs missing). A source that does not set
 // it (0) leaves guest RAM unregistered.
 inline constexpr uint32_t kLayoutPrecopyOnly = 1u << 0;
+// kLayoutPageIntegrity: the source tags every page frame (engine/page_integrity.h) and asks
+// the destination to check them; a destination that does not want the same refuses.
+inline constexpr uint32_t kLayoutPageIntegrity = 1u << 1;
 
 // kLayoutAck's `round` field: what the destination takes beyond version 3's frames.
 // kLayoutAckPageRuns: in precopy a kPage frame may cover several whole host pages of a block
@@ -86,6 +89,9 @@ inline constexpr uint32_t kLayoutPrecopyOnly = 1u << 0;
 // reads it straight into guest RAM. A destination that does not set it (0) gets one frame per
 // 4 KiB host page; a source never sends runs in postcopy (S2, S3 name single host pages).
 inline constexpr uint32_t kLayoutAckPageRuns = 1u << 0;
+// kLayoutAckPageIntegrity: this destination checks page tags (it answers a layout with
+// kLayoutPageIntegrity). A source that asked for them refuses an ack without it.
+inline constexpr uint32_t kLayoutAckPageIntegrity = 1u << 1;
 inline constexpr uint32_t kMaxPageRun = 1u << 20;
 
 #pragma pack(push, 1)

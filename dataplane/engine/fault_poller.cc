@@ -9,7 +9,15 @@ namespace {
 constexpr int kBurst = 64;
 }
 
-FaultPoller::FaultPoller(RecvState& state, Channel* urgent) : state_(state), urgent_(urgent) {}
+FaultPoller::FaultPoller(RecvState& state, Channel* urgent) : state_(state), urgent_(nullptr) {
+  set_channel(urgent);
+}
+
+void FaultPoller::set_channel(Channel* urgent) {
+  urgent_ = urgent;
+  const ChannelKeys* keys = urgent ? urgent->keys() : nullptr;
+  sealer_ = keys ? std::make_unique<MarkerSealer>(keys->send) : nullptr;
+}
 
 void FaultPoller::fail(Status s) {
   if (failed_.load(std::memory_order_relaxed)) return;
@@ -19,7 +27,16 @@ void FaultPoller::fail(Status s) {
 
 bool FaultPoller::post_requests(TxFrame* requests, size_t nreq) {
   if (!urgent_ || nreq == 0) return true;
-  for (size_t i = 0; i < nreq; ++i) requests[i].hdr.channel = urgent_->index();
+  uint8_t sealed[kBurst][kSealedMarkerBytes];  // post() copies them
+  for (size_t i = 0; i < nreq; ++i) {
+    requests[i].hdr.channel = urgent_->index();
+    if (!sealer_) continue;
+    if (!sealer_->seal(requests[i].hdr, nullptr, 0, &requests[i].hdr, sealed[i])) {
+      fail(Status(Code::kInternal, "sealing a page request failed (libcrypto AES-256-GCM)"));
+      return false;
+    }
+    requests[i].payload = sealed[i];
+  }
   size_t posted = 0;
   while (posted < nreq) {
     size_t k = urgent_->post(requests + posted, nreq - posted);

@@ -13,7 +13,9 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 
+#include "dataplane/engine/marker_seal.h"
 #include "dataplane/engine/recv_state.h"
 #include "dataplane/transport.h"
 #include "dataplane/worker.h"
@@ -27,7 +29,7 @@ class FaultPoller : public Poller {
   void disable() { enabled_ = false; }
   // The urgent channel of a new link, or nullptr while the link is broken (faults are only
   // recorded then).
-  void set_channel(Channel* urgent) { urgent_ = urgent; }
+  void set_channel(Channel* urgent);
   // The next poll requests every page a guest thread waits on, whether or not it was requested
   // before (the old link may have lost the request or its answer).
   void request_again() { request_again_ = true; }
@@ -48,6 +50,8 @@ class FaultPoller : public Poller {
   bool request_waiting_pages();
   RecvState& state_;
   Channel* urgent_;
+  // With session keys on the urgent channel: requests travel sealed (marker_seal.h).
+  std::unique_ptr<MarkerSealer> sealer_;
   bool enabled_ = false;
   bool request_again_ = false;
   std::atomic<bool> failed_{false};

@@ -11,16 +11,16 @@ namespace {
 
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
 
-void nonce_of(uint64_t seq, uint8_t* nonce) {
-  std::memset(nonce, 0, 4);
-  for (int i = 0; i < 8; ++i) nonce[4 + i] = static_cast<uint8_t>(seq >> (8 * i));
-}
-
 Status denied(const std::string& why) {
   return Status(Code::kDenied, "control frame failed authentication: " + why);
 }
 
 }  // namespace
+
+void seal_nonce(uint64_t seq, uint8_t nonce[12]) {
+  std::memset(nonce, 0, 4);
+  for (int i = 0; i < 8; ++i) nonce[4 + i] = static_cast<uint8_t>(seq >> (8 * i));
+}
 
 FrameSealer::FrameSealer(const uint8_t* key) { std::memcpy(key_, key, sizeof(key_)); }
 
@@ -36,7 +36,7 @@ Status FrameSealer::seal(FrameHeader inner, const uint8_t* payload, size_t n,
   std::memcpy(sealed->data(), &inner, sizeof(inner));
   if (n) std::memcpy(sealed->data() + sizeof(inner), payload, n);
   uint8_t nonce[12];
-  nonce_of(seq_, nonce);
+  seal_nonce(seq_, nonce);
   CipherCtx ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
   int len = 0;
   const int body = static_cast<int>(sizeof(inner) + n);
@@ -66,7 +66,7 @@ Result<FrameHeader> FrameOpener::open(const FrameHeader& outer, const uint8_t* d
   const int body = static_cast<int>(n - kSealTagBytes);
   std::vector<uint8_t> plain(static_cast<size_t>(body));
   uint8_t nonce[12];
-  nonce_of(seq_, nonce);
+  seal_nonce(seq_, nonce);
   CipherCtx ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
   int len = 0;
   if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_, nonce) != 1 ||

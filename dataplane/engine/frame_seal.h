@@ -23,6 +23,8 @@ namespace tern::engine {
 inline constexpr uint32_t kSealTagBytes = 16;
 // Bytes a sealed frame adds to its message's payload: the inner header and the tag.
 inline constexpr uint32_t kSealOverhead = sizeof(FrameHeader) + kSealTagBytes;
+// The AES-GCM nonce of frame number `seq` of a direction: 4 zero bytes, then seq (u64 LE).
+void seal_nonce(uint64_t seq, uint8_t nonce[12]);
 
 class FrameSealer {
  public:

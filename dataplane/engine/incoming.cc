@@ -179,6 +179,17 @@ Status IncomingMigration::Impl::setup(const ControlMessage& m) {
   // pinning what it registers) only when the source said no postcopy will follow: postcopy
   // needs pages missing, and a pinned page cannot be.
   precopy_only_ = (m.round & kLayoutPrecopyOnly) != 0;
+  const bool integrity = (m.round & kLayoutPageIntegrity) != 0;
+  if (integrity != params_.page_integrity)
+    return Status(Code::kInvalidArgument,
+                  std::string("page integrity (__io.github.tern_page-integrity) is ") +
+                      (integrity ? "on" : "off") + " on the source and " +
+                      (params_.page_integrity ? "on" : "off") +
+                      " on this destination: set it the same on both sides");
+  if (integrity && channels_[kUrgentChannel]->keys() == nullptr)
+    return Status(Code::kInvalidArgument,
+                  "page integrity (__io.github.tern_page-integrity) needs session keys: the "
+                  "channels must be authenticated with a pre-shared key (ternd --auth-key-file)");
   // A source that may switch to postcopy needs a guest here that can take it (a VMM that
   // handed over its userfaultfd): found now, before a page moves, not at the switch, when the
   // source's guest is already paused.
@@ -197,6 +208,7 @@ Status IncomingMigration::Impl::setup(const ControlMessage& m) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     state_ = std::make_unique<RecvState>(guest_->ram(), *layout);
+    if (integrity) state_->enable_page_integrity();
   }
   for (size_t c = kUrgentChannel; c < channels_.size(); ++c)
     receivers_.push_back(std::make_unique<ReceiverPoller>(*state_, channels_[c].get()));
@@ -206,7 +218,10 @@ Status IncomingMigration::Impl::setup(const ControlMessage& m) {
     std::lock_guard<std::mutex> lock(mu_);
     setup_time_ms_ = ms_since(start_time_);
   }
-  if (Status s = link_->send(ControlType::kLayoutAck, kLayoutAckPageRuns); !s.is_ok()) return s;
+  if (Status s = link_->send(ControlType::kLayoutAck,
+                             kLayoutAckPageRuns | (integrity ? kLayoutAckPageIntegrity : 0));
+      !s.is_ok())
+    return s;
   board_.set(MigrationStatus::kActive);
   return Status::ok();
 }
@@ -384,6 +399,14 @@ Status IncomingMigration::Impl::enter_postcopy(const ControlMessage& m) {
     for (uint64_t off = r.offset; off < r.offset + r.length; off += b->host_page_size())
       state_->received.block(r.block).clear(off / b->host_page_size());
   }
+  // Page integrity: a page whose latest copy did not verify is dropped like a stale one and
+  // fetched again, checked, when the guest touches it (page_integrity.h).
+  if (state_->unverified)
+    for (uint32_t i = 0; i < state_->blocks.size(); ++i) {
+      const AtomicBitmap& bad = state_->unverified->block(i);
+      for (size_t p = bad.find_next_set(0); p < bad.size(); p = bad.find_next_set(p + 1))
+        state_->received.block(i).clear(p);
+    }
   for (uint32_t i = 0; i < state_->blocks.size(); ++i) {
     RamBlock* b = state_->blocks[i];
     const AtomicBitmap& got = state_->received.block(i);
@@ -445,8 +468,18 @@ void IncomingMigration::Impl::choose_placement() {
 
 Status IncomingMigration::Impl::complete_precopy(const ControlMessage& m) {
   board_.set(MigrationStatus::kDevice);
-  if (Status s = guest_->load_state(m.payload); !s.is_ok()) return s;
   stop_workers();
+  // Page integrity: every page's latest copy must have verified before the guest runs here
+  // (a page that failed and was not sent again was changed on the way; page_integrity.h).
+  uint32_t block = 0;
+  uint64_t offset = 0;
+  if (const uint64_t n = state_->unverified_pages(&block, &offset); n > 0)
+    return Status(Code::kDenied,
+                  "page integrity: " + std::to_string(n) + " host page(s) failed authentication "
+                  "and were not sent again (first: block " + std::to_string(block) +
+                  " offset " + std::to_string(offset) + "): changed on the way; the guest "
+                  "does not run here");
+  if (Status s = guest_->load_state(m.payload); !s.is_ok()) return s;
   // Every page has landed (the last round was acknowledged): the source's keys to guest RAM
   // (rdma direct placement) stop working before the guest runs here.
   transport_->release_memory();
@@ -489,6 +522,7 @@ MigrationInfo IncomingMigration::Impl::info() const {
   i.status = board_.get();
   i.error = board_.error();
   i.authenticated = params_.peer_key != nullptr;
+  i.page_integrity = i.authenticated && params_.page_integrity;
   std::lock_guard<std::mutex> lock(mu_);
   i.transport = transport_name_;
   i.encryption = encryption_;

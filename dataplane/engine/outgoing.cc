@@ -115,13 +115,24 @@ Status OutgoingMigration::Impl::connect_channels() {
 
 Status OutgoingMigration::Impl::connect_and_setup() {
   if (Status s = connect_channels(); !s.is_ok()) return s;
-  const uint32_t layout_flags = caps_.postcopy_ram ? 0 : kLayoutPrecopyOnly;
+  if (params_.page_integrity)
+    for (const auto& c : channels_)
+      if (c->keys() == nullptr)
+        return Status(Code::kInvalidArgument,
+                      "page integrity (__io.github.tern_page-integrity) needs session keys: the channels must be authenticated with a "
+                          "pre-shared key (ternd --auth-key-file)");
+  const uint32_t layout_flags = (caps_.postcopy_ram ? 0 : kLayoutPrecopyOnly) |
+                                (params_.page_integrity ? kLayoutPageIntegrity : 0);
   if (Status s = link_->send(ControlType::kLayout, layout_flags, encode_layout(layout_)); !s.is_ok())
     return s;
   engine::ControlMessage ack;
   if (Status s = wait_for(ControlType::kLayoutAck, 0, std::chrono::seconds(60), &ack); !s.is_ok())
     return s;
   peer_page_runs_ = (ack.round & kLayoutAckPageRuns) != 0;
+  if (params_.page_integrity && (ack.round & kLayoutAckPageIntegrity) == 0)
+    return Status(Code::kProtocol, "the destination does not check page integrity "
+                                       "(__io.github.tern_page-integrity): set it on the "
+                                       "destination too, or off here");
   for (RamBlock* b : guest_.ram())
     if (Status s = transport_->register_memory(b->base(), b->size()); !s.is_ok()) return s;
   return Status::ok();
@@ -255,7 +266,10 @@ Status OutgoingMigration::Impl::migrate() {
   if (Status s = connect_and_setup(); !s.is_ok()) return s;
   state_ = std::make_unique<SendState>(guest_.ram(), params_.multifd_channels);
   state_->chunk_size = params_.chunk_size;
-  state_->page_runs = peer_page_runs_;
+  // Page integrity tags each host page on its own (no page runs): a page the guest writes
+  // while it is sent then fails alone and comes again with the next round (page_integrity.h).
+  state_->page_runs = peer_page_runs_ && !params_.page_integrity;
+  state_->page_integrity = params_.page_integrity;
   state_->max_bandwidth.store(params_.max_bandwidth);
   // Dirty logging starts before the first full pass, so no write is missed, and before the
   // guest is asked for free pages (S5: a page reported free and then written must show up in
@@ -453,6 +467,7 @@ MigrationInfo OutgoingMigration::Impl::info() const {
   std::lock_guard<std::mutex> lock(mu_);
   i.transport = transport_name_;
   i.authenticated = params_.peer_key != nullptr;
+  i.page_integrity = i.authenticated && params_.page_integrity;
   i.encryption = encryption_;
   MigrationStats& s = i.stats;
   s.transferred = counters_.bytes.load();

@@ -15,6 +15,16 @@ constexpr size_t kBurst = 32;
 ReceiverPoller::ReceiverPoller(RecvState& state, Channel* channel)
     : state_(state), channel_(channel), staged_landing_(state.direct.blocks()) {
   channel_->set_landing(&state_.direct);
+  if (const ChannelKeys* keys = channel_->keys()) {
+    opener_ = std::make_unique<MarkerOpener>(keys->recv);
+    if (state_.page_integrity) tags_ = std::make_unique<PageTagCheck>(*opener_);
+    if (channel_->index() >= kFirstBulkChannel) {  // test hooks (marker_tamper.h)
+      round_end_tamper_.arm(take_marker_tamper(MarkerKind::kRoundEnd));
+      if (tags_) page_tamper_ = take_marker_tamper(MarkerKind::kPage);
+    } else if (tags_) {
+      page_tamper_ = take_marker_tamper(MarkerKind::kUrgentPage);
+    }
+  }
 }
 
 ReceiverPoller::~ReceiverPoller() {
@@ -25,6 +35,86 @@ void ReceiverPoller::fail(Status s) {
   if (failed_.load(std::memory_order_relaxed)) return;
   error_ = Status(s.code(), "channel " + std::to_string(channel_->index()) + ": " + s.message());
   failed_.store(true, std::memory_order_release);
+}
+
+void ReceiverPoller::handle_marker(const FrameHeader& outer, uint8_t* payload) {
+  if (tags_ && is_sealed_frame(outer) && outer.block == kMarkerTagsNext && payload &&
+      outer.length == kSealedMarkerBytes) {
+    if (page_tamper_ == MarkerTamper::kReplay) {  // test-only: this tag comes again
+      replay_outer_ = outer;
+      std::memcpy(replay_tag_, payload, sizeof(replay_tag_));
+    }
+    if (!tags_->keep(outer, payload))
+      fail(Status(Code::kDenied, "page tag failed authentication on channel " +
+                                     std::to_string(channel_->index()) +
+                                     ": a second tag before the page frame of the first "
+                                     "(replayed, or its frame dropped on the way)"));
+    return;
+  }
+  if (is_sealed_frame(outer) && payload != nullptr && outer.length == kSealedMarkerBytes)
+    round_end_tamper_.before_open(payload);
+  for (uint8_t* frame = payload; frame != nullptr; frame = round_end_tamper_.take_replay()) {
+    FrameHeader inner;
+    const uint64_t seq = opener_->opened();
+    const auto why = opener_->open(outer, frame, nullptr, 0, &inner);
+    if (why != MarkerOpener::Refusal::kNone)
+      return fail(Status(Code::kDenied, MarkerOpener::describe("round end", why, seq,
+                                                                channel_->index())));
+    if (static_cast<FrameType>(inner.type) != FrameType::kRoundEnd)
+      return fail(Status(Code::kProtocol, "sealed marker of type " +
+                                              std::to_string(inner.type) + " on channel " +
+                                              std::to_string(channel_->index())));
+    last_round_end_.store(inner.round, std::memory_order_release);
+  }
+}
+
+bool ReceiverPoller::verify_page(const RxFrame& f) {
+  const FrameHeader& h = f.hdr;
+  if (!tags_) {
+    fail(Status(Code::kDenied, "page integrity is on, but channel " +
+                                   std::to_string(channel_->index()) + " has no session keys"));
+    return false;
+  }
+  const bool data = static_cast<FrameType>(h.type) == FrameType::kPage;
+  if (data && f.data) {  // test-only (marker_tamper.h): this page changed on the way, every time
+    const uint64_t key = (uint64_t{h.block} << 40 | h.offset / kTargetPageSize) + 1;
+    if (page_tamper_ == MarkerTamper::kFlip) {
+      state_.tampered_page.store(key, std::memory_order_relaxed);
+      page_tamper_ = MarkerTamper::kNone;
+    }
+    if (state_.tampered_page.load(std::memory_order_relaxed) == key) f.data[h.length / 2] ^= 0xff;
+  }
+  const PageTagCheck::Verdict v = tags_->check(h, f.data, /*strict=*/postcopy_);
+  if (page_tamper_ == MarkerTamper::kReplay) {  // test-only: its tag delivered again
+    (void)tags_->keep(replay_outer_, replay_tag_);
+    page_tamper_ = MarkerTamper::kNone;
+  }
+  RamBlock* rb = state_.blocks[h.block];
+  const uint64_t hp_size = rb->host_page_size();
+  const uint64_t first = h.offset / hp_size, last = (h.offset + h.length - 1) / hp_size;
+  AtomicBitmap& unverified = state_.unverified->block(h.block);
+  if (v == PageTagCheck::Verdict::kVerified) {
+    // A host page's first frame starts its check afresh; a later frame that fails marks it.
+    if (h.offset % hp_size == 0)
+      for (uint64_t p = first; p <= last; ++p) unverified.clear(p);
+    return true;
+  }
+  auto refuse = [&](const char* why) {  // cold: the text is built only when the receiver fails
+    fail(Status(Code::kDenied, "page integrity: the page frame at block " +
+                                   std::to_string(h.block) + " offset " +
+                                   std::to_string(h.offset) + " (" + std::to_string(h.length) +
+                                   " bytes) on channel " + std::to_string(channel_->index()) +
+                                   why));
+    return false;
+  };
+  if (v == PageTagCheck::Verdict::kNoTag) return refuse(" came without its tag");
+  if (postcopy_)
+    return refuse(" failed authentication: its tag does not open over the bytes received "
+                  "(changed, replayed or reordered on the way); it was not placed");
+  // Precopy: a page the source's guest wrote while it was sent fails too; it comes again.
+  unverified.set_range(first, last + 1);
+  state_.counters.unverified_frames.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 void ReceiverPoller::enter_postcopy() {
@@ -70,6 +160,8 @@ void ReceiverPoller::handle(const RxFrame& f) {
     fail(Status(Code::kProtocol, "frame says channel " + std::to_string(h.channel)));
     return;
   }
+  if (opener_ && (type == FrameType::kControl || type == FrameType::kRoundEnd))
+    return handle_marker(h, f.data);
   if (type == FrameType::kRoundEnd) {
     last_round_end_.store(h.round, std::memory_order_release);
     return;
@@ -83,6 +175,7 @@ void ReceiverPoller::handle(const RxFrame& f) {
     fail(s);
     return;
   }
+  if (state_.page_integrity && !verify_page(f)) return;
   const bool zero = type == FrameType::kZero;
   const uint64_t pages = h.length / kTargetPageSize;
   state_.counters.bytes.fetch_add(sizeof(FrameHeader) + (zero ? 0 : h.length),

@@ -19,7 +19,11 @@
 #include <atomic>
 #include <bitset>
 #include <cstdint>
+#include <memory>
 
+#include "dataplane/engine/marker_seal.h"
+#include "dataplane/engine/marker_tamper.h"
+#include "dataplane/engine/page_integrity.h"
 #include "dataplane/engine/recv_state.h"
 #include "dataplane/transport.h"
 #include "dataplane/worker.h"
@@ -67,6 +71,10 @@ class ReceiverPoller : public Poller {
 
  private:
   void handle(const RxFrame& f);
+  // A sealed marker (marker_seal.h) on a keyed channel: opens it and acts on it.
+  void handle_marker(const FrameHeader& outer, uint8_t* payload);
+  // Page integrity: checks a page frame against its tag; false when the receiver failed.
+  bool verify_page(const RxFrame& f);
   void stage(const FrameHeader& h, bool zero);
   void place_zero_range(const FrameHeader& h);
   void place_staged();
@@ -79,6 +87,13 @@ class ReceiverPoller : public Poller {
   bool postcopy_ = false;
   bool shares_worker_with_faults_ = false;
   std::atomic<uint32_t> last_round_end_{0};
+  // With session keys: opens the source's markers; plain round ends are refused then.
+  std::unique_ptr<MarkerOpener> opener_;
+  MarkerTamperSite round_end_tamper_;  // test-only (marker_tamper.h)
+  std::unique_ptr<PageTagCheck> tags_;  // with page integrity (page_integrity.h)
+  MarkerTamper page_tamper_ = MarkerTamper::kNone;  // test-only: a page's bytes or its tag
+  uint8_t replay_tag_[kSealedMarkerBytes];
+  FrameHeader replay_outer_{};
   std::atomic<bool> failed_{false};
   Status error_;
 };

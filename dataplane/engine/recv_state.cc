@@ -26,6 +26,26 @@ RecvState::RecvState(std::vector<RamBlock*> blocks_in, Layout layout_in)
     fault_time.emplace_back(b->host_pages());
 }
 
+void RecvState::enable_page_integrity() {
+  page_integrity = true;
+  unverified = std::make_unique<MigrationBitmap>(host_page_sizes(blocks), block_sizes(blocks));
+}
+
+uint64_t RecvState::unverified_pages(uint32_t* block, uint64_t* offset) const {
+  if (!unverified) return 0;
+  uint64_t n = 0;
+  for (uint32_t b = 0; b < blocks.size(); ++b) {
+    const AtomicBitmap& map = unverified->block(b);
+    const size_t first = map.find_next_set(0);
+    if (first < map.size() && n == 0) {
+      *block = b;
+      *offset = first * uint64_t{blocks[b]->host_page_size()};
+    }
+    n += map.count();
+  }
+  return n;
+}
+
 void RecvState::take_received() {
   taken = std::make_unique<MigrationBitmap>(host_page_sizes(blocks), block_sizes(blocks));
   for (uint32_t b = 0; b < blocks.size(); ++b) {

@@ -30,6 +30,8 @@ struct RecvCounters {
   std::atomic<uint64_t> local_zero{0};     // faults on received zero pages, placed locally
   std::atomic<uint64_t> precopy_bytes{0};
   std::atomic<uint64_t> postcopy_bytes{0};
+  // Page integrity: page frames whose tag did not open in precopy (page_integrity.h).
+  std::atomic<uint64_t> unverified_frames{0};
 };
 
 struct RecvState {
@@ -53,6 +55,18 @@ struct RecvState {
   // Host pages a receiver took to land in the page cache, or in place before the switch
   // (Landing::owns); null when no block uses the page cache.
   std::unique_ptr<MigrationBitmap> taken;
+  // (fixed) Page integrity (page_integrity.h): set with enable_page_integrity() before the
+  // receivers are made. unverified: host pages whose latest frame failed its check (precopy).
+  bool page_integrity = false;
+  std::unique_ptr<MigrationBitmap> unverified;
+  // Test-only (marker_tamper.h, flip:page): the page whose every copy any bulk receiver changes
+  // on the way, (block << 40 | offset / 4096) + 1, set by the receiver that took the hook;
+  // 0 = none. So the change stays, whichever channel or round brings the page again.
+  std::atomic<uint64_t> tampered_page{0};
+
+  void enable_page_integrity();
+  // Host pages still unverified, and the first of them (block, byte offset) when any.
+  uint64_t unverified_pages(uint32_t* block, uint64_t* offset) const;
 
   // At the switch: creates `taken` holding the host pages received so far.
   void take_received();

@@ -68,6 +68,8 @@ struct SendState {
   // The destination takes page runs (wire.h, kLayoutAckPageRuns): in precopy a lane claims up
   // to a chunk of consecutive dirty 4 KiB host pages at once and sends them as one frame.
   bool page_runs = false;               // (fixed)
+  // Page integrity (MigrationParameters::page_integrity): every page frame goes after its tag.
+  bool page_integrity = false;          // (fixed)
   // Host pages a lane takes from the cursor at once: about kStripeBytes, at least one page, so
   // that channels share a round evenly and contend on the cursor rarely.
   static constexpr uint64_t kStripeBytes = 1 << 20;

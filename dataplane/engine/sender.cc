@@ -55,11 +55,18 @@ SenderPoller::SenderPoller(SendState& state, SendCounters& counters, const Layou
     urgent_.channel = urgent;
     urgent_.index = urgent->index();
     urgent_.urgent = true;
+    if (const ChannelKeys* keys = urgent->keys()) {
+      urgent_.sealer = std::make_unique<MarkerSealer>(keys->send);
+      request_opener_ = std::make_unique<MarkerOpener>(keys->recv);
+      request_tamper_.arm(take_marker_tamper(MarkerKind::kRequest));
+    }
   }
   for (size_t i = 0; i < bulk.size(); ++i) {
     bulk_[i].channel = bulk[i].channel;
     bulk_[i].slot = &state_.slots[bulk[i].slot];
     bulk_[i].index = bulk[i].channel->index();
+    if (const ChannelKeys* keys = bulk[i].channel->keys())
+      bulk_[i].sealer = std::make_unique<MarkerSealer>(keys->send);
   }
   bucket_time_ = std::chrono::steady_clock::now();
 }
@@ -153,57 +160,78 @@ bool SenderPoller::poll_requests() {
     if (!urgent_.channel->error().is_ok()) fail(urgent_.channel->error());
     return false;
   }
-  for (size_t i = 0; i < n; ++i) {
-    const FrameHeader& h = frames[i].hdr;
-    if (static_cast<FrameType>(h.type) != FrameType::kRequest) {
-      fail(Status(Code::kProtocol, "unexpected frame type " + std::to_string(h.type) +
-                                       " on the urgent channel"));
-      return true;
+  for (size_t i = 0; i < n && !failed(); ++i) {
+    if (!request_opener_) {
+      take_request(frames[i].hdr);
+      continue;
     }
-    if (!state_.postcopy.load(std::memory_order_acquire)) {
-      fail(Status(Code::kProtocol, "page request received before postcopy started"));
-      return true;
-    }
-    if (Status s = check_page_frame(h, layout_); !s.is_ok()) {
-      fail(Status(Code::kProtocol, "page request: " + s.message()));
-      return true;
-    }
-    counters_.requests.fetch_add(1, std::memory_order_relaxed);
-    const uint32_t block = h.block;
-    const uint64_t hp = h.offset / state_.blocks[block]->host_page_size();
-    const uint64_t key = page_key(block, hp);
-    Request req{0, -1};
-    if (state_.dirty.claim(block, hp)) {
-      state_.sent.block(block).set(hp);
-      req.key = key;
-    } else {
-      // S3: partly sent on a bulk channel? Raise it there; never drop, never postpone.
-      for (uint32_t k = 0; k < state_.bulk_channels; ++k) {
-        if (state_.slots[k].in_progress.load(std::memory_order_acquire) == key) {
-          state_.slots[k].raised.store(true, std::memory_order_release);
-          counters_.raised.fetch_add(1, std::memory_order_relaxed);
-          req.key = key;
-          for (size_t j = 0; j < bulk_.size(); ++j)
-            if (bulk_[j].slot == &state_.slots[k]) req.raise_lane = static_cast<int32_t>(j);
-          break;
-        }
-      }
-      if (req.raise_lane < 0) {
-        if (req.key != 0) continue;  // raised on another worker's lane: it lands from there
-        // Sent whole already, but it may still be queued behind a channel's worth of bulk
-        // frames (milliseconds): answer it again, whole, on the urgent channel. The source is
-        // stopped in postcopy, so both copies are the same; the second to arrive finds the
-        // page placed (UFFDIO_COPY says EEXIST) and is dropped.
-        counters_.stale_requests.fetch_add(1, std::memory_order_relaxed);
-        req.key = key;
-      }
-    }
-    if (queue_tail_ - queue_head_ == kQueue) {
-      fail(Status(Code::kInternal, "page request queue overflow"));
-      return true;
-    }
-    queue_[queue_tail_++ % kQueue] = req;
+    FrameHeader inner;
+    if (!open_request(frames[i].hdr, frames[i].data, &inner) || !take_request(inner)) break;
+    if (uint8_t* again = request_tamper_.take_replay())  // test-only: delivered twice
+      if (!open_request(frames[i].hdr, again, &inner) || !take_request(inner)) break;
   }
+  return true;
+}
+
+bool SenderPoller::open_request(const FrameHeader& outer, uint8_t* payload, FrameHeader* inner) {
+  if (is_sealed_frame(outer) && payload != nullptr && outer.length == kSealedMarkerBytes)
+    request_tamper_.before_open(payload);
+  const uint64_t seq = request_opener_->opened();
+  const auto why = request_opener_->open(outer, payload, nullptr, 0, inner);
+  if (why == MarkerOpener::Refusal::kNone) return true;
+  fail(Status(Code::kDenied, MarkerOpener::describe("page request", why, seq, urgent_.index)));
+  return false;
+}
+
+bool SenderPoller::take_request(const FrameHeader& h) {
+  if (static_cast<FrameType>(h.type) != FrameType::kRequest) {
+    fail(Status(Code::kProtocol, "unexpected frame type " + std::to_string(h.type) +
+                                     " on the urgent channel"));
+    return false;
+  }
+  if (!state_.postcopy.load(std::memory_order_acquire)) {
+    fail(Status(Code::kProtocol, "page request received before postcopy started"));
+    return false;
+  }
+  if (Status s = check_page_frame(h, layout_); !s.is_ok()) {
+    fail(Status(Code::kProtocol, "page request: " + s.message()));
+    return false;
+  }
+  counters_.requests.fetch_add(1, std::memory_order_relaxed);
+  const uint32_t block = h.block;
+  const uint64_t hp = h.offset / state_.blocks[block]->host_page_size();
+  const uint64_t key = page_key(block, hp);
+  Request req{0, -1};
+  if (state_.dirty.claim(block, hp)) {
+    state_.sent.block(block).set(hp);
+    req.key = key;
+  } else {
+    // S3: partly sent on a bulk channel? Raise it there; never drop, never postpone.
+    for (uint32_t k = 0; k < state_.bulk_channels; ++k) {
+      if (state_.slots[k].in_progress.load(std::memory_order_acquire) == key) {
+        state_.slots[k].raised.store(true, std::memory_order_release);
+        counters_.raised.fetch_add(1, std::memory_order_relaxed);
+        req.key = key;
+        for (size_t j = 0; j < bulk_.size(); ++j)
+          if (bulk_[j].slot == &state_.slots[k]) req.raise_lane = static_cast<int32_t>(j);
+        break;
+      }
+    }
+    if (req.raise_lane < 0) {
+      if (req.key != 0) return true;  // raised on another worker's lane: it lands from there
+      // Sent whole already, but it may still be queued behind a channel's worth of bulk
+      // frames (milliseconds): answer it again, whole, on the urgent channel. The source is
+      // stopped in postcopy, so both copies are the same; the second to arrive finds the
+      // page placed (UFFDIO_COPY says EEXIST) and is dropped.
+      counters_.stale_requests.fetch_add(1, std::memory_order_relaxed);
+      req.key = key;
+    }
+  }
+  if (queue_tail_ - queue_head_ == kQueue) {
+    fail(Status(Code::kInternal, "page request queue overflow"));
+    return false;
+  }
+  queue_[queue_tail_++ % kQueue] = req;
   return true;
 }
 
@@ -260,8 +288,7 @@ bool SenderPoller::step_bulk(Lane& lane, int budget) {
       if (next == Next::kNone) {
         // Every page of this round that this lane claimed is queued: the round end follows them
         // (the backlog keeps the order; it is posted at the end of this poll).
-        lane.backlog[lane.backlog_tail++ % kBacklog] = {
-            make_header(FrameType::kRoundEnd, 0, 0, 0, 0, round, lane.index), nullptr};
+        queue_marker(lane, make_header(FrameType::kRoundEnd, 0, 0, 0, 0, round, lane.index));
         lane.slot->round_done.store(round, std::memory_order_release);
         return true;
       }
@@ -279,7 +306,8 @@ bool SenderPoller::step_bulk(Lane& lane, int budget) {
 }
 
 bool SenderPoller::room_for_chunk(Lane& lane) {
-  const size_t need = std::min<size_t>(kBacklog, state_.chunk_size / kTargetPageSize);
+  const size_t need =
+      std::min<size_t>(kBacklog, state_.chunk_size / kTargetPageSize * page_slots());
   if (backlog_free(lane) >= need) return true;
   return drain(lane);
 }
@@ -378,15 +406,39 @@ bool SenderPoller::populated(Lane& lane, uint32_t block, uint64_t hp) {
   return (lane.res_bits[i / 64] >> (i % 64)) & 1;
 }
 
+void SenderPoller::queue_page_frame(Lane& lane, const FrameHeader& h, const uint8_t* payload) {
+  if (state_.page_integrity && lane.sealer) {
+    const bool data = static_cast<FrameType>(h.type) == FrameType::kPage;
+    queue_marker(lane, h, data ? payload : nullptr, data ? h.length : 0);
+    const uint64_t tag = sizeof(FrameHeader) + kSealedMarkerBytes;
+    counters_.bytes.fetch_add(tag, std::memory_order_relaxed);
+    charge(tag);
+  }
+  lane.backlog[lane.backlog_tail++ % kBacklog] = {h, payload};
+}
+
+void SenderPoller::queue_marker(Lane& lane, const FrameHeader& inner, const uint8_t* covered,
+                                size_t covered_len) {
+  const size_t at = lane.backlog_tail++ % kBacklog;
+  if (!lane.sealer) {
+    lane.backlog[at] = {inner, nullptr};
+    return;
+  }
+  uint8_t* sealed = lane.sealed[at].data();
+  if (!lane.sealer->seal(inner, covered, covered_len, &lane.backlog[at].hdr, sealed))
+    fail(Status(Code::kInternal, "sealing a marker failed (libcrypto AES-256-GCM)"));
+  lane.backlog[at].payload = sealed;
+}
+
 void SenderPoller::queue_zero_range(Lane& lane, uint32_t block, uint64_t first, uint64_t pages) {
   const uint32_t hp_size = state_.blocks[block]->host_page_size();
   state_.sent.block(block).set_range(first, first + pages);
   const uint32_t round = state_.round.load(std::memory_order_relaxed);
   const uint32_t flags = (lane.urgent ? kFlagUrgent : 0) | kFlagHostPageEnd;
-  lane.backlog[lane.backlog_tail++ % kBacklog] = {
-      make_header(FrameType::kZero, block, first * hp_size, static_cast<uint32_t>(pages * hp_size),
-                  flags, round, lane.index),
-      nullptr};
+  queue_page_frame(lane,
+                   make_header(FrameType::kZero, block, first * hp_size,
+                               static_cast<uint32_t>(pages * hp_size), flags, round, lane.index),
+                   nullptr);
   const uint64_t bytes = sizeof(FrameHeader);
   counters_.bytes.fetch_add(bytes, std::memory_order_relaxed);
   counters_.host_pages.fetch_add(pages, std::memory_order_relaxed);
@@ -426,10 +478,10 @@ void SenderPoller::send_chunk(Lane& lane) {
   auto emit = [&](uint32_t from, uint32_t to, bool zero_run) {
     const uint32_t len = to - from;
     const uint32_t f = flags | (to % hp_size == 0 ? kFlagHostPageEnd : 0);
-    TxFrame fr{make_header(zero_run ? FrameType::kZero : FrameType::kPage, lane.block,
-                           page_off + from, len, f, round, lane.index),
-               zero_run ? nullptr : page + from};
-    lane.backlog[lane.backlog_tail++ % kBacklog] = fr;
+    queue_page_frame(lane,
+                     make_header(zero_run ? FrameType::kZero : FrameType::kPage, lane.block,
+                                 page_off + from, len, f, round, lane.index),
+                     zero_run ? nullptr : page + from);
     bytes += sizeof(FrameHeader) + (zero_run ? 0 : len);
     (zero_run ? zero : normal) += len / kTargetPageSize;
   };
@@ -437,7 +489,7 @@ void SenderPoller::send_chunk(Lane& lane) {
   for (uint32_t off = run_start + kTargetPageSize; off < end; off += kTargetPageSize) {
     bool z = is_zero_target_page(page + off);
     if (z != run_zero) {
-      if (backlog_free(lane) == 1) {  // the last slot: the chunk ends here
+      if (backlog_free(lane) < 2 * page_slots()) {  // room for the last frame only: end here
         stop = off;
         break;
       }

@@ -20,8 +20,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "dataplane/engine/marker_seal.h"
+#include "dataplane/engine/marker_tamper.h"
 #include "dataplane/engine/send_state.h"
 #include "dataplane/transport.h"
 #include "dataplane/worker.h"
@@ -72,6 +75,10 @@ class SenderPoller : public Poller {
     uint32_t next = 0;         // byte offset of the next chunk inside the page (run)
     bool urgent = false;       // frames carry kFlagUrgent
     std::array<TxFrame, kBacklog> backlog{};
+    // With session keys: seals this lane's markers (marker_seal.h: round ends); a sealed
+    // marker's payload sits in sealed[] at its backlog position until post() copies it.
+    std::unique_ptr<MarkerSealer> sealer;
+    std::array<std::array<uint8_t, kSealedMarkerBytes>, kBacklog> sealed{};
     size_t backlog_head = 0, backlog_tail = 0;
     uint64_t stripe_next = 0, stripe_end = 0;  // claimed part of the round's page space
     uint32_t round = 0;        // round the stripe belongs to
@@ -90,6 +97,19 @@ class SenderPoller : public Poller {
   };
 
   bool poll_requests();
+  // One received page request (opened already when the urgent channel is keyed); false when
+  // the sender failed on it.
+  bool take_request(const FrameHeader& h);
+  // Opens a sealed request; false (and the sender fails) when it does not open.
+  bool open_request(const FrameHeader& outer, uint8_t* payload, FrameHeader* inner);
+  // Queues the marker `inner` on lane (sealed when the lane has a sealer, else plain);
+  // `covered`: the bytes of the page frame a page tag goes before (page_integrity.h).
+  void queue_marker(Lane& lane, const FrameHeader& inner, const uint8_t* covered = nullptr,
+                    size_t covered_len = 0);
+  // Queues a page frame, after its tag with page integrity on (the backlog then holds two
+  // entries per page frame: page_slots()).
+  void queue_page_frame(Lane& lane, const FrameHeader& h, const uint8_t* payload);
+  size_t page_slots() const { return state_.page_integrity ? 2 : 1; }
   bool serve_urgent();
   bool step_bulk(Lane& lane, int chunk_budget);
   // Claims the lane's next dirty host page (kPage: start_page done), or a run of dirty,
@@ -135,6 +155,9 @@ class SenderPoller : public Poller {
   Lane urgent_;
   std::vector<Lane> bulk_;
   std::array<Request, kQueue> queue_{};
+  // With session keys on the urgent channel: opens the destination's sealed page requests.
+  std::unique_ptr<MarkerOpener> request_opener_;
+  MarkerTamperSite request_tamper_;  // test-only (marker_tamper.h)
   size_t queue_head_ = 0, queue_tail_ = 0;
   double bandwidth_share_;
   std::chrono::steady_clock::time_point bucket_time_{};

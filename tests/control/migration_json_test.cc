@@ -207,6 +207,25 @@ TEST(Parameters, ApplyChecksTypesRangesAndNames) {
   EXPECT_FALSE(s.is_ok());
 }
 
+TEST(Parameters, PageIntegrityIsASwitchAndIsReported) {
+  MigrationParameters p;
+  EXPECT_EQ(parameters_json(p)[ext::kPageIntegrity], false);
+  ASSERT_TRUE(apply_parameters({{ext::kPageIntegrity, true}}, p).is_ok());
+  EXPECT_TRUE(p.page_integrity);
+  EXPECT_EQ(parameters_json(p)[ext::kPageIntegrity], true);
+  ASSERT_TRUE(apply_parameters({{ext::kPageIntegrity, 0}}, p).is_ok());
+  EXPECT_FALSE(p.page_integrity);
+  ASSERT_TRUE(apply_parameters({{ext::kPageIntegrity, 1}}, p).is_ok());
+  EXPECT_TRUE(p.page_integrity);
+  EXPECT_FALSE(apply_parameters({{ext::kPageIntegrity, 2}}, p).is_ok());
+  EXPECT_FALSE(apply_parameters({{ext::kPageIntegrity, "yes"}}, p).is_ok());
+  MigrationInfo i;
+  i.status = MigrationStatus::kActive;
+  EXPECT_EQ(query_migrate_json(i)[ext::kPageIntegrity], false);
+  i.page_integrity = true;
+  EXPECT_EQ(query_migrate_json(i)[ext::kPageIntegrity], true);
+}
+
 TEST(Parameters, TlsNamesWhatTerndDefinedAndIsReported) {
   MigrationParameters p;
   // No credential set defined: only "" is a valid tls-creds.

@@ -94,6 +94,17 @@ TEST(Report, SecurityRowSaysWhatIsProtected) {
             std::string::npos)
       << t;
   EXPECT_NE(row(t, "security").find("page data in clear"), std::string::npos) << t;
+  EXPECT_EQ(row(t, "security").find("integrity-protected (a tag per page"), std::string::npos)
+      << t;
+  i.page_integrity = true;
+  Json qm = query_migrate_json(i);
+  EXPECT_EQ(qm["__io.github.tern_page-integrity"], true);
+  t = render_query_migrate(qm);
+  EXPECT_NE(row(t, "security").find("page data in clear, integrity-protected (a tag per page, "
+                                    "checked before use)"),
+            std::string::npos)
+      << t;
+  i.page_integrity = false;
   i.authenticated = false;
   t = render_query_migrate(query_migrate_json(i));
   EXPECT_EQ(row(t, "security"), "NOT authenticated, not encrypted (--insecure)") << t;

@@ -134,13 +134,38 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 
-TEST_F(MemifTernds, ATamperedControlFrameIsRefusedThenTheRealMigrationCompletes) {
-  Ternd dst(dir_, "dst", {"--workers", "1", "--incoming", listen_uri()},
-            {"TERN_TEST_CONTROL_TAMPER=flip:1:destination"});
-  Ternd src(dir_, "src", {"--workers", "1", "--guest", "threads,vcpus=2,ram=32M,wss=25%,seed=1"});
+// A frame changed or replayed on the way after authentication, applied at the destination's
+// receiving end (the test hooks control_tamper.h and marker_tamper.h): a control frame, a round
+// end on a bulk channel, a page's bytes or its tag (page integrity on).
+struct TamperCase {
+  const char* env;          // the destination's tamper hook
+  bool page_integrity;      // __io.github.tern_page-integrity on both sides
+  const char* refusal;      // in the destination's error
+  const char* name;
+};
+
+class TamperOverMemif : public MemifTernds, public ::testing::WithParamInterface<TamperCase> {
+ protected:
+  static void set_integrity(QmpClient& c, bool on) {
+    auto r = c.execute("migrate-set-parameters", {{ext::kPageIntegrity, on}});
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  }
+};
+
+TEST_P(TamperOverMemif, IsRefusedThenTheRealMigrationCompletes) {
+  const TamperCase& c = GetParam();
+  Ternd dst(dir_, "dst", {"--workers", "1", "--incoming", "defer"}, {c.env});
+  // Prefilled and written once a second: a changed page is not sent again, so it stays refused.
+  Ternd src(dir_, "src", {"--workers", "1", "--prefill", "--guest",
+                          "threads,vcpus=2,ram=32M,wss=25%,rate=1,seed=1"});
   auto d = dst.connect();
   auto s = src.connect();
   ASSERT_TRUE(d && s);
+  // The destination takes its parameters when it starts listening.
+  ASSERT_NO_FATAL_FAILURE(set_integrity(*d, c.page_integrity));
+  ASSERT_NO_FATAL_FAILURE(set_integrity(*s, c.page_integrity));
+  auto listening = d->execute("migrate-incoming", {{"uri", listen_uri()}});
+  ASSERT_TRUE(listening.is_ok()) << listening.status().to_string();
   const std::string uri = incoming_uri(*d);
   ASSERT_FALSE(uri.empty());
   ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
@@ -148,9 +173,7 @@ TEST_F(MemifTernds, ATamperedControlFrameIsRefusedThenTheRealMigrationCompletes)
   Json dq = wait_done(*d, 30s);
   EXPECT_EQ(sq["status"], "failed") << sq.dump(2);
   ASSERT_EQ(dq["status"], "failed") << dq.dump(2);
-  EXPECT_NE(dq.value("error-desc", "").find("control frame failed authentication"),
-            std::string::npos)
-      << dq.dump(2);
+  EXPECT_NE(dq.value("error-desc", "").find(c.refusal), std::string::npos) << dq.dump(2);
   auto g = s->execute(ext::kQueryGuest);
   ASSERT_TRUE(g.is_ok());
   EXPECT_TRUE((*g)["running"].get<bool>()) << "the source guest keeps running";
@@ -162,14 +185,32 @@ TEST_F(MemifTernds, ATamperedControlFrameIsRefusedThenTheRealMigrationCompletes)
   Ternd src2(dir_, "src2", {"--workers", "1", "--guest", "threads,vcpus=2,ram=32M,wss=25%,seed=2"});
   auto s2 = src2.connect();
   ASSERT_TRUE(s2);
+  ASSERT_NO_FATAL_FAILURE(set_integrity(*s2, c.page_integrity));
   ASSERT_TRUE(s2->execute("migrate", {{"uri", incoming_uri(*d)}}).is_ok());
   sq = wait_done(*s2, 120s);
   ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
   dq = wait_done(*d, 30s);
   ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
   EXPECT_EQ(sq[ext::kChannelSecurity], "psk");
+  EXPECT_EQ(sq[ext::kPageIntegrity], c.page_integrity);
+  EXPECT_EQ(dq[ext::kPageIntegrity], c.page_integrity);
   expect_every_page_verified(*d);
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Memif, TamperOverMemif,
+    ::testing::Values(
+        TamperCase{"TERN_TEST_CONTROL_TAMPER=flip:1:destination", false,
+                   "control frame failed authentication", "control_flip"},
+        TamperCase{"TERN_TEST_MARKER_TAMPER=flip:round-end", false,
+                   "round end failed authentication", "round_end_flip"},
+        TamperCase{"TERN_TEST_MARKER_TAMPER=replay:round-end", false,
+                   "round end failed authentication", "round_end_replay"},
+        TamperCase{"TERN_TEST_MARKER_TAMPER=flip:page", true,
+                   "host page(s) failed authentication", "page_flip"},
+        TamperCase{"TERN_TEST_MARKER_TAMPER=replay:page", true,
+                   "page tag failed authentication", "page_tag_replay"}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 struct HintCase {
   const char* mode;  // precopy, postcopy

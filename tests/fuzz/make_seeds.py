@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the wire_frame, wire_layout, hello, channel_auth, sealed_control,
+"""Writes the seed corpora of the wire_frame, wire_layout, hello, channel_auth, sealed_control, sealed_marker,
 guest_state and attach_message fuzz targets (tests/fuzz/corpus/TARGET/seed_*) in the byte layouts of
 dataplane/wire.h, vm/state_codec.h and attach/protocol.h.
 Re-run after a format change; inputs found by fuzzing (regressions) sit beside them unnamed
@@ -126,6 +126,32 @@ write("sealed_control", "reordered", sealed(1, ROUND_ACK) + sealed(0, LAYOUT_ACK
 write("sealed_control", "plain", header(CONTROL, flags=LAYOUT_ACK))
 write("sealed_control", "error_text", sealed(0, ERROR, b"the destination gave up"))
 write("sealed_control", "short", header(CONTROL, length=8, flags=SEALED) + bytes(8))
+
+# sealed_marker: markers on bulk channel 2 as engine/marker_seal.h seals them (inner header only,
+# outer block 1 for a page tag whose GMAC also covers the page's bytes), then the page frames.
+TAGS_NEXT = 1
+
+
+def marker(seq, inner, covered=b"", key=b"\x6b" * 32):
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    typ = inner[3]
+    outer = header(CONTROL, block=TAGS_NEXT if typ in (PAGE, ZERO) else 0, length=48, flags=SEALED,
+                   channel=2)
+    nonce = bytes(4) + struct.pack("<Q", seq)
+    return outer + AESGCM(key).encrypt(nonce, inner, outer + covered)
+
+
+page = bytes(range(256)) * 16
+ph = header(PAGE, block=1, offset=8 * K4, length=K4, flags=2, rnd=1, channel=2)
+zh = header(ZERO, block=1, offset=9 * K4, length=K4, flags=2, rnd=1, channel=2)
+re1 = header(ROUND_END, rnd=1, channel=2)
+write("sealed_marker", "round_end", marker(0, re1))
+write("sealed_marker", "tagged_pages", marker(0, ph, page) + ph + page + marker(1, zh) + zh + marker(2, re1))
+write("sealed_marker", "flipped_page", marker(0, ph, page) + ph + page[:100] + b"\x00" + page[101:])
+write("sealed_marker", "replayed_round_end", marker(0, re1) + marker(0, re1))
+write("sealed_marker", "untagged_page", ph + page)
+write("sealed_marker", "two_tags", marker(0, ph, page) + marker(1, zh) + zh)
+write("sealed_marker", "plain_round_end", re1)
 
 spec = b"vcpus=2,ram=1048576,page=4K,wss=0.25,rate=20000,pattern=random,hot=80/20,read=0%,readers=0,seed=1,ring=1024"
 good = state(spec, 2, [(1, 3, 100, 90, 10), (99, 0, 5, 5, 0)])

@@ -65,20 +65,23 @@ inline Result<VerifyReport> check_destination(IncomingMigration& in) {
   return check_guest(*guest);
 }
 
-// A started thread guest of `ram` bytes, 2 vCPUs writing its whole RAM at 2000 pages/s;
+// A started thread guest of `ram` bytes, 2 vCPUs writing its whole RAM at `rate` pages/s;
 // nullptr (with a test failure) if it cannot be made.
 // `prefill`: every working-set page holds data before the guest starts (a migration of it has
 // all of RAM to move, not just what the workload wrote so far).
-inline std::unique_ptr<ThreadGuest> running_thread_guest(uint64_t ram, bool prefill = false) {
+inline std::unique_ptr<ThreadGuest> running_thread_guest(uint64_t ram, bool prefill = false,
+                                                         uint32_t rate = 2000) {
   WorkloadSpec spec;
   spec.vcpus = 2;
   spec.ram_bytes = ram;
   spec.wss_fraction = 1.0;
-  spec.rate = 2000;
+  spec.rate = rate;
   auto g = ThreadGuest::create(spec);
   EXPECT_TRUE(g.is_ok()) << g.status().to_string();
   if (!g) return nullptr;
-  if (prefill) EXPECT_TRUE((*g)->prefill().is_ok());
+  if (prefill) {
+    EXPECT_TRUE((*g)->prefill().is_ok());
+  }
   EXPECT_TRUE((*g)->start().is_ok());
   return std::move(*g);
 }

@@ -105,7 +105,7 @@ TEST_P(PeerTrust, ALayoutOfAnotherSizeIsRefusedAndTheDestinationStaysArmed) {
   expect_completes_clean(*guest, in, *uri, with_key(test_key('k')));
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, PeerTrust, ::testing::Values("tcp", "loopback"),
+INSTANTIATE_TEST_SUITE_P(Transports, PeerTrust, ::testing::Values(TERN_IT_TRANSPORTS),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

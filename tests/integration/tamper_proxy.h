@@ -4,6 +4,10 @@
 // edits the first frame after the channel handshake (hello 48 + offer 96 + proof 96 bytes into
 // the source's stream), which with a key is the sealed layout, and forwards everything else as
 // it came. Flip: one byte of that frame's payload inverted. Replay: the frame sent twice.
+// FlipPage: on every bulk channel (index 2..) the source's frames are read one by one after the
+// handshake; one byte of the first page frame's data is inverted, and of every later page frame
+// for the same place, on any bulk connection (so that page never arrives unchanged), until
+// pass_all().
 //
 // Threads: one forwarding thread, joined by the destructor. Blocking sockets (loopback only).
 #pragma once
@@ -21,13 +25,14 @@
 #include <thread>
 #include <vector>
 
+#include "dataplane/toolkit/raw_channel.h"
 #include "dataplane/wire.h"
 
 namespace tern::testing_support {
 
 class TamperProxy {
  public:
-  enum class Edit { kFlip, kReplay };
+  enum class Edit { kFlip, kReplay, kFlipPage };
 
   // Forwards to 127.0.0.1:target_port. port() is 0 when the proxy could not listen.
   TamperProxy(int target_port, Edit edit) : target_port_(target_port), edit_(edit) {
@@ -51,8 +56,11 @@ class TamperProxy {
     ::close(listen_fd_);
   }
   int port() const { return port_; }
-  // Whether the edit was made (the first channel 0 reached its first frame after the handshake).
+  // Whether the edit was made (the first channel 0 reached its first frame after the handshake;
+  // FlipPage: a page frame was changed).
   bool edited() const { return edited_; }
+  // Connections accepted from now on are forwarded unchanged.
+  void pass_all() { pass_all_ = true; }
 
  private:
   static constexpr size_t kHandshakeBytes = 48 + 96 + 96;  // hello, offer, proof
@@ -60,6 +68,7 @@ class TamperProxy {
     int src = -1, dst = -1;
     size_t forwarded = 0;       // bytes of the source's stream sent on so far
     bool pass = false;          // nothing more to edit on this connection
+    bool pages = false;         // FlipPage: a bulk channel whose page frames are read
     bool src_open = true, dst_open = true;
     std::vector<uint8_t> held;  // the source's bytes held back while the frame is incomplete
   };
@@ -90,7 +99,32 @@ class TamperProxy {
       ::close(p.dst);
       return;
     }
+    p.pass = pass_all_;
     pipes_.push_back(std::move(p));
+  }
+
+  // FlipPage, a bulk channel after its handshake: whole frames are forwarded, page frames for
+  // the target place changed.
+  void forward_frames(Pipe& p) {
+    size_t at = 0;
+    while (p.held.size() - at >= sizeof(FrameHeader)) {
+      FrameHeader h;
+      std::memcpy(&h, p.held.data() + at, sizeof(h));
+      const size_t frame = sizeof(FrameHeader) + toolkit::payload_length(h);
+      if (p.held.size() - at < frame) break;
+      if (static_cast<FrameType>(h.type) == FrameType::kPage && h.length > 0) {
+        if (!edited_) {
+          target_block_ = h.block;
+          target_offset_ = h.offset;
+          edited_ = true;
+        }
+        if (h.block == target_block_ && h.offset == target_offset_)
+          p.held[at + sizeof(FrameHeader) + h.length / 2] ^= 0xff;
+      }
+      at += frame;
+    }
+    write_all(p.dst, p.held.data(), at);
+    p.held.erase(p.held.begin(), p.held.begin() + static_cast<long>(at));
   }
 
   // Source -> destination bytes of `p`: held until the hello says which channel this is and,
@@ -103,7 +137,9 @@ class TamperProxy {
     if (p.forwarded == 0) {
       HelloPayload h;
       std::memcpy(&h, p.held.data() + sizeof(FrameHeader), sizeof(h));
-      if (h.channel_index != 0 || edited_) {
+      p.pages = edit_ == Edit::kFlipPage && h.channel_index >= kFirstBulkChannel;
+      if ((edit_ == Edit::kFlipPage && !p.pages) ||
+          (edit_ != Edit::kFlipPage && (h.channel_index != 0 || edited_))) {
         p.pass = true;
         write_all(p.dst, p.held.data(), p.held.size());
         p.held.clear();
@@ -116,6 +152,10 @@ class TamperProxy {
       write_all(p.dst, p.held.data(), now);
       p.forwarded += now;
       p.held.erase(p.held.begin(), p.held.begin() + static_cast<long>(now));
+    }
+    if (p.pages) {
+      if (p.forwarded == kHandshakeBytes) forward_frames(p);
+      return;
     }
     if (p.held.size() < sizeof(FrameHeader)) return;
     FrameHeader h;
@@ -168,6 +208,9 @@ class TamperProxy {
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<bool> edited_{false};
+  std::atomic<bool> pass_all_{false};
+  uint32_t target_block_ = 0;  // FlipPage: the place of the page changed (forwarding thread)
+  uint64_t target_offset_ = 0;
   std::thread thread_;
   std::vector<Pipe> pipes_;  // forwarding thread only
 };
