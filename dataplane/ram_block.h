@@ -74,7 +74,8 @@ class RamBlock {
   // when host page first+i was ever populated; a clear bit is a page never populated, zero by
   // definition, that needs neither reading nor sending. Reads no guest memory and faults
   // nothing in: anonymous memory asks /proc/self/pagemap (present or swapped, read in batches),
-  // a file descriptor's memory asks lseek(SEEK_DATA/SEEK_HOLE). When the kernel cannot say,
+  // a file descriptor's memory asks mincore() (the page cache), then lseek(SEEK_DATA) for pages
+  // mincore does not report (swapped out, hugetlbfs). When the kernel cannot say,
   // every page counts as populated. Any thread; the answer may be stale at once: a page
   // populated later was written, so dirty tracking reports it.
   void populated(uint64_t first, uint64_t count, uint64_t* bits) const;
