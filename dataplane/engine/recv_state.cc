@@ -11,9 +11,18 @@ uint64_t now_ns() {
                                    .count());
 }
 
+// Precopy lands pages of 4 KiB blocks that have a file (memfd) by writing the file
+// (landing.h); hugetlbfs files take no write(2), and fault once per 2 MiB page anyway.
 static std::vector<BlockLanding> landings(const std::vector<RamBlock*>& blocks) {
   std::vector<BlockLanding> v;
-  for (auto* b : blocks) v.push_back({b->base(), b->size(), b->host_page_size()});
+  for (auto* b : blocks) {
+    BlockLanding l{b->base(), b->size(), b->host_page_size()};
+    if (b->fd() >= 0 && !b->hugetlb()) {
+      l.file = b->fd();
+      l.file_offset = b->fd_offset();
+    }
+    v.push_back(l);
+  }
   return v;
 }
 
