@@ -251,7 +251,10 @@ bool TcpChannel::advance_payload() {
 
 bool TcpChannel::advance_buffered_payload() {
   while (true) {
-    const size_t buffered = std::min<size_t>(rx_end_ - rx_begin_, need_ - got_);
+    size_t buffered = std::min<size_t>(rx_end_ - rx_begin_, need_ - got_);
+    // Whole pages until the last piece: a file write that ends inside a new page makes the
+    // kernel zero the rest of it, which the next write then overwrites.
+    if (buffered < need_ - got_) buffered -= buffered % kTargetPageSize;
     if (buffered) {
       landing_->copy_fragment(dst_ + got_, rx_buf_.get() + rx_begin_, buffered);
       rx_begin_ += buffered;
@@ -261,7 +264,7 @@ bool TcpChannel::advance_buffered_payload() {
       Landing::end_fragments();
       return true;
     }
-    if (read_buffer(kRxBuffer) <= 0) return false;  // the buffer is empty here
+    if (read_buffer(kRxBuffer) <= 0) return false;  // less than a page is left in the buffer
   }
 }
 
