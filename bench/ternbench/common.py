@@ -107,10 +107,11 @@ def vmm_pairs(results):
 
 
 def vmm_ratios(inside, out):
-    """{figure: out of process / in process} of the medians: time per page (bulk throughput in
-    over out), host-side fault latency, and the CPU of both ternds and VMMs (cpu-s-all)."""
+    """{figure: out of process / in process} of the medians: time per page (bulk rows:
+    throughput in over out), host-side fault latency (postcopy rows), and the CPU of both
+    ternds and VMMs (cpu-s-all)."""
     r = {}
-    if med(inside, "throughput-GBps") and med(out, "throughput-GBps"):
+    if inside["kind"] == "bulk" and med(inside, "throughput-GBps") and med(out, "throughput-GBps"):
         r["time per page"] = med(inside, "throughput-GBps") / med(out, "throughput-GBps")
     for k in ("host-p50-us", "host-p90-us", "host-p99-us", "cpu-s-all"):
         if med(inside, k) and med(out, k) is not None:
