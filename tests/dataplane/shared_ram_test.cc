@@ -67,6 +67,24 @@ TEST(SharedRam, PopulatedFollowsTheFileNotThisMapping) {
     EXPECT_EQ((*ternd)->populated(p), expect(p)) << "page " << p;
 }
 
+// The same for 2 MiB pages (hugetlbfs): a page written through the other mapping counts, one
+// written through this one too (hugetlbfs may report every page as data: never a false hole).
+TEST(SharedRam, PopulatedOfAHugetlbFileCountsWrittenPages) {
+  constexpr uint64_t kPages = 3;
+  auto vmm = RamBlock::create_shared("ram", kPages * kHugePage, kHugePage);
+  if (!vmm) GTEST_SKIP() << "no hugetlb pages: " << vmm.status().message();
+  auto ternd = RamBlock::map_fd("ram", fcntl((*vmm)->fd(), F_DUPFD_CLOEXEC, 0), 0,
+                                kPages * kHugePage, kHugePage);
+  ASSERT_TRUE(ternd.is_ok()) << ternd.status().to_string();
+  (*vmm)->base()[0] = 1;
+  (*ternd)->base()[2 * kHugePage + 7] = 2;
+  uint64_t bits = 0;
+  (*ternd)->populated(0, kPages, &bits);
+  EXPECT_EQ(bits & 0b101, 0b101u) << "bits " << bits;
+  EXPECT_TRUE((*ternd)->populated(0));
+  EXPECT_TRUE((*ternd)->populated(2));
+}
+
 TEST(SharedRam, AnAdoptedUserfaultfdTranslatesAddresses) {
   int fd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
   if (fd < 0) GTEST_SKIP() << "userfaultfd: " << std::strerror(errno);
