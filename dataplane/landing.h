@@ -58,8 +58,8 @@ struct BlockLanding {
   // some channel has taken (or that were in place before postcopy). nullptr = kStaged.
   uint8_t* page_cache = nullptr;
   AtomicBitmap* taken = nullptr;
-  // Direct landing into a 4 KiB block whose RAM is a tmpfs file (a memfd: a VMM's RAM, or a
-  // memfd-backed guest): the file and where `base` starts in it; -1 = stores through `base`.
+  // Direct landing into a 4 KiB block whose RAM is a tmpfs file that the guest maps elsewhere
+  // (a VMM's memfd): the file and where `base` starts in it; -1 = stores through `base`.
   int file = -1;
   uint64_t file_offset = 0;
 };

@@ -64,8 +64,10 @@ Result<std::unique_ptr<RamBlock>> RamBlock::map_fd(std::string name, int fd, uin
                                                    " must be multiples of the host page size"));
   void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset));
   if (p == MAP_FAILED) return fail(errno_status("block '" + name + "': mmap of the descriptor"));
-  return std::unique_ptr<RamBlock>(
+  std::unique_ptr<RamBlock> b(
       new RamBlock(std::move(name), static_cast<uint8_t*>(p), size, host_page_size, fd, offset));
+  b->mapped_elsewhere_ = true;
+  return b;
 }
 
 Result<std::unique_ptr<RamBlock>> RamBlock::create_shared(std::string name, uint64_t size,
@@ -81,6 +83,7 @@ Result<std::unique_ptr<RamBlock>> RamBlock::create_shared(std::string name, uint
                         err);
   }
   auto b = map_fd(std::move(name), fd, 0, size, host_page_size);
+  if (b) (*b)->mapped_elsewhere_ = false;  // the guest runs on this mapping
   if (!b && host_page_size == kHugePage)
     return Status(Code::kUnavailable, b.status().message() + "; " +
                                           std::to_string(free_huge_pages()) +

@@ -55,6 +55,9 @@ class RamBlock {
   // in it; -1 for anonymous memory. Owned by the block.
   int fd() const { return fd_; }
   uint64_t fd_offset() const { return fd_offset_; }
+  // Whether the guest runs on another mapping of the block's file (map_fd: a VMM's RAM that
+  // ternd maps a second time) rather than on this one (create, create_shared).
+  bool mapped_elsewhere() const { return mapped_elsewhere_; }
 
   // Drops the contents of [offset, offset+len) (host-page aligned) so the next access faults:
   // MADV_DONTNEED for anonymous memory; for fd-backed RAM a hole punched in the file, which
@@ -94,6 +97,7 @@ class RamBlock {
   int fd_ = -1;            // backing file (map_fd, create_shared), -1 = anonymous
   uint64_t fd_offset_ = 0;
   int pagemap_fd_ = -1;    // /proc/self/pagemap for anonymous blocks, -1 if unreadable
+  bool mapped_elsewhere_ = false;
 };
 
 // Per-block host page sizes and sizes, in block order (to size per-block bitmaps).
