@@ -331,6 +331,35 @@ class TestpmdRatioTest(unittest.TestCase):
         self.assertEqual(report._over_testpmd(dpdk, {}), "-")
 
 
+class VmmRatioTest(unittest.TestCase):
+    @staticmethod
+    def row(scenario, vmm, page, **metrics):
+        summ = {k: {"median": v, "min": v, "max": v, "n": 1} for k, v in metrics.items()}
+        kind = "postcopy" if "host-p50-us" in metrics else "bulk"
+        return {"name": f"{scenario}/page={page},vmm={'on' if vmm else 'off'}",
+                "scenario": scenario, "kind": kind, "status": "ok",
+                "axes": {"page": page, "vmm": vmm}, "summary": summ,
+                "params": {"transport": "tcp", "page": page, "vmm": vmm}}
+
+    def test_out_of_process_is_divided_by_in_process_of_the_same_guest(self):
+        res = {"rows": [self.row("vmm-bulk", False, "4K", **{"throughput-GBps": 2.0, "cpu-s-all": 0.2}),
+                        self.row("vmm-bulk", True, "4K", **{"throughput-GBps": 1.6, "cpu-s-all": 0.3}),
+                        self.row("vmm-bulk", True, "2M", **{"throughput-GBps": 1.0}),
+                        self.row("vmm-fault", False, "4K", **{"host-p50-us": 32, "host-p99-us": 64}),
+                        self.row("vmm-fault", True, "4K", **{"host-p50-us": 32, "host-p99-us": 128})],
+               "references": []}
+        pairs = common.vmm_pairs(res)
+        self.assertEqual([(i["name"], o["name"]) for i, o in pairs],
+                         [("vmm-bulk/page=4K,vmm=off", "vmm-bulk/page=4K,vmm=on"),
+                          ("vmm-fault/page=4K,vmm=off", "vmm-fault/page=4K,vmm=on")])
+        r = runner.ratios(res)
+        self.assertAlmostEqual(r["vmm-bulk/page=4K,vmm=on: time per page out / in process"], 1.25)
+        self.assertAlmostEqual(r["vmm-bulk/page=4K,vmm=on: cpu-s-all out / in process"], 1.5)
+        self.assertEqual(r["vmm-fault/page=4K,vmm=on: host-p50-us out / in process"], 1.0)
+        self.assertEqual(r["vmm-fault/page=4K,vmm=on: host-p99-us out / in process"], 2.0)
+        self.assertFalse(any("2M" in k for k in r if "out / in" in k))
+
+
 class FreeHintTest(unittest.TestCase):
     @staticmethod
     def row(hint, sent, ms, ram="4G"):

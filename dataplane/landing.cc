@@ -1,7 +1,10 @@
 // The landing's cold half: refusal messages and RDMA grant clipping (landing.h).
 #include "dataplane/landing.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 
 namespace tern {
 
@@ -31,6 +34,23 @@ Status Landing::refusal(const FrameHeader& h, LandingRefusal why) const {
       break;
   }
   return Status(Code::kProtocol, std::move(m));
+}
+
+bool Landing::write_file(uint8_t* dst, const uint8_t* src, size_t n) const {
+  for (const BlockLanding& b : blocks_) {
+    if (b.file < 0 || dst < b.base || dst >= b.base + b.size) continue;
+    uint64_t at = b.file_offset + static_cast<uint64_t>(dst - b.base);
+    while (n > 0) {
+      const ssize_t w = pwrite(b.file, src, n, static_cast<off_t>(at));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return false;  // the caller stores all n bytes (the written ones again)
+      at += static_cast<uint64_t>(w);
+      n -= static_cast<size_t>(w);
+      src += w;
+    }
+    return true;
+  }
+  return false;
 }
 
 WritableSpan Landing::remote_writable(const FrameHeader& h, const uint8_t* reg,

@@ -64,8 +64,10 @@ Result<std::unique_ptr<RamBlock>> RamBlock::map_fd(std::string name, int fd, uin
                                                    " must be multiples of the host page size"));
   void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset));
   if (p == MAP_FAILED) return fail(errno_status("block '" + name + "': mmap of the descriptor"));
-  return std::unique_ptr<RamBlock>(
+  std::unique_ptr<RamBlock> b(
       new RamBlock(std::move(name), static_cast<uint8_t*>(p), size, host_page_size, fd, offset));
+  b->mapped_elsewhere_ = true;
+  return b;
 }
 
 Result<std::unique_ptr<RamBlock>> RamBlock::create_shared(std::string name, uint64_t size,
@@ -81,6 +83,7 @@ Result<std::unique_ptr<RamBlock>> RamBlock::create_shared(std::string name, uint
                         err);
   }
   auto b = map_fd(std::move(name), fd, 0, size, host_page_size);
+  if (b) (*b)->mapped_elsewhere_ = false;  // the guest runs on this mapping
   if (!b && host_page_size == kHugePage)
     return Status(Code::kUnavailable, b.status().message() + "; " +
                                           std::to_string(free_huge_pages()) +
@@ -153,27 +156,45 @@ void RamBlock::populated_from_pagemap(uint64_t first, uint64_t count, uint64_t* 
   }
 }
 
-// A file's holes were never written (or were punched): zero. SEEK_DATA finds the next byte
-// that may hold data, SEEK_HOLE the end of that data.
+// A file's holes were never written (or were punched): zero. mincore() says, one call per
+// batch, which pages the page cache holds (or this mapping maps). A page it does not report
+// may still hold data (swapped out; hugetlbfs, where mincore sees only this mapping's page
+// tables; mincore refused a look at the page cache): lseek(SEEK_DATA) decides, once per run of
+// such pages, and skips the run's holes in one call. Not SEEK_HOLE: tmpfs finds the end of the
+// data by walking every page up to the first hole (0.5 ms per call on a populated 128 MiB
+// memfd), which made each postcopy request for an attached VMM's page cost that much.
 void RamBlock::populated_from_file(uint64_t first, uint64_t count, uint64_t* bits) const {
   const uint64_t hp = host_page_size_;
-  const uint64_t start = fd_offset_ + first * hp, end = start + count * hp;
-  auto mark = [&](uint64_t from, uint64_t to) {  // file bytes [from, to) may hold data
-    uint64_t a = (std::max(from, start) - start) / hp;
-    uint64_t b = (std::min(to, end) - start + hp - 1) / hp;
-    for (uint64_t i = a; i < b; ++i) bits[i / 64] |= uint64_t{1} << (i % 64);
-  };
-  for (uint64_t pos = start; pos < end;) {
-    off_t data = lseek(fd_, static_cast<off_t>(pos), SEEK_DATA);
-    if (data < 0) {
-      if (errno == ENXIO) return;  // no data after pos
-      return mark(pos, end);       // the file system cannot say
+  const uint64_t step = hp / kSmallPage;  // mincore entries per host page
+  constexpr uint64_t kBatch = 512;        // mincore entries per call: one 2 MiB host page
+  unsigned char resident[kBatch];
+  auto set = [&](uint64_t i) { bits[i / 64] |= uint64_t{1} << (i % 64); };
+  uint64_t hole_until = 0;  // host pages [.., hole_until) that lseek found to be holes
+  for (uint64_t i = 0; i < count;) {
+    const uint64_t n = std::min(count - i, kBatch / step);
+    if (mincore(base_ + (first + i) * hp, n * hp, resident) != 0) {
+      for (; i < count; ++i) set(i);  // the kernel cannot say
+      return;
     }
-    if (static_cast<uint64_t>(data) >= end) return;
-    off_t hole = lseek(fd_, data, SEEK_HOLE);
-    if (hole < 0) return mark(static_cast<uint64_t>(data), end);
-    mark(static_cast<uint64_t>(data), static_cast<uint64_t>(hole));
-    pos = static_cast<uint64_t>(hole);
+    for (uint64_t j = 0; j < n; ++j, ++i) {
+      if (resident[j * step] & 1) {
+        set(i);
+        continue;
+      }
+      if (i < hole_until) continue;
+      const off_t data = lseek(fd_, static_cast<off_t>(fd_offset_ + (first + i) * hp), SEEK_DATA);
+      if (data < 0 && errno == ENXIO) {
+        hole_until = count;  // no data up to the end of the file
+        continue;
+      }
+      if (data < 0) {
+        for (; i < count; ++i) set(i);  // the file system cannot say
+        return;
+      }
+      const uint64_t at = (static_cast<uint64_t>(data) - fd_offset_) / hp - first;
+      if (at == i) set(i);
+      else hole_until = at;  // host pages [i, at) hold no data
+    }
   }
 }
 

@@ -55,6 +55,9 @@ class RamBlock {
   // in it; -1 for anonymous memory. Owned by the block.
   int fd() const { return fd_; }
   uint64_t fd_offset() const { return fd_offset_; }
+  // Whether the guest runs on another mapping of the block's file (map_fd: a VMM's RAM that
+  // ternd maps a second time) rather than on this one (create, create_shared).
+  bool mapped_elsewhere() const { return mapped_elsewhere_; }
 
   // Drops the contents of [offset, offset+len) (host-page aligned) so the next access faults:
   // MADV_DONTNEED for anonymous memory; for fd-backed RAM a hole punched in the file, which
@@ -74,7 +77,8 @@ class RamBlock {
   // when host page first+i was ever populated; a clear bit is a page never populated, zero by
   // definition, that needs neither reading nor sending. Reads no guest memory and faults
   // nothing in: anonymous memory asks /proc/self/pagemap (present or swapped, read in batches),
-  // a file descriptor's memory asks lseek(SEEK_DATA/SEEK_HOLE). When the kernel cannot say,
+  // a file descriptor's memory asks mincore() (the page cache), then lseek(SEEK_DATA) for pages
+  // mincore does not report (swapped out, hugetlbfs). When the kernel cannot say,
   // every page counts as populated. Any thread; the answer may be stale at once: a page
   // populated later was written, so dirty tracking reports it.
   void populated(uint64_t first, uint64_t count, uint64_t* bits) const;
@@ -93,6 +97,7 @@ class RamBlock {
   int fd_ = -1;            // backing file (map_fd, create_shared), -1 = anonymous
   uint64_t fd_offset_ = 0;
   int pagemap_fd_ = -1;    // /proc/self/pagemap for anonymous blocks, -1 if unreadable
+  bool mapped_elsewhere_ = false;
 };
 
 // Per-block host page sizes and sizes, in block order (to size per-block bitmaps).

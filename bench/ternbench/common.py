@@ -93,6 +93,32 @@ def hint_ratios(off, on):
     return {k: med(on, k) / med(off, k) for k in HINT_RATIO_KEYS if med(on, k) and med(off, k)}
 
 
+# ---- the guest in a VMM process beside the guest inside ternd (issue 13) ----------------
+
+def vmm_pairs(results):
+    """[(in process, out of process)]: rows of one scenario that differ only in `vmm`."""
+    rows = [r for r in results["rows"]
+            if r["status"] in ("ok", "partial") and "vmm" in r.get("axes", {})]
+
+    def key(r):
+        return (r["scenario"], sorted((k, str(v)) for k, v in r["axes"].items() if k != "vmm"))
+    inside = [r for r in rows if not r["params"].get("vmm")]
+    return [(i, r) for r in rows if r["params"].get("vmm") for i in inside if key(i) == key(r)]
+
+
+def vmm_ratios(inside, out):
+    """{figure: out of process / in process} of the medians: time per page (bulk rows:
+    throughput in over out), host-side fault latency (postcopy rows), and the CPU of both
+    ternds and VMMs (cpu-s-all)."""
+    r = {}
+    if inside["kind"] == "bulk" and med(inside, "throughput-GBps") and med(out, "throughput-GBps"):
+        r["time per page"] = med(inside, "throughput-GBps") / med(out, "throughput-GBps")
+    for k in ("host-p50-us", "host-p90-us", "host-p99-us", "cpu-s-all"):
+        if med(inside, k) and med(out, k) is not None:
+            r[k] = med(out, k) / med(inside, k)
+    return r
+
+
 # ---- tern beside QEMU --------------------------------------------------------------------
 
 def same_guest_key(row):

@@ -191,11 +191,15 @@ class Pair:
             raise RuntimeError(f"ternctl {' '.join(args)}: {(r.stderr or r.stdout).strip()}")
         return r.stdout
 
+    def _all(self):
+        """ternd per side, and each side's VMM process as "vmm-src" / "vmm-dst"."""
+        return {**self.procs, **{"vmm-" + s: p for s, p in self.vmms.items()}}
+
     def cpu(self):
-        return {s: cpu_seconds(p.pid) for s, p in self.procs.items()}
+        return {s: cpu_seconds(p.pid) for s, p in self._all().items()}
 
     def faults(self):
-        return {s: minor_faults(p.pid) for s, p in self.procs.items()}
+        return {s: minor_faults(p.pid) for s, p in self._all().items()}
 
     def mem(self):
         return {s: mem_status(p.pid) for s, p in self.procs.items()}

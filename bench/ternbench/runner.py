@@ -202,6 +202,11 @@ def ratios(result):
     for off, on in hint_pairs(result):
         for k, v in hint_ratios(off, on).items():
             out[f"{on['name']}: {k} hint on / off"] = v
+    # Out of process over in process (issue 13: at most 1.05 per page).
+    from .common import vmm_pairs, vmm_ratios
+    for inside, out_of in vmm_pairs(result):
+        for k, v in vmm_ratios(inside, out_of).items():
+            out[f"{out_of['name']}: {k} out / in process"] = v
     # tern over QEMU on the same guest (medians of the same run): time, CPU and faults per side.
     for terns, qemus in qemu_groups(result):
         for t in terns:

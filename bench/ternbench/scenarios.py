@@ -94,6 +94,15 @@ def _cost(row, pair, cpu0, cpu1, info, mem, flt0=None, flt1=None):
         m = mem.get(side, {})
         resident = m.get("VmHWM", 0) + m.get("HugetlbPages", 0)
         out[f"rss-overhead-mib-{side}"] = (resident - guest[side]) / (1 << 20)
+    # A guest in a VMM process of its own (vmm rows): its vCPUs and serving run there, so the
+    # cost of the migration is both ternds plus both VMMs (cpu-s-all), comparable with a guest
+    # whose vCPUs run inside ternd.
+    for side in ("vmm-src", "vmm-dst"):
+        if side in cpu0 and side in cpu1:
+            out[f"cpu-s-{side}"] = cpu1[side] - cpu0[side]
+            if flt0 and flt1 and side in flt0 and side in flt1:
+                out[f"minor-faults-{side}"] = flt1[side] - flt0[side]
+    out["cpu-s-all"] = sum(cpu1[s] - cpu0[s] for s in cpu1 if s in cpu0)
     return out
 
 

@@ -11,9 +11,20 @@ uint64_t now_ns() {
                                    .count());
 }
 
+// Precopy lands pages of 4 KiB blocks whose guest runs on another mapping of their file (a
+// VMM's memfd) by writing the file (landing.h). Not hugetlbfs (no write(2); one fault per
+// 2 MiB anyway), nor a memfd the guest runs on here: stores map its pages for it, which it
+// would otherwise fault in later, through userfaultfd where postcopy registers minor faults.
 static std::vector<BlockLanding> landings(const std::vector<RamBlock*>& blocks) {
   std::vector<BlockLanding> v;
-  for (auto* b : blocks) v.push_back({b->base(), b->size(), b->host_page_size()});
+  for (auto* b : blocks) {
+    BlockLanding l{b->base(), b->size(), b->host_page_size()};
+    if (b->fd() >= 0 && !b->hugetlb() && b->mapped_elsewhere()) {
+      l.file = b->fd();
+      l.file_offset = b->fd_offset();
+    }
+    v.push_back(l);
+  }
   return v;
 }
 

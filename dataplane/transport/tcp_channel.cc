@@ -213,6 +213,7 @@ ssize_t TcpChannel::read_buffer(size_t want) {
 }
 
 bool TcpChannel::advance_payload() {
+  if (via_buffer_) return advance_buffered_payload();
   const size_t buffered = std::min<size_t>(rx_end_ - rx_begin_, need_ - got_);
   if (buffered) {
     std::memcpy(dst_ + got_, rx_buf_.get() + rx_begin_, buffered);
@@ -248,6 +249,25 @@ bool TcpChannel::advance_payload() {
   return true;
 }
 
+bool TcpChannel::advance_buffered_payload() {
+  while (true) {
+    size_t buffered = std::min<size_t>(rx_end_ - rx_begin_, need_ - got_);
+    // Whole pages until the last piece: a file write that ends inside a new page makes the
+    // kernel zero the rest of it, which the next write then overwrites.
+    if (buffered < need_ - got_) buffered -= buffered % kTargetPageSize;
+    if (buffered) {
+      landing_->copy_fragment(dst_ + got_, rx_buf_.get() + rx_begin_, buffered);
+      rx_begin_ += buffered;
+      got_ += buffered;
+    }
+    if (got_ == need_) {
+      Landing::end_fragments();
+      return true;
+    }
+    if (read_buffer(kRxBuffer) <= 0) return false;  // less than a page is left in the buffer
+  }
+}
+
 size_t TcpChannel::poll_rx(RxFrame* out, size_t max) {
   if (failed()) return 0;
   if (tls_ && !tls_->established()) {  // a destination's channel: the server handshake first
@@ -271,16 +291,18 @@ size_t TcpChannel::poll_rx(RxFrame* out, size_t max) {
       if (!accept_header(cur_)) return n;
       need_ = payload_length(cur_);
       got_ = 0;
+      via_buffer_ = false;
       if (static_cast<FrameType>(cur_.type) == FrameType::kPage) {
         dst_ = land_page(cur_);
         if (dst_ == nullptr) return n;
+        via_buffer_ = landing_->lands_in_file(cur_);
       } else if (need_ != 0) {
         rx_control_.resize(need_);
         dst_ = rx_control_.data();
       } else {
         dst_ = nullptr;
       }
-      lookahead_ = need_ >= kDirectPayload ? kHeaderBytes : kRxBuffer;
+      lookahead_ = need_ >= kDirectPayload && !via_buffer_ ? kHeaderBytes : kRxBuffer;
       state_ = RxState::kPayload;
     }
     if (!advance_payload()) return n;

@@ -39,6 +39,52 @@ TEST(SharedRam, TwoMappingsShareThePagesAndADiscardEmptiesBoth) {
   EXPECT_EQ((*vmm)->base()[3 * 4096], 0) << "the VMM's mapping must lose the page too";
 }
 
+// populated() of a second mapping answers from the file: pages written through the other
+// mapping count, holes and punched pages do not, over windows wider than one mincore batch and
+// starting mid-file (the engine asks windows of 4096 pages and single pages).
+TEST(SharedRam, PopulatedFollowsTheFileNotThisMapping) {
+  constexpr uint64_t kPages = 3000;
+  auto vmm = RamBlock::create_shared("ram", kPages * 4096, kSmallPage);
+  ASSERT_TRUE(vmm.is_ok()) << vmm.status().to_string();
+  auto ternd = RamBlock::map_fd("ram", fcntl((*vmm)->fd(), F_DUPFD_CLOEXEC, 0), 0,
+                                kPages * 4096, kSmallPage);
+  ASSERT_TRUE(ternd.is_ok()) << ternd.status().to_string();
+  auto written = [](uint64_t p) { return p % 7 == 0 || (p >= 600 && p < 1700) || p == 2999; };
+  for (uint64_t p = 0; p < kPages; ++p)
+    if (written(p)) (*vmm)->base()[p * 4096 + 5] = 1;  // not mapped in ternd's mapping
+  ASSERT_TRUE((*ternd)->discard(1000 * 4096, 4096).is_ok());
+  (*ternd)->base()[2500 * 4096] = 2;  // and one written through ternd's own
+  auto expect = [&](uint64_t p) { return p != 1000 && (written(p) || p == 2500); };
+  for (uint64_t first : {0ull, 3ull, 599ull, 2990ull}) {
+    const uint64_t count = kPages - first;
+    std::vector<uint64_t> bits((count + 63) / 64, ~0ull);
+    (*ternd)->populated(first, count, bits.data());
+    for (uint64_t i = 0; i < count; ++i)
+      ASSERT_EQ(((bits[i / 64] >> (i % 64)) & 1) != 0, expect(first + i))
+          << "page " << first + i << " of a window from " << first;
+  }
+  for (uint64_t p : {0ull, 1ull, 999ull, 1000ull, 1701ull, 2500ull, 2998ull, 2999ull})
+    EXPECT_EQ((*ternd)->populated(p), expect(p)) << "page " << p;
+}
+
+// The same for 2 MiB pages (hugetlbfs): a page written through the other mapping counts, one
+// written through this one too (hugetlbfs may report every page as data: never a false hole).
+TEST(SharedRam, PopulatedOfAHugetlbFileCountsWrittenPages) {
+  constexpr uint64_t kPages = 3;
+  auto vmm = RamBlock::create_shared("ram", kPages * kHugePage, kHugePage);
+  if (!vmm) GTEST_SKIP() << "no hugetlb pages: " << vmm.status().message();
+  auto ternd = RamBlock::map_fd("ram", fcntl((*vmm)->fd(), F_DUPFD_CLOEXEC, 0), 0,
+                                kPages * kHugePage, kHugePage);
+  ASSERT_TRUE(ternd.is_ok()) << ternd.status().to_string();
+  (*vmm)->base()[0] = 1;
+  (*ternd)->base()[2 * kHugePage + 7] = 2;
+  uint64_t bits = 0;
+  (*ternd)->populated(0, kPages, &bits);
+  EXPECT_EQ(bits & 0b101, 0b101u) << "bits " << bits;
+  EXPECT_TRUE((*ternd)->populated(0));
+  EXPECT_TRUE((*ternd)->populated(2));
+}
+
 TEST(SharedRam, AnAdoptedUserfaultfdTranslatesAddresses) {
   int fd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
   if (fd < 0) GTEST_SKIP() << "userfaultfd: " << std::strerror(errno);

@@ -6,7 +6,9 @@
 // complete (poll_tx) once the kernel holds all of its bytes.
 // Receive: a state machine (header -> payload). Headers and small payloads are batched through
 // a small receive buffer to save syscalls; a page payload is read straight into the address its
-// Landing resolves, checked before a byte of it is read. wait_fd() is the socket.
+// Landing resolves, checked before a byte of it is read, or, when the landing writes it into a
+// file (Landing::lands_in_file), read through the buffer and handed to the landing. wait_fd()
+// is the socket.
 // TLS mode (a TlsStream): the same frames as TLS records. A destination's channel runs the
 // server handshake in poll_rx before its first frame; writes are gathered into 16 KiB records
 // (a payload of a record or more is encrypted straight from guest RAM); a page payload is read
@@ -69,6 +71,8 @@ class TcpChannel final : public RawChannel {
   ssize_t read_buffer(size_t want);
   // Moves the current payload on (buffer first, then the socket). True when it is complete.
   bool advance_payload();
+  // The same for a payload that lands in a file: through the buffer, piece by piece.
+  bool advance_buffered_payload();
   void fail_io(const char* what, int err);
   // Counts `bytes` more of the queued frames as handed over (whole frames complete).
   void advance_sent(size_t bytes);
@@ -102,6 +106,7 @@ class TcpChannel final : public RawChannel {
   RxState state_ = RxState::kHeader;
   FrameHeader cur_{};                 // header of the frame being received
   uint8_t* dst_ = nullptr;            // where its payload goes
+  bool via_buffer_ = false;           // it lands in a file: read through rx_buf_
   uint32_t need_ = 0, got_ = 0;       // payload bytes in total / received
   std::vector<uint8_t> rx_control_;   // non-page payloads (control tier, may grow)
 };

@@ -1,10 +1,15 @@
 // Conformance, data tier: page landing (direct and staged), control frames, ordering,
 // back-pressure, poll_tx accounting, hostile frames, throughput. One body per test, run
 // against every transport in harness.h.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <string>
 #include <thread>
 
 #include "tests/dataplane/transport/harness.h"
@@ -51,6 +56,61 @@ TEST_P(Datapath, PagesLandAtTheLandingAddress) {
   }
   EXPECT_EQ(std::memcmp(dst.data(), src.data(), kBlock), 0);
   EXPECT_TRUE(dst.guards_intact());
+}
+
+// A block whose RAM is a memfd (a VMM's) takes its pages through the file (Landing::copy's
+// pwrite; tcp reads them through its buffer): single pages and page runs land there, at the
+// address the frame reports. With a descriptor that takes no writes, the same pages are stored
+// through the mapping instead.
+TEST_P(Datapath, PagesLandInTheBlocksFile) {
+  constexpr size_t kBlock = 1 << 20;
+  for (bool writable : {true, false}) {
+    SCOPED_TRACE(writable ? "writable file" : "read-only descriptor: stores");
+    const int fd = memfd_create("datapath-file", MFD_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(ftruncate(fd, kBlock), 0);
+    auto* ram = static_cast<uint8_t*>(
+        mmap(nullptr, kBlock, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    ASSERT_NE(ram, MAP_FAILED);
+    const int ro = open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(ro, 0);
+    BlockLanding block{ram, kBlock, kTargetPageSize};
+    block.file = writable ? fd : ro;
+    Landing landing({block});
+    rx().set_landing(&landing);
+    std::vector<uint8_t> src(kBlock);
+    std::vector<TxFrame> frames;
+    for (uint64_t off = 0, i = 0; off < kBlock; ++i) {  // runs of 1..16 pages
+      const uint32_t len = static_cast<uint32_t>(
+          std::min<uint64_t>((i % 16 + 1) * kTargetPageSize, kBlock - off));
+      fill_pattern(src.data() + off, len, off + writable);
+      frames.push_back({page(off, len), src.data() + off});
+      off += len;
+    }
+    auto got = transfer(tx(), rx(), frames);
+    ASSERT_TRUE(rx().error().is_ok()) << rx().error().to_string();
+    ASSERT_EQ(got.size(), frames.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].data, ram + frames[i].hdr.offset);
+    std::vector<uint8_t> file(kBlock);
+    ASSERT_EQ(pread(fd, file.data(), kBlock, 0), static_cast<ssize_t>(kBlock));
+    EXPECT_EQ(std::memcmp(file.data(), src.data(), kBlock), 0);
+    // Written through the file, nothing is mapped yet at the landing addresses (pagemap bit 63).
+    const int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(pagemap, 0);
+    std::vector<uint64_t> entries(kBlock / kTargetPageSize);
+    const off_t at = static_cast<off_t>(reinterpret_cast<uintptr_t>(ram) / kTargetPageSize * 8);
+    ASSERT_EQ(pread(pagemap, entries.data(), entries.size() * 8, at),
+              static_cast<ssize_t>(entries.size() * 8));
+    close(pagemap);
+    const auto mapped = std::count_if(entries.begin(), entries.end(),
+                                      [](uint64_t e) { return (e >> 63) != 0; });
+    EXPECT_EQ(mapped, writable ? 0 : static_cast<long>(entries.size()));
+    EXPECT_EQ(std::memcmp(ram, src.data(), kBlock), 0);
+    rx().set_landing(nullptr);
+    munmap(ram, kBlock);
+    close(ro);
+    close(fd);
+  }
 }
 
 TEST_P(Datapath, StagedLandingStopsAfterEachHostPage) {
