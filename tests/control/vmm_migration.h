@@ -46,7 +46,7 @@ inline void expect_verified(QmpClient& d, bool touched = false) {
   EXPECT_GT(v["pages-checked"].get<uint64_t>(), 0u) << dg->dump(2);
   EXPECT_EQ(v["mismatches"], 0) << dg->dump(2);
   EXPECT_EQ(v["touched-mismatches"], 0) << dg->dump(2);
-  if (touched) EXPECT_GT(v["touched-checked"].get<uint64_t>(), 0u) << dg->dump(2);
+  if (touched) { EXPECT_GT(v["touched-checked"].get<uint64_t>(), 0u) << dg->dump(2); }
 }
 
 // What one migration between VMMs looks like.
@@ -94,10 +94,10 @@ inline void migrate_between_vmms(const std::string& dir, const VmmMigration& m) 
   }
   std::string uri = (*d->execute(ext::kQueryIncoming))["uri"];
   const bool postcopy = m.mode != Mode::kPrecopy;
-  if (postcopy) ASSERT_TRUE(arm_postcopy(*s, m.mode == Mode::kPreempt, m.postcopy_bandwidth));
+  if (postcopy) { ASSERT_TRUE(arm_postcopy(*s, m.mode == Mode::kPreempt, m.postcopy_bandwidth)); }
   auto started = s->execute("migrate", {{"uri", uri}});
   ASSERT_TRUE(started.is_ok()) << started.status().to_string();
-  if (postcopy) ASSERT_TRUE(start_postcopy_when_active(*s, 400, 10ms));
+  if (postcopy) { ASSERT_TRUE(start_postcopy_when_active(*s, 400, 10ms)); }
   Json sq = wait_done(*s, 180s);
   ASSERT_EQ(sq["status"], "completed") << sq.dump(2) << svmm.output();
   Json dq = wait_done(*d, 60s);

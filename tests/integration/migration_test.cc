@@ -58,7 +58,7 @@ TEST_P(EndToEnd, EveryPageArrivesIntact) {
   // requests) and keep the unthrottled push, whose busy bulk channel urgent pages preempt.
   const bool postcopy = c.mode != "precopy";
   const bool slow_push = postcopy && c.page == kSmallPage;
-  if (slow_push) ASSERT_TRUE((*guest)->prefill().is_ok());
+  if (slow_push) { ASSERT_TRUE((*guest)->prefill().is_ok()); }
   ASSERT_TRUE((*guest)->start().is_ok());
 
   MigrationParameters params;

@@ -54,10 +54,10 @@ TEST(ThreadGuestHeap, FreesItsShareReportsItOnceAndSkipsItInTheCheck) {
     auto hinted = pages_of(hints, g->target_pages());
     for (uint64_t p = 0; p < g->target_pages(); ++p) {
       ASSERT_EQ(hinted[p], g->page_free(p)) << p;
-      if (hinted[p]) ASSERT_TRUE(g->page_version(p) & ThreadGuest::kFreeBit);
+      if (hinted[p]) { ASSERT_TRUE(g->page_version(p) & ThreadGuest::kFreeBit); }
     }
     if (std::string(page) == "2M")  // whole huge pages are freed
-      for (const Range& r : hints) EXPECT_EQ(r.offset % kHugePage, 0u);
+      for (const Range& r : hints) { EXPECT_EQ(r.offset % kHugePage, 0u); }
     hints.clear();
     EXPECT_EQ(g->take_free_pages(hints), 0u) << "nothing freed since the last take";
     // The content of a freed page is dead: scribbling on it does not fail the self check.
@@ -94,7 +94,7 @@ TEST(ThreadGuestHeap, ChurnReusesAndFreesAndTheReportFollows) {
   auto now_free = pages_of(second, g->target_pages());
   uint64_t reused = 0;
   for (uint64_t p = 0; p < g->target_pages(); ++p) {
-    if (now_free[p]) ASSERT_TRUE(g->page_free(p)) << "page " << p << " reported but in use";
+    if (now_free[p]) { ASSERT_TRUE(g->page_free(p)) << "page " << p << " reported but in use"; }
     if (was_free[p] && !g->page_free(p)) {
       ++reused;
       ASSERT_FALSE(g->page_version(p) & ThreadGuest::kFreeBit);
