@@ -423,11 +423,14 @@ Status OutgoingMigration::Impl::postcopy_switch() {
     ++dirty_sync_count_;
     counters_discarded_ = discarded;
   }
+  // postcopy-active before the destination can say so: an orchestrator that sees the
+  // destination in postcopy may pause the source at once (a pause only raises a flag that
+  // postcopy_run reads after the send).
+  board_.set(MigrationStatus::kPostcopyActive);
   if (Status s = link_->send(ControlType::kPostcopyStart, 0, payload); !s.is_ok()) return s;
   postcopy_started_ = true;
   postcopy_start_time_ = t0;
   link_->enable_keepalive(engine::kKeepaliveInterval, params_.postcopy_peer_timeout);
-  board_.set(MigrationStatus::kPostcopyActive);
   return postcopy_run();
 }
 

@@ -119,9 +119,14 @@ struct PostcopyRun {
     outgoing = std::make_unique<OutgoingMigration>(*guest, caps, params);
     if (Status s = outgoing->start(uri); !s.is_ok()) return s.to_string();
     if (Status s = outgoing->start_postcopy(); !s.is_ok()) return s.to_string();
+    // The source says postcopy-active before it tells the destination (a pause is then
+    // accepted); both are checked so that a regression names its side.
     if (!wait_status(*incoming, MigrationStatus::kPostcopyActive, 30s))
       return std::string("destination never reached postcopy-active: ") +
              status_name(incoming->info().status) + " " + incoming->info().error;
+    if (outgoing->info().status != MigrationStatus::kPostcopyActive)
+      return std::string("source not postcopy-active while the destination is: ") +
+             status_name(outgoing->info().status);
     // Break at once: faults pull a small guest's pages within a few hundred ms, and the test
     // must break postcopy, not a completed migration.
     return "";
