@@ -41,12 +41,7 @@ void migrate_into_postcopy(QmpClient& d, QmpClient& s, QmpClient& watch, bool pr
   auto m = s.execute("migrate", {{"uri", (*inc)["uri"]}});
   ASSERT_TRUE(m.is_ok()) << m.status().to_string();
   ASSERT_TRUE(start_postcopy_when_active(s, 200, 20ms));
-  std::string st;
-  for (int i = 0; i < 300 && st != "postcopy-active"; ++i) {
-    st = status_of(watch);
-    if (st != "postcopy-active") std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_EQ(st, "postcopy-active");
+  ASSERT_EQ(wait_status(watch, "postcopy-active", 60s)["status"], "postcopy-active");
 }
 
 TEST_P(TerndFailure, SourceKilledInPostcopyDestinationAnswersFailsClearlyAndEndsOnSigterm) {
@@ -114,12 +109,7 @@ TEST_F(TerndFailure, CancelThenMigrateAgainToTheSameDestinationCompletes) {
   auto p = s->execute("migrate-set-parameters", {{"max-bandwidth", 4 << 20}});
   ASSERT_TRUE(p.is_ok()) << p.status().to_string();
   ASSERT_TRUE(s->execute("migrate", {{"uri", (*inc)["uri"]}}).is_ok());
-  std::string st;
-  for (int i = 0; i < 300 && st != "active"; ++i) {
-    st = status_of(*s);
-    if (st != "active") std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_EQ(st, "active");
+  ASSERT_EQ(wait_status(*s, "active", 60s)["status"], "active");
   ASSERT_TRUE(s->execute("migrate_cancel").is_ok());
   EXPECT_EQ(wait_done(*s, 20s)["status"], "cancelled");
   EXPECT_EQ(wait_done(*d, 20s)["status"], "cancelled");

@@ -195,22 +195,29 @@ inline bool arm_postcopy(QmpClient& s, bool preempt, uint64_t max_bandwidth) {
 }
 
 // Sends migrate-start-postcopy as soon as the source says "active", polling query-migrate
-// every `interval` at most `tries` times. False (with a test failure) if it never switched.
+// every `interval` for at least `tries` x `interval` and at least 60 s (a loaded host may take
+// seconds to set up). False (with a test failure) if it never switched or the migration ended.
 inline bool start_postcopy_when_active(QmpClient& s, int tries, std::chrono::milliseconds interval) {
-  for (int i = 0; i < tries; ++i) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::max<std::chrono::milliseconds>(tries * interval, std::chrono::seconds(60));
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
     auto q = s.execute("query-migrate");
     if (!q) {
       ADD_FAILURE() << "query-migrate: " << q.status().to_string();
       return false;
     }
-    if ((*q)["status"] == "active") {
+    last = (*q).value("status", "");
+    if (last == "active") {
       auto r = s.execute("migrate-start-postcopy");
       EXPECT_TRUE(r.is_ok()) << r.status().to_string();
       return r.is_ok();
     }
+    if (last == "completed" || last == "failed" || last == "cancelled") break;
     std::this_thread::sleep_for(interval);
   }
-  ADD_FAILURE() << "the source never became active, so postcopy never started";
+  ADD_FAILURE() << "the source never became active, so postcopy never started (last status '"
+                << last << "')";
   return false;
 }
 
