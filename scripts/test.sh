@@ -23,6 +23,9 @@ environment:
   TERN_JOBS           ninja -j (default 2)
   MESON_TEST_ARGS     extra arguments for `meson test` (e.g. "--repeat 3")
   TERN_FUZZ_SECONDS   seconds each fuzz target runs in the fuzz stage (default 20)
+  TERN_TEST_RETRY     1 (default): a test case that failed an assertion runs once more, and if
+                      it passes then it counts as passed and is reported FLAKY; 0: no retry.
+                      Crashes, sanitizer reports, timeouts and fuzz findings are never retried.
 TXT
 }
 
@@ -49,6 +52,7 @@ done
 
 prefix=${TERN_BUILD_PREFIX:-build}
 jobs=${TERN_JOBS:-2}
+retry=${TERN_TEST_RETRY:-1}
 read -r -a extra_test_args <<<"${MESON_TEST_ARGS:-}"
 total_pass=0 total_fail=0 total_skip=0
 declare -a stage_lines=()
@@ -164,7 +168,45 @@ run_stage() {
     bad "stage $name: meson test wrote no log"
     f=$((f + 1))
   fi
-  stage_result "$name" "$p" "$f" "$k" "" $t0
+  local note=""
+  if [ -n "$log" ] && [ "$f" -gt 0 ] && [ "$retry" = 1 ] && [ "$name" != fuzz ]; then
+    retry_failed_cases "$dir" "$log" "${env[@]}"
+    p=$((p + retry_fixed)) f=$((f - retry_fixed))
+    [ "$retry_fixed" -gt 0 ] && note="($retry_fixed flaky: failed, then passed when run again)"
+  fi
+  stage_result "$name" "$p" "$f" "$k" "$note" $t0
+}
+
+# retry_failed_cases DIR LOG ENV...: runs each test case that failed an assertion in LOG once
+# more (crashes, sanitizer reports and timeouts are not retried); sets retry_fixed to the number
+# that passed then, and prints each one as FLAKY, loudly: a flaky test is a bug to fix.
+retry_failed_cases() {
+  local dir=$1 log=$2
+  shift 2
+  local -a env=("$@")
+  local saved="$log.first" test_name nfail filter rlog counts rp rf
+  cp "$log" "$saved"
+  retry_fixed=0
+  while IFS=$'\t' read -r test_name nfail filter; do
+    info "  retrying $test_name once: $filter"
+    rm -f "$dir"/meson-logs/testlog*.json
+    env "${env[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs "${stage_test_args[@]}" \
+      "$test_name" --test-args="--gtest_filter=$filter" >"$dir/meson-logs/retry-$test_name.txt" 2>&1
+    rlog=$(ls "$dir"/meson-logs/testlog*.json 2>/dev/null | head -n 1)
+    rf=$nfail
+    if [ -n "$rlog" ]; then
+      counts=$(python3 "$TERN_ROOT/scripts/testlog-summary.py" "$rlog" retry | tail -n 1)
+      read -r _ rp rf _ <<<"$counts"
+      [ "$rp" -gt 0 ] || rf=$nfail
+    fi
+    if [ "$rf" -lt "$nfail" ]; then
+      bad "  FLAKY $test_name: $((nfail - rf)) of $nfail failed case(s) passed when run again ($filter)"
+      retry_fixed=$((retry_fixed + nfail - rf))
+    else
+      info "  $test_name failed again (see $dir/meson-logs/retry-$test_name.txt)"
+    fi
+  done < <(python3 "$TERN_ROOT/scripts/testlog-summary.py" --retryable "$saved")
+  mv "$saved" "$log"
 }
 
 stage_result() {

@@ -5,6 +5,11 @@ Counts GoogleTest cases when a test binary printed a gtest summary, else whole m
 A binary that fails outside its cases (sanitizer report at exit, leak, crash, timeout) counts
 as one more failure. Prints failures and every skipped case with the reason the test gave,
 then a last line "COUNTS passed failed skipped" for test.sh to add up.
+
+With --retryable LOG: one line "NAME<TAB>FAILED<TAB>FILTER" per test binary whose only failures
+are GoogleTest assertions (a summary printed, exit code 1): NAME for `meson test`, FAILED its
+failed cases, FILTER a --gtest_filter of them. Crashes, sanitizer reports, timeouts and
+binaries without a summary are never listed: they are not retried.
 """
 import json
 import re
@@ -29,7 +34,22 @@ def skip_reason(out, case):
     return " ".join(lines)[:300]
 
 
+def retryable(path):
+    for l in open(path):
+        if not l.strip():
+            continue
+        e = json.loads(l)
+        out = e.get("stdout") or ""
+        cases = list(dict.fromkeys(FAILED_CASE.findall(out)))
+        if (e["result"] == "FAIL" and e.get("returncode") == 1 and PASSED.search(out)
+                and FAILED.search(out) and cases):
+            print(f"{e['name'].split(' / ')[-1]}\t{len(cases)}\t{':'.join(cases)}")
+
+
 def main():
+    if sys.argv[1] == "--retryable":
+        retryable(sys.argv[2])
+        return
     path, stage = sys.argv[1], sys.argv[2]
     passed = failed = skipped = 0
     try:
