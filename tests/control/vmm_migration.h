@@ -103,8 +103,9 @@ inline void migrate_between_vmms(const std::string& dir, const VmmMigration& m) 
   Json dq = wait_done(*d, 60s);
   ASSERT_EQ(dq["status"], "completed") << dq.dump(2) << dvmm.output();
   expect_verified(*d, postcopy && m.expect_touched);
-  if (postcopy)
+  if (postcopy) {
     EXPECT_GT(sq["ram"]["postcopy-bytes"].get<uint64_t>(), 0u) << "never reached postcopy";
+  }
   if (m.expect_zero_copy >= 0) {
     const uint64_t zero_copy = dq["ram"][ext::kZeroCopyPages].get<uint64_t>();
     if (m.expect_zero_copy > 0)

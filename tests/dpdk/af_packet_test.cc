@@ -78,7 +78,9 @@ TEST(DpdkAfPacket, AnotherListenerOnTheInterfaceTakesNothingOfTheSession) {
                            4 * kHugePageBytes);
   auto old = old_accepted.get();
   EXPECT_FALSE(old) << "the other listener accepted a session meant for its neighbour";
-  if (!old) EXPECT_EQ(old.status().code(), Code::kTimeout) << old.status().to_string();
+  if (!old) {
+    EXPECT_EQ(old.status().code(), Code::kTimeout) << old.status().to_string();
+  }
 }
 
 // Two whole sessions on one veth pair at once: both destinations on tA, both sources on tB.

@@ -104,10 +104,14 @@ TEST_P(TerndOverMemif, EveryPageVerifies) {
 
   const std::string mode = c.mode;
   // A bandwidth cap keeps precopy running long enough to switch.
-  if (mode != "precopy") ASSERT_TRUE(arm_postcopy(*s, mode == "preempt", 32 << 20));
+  if (mode != "precopy") {
+    ASSERT_TRUE(arm_postcopy(*s, mode == "preempt", 32 << 20));
+  }
   auto m = s->execute("migrate", {{"uri", uri}});
   ASSERT_TRUE(m.is_ok()) << m.status().to_string();
-  if (mode != "precopy") ASSERT_TRUE(start_postcopy_when_active(*s, 200, 50ms));
+  if (mode != "precopy") {
+    ASSERT_TRUE(start_postcopy_when_active(*s, 200, 50ms));
+  }
   Json sq = wait_done(*s, 180s);
   ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
   Json dq = wait_done(*d, 30s);
@@ -247,10 +251,14 @@ TEST_P(FreePageHintOverMemif, FreedPagesStayBehindAndPagesInUseVerify) {
   ASSERT_TRUE(s->execute("migrate-set-capabilities", {{"capabilities", caps}}).is_ok());
   const bool postcopy = std::string(c.mode) == "postcopy";
   // Postcopy: the quarter in use takes about a second at this cap, and the switch comes in it.
-  if (postcopy) ASSERT_TRUE(arm_postcopy(*s, false, ram / 4));
+  if (postcopy) {
+    ASSERT_TRUE(arm_postcopy(*s, false, ram / 4));
+  }
   auto m = s->execute("migrate", {{"uri", uri}});
   ASSERT_TRUE(m.is_ok()) << m.status().to_string();
-  if (postcopy) ASSERT_TRUE(start_postcopy_when_active(*s, 200, 50ms));
+  if (postcopy) {
+    ASSERT_TRUE(start_postcopy_when_active(*s, 200, 50ms));
+  }
   Json sq = wait_done(*s, 180s);
   ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
   Json dq = wait_done(*d, 30s);
@@ -262,7 +270,9 @@ TEST_P(FreePageHintOverMemif, FreedPagesStayBehindAndPagesInUseVerify) {
   EXPECT_GE(r[ext::kFreePageHints].get<uint64_t>(), pages * 6 / 10) << r.dump(2);
   EXPECT_GE(r[ext::kFreePagesSkipped].get<uint64_t>(), pages / 2) << r.dump(2);
   EXPECT_EQ(r[ext::kFreePageHintsRefused], 0) << r.dump(2);
-  if (postcopy) EXPECT_GT(r["postcopy-bytes"].get<uint64_t>(), 0u) << "never reached postcopy";
+  if (postcopy) {
+    EXPECT_GT(r["postcopy-bytes"].get<uint64_t>(), 0u) << "never reached postcopy";
+  }
   // What moved is about the quarter in use (2M: each write resends its whole huge page).
   const uint64_t data_moved = r["normal"].get<uint64_t>() * 4096;
   EXPECT_LT(data_moved, huge ? ram * 3 / 4 : ram / 2) << "free pages were sent: " << r.dump(2);
