@@ -6,6 +6,8 @@
 // freed pages were not sent. A second test checks the engine's order of calls on the guest.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <mutex>
 
 #include "tests/integration/migration_helpers.h"
@@ -66,7 +68,11 @@ TEST_P(FreePageHint, FreedPagesStayBehindAndReusedPagesArrive) {
   ASSERT_TRUE(src.prefill().is_ok());  // every page written once; the heap freed its share
   const uint64_t pages = src.target_pages();
   std::vector<bool> free_at_start(pages);
-  for (uint64_t p = 0; p < pages; ++p) free_at_start[p] = src.page_free(p);
+  std::vector<uint32_t> version_at_start(pages);
+  for (uint64_t p = 0; p < pages; ++p) {
+    free_at_start[p] = src.page_free(p);
+    version_at_start[p] = src.page_version(p);
+  }
   const uint64_t freed = src.free_pages();
   ASSERT_GT(freed, (pages - src.table_pages()) * 6 / 10);
   ASSERT_TRUE(src.start().is_ok());
@@ -109,11 +115,9 @@ TEST_P(FreePageHint, FreedPagesStayBehindAndReusedPagesArrive) {
   EXPECT_GT(si.stats.free_pages_skipped, 0u);
   EXPECT_EQ(si.stats.free_page_hints_refused, 0u);
   // (Zero markers are not counted: in postcopy the free pages never sent go as zero ranges.)
+  // What moved depends on how many rounds a loaded host needs (each resends what the guest
+  // wrote meanwhile): a figure, not a check. The check is on the pages themselves, below.
   const uint64_t data_moved = si.stats.normal * kTargetPageSize;
-  // 2M: every round resends each huge page in use that the guest wrote (2 MiB a write), and
-  // huge pages that hold the version table or straddle two vCPUs are never freed.
-  EXPECT_LT(data_moved, c.page == kHugePage ? spec.ram_bytes * 3 / 4 : spec.ram_bytes / 2)
-      << "free pages were sent: " << data_moved << " of " << spec.ram_bytes << " bytes";
   // 2M: a huge page is skipped only when all of it is free; `freed` also counts the pages freed
   // in huge pages still partly in use.
   EXPECT_GE(si.stats.free_pages_skipped, c.page == kHugePage ? freed * 8 / 10 : freed * 9 / 10)
@@ -140,10 +144,35 @@ TEST_P(FreePageHint, FreedPagesStayBehindAndReusedPagesArrive) {
     ASSERT_TRUE(check_page(dst->ram()[0]->base() + p * kSmallPage, p, dv, &why)) << why;
   }
   EXPECT_GT(reused - refreed, 0u) << "the guest reused no freed page during the migration";
-  std::cout << "[ figures  ] " << case_name({c, 0}) << ": " << si.stats.transferred / 1048576
+  // Host pages the source guest never wrote while they were free (every target page in them
+  // free from start to end, its version unchanged) stayed behind: the destination's copy is
+  // still all zero (a page sent would hold its prefilled content). 2M: a huge page with one
+  // page in use or reused goes whole, so only wholly free and untouched huge pages count.
+  const uint64_t per_host = c.page / kSmallPage;
+  // (Postcopy: nor the destination guest, which runs meanwhile: a page it writes is placed.)
+  auto untouched = [&](uint64_t p) {
+    return free_at_start[p] && src.page_free(p) && src.page_version(p) == version_at_start[p] &&
+           dst->page_version(p) == version_at_start[p];
+  };
+  uint64_t stayed_free = 0, left_behind = 0;
+  for (uint64_t h = (src.table_pages() + per_host - 1) / per_host; (h + 1) * per_host <= pages; ++h) {
+    bool all = true;
+    for (uint64_t p = h * per_host; p < (h + 1) * per_host && all; ++p) all = untouched(p);
+    if (!all) continue;
+    ++stayed_free;
+    const auto* words = reinterpret_cast<const uint64_t*>(dst->ram()[0]->base() + h * c.page);
+    left_behind += std::all_of(words, words + c.page / 8, [](uint64_t w) { return w == 0; });
+  }
+  // (A long migration on a loaded host may leave few such huge pages: the first pass's skips,
+  // checked above, stand regardless.)
+  EXPECT_GE(left_behind, stayed_free * 9 / 10)
+      << "free pages were sent: only " << left_behind << " of " << stayed_free
+      << " host pages free and untouched throughout are still unwritten at the destination";
+  std::cout << "[ figures  ] " << case_name({c, 0}) << ": " << data_moved / 1048576
             << " MiB moved of " << spec.ram_bytes / 1048576 << " MiB in " << si.stats.total_time
             << " ms; hints " << si.stats.free_page_hints << ", skipped "
-            << si.stats.free_pages_skipped << " pages; reused during the migration " << reused
+            << si.stats.free_pages_skipped << " pages; left behind " << left_behind << " of "
+            << stayed_free << " host pages free throughout; reused during the migration " << reused
             << "; discarded " << si.stats.discarded_pages << "\n";
 }
 
