@@ -127,8 +127,8 @@ Result<std::vector<PeerKey>> tls_handshake_channels(
       if (done[i]) continue;
       auto r = shakes[i]->poll(*channels[i]);
       if (!r)
-        return Status(r.status().code(), "channel " + std::to_string(i) +
-                                              ": TLS handshake: " + r.status().message());
+        return Status(r.status().code(),
+                      "channel " + std::to_string(i) + ": " + r.status().message());
       if (*r) {
         done[i] = true;
         ++finished;

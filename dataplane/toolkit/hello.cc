@@ -147,7 +147,14 @@ Result<ChannelSet> HelloTransport::connect(const std::string& address, uint32_t 
     if (!keys) return keys.status();
     std::vector<const PeerKey*> each;
     for (const PeerKey& k : *keys) each.push_back(&k);
-    if (Status s = authenticate_channels(raw, hellos, each, deadline); !s.is_ok()) return s;
+    // In TLS 1.3 the client is done before the server looked at its certificate: a refusal
+    // shows here, as an alert or as a channel the destination dropped.
+    if (Status s = authenticate_channels(raw, hellos, each, deadline); !s.is_ok())
+      return s.code() != Code::kIo
+                 ? s
+                 : Status(s.code(), s.message() + " (after the TLS handshake: did the "
+                                                  "destination refuse this source's "
+                                                  "certificate? its log says why)");
   } else if (peer_key_) {
     if (Status s = authenticate_channels(raw, hellos, *peer_key_, deadline); !s.is_ok()) return s;
   }

@@ -77,8 +77,7 @@ Result<bool> SessionGatherer::advance(Waiter& w) {
   }
   if (!w.auth) {  // x509 first
     auto shaken = w.tls->poll(*w.ch);
-    if (!shaken)
-      return Status(shaken.status().code(), "TLS handshake: " + shaken.status().message());
+    if (!shaken) return Status(shaken.status().code(), "x509: " + shaken.status().message());
     if (!*shaken) return false;
     auto k = w.tls->channel_key(key_.get());
     if (!k) return k.status();
