@@ -230,7 +230,7 @@ postcopy_after=1
 [ $preempt -eq 1 ] && args+=(--preempt)
 # x509 over dpdk: its URI names no host, so the source names the destination's certificate.
 if [ $tls -eq 1 ] && [ "${uri%%:*}" != tcp ]; then
-  "$ternctl" --socket "$tmp/src.sock" set-parameter tls-hostname localhost >/dev/null ||
+  "$ternctl" --socket "$tmp/src.sock" raw migrate-set-parameters '{"tls-hostname": "localhost"}' >/dev/null ||
     die "cannot set tls-hostname on the source"
 fi
 "$ternctl" --socket "$tmp/src.sock" "${args[@]}" >&3
