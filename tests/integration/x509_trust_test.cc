@@ -14,7 +14,7 @@
 
 #include "dataplane/tls_credentials.h"
 #include "tests/dataplane/test_peer_key.h"
-#include "tests/dataplane/test_tls_certs.h"
+#include "tests/dataplane/tls_pki_fixture.h"
 #include "tests/integration/trust_helpers.h"
 
 namespace tern {
@@ -23,33 +23,17 @@ namespace {
 using namespace testing_support;
 using namespace std::chrono_literals;
 
-class X509Trust : public ::testing::TestWithParam<std::string> {
+class X509Trust : public PkiFixture<::testing::TestWithParam<std::string>> {
  protected:
-  void SetUp() override {
-    char dir[] = "/tmp/tern-x509-trust-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir), nullptr);
-    dir_ = dir;
-    pki_ = make_test_pki(dir_);
-    if (!pki_.error.empty()) GTEST_SKIP() << pki_.error;
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
-  }
-
   // Parameters with the credentials in `creds_dir` as "tls0" (and tls-authz as "authz0").
   MigrationParameters x509(const std::string& creds_dir, bool authz = false,
                            const std::string& hostname = "localhost",
                            std::shared_ptr<const PeerKey> key = nullptr) {
     MigrationParameters p = with_key(std::move(key));
+    auto c = config(creds_dir, hostname, authz);
     auto catalog = std::make_shared<TlsCatalog>();
-    auto creds = TlsCredentials::load(creds_dir);
-    EXPECT_TRUE(creds.is_ok()) << creds.status().to_string();
-    if (creds) catalog->creds["tls0"] = *creds;
-    if (authz) {
-      auto a = load_tls_authz(pki_.authz_file);
-      EXPECT_TRUE(a.is_ok()) << a.status().to_string();
-      if (a) catalog->authz["authz0"] = *a;
-    }
+    catalog->creds["tls0"] = c->creds;
+    if (authz) catalog->authz["authz0"] = c->authz;
     p.tls = {"tls0", hostname, authz ? "authz0" : ""};
     p.tls_catalog = catalog;
     return p;
@@ -75,8 +59,6 @@ class X509Trust : public ::testing::TestWithParam<std::string> {
     return out.info().error;
   }
 
-  std::string dir_;
-  TestPki pki_;
 };
 
 TEST_P(X509Trust, WrongCertificatesAreRefusedThenTheRightPeerMigrates) {

@@ -18,42 +18,15 @@
 #include "dataplane/transport/detail/loopback_channel.h"
 #include "dataplane/transport/loopback.h"
 #include "tests/dataplane/test_peer_key.h"
-#include "tests/dataplane/test_tls_certs.h"
+#include "tests/dataplane/tls_pki_fixture.h"
 
 namespace tern::toolkit {
 namespace {
 
 using namespace std::chrono_literals;
 
-class ChannelTls : public ::testing::Test {
+class ChannelTls : public testing_support::PkiFixture<> {
  protected:
-  void SetUp() override {
-    char dir[] = "/tmp/tern-channel-tls-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir), nullptr);
-    dir_ = dir;
-    pki_ = testing_support::make_test_pki(dir_);
-    if (!pki_.error.empty()) GTEST_SKIP() << pki_.error;
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
-  }
-
-  std::shared_ptr<const TlsChannelConfig> config(const std::string& creds_dir,
-                                                 const std::string& hostname = "",
-                                                 bool authz = false) {
-    auto creds = TlsCredentials::load(creds_dir);
-    EXPECT_TRUE(creds.is_ok()) << creds.status().to_string();
-    auto c = std::make_shared<TlsChannelConfig>();
-    if (creds) c->creds = *creds;
-    c->hostname = hostname;
-    if (authz) {
-      auto a = load_tls_authz(pki_.authz_file);
-      EXPECT_TRUE(a.is_ok()) << a.status().to_string();
-      if (a) c->authz = *a;
-    }
-    return c;
-  }
-
   struct Outcome {
     Result<bool> source = false, destination = false;
     Result<PeerKey> source_key = Status(Code::kInternal, "none");
@@ -92,8 +65,6 @@ class ChannelTls : public ::testing::Test {
     return o;
   }
 
-  std::string dir_;
-  testing_support::TestPki pki_;
 };
 
 TEST_F(ChannelTls, RightPeersAgreeOnTheChannelKey) {
