@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dataplane/tls_credentials.h"
 #include "tests/dataplane/test_tls_certs.h"
@@ -46,6 +47,18 @@ class PkiFixture : public Base {
       if (a) c->authz = *a;
     }
     return c;
+  }
+
+  // The sources a destination with pki_.good and tls-authz refuses, and what its refusal says.
+  struct RefusedSource {
+    const char* what;
+    std::string creds;
+    const char* destination_says;
+  };
+  std::vector<RefusedSource> refused_sources() const {
+    return {{"no client certificate", pki_.no_client, "certificate"},
+            {"a certificate from another CA", pki_.other_ca, "certificate is refused"},
+            {"a subject not in tls-authz", pki_.stranger, "is not in tls-authz"}};
   }
 
   std::string dir_;

@@ -68,17 +68,8 @@ TEST_P(X509Trust, WrongCertificatesAreRefusedThenTheRightPeerMigrates) {
   auto uri = in.start(listen_uri(GetParam()));
   ASSERT_TRUE(uri.is_ok()) << uri.status().to_string();
 
-  struct Case {
-    const char* what;
-    std::string creds;
-    const char* destination_logs;
-  };
-  const Case cases[] = {
-      {"no client certificate", pki_.no_client, "certificate"},
-      {"a certificate from another CA", pki_.other_ca, "certificate is refused"},
-      {"a subject not in tls-authz", pki_.stranger, "is not in tls-authz"},
-  };
-  for (const Case& c : cases) {
+  const auto cases = refused_sources();
+  for (const RefusedSource& c : cases) {
     SCOPED_TRACE(c.what);
     const std::string error = refused(in, *uri, x509(c.creds));
     EXPECT_FALSE(error.empty());
@@ -88,8 +79,8 @@ TEST_P(X509Trust, WrongCertificatesAreRefusedThenTheRightPeerMigrates) {
   while (notices.all().find("is not in tls-authz") == std::string::npos &&
          std::chrono::steady_clock::now() < end)
     std::this_thread::sleep_for(50ms);
-  for (const Case& c : cases)
-    EXPECT_NE(notices.all().find(c.destination_logs), std::string::npos) << notices.all();
+  for (const RefusedSource& c : cases)
+    EXPECT_NE(notices.all().find(c.destination_says), std::string::npos) << notices.all();
 
   // The right source refuses a destination whose certificate does not carry tls-hostname.
   const std::string wrong_name = refused(in, *uri, x509(pki_.good, false, "migration.example"));

@@ -85,17 +85,8 @@ TEST_F(ChannelTls, RightPeersAgreeOnTheChannelKey) {
 }
 
 TEST_F(ChannelTls, WrongCertificatesAreRefused) {
-  struct Case {
-    const char* what;
-    std::string creds;
-    const char* destination_says;
-  };
-  const Case cases[] = {
-      {"no client certificate", pki_.no_client, "certificate"},
-      {"a certificate from another CA", pki_.other_ca, "certificate is refused"},
-      {"a subject not in tls-authz", pki_.stranger, "is not in tls-authz"},
-  };
-  for (const Case& c : cases) {
+  const auto cases = refused_sources();
+  for (const RefusedSource& c : cases) {
     SCOPED_TRACE(c.what);
     Outcome o = shake(config(c.creds, "localhost"), config(pki_.good, "", /*authz=*/true));
     ASSERT_FALSE(o.destination.is_ok()) << "the destination let it through";
