@@ -14,7 +14,8 @@
 # into DIR/src.stat and DIR/dst.stat. PERF_EVENT=page-faults records where the faults are
 # instead (every fault, -c 1); PERF_CALLGRAPH=dwarf unwinds without frame pointers.
 # TLS_CREDS=DIR runs both sides with --tls-creds DIR as well (TLS 1.3 on every tcp channel, on
-# top of the key; bench/tls_cost.sh alternates the two).
+# top of the key; on dpdk a TLS 1.3 handshake per channel, in frames, keys the sealed control
+# channel, tls-hostname localhost; bench/tls_cost.sh alternates the two).
 # PAGE_INTEGRITY=1 sets __io.github.tern_page-integrity on both sides (a tag per page frame,
 # checked; bench/integrity_cost.sh alternates it with the key alone).
 # Prints one JSON line. Example, two builds alternated:
@@ -61,6 +62,11 @@ if [[ -n ${PAGE_INTEGRITY:-} ]]; then
   "$ternctl" -s "$dir/d.sock" incoming "$incoming" >/dev/null
 fi
 uri=$("$ternctl" -s "$dir/d.sock" incoming)
+# x509 on dpdk: its URI names no host, so the source names the destination's certificate.
+if [[ -n ${TLS_CREDS:-} && $kind != tcp ]]; then
+  "$ternctl" --timeout 120 -s "$dir/s.sock" raw migrate-set-parameters \
+    '{"tls-hostname": "localhost"}' >/dev/null
+fi
 # The source prefills before it answers: wait until it does.
 "$ternctl" --timeout 120 -s "$dir/s.sock" status >/dev/null
 read -r s_flt0 s_cpu0 < <(stat_of $spid)

@@ -50,8 +50,18 @@ std::string security_words(const std::string& mode, const std::string& encryptio
                            bool page_integrity) {
   const std::string how = "encrypted (" + (encryption.empty() ? "TLS" : encryption) + ")";
   const std::string tags = page_integrity ? "; every page checked against its tag" : "";
-  if (mode == "tls") return "authenticated (x509), " + how;
-  if (mode == "tls+psk") return "authenticated (x509 and pre-shared key), " + how + tags;
+  // rdma, dpdk: x509 keys the sealed control channel; no TLS record carries the pages.
+  const bool pages_in_clear = encryption.find("page data in clear") != std::string::npos;
+  const std::string sealed_only =
+      "; control channel encrypted and integrity-protected (AES-256-GCM, keys from a TLS 1.3 "
+      "handshake); page data in clear" +
+      std::string(page_integrity ? ", integrity-protected (a tag per page, checked before use)"
+                                 : "");
+  if (mode == "tls")
+    return "authenticated (x509)" + (pages_in_clear ? sealed_only : ", " + how + tags);
+  if (mode == "tls+psk")
+    return "authenticated (x509 and pre-shared key)" +
+           (pages_in_clear ? sealed_only : ", " + how + tags);
   if (mode == "psk")
     return "authenticated (pre-shared key); control channel encrypted and integrity-protected "
            "(AES-256-GCM); page data in clear" +

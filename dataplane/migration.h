@@ -45,8 +45,8 @@ struct MigrationParameters {
   // Every channel proves it knows this key, both ways, before it is used (docs/security.md);
   // nullptr: unauthenticated (a program that allows that says so: ternd --insecure).
   std::shared_ptr<const PeerKey> peer_key;
-  // QEMU's tls-creds / tls-hostname / tls-authz: TLS 1.3 with x509 under every channel (tcp
-  // only; docs/security.md). The ids name entries of tls_catalog (ternd: --tls-creds defines
+  // QEMU's tls-creds / tls-hostname / tls-authz: TLS 1.3 with x509 under every channel on tcp;
+  // on rdma and dpdk a TLS 1.3 handshake per channel that keys the sealing (docs/security.md). The ids name entries of tls_catalog (ternd: --tls-creds defines
   // "tls0", --tls-authz-file "authz0"); a migration with ids the catalog lacks is refused.
   TlsSettings tls;
   std::shared_ptr<const TlsCatalog> tls_catalog;

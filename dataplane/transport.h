@@ -136,9 +136,10 @@ class Transport {
   // must prove it too. nullptr (the default): hello only, unauthenticated.
   void set_peer_key(std::shared_ptr<const PeerKey> key) { peer_key_ = std::move(key); }
   bool authenticated() const { return peer_key_ != nullptr; }
-  // Before listen()/connect(): run TLS 1.3 with x509 credentials under every channel, below the
-  // hello (docs/security.md); nullptr: none. kUnavailable on a transport without TLS (every one
-  // but tcp), with a message that says so.
+  // Before listen()/connect(): authenticate every channel with x509 credentials
+  // (docs/security.md): tcp runs TLS 1.3 under its channels; transports built on
+  // toolkit::HelloTransport run the handshake in frames (toolkit/channel_tls.h); nullptr: none.
+  // This default (a transport that does neither) is kUnavailable, with a message that says so.
   virtual Status set_tls(std::shared_ptr<const TlsChannelConfig> tls) {
     if (tls == nullptr) return Status::ok();
     return Status(Code::kUnavailable,

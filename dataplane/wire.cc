@@ -31,7 +31,10 @@ Status check_header(const FrameHeader& h) {
                                        " (not a tern peer, or the stream lost framing)");
   if (h.version != kWireVersion)
     return Status(Code::kProtocol, "peer speaks wire version " + std::to_string(h.version) +
-                                       ", this build speaks " + std::to_string(kWireVersion));
+                                       ", this build speaks " + std::to_string(kWireVersion) +
+                                       (h.version < kWireVersion
+                                            ? " (the peer runs an older tern: upgrade it)"
+                                            : " (the peer runs a newer tern: upgrade this one)"));
   switch (static_cast<FrameType>(h.type)) {
     case FrameType::kHello:
       if (h.length != sizeof(HelloPayload))

@@ -1,4 +1,4 @@
-// tern wire format, version 4. Every frame starts with a fixed 32-byte little-endian header;
+// tern wire format, version 5. Every frame starts with a fixed 32-byte little-endian header;
 // `length` payload bytes follow for frame types that carry a payload. The same frames travel
 // on every transport (loopback, tcp; rdma and dpdk map them onto their own primitives).
 // See docs/wire-protocol.md.
@@ -16,7 +16,9 @@ namespace tern {
 inline constexpr uint16_t kWireMagic = 0x7e4e;  // "tern"
 // 2: kZero may span whole host pages. 3: postcopy recovery (kResume..kKeepalive, the
 // kPostcopyStart token). 4: sealed control frames (kSealed) on channels with session keys.
-inline constexpr uint8_t kWireVersion = 4;
+// 5: sealed round ends and page requests (markers), page tags, the TLS handshake in frames
+// (kTlsHandshake) on transports without a byte stream.
+inline constexpr uint8_t kWireVersion = 5;
 inline constexpr uint32_t kTargetPageSize = 4096;
 inline constexpr uint32_t kTargetPageShift = 12;
 inline constexpr uint32_t kHugePageBytes = 2u << 20;
@@ -71,6 +73,10 @@ enum class ControlType : uint32_t {
   // On a channel with session keys every control message after the handshake travels sealed
   // (engine/frame_seal.h): payload = AEAD(inner header | inner payload) | 16-byte tag.
   kSealed = 18,
+  // x509 on transports without a byte stream (rdma, dpdk; toolkit/channel_tls.h): TLS 1.3
+  // handshake bytes, after the hello and before kAuthOffer; payload: at most
+  // kMaxHandshakePayload bytes of TLS records (a longer flight is cut into several frames).
+  kTlsHandshake = 19,
 };
 
 // kLayout's `round` field: flags about the migration the layout starts.

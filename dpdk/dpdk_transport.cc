@@ -121,6 +121,7 @@ Result<ChannelSet> DpdkTransport::accept(std::chrono::milliseconds timeout) {
     limits.max_waiting = std::max<size_t>(limits.max_waiting, listen_port_->queues());
     gatherer_ = std::make_unique<toolkit::SessionGatherer>(limits);
     gatherer_->set_peer_key(peer_key_);
+    gatherer_->set_tls(frame_tls());
     // Fresh channels: the next frame addressed to this listener names its peer (af_packet).
     listen_port_->forget_peer();
     for (uint16_t q = 0; q < listen_port_->queues(); ++q)

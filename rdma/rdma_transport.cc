@@ -171,6 +171,7 @@ Result<ChannelSet> RdmaTransport::accept(std::chrono::milliseconds timeout) {
   if (!listening_) return Status(Code::kInvalidArgument, "rdma: accept() before listen()");
   const auto deadline = Clock::now() + timeout;
   gatherer_.set_peer_key(peer_key_);
+  gatherer_.set_tls(frame_tls());
   // Setting up a queue pair takes far longer than a TCP handshake (hundreds of ms under an
   // emulated CPU), so a session often spans several accept() calls: the gatherer keeps the
   // channels and the connections still waiting for their hello across a timeout.
@@ -194,6 +195,11 @@ Result<ChannelSet> RdmaTransport::accept(std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_until(lock, until, [&] { return !ready_.empty() || !acceptor_error_.is_ok(); });
   }
+}
+
+std::string RdmaTransport::tls_default_host(const std::string& address) const {
+  auto a = parse_address(address, /*passive=*/false);
+  return a ? a->host : "";
 }
 
 Result<ChannelSet> RdmaTransport::connect_with_hellos(const std::string& address,

@@ -84,6 +84,8 @@ class RdmaTransport final : public toolkit::HelloTransport {
   Result<ChannelSet> connect_with_hellos(const std::string& address,
                                          const std::vector<HelloPayload>& hellos,
                                          std::chrono::milliseconds timeout) override;
+  // x509 over rdma: the destination's certificate must name HOST (unless tls-hostname).
+  std::string tls_default_host(const std::string& address) const override;
 
   void accept_loop();
 

@@ -189,7 +189,7 @@ Status IncomingMigration::Impl::setup(const ControlMessage& m) {
   if (integrity && channels_[kUrgentChannel]->keys() == nullptr)
     return Status(Code::kInvalidArgument,
                   "page integrity (__io.github.tern_page-integrity) needs session keys: the "
-                  "channels must be authenticated with a pre-shared key (ternd --auth-key-file)");
+                  "channels must be authenticated with a pre-shared key (ternd --auth-key-file), or on rdma and dpdk with x509 (--tls-creds)");
   // A source that may switch to postcopy needs a guest here that can take it (a VMM that
   // handed over its userfaultfd): found now, before a page moves, not at the switch, when the
   // source's guest is already paused.
@@ -522,10 +522,11 @@ MigrationInfo IncomingMigration::Impl::info() const {
   i.status = board_.get();
   i.error = board_.error();
   i.authenticated = params_.peer_key != nullptr;
-  i.page_integrity = i.authenticated && params_.page_integrity;
   std::lock_guard<std::mutex> lock(mu_);
   i.transport = transport_name_;
   i.encryption = encryption_;
+  // Session keys come from the key, or from x509 in frames (rdma, dpdk: toolkit/channel_tls.h).
+  i.page_integrity = params_.page_integrity && (i.authenticated || !i.encryption.empty());
   if (state_) {
     const auto& c = state_->counters;
     MigrationStats& s = i.stats;

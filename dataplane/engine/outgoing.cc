@@ -120,7 +120,7 @@ Status OutgoingMigration::Impl::connect_and_setup() {
       if (c->keys() == nullptr)
         return Status(Code::kInvalidArgument,
                       "page integrity (__io.github.tern_page-integrity) needs session keys: the channels must be authenticated with a "
-                          "pre-shared key (ternd --auth-key-file)");
+                          "pre-shared key (ternd --auth-key-file), or on rdma and dpdk with x509 (--tls-creds)");
   const uint32_t layout_flags = (caps_.postcopy_ram ? 0 : kLayoutPrecopyOnly) |
                                 (params_.page_integrity ? kLayoutPageIntegrity : 0);
   if (Status s = link_->send(ControlType::kLayout, layout_flags, encode_layout(layout_)); !s.is_ok())
@@ -470,8 +470,9 @@ MigrationInfo OutgoingMigration::Impl::info() const {
   std::lock_guard<std::mutex> lock(mu_);
   i.transport = transport_name_;
   i.authenticated = params_.peer_key != nullptr;
-  i.page_integrity = i.authenticated && params_.page_integrity;
   i.encryption = encryption_;
+  // Session keys come from the key, or from x509 in frames (rdma, dpdk: toolkit/channel_tls.h).
+  i.page_integrity = params_.page_integrity && (i.authenticated || !i.encryption.empty());
   MigrationStats& s = i.stats;
   s.transferred = counters_.bytes.load();
   s.total = total_bytes_;

@@ -56,6 +56,12 @@ Result<bool> receive_auth(RawChannel& ch, ControlType type, AuthPayload* out) {
     if (!ch.error().is_ok()) return ch.error();
     return false;
   }
+  if (static_cast<FrameType>(f.hdr.type) == FrameType::kControl &&
+      f.hdr.flags == static_cast<uint32_t>(ControlType::kTlsHandshake))
+    return Status(Code::kDenied,
+                  "the peer ended the TLS handshake with an alert after it looked at this "
+                  "side's certificate: refused (a certificate from another CA, or a subject not "
+                  "in its tls-authz?)");
   if (static_cast<FrameType>(f.hdr.type) != FrameType::kControl ||
       f.hdr.flags != static_cast<uint32_t>(type) || f.hdr.length != sizeof(AuthPayload) ||
       f.data == nullptr)
@@ -98,6 +104,13 @@ Result<bool> AuthResponder::poll(RawChannel& ch) {
 Status authenticate_channels(const std::vector<RawChannel*>& channels,
                              const std::vector<HelloPayload>& hellos, const PeerKey& key,
                              Clock::time_point deadline) {
+  return authenticate_channels(channels, hellos,
+                               std::vector<const PeerKey*>(channels.size(), &key), deadline);
+}
+
+Status authenticate_channels(const std::vector<RawChannel*>& channels,
+                             const std::vector<HelloPayload>& hellos,
+                             const std::vector<const PeerKey*>& keys, Clock::time_point deadline) {
   const size_t n = channels.size();
   std::vector<AuthPayload> offers(n);
   std::vector<int> step(n, 0);  // 0: offered, 1: proof queued, 2: proof handed to the peer
@@ -139,16 +152,17 @@ Status authenticate_channels(const std::vector<RawChannel*>& channels,
         continue;
       }
       uint8_t want[32];
-      handshake_mac(key, 'D', hellos[i], offers[i].nonce, challenge.nonce, want);
+      handshake_mac(*keys[i], 'D', hellos[i], offers[i].nonce, challenge.nonce, want);
       if (CRYPTO_memcmp(want, challenge.mac, sizeof(want)) != 0)
         return Status(Code::kDenied, "channel " + std::to_string(i) +
                                          ": the destination cannot prove it knows the key " +
-                                         key.origin + ": not migrating to it");
-      auto keys = derive_channel_keys(key, 'S', hellos[i], offers[i].nonce, challenge.nonce);
-      if (!keys) return keys.status();
-      ch.set_keys(*keys);
+                                         keys[i]->origin + ": not migrating to it");
+      auto session = derive_channel_keys(*keys[i], 'S', hellos[i], offers[i].nonce,
+                                         challenge.nonce);
+      if (!session) return session.status();
+      ch.set_keys(*session);
       AuthPayload proof{};
-      handshake_mac(key, 'S', hellos[i], offers[i].nonce, challenge.nonce, proof.mac);
+      handshake_mac(*keys[i], 'S', hellos[i], offers[i].nonce, challenge.nonce, proof.mac);
       if (!send_auth(ch, hellos[i].channel_index, ControlType::kAuthProof, proof)) return ch.error();
       step[i] = 1;
       progress = true;

@@ -49,5 +49,10 @@ class AuthResponder {
 [[nodiscard]] Status authenticate_channels(const std::vector<RawChannel*>& channels,
                                            const std::vector<HelloPayload>& hellos,
                                            const PeerKey& key, Clock::time_point deadline);
+// The same with a key per channel (keys[i] for *channels[i]: x509, channel_tls.h).
+[[nodiscard]] Status authenticate_channels(const std::vector<RawChannel*>& channels,
+                                           const std::vector<HelloPayload>& hellos,
+                                           const std::vector<const PeerKey*>& keys,
+                                           Clock::time_point deadline);
 
 }  // namespace tern::toolkit

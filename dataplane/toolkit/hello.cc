@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "dataplane/toolkit/channel_auth.h"
+#include "dataplane/toolkit/channel_tls.h"
 #include "dataplane/toolkit/hello_transport.h"
 
 namespace tern::toolkit {
@@ -140,10 +141,29 @@ Result<ChannelSet> HelloTransport::connect(const std::string& address, uint32_t 
       return Status(Code::kInternal, std::string(name()) + ": a channel is not a RawChannel");
     raw.push_back(r);
   }
-  if (peer_key_)
+  if (frame_tls_) {
+    auto keys = tls_handshake_channels(raw, hellos, frame_tls_, tls_default_host(address),
+                                       peer_key_.get(), deadline);
+    if (!keys) return keys.status();
+    std::vector<const PeerKey*> each;
+    for (const PeerKey& k : *keys) each.push_back(&k);
+    // In TLS 1.3 the client is done before the server looked at its certificate: a refusal
+    // shows here, as an alert or as a channel the destination dropped.
+    if (Status s = authenticate_channels(raw, hellos, each, deadline); !s.is_ok())
+      return s.code() != Code::kIo
+                 ? s
+                 : Status(s.code(), s.message() + " (after the TLS handshake: did the "
+                                                  "destination refuse this source's "
+                                                  "certificate? its log says why)");
+  } else if (peer_key_) {
     if (Status s = authenticate_channels(raw, hellos, *peer_key_, deadline); !s.is_ok()) return s;
+  }
   for (RawChannel* r : raw) r->open_control_limit();
   return set;
+}
+
+std::string HelloTransport::encryption() const {
+  return frame_tls_ ? kFrameTlsEncryption : "";
 }
 
 }  // namespace tern::toolkit

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/tls_credentials.h"
 #include "dataplane/transport.h"
 
 namespace tern::toolkit {
@@ -28,6 +29,15 @@ class HelloTransport : public Transport {
   // standard_hellos(count, session_id).
   Result<ChannelSet> connect(const std::string& address, uint32_t count, uint64_t session_id,
                              std::chrono::milliseconds timeout) final;
+  // x509 over the channels' frames (channel_tls.h): connect() runs the TLS handshake on every
+  // channel after its hello, then the key handshake with the keys it exported. A transport
+  // with TLS of its own (tcp) overrides both; a listening transport hands frame_tls() to its
+  // SessionGatherer.
+  Status set_tls(std::shared_ptr<const TlsChannelConfig> tls) override {
+    frame_tls_ = std::move(tls);
+    return Status::ok();
+  }
+  std::string encryption() const override;
 
  protected:
   // One channel per entry of `hellos`, each announced with that hello exactly as given;
@@ -36,9 +46,17 @@ class HelloTransport : public Transport {
   virtual Result<ChannelSet> connect_with_hellos(const std::string& address,
                                                  const std::vector<HelloPayload>& hellos,
                                                  std::chrono::milliseconds timeout) = 0;
+  // The host a source's TLS checks the destination's certificate against when tls-hostname
+  // is not set: "" (the default) when the address names none (tls-hostname is then required).
+  virtual std::string tls_default_host(const std::string& address) const {
+    (void)address;
+    return "";
+  }
+  const std::shared_ptr<const TlsChannelConfig>& frame_tls() const { return frame_tls_; }
 
  private:
   friend class HelloTransportAccess;
+  std::shared_ptr<const TlsChannelConfig> frame_tls_;
 };
 
 }  // namespace tern::toolkit

@@ -65,8 +65,24 @@ Result<bool> SessionGatherer::advance(Waiter& w) {
     if (!hello && hello.status().code() == Code::kTimeout && w.ch->error().is_ok()) return false;
     if (!hello) return hello.status();
     w.hello = *hello;
-    if (!key_) return true;
-    w.auth = std::make_unique<AuthResponder>(key_, *hello);
+    if (tls_) {
+      auto t = FrameTls::server(tls_, *hello);
+      if (!t) return Status(t.status().code(), "TLS: " + t.status().message());
+      w.tls = std::move(*t);
+    } else if (!key_) {
+      return true;
+    } else {
+      w.auth = std::make_unique<AuthResponder>(key_, *hello);
+    }
+  }
+  if (!w.auth) {  // x509 first
+    auto shaken = w.tls->poll(*w.ch);
+    if (!shaken) return Status(shaken.status().code(), "x509: " + shaken.status().message());
+    if (!*shaken) return false;
+    auto k = w.tls->channel_key(key_.get());
+    if (!k) return k.status();
+    w.auth = std::make_unique<AuthResponder>(std::make_shared<const PeerKey>(std::move(*k)),
+                                             *w.hello);
   }
   auto authenticated = w.auth->poll(*w.ch);
   if (!authenticated)

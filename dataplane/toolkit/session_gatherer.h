@@ -7,7 +7,8 @@
 // a session that is not complete by its deadline. Each drop leaves a reason (take_rejected) for
 // the log. With a key (set_peer_key), a channel is filed only once it has also passed the
 // channel handshake (channel_auth.h) within its hello deadline; one that fails it is dropped
-// the same way, and cannot take a slot in anyone's session. Everything it holds is bounded (GatherLimits), so a flood of connections costs a
+// the same way, and cannot take a slot in anyone's session. With x509 (set_tls) the TLS
+// handshake comes first, within the same deadline. Everything it holds is bounded (GatherLimits), so a flood of connections costs a
 // fixed amount of memory and evicts the oldest waiters first.
 //
 // Threads: the transport's accept() caller only (control path). Allocates.
@@ -25,6 +26,7 @@
 
 #include "dataplane/peer_key.h"
 #include "dataplane/toolkit/channel_auth.h"
+#include "dataplane/toolkit/channel_tls.h"
 #include "dataplane/toolkit/hello.h"
 
 namespace tern::toolkit {
@@ -45,6 +47,10 @@ class SessionGatherer {
 
   // Channels that arrive from now on must prove they know `key`; nullptr: hello only.
   void set_peer_key(std::shared_ptr<const PeerKey> key) { key_ = std::move(key); }
+  // Channels that arrive from now on must pass a TLS handshake with these credentials first
+  // (channel_tls.h), then the key handshake with the key it exported (mixed with the
+  // pre-shared key, if any); nullptr: none.
+  void set_tls(std::shared_ptr<const TlsChannelConfig> tls) { tls_ = std::move(tls); }
 
   // A new connection whose hello has not been read yet. At max_waiting the oldest waiter is
   // dropped. `peer` names it in messages ("127.0.0.1:5000", "queue 3").
@@ -76,6 +82,7 @@ class SessionGatherer {
     std::string peer;
     Clock::time_point deadline;
     std::optional<HelloPayload> hello;     // read; the handshake (auth) is still going on
+    std::unique_ptr<FrameTls> tls;         // x509: before auth
     std::unique_ptr<AuthResponder> auth;
   };
   struct Gathering {
@@ -91,6 +98,7 @@ class SessionGatherer {
 
   const GatherLimits limits_;
   std::shared_ptr<const PeerKey> key_;
+  std::shared_ptr<const TlsChannelConfig> tls_;
   std::deque<Waiter> waiting_;                    // oldest first
   std::map<uint64_t, Gathering> sessions_;        // incomplete, by session id
   std::deque<ChannelSet> complete_;

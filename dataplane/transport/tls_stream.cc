@@ -92,6 +92,23 @@ SSL* ssl_over(SSL_CTX* ctx, int fd) {
   return ssl;
 }
 
+// SSL over two memory BIOs (input, output); an empty input reads as "retry", not EOF.
+SSL* ssl_in_memory(SSL_CTX* ctx) {
+  SSL* ssl = SSL_new(ctx);
+  if (ssl == nullptr) return nullptr;
+  BIO* in = BIO_new(BIO_s_mem());
+  BIO* out = BIO_new(BIO_s_mem());
+  if (in == nullptr || out == nullptr) {
+    BIO_free(in);
+    BIO_free(out);
+    SSL_free(ssl);
+    return nullptr;
+  }
+  BIO_set_mem_eof_return(in, -1);
+  SSL_set_bio(ssl, in, out);
+  return ssl;
+}
+
 // Index of the ex_data slot that points a server SSL at its TlsStream (tls-authz).
 int stream_slot() {
   static const int slot = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
@@ -128,6 +145,21 @@ Result<std::unique_ptr<TlsStream>> TlsStream::server(
     return Status(Code::kInvalidArgument, "tls-creds " + config->creds->dir() +
                                               " has no server pair");
   SSL* ssl = ssl_over(config->creds->server_context(), fd);
+  return make_server(ssl, std::move(config));
+}
+
+Result<std::unique_ptr<TlsStream>> TlsStream::server_in_memory(
+    std::shared_ptr<const TlsChannelConfig> config) {
+  if (config->creds->server_context() == nullptr)
+    return Status(Code::kInvalidArgument, "tls-creds " + config->creds->dir() +
+                                              " has no server pair (server-cert.pem, "
+                                              "server-key.pem): this host cannot be a destination");
+  SSL* ssl = ssl_in_memory(config->creds->server_context());
+  return make_server(ssl, std::move(config));
+}
+
+Result<std::unique_ptr<TlsStream>> TlsStream::make_server(
+    SSL* ssl, std::shared_ptr<const TlsChannelConfig> config) {
   if (ssl == nullptr) return Status(Code::kInternal, "SSL_new: " + openssl_errors());
   SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_with_authz);
   SSL_set_accept_state(ssl);
@@ -138,8 +170,23 @@ Result<std::unique_ptr<TlsStream>> TlsStream::server(
 
 Result<std::unique_ptr<TlsStream>> TlsStream::client(
     int fd, std::shared_ptr<const TlsChannelConfig> config, const std::string& host) {
-  const std::string name = config->hostname.empty() ? host : config->hostname;
   SSL* ssl = ssl_over(config->creds->client_context(), fd);
+  return make_client(ssl, std::move(config), host);
+}
+
+Result<std::unique_ptr<TlsStream>> TlsStream::client_in_memory(
+    std::shared_ptr<const TlsChannelConfig> config, const std::string& host) {
+  if (config->hostname.empty() && host.empty())
+    return Status(Code::kInvalidArgument,
+                  "tls-hostname is not set and the URI names no host: set tls-hostname to the "
+                  "name in the destination's certificate");
+  SSL* ssl = ssl_in_memory(config->creds->client_context());
+  return make_client(ssl, std::move(config), host);
+}
+
+Result<std::unique_ptr<TlsStream>> TlsStream::make_client(
+    SSL* ssl, std::shared_ptr<const TlsChannelConfig> config, const std::string& host) {
+  const std::string name = config->hostname.empty() ? host : config->hostname;
   if (ssl == nullptr) return Status(Code::kInternal, "SSL_new: " + openssl_errors());
   // The destination's certificate must name `name`: an IP address in its SAN, or a DNS name
   // in its SAN (or its CN when it has no DNS SAN).
@@ -153,6 +200,27 @@ Result<std::unique_ptr<TlsStream>> TlsStream::client(
   }
   SSL_set_connect_state(ssl);
   return std::unique_ptr<TlsStream>(new TlsStream(ssl, false, std::move(config), name));
+}
+
+void TlsStream::give_input(const void* data, size_t len) {
+  BIO_write(SSL_get_rbio(ssl_), data, static_cast<int>(len));
+}
+
+size_t TlsStream::take_output(void* out, size_t cap) {
+  BIO* wbio = SSL_get_wbio(ssl_);
+  if (BIO_ctrl_pending(wbio) == 0 || cap == 0) return 0;
+  const int n = BIO_read(wbio, out, static_cast<int>(std::min<size_t>(cap, 1 << 30)));
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+Status TlsStream::export_key(const std::string& label, const void* context, size_t context_len,
+                             uint8_t* out, size_t len) const {
+  if (!established_ ||
+      SSL_export_keying_material(ssl_, out, len, label.data(), label.size(),
+                                 static_cast<const unsigned char*>(context), context_len,
+                                 1) != 1)
+    return Status(Code::kInternal, "TLS exporter: " + openssl_errors());
+  return Status::ok();
 }
 
 ssize_t TlsStream::classify(int rc, const char* what) {

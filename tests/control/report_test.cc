@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "dataplane/toolkit/channel_tls.h"
+
 #include "control/migration_json.h"
 
 namespace tern::control {
@@ -71,6 +73,17 @@ TEST(Report, SecurityRowSaysHowTheChannelsAreProtected) {
   const std::string summary = render_summary(make_summary(qm, qm, guest_with(10, 0), "", ""));
   EXPECT_NE(summary.find("authenticated (x509), encrypted (TLS 1.3"), std::string::npos)
       << summary;
+  // dpdk, rdma: the TLS handshake keys the sealed control channel; pages are not in TLS.
+  i.encryption = toolkit::kFrameTlsEncryption;
+  qm = query_migrate_json(i);
+  EXPECT_EQ(qm["__io.github.tern_channel-security"], "tls");
+  EXPECT_EQ(row(render_query_migrate(qm), "security"),
+            "authenticated (x509); control channel encrypted and integrity-protected "
+            "(AES-256-GCM, keys from a TLS 1.3 handshake); page data in clear");
+  i.page_integrity = true;
+  EXPECT_NE(row(render_query_migrate(query_migrate_json(i)), "security")
+                .find("page data in clear, integrity-protected"),
+            std::string::npos);
 }
 
 TEST(Report, QueryMigrateTableUsesHumanUnits) {

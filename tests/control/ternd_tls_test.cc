@@ -4,7 +4,7 @@
 // every page verified; sources without a client certificate, with a subject not in tls-authz,
 // or without TLS fail, and the right source refuses the destination for a tls-hostname its
 // certificate lacks; the destination stays armed, the source keeps its guest, and then the
-// right source migrates to it; tls-creds over a transport without TLS is refused by name.
+// right source migrates to it. x509 over dpdk: dpdk_ternd_test (X509OverMemif).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -128,21 +128,6 @@ TEST_F(TerndTls, PostcopyPreemptOverTlsWithAKeyCompletes) {
   EXPECT_EQ(sq[ext::kChannelSecurity], "tls+psk");
   EXPECT_GT(sq["ram"]["postcopy-bytes"].get<uint64_t>(), 0u) << "never reached postcopy";
   expect_verified(*d);
-}
-
-TEST_F(TerndTls, TlsCredsOverATransportWithoutTlsIsRefused) {
-  Ternd src(dir_, "src", {"--tls-creds", pki_.good, "--insecure", "--guest", kGuest});
-  auto s = src.connect();
-  ASSERT_TRUE(s);
-  auto t = s->execute(ext::kQueryTransports);
-  ASSERT_TRUE(t.is_ok());
-  if (t->dump().find("\"rdma\"") == std::string::npos)
-    GTEST_SKIP() << "rdma is not built into this ternd";
-  auto m = s->execute("migrate", {{"uri", "rdma:127.0.0.1:4444"}});
-  ASSERT_FALSE(m.is_ok());
-  EXPECT_NE(m.status().message().find("has no TLS"), std::string::npos) << m.status().message();
-  // With --insecure (or a key) TLS may be turned off for such a transport.
-  EXPECT_TRUE(s->execute("migrate-set-parameters", {{"tls-creds", ""}}).is_ok());
 }
 
 }  // namespace

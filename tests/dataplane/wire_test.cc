@@ -24,6 +24,13 @@ TEST(Wire, HeaderChecks) {
   h = make_header(FrameType::kPage, 0, 0, 4096);
   h.version = 9;
   EXPECT_NE(check_header(h).message().find("version 9"), std::string::npos);
+  EXPECT_NE(check_header(h).message().find("newer tern"), std::string::npos);
+  // A peer of version 4 (before sealed markers and x509 in frames) is told to upgrade.
+  h.version = 4;
+  EXPECT_NE(check_header(h).message().find("peer speaks wire version 4, this build speaks 5 "
+                                           "(the peer runs an older tern: upgrade it)"),
+            std::string::npos)
+      << check_header(h).message();
   EXPECT_FALSE(check_header(make_header(FrameType::kPage, 0, 0, 100)).is_ok());
   EXPECT_FALSE(check_header(make_header(FrameType::kPage, 0, 0, 0)).is_ok());
   EXPECT_FALSE(check_header(make_header(FrameType::kPage, 0, 0, 4u << 20)).is_ok());

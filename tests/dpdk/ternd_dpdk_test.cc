@@ -7,6 +7,11 @@
 // failed authentication", the source guest keeps running, and the same destination process,
 // listening again (migrate-incoming on a new memif socket), then takes a real migration with
 // every page verified.
+// x509 over memif (TLS 1.3 handshake in frames, toolkit/channel_tls.h): sources without a
+// client certificate, with one from another CA, with a subject not in tls-authz, and a source
+// whose tls-hostname the destination's certificate lacks fail with a clear error while the
+// destination stays armed and keeps its guest unstarted; then the right source migrates with
+// every page verified and channel-security "tls".
 // S5 over memif: a 256 MiB guest whose heap freed 75% of its memory and keeps reusing and freeing pages
 // migrates with the free-page-hint capability, precopy and postcopy, 4K and 2M; the freed pages
 // stay behind and every page in use verifies (a reused page whose new content did not arrive
@@ -19,6 +24,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +33,7 @@
 #include "control/qmp_names.h"
 #include "tests/control/ternd_process.h"
 #include "dpdk/dpdk_transport.h"
+#include "tests/dataplane/test_tls_certs.h"
 #include "tests/integration/migration_helpers.h"
 
 namespace tern::control {
@@ -215,6 +222,84 @@ INSTANTIATE_TEST_SUITE_P(
         TamperCase{"TERN_TEST_MARKER_TAMPER=replay:page", true,
                    "page tag failed authentication", "page_tag_replay"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+class X509OverMemif : public MemifTernds {
+ protected:
+  void SetUp() override {
+    MemifTernds::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    pki_ = testing_support::make_test_pki(dir_);
+    if (!pki_.error.empty()) GTEST_SKIP() << pki_.error;
+  }
+  // A source process with `creds` migrates to `uri` with tls-hostname `hostname`; it fails,
+  // its guest keeps running; its error.
+  std::string refused_source(const std::string& name, const std::string& creds,
+                             const std::string& hostname, const std::string& uri) {
+    Ternd src(dir_, name, {"--workers", "1", "--tls-creds", creds, "--guest",
+                           "threads,vcpus=2,ram=32M,wss=25%,seed=3"});
+    auto s = src.connect();
+    EXPECT_TRUE(s);
+    if (!s) return "";
+    EXPECT_TRUE(s->execute("migrate-set-parameters", {{"tls-hostname", hostname}}).is_ok());
+    EXPECT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
+    Json sq = wait_done(*s, 60s);
+    EXPECT_EQ(sq["status"], "failed") << sq.dump(2);
+    auto g = s->execute(ext::kQueryGuest);
+    EXPECT_TRUE(g.is_ok() && (*g)["running"].get<bool>()) << "the source guest keeps running";
+    std::cout << "[ refused  ] " << name << ": " << sq.value("error-desc", "") << "\n";
+    return sq.value("error-desc", "");
+  }
+  testing_support::TestPki pki_;
+};
+
+TEST_F(X509OverMemif, WrongCertificatesAreRefusedThenTheRightPeerMigrates) {
+  Ternd dst(dir_, "dst", {"--workers", "1", "--tls-creds", pki_.good, "--tls-authz-file",
+                          pki_.authz_file, "--incoming", "defer"});
+  auto d = dst.connect();
+  ASSERT_TRUE(d);
+  struct Refusal {
+    const char* name;
+    std::string creds, hostname;
+    const char* source_sees;
+  };
+  const Refusal refusals[] = {
+      {"nocert", pki_.no_client, "localhost", "refuse"},
+      {"otherca", pki_.other_ca, "localhost", "refuse"},
+      {"stranger", pki_.stranger, "localhost", "refuse"},
+      {"wrongname", pki_.good, "migration.example", "is not for 'migration.example'"},
+  };
+  // One listener for all: a refused source leaves the destination armed on it.
+  auto listening = d->execute("migrate-incoming", {{"uri", listen_uri()}});
+  ASSERT_TRUE(listening.is_ok()) << listening.status().to_string();
+  const std::string uri = incoming_uri(*d);
+  for (const Refusal& r : refusals) {
+    SCOPED_TRACE(r.name);
+    const std::string error = refused_source(r.name, r.creds, r.hostname, uri);
+    EXPECT_NE(error.find(r.source_sees), std::string::npos) << error;
+    auto dq = d->execute("query-migrate");
+    ASSERT_TRUE(dq.is_ok());
+    EXPECT_NE((*dq).value("status", "none"), "completed") << dq->dump(2);
+    EXPECT_NE((*dq).value("status", "none"), "active") << "a refused source started a migration";
+  }
+  Ternd src(dir_, "src", {"--workers", "1", "--tls-creds", pki_.good, "--guest",
+                          "threads,vcpus=2,ram=32M,wss=25%,rate=2000,seed=4"});
+  auto s = src.connect();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->execute("migrate-set-parameters", {{"tls-hostname", "localhost"}}).is_ok());
+  ASSERT_TRUE(s->execute("migrate", {{"uri", uri}}).is_ok());
+  Json sq = wait_done(*s, 120s);
+  ASSERT_EQ(sq["status"], "completed") << sq.dump(2);
+  Json dq = wait_done(*d, 30s);
+  ASSERT_EQ(dq["status"], "completed") << dq.dump(2);
+  EXPECT_EQ(sq[ext::kTransport], "dpdk");
+  EXPECT_EQ(sq[ext::kChannelSecurity], "tls");
+  EXPECT_EQ(dq[ext::kChannelSecurity], "tls");
+  EXPECT_NE(sq.value(ext::kChannelEncryption, "").find("page data in clear"), std::string::npos)
+      << sq.dump(2);
+  std::cout << "[ figures  ] dpdk x509: setup-time " << sq["setup-time"] << " ms, total "
+            << sq["total-time"] << " ms\n";
+  expect_every_page_verified(*d);
+}
 
 struct HintCase {
   const char* mode;  // precopy, postcopy

@@ -8,7 +8,7 @@ import os
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MAGIC, VERSION = 0x7E4E, 4
+MAGIC, VERSION = 0x7E4E, 5
 HELLO, PAGE, ZERO, ROUND_END, REQUEST, CONTROL = 1, 2, 3, 4, 5, 6
 K4, M2 = 4096, 2 << 20
 
@@ -69,6 +69,7 @@ write("wire_frame", "control", header(CONTROL, length=100, flags=1))
 write("wire_frame", "hello", header(HELLO, length=16))
 write("wire_frame", "round_end", header(ROUND_END, rnd=3))
 write("wire_frame", "bad_magic", header(PAGE, length=K4, magic=0x1234))
+write("wire_frame", "old_version", header(PAGE, length=K4, version=4))
 write("wire_frame", "outside", header(PAGE, block=1, offset=1 << 20, length=K4))
 
 one = layout([(b"pc.ram", 64 << 20, K4)])
@@ -93,6 +94,7 @@ write("hello", "too_many", hello(0, 5000, 1))
 write("hello", "truncated", hello(0, 3, 1)[:40])
 
 AUTH_OFFER, AUTH_CHALLENGE, AUTH_PROOF = 15, 16, 17
+TLS_HANDSHAKE = 19
 
 
 def auth(step, nonce=b"\x5a" * 32, mac=bytes(32), channel=0):
@@ -103,6 +105,7 @@ write("channel_auth", "offer_then_proof", hello(0, 3, 42) + auth(AUTH_OFFER) + a
 write("channel_auth", "proof_first", hello(1, 3, 42, channel=1) + auth(AUTH_PROOF, channel=1))
 write("channel_auth", "reflected_challenge", hello(0, 3, 1) + auth(AUTH_OFFER) + auth(AUTH_CHALLENGE))
 write("channel_auth", "layout_instead", hello(0, 3, 1) + header(CONTROL, length=5000, flags=1) + bytes(5000))
+write("channel_auth", "tls_frame_instead", hello(0, 3, 1) + header(CONTROL, length=100, flags=TLS_HANDSHAKE) + bytes(100))
 write("channel_auth", "short_offer", hello(0, 3, 1) + header(CONTROL, length=16, flags=AUTH_OFFER) + bytes(16))
 
 # sealed_control: frames sealed as engine/frame_seal.h does, with the fuzz target's receive key
