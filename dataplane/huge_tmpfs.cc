@@ -1,0 +1,49 @@
+#include "dataplane/huge_tmpfs.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
+namespace tern {
+
+bool memfd_has_huge_pages() {
+  std::ifstream f("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+  std::string setting;
+  std::getline(f, setting);  // "always within_size advise [never] deny force"
+  return !setting.empty() && setting.find("[never]") == std::string::npos &&
+         setting.find("[deny]") == std::string::npos;
+}
+
+Result<int> open_huge_tmpfs_file(uint64_t size) {
+  const int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+  if (fs < 0) return errno_status("fsopen(tmpfs)");
+  // Room for the file rounded up to a huge page; no inode limit beyond the one file.
+  const std::string room = std::to_string((size + (2u << 20) - 1) / (2u << 20) * (2u << 20));
+  int mnt = -1;
+  if (fsconfig(fs, FSCONFIG_SET_STRING, "huge", "within_size", 0) != 0 ||
+      fsconfig(fs, FSCONFIG_SET_STRING, "size", room.c_str(), 0) != 0 ||
+      fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0700", 0) != 0 ||
+      fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0 ||
+      (mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSUID |
+                                              MOUNT_ATTR_NODEV)) < 0) {
+    const int err = errno;
+    close(fs);
+    return errno_status("a private tmpfs with huge=within_size", err);
+  }
+  close(fs);
+  const int fd = openat(mnt, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  const int err = errno;
+  close(mnt);  // the open file keeps the instance alive
+  if (fd < 0) return errno_status("a file on a private tmpfs", err);
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    const int terr = errno;
+    close(fd);
+    return errno_status("ftruncate of a private tmpfs file to " + std::to_string(size), terr);
+  }
+  return fd;
+}
+
+}  // namespace tern
