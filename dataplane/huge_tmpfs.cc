@@ -4,6 +4,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <string>
 
@@ -15,6 +16,24 @@ bool memfd_has_huge_pages() {
   std::getline(f, setting);  // "always within_size advise [never] deny force"
   return !setting.empty() && setting.find("[never]") == std::string::npos &&
          setting.find("[deny]") == std::string::npos;
+}
+
+bool mapping_thp_eligible(const void* start) {
+  std::ifstream smaps("/proc/self/smaps");
+  char head[32];
+  snprintf(head, sizeof head, "%lx-", reinterpret_cast<unsigned long>(start));
+  bool in_vma = false;
+  for (std::string line; std::getline(smaps, line);) {
+    if (!in_vma) {
+      in_vma = line.rfind(head, 0) == 0;  // the mapping's header line "start-end perms ..."
+    } else if (line.rfind("THPeligible:", 0) == 0) {
+      return line.find('1') != std::string::npos;
+    } else if (const size_t hex = line.find_first_not_of("0123456789abcdef");
+               hex != 0 && hex != std::string::npos && line[hex] == '-') {
+      return false;  // the next mapping's header: no THPeligible line in this kernel
+    }
+  }
+  return false;
 }
 
 Result<int> open_huge_tmpfs_file(uint64_t size) {

@@ -16,6 +16,11 @@ namespace tern {
 // or "deny"); false when the setting cannot be read.
 bool memfd_has_huge_pages();
 
+// Whether the kernel may put transparent huge pages behind the mapping that starts at `start`
+// (its THPeligible line in /proc/self/smaps): for a shared file mapping, whether the file's
+// tmpfs gives huge pages. False when the mapping is not found or smaps cannot be read.
+bool mapping_thp_eligible(const void* start);
+
 // An unlinked file of `size` bytes on a private tmpfs instance with huge=within_size and room
 // for exactly that file. The instance is never attached to a mount point (fsopen/fsmount), so
 // no other process sees it; it lives as long as the file. Needs CAP_SYS_ADMIN (an error

@@ -69,6 +69,7 @@ Result<std::unique_ptr<RamBlock>> RamBlock::map_fd(std::string name, int fd, uin
   std::unique_ptr<RamBlock> b(
       new RamBlock(std::move(name), static_cast<uint8_t*>(p), size, host_page_size, fd, offset));
   b->mapped_elsewhere_ = true;
+  b->file_huge_pages_ = host_page_size == kSmallPage && mapping_thp_eligible(p);
   return b;
 }
 

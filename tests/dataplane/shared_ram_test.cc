@@ -60,6 +60,7 @@ TEST(SharedRam, PopulatedFollowsTheFileNotThisMapping) {
   auto ternd = RamBlock::map_fd("ram", fcntl((*vmm)->fd(), F_DUPFD_CLOEXEC, 0), 0,
                                 kPages * 4096, kSmallPage);
   ASSERT_TRUE(ternd.is_ok()) << ternd.status().to_string();
+  if (!memfd_has_huge_pages()) EXPECT_FALSE((*ternd)->file_huge_pages());
   auto written = [](uint64_t p) { return p % 7 == 0 || (p >= 600 && p < 1700) || p == 2999; };
   for (uint64_t p = 0; p < kPages; ++p)
     if (written(p)) (*vmm)->base()[p * 4096 + 5] = 1;  // not mapped in ternd's mapping
@@ -111,6 +112,7 @@ TEST(SharedRam, SmallPageRamSitsOnHugePagesWhereMemfdsHaveNone) {
   auto ternd = RamBlock::map_fd("ram", fcntl((*vmm)->fd(), F_DUPFD_CLOEXEC, 0), 0,
                                 kPages * 4096, kSmallPage);
   ASSERT_TRUE(ternd.is_ok()) << ternd.status().to_string();
+  EXPECT_TRUE((*ternd)->file_huge_pages()) << "ternd's mapping must see huge pages";
   (*vmm)->base()[600 * 4096] = 9;  // in the second 2 MiB
   struct stat st {};
   ASSERT_EQ(fstat((*vmm)->fd(), &st), 0);
