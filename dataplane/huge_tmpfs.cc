@@ -14,8 +14,11 @@ bool memfd_has_huge_pages() {
   std::ifstream f("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
   std::string setting;
   std::getline(f, setting);  // "always within_size advise [never] deny force"
-  return !setting.empty() && setting.find("[never]") == std::string::npos &&
-         setting.find("[deny]") == std::string::npos;
+  // "advise" gives huge pages only to faults through a mapping that asked for them, not to
+  // write(2) nor to another process's mapping.
+  return setting.find("[always]") != std::string::npos ||
+         setting.find("[within_size]") != std::string::npos ||
+         setting.find("[force]") != std::string::npos;
 }
 
 bool mapping_thp_eligible(const void* start) {

@@ -12,8 +12,8 @@
 
 namespace tern {
 
-// Whether this host's memfds may get transparent huge pages (shmem_enabled is not "never"
-// or "deny"); false when the setting cannot be read.
+// Whether this host's memfds get transparent huge pages for every writer (shmem_enabled
+// "always", "within_size" or "force"); false when the setting cannot be read.
 bool memfd_has_huge_pages();
 
 // Whether the kernel may put transparent huge pages behind the mapping that starts at `start`
