@@ -58,6 +58,10 @@ class RamBlock {
   // Whether the guest runs on another mapping of the block's file (map_fd: a VMM's RAM that
   // ternd maps a second time) rather than on this one (create, create_shared).
   bool mapped_elsewhere() const { return mapped_elsewhere_; }
+  // Whether a 4 KiB block's file may sit on transparent huge pages (a tmpfs with huge=, or a
+  // memfd where shmem_enabled allows it; the mapping's THPeligible when map_fd mapped it): then
+  // stores through this mapping fault once per 2 MiB, as anonymous THP does.
+  bool file_huge_pages() const { return file_huge_pages_; }
 
   // Drops the contents of [offset, offset+len) (host-page aligned) so the next access faults:
   // MADV_DONTNEED for anonymous memory; for fd-backed RAM a hole punched in the file, which
@@ -98,6 +102,7 @@ class RamBlock {
   uint64_t fd_offset_ = 0;
   int pagemap_fd_ = -1;    // /proc/self/pagemap for anonymous blocks, -1 if unreadable
   bool mapped_elsewhere_ = false;
+  bool file_huge_pages_ = false;
 };
 
 // Per-block host page sizes and sizes, in block order (to size per-block bitmaps).

@@ -5,7 +5,8 @@
 //   source:      tern-thread-vmm --attach SOCK --spec vcpus=2,ram=256M,page=4K [--prefill]
 //   destination: tern-thread-vmm --attach SOCK --incoming --spec ram=256M,page=4K
 //
-// Its RAM is one memfd (hugetlb for 2M pages); the destination creates a userfaultfd and hands
+// Its RAM is one shared file (RamBlock::create_shared: hugetlb for 2M pages; for 4K pages a
+// memfd, or a file on a private huge tmpfs where memfds have 4 KiB pages); the destination creates a userfaultfd and hands
 // it over for postcopy. It serves ternd until ternd detaches or goes away; with --reattach it
 // then attaches again (a new ternd on the same socket) while its guest keeps running. Prints one
 // line per event on stdout ("attached", "detached: ...").

@@ -12,14 +12,16 @@ uint64_t now_ns() {
 }
 
 // Precopy lands pages of 4 KiB blocks whose guest runs on another mapping of their file (a
-// VMM's memfd) by writing the file (landing.h). Not hugetlbfs (no write(2); one fault per
-// 2 MiB anyway), nor a memfd the guest runs on here: stores map its pages for it, which it
-// would otherwise fault in later, through userfaultfd where postcopy registers minor faults.
+// VMM's memfd) by writing the file (landing.h). Not hugetlbfs, nor a file on transparent huge
+// pages (no zeroing saved: a fresh huge page is zeroed either way; one fault per 2 MiB, and
+// the payload is read straight into place instead of through a buffer), nor a memfd the guest
+// runs on here: stores map its pages for it, which it would otherwise fault in later, through
+// userfaultfd where postcopy registers minor faults.
 static std::vector<BlockLanding> landings(const std::vector<RamBlock*>& blocks) {
   std::vector<BlockLanding> v;
   for (auto* b : blocks) {
     BlockLanding l{b->base(), b->size(), b->host_page_size()};
-    if (b->fd() >= 0 && !b->hugetlb() && b->mapped_elsewhere()) {
+    if (b->fd() >= 0 && !b->hugetlb() && b->mapped_elsewhere() && !b->file_huge_pages()) {
       l.file = b->fd();
       l.file_offset = b->fd_offset();
     }

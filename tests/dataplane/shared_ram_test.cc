@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "dataplane/huge_tmpfs.h"
 #include "dataplane/ram_block.h"
 #include "dataplane/uffd.h"
 
@@ -39,16 +42,25 @@ TEST(SharedRam, TwoMappingsShareThePagesAndADiscardEmptiesBoth) {
   EXPECT_EQ((*vmm)->base()[3 * 4096], 0) << "the VMM's mapping must lose the page too";
 }
 
+// A VMM's 4 KiB RAM as a plain memfd (4 KiB page cache pages where shmem_enabled is "never"),
+// mapped by the "VMM" (as create_shared would, but create_shared may pick a huge tmpfs).
+Result<std::unique_ptr<RamBlock>> small_page_memfd_block(uint64_t size) {
+  const int fd = memfd_create("ram", MFD_CLOEXEC);
+  if (fd < 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) return errno_status("memfd");
+  return RamBlock::map_fd("ram", fd, 0, size, kSmallPage);
+}
+
 // populated() of a second mapping answers from the file: pages written through the other
 // mapping count, holes and punched pages do not, over windows wider than one mincore batch and
 // starting mid-file (the engine asks windows of 4096 pages and single pages).
 TEST(SharedRam, PopulatedFollowsTheFileNotThisMapping) {
   constexpr uint64_t kPages = 3000;
-  auto vmm = RamBlock::create_shared("ram", kPages * 4096, kSmallPage);
+  auto vmm = small_page_memfd_block(kPages * 4096);
   ASSERT_TRUE(vmm.is_ok()) << vmm.status().to_string();
   auto ternd = RamBlock::map_fd("ram", fcntl((*vmm)->fd(), F_DUPFD_CLOEXEC, 0), 0,
                                 kPages * 4096, kSmallPage);
   ASSERT_TRUE(ternd.is_ok()) << ternd.status().to_string();
+  if (!memfd_has_huge_pages()) EXPECT_FALSE((*ternd)->file_huge_pages());
   auto written = [](uint64_t p) { return p % 7 == 0 || (p >= 600 && p < 1700) || p == 2999; };
   for (uint64_t p = 0; p < kPages; ++p)
     if (written(p)) (*vmm)->base()[p * 4096 + 5] = 1;  // not mapped in ternd's mapping
@@ -83,6 +95,34 @@ TEST(SharedRam, PopulatedOfAHugetlbFileCountsWrittenPages) {
   EXPECT_EQ(bits & 0b101, 0b101u) << "bits " << bits;
   EXPECT_TRUE((*ternd)->populated(0));
   EXPECT_TRUE((*ternd)->populated(2));
+}
+
+// Where memfds have 4 KiB pages, 4 KiB shared RAM sits on a private huge tmpfs: one write
+// allocates 2 MiB, every mapping sees it, populated() counts the written page (and may count its
+// huge page's neighbours: never a false hole), and a discard still empties 4 KiB in every mapping.
+TEST(SharedRam, SmallPageRamSitsOnHugePagesWhereMemfdsHaveNone) {
+  if (memfd_has_huge_pages()) GTEST_SKIP() << "this host's memfds have huge pages: no tmpfs needed";
+  constexpr uint64_t kPages = 2048;  // 8 MiB
+  if (auto probe = open_huge_tmpfs_file(kHugePage); !probe)
+    GTEST_SKIP() << "no private tmpfs here: " << probe.status().message();
+  else
+    close(*probe);
+  auto vmm = RamBlock::create_shared("ram", kPages * 4096, kSmallPage);
+  ASSERT_TRUE(vmm.is_ok()) << vmm.status().to_string();
+  auto ternd = RamBlock::map_fd("ram", fcntl((*vmm)->fd(), F_DUPFD_CLOEXEC, 0), 0,
+                                kPages * 4096, kSmallPage);
+  ASSERT_TRUE(ternd.is_ok()) << ternd.status().to_string();
+  EXPECT_TRUE((*ternd)->file_huge_pages()) << "ternd's mapping must see huge pages";
+  (*vmm)->base()[600 * 4096] = 9;  // in the second 2 MiB
+  struct stat st {};
+  ASSERT_EQ(fstat((*vmm)->fd(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_blocks) * 512, kHugePage) << "one write, one huge page";
+  EXPECT_EQ((*ternd)->base()[600 * 4096], 9);
+  EXPECT_TRUE((*ternd)->populated(600));
+  EXPECT_FALSE((*ternd)->populated(0)) << "the first 2 MiB was never written";
+  EXPECT_FALSE((*ternd)->populated(1600));
+  ASSERT_TRUE((*ternd)->discard(600 * 4096, 4096).is_ok());
+  EXPECT_EQ((*vmm)->base()[600 * 4096], 0) << "the VMM's mapping must lose the page too";
 }
 
 TEST(SharedRam, AnAdoptedUserfaultfdTranslatesAddresses) {
