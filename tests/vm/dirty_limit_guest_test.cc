@@ -48,11 +48,19 @@ TEST(DirtyLimitGuest, WriterSettlesAtItsLimitAndTheReaderKeepsItsSpeed) {
   ASSERT_TRUE(g.start());
 
   // Unlimited, the writer's ring is not even running: switch it on to see the natural rate.
+  // A loaded host (sanitizers, other jobs) may starve the writer: the best of three seconds,
+  // and without 16 MB/s there is no room for a limit 8x below it: skipped, saying so.
   ASSERT_TRUE(g.set_dirty_limit_tracking(true));
   std::this_thread::sleep_for(200ms);
-  const Speeds free_run = measure(g, 1000ms);
+  Speeds free_run = measure(g, 1000ms);
+  for (int i = 0; i < 2 && free_run.writer_mbps <= 16; ++i) {
+    const Speeds again = measure(g, 1000ms);
+    if (again.writer_mbps > free_run.writer_mbps) free_run = again;
+  }
   ASSERT_TRUE(g.set_dirty_limit_tracking(false));
-  ASSERT_GT(free_run.writer_mbps, 16) << "the writer is too slow here to test a limit";
+  if (free_run.writer_mbps <= 16)
+    GTEST_SKIP() << "the writer moves " << free_run.writer_mbps
+                 << " MB/s unlimited here (host loaded?): too slow to test a limit 8x below";
   // A limit well below the natural rate, and a round at the limit (1 MiB) well inside a period.
   const double limit = std::clamp(std::floor(free_run.writer_mbps / 8), 2.0, 32.0);
 
