@@ -136,6 +136,10 @@ class Transport {
   // must prove it too. nullptr (the default): hello only, unauthenticated.
   void set_peer_key(std::shared_ptr<const PeerKey> key) { peer_key_ = std::move(key); }
   bool authenticated() const { return peer_key_ != nullptr; }
+  // Before listen(): how long a destination waits for each connection's hello and channel
+  // handshake before it drops that connection (a source bounds its own with connect()'s
+  // timeout). Default 10 s.
+  void set_handshake_timeout(std::chrono::milliseconds t) { handshake_timeout_ = t; }
   // Before listen()/connect(): run TLS 1.3 with x509 credentials under every channel, below the
   // hello (docs/security.md); nullptr: none. kUnavailable on a transport without TLS (every one
   // but tcp), with a message that says so.
@@ -152,6 +156,7 @@ class Transport {
 
  protected:
   std::shared_ptr<const PeerKey> peer_key_;
+  std::chrono::milliseconds handshake_timeout_{10000};
 };
 
 struct ParsedUri {

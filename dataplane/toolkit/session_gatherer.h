@@ -45,6 +45,8 @@ class SessionGatherer {
 
   // Channels that arrive from now on must prove they know `key`; nullptr: hello only.
   void set_peer_key(std::shared_ptr<const PeerKey> key) { key_ = std::move(key); }
+  // Connections added from now on get this hello deadline (GatherLimits::hello_timeout).
+  void set_hello_timeout(std::chrono::milliseconds t) { limits_.hello_timeout = t; }
 
   // A new connection whose hello has not been read yet. At max_waiting the oldest waiter is
   // dropped. `peer` names it in messages ("127.0.0.1:5000", "queue 3").
@@ -89,7 +91,7 @@ class SessionGatherer {
   // an error: drop it with that reason.
   Result<bool> advance(Waiter& w);
 
-  const GatherLimits limits_;
+  GatherLimits limits_;
   std::shared_ptr<const PeerKey> key_;
   std::deque<Waiter> waiting_;                    // oldest first
   std::map<uint64_t, Gathering> sessions_;        // incomplete, by session id

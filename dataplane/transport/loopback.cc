@@ -91,6 +91,7 @@ Result<ChannelSet> LoopbackTransport::accept(std::chrono::milliseconds timeout) 
   if (!listener_) return Status(Code::kInvalidArgument, "loopback: accept() before listen()");
   const auto deadline = toolkit::Clock::now() + timeout;
   gatherer_.set_peer_key(peer_key_);
+  gatherer_.set_hello_timeout(handshake_timeout_);
   while (true) {
     std::deque<std::unique_ptr<detail::LoopbackChannel>> fresh;
     {

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "control/qmp_names.h"
 
@@ -34,7 +36,8 @@ std::string error_of(const Json& q) { return q.value("error-desc", std::string("
 
 FaultTimes FaultTimes::from_env() {
   FaultTimes t;
-  t.stop = seconds_from_env("TERN_FAULT_STOP_SECONDS", t.stop);
+  t.handshake = seconds_from_env("TERN_FAULT_HANDSHAKE_SECONDS", t.handshake);
+  t.stop = seconds_from_env("TERN_FAULT_STOP_SECONDS", t.handshake + std::chrono::seconds(2));
   t.cut = seconds_from_env("TERN_FAULT_CUT_SECONDS", t.cut);
   t.peer_timeout = seconds_from_env("TERN_FAULT_PEER_TIMEOUT_SECONDS", t.peer_timeout);
   return t;
@@ -73,9 +76,15 @@ void CaseRunner::run() {
 }
 
 void CaseRunner::start_pair() {
+  // A stop in setup: short handshake deadlines on both sides, which the stop outlasts (a cut
+  // keeps the default, which outlasts the cut: the handshake then survives it).
+  std::vector<std::string> extra;
+  if (case_.phase == Phase::kSetup && case_.fault == Fault::kStop)
+    extra = {"--handshake-timeout",
+             std::to_string(std::chrono::milliseconds(times_.handshake).count())};
   // postcopy: armed in configure_source, after its peer timeout is set.
-  dst_ = rig_.start_destination("dst", {}, case_.phase == Phase::kPostcopy);
-  src_ = rig_.start_source("src");
+  dst_ = rig_.start_destination("dst", extra, case_.phase == Phase::kPostcopy);
+  src_ = rig_.start_source("src", extra);
   ASSERT_TRUE(dst_->started() && src_->started()) << what("starting ternd");
   d_ = dst_->connect();
   s_ = src_->connect();
