@@ -34,6 +34,7 @@ constexpr ParamSpec kParams[] = {
     {"vcpu-dirty-limit", 1, 1'000'000},
     {"x-vcpu-dirty-limit-period", 10, 60'000},
     {ext::kPostcopyPeerTimeout, 500, 3'600'000},
+    {ext::kHandshakeTimeout, 500, 3'600'000},
     {ext::kZeroCopySmallPages, 0, 1},
     {ext::kPageIntegrity, 0, 1},
 };
@@ -277,6 +278,7 @@ Json parameters_json(const MigrationParameters& p) {
           {"vcpu-dirty-limit", p.vcpu_dirty_limit},
           {"x-vcpu-dirty-limit-period", p.vcpu_dirty_limit_period_ms},
           {ext::kPostcopyPeerTimeout, p.postcopy_peer_timeout.count()},
+          {ext::kHandshakeTimeout, p.connect_timeout.count()},
           {ext::kZeroCopySmallPages, p.zero_copy_small_pages ? 1 : 0},
           {ext::kPageIntegrity, p.page_integrity},
           {"tls-creds", p.tls.creds},
@@ -338,6 +340,8 @@ Status apply_parameters(const Json& args, MigrationParameters& params) {
       next.vcpu_dirty_limit_period_ms = v;
     } else if (key == ext::kPostcopyPeerTimeout) {
       next.postcopy_peer_timeout = std::chrono::milliseconds(v);
+    } else if (key == ext::kHandshakeTimeout) {
+      next.connect_timeout = std::chrono::milliseconds(v);
     } else if (key == ext::kZeroCopySmallPages) {
       next.zero_copy_small_pages = v != 0;
     } else if (key == ext::kPageIntegrity) {

@@ -32,6 +32,9 @@ inline constexpr const char* kWorkers = TERN_QMP_EXTENSION("workers");
 inline constexpr const char* kMaxRounds = TERN_QMP_EXTENSION("max-rounds");
 // ms a postcopy peer may stay silent (no keepalive) before the link counts as broken.
 inline constexpr const char* kPostcopyPeerTimeout = TERN_QMP_EXTENSION("postcopy-peer-timeout");
+// ms to connect a migration's channels and finish their handshake (source), or for each
+// connection's hello and handshake (destination).
+inline constexpr const char* kHandshakeTimeout = TERN_QMP_EXTENSION("handshake-timeout");
 // Destination: 1 = 4 KiB file-backed RAM placed zero-copy in postcopy too (2 MiB always is).
 inline constexpr const char* kZeroCopySmallPages = TERN_QMP_EXTENSION("zero-copy-small-pages");
 // Both sides, false/true (or 0/1), default false: a tag (GMAC under the session key) per page
@@ -80,6 +83,7 @@ inline constexpr const char* kAll[] = {
     kWorkers,
     kMaxRounds,
     kPostcopyPeerTimeout,
+    kHandshakeTimeout,
     kZeroCopySmallPages,
     kPageIntegrity,
     kTransport,

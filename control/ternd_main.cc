@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -44,6 +45,7 @@ struct Options {
   std::string log_level = "info";
   bool pin = true;
   uint32_t workers = 0;
+  uint32_t handshake_timeout_ms = 10000;  // the default of __io.github.tern_handshake-timeout
   bool print_default_transport = false;
   bool prefill = false;
   std::string rdma_device;
@@ -207,6 +209,7 @@ int serve(const Options& o) {
 
   params.pin_workers = o.pin;
   params.workers = o.workers;
+  params.connect_timeout = std::chrono::milliseconds(o.handshake_timeout_ms);
   QmpCommands commands(*host, params, [&srv] { srv.stop(); });
   srv.set_handler([&commands](const Request& r) {
     log(LogLevel::kDebug, "command " + json_excerpt(r.execute, 80) + " " +
@@ -288,6 +291,11 @@ int main(int argc, char** argv) {
                  "poll-mode worker threads (0 = one per bulk channel up to the core count; use 1 "
                  "when both sides share a small host)")
       ->check(CLI::Range(0, 256));
+  app.add_option("--handshake-timeout", o.handshake_timeout_ms,
+                 "ms to connect a migration's channels and finish their handshake (source), or "
+                 "for each connection's hello and handshake (destination): the default of the "
+                 "__io.github.tern_handshake-timeout parameter (default 10000)")
+      ->check(CLI::Range(500, 3600000));
   app.add_flag("--prefill", o.prefill,
                "source: write every working-set page once before the guest starts, so a "
                "migration moves data (benchmarks)");

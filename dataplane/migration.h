@@ -38,6 +38,9 @@ struct MigrationParameters {
   uint32_t max_rounds = 30;          // precopy rounds before forcing switchover
   uint64_t vcpu_dirty_limit = 1;     // "vcpu-dirty-limit": MB/s per vCPU under the dirty-limit cap
   uint64_t vcpu_dirty_limit_period_ms = 1000;  // "x-vcpu-dirty-limit-period": throttle loop
+  // ext::kHandshakeTimeout: the source's bound on connecting its channels (hellos and channel
+  // handshake included) and on a resume's reconnect; the destination's bound on each
+  // connection's hello and handshake (Transport::set_handshake_timeout).
   std::chrono::milliseconds connect_timeout{10000};
   // ext::kPostcopyPeerTimeout: in postcopy, a peer silent this long (no keepalive, which each
   // side sends every 100 ms) breaks the link: both sides go to postcopy-paused.

@@ -136,6 +136,10 @@ class Transport {
   // must prove it too. nullptr (the default): hello only, unauthenticated.
   void set_peer_key(std::shared_ptr<const PeerKey> key) { peer_key_ = std::move(key); }
   bool authenticated() const { return peer_key_ != nullptr; }
+  // Before listen(): how long a destination waits for each connection's hello and channel
+  // handshake before it drops that connection (a source bounds its own with connect()'s
+  // timeout). Default 10 s.
+  void set_handshake_timeout(std::chrono::milliseconds t) { handshake_timeout_ = t; }
   // Before listen()/connect(): authenticate every channel with x509 credentials
   // (docs/security.md): tcp runs TLS 1.3 under its channels; transports built on
   // toolkit::HelloTransport run the handshake in frames (toolkit/channel_tls.h); nullptr: none.
@@ -153,6 +157,7 @@ class Transport {
 
  protected:
   std::shared_ptr<const PeerKey> peer_key_;
+  std::chrono::milliseconds handshake_timeout_{10000};
 };
 
 struct ParsedUri {

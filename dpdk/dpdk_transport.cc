@@ -118,6 +118,7 @@ Result<ChannelSet> DpdkTransport::accept(std::chrono::milliseconds timeout) {
   // was never opened are then dropped quietly.
   if (!gatherer_) {
     toolkit::GatherLimits limits;
+    limits.hello_timeout = handshake_timeout_;
     limits.max_waiting = std::max<size_t>(limits.max_waiting, listen_port_->queues());
     gatherer_ = std::make_unique<toolkit::SessionGatherer>(limits);
     gatherer_->set_peer_key(peer_key_);

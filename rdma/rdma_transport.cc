@@ -172,6 +172,7 @@ Result<ChannelSet> RdmaTransport::accept(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   gatherer_.set_peer_key(peer_key_);
   gatherer_.set_tls(frame_tls());
+  gatherer_.set_hello_timeout(handshake_timeout_);
   // Setting up a queue pair takes far longer than a TCP handshake (hundreds of ms under an
   // emulated CPU), so a session often spans several accept() calls: the gatherer keeps the
   // channels and the connections still waiting for their hello across a timeout.

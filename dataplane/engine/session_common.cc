@@ -64,6 +64,7 @@ Result<OpenedTransport> open_transport(const std::string& uri, const MigrationPa
   auto transport = create_transport(parsed->transport);
   if (!transport) return transport.status();
   (*transport)->set_peer_key(params.peer_key);
+  (*transport)->set_handshake_timeout(params.connect_timeout);
   auto tls = resolve_tls(params.tls, params.tls_catalog.get());
   if (!tls) return tls.status();
   if (Status s = (*transport)->set_tls(std::move(*tls)); !s.is_ok()) return s;

@@ -51,6 +51,8 @@ class SessionGatherer {
   // (channel_tls.h), then the key handshake with the key it exported (mixed with the
   // pre-shared key, if any); nullptr: none.
   void set_tls(std::shared_ptr<const TlsChannelConfig> tls) { tls_ = std::move(tls); }
+  // Connections added from now on get this hello deadline (GatherLimits::hello_timeout).
+  void set_hello_timeout(std::chrono::milliseconds t) { limits_.hello_timeout = t; }
 
   // A new connection whose hello has not been read yet. At max_waiting the oldest waiter is
   // dropped. `peer` names it in messages ("127.0.0.1:5000", "queue 3").
@@ -96,7 +98,7 @@ class SessionGatherer {
   // an error: drop it with that reason.
   Result<bool> advance(Waiter& w);
 
-  const GatherLimits limits_;
+  GatherLimits limits_;
   std::shared_ptr<const PeerKey> key_;
   std::shared_ptr<const TlsChannelConfig> tls_;
   std::deque<Waiter> waiting_;                    // oldest first

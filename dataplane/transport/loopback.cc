@@ -92,6 +92,7 @@ Result<ChannelSet> LoopbackTransport::accept(std::chrono::milliseconds timeout) 
   const auto deadline = toolkit::Clock::now() + timeout;
   gatherer_.set_peer_key(peer_key_);
   gatherer_.set_tls(frame_tls());
+  gatherer_.set_hello_timeout(handshake_timeout_);
   while (true) {
     std::deque<std::unique_ptr<detail::LoopbackChannel>> fresh;
     {

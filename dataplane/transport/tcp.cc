@@ -219,6 +219,7 @@ Result<ChannelSet> TcpTransport::accept(std::chrono::milliseconds timeout) {
   if (listen_fd_ < 0) return Status(Code::kInvalidArgument, "tcp: accept() before listen()");
   const auto deadline = Clock::now() + timeout;
   gatherer_.set_peer_key(peer_key_);
+  gatherer_.set_hello_timeout(handshake_timeout_);
   while (true) {
     // Everything in the backlog joins the gatherer, which reads each hello without blocking:
     // one slow or hostile connection holds up no other.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "control/qmp_names.h"
 
 namespace tern::control {
@@ -205,6 +207,17 @@ TEST(Parameters, ApplyChecksTypesRangesAndNames) {
   EXPECT_EQ(p.downtime_limit_ms, 50u) << "a failed apply must not change anything";
   s = apply_parameters(Json::parse(R"({"max-bandwidth": -1})"), p);
   EXPECT_FALSE(s.is_ok());
+}
+
+TEST(Parameters, HandshakeTimeoutDefaultsTo10sAndBoundsBothConnectAndHello) {
+  MigrationParameters p;
+  EXPECT_EQ(parameters_json(p)[ext::kHandshakeTimeout], 10000);
+  ASSERT_TRUE(apply_parameters({{ext::kHandshakeTimeout, 3000}}, p).is_ok());
+  EXPECT_EQ(p.connect_timeout, std::chrono::milliseconds(3000));
+  EXPECT_EQ(parameters_json(p)[ext::kHandshakeTimeout], 3000);
+  Status s = apply_parameters({{ext::kHandshakeTimeout, 100}}, p);
+  EXPECT_NE(s.message().find("[500, 3600000]"), std::string::npos) << s.message();
+  EXPECT_EQ(p.connect_timeout, std::chrono::milliseconds(3000));
 }
 
 TEST(Parameters, PageIntegrityIsASwitchAndIsReported) {

@@ -89,7 +89,10 @@ PageCheck retry_migration(QmpClient& s, QmpClient& d,
   Json off = Json::array({{{"capability", "postcopy-ram"}, {"state", false}}});
   auto c = s.execute("migrate-set-capabilities", {{"capabilities", off}});
   EXPECT_TRUE(c.is_ok()) << step << ": " << c.status().to_string();
-  auto p = s.execute("migrate-set-parameters", {{"max-bandwidth", 0}, {"downtime-limit", 300}});
+  auto p = s.execute("migrate-set-parameters", {{"max-bandwidth", 0},
+                                                 {"downtime-limit", 300},
+                                                 {control::ext::kMaxRounds, 30},
+                                                 {control::ext::kHandshakeTimeout, 10000}});
   EXPECT_TRUE(p.is_ok()) << step << ": " << p.status().to_string();
   auto inc = d.execute(control::ext::kQueryIncoming, Json::object(), 10s);
   if (!inc) {

@@ -41,7 +41,8 @@ PageCheck verify_destination(QmpClient& d, const std::string& what);
 // every page intact.
 PageCheck verify_source_intact(QmpClient& s, const std::string& what);
 
-// Resets the source's migration settings to plain precopy at full speed, migrates to the
+// Resets the source's migration settings to plain precopy at full speed (ternd's defaults: no
+// bandwidth cap, downtime 300 ms, 30 rounds, 10 s handshake), migrates to the
 // destination behind `d` (its query-incoming URI mapped through `to_source_uri`) and expects
 // both sides to complete and every page to verify. Returns the destination's check.
 PageCheck retry_migration(QmpClient& s, QmpClient& d,

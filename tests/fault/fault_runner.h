@@ -29,8 +29,13 @@ struct CaseOutcome {
 };
 
 struct FaultTimes {
-  // TERN_FAULT_STOP_SECONDS: before postcopy, past the 10 s handshake deadlines.
-  std::chrono::seconds stop{12};
+  // TERN_FAULT_HANDSHAKE_SECONDS: the handshake deadlines of a stop in setup (ternd
+  // --handshake-timeout on both sides; ternd's default is 10 s), so that the stop need not last
+  // 12 s to outlast them. Other cases and every retry keep the default.
+  std::chrono::seconds handshake{3};
+  // TERN_FAULT_STOP_SECONDS: before postcopy, a SIGSTOP past the handshake deadlines (default
+  // handshake + 2 s).
+  std::chrono::seconds stop{5};
   std::chrono::seconds cut{3};    // TERN_FAULT_CUT_SECONDS
   // TERN_FAULT_PEER_TIMEOUT_SECONDS: both sides' postcopy peer timeout (QMP
   // __io.github.tern_postcopy-peer-timeout; ternd's default is 10 s). A postcopy stop or cut

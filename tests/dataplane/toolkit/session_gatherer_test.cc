@@ -52,6 +52,19 @@ TEST(SessionGatherer, InterleavedSessionsCompleteSeparately) {
   EXPECT_TRUE(g.take_rejected().empty());
 }
 
+// Transport::set_handshake_timeout reaches the gatherer this way: connections added after it
+// get the new hello deadline.
+TEST(SessionGatherer, HelloTimeoutSetLaterAppliesToNewConnections) {
+  SessionGatherer g;
+  g.set_hello_timeout(50ms);
+  Conn silent = open(nullptr);
+  g.add_connection(std::move(silent.far), "silent");
+  std::this_thread::sleep_for(120ms);
+  g.poll();
+  EXPECT_TRUE(mentions(g.take_rejected(), "silent dropped: no hello within 50 ms")) << g.progress();
+  EXPECT_EQ(g.waiting(), 0u);
+}
+
 TEST(SessionGatherer, BadAndLateHellosAndLateSessionsAreDroppedWithReasons) {
   SessionGatherer g({.hello_timeout = 50ms, .session_timeout = 100ms});
   const HelloPayload tiny{0, 2, 5}, first{0, 3, 6}, dup{0, 3, 6};
