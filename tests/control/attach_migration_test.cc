@@ -225,7 +225,10 @@ TEST_F(AttachMigrationTest, FreePageReportsCrossTheAttachProtocol) {
   EXPECT_GE(r[ext::kFreePageHints].get<uint64_t>(), pages * 6 / 10) << r.dump(2);
   EXPECT_GE(r[ext::kFreePagesSkipped].get<uint64_t>(), pages / 2) << r.dump(2);
   EXPECT_EQ(r[ext::kFreePageHintsRefused], 0) << r.dump(2);
-  EXPECT_LT(r["normal"].get<uint64_t>() * 4096, ram / 2) << "free pages were sent: " << r.dump(2);
+  // What moved also counts the pages resent each round, more rounds on a slow host (36 of 64
+  // MiB under ASan at load 12): the skips above say the free pages stayed; this only catches
+  // hints that saved nothing (all 64 MiB sent, and more).
+  EXPECT_LT(r["normal"].get<uint64_t>() * 4096, ram * 3 / 4) << "free pages were sent: " << r.dump(2);
 }
 
 }  // namespace
