@@ -191,7 +191,7 @@ retry_failed_cases() {
     info "  retrying $test_name once: $filter"
     rm -f "$dir"/meson-logs/testlog*.json
     env "${env[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs "${stage_test_args[@]}" \
-      "$test_name" --test-args="--gtest_filter=$filter" >"$dir/meson-logs/retry-$test_name.txt" 2>&1
+      "$test_name" --test-args="--gtest_filter=$filter" </dev/null >"$dir/meson-logs/retry-$test_name.txt" 2>&1
     rlog=$(ls "$dir"/meson-logs/testlog*.json 2>/dev/null | head -n 1)
     rf=$nfail
     if [ -n "$rlog" ]; then
