@@ -173,7 +173,7 @@ Status authenticate_channels(const std::vector<RawChannel*>& channels,
                     "the destination did not answer the channel handshake in time (does it "
                     "have the key? a destination started with --insecure does not answer)");
     // Sleep on the channels that can wake us; a short nap covers the others.
-    if (!progress) ::poll(fds.data(), fds.size(), nap_short ? 1 : std::min(remaining_ms(deadline), 100));
+    if (!progress) wait_for_channels(fds, nap_short, deadline);
   }
   return Status::ok();
 }

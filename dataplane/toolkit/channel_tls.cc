@@ -146,8 +146,7 @@ Result<std::vector<PeerKey>> tls_handshake_channels(
       return Status(Code::kTimeout,
                     "the destination did not answer the TLS handshake in time (does it run "
                     "with tls-creds? both sides need them on this transport)");
-    if (!progress)
-      ::poll(fds.data(), fds.size(), nap_short ? 1 : std::min(remaining_ms(deadline), 100));
+    if (!progress) wait_for_channels(fds, nap_short, deadline);
   }
   std::vector<PeerKey> keys;
   for (size_t i = 0; i < n; ++i) {

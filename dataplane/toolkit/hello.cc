@@ -22,6 +22,10 @@ int remaining_ms(Clock::time_point deadline) {
   return left.count() > 1000000 ? 1000000 : static_cast<int>(left.count());
 }
 
+void wait_for_channels(std::vector<pollfd>& fds, bool nap_short, Clock::time_point deadline) {
+  ::poll(fds.data(), fds.size(), nap_short ? 1 : std::min(remaining_ms(deadline), 100));
+}
+
 Status send_hello(RawChannel& ch, const HelloPayload& hello, Clock::time_point deadline) {
   TxFrame f{make_header(FrameType::kHello, 0, 0, sizeof(HelloPayload), 0, 0,
                         hello.channel_index),

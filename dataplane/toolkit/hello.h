@@ -9,6 +9,9 @@
 // the data tier.
 #pragma once
 
+#include <poll.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -30,6 +33,11 @@ Status timeout_status(const std::string& what, std::chrono::milliseconds timeout
 
 // Milliseconds left until `deadline` (0 when past), for poll().
 int remaining_ms(Clock::time_point deadline);
+
+// One idle wait of a handshake loop over several channels: poll()s `fds` (the channels that
+// wake on receive) for at most 100 ms and until `deadline`, or 1 ms when `nap_short` (some
+// channel cannot wake a poll, or has bytes to send).
+void wait_for_channels(std::vector<pollfd>& fds, bool nap_short, Clock::time_point deadline);
 
 // Source: sends `hello` as the first frame of `ch` and waits (until `deadline`) until it has
 // been handed to the peer. Sets the channel's index and hides the hello from poll_tx.
