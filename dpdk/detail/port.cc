@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <numeric>
@@ -403,8 +404,19 @@ Status Port::configure(uint16_t queues) {
   // memif and net_ring carry any size regardless. af_packet's PMD refuses it (its own frame
   // limit), so af_packet_defaults checks the interface's MTU instead.
   (void)rte_eth_dev_set_mtu(id_, kDataHeaderBytes + kSegmentPayload);
-  if (int r = rte_eth_dev_start(id_); r != 0)
+  errno = 0;
+  if (int r = rte_eth_dev_start(id_); r != 0) {
+    // A memif client connects its socket in start, and the PMD returns -1 (EPERM) for any
+    // failure: say what failed instead ("Operation not permitted" when the server was killed).
+    if (!memif_socket_.empty()) {
+      const int e = errno;
+      return Status(Code::kUnavailable,
+                    "dpdk: cannot connect to the memif server on " + memif_socket_ +
+                        (e != 0 ? std::string(" (") + std::strerror(e) + ")" : std::string()) +
+                        ": no ternd listens there (stopped, or listening on another socket)");
+    }
     return Status(Code::kUnavailable, "dpdk start " + name_ + ": " + rte_strerror(-r));
+  }
   started_ = true;
   queues_ = queues;
   return Status::ok();

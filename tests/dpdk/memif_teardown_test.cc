@@ -111,6 +111,20 @@ TEST(MemifTeardown, AClientNobodyWillAcceptIsClosedAtOnce) {
   EXPECT_EQ(parked_port_count(), before);
 }
 
+TEST(MemifTeardown, AClientWithNoServerSaysSoNotOperationNotPermitted) {
+  std::string why;
+  if (!dpdk_starts(why)) GTEST_SKIP() << "DPDK cannot start here: " << why;
+  const std::string name = unique("nobody");
+  auto a = parse_address("net_memif0,socket=" + name + ",queues=3");
+  ASSERT_TRUE(a) << a.status().message();
+  auto client = Port::open(*a, false);  // the PMD's start fails with -1 (EPERM)
+  ASSERT_FALSE(client);
+  const std::string m = client.status().message();
+  EXPECT_NE(m.find("cannot connect to the memif server on " + name), std::string::npos) << m;
+  EXPECT_NE(m.find("Connection refused"), std::string::npos) << m;
+  EXPECT_EQ(m.find("Operation not permitted"), std::string::npos) << m;
+}
+
 TEST(MemifTeardown, MemifInterruptCallbacksRunUnderTheBurstLock) {
   std::string why;
   if (!dpdk_starts(why)) GTEST_SKIP() << "DPDK cannot start here: " << why;
