@@ -34,6 +34,11 @@ for c, k in collections.Counter(norm(r["cause"]) for r in rows
 print("failures by cause (the fault failed the migration, as it may):")
 for c, k in causes.most_common():
     print(f"  {k:5d}  {c}")
+early = [r for r in rows if r.get("early-failures", 0) > 0]
+print(f"migrations that failed in their handshake before the fault and were started again: "
+      f"{sum(r['early-failures'] for r in early)} (in {len(early)} runs)")
+for c, k in collections.Counter(norm(r.get("early-cause", "")) for r in early).most_common():
+    print(f"  {k:5d}  {c}")
 print(f"test failures: {len(broken)}")
 def why(r):
     """The failed assertion's own message: its line that names the case, else its first."""

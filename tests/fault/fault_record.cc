@@ -17,6 +17,10 @@ void record_case(const std::string& case_name, const CaseOutcome& outcome, doubl
                      {"pages-checked", outcome.pages_checked},
                      {"pages-lost", outcome.pages_lost},
                      {"seconds", seconds}};
+  if (outcome.early_failures > 0) {
+    j["early-failures"] = outcome.early_failures;
+    j["early-cause"] = outcome.early_cause;
+  }
   if (!failure.empty()) j["failure"] = failure;
   // One write of the whole line: shards of a soak (TERN_SOAK_JOBS) append to one file.
   std::ofstream(path, std::ios::app) << j.dump() + "\n";

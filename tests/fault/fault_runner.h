@@ -26,6 +26,10 @@ struct CaseOutcome {
   std::string cause;       // the error the fault caused (the failed side's error-desc)
   uint64_t pages_checked = 0;
   uint64_t pages_lost = 0;  // bad pages found by any check of the case (must stay 0)
+  // Migrations that failed before the fault was injected (nothing injected yet: a starved
+  // host's handshake deadline), each followed by a fresh `migrate`; the last error is kept.
+  int early_failures = 0;
+  std::string early_cause;
 };
 
 struct FaultTimes {
@@ -58,7 +62,9 @@ class CaseRunner {
   void probe_recovery();
   void configure_source();
   void migrate();
-  void reach_phase();
+  // Waits for the case's phase. A migration that fails before it (the fault is not injected
+  // yet) leaves its query-migrate in *early instead of failing the case.
+  void reach_phase(Json* early);
   void inject();
   std::string processes();
   void judge_before_switch();
