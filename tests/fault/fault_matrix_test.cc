@@ -100,7 +100,8 @@ INSTANTIATE_TEST_SUITE_P(Auth, TwoDestinations, ::testing::Values(false, true),
 
 std::vector<FaultCase> selected() {
   std::string unknown;
-  std::vector<FaultCase> cases = select_fault_cases(std::getenv("TERN_FAULT_CASES"), &unknown);
+  std::vector<FaultCase> cases =
+      select_fault_cases(std::getenv("TERN_FAULT_CASES"), &unknown, rdma_device_here());
   if (!unknown.empty())
     std::fprintf(stderr, "TERN_FAULT_CASES: no case matches '%s'\n", unknown.c_str());
   return cases;
