@@ -12,6 +12,7 @@ namespace {
 
 constexpr const char* kRulePrefs[] = {"31", "32"};  // the two "oif END lookup main" rules
 constexpr const char* kLocalRulePref = "100";         // where the local table's rule moves to
+constexpr const char* kNobodysMac = "02:00:00:00:de:ad";  // locally administered, unused
 
 std::string mac_of(const std::string& interface) {
   std::ifstream in("/sys/class/net/" + interface + "/address");
@@ -52,6 +53,7 @@ RdmaLink::RdmaLink(const std::string& tag)
   }
   if (!run(std::string("ip rule add pref ") + kRulePrefs[0] + " oif " + src_if_ + " lookup main") ||
       !run(std::string("ip rule add pref ") + kRulePrefs[1] + " oif " + dst_if_ + " lookup main") ||
+      !run("ip link set " + src_if_ + " up") || !run("ip link set " + dst_if_ + " up") ||
       !restore())
     return;
   if (!run("rdma link add " + src_dev_ + " type rxe netdev " + src_if_) ||
@@ -72,16 +74,15 @@ RdmaLink::~RdmaLink() {
   }
 }
 
-bool RdmaLink::cut() {
-  return run("ip link set " + src_if_ + " down") && run("ip link set " + dst_if_ + " down");
-}
+bool RdmaLink::cut() { return point_neighbours(kNobodysMac, kNobodysMac); }
 
-// Taking a link down flushes its neighbours, permanent ones too.
-bool RdmaLink::restore() {
-  return run("ip link set " + src_if_ + " up") && run("ip link set " + dst_if_ + " up") &&
-         run(std::string("ip neigh replace ") + kDestinationAddress + " lladdr " +
-             mac_of(dst_if_) + " dev " + src_if_ + " nud permanent") &&
-         run(std::string("ip neigh replace ") + kSourceAddress + " lladdr " + mac_of(src_if_) +
+bool RdmaLink::restore() { return point_neighbours(mac_of(src_if_), mac_of(dst_if_)); }
+
+bool RdmaLink::point_neighbours(const std::string& to_source_mac,
+                                const std::string& to_destination_mac) {
+  return run(std::string("ip neigh replace ") + kDestinationAddress + " lladdr " +
+             to_destination_mac + " dev " + src_if_ + " nud permanent") &&
+         run(std::string("ip neigh replace ") + kSourceAddress + " lladdr " + to_source_mac +
              " dev " + dst_if_ + " nud permanent");
 }
 

@@ -6,8 +6,12 @@
 // `local` table's rule moves behind one rule per end ("oif END lookup main", which rxe's and
 // rdma_cm's route lookups with the device's ifindex then match), both ends accept packets from
 // a local source (accept_local), and each end has the other's MAC as a permanent neighbour.
-// Cutting takes both ends down (RC packets are lost, retries fail); restoring brings them up
-// and puts the neighbours back. Everything is undone on destruction, the local rule too. Needs
+// Cutting points both neighbours at a MAC nobody has: every frame still leaves, and the other
+// end drops it as not addressed to it (RC retries then fail, new connections get no answer);
+// restoring puts the real MACs back. Not the links down: rxe turns a send without a route into
+// a QP error, on QP1 too, and the port's MAD traffic (the CM) never recovers from that, so no
+// connection could be made after the link came back, unlike on a real NIC. Everything is
+// undone on destruction, the local rule too. Needs
 // root, iproute2's `ip` and `rdma`, and the rdma_rxe and veth modules (the soft-RoCE VM of
 // tests/rdma has them). One link per process at a time (fixed addresses). Test thread only.
 #pragma once
@@ -33,12 +37,13 @@ class RdmaLink {
   static constexpr const char* kSourceAddress = "10.78.0.1";
   static constexpr const char* kDestinationAddress = "10.78.0.2";
 
-  // Both veth ends down / up again (with the neighbours). False, with error() set, on failure.
+  // Frames between the ends dropped / delivered again. False, with error() set, on failure.
   bool cut();
   bool restore();
 
  private:
   bool run(const std::string& command);
+  bool point_neighbours(const std::string& to_source_mac, const std::string& to_destination_mac);
   std::string src_if_, dst_if_, src_dev_, dst_dev_;
   std::string error_;
   bool created_ = false;
