@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -97,6 +98,32 @@ TEST_P(TwoDestinations, OnOneAfPacketInterfaceKeepTheirSessionsApart) {
 
 INSTANTIATE_TEST_SUITE_P(Auth, TwoDestinations, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "insecure" : "key"; });
+
+// The selection: "ci" and "all" keep their tcp and dpdk cases whether or not an RDMA device is
+// here, and take the rdma row's CI set / whole row only with one; a prefix takes it anywhere.
+TEST(FaultSelection, TheRdmaRowJoinsCiAndAllOnlyWithADevice) {
+  auto count = [](const std::vector<FaultCase>& cases, Transport t) {
+    return std::count_if(cases.begin(), cases.end(),
+                         [t](const FaultCase& c) { return c.transport == t; });
+  };
+  for (const char* spec : {"ci", "all"}) {
+    const auto without = select_fault_cases(spec, nullptr, false);
+    const auto with = select_fault_cases(spec, nullptr, true);
+    EXPECT_EQ(count(without, Transport::kRdma), 0) << spec;
+    EXPECT_EQ(with.size() - count(with, Transport::kRdma), without.size()) << spec;
+    for (size_t i = 0; i < without.size(); ++i) EXPECT_EQ(with[i].name(), without[i].name());
+  }
+  EXPECT_EQ(select_fault_cases("ci", nullptr, false).size(), 27u);
+  EXPECT_EQ(select_fault_cases("all", nullptr, false).size(), 48u);
+  std::vector<std::string> rdma_ci;
+  for (const FaultCase& c : select_fault_cases("ci", nullptr, true))
+    if (c.transport == Transport::kRdma) rdma_ci.push_back(c.name());
+  EXPECT_EQ(rdma_ci, (std::vector<std::string>{"rdma_precopy_destination_kill",
+                                               "rdma_postcopy_source_kill",
+                                               "rdma_postcopy_destination_cut"}));
+  EXPECT_EQ(count(select_fault_cases("all", nullptr, true), Transport::kRdma), 24);
+  EXPECT_EQ(select_fault_cases("rdma", nullptr, false).size(), 24u);
+}
 
 std::vector<FaultCase> selected() {
   std::string unknown;
