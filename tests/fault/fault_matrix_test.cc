@@ -1,8 +1,9 @@
 // The fault-injection matrix (issue 16): real ternd processes migrating a self-checking guest
 // while one side is killed (SIGKILL), stopped past the handshake timeouts (SIGSTOP, SIGCONT) or
-// cut off (the link down, then up), in setup, precopy, switchover or postcopy. Which cases run:
-// TERN_FAULT_CASES (tests/fault/fault_matrix.h; the CI set by default). Each case's outcome is
-// appended to TERN_FAULT_RECORD for scripts/soak.sh.
+// cut off (the link down, then up), in setup, precopy, switchover or postcopy, over tcp, dpdk
+// and rdma (the rdma row: where an RDMA device is, else skipped; meson runs it as rdma_fault in
+// the soft-RoCE VM). Which cases run: TERN_FAULT_CASES (tests/fault/fault_matrix.h; the CI set
+// by default). Each case's outcome is appended to TERN_FAULT_RECORD for scripts/soak.sh.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
