@@ -24,7 +24,9 @@ causes = collections.Counter(norm(r["cause"]) for r in rows
 broken = [r for r in rows if r["result"] == "test-failed"]
 lost = sum(r["pages-lost"] for r in rows)
 print(f"rounds: {rounds}, {secs} s")
-print(f"runs: {len(rows)}")
+# Only the transports that ran (a case skipped by its rig, say rdma without a device, leaves no row).
+by_transport = collections.Counter(r["case"].split("_", 1)[0] for r in rows)
+print(f"runs: {len(rows)} ({', '.join(f'{t} {k}' for t, k in by_transport.items())})")
 for k in ("completed", "failed-retried", "recovered", "survivor-failed", "skipped", "test-failed"):
     print(f"  {k}: {results.get(k, 0)}")
 print(f"recoveries: {results.get('recovered', 0)}, by what paused postcopy:")

@@ -3,7 +3,9 @@
 # prints the counts: runs, outcomes (completed despite the fault, failed then retried,
 # recovered, survivor failed clearly, skipped), failures by cause, test failures, pages lost
 # (must be 0). The whole matrix unless TERN_FAULT_CASES says otherwise (a list of case names or
-# prefixes, "ci" for the CI set). Builds ternd and the matrix in build/ (TERN_BUILD_PREFIX).
+# prefixes, "ci" for the CI set; the rdma row joins "all" only where an RDMA device is, else
+# TERN_FAULT_CASES=rdma skips it case by case). Builds ternd and the matrix in build/
+# (TERN_BUILD_PREFIX).
 # TERN_SOAK_JOBS=K (default 1) runs each round as K shards at once (GoogleTest sharding; each
 # case has its own namespaces, sockets and directory): most of a case is waiting (a stop, a
 # cut, a peer timeout), so shards overlap their waiting.

@@ -1,11 +1,13 @@
 // The fault-injection matrix (issue 16): real ternd processes migrating a self-checking guest
 // while one side is killed (SIGKILL), stopped past the handshake timeouts (SIGSTOP, SIGCONT) or
-// cut off (the link down, then up), in setup, precopy, switchover or postcopy. Which cases run:
-// TERN_FAULT_CASES (tests/fault/fault_matrix.h; the CI set by default). Each case's outcome is
-// appended to TERN_FAULT_RECORD for scripts/soak.sh.
+// cut off (the link down, then up), in setup, precopy, switchover or postcopy, over tcp, dpdk
+// and rdma (the rdma row: where an RDMA device is, else skipped; meson runs it as rdma_fault in
+// the soft-RoCE VM). Which cases run: TERN_FAULT_CASES (tests/fault/fault_matrix.h; the CI set
+// by default). Each case's outcome is appended to TERN_FAULT_RECORD for scripts/soak.sh.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -98,9 +100,36 @@ TEST_P(TwoDestinations, OnOneAfPacketInterfaceKeepTheirSessionsApart) {
 INSTANTIATE_TEST_SUITE_P(Auth, TwoDestinations, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "insecure" : "key"; });
 
+// The selection: "ci" and "all" keep their tcp and dpdk cases whether or not an RDMA device is
+// here, and take the rdma row's CI set / whole row only with one; a prefix takes it anywhere.
+TEST(FaultSelection, TheRdmaRowJoinsCiAndAllOnlyWithADevice) {
+  auto count = [](const std::vector<FaultCase>& cases, Transport t) {
+    return std::count_if(cases.begin(), cases.end(),
+                         [t](const FaultCase& c) { return c.transport == t; });
+  };
+  for (const char* spec : {"ci", "all"}) {
+    const auto without = select_fault_cases(spec, nullptr, false);
+    const auto with = select_fault_cases(spec, nullptr, true);
+    EXPECT_EQ(count(without, Transport::kRdma), 0) << spec;
+    EXPECT_EQ(with.size() - count(with, Transport::kRdma), without.size()) << spec;
+    for (size_t i = 0; i < without.size(); ++i) EXPECT_EQ(with[i].name(), without[i].name());
+  }
+  EXPECT_EQ(select_fault_cases("ci", nullptr, false).size(), 27u);
+  EXPECT_EQ(select_fault_cases("all", nullptr, false).size(), 48u);
+  std::vector<std::string> rdma_ci;
+  for (const FaultCase& c : select_fault_cases("ci", nullptr, true))
+    if (c.transport == Transport::kRdma) rdma_ci.push_back(c.name());
+  EXPECT_EQ(rdma_ci, (std::vector<std::string>{"rdma_precopy_destination_kill",
+                                               "rdma_postcopy_source_kill",
+                                               "rdma_postcopy_destination_cut"}));
+  EXPECT_EQ(count(select_fault_cases("all", nullptr, true), Transport::kRdma), 24);
+  EXPECT_EQ(select_fault_cases("rdma", nullptr, false).size(), 24u);
+}
+
 std::vector<FaultCase> selected() {
   std::string unknown;
-  std::vector<FaultCase> cases = select_fault_cases(std::getenv("TERN_FAULT_CASES"), &unknown);
+  std::vector<FaultCase> cases =
+      select_fault_cases(std::getenv("TERN_FAULT_CASES"), &unknown, rdma_device_here());
   if (!unknown.empty())
     std::fprintf(stderr, "TERN_FAULT_CASES: no case matches '%s'\n", unknown.c_str());
   return cases;

@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
+
 #ifdef TERN_HAVE_DPDK
 #include "dpdk/dpdk_transport.h"
 #endif
@@ -10,8 +13,18 @@ namespace tern::fault {
 
 using control::Ternd;
 
+bool rdma_device_here() {
+  std::error_code ec;
+  std::filesystem::directory_iterator it("/sys/class/infiniband", ec);
+  return !ec && it != std::filesystem::directory_iterator();
+}
+
 FaultRig::FaultRig(const FaultCase& c, const std::string& dir, const std::string& tag)
     : case_(c), dir_(dir) {
+  if (c.transport == Transport::kRdma) {
+    check_rdma(tag);
+    return;
+  }
   if (c.transport == Transport::kDpdk) {
 #ifdef TERN_HAVE_DPDK
     if (Status s = dpdk_can_start(); !s.is_ok()) {
@@ -30,6 +43,37 @@ FaultRig::FaultRig(const FaultCase& c, const std::string& dir, const std::string
   }
 }
 
+void FaultRig::check_rdma(const std::string& tag) {
+#ifndef TERN_HAVE_RDMA
+  skip_ = "the rdma transport is not built (needs libibverbs-dev and librdmacm-dev)";
+  return;
+#endif
+  if (!rdma_device_here()) {
+    skip_ = "no RDMA device here: the rdma row runs in the soft-RoCE VM (meson test --suite rdma "
+            "rdma_fault, or tests/rdma/run.sh fault_matrix_test)";
+    return;
+  }
+  if (case_.fault == Fault::kCut) {
+    rdma_link_ = std::make_unique<RdmaLink>(tag);
+    if (!rdma_link_->ok()) skip_ = "cannot build the rxe pair on veth to cut: " + rdma_link_->error();
+    return;
+  }
+  const char* ip = std::getenv("TERN_RDMA_IP");
+  if (ip == nullptr || *ip == 0)
+    skip_ = "TERN_RDMA_IP (an address of the RDMA device's netdev) is not set";
+}
+
+std::vector<std::string> FaultRig::rdma_device(
+    const std::string& (RdmaLink::*device)() const) const {
+  if (!rdma_link_) return {};
+  return {"--rdma-device", ((*rdma_link_).*device)()};
+}
+
+std::string FaultRig::link_error() const {
+  if (rdma_link_) return rdma_link_->error();
+  return link_ ? link_->error() : "no link to cut";
+}
+
 bool FaultRig::af_packet() const {
   return case_.transport == Transport::kDpdk && case_.fault == Fault::kCut;
 }
@@ -37,6 +81,9 @@ bool FaultRig::af_packet() const {
 std::string FaultRig::listen_uri() {
   if (case_.transport == Transport::kTcp)
     return std::string("tcp:") + NetnsLink::kDestinationAddress + ":0";
+  if (case_.transport == Transport::kRdma)
+    return std::string("rdma:") +
+           (rdma_link_ ? RdmaLink::kDestinationAddress : std::getenv("TERN_RDMA_IP")) + ":0";
   if (af_packet()) return "dpdk:net_af_packet0,iface=" + link_->destination_interface();
   // memif names an abstract socket: unique per listen, nothing to clean up.
   return "dpdk:net_memif0,socket=/run/tern-fault-" + std::to_string(::getpid()) + "-" +
@@ -48,6 +95,7 @@ std::unique_ptr<Ternd> FaultRig::start_destination(const std::string& name,
   std::vector<std::string> args{"--workers", "1", "--incoming",
                                 deferred ? std::string("defer") : listen_uri()};
   args.insert(args.end(), extra.begin(), extra.end());
+  for (const std::string& a : rdma_device(&RdmaLink::destination_device)) args.push_back(a);
   return std::make_unique<Ternd>(
       dir_, name, args,
       std::vector<std::string>{},
@@ -58,6 +106,7 @@ std::unique_ptr<Ternd> FaultRig::start_source(const std::string& name,
                                              std::vector<std::string> extra) {
   std::vector<std::string> args{"--workers", "1", "--prefill", "--guest", kFaultGuest};
   args.insert(args.end(), extra.begin(), extra.end());
+  for (const std::string& a : rdma_device(&RdmaLink::source_device)) args.push_back(a);
   return std::make_unique<Ternd>(
       dir_, name, args,
       std::vector<std::string>{}, link_ ? link_->source_launcher() : std::vector<std::string>{},
@@ -74,7 +123,7 @@ std::string FaultRig::source_uri(const std::string& incoming_uri) const {
   return uri;
 }
 
-bool FaultRig::cut() { return link_ && link_->cut(); }
-bool FaultRig::restore() { return link_ && link_->restore(); }
+bool FaultRig::cut() { return rdma_link_ ? rdma_link_->cut() : link_ && link_->cut(); }
+bool FaultRig::restore() { return rdma_link_ ? rdma_link_->restore() : link_ && link_->restore(); }
 
 }  // namespace tern::fault

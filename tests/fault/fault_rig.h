@@ -1,8 +1,10 @@
 // The processes and the link of one fault case: destination and source ternd started for the
 // case's transport (tcp: each in its own network namespace, joined by a veth pair; dpdk: memif
 // between two processes, or af_packet over the veth pair for the link-cut cases, since a memif
-// link is shared memory that nothing can cut), the URI a source migrates to, and the link's
-// cut and restore. One rig per case; the test thread only.
+// link is shared memory that nothing can cut; rdma: on the RDMA device whose address
+// TERN_RDMA_IP names (the soft-RoCE VM's rxe0), or on an rxe pair over veth for the link-cut
+// cases, tests/fault/rdma_link.h), the URI a source migrates to, and the link's cut and
+// restore. One rig per case; the test thread only.
 #pragma once
 
 #include <memory>
@@ -12,6 +14,7 @@
 #include "tests/control/ternd_process.h"
 #include "tests/fault/fault_matrix.h"
 #include "tests/fault/netns_link.h"
+#include "tests/fault/rdma_link.h"
 
 namespace tern::fault {
 
@@ -22,6 +25,9 @@ namespace tern::fault {
 // new max-bandwidth during a migration).
 inline constexpr const char* kFaultGuest =
     "threads,vcpus=2,ram=32M,page=4K,wss=100%,rate=250,seed=3";
+
+// An RDMA device is here (/sys/class/infiniband lists one): the rdma row can run.
+bool rdma_device_here();
 
 class FaultRig {
  public:
@@ -48,13 +54,17 @@ class FaultRig {
   // The link between the two sides: down / up again. False (with link_error()) on failure.
   bool cut();
   bool restore();
-  std::string link_error() const { return link_ ? link_->error() : "no link to cut"; }
+  std::string link_error() const;
 
  private:
   bool af_packet() const;
+  void check_rdma(const std::string& tag);
+  // --rdma-device DEV for the rxe pair's end, else nothing.
+  std::vector<std::string> rdma_device(const std::string& (RdmaLink::*device)() const) const;
   FaultCase case_;
   std::string dir_;
   std::unique_ptr<NetnsLink> link_;
+  std::unique_ptr<RdmaLink> rdma_link_;
   std::string skip_;
   int listens_ = 0;
 };

@@ -6,7 +6,7 @@ export PATH=/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-for m in virtio_pci 9pnet_virtio 9p crc32_generic rdma_rxe ib_uverbs rdma_ucm; do
+for m in virtio_pci 9pnet_virtio 9p crc32_generic rdma_rxe ib_uverbs rdma_ucm veth; do
   modprobe $m || echo "[init] modprobe $m failed"
 done
 # /dev/kvm for the kvm suite: where the CPU model has SVM (vm.sh --kvm), kvm_amd loads.
