@@ -222,6 +222,11 @@ Result<ChannelSet> RdmaTransport::connect_with_hellos(const std::string& address
   ChannelSet out;
   for (const HelloPayload& h : hellos) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0)
+      return Status(Code::kTimeout, "rdma: " + std::to_string(out.size()) + " of " +
+                                        std::to_string(hellos.size()) + " channels to " + address +
+                                        " connected within the handshake timeout (" +
+                                        std::to_string(timeout.count()) + " ms)");
     Result<std::unique_ptr<rdma::Connection>> conn = Status(Code::kTimeout, "");
     {
       std::lock_guard<std::mutex> lock(devices_mu_);

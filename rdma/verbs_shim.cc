@@ -363,8 +363,8 @@ Result<std::unique_ptr<Connection>> connect(const std::string& host, const std::
     rdma_cm_event* ev = next_event(c->events_, deadline);
     if (!ev)
       return Status(Code::kTimeout, "rdma " + std::string(step) + " to " + where +
-                                        ": nothing within " + std::to_string(timeout.count()) +
-                                        " ms");
+                                        ": no answer before the deadline (" +
+                                        std::to_string(timeout.count()) + " ms were left)");
     const auto got = ev->event;
     const int status = ev->status;
     if (got == want && want == RDMA_CM_EVENT_ESTABLISHED) {
