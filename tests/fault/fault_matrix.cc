@@ -55,7 +55,7 @@ namespace {
 // The rdma CI set (3 cases, run in the soft-RoCE VM, where a case takes 4-8 times as long as
 // over tcp): a precopy failure (the destination killed: the source intact, a retry completes),
 // a postcopy peer death (the source killed: the destination fails clearly) and a postcopy
-// link cut (the rxe pair's veth down: recovery, 0 mismatches).
+// link cut (the rxe pair's frames dropped: recovery, 0 mismatches).
 bool in_rdma_ci_set(const FaultCase& c) {
   if (c.fault == Fault::kKill)
     return (c.phase == Phase::kPrecopy && c.side == Side::kDestination) ||

@@ -1,5 +1,7 @@
 #include "tests/fault/netns_link.h"
 
+#include "tests/fault/shell_step.h"
+
 #include <unistd.h>
 
 #include <cstdlib>
@@ -56,10 +58,6 @@ bool NetnsLink::restore() {
          run("ip -n " + dst_ns_ + " link set " + dst_if_ + " up");
 }
 
-bool NetnsLink::run(const std::string& command) {
-  if (std::system((command + " >/dev/null 2>&1").c_str()) == 0) return true;
-  if (error_.empty()) error_ = "'" + command + "' failed";
-  return false;
-}
+bool NetnsLink::run(const std::string& command) { return run_shell_step(command, &error_); }
 
 }  // namespace tern::fault

@@ -1,5 +1,7 @@
 #include "tests/fault/rdma_link.h"
 
+#include "tests/fault/shell_step.h"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -86,10 +88,6 @@ bool RdmaLink::point_neighbours(const std::string& to_source_mac,
              " dev " + dst_if_ + " nud permanent");
 }
 
-bool RdmaLink::run(const std::string& command) {
-  if (std::system((command + " >/dev/null 2>&1").c_str()) == 0) return true;
-  if (error_.empty()) error_ = "'" + command + "' failed";
-  return false;
-}
+bool RdmaLink::run(const std::string& command) { return run_shell_step(command, &error_); }
 
 }  // namespace tern::fault
