@@ -189,6 +189,42 @@ class QemuReportTest(unittest.TestCase):
         self.assertEqual(qemuref.vm_ram_kib({"ram": "256M", "wss": "100%"}),
                          (384 << 10) + 8)
 
+    def test_floor_row_is_compared_with_qemu_and_tern_over_it(self):
+        res = self.result()
+        floor = {"total-time-ms": 400, "active-time-ms": 400, "cpu-s-src": 0.5, "cpu-s-dst": 2.0,
+                 "minor-faults-src": 1, "minor-faults-dst": 600, "transferred-bytes": 2**30}
+        res["rows"].insert(3, {"name": "vs/floor=tcp", "scenario": "vs", "kind": "floor",
+                               "axes": {"floor": "tcp"},
+                               "params": {"transport": "tcp", "ram": "2G", "wss": "50%",
+                                          "rate": 1, "floor": "tcp"},
+                               "status": "ok", "runs": [{}], "errors": [],
+                               "summary": _summary(**floor)})
+        groups = common.qemu_groups(res)
+        self.assertEqual([common.who(r) for r in groups[0][0]], ["tern tcp", "floor: bare tcp"])
+        text = report._qemu_section(res)
+        self.assertIn("| floor: bare tcp | 400 | - | 400 |", text)
+        self.assertIn("| floor: bare tcp | QEMU plain | 0.08 |", text)  # floor / QEMU
+        # total, active, src CPU, dst CPU, src faults, dst faults: tern / floor
+        self.assertIn("| tern tcp | 2.5 | 2.38 | 4 | 2 | 500 | 5 |", text)
+        r = runner.ratios(res)
+        self.assertAlmostEqual(r["vs/transport=tcp: total-time-ms / floor"], 2.5)
+        self.assertAlmostEqual(r["vs/floor=tcp: total-time-ms / QEMU plain"], 0.08)
+
+    def test_floor_rows_follow_each_guests_qemu_rows(self):
+        path = SpecTest.write(self, '[[scenario]]\nname = "vs"\nkind = "migration"\n'
+                                    'ram = "2G"\ntransport = ["tcp", "dpdk"]\n'
+                                    'rate = [1, 20000]\nqemu = "plain"\nfloor = true\n')
+        _, _, rows = spec.load(path)
+        self.assertEqual([r["name"] for r in rows][:4], [
+            "vs/transport=tcp,rate=1", "vs/transport=dpdk,rate=1", "vs/rate=1,qemu=plain",
+            "vs/rate=1,floor=tcp"])
+        f = rows[3]
+        self.assertEqual((f["kind"], f["transport"], f["ram"]), ("floor", "tcp", "2G"))
+        self.assertEqual(spec.comparable_key(rows[0]), spec.comparable_key(f))
+        with self.assertRaisesRegex(spec.SpecError, "floor = true, beside kind migration only"):
+            spec.load(SpecTest.write(self, '[[scenario]]\nname = "s"\nkind = "postcopy"\n'
+                                           'floor = true\n'))
+
     def test_no_qemu_rows_no_section(self):
         res = self.result()
         res["rows"] = [r for r in res["rows"] if r["kind"] != "qemu"]

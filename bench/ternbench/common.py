@@ -122,18 +122,19 @@ def vmm_ratios(inside, out):
 # ---- tern beside QEMU --------------------------------------------------------------------
 
 def same_guest_key(row):
-    """A row's scenario and axes other than transport and qemu: a tern row and a QEMU row with
-    the same key measured the same guest (spec.comparable_key, on result rows)."""
+    """A row's scenario and axes other than transport, qemu and floor: a tern row and a QEMU or
+    floor row with the same key measured the same guest (spec.comparable_key, on result rows)."""
     return (row.get("scenario"), tuple(sorted((k, str(v)) for k, v in row.get("axes", {}).items()
-                                              if k not in ("transport", "qemu"))))
+                                              if k not in ("transport", "qemu", "floor"))))
 
 
 def qemu_groups(results):
     """[(tern rows, QEMU rows)] of the guests that have both, in the results' order; rows of any
-    status (a skipped QEMU row is shown with its reason)."""
+    status (a skipped QEMU row is shown with its reason). A guest's floor row (kind floor) is
+    among its tern rows: it is compared with QEMU the same way."""
     groups = {}
     for r in results["rows"]:
-        if r["kind"] in ("migration", "postcopy", "qemu"):
+        if r["kind"] in ("migration", "postcopy", "qemu", "floor"):
             g = groups.setdefault(same_guest_key(r), ([], []))
             g[1 if r["kind"] == "qemu" else 0].append(r)
     return [g for g in groups.values() if g[0] and g[1]]
@@ -145,4 +146,6 @@ def who(row):
         if p.get("qemu_of") == "postcopy":
             return "QEMU postcopy" + ("-preempt" if p.get("preempt") else "")
         return f"QEMU {p.get('qemu', 'plain')}"
+    if row["kind"] == "floor":
+        return "floor: bare tcp"
     return f"tern {transport_label(row)}"

@@ -6,6 +6,7 @@ returns one run's metrics (a flat dict of numbers, plus histograms under "hist-*
   bulk       precopy throughput of a prefilled, nearly idle guest (GB/s of RAM moved)
   migration  a whole precopy migration: total time, downtime, setup time, bytes sent
   qemu       the same guest migrated by QEMU itself, for comparison (qemuref.py)
+  floor      the same guest's written bytes moved over bare TCP loopback (floor.py)
 All kinds also report cost: CPU seconds and minor faults of each ternd (or QEMU) during the
 migration, bytes moved per CPU second, and (ternd) resident memory beyond the guest's RAM.
 """
@@ -111,6 +112,9 @@ def run(row, build):
     if row["kind"] == "qemu":
         from . import qemuref
         return qemuref.run(row)
+    if row["kind"] == "floor":
+        from . import floor
+        return floor.run(row, build)
     daemons.require_transport(build, row["transport"])
     if row["transport"] == "loopback":
         raise daemons.SkipRow("loopback joins two engines in one process; ternd pairs need tcp, "

@@ -3,7 +3,7 @@ entries and `[[scenario]]` entries. In a scenario (or in defaults) a key whose v
 is an axis: the scenario expands into one row per combination, named
 `NAME/key=value,key=value` after the axes. Keys:
 
-  kind        postcopy | bulk | migration | qemu (scenarios); micro | tcp-rtt | rdma-perftest |
+  kind        postcopy | bulk | migration | qemu | floor (scenarios); micro | tcp-rtt | rdma-perftest |
               dpdk-testpmd (references)
   transport   tcp, rdma, dpdk (a row whose transport is not built is skipped with the reason)
   vcpus, ram, page, wss, rate, pattern, read, readers, seed, ring, free, reuse   the thread
@@ -23,6 +23,11 @@ is an axis: the scenario expands into one row per combination, named
               Beside postcopy rows QEMU migrates in postcopy (postcopy-preempt where the row's
               preempt is on; multifd is skipped). A [[scenario]] of kind "qemu" has QEMU rows
               only.
+  floor       true beside a migration scenario: one more row per combination of the other
+              axes (kind floor, named NAME/...,floor=tcp) that moves the row's written bytes
+              (wss) from one process to another over TCP loopback into fresh memory and nothing
+              else (tern-bench-micro's BM_TcpFloor, floor.py): what any TCP migration of that
+              guest costs at least on this host, interleaved with tern's and QEMU's rows.
   qemu_ram_pad  QEMU rows: bytes added to the VM's RAM (default "8K": QEMU 7.2 under TCG is
               said to lose dirty pages when the size is a multiple of 256 KiB; 0 = the exact
               size: far shorter setup, and no lost page in 3 checked runs here, but unproven)
@@ -30,7 +35,7 @@ is an axis: the scenario expands into one row per combination, named
 import itertools
 import tomllib
 
-SCENARIO_KINDS = {"postcopy", "bulk", "migration", "qemu"}
+SCENARIO_KINDS = {"postcopy", "bulk", "migration", "qemu", "floor"}
 QEMU_VARIANTS = ("plain", "multifd")
 REFERENCE_KINDS = {"micro", "tcp-rtt", "rdma-perftest", "dpdk-testpmd"}
 
@@ -83,6 +88,7 @@ def expand(entry, defaults):
     """Rows of one scenario: dicts with every key scalar, plus 'name', 'scenario', 'axes'."""
     merged = {**defaults, **entry}
     variants = qemu_variants(merged.pop("qemu", None))
+    floor = merged.pop("floor", False)
     name = entry["name"]
     if merged.get("kind") == "qemu":
         variants = variants or ["plain"]
@@ -91,16 +97,20 @@ def expand(entry, defaults):
     if merged.get("kind") == "qemu":
         return _expand(qemu, name)
     rows = _expand(merged, name)
-    if not variants:
+    if not variants and not floor:
         return rows
-    if merged["kind"] not in ("migration", "postcopy"):
+    if variants and merged["kind"] not in ("migration", "postcopy"):
         raise SpecError(f"scenario {name!r}: qemu rows go beside kind migration or postcopy only")
+    if floor and (floor is not True or merged["kind"] != "migration"):
+        raise SpecError(f"scenario {name!r}: floor = true, beside kind migration only")
     qemu["qemu_of"] = merged["kind"]  # QEMU migrates in postcopy beside tern's postcopy rows
-    groups = {}  # each combination's tern rows (every transport), then its QEMU rows
+    groups = {}  # each combination's tern rows (every transport), its QEMU rows, its floor
     for r in rows:
         groups.setdefault(comparable_key(r), []).append(r)
-    for q in _expand(qemu, name):
+    for q in _expand(qemu, name) if variants else []:
         groups.setdefault(comparable_key(q), []).append(q)
+    for f in _expand(dict(merged, kind="floor", transport="tcp", floor=["tcp"]), name) if floor else []:
+        groups.setdefault(comparable_key(f), []).append(f)
     return [r for g in groups.values() for r in g]
 
 

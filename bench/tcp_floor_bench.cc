@@ -1,0 +1,142 @@
+// The floor of a precopy over TCP loopback on this host (issue 12): what it costs to move N
+// bytes of written guest RAM from one process to another and land them in fresh memory, with
+// nothing else (no protocol, no dirty tracking, no verification). Any TCP migration, tern's or
+// QEMU's, does at least this: the source sends its resident pages, the destination receives
+// them straight into memory it has never touched (anonymous, transparent huge pages, as both
+// destinations' guest RAM), so the kernel zeroes each fresh huge page before the copy.
+//   BM_TcpFloor: this process (the source) holds N bytes of pseudo-random data, prefilled before
+//   the clock starts; a forked receiver maps N fresh bytes (MADV_HUGEPAGE) and recv()s into them.
+//   Counters: wall_ms (connect to the receiver's last byte), src_cpu_s / dst_cpu_s and
+//   src_minflt / dst_minflt (each process's getrusage over its part), bytes.
+// N: TERN_BENCH_FLOOR_BYTES (tern-bench's floor rows pass the row's written bytes), else the arg.
+#include <arpa/inet.h>
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace tern {
+namespace {
+
+constexpr size_t kSendChunk = 8u << 20;
+
+struct Usage {
+  double cpu_s = 0;
+  double minflt = 0;
+};
+
+Usage usage_now() {
+  rusage r{};
+  getrusage(RUSAGE_SELF, &r);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec * 1e-6; };
+  return {sec(r.ru_utime) + sec(r.ru_stime), static_cast<double>(r.ru_minflt)};
+}
+
+void* fresh_huge_mapping(size_t n) {
+  void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  madvise(p, n, MADV_HUGEPAGE);
+  return p;
+}
+
+// The receiver process: accepts one connection, receives n bytes into fresh memory, then
+// writes its Usage delta to `report`. Exits non-zero on any error.
+[[noreturn]] void receive(int lfd, size_t n, int report) {
+  int c = ::accept(lfd, nullptr, nullptr);
+  if (c < 0) _exit(1);
+  Usage u0 = usage_now();
+  auto* dst = static_cast<uint8_t*>(fresh_huge_mapping(n));
+  if (!dst) _exit(2);
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::recv(c, dst + got, n - got, 0);
+    if (r <= 0) _exit(3);
+    got += static_cast<size_t>(r);
+  }
+  Usage u1 = usage_now();
+  Usage d{u1.cpu_s - u0.cpu_s, u1.minflt - u0.minflt};
+  _exit(::write(report, &d, sizeof d) == sizeof d ? 0 : 4);
+}
+
+void BM_TcpFloor(benchmark::State& state) {
+  const char* env = std::getenv("TERN_BENCH_FLOOR_BYTES");
+  const size_t n = env ? std::strtoull(env, nullptr, 10) : static_cast<size_t>(state.range(0));
+  if (n == 0) {
+    state.SkipWithError("TERN_BENCH_FLOOR_BYTES: a number of bytes > 0");
+    return;
+  }
+  auto* src = static_cast<uint8_t*>(fresh_huge_mapping(n));
+  if (!src) {
+    state.SkipWithError("cannot map the source's bytes");
+    return;
+  }
+  uint64_t x = 0x9e3779b97f4a7c15ull;  // xorshift64: random-looking, incompressible pages
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    std::memcpy(src + i, &x, 8);
+  }
+  for (auto _ : state) {
+    int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int report[2] = {-1, -1};
+    if (lfd < 0 || ::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(lfd, 1) != 0 || ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len) != 0 ||
+        ::pipe2(report, O_CLOEXEC) != 0) {
+      state.SkipWithError("cannot listen on 127.0.0.1");
+      break;
+    }
+    pid_t child = ::fork();
+    if (child == 0) receive(lfd, n, report[1]);
+    ::close(lfd);
+    ::close(report[1]);
+    Usage u0 = usage_now();
+    auto t0 = std::chrono::steady_clock::now();
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok = child > 0 && fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    for (size_t off = 0; ok && off < n;) {
+      ssize_t r = ::send(fd, src + off, std::min(kSendChunk, n - off), MSG_NOSIGNAL);
+      ok = r > 0;
+      off += ok ? static_cast<size_t>(r) : 0;
+    }
+    Usage u1 = usage_now();
+    Usage dst{};
+    ok = ok && ::read(report[0], &dst, sizeof dst) == sizeof dst;
+    auto wall = std::chrono::steady_clock::now() - t0;
+    if (fd >= 0) ::close(fd);
+    ::close(report[0]);
+    int status = 0;
+    if (child > 0) ::waitpid(child, &status, 0);
+    if (!ok) {
+      std::string why = "the transfer failed (receiver exit status " +
+                        std::to_string(WEXITSTATUS(status)) + ")";
+      state.SkipWithError(why.c_str());
+      break;
+    }
+    state.counters["wall_ms"] = std::chrono::duration<double, std::milli>(wall).count();
+    state.counters["src_cpu_s"] = u1.cpu_s - u0.cpu_s;
+    state.counters["dst_cpu_s"] = dst.cpu_s;
+    state.counters["src_minflt"] = u1.minflt - u0.minflt;
+    state.counters["dst_minflt"] = dst.minflt;
+    state.counters["bytes"] = static_cast<double>(n);
+  }
+  munmap(src, n);
+}
+
+BENCHMARK(BM_TcpFloor)->Arg(256 << 20)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace tern
