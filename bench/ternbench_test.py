@@ -205,15 +205,15 @@ class QemuReportTest(unittest.TestCase):
         self.assertIn("| floor: bare tcp | 400 | - | 400 |", text)
         self.assertIn("| floor: bare tcp | QEMU plain | 0.08 |", text)  # floor / QEMU
         # total, active, src CPU, dst CPU, src faults, dst faults: tern / floor
-        self.assertIn("| tern tcp | 2.5 | 2.38 | 4 | 2 | 500 | 5 |", text)
+        self.assertIn("| tern tcp | floor: bare tcp | 2.5 | 2.38 | 4 | 2 | 500 | 5 |", text)
         r = runner.ratios(res)
-        self.assertAlmostEqual(r["vs/transport=tcp: total-time-ms / floor"], 2.5)
+        self.assertAlmostEqual(r["vs/transport=tcp: total-time-ms / floor: bare tcp"], 2.5)
         self.assertAlmostEqual(r["vs/floor=tcp: total-time-ms / QEMU plain"], 0.08)
 
     def test_floor_rows_follow_each_guests_qemu_rows(self):
         path = SpecTest.write(self, '[[scenario]]\nname = "vs"\nkind = "migration"\n'
                                     'ram = "2G"\ntransport = ["tcp", "dpdk"]\n'
-                                    'rate = [1, 20000]\nqemu = "plain"\nfloor = true\n')
+                                    'rate = [1, 20000]\nqemu = "plain"\nfloor = ["tcp", "copy"]\n')
         _, _, rows = spec.load(path)
         self.assertEqual([r["name"] for r in rows][:4], [
             "vs/transport=tcp,rate=1", "vs/transport=dpdk,rate=1", "vs/rate=1,qemu=plain",
@@ -221,9 +221,15 @@ class QemuReportTest(unittest.TestCase):
         f = rows[3]
         self.assertEqual((f["kind"], f["transport"], f["ram"]), ("floor", "tcp", "2G"))
         self.assertEqual(spec.comparable_key(rows[0]), spec.comparable_key(f))
-        with self.assertRaisesRegex(spec.SpecError, "floor = true, beside kind migration only"):
+        self.assertEqual((rows[4]["name"], rows[4]["floor"]), ("vs/rate=1,floor=copy", "copy"))
+        self.assertEqual(common.who({"kind": "floor", "params": {"floor": "copy"}}),
+                         "floor: one copy")
+        with self.assertRaisesRegex(spec.SpecError, "floor rows go beside kind migration only"):
             spec.load(SpecTest.write(self, '[[scenario]]\nname = "s"\nkind = "postcopy"\n'
                                            'floor = true\n'))
+        with self.assertRaisesRegex(spec.SpecError, "variants are"):
+            spec.load(SpecTest.write(self, '[[scenario]]\nname = "s"\nkind = "migration"\n'
+                                           'floor = "rdma"\n'))
 
     def test_no_qemu_rows_no_section(self):
         res = self.result()

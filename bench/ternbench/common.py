@@ -147,5 +147,5 @@ def who(row):
             return "QEMU postcopy" + ("-preempt" if p.get("preempt") else "")
         return f"QEMU {p.get('qemu', 'plain')}"
     if row["kind"] == "floor":
-        return "floor: bare tcp"
+        return "floor: bare tcp" if row["params"].get("floor", "tcp") == "tcp" else "floor: one copy"
     return f"tern {transport_label(row)}"

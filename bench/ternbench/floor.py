@@ -1,10 +1,14 @@
-"""The floor rows (spec key `floor`): tern-bench-micro's BM_TcpFloor moves a row's written bytes
-(its wss) from one process to another over TCP loopback into fresh memory, and nothing else,
-interleaved with the same guest's tern and QEMU rows. Any TCP migration of that guest costs at
-least this on this host, so a target below it (a time or CPU ratio against QEMU) is out of any
-TCP transport's reach here, and tern over the floor is what tern itself adds."""
+"""The floor rows (spec key `floor`), interleaved with the same guest's tern and QEMU rows: a
+row's written bytes (its wss) landed in fresh memory and nothing else. `tcp`: tern-bench-micro's
+BM_TcpFloor sends them from one process to another over TCP loopback; any TCP migration of the
+guest costs at least this here, so a target below it (a time or CPU ratio against QEMU) is out of
+any TCP transport's reach on this host. `copy`: BM_CopyFloor copies them once in one process;
+any destination that lands pages by copying pays at least its CPU. tern over a floor is what
+tern itself adds."""
 from . import references
 from .scenarios import parse_size, wss_bytes
+
+BENCHMARKS = {"tcp": "BM_TcpFloor", "copy": "BM_CopyFloor"}  # floor variant -> tern-bench-micro
 
 
 def run(row, build):
@@ -13,11 +17,12 @@ def run(row, build):
     n = wss_bytes(row)
     if n <= 0:
         raise ValueError(f"row {row['name']}: nothing written (wss {row.get('wss')}), no floor")
-    got = references._micro_json(build, r"^BM_TcpFloor/", {"TERN_BENCH_FLOOR_BYTES": str(n)})
+    bench = BENCHMARKS[row.get("floor", "tcp")]
+    got = references._micro_json(build, f"^{bench}/", {"TERN_BENCH_FLOOR_BYTES": str(n)})
     if not got:
-        raise RuntimeError("BM_TcpFloor reported no result: run `tern-bench-micro "
-                           "--benchmark_filter=^BM_TcpFloor` with TERN_BENCH_FLOOR_BYTES="
-                           f"{n} to see why")
+        raise RuntimeError(f"{bench} reported no result: run `tern-bench-micro "
+                           f"--benchmark_filter=^{bench}` with TERN_BENCH_FLOOR_BYTES={n} "
+                           "to see why")
     b = got[0]
     out = {"total-time-ms": b["wall_ms"], "active-time-ms": b["wall_ms"],
            "transferred-bytes": b["bytes"], "ram-bytes": parse_size(row["ram"])}
@@ -25,5 +30,6 @@ def run(row, build):
         cpu = b[f"{side}_cpu_s"]
         out[f"cpu-s-{side}"] = cpu
         out[f"minor-faults-{side}"] = b[f"{side}_minflt"]
-        out[f"bytes-per-cpu-s-{side}"] = b["bytes"] / cpu if cpu > 0 else None
+        if cpu > 0:
+            out[f"bytes-per-cpu-s-{side}"] = b["bytes"] / cpu
     return out

@@ -360,18 +360,20 @@ def median_ratio(a, b, key):
     return fmt(x / y) if x is not None and y else "-"
 
 
-FLOOR_NOTE = """*floor: bare tcp* moves the guest's written bytes from one process to another
-over TCP loopback into fresh memory and does nothing else (`BM_TcpFloor` in tern-bench-micro:
-the source's bytes prefilled, the destination `recv()`s straight into fresh anonymous memory on
-transparent huge pages, as both destinations' guest RAM; no setup, no protocol, no dirty
-tracking, no check). Any TCP migration of the guest costs at least that here: where the floor's
-own ratio to QEMU misses a target, no TCP transport meets it on this host. Ratios tern / floor
-of the medians (what tern adds to the bare transfer):
+FLOOR_NOTE = """The *floor* rows land the guest's written bytes in fresh memory (anonymous, on
+transparent huge pages, as both destinations' guest RAM) and do nothing else: no setup, no
+protocol, no dirty tracking, no check (`bench/floor_bench.cc` in tern-bench-micro, the source's
+bytes prefilled before the clock). *floor: bare tcp* sends them from one process to another over
+TCP loopback, `recv()` straight into the fresh memory: any TCP migration of the guest costs at
+least that here, so where its own ratio to QEMU misses a target, no TCP transport meets it on
+this host. *floor: one copy* copies them once in one process: any destination that lands pages
+by copying (every transport here) pays at least its CPU. Ratios tern / floor of the medians
+(what tern adds to the bare transfer):
 """
 
 
 def _over_floor(label, terns):
-    """Rows (label, tern, ratios over the floor) for a guest's tern rows beside its floor row."""
+    """Rows (label, tern, floor, ratios) for a guest's tern rows beside its floor rows."""
     floors = [r for r in terns if r["kind"] == "floor" and r["status"] in ("ok", "partial")]
     out = []
     for f in floors:
@@ -379,7 +381,7 @@ def _over_floor(label, terns):
             if t["kind"] == "floor" or t["status"] not in ("ok", "partial"):
                 continue
             div = lambda k: median_ratio(t, f, k)  # noqa: E731
-            out.append((label, who(t), div("total-time-ms"), div("active-time-ms"),
+            out.append((label, who(t), who(f), div("total-time-ms"), div("active-time-ms"),
                         div("cpu-s-src"), div("cpu-s-dst"), div("minor-faults-src"),
                         div("minor-faults-dst")))
     return out
@@ -434,7 +436,7 @@ def _qemu_section(results):
                       ratios))
     if over_floor:
         out += ("\n" + FLOOR_NOTE + "\n" +
-                table(["guest", "tern", "total time", "active", "src CPU", "dst CPU",
+                table(["guest", "tern", "floor", "total time", "active", "src CPU", "dst CPU",
                        "src faults", "dst faults"], over_floor))
     pc = _qemu_postcopy_section(results)
     return out + ("\n" + pc if pc else "")

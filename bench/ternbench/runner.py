@@ -216,13 +216,13 @@ def ratios(result):
                           "minor-faults-dst"):
                     if ts.get(k) and qs.get(k) and qs[k]["median"]:
                         out[f"{t['name']}: {k} / {who(q)}"] = ts[k]["median"] / qs[k]["median"]
-        # tern over the bare-TCP floor of the same guest (floor.py).
+        # tern over the floors of the same guest (floor.py).
         for f in (r for r in terns if r["kind"] == "floor"):
             for t in (r for r in terns if r["kind"] != "floor"):
                 ts, fs = t.get("summary") or {}, f.get("summary") or {}
                 for k in ("total-time-ms", "cpu-s-src", "cpu-s-dst"):
                     if ts.get(k) and fs.get(k) and fs[k]["median"]:
-                        out[f"{t['name']}: {k} / floor"] = ts[k]["median"] / fs[k]["median"]
+                        out[f"{t['name']}: {k} / {who(f)}"] = ts[k]["median"] / fs[k]["median"]
     urgent = _ref(result, "tern-urgent-rtt-us")
     if urgent and _ref(result, "ib-write-lat-rtt-us"):
         out["rdma urgent round trip / ib_write_lat rtt"] = \

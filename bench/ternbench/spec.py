@@ -23,11 +23,13 @@ is an axis: the scenario expands into one row per combination, named
               Beside postcopy rows QEMU migrates in postcopy (postcopy-preempt where the row's
               preempt is on; multifd is skipped). A [[scenario]] of kind "qemu" has QEMU rows
               only.
-  floor       true beside a migration scenario: one more row per combination of the other
-              axes (kind floor, named NAME/...,floor=tcp) that moves the row's written bytes
-              (wss) from one process to another over TCP loopback into fresh memory and nothing
-              else (tern-bench-micro's BM_TcpFloor, floor.py): what any TCP migration of that
-              guest costs at least on this host, interleaved with tern's and QEMU's rows.
+  floor       beside a migration scenario: "tcp", "copy" or a list of them (true = "tcp"): one
+              more row per variant and combination of the other axes (kind floor, named
+              NAME/...,floor=VARIANT) that lands the row's written bytes (wss) in fresh memory
+              and does nothing else (floor.py): "tcp" sends them from one process to another
+              over TCP loopback (BM_TcpFloor: what any TCP migration of that guest costs at
+              least on this host), "copy" copies them once (BM_CopyFloor: what any destination
+              that lands pages by copying pays at least); interleaved with tern's and QEMU's rows.
   qemu_ram_pad  QEMU rows: bytes added to the VM's RAM (default "8K": QEMU 7.2 under TCG is
               said to lose dirty pages when the size is a multiple of 256 KiB; 0 = the exact
               size: far shorter setup, and no lost page in 3 checked runs here, but unproven)
@@ -37,6 +39,7 @@ import tomllib
 
 SCENARIO_KINDS = {"postcopy", "bulk", "migration", "qemu", "floor"}
 QEMU_VARIANTS = ("plain", "multifd")
+FLOOR_VARIANTS = ("tcp", "copy")
 REFERENCE_KINDS = {"micro", "tcp-rtt", "rdma-perftest", "dpdk-testpmd"}
 
 
@@ -77,6 +80,19 @@ def qemu_variants(value):
     return out
 
 
+def floor_variants(value):
+    """A scenario's `floor` value as a list of variants ([] = no floor rows)."""
+    if value is None or value is False:
+        return []
+    if value is True:
+        return ["tcp"]
+    out = value if isinstance(value, list) else [value]
+    bad = [v for v in out if v not in FLOOR_VARIANTS]
+    if bad:
+        raise SpecError(f"floor = {bad}: variants are {list(FLOOR_VARIANTS)}")
+    return out
+
+
 def comparable_key(row):
     """What a tern row and a QEMU row share when they measure the same guest: the scenario and
     its axes other than transport and qemu (the report pairs result rows the same way)."""
@@ -88,7 +104,7 @@ def expand(entry, defaults):
     """Rows of one scenario: dicts with every key scalar, plus 'name', 'scenario', 'axes'."""
     merged = {**defaults, **entry}
     variants = qemu_variants(merged.pop("qemu", None))
-    floor = merged.pop("floor", False)
+    floor = floor_variants(merged.pop("floor", None))
     name = entry["name"]
     if merged.get("kind") == "qemu":
         variants = variants or ["plain"]
@@ -101,15 +117,15 @@ def expand(entry, defaults):
         return rows
     if variants and merged["kind"] not in ("migration", "postcopy"):
         raise SpecError(f"scenario {name!r}: qemu rows go beside kind migration or postcopy only")
-    if floor and (floor is not True or merged["kind"] != "migration"):
-        raise SpecError(f"scenario {name!r}: floor = true, beside kind migration only")
+    if floor and merged["kind"] != "migration":
+        raise SpecError(f"scenario {name!r}: floor rows go beside kind migration only")
     qemu["qemu_of"] = merged["kind"]  # QEMU migrates in postcopy beside tern's postcopy rows
     groups = {}  # each combination's tern rows (every transport), its QEMU rows, its floor
     for r in rows:
         groups.setdefault(comparable_key(r), []).append(r)
     for q in _expand(qemu, name) if variants else []:
         groups.setdefault(comparable_key(q), []).append(q)
-    for f in _expand(dict(merged, kind="floor", transport="tcp", floor=["tcp"]), name) if floor else []:
+    for f in _expand(dict(merged, kind="floor", transport="tcp", floor=floor), name) if floor else []:
         groups.setdefault(comparable_key(f), []).append(f)
     return [r for g in groups.values() for r in g]
 

@@ -1,13 +1,17 @@
-// The floor of a precopy over TCP loopback on this host (issue 12): what it costs to move N
-// bytes of written guest RAM from one process to another and land them in fresh memory, with
-// nothing else (no protocol, no dirty tracking, no verification). Any TCP migration, tern's or
-// QEMU's, does at least this: the source sends its resident pages, the destination receives
+// The floors of a precopy on this host (issue 12): what it costs to move N bytes of written
+// guest RAM from one process to another and land them in fresh memory, with nothing else (no
+// protocol, no dirty tracking, no verification). Any TCP migration, tern's or QEMU's, does at
+// least BM_TcpFloor: the source sends its resident pages, the destination receives
 // them straight into memory it has never touched (anonymous, transparent huge pages, as both
 // destinations' guest RAM), so the kernel zeroes each fresh huge page before the copy.
 //   BM_TcpFloor: this process (the source) holds N bytes of pseudo-random data, prefilled before
 //   the clock starts; a forked receiver maps N fresh bytes (MADV_HUGEPAGE) and recv()s into them.
 //   Counters: wall_ms (connect to the receiver's last byte), src_cpu_s / dst_cpu_s and
 //   src_minflt / dst_minflt (each process's getrusage over its part), bytes.
+//   BM_CopyFloor: the same N bytes copied once, in this process, into fresh memory (the same
+//   mapping as the receiver's): what any destination that lands pages by copying pays at least
+//   (a shared-memory transport such as memif with zero-copy send: one copy, no TCP stack).
+//   Counters: wall_ms, dst_cpu_s, dst_minflt, bytes (src_cpu_s 0: the source only publishes).
 // N: TERN_BENCH_FLOOR_BYTES (tern-bench's floor rows pass the row's written bytes), else the arg.
 #include <arpa/inet.h>
 #include <benchmark/benchmark.h>
@@ -69,23 +73,59 @@ void* fresh_huge_mapping(size_t n) {
   _exit(::write(report, &d, sizeof d) == sizeof d ? 0 : 4);
 }
 
-void BM_TcpFloor(benchmark::State& state) {
+size_t floor_bytes(benchmark::State& state) {
   const char* env = std::getenv("TERN_BENCH_FLOOR_BYTES");
   const size_t n = env ? std::strtoull(env, nullptr, 10) : static_cast<size_t>(state.range(0));
-  if (n == 0) {
-    state.SkipWithError("TERN_BENCH_FLOOR_BYTES: a number of bytes > 0");
-    return;
-  }
-  auto* src = static_cast<uint8_t*>(fresh_huge_mapping(n));
-  if (!src) {
+  if (n == 0) state.SkipWithError("TERN_BENCH_FLOOR_BYTES: a number of bytes > 0");
+  return n;
+}
+
+// n bytes of pseudo-random data (xorshift64: incompressible pages), resident; null on failure.
+uint8_t* prefilled(benchmark::State& state, size_t n) {
+  auto* p = static_cast<uint8_t*>(fresh_huge_mapping(n));
+  if (!p) {
     state.SkipWithError("cannot map the source's bytes");
-    return;
+    return nullptr;
   }
-  uint64_t x = 0x9e3779b97f4a7c15ull;  // xorshift64: random-looking, incompressible pages
+  uint64_t x = 0x9e3779b97f4a7c15ull;
   for (size_t i = 0; i + 8 <= n; i += 8) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    std::memcpy(src + i, &x, 8);
+    std::memcpy(p + i, &x, 8);
   }
+  return p;
+}
+
+void BM_CopyFloor(benchmark::State& state) {
+  const size_t n = floor_bytes(state);
+  uint8_t* src = n ? prefilled(state, n) : nullptr;
+  if (!src) return;
+  for (auto _ : state) {
+    Usage u0 = usage_now();
+    auto t0 = std::chrono::steady_clock::now();
+    auto* dst = static_cast<uint8_t*>(fresh_huge_mapping(n));
+    if (!dst) {
+      state.SkipWithError("cannot map the destination's bytes");
+      break;
+    }
+    std::memcpy(dst, src, n);
+    benchmark::DoNotOptimize(dst);
+    auto wall = std::chrono::steady_clock::now() - t0;
+    Usage u1 = usage_now();
+    munmap(dst, n);
+    state.counters["wall_ms"] = std::chrono::duration<double, std::milli>(wall).count();
+    state.counters["src_cpu_s"] = 0;
+    state.counters["dst_cpu_s"] = u1.cpu_s - u0.cpu_s;
+    state.counters["src_minflt"] = 0;
+    state.counters["dst_minflt"] = u1.minflt - u0.minflt;
+    state.counters["bytes"] = static_cast<double>(n);
+  }
+  munmap(src, n);
+}
+
+void BM_TcpFloor(benchmark::State& state) {
+  const size_t n = floor_bytes(state);
+  uint8_t* src = n ? prefilled(state, n) : nullptr;
+  if (!src) return;
   for (auto _ : state) {
     int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
@@ -137,6 +177,7 @@ void BM_TcpFloor(benchmark::State& state) {
 }
 
 BENCHMARK(BM_TcpFloor)->Arg(256 << 20)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CopyFloor)->Arg(256 << 20)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace tern
