@@ -105,8 +105,12 @@ class HugePages:
             self.before = None
 
 
-def listen_uri(transport):
+def listen_uri(transport, tmp=None, dpdk_opts=""):
+    """The destination's --incoming URI. dpdk_opts: tern's dpdk options (docs/dpdk.md, e.g.
+    "idle_us=50"), on a memif socket in `tmp`; the source learns them from query-incoming."""
     if transport == "dpdk":
+        if dpdk_opts:
+            return f"dpdk:net_memif0,socket={os.path.join(tmp, 'memif.sock')},{dpdk_opts}"
         return "dpdk:"
     if transport == "rdma":  # an address of the RDMA device's netdev (the VM's rxe0: 10.77.0.1)
         return f"rdma:{os.environ.get('TERN_RDMA_IP') or '127.0.0.1'}:0"
@@ -119,7 +123,7 @@ class Pair:
     through libtern-vmm, docs/embedding.md) instead of inside ternd."""
 
     def __init__(self, build, transport, guest_spec, workers=1, prefill=True, pin=True,
-                 vmm=False):
+                 vmm=False, dpdk_opts=""):
         self.build = build
         self.ternd = os.path.join(build, "control", "ternd")
         self.ternctl = os.path.join(build, "control", "ternctl")
@@ -133,7 +137,7 @@ class Pair:
         if transport == "dpdk":  # the EAL starts with ternd, not in the first migration's setup
             common += ["--prepare-transport", "dpdk"]
         try:
-            dst_args = ["--incoming", listen_uri(transport)] + common
+            dst_args = ["--incoming", listen_uri(transport, self.tmp, dpdk_opts)] + common
             if vmm:
                 dst_args += ["--attach-socket", self._vmm("dst", guest_spec, ["--incoming"])]
             self._start("dst", dst_args)

@@ -126,7 +126,7 @@ def run(row, build):
     with daemons.HugePages(need) if huge else _null():
         pair = daemons.Pair(build, row["transport"], guest_spec(row), row.get("workers", 1),
                             prefill=row.get("prefill", True), pin=row.get("pin", True),
-                            vmm=row.get("vmm", False))
+                            vmm=row.get("vmm", False), dpdk_opts=row.get("dpdk_opts", ""))
         try:
             return _run(row, pair, ram)
         except Exception as e:

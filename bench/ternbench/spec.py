@@ -12,6 +12,8 @@ is an axis: the scenario expands into one row per combination, named
               free_page_hint (the __io.github.tern_free-page-hint capability, S5: ternctl migrate --free-page-hint)
   max_bandwidth (bytes/s, e.g. "64M"; 0 = unlimited), downtime_limit (ms), max_rounds,
   chunk_size, workers (ternd --workers), prefill (default true), timeout (s per run)
+  dpdk_opts   dpdk rows: tern's dpdk options for the link (docs/dpdk.md, e.g. "idle_us=50"),
+              on a memif socket of the row's own
   vmm         true: the thread guest lives in a VMM process of its own (tern-thread-vmm,
               attached through libtern-vmm) instead of inside ternd; [false, true] compares
               both in one run
