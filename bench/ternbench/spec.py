@@ -69,30 +69,28 @@ def _expand(merged, name):
     return rows
 
 
-def qemu_variants(value):
-    """A scenario's `qemu` value as a list of variants ([] = no QEMU rows)."""
+def _variants(key, value, allowed):
+    """A scenario's `key` (qemu, floor) as a list of variants: [] for none or false, the first
+    allowed one for true, else each one named (a SpecError for any other)."""
     if value is None or value is False:
         return []
     if value is True:
-        return ["plain"]
+        return [allowed[0]]
     out = value if isinstance(value, list) else [value]
-    bad = [v for v in out if v not in QEMU_VARIANTS]
+    bad = [v for v in out if v not in allowed]
     if bad:
-        raise SpecError(f"qemu = {bad}: variants are {list(QEMU_VARIANTS)}")
+        raise SpecError(f"{key} = {bad}: variants are {list(allowed)}")
     return out
+
+
+def qemu_variants(value):
+    """A scenario's `qemu` value as a list of variants ([] = no QEMU rows)."""
+    return _variants("qemu", value, QEMU_VARIANTS)
 
 
 def floor_variants(value):
     """A scenario's `floor` value as a list of variants ([] = no floor rows)."""
-    if value is None or value is False:
-        return []
-    if value is True:
-        return ["tcp"]
-    out = value if isinstance(value, list) else [value]
-    bad = [v for v in out if v not in FLOOR_VARIANTS]
-    if bad:
-        raise SpecError(f"floor = {bad}: variants are {list(FLOOR_VARIANTS)}")
-    return out
+    return _variants("floor", value, FLOOR_VARIANTS)
 
 
 def comparable_key(row):
