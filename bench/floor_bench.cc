@@ -14,6 +14,7 @@
 //   Counters: wall_ms, dst_cpu_s, dst_minflt, bytes (src_cpu_s 0: the source only publishes).
 // N: TERN_BENCH_FLOOR_BYTES (tern-bench's floor rows pass the row's written bytes), else the arg.
 #include <arpa/inet.h>
+#include <signal.h>
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -159,10 +160,14 @@ void BM_TcpFloor(benchmark::State& state) {
     if (fd >= 0) ::close(fd);
     ::close(report[0]);
     int status = 0;
+    if (child > 0 && !ok) ::kill(child, SIGKILL);  // it may still wait in accept() or recv()
     if (child > 0) ::waitpid(child, &status, 0);
     if (!ok) {
-      std::string why = "the transfer failed (receiver exit status " +
-                        std::to_string(WEXITSTATUS(status)) + ")";
+      std::string why = WIFEXITED(status) && WEXITSTATUS(status) != 0
+                            ? "the receiver failed (exit status " +
+                                  std::to_string(WEXITSTATUS(status)) +
+                                  ": 1 accept, 2 mmap, 3 recv)"
+                            : std::string("the source could not connect or send to the receiver");
       state.SkipWithError(why.c_str());
       break;
     }
