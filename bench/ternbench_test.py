@@ -7,7 +7,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ternbench import common, qemuref, rdmavm, report, runner, spec, stats  # noqa: E402
+from ternbench import common, daemons, qemuref, rdmavm, report, runner, spec, stats  # noqa: E402
 
 
 class SpecTest(unittest.TestCase):
@@ -235,6 +235,14 @@ class QemuReportTest(unittest.TestCase):
         res = self.result()
         res["rows"] = [r for r in res["rows"] if r["kind"] != "qemu"]
         self.assertEqual(report._qemu_section(res), "")
+
+
+class ListenUriTest(unittest.TestCase):
+    def test_dpdk_opts_go_on_a_memif_socket_of_the_rows_own(self):
+        self.assertEqual(daemons.listen_uri("dpdk"), "dpdk:")
+        self.assertEqual(daemons.listen_uri("dpdk", "/tmp/x", "idle_us=50,window=128"),
+                         "dpdk:net_memif0,socket=/tmp/x/memif.sock,idle_us=50,window=128")
+        self.assertEqual(daemons.listen_uri("tcp", "/tmp/x", "idle_us=50"), "tcp:127.0.0.1:0")
 
 
 class StatsTest(unittest.TestCase):
