@@ -148,6 +148,13 @@ class Pair:
             else:
                 src_args = ["--guest", "threads," + guest_spec] + (["--prefill"] if prefill else [])
             self._start("src", src_args + common, timeout=300)
+        except Exception as e:
+            # A ternd that refused its arguments (a bad --incoming URI) says why in its log.
+            tail = (self.log_tail("dst", 3) + "\n" + self.log_tail("src", 3)).strip()
+            self.close()
+            if not tail:
+                raise
+            raise RuntimeError(f"{e}\n{tail}") from e
         except BaseException:
             self.close()
             raise
