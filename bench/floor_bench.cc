@@ -31,6 +31,8 @@
 #include <cstring>
 #include <string>
 
+#include "bench/loopback_socket.h"
+
 namespace tern {
 namespace {
 
@@ -128,16 +130,12 @@ void BM_TcpFloor(benchmark::State& state) {
   uint8_t* src = n ? prefilled(state, n) : nullptr;
   if (!src) return;
   for (auto _ : state) {
-    int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
+    sockaddr_in a;
+    int lfd = listen_on_loopback(&a);
     int report[2] = {-1, -1};
-    if (lfd < 0 || ::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::listen(lfd, 1) != 0 || ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len) != 0 ||
-        ::pipe2(report, O_CLOEXEC) != 0) {
+    if (lfd < 0 || ::pipe2(report, O_CLOEXEC) != 0) {
       state.SkipWithError("cannot listen on 127.0.0.1");
+      if (lfd >= 0) ::close(lfd);
       break;
     }
     pid_t child = ::fork();
@@ -146,8 +144,8 @@ void BM_TcpFloor(benchmark::State& state) {
     ::close(report[1]);
     Usage u0 = usage_now();
     auto t0 = std::chrono::steady_clock::now();
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool ok = child > 0 && fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    int fd = child > 0 ? connect_to(a) : -1;
+    bool ok = fd >= 0;
     for (size_t off = 0; ok && off < n;) {
       ssize_t r = ::send(fd, src + off, std::min(kSendChunk, n - off), MSG_NOSIGNAL);
       ok = r > 0;

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/loopback_socket.h"
+
 namespace tern {
 namespace {
 
@@ -40,15 +42,10 @@ void BM_TcpRoundTrip(benchmark::State& state) {
   // TERN_BENCH_RTT_ROUNDS overrides the number of round trips (tern-bench's `rounds`).
   const char* env = std::getenv("TERN_BENCH_RTT_ROUNDS");
   const int rounds = env ? std::max(100, std::atoi(env)) : static_cast<int>(state.range(0));
-  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (lfd < 0 || ::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::listen(lfd, 1) != 0 || ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+  sockaddr_in a;
+  int lfd = listen_on_loopback(&a);
+  if (lfd < 0) {
     state.SkipWithError("cannot listen on 127.0.0.1");
-    if (lfd >= 0) ::close(lfd);
     return;
   }
   pid_t echo = ::fork();
@@ -61,10 +58,9 @@ void BM_TcpRoundTrip(benchmark::State& state) {
     _exit(0);
   }
   ::close(lfd);
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (echo < 0 || fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+  int fd = echo < 0 ? -1 : connect_to(a);
+  if (fd < 0) {
     state.SkipWithError("cannot start the echo process or connect to it");
-    if (fd >= 0) ::close(fd);
     if (echo > 0) ::waitpid(echo, nullptr, 0);
     return;
   }

@@ -140,6 +140,12 @@ def qemu_groups(results):
     return [g for g in groups.values() if g[0] and g[1]]
 
 
+def floor_pairs(terns):
+    """[(tern row, floor row)] of one guest's rows (a qemu_groups tern list), ok or partial."""
+    ok = [r for r in terns if r["status"] in ("ok", "partial")]
+    return [(t, f) for f in ok if f["kind"] == "floor" for t in ok if t["kind"] != "floor"]
+
+
 def who(row):
     if row["kind"] == "qemu":
         p = row["params"]

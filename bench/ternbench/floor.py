@@ -6,7 +6,7 @@ any TCP transport's reach on this host. `copy`: BM_CopyFloor copies them once in
 any destination that lands pages by copying pays at least its CPU. tern over a floor is what
 tern itself adds."""
 from . import references
-from .scenarios import parse_size, wss_bytes
+from .scenarios import wss_bytes
 
 BENCHMARKS = {"tcp": "BM_TcpFloor", "copy": "BM_CopyFloor"}  # floor variant -> tern-bench-micro
 
@@ -25,7 +25,7 @@ def run(row, build):
                            "to see why")
     b = got[0]
     out = {"total-time-ms": b["wall_ms"], "active-time-ms": b["wall_ms"],
-           "transferred-bytes": b["bytes"], "ram-bytes": parse_size(row["ram"])}
+           "transferred-bytes": b["bytes"]}
     for side in ("src", "dst"):
         cpu = b[f"{side}_cpu_s"]
         out[f"cpu-s-{side}"] = cpu

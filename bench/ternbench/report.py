@@ -6,7 +6,7 @@ import shutil
 import tempfile
 
 from . import stats
-from .common import (bulk_label, cell, dirty_rate_mbps, fmt, hint_pairs, hint_ratios, med, ok_rows,
+from .common import (bulk_label, cell, dirty_rate_mbps, floor_pairs, fmt, hint_pairs, hint_ratios, med, ok_rows,
                      onoff, qemu_groups,
                      table, transport_label, who)
 from .plots import plot_cdfs, plot_dirty, plot_throughput
@@ -374,17 +374,10 @@ by copying (every transport here) pays at least its CPU. Ratios tern / floor of 
 
 def _over_floor(label, terns):
     """Rows (label, tern, floor, ratios) for a guest's tern rows beside its floor rows."""
-    floors = [r for r in terns if r["kind"] == "floor" and r["status"] in ("ok", "partial")]
-    out = []
-    for f in floors:
-        for t in terns:
-            if t["kind"] == "floor" or t["status"] not in ("ok", "partial"):
-                continue
-            div = lambda k: median_ratio(t, f, k)  # noqa: E731
-            out.append((label, who(t), who(f), div("total-time-ms"), div("active-time-ms"),
-                        div("cpu-s-src"), div("cpu-s-dst"), div("minor-faults-src"),
-                        div("minor-faults-dst")))
-    return out
+    keys = ("total-time-ms", "active-time-ms", "cpu-s-src", "cpu-s-dst", "minor-faults-src",
+            "minor-faults-dst")
+    return [(label, who(t), who(f)) + tuple(median_ratio(t, f, k) for k in keys)
+            for t, f in floor_pairs(terns)]
 
 
 def _qemu_section(results):

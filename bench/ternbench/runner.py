@@ -198,7 +198,7 @@ def ratios(result):
             if s.get("throughput-GBps") and ib_bw and row["params"].get("transport") == "rdma":
                 out[f"{name}: throughput / ib_write_bw"] = s["throughput-GBps"]["median"] / ib_bw
     # S5: hinting on over off, same guest, same run.
-    from .common import hint_pairs, hint_ratios, qemu_groups, who
+    from .common import floor_pairs, hint_pairs, hint_ratios, qemu_groups, who
     for off, on in hint_pairs(result):
         for k, v in hint_ratios(off, on).items():
             out[f"{on['name']}: {k} hint on / off"] = v
@@ -217,12 +217,11 @@ def ratios(result):
                     if ts.get(k) and qs.get(k) and qs[k]["median"]:
                         out[f"{t['name']}: {k} / {who(q)}"] = ts[k]["median"] / qs[k]["median"]
         # tern over the floors of the same guest (floor.py).
-        for f in (r for r in terns if r["kind"] == "floor"):
-            for t in (r for r in terns if r["kind"] != "floor"):
-                ts, fs = t.get("summary") or {}, f.get("summary") or {}
-                for k in ("total-time-ms", "cpu-s-src", "cpu-s-dst"):
-                    if ts.get(k) and fs.get(k) and fs[k]["median"]:
-                        out[f"{t['name']}: {k} / {who(f)}"] = ts[k]["median"] / fs[k]["median"]
+        for t, f in floor_pairs(terns):
+            ts, fs = t.get("summary") or {}, f.get("summary") or {}
+            for k in ("total-time-ms", "cpu-s-src", "cpu-s-dst"):
+                if ts.get(k) and fs.get(k) and fs[k]["median"]:
+                    out[f"{t['name']}: {k} / {who(f)}"] = ts[k]["median"] / fs[k]["median"]
     urgent = _ref(result, "tern-urgent-rtt-us")
     if urgent and _ref(result, "ib-write-lat-rtt-us"):
         out["rdma urgent round trip / ib_write_lat rtt"] = \

@@ -6,7 +6,8 @@ returns one run's metrics (a flat dict of numbers, plus histograms under "hist-*
   bulk       precopy throughput of a prefilled, nearly idle guest (GB/s of RAM moved)
   migration  a whole precopy migration: total time, downtime, setup time, bytes sent
   qemu       the same guest migrated by QEMU itself, for comparison (qemuref.py)
-  floor      the same guest's written bytes moved over bare TCP loopback (floor.py)
+  floor      the same guest's written bytes landed in fresh memory and nothing else: over bare
+             TCP loopback, or by one copy (floor.py)
 All kinds also report cost: CPU seconds and minor faults of each ternd (or QEMU) during the
 migration, bytes moved per CPU second, and (ternd) resident memory beyond the guest's RAM.
 """

@@ -94,8 +94,9 @@ def floor_variants(value):
 
 
 def comparable_key(row):
-    """What a tern row and a QEMU row share when they measure the same guest: the scenario and
-    its axes other than transport and qemu (the report pairs result rows the same way)."""
+    """What a tern row and a QEMU or floor row share when they measure the same guest: the
+    scenario and its axes other than transport, qemu and floor (the report pairs result rows
+    the same way)."""
     from .common import same_guest_key
     return same_guest_key(row)
 
